@@ -1,0 +1,1 @@
+"""Data model, storage, ingest and demo data of the dashboard."""

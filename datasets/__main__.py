@@ -1,0 +1,84 @@
+"""``python -m datasets``: demo data, imports, districts and import templates."""
+
+from __future__ import annotations
+
+import sys
+
+from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url, month_arg
+from datasets.schema import KINDS
+
+
+def build_parser() -> ChineseArgumentParser:
+    parser = ChineseArgumentParser(prog="python -m datasets", description="政务服务效能评估看板：数据管理")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ChineseArgumentParser)
+
+    demo = sub.add_parser("demo", help="生成示例城市数据")
+    demo.add_argument("--db", help="数据库 URL（默认 DATABASE_URL 或内置 SQLite）")
+    demo.add_argument("--seed", type=int, default=7, help="随机种子（相同种子生成相同数据）")
+    demo.add_argument("--scale", type=float, default=1.0, help="规模：1 约 100 万条办件，10 约 1000 万条")
+
+    imp = sub.add_parser("import", help="导入导出文件（校验通过才入库）")
+    imp.add_argument("paths", nargs="+", metavar="PATH", help="要导入的文件（.xlsx/.xls/.csv）")
+    imp.add_argument("--kind", choices=list(KINDS), help="数据类型（默认按表头自动识别）")
+    imp.add_argument("--district", help="文件未含区县列时使用的区县")
+    imp.add_argument("--period", type=month_arg, help="数据所属月份 YYYY-MM（事项清单必填）")
+    imp.add_argument("--db", help="数据库 URL")
+    imp.add_argument("--report", help="问题清单输出路径（.xlsx）")
+    imp.add_argument("--user", default="命令行", help="导入人账号")
+
+    dist = sub.add_parser("districts", help="区县配置")
+    dsub = dist.add_subparsers(dest="action", required=True, parser_class=ChineseArgumentParser)
+    add = dsub.add_parser("add", help="新增或更新区县")
+    add.add_argument("name", help="区县名称")
+    add.add_argument("--code", help="区划代码")
+    add.add_argument("--alias", action="append", default=[], help="别名（可多次指定）")
+    add.add_argument("--db", help="数据库 URL")
+    lst = dsub.add_parser("list", help="列出区县")
+    lst.add_argument("--db", help="数据库 URL")
+
+    tpl = sub.add_parser("templates", help="生成导入模板（.xlsx）")
+    tpl.add_argument("--out", default="templates", help="输出目录")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from datasets import store
+
+    if args.command == "templates":
+        from datasets.templates import write_templates
+
+        for path in write_templates(args.out):
+            print(f"已生成模板：{path}")
+        return 0
+    engine = store.make_engine(db_url(getattr(args, "db", None)))
+    store.init_db(engine)
+    if args.command == "demo":
+        if args.scale <= 0:
+            print("参数错误：--scale 必须大于 0", file=sys.stderr)
+            return EXIT_USAGE
+        from datasets.demo import generate_demo
+
+        summary = generate_demo(engine, seed=args.seed, scale=args.scale)
+        print(summary)
+        return 0
+    if args.command == "districts":
+        if args.action == "add":
+            store.add_district(engine, args.name, args.code, args.alias)
+            print(f"已保存区县：{args.name}")
+        else:
+            table = store.list_districts(engine)
+            if table.height == 0:
+                print("尚未配置区县")
+            for name, code, aliases in table.iter_rows():
+                print(f"{name}\t{code or ''}\t{'、'.join(aliases)}")
+        return 0
+    if args.command == "import":
+        from datasets.upload import cli_import
+
+        return cli_import(engine, args)
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Application settings: a pydantic model read from the environment and .streamlit/secrets.toml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from datasets.store import default_url
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRETS_FILE = ROOT / ".streamlit" / "secrets.toml"
+
+
+class AppSettings(BaseSettings):
+    """Deployment settings. Environment variables win over secrets.toml; both are optional."""
+
+    model_config = SettingsConfigDict(extra="ignore", toml_file=SECRETS_FILE)
+
+    database_url: str = Field(default="", description="SQLAlchemy URL；为空时使用内置 SQLite 文件")
+    upload_max_mb: int = Field(default=50, ge=1, description="单个上传文件的大小上限（MB）")
+    load_demo_if_empty: bool = Field(default=True, description="内置库为空时自动载入示例数据")
+    demo_seed: int = 7
+
+    @property
+    def url(self) -> str:
+        return self.database_url or default_url()
+
+    @property
+    def embedded(self) -> bool:
+        """True when nothing was configured: the embedded SQLite file (demo mode)."""
+        return not self.database_url
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(**overrides: object) -> AppSettings:
+    return AppSettings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Working-day calendar, indicator registry, computation, composite index and ranking."""
