@@ -69,7 +69,7 @@ def import_frame(
     period: str | None = None,
     warnings: int = 0,
     summary: dict | None = None,
-    created_at=None,  # noqa: ANN001 - datetime, for demo data's back-dated uploads
+    created_at=None,
     late: bool = False,
 ) -> ImportResult:
     """Store canonical, validated rows: one batch per district, all in one transaction.

@@ -124,7 +124,7 @@ def make_engine(url: str | None = None) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": 60})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_connect(dbapi_conn, _record):  # noqa: ANN001
+        def _sqlite_connect(dbapi_conn, _record):
             # Take transaction control from pysqlite so that BEGIN IMMEDIATE serialises writers.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
@@ -134,7 +134,7 @@ def make_engine(url: str | None = None) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn):  # noqa: ANN001
+        def _sqlite_begin(conn):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     else:
