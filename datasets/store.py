@@ -319,10 +319,13 @@ def load_records(
         pl.col("batch_id").cast(pl.Int64),
         *[_cast_column(raw, f.name, f.dtype) for f in k.fields],
     )
-    # The newest import's row counts: sort by batch id, keep the last row per district × id.
-    frame = frame.sort("batch_id").unique(subset=["district", k.id_field], keep="last", maintain_order=True)
     periods = active.select(pl.col("id").cast(pl.Int64).alias("batch_id"), "period")
-    return frame.join(periods, on="batch_id", how="left").select(list(schema))
+    frame = frame.join(periods, on="batch_id", how="left")
+    # The newest import's row counts: keep the last row per district × id. A catalog is a snapshot
+    # valid from its period on, so catalog rows are unique per period instead.
+    key = ["district", k.id_field] + (["period"] if kind_name == "items" else [])
+    frame = frame.sort("batch_id").unique(subset=key, keep="last", maintain_order=True)
+    return frame.select(list(schema))
 
 
 def _cast_column(raw: pl.DataFrame, name: str, dtype: pl.DataType) -> pl.Expr:

@@ -1,0 +1,124 @@
+"""``python -m metrics``: indicator report and district ranking for evaluators' scripts.
+
+The columns and exit codes are a stable contract (0 ok, 2 bad arguments).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import polars as pl
+
+from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url, month_arg
+from metrics.periods import Period, parse_period
+
+REPORT_COLUMNS = [
+    "district",
+    "department",
+    "period_from",
+    "period_to",
+    "indicator",
+    "name",
+    "value",
+    "numerator",
+    "denominator",
+]
+
+
+def build_parser() -> ChineseArgumentParser:
+    parser = ChineseArgumentParser(prog="python -m metrics", description="政务服务效能评估看板：指标计算与排名")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ChineseArgumentParser)
+    rep = sub.add_parser("report", help="指标明细（每个区县/部门 × 指标一行）")
+    rep.add_argument("--db", help="数据库 URL（默认 DATABASE_URL 或内置 SQLite）")
+    rep.add_argument("--from", dest="first", type=month_arg, help="起始月份 YYYY-MM（默认最近有数据的月份）")
+    rep.add_argument("--to", dest="last", type=month_arg, help="结束月份 YYYY-MM（默认同起始月份）")
+    rep.add_argument("--by", choices=["district", "department", "city"], default="district", help="汇总方式")
+    rep.add_argument("--format", choices=["csv", "json"], default="csv", help="输出格式")
+    rep.add_argument("--out", help="输出文件（默认标准输出）")
+    rank = sub.add_parser("rank", help="区县效能指数排名")
+    rank.add_argument("--db", help="数据库 URL")
+    rank.add_argument("--period", required=True, help="时段：YYYY-MM、YYYY-Qn 或 YYYY")
+    rank.add_argument("--format", choices=["csv", "xlsx"], default="csv", help="输出格式")
+    rank.add_argument("--out", help="输出文件（xlsx 必须指定）")
+    return parser
+
+
+def _usage_error(message: str) -> int:
+    print(f"参数错误：{message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def report_table(comps: pl.DataFrame, period: Period, by: str) -> pl.DataFrame:
+    from metrics.compute import aggregate
+    from metrics.registry import INDICATORS
+
+    long = aggregate(comps, period, by=by)
+    if by != "department":
+        long = long.with_columns(pl.lit("").alias("department"))
+    names = pl.DataFrame({"indicator": [i.id for i in INDICATORS], "name": [i.name for i in INDICATORS],
+                          "_order": list(range(len(INDICATORS)))})
+    return (
+        long.join(names, on="indicator", how="inner")
+        .with_columns(pl.lit(period.first).alias("period_from"), pl.lit(period.last).alias("period_to"))
+        .sort(["district", "department", "_order"])
+        .select(REPORT_COLUMNS)
+    )
+
+
+def _write_text(text: str, out: str | None) -> None:
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from datasets import store
+    from metrics.calendar import CalendarError
+    from metrics.compute import latest_month
+    from metrics.scoring import load_settings
+    from metrics.service import compute_components
+
+    if args.command == "rank":
+        try:
+            period = parse_period(args.period)
+        except ValueError as exc:
+            return _usage_error(f"--period {exc}")
+        if args.format == "xlsx" and not args.out:
+            return _usage_error("--format xlsx 需要用 --out 指定输出文件")
+    if args.command == "report" and args.first and args.last and args.last < args.first:
+        return _usage_error(f"--to {args.last} 早于 --from {args.first}")
+    engine = store.make_engine(db_url(args.db))
+    store.init_db(engine)
+    settings = load_settings(engine)
+    try:
+        comps = compute_components(engine, settings)
+    except CalendarError as exc:
+        print(f"计算失败：{exc}", file=sys.stderr)
+        return 1
+    if args.command == "report":
+        first = args.first or latest_month(comps)
+        if first is None:
+            print("数据库中还没有数据：请先导入数据或运行 python -m datasets demo", file=sys.stderr)
+            return 1
+        period = Period(first, args.last or first)
+        table = report_table(comps, period, args.by)
+        if args.format == "csv":
+            _write_text(table.write_csv(), args.out)
+        else:
+            _write_text(table.write_json(), args.out)
+        return 0
+    from metrics.exports import rank_export_frame, write_rank_xlsx
+
+    table = rank_export_frame(comps, period, settings)
+    if args.format == "csv":
+        _write_text(table.write_csv(), args.out)
+    else:
+        write_rank_xlsx(comps, period, settings, args.out, engine=engine)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Ranked tables for evaluators: CSV (UTF-8 with BOM) and Excel with formulas and settings.
+
+Every text cell that a spreadsheet would run as a formula (= + - @) is neutralised.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+from typing import BinaryIO
+
+import polars as pl
+from sqlalchemy.engine import Engine
+
+from metrics.periods import Period
+from metrics.registry import GROUPS, INDICATORS, PERCENT
+from metrics.scoring import ScoringSettings, ranking
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize(value: object) -> object:
+    """Prefix text that a spreadsheet would treat as a formula with an apostrophe."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def neutralize_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    starts = "^[=+\\-@\t\r]"
+    return frame.with_columns(
+        pl.when(pl.col(c).str.contains(starts)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
+        for c in frame.columns
+        if frame.schema[c] == pl.String
+    )
+
+
+def rank_export_frame(comps: pl.DataFrame, period: Period, settings: ScoringSettings) -> pl.DataFrame:
+    """The CLI's ranked table: district, rank, rank change, index, group scores, every indicator value."""
+    table = ranking(comps, period, settings)
+    return neutralize_frame(
+        table.select(
+            "district",
+            "rank",
+            "rank_change",
+            "index",
+            *[f"group_{g}" for g in GROUPS],
+            *[i.id for i in INDICATORS],
+        )
+    )
+
+
+def rank_table_chinese(comps: pl.DataFrame, period: Period, settings: ScoringSettings) -> pl.DataFrame:
+    """The ranked table with Chinese headers: value, numerator and denominator of every indicator."""
+    table = ranking(comps, period, settings)
+    cols: list[pl.Expr] = [
+        pl.col("district").alias("区县"),
+        pl.col("rank").alias("排名"),
+        pl.col("rank_change").alias("排名变化"),
+        pl.col("index").round(2).alias("效能指数"),
+        *[pl.col(f"group_{g}").round(2).alias(f"{name}得分") for g, name in GROUPS.items()],
+    ]
+    for i in INDICATORS:
+        cols += [
+            pl.col(i.id).alias(f"{i.name}"),
+            pl.col(f"{i.id}__num").alias(f"{i.name}·分子"),
+            pl.col(f"{i.id}__den").alias(f"{i.name}·分母"),
+        ]
+    return neutralize_frame(table.select(cols))
+
+
+def rank_csv_bytes(comps: pl.DataFrame, period: Period, settings: ScoringSettings) -> bytes:
+    """UTF-8 with BOM so that Excel opens the Chinese headers correctly."""
+    return "\ufeff".encode() + rank_table_chinese(comps, period, settings).write_csv().encode("utf-8")
+
+
+def write_rank_xlsx(
+    comps: pl.DataFrame,
+    period: Period,
+    settings: ScoringSettings,
+    out: str | Path | BinaryIO,
+    engine: Engine | None = None,
+    imported_at: dt.datetime | None = None,
+) -> None:
+    """Sheet 排名: frozen header, percentages formatted; sheet 指标说明: formulas and settings used."""
+    import xlsxwriter
+
+    table = rank_table_chinese(comps, period, settings)
+    if imported_at is None and engine is not None:
+        from datasets import store
+
+        history = store.batch_history(engine)
+        imported_at = history["created_at"].max() if history.height else None
+    book = xlsxwriter.Workbook(out, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False})
+    head = book.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True, "valign": "top"})
+    pct = book.add_format({"num_format": "0.00%"})
+    num = book.add_format({"num_format": "#,##0.##"})
+    sheet = book.add_worksheet("排名")
+    percent_cols = {i.name for i in INDICATORS if i.unit == PERCENT}
+    for c, name in enumerate(table.columns):
+        sheet.write_string(0, c, name, head)
+        fmt = pct if name in percent_cols else num if table.schema[name] != pl.String else None
+        for r, value in enumerate(table[name].to_list(), start=1):
+            if value is None:
+                sheet.write_string(r, c, "—")
+            elif isinstance(value, str):
+                sheet.write_string(r, c, value)
+            else:
+                sheet.write_number(r, c, value, fmt)
+        sheet.set_column(c, c, 10 if c else 12)
+    sheet.freeze_panes(1, 1)
+    sheet.set_row(0, 48)
+
+    info = book.add_worksheet("指标说明")
+    info.write_row(0, 0, ["统计时段", period.label, f"{period.first} 至 {period.last}"], head)
+    info.write_row(1, 0, ["数据导入时间", str(imported_at or "—")])
+    info.write_row(2, 0, ["导出时间", dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")])
+    info.write_row(3, 0, ["指数算法", "得分 = clamp((实际值 − 底线值) ÷ (目标值 − 底线值), 0, 1) × 100；分组得分和效能指数为已有得分的加权平均"])
+    headers = ["指标", "编号", "分组", "方向", "单位", "公式", "口径说明", "数据来源", "权重", "目标值", "底线值"]
+    info.write_row(5, 0, headers, head)
+    for r, i in enumerate(INDICATORS, start=6):
+        t = settings.indicators[i.id]
+        info.write_row(
+            r,
+            0,
+            [i.name, i.id, f"{i.group} {i.group_name}", i.arrow, i.unit, i.formula, i.description, i.data_source],
+        )
+        fmt = pct if i.unit == PERCENT else num
+        info.write_number(r, 8, t.weight)
+        info.write_number(r, 9, t.target, fmt)
+        info.write_number(r, 10, t.floor, fmt)
+    r = 6 + len(INDICATORS) + 1
+    info.write_row(r, 0, ["规则", "取值"], head)
+    for k, (name, value) in enumerate(settings.rules.model_dump().items(), start=r + 1):
+        info.write_row(k, 0, [name, value])
+    info.set_column(0, 0, 22)
+    info.set_column(5, 7, 40)
+    book.close()
+
+
+def rank_xlsx_bytes(comps: pl.DataFrame, period: Period, settings: ScoringSettings, engine: Engine | None = None) -> bytes:
+    buf = io.BytesIO()
+    write_rank_xlsx(comps, period, settings, buf, engine=engine)
+    return buf.getvalue()

@@ -1,0 +1,117 @@
+"""Periods as month ranges: a month, a quarter, a year or any custom range of months.
+
+Months are ``YYYY-MM`` strings throughout (they sort correctly as text).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
+_QUARTER = re.compile(r"^(\d{4})-?Q([1-4])$", re.IGNORECASE)
+_YEAR = re.compile(r"^(\d{4})$")
+
+
+def month_index(month: str) -> int:
+    year, mon = month.split("-")
+    return int(year) * 12 + int(mon) - 1
+
+
+def month_from_index(index: int) -> str:
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def shift_month(month: str, months: int) -> str:
+    return month_from_index(month_index(month) + months)
+
+
+def month_range(first: str, last: str) -> list[str]:
+    return [month_from_index(i) for i in range(month_index(first), month_index(last) + 1)]
+
+
+@dataclass(frozen=True, order=True)
+class Period:
+    first: str  # YYYY-MM
+    last: str  # YYYY-MM, inclusive
+
+    def __post_init__(self) -> None:
+        if month_index(self.first) > month_index(self.last):
+            raise ValueError(f"起始月份 {self.first} 晚于结束月份 {self.last}")
+
+    @property
+    def months(self) -> list[str]:
+        return month_range(self.first, self.last)
+
+    @property
+    def length(self) -> int:
+        return month_index(self.last) - month_index(self.first) + 1
+
+    def shift(self, months: int) -> Period:
+        return Period(shift_month(self.first, months), shift_month(self.last, months))
+
+    def previous(self) -> Period:
+        """The previous period of the same length (环比)."""
+        return self.shift(-self.length)
+
+    def year_ago(self) -> Period:
+        """The same period one year earlier (同比)."""
+        return self.shift(-12)
+
+    @property
+    def label(self) -> str:
+        y1, m1 = self.first.split("-")
+        y2, m2 = self.last.split("-")
+        if self.length == 1:
+            return f"{y1}年{int(m1)}月"
+        if y1 == y2 and m1 == "01" and m2 == "12":
+            return f"{y1}年"
+        if y1 == y2 and self.length == 3 and (int(m1) - 1) % 3 == 0:
+            return f"{y1}年第{(int(m1) - 1) // 3 + 1}季度"
+        return f"{y1}年{int(m1)}月—{y2}年{int(m2)}月"
+
+    @property
+    def key(self) -> str:
+        """Compact text form accepted by parse_period (used in URLs)."""
+        y1, m1 = self.first.split("-")
+        if self.length == 1:
+            return self.first
+        if self.first == f"{y1}-01" and self.last == f"{y1}-12":
+            return y1
+        if self.length == 3 and (int(m1) - 1) % 3 == 0 and self.last[:4] == y1:
+            return f"{y1}-Q{(int(m1) - 1) // 3 + 1}"
+        return f"{self.first}~{self.last}"
+
+
+def parse_month(text: str) -> str:
+    m = _MONTH.match(text.strip())
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        raise ValueError(f"“{text}”不是有效的月份，应写作 YYYY-MM，例如 2024-05")
+    return f"{int(m.group(1)):04d}-{int(m.group(2)):02d}"
+
+
+def parse_period(text: str) -> Period:
+    """``YYYY-MM``, ``YYYY-Qn``, ``YYYY`` or ``YYYY-MM~YYYY-MM``."""
+    text = text.strip()
+    if "~" in text:
+        a, b = text.split("~", 1)
+        return Period(parse_month(a), parse_month(b))
+    if m := _QUARTER.match(text):
+        year, q = int(m.group(1)), int(m.group(2))
+        return Period(f"{year:04d}-{3 * q - 2:02d}", f"{year:04d}-{3 * q:02d}")
+    if m := _YEAR.match(text):
+        return Period(f"{text}-01", f"{text}-12")
+    if _MONTH.match(text):
+        month = parse_month(text)
+        return Period(month, month)
+    raise ValueError(f"“{text}”不是有效的时段，应写作 YYYY-MM、YYYY-Qn 或 YYYY，例如 2024-05、2024-Q2、2024")
+
+
+def quarter_of(month: str) -> Period:
+    year, mon = month.split("-")
+    q = (int(mon) - 1) // 3 + 1
+    return parse_period(f"{year}-Q{q}")
+
+
+def year_of(month: str) -> Period:
+    return parse_period(month[:4])

@@ -1,0 +1,330 @@
+"""Turn stored records into the row-level source frames the registry's expressions read.
+
+Every frame has ``district``, ``department`` and ``month`` (YYYY-MM) plus the flag and measure
+columns named in metrics/registry.py. Counting rules (period of a row, elapsed time, time-limit
+fallback, cards) live here, once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+from sqlalchemy.engine import Engine
+
+from datasets import store
+from datasets.schema import KINDS, ONLINE_CHANNELS, empty_frame
+from metrics.calendar import WorkCalendar, load_calendar
+from metrics.periods import month_range
+
+NATURAL_DAYS = "自然日"
+KEYS = ["district", "department", "month"]
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Thresholds that are settings rather than spec constants."""
+
+    yellow_grace_days: int = 1  # yellow card: elapsed exceeds the promised limit by more than this
+    red_grace_days: int = 1  # red card: elapsed exceeds the legal limit by more than this
+    rectify_days: int = 15  # 差评 rectified within this many working days counts as on time
+
+
+@dataclass
+class Dataset:
+    """Current records of the four kinds (newest import per id), each with its batch ``period``."""
+
+    cases: pl.DataFrame
+    items: pl.DataFrame
+    evaluations: pl.DataFrame
+    hotline: pl.DataFrame
+
+    @classmethod
+    def empty(cls) -> Dataset:
+        def frame(kind: str) -> pl.DataFrame:
+            return empty_frame(kind).with_columns(pl.lit(None, dtype=pl.Int64).alias("batch_id"),
+                                                  pl.lit(None, dtype=pl.String).alias("period"))
+
+        return cls(*(frame(k) for k in KINDS))
+
+    def months(self) -> list[str]:
+        """Every month with any data, oldest first."""
+        found: set[str] = set()
+        for frame, col in (
+            (self.cases, "accepted_at"),
+            (self.cases, "completed_at"),
+            (self.evaluations, "evaluated_at"),
+            (self.hotline, "received_at"),
+        ):
+            found |= set(frame.select(pl.col(col).dt.strftime("%Y-%m")).drop_nulls().unique().to_series().to_list())
+        found |= set(self.items["period"].drop_nulls().unique().to_list())
+        return sorted(found)
+
+    def districts(self) -> list[str]:
+        names: set[str] = set()
+        for frame in (self.cases, self.items, self.evaluations, self.hotline):
+            names |= set(frame["district"].drop_nulls().unique().to_list())
+        return sorted(names)
+
+
+def load_dataset(engine: Engine) -> Dataset:
+    return Dataset(*(store.load_records(engine, k) for k in KINDS))
+
+
+def _month(expr: pl.Expr) -> pl.Expr:
+    return expr.dt.strftime("%Y-%m")
+
+
+def _month_end(period: pl.Expr) -> pl.Expr:
+    """Last day of a YYYY-MM period, as a datetime at the end of that day."""
+    first = (period + "-01").str.to_date("%Y-%m-%d")
+    return first.dt.month_end().cast(pl.Datetime("us"))
+
+
+def _dept(expr: pl.Expr) -> pl.Expr:
+    return expr.fill_null("").alias("department")
+
+
+def catalog_for_cases(cases: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
+    """For each case, the limits of its item in the newest catalog on or before its accepted month."""
+    catalog = items.select(
+        "district",
+        "item_code",
+        (pl.col("period").str.slice(0, 4).cast(pl.Int32) * 12 + pl.col("period").str.slice(5, 2).cast(pl.Int32))
+        .alias("_m"),
+        pl.col("legal_limit").alias("cat_legal"),
+        pl.col("legal_limit_unit").alias("cat_legal_unit"),
+        pl.col("promised_limit").alias("cat_promised"),
+        pl.col("promised_limit_unit").alias("cat_promised_unit"),
+    ).sort("_m")
+    acc = pl.col("accepted_at")
+    left = cases.with_columns((acc.dt.year() * 12 + acc.dt.month()).fill_null(0).cast(pl.Int32).alias("_m")).sort("_m")
+    # As-of join on a month number: the newest catalog not after the case's month.
+    return left.join_asof(catalog, on="_m", by=["district", "item_code"], strategy="backward",
+                          check_sortedness=False).drop("_m")
+
+
+def case_flags(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.DataFrame:
+    """Every case with its limits, elapsed time and flags (the counting rules, applied once).
+
+    Adds ``legal``/``promised`` (with units), ``elapsed_wd``, ``el_legal``, ``el_promised``,
+    ``is_completed``, ``red_card``, ``any_card`` and ``is_online`` to the stored columns; used by
+    the indicators and by drill-down lists.
+    """
+    cases = data.cases
+    if cases.height:
+        years = set(cases["accepted_at"].dt.year().drop_nulls().unique().to_list())
+        years |= set(cases["completed_at"].dt.year().drop_nulls().unique().to_list())
+        years |= {int(p[:4]) for p in cases["period"].drop_nulls().unique().to_list()}
+        cal.check_years(years)
+    cases = catalog_for_cases(cases, data.items)
+    completed = (pl.col("status") == "已办结") & pl.col("completed_at").is_not_null()
+    # Open cases: elapsed time runs to the end of the export's month.
+    end = pl.when(completed).then(pl.col("completed_at")).otherwise(_month_end(pl.col("period")))
+    suspended = pl.col("suspended_days").fill_null(0)
+    from_case_legal = pl.col("legal_limit").is_not_null()
+    from_case_promised = pl.col("promised_limit").is_not_null()
+    frame = cases.with_columns(
+        pl.coalesce("legal_limit", "cat_legal").alias("legal"),
+        pl.when(from_case_legal)
+        .then(pl.col("legal_limit_unit"))
+        .otherwise(pl.col("cat_legal_unit"))
+        .fill_null("工作日")
+        .alias("legal_unit"),
+        pl.coalesce("promised_limit", "cat_promised").alias("promised"),
+        pl.when(from_case_promised)
+        .then(pl.col("promised_limit_unit"))
+        .otherwise(pl.col("cat_promised_unit"))
+        .fill_null("工作日")
+        .alias("promised_unit"),
+        (cal.working_days_between(pl.col("accepted_at"), end) - suspended).clip(lower_bound=0).alias("elapsed_wd"),
+        (cal.calendar_days_between(pl.col("accepted_at"), end) - suspended).clip(lower_bound=0).alias("elapsed_cd"),
+        completed.alias("is_completed"),
+    ).with_columns(
+        pl.when(pl.col("legal_unit") == NATURAL_DAYS).then("elapsed_cd").otherwise("elapsed_wd").alias("el_legal"),
+        pl.when(pl.col("promised_unit") == NATURAL_DAYS)
+        .then("elapsed_cd")
+        .otherwise("elapsed_wd")
+        .alias("el_promised"),
+    )
+    supervision = pl.col("supervision")
+    computed_red = pl.col("legal").is_not_null() & ((pl.col("el_legal") - pl.col("legal")) > rules.red_grace_days)
+    computed_yellow = pl.col("promised").is_not_null() & (
+        (pl.col("el_promised") - pl.col("promised")) > rules.yellow_grace_days
+    )
+    frame = frame.with_columns(
+        pl.when(supervision.is_not_null()).then(supervision == "红牌").otherwise(computed_red).alias("red_card"),
+        pl.when(supervision.is_not_null())
+        .then(supervision.is_in(["黄牌", "红牌"]))
+        .otherwise(computed_red | computed_yellow)
+        .alias("any_card"),
+        pl.col("channel").is_in(list(ONLINE_CHANNELS)).alias("is_online"),
+        _dept(pl.col("department")),
+    )
+    return frame
+
+
+def prepare_cases(data: Dataset, cal: WorkCalendar, rules: Rules) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The accepted-cases frame (by 受理 month) and the completed-cases frame (by 办结 month)."""
+    frame = case_flags(data, cal, rules)
+    accepted = frame.filter(pl.col("status") != "不予受理").select(
+        "district",
+        "department",
+        _month(pl.col("accepted_at")).alias("month"),
+        "is_online",
+        "any_card",
+        "red_card",
+        "is_completed",
+        "item_code",
+    )
+    legal_pos = pl.col("legal").is_not_null() & (pl.col("legal") > 0)
+    promised_pos = pl.col("promised").is_not_null() & (pl.col("promised") > 0)
+    done = frame.filter(pl.col("is_completed")).select(
+        "district",
+        "department",
+        _month(pl.col("completed_at")).alias("month"),
+        "item_code",
+        "case_id",
+        pl.col("elapsed_wd").cast(pl.Float64),
+        pl.when(legal_pos).then(pl.col("legal")).otherwise(0.0).alias("legal_pos"),
+        pl.when(legal_pos).then(pl.col("el_legal")).otherwise(0).cast(pl.Float64).alias("elapsed_for_legal_pos"),
+        pl.when(promised_pos).then(pl.col("promised")).otherwise(0.0).alias("promised_pos"),
+        pl.when(promised_pos)
+        .then(pl.col("el_promised"))
+        .otherwise(0)
+        .cast(pl.Float64)
+        .alias("elapsed_for_promised_pos"),
+        (pl.col("promised").is_not_null() & (pl.col("el_promised") <= pl.col("promised"))).alias("on_time"),
+    )
+    return accepted, done
+
+
+def prepare_items(data: Dataset, months: list[str]) -> pl.DataFrame:
+    """One row per item of the catalog in force in each month (newest catalog period ≤ month).
+
+    A catalog stays in force every month from its period up to the last month with any data.
+    """
+    items = data.items.filter(pl.col("period") <= months[-1]) if months else data.items
+    if items.height == 0 or not months:
+        return _items_flags(items.with_columns(pl.lit(None, dtype=pl.String).alias("month")).head(0), data)
+    versions = items.select("district", "period").unique().sort("district", "period")
+    last = months[-1]
+    spans = versions.with_columns(
+        pl.col("period").shift(-1).over("district").alias("next_period"),
+    )
+    rows = []
+    for district, period, next_period in spans.iter_rows():
+        stop = next_period if next_period else None
+        in_force = [m for m in month_range(period, last) if stop is None or m < stop]
+        rows.extend((district, period, m) for m in in_force)
+    month_map = pl.DataFrame(rows, schema=["district", "period", "month"], orient="row")
+    expanded = items.join(month_map, on=["district", "period"], how="inner")
+    return _items_flags(expanded, data)
+
+
+def _items_flags(expanded: pl.DataFrame, data: Dataset) -> pl.DataFrame:
+    evaluated = (
+        data.evaluations.select("district", "item_code", _month(pl.col("evaluated_at")).alias("month"))
+        .unique()
+        .with_columns(pl.lit(True).alias("evaluated"))
+    )
+    depth = pl.col("online_depth")
+    legal_pos = pl.col("legal_limit").is_not_null() & (pl.col("legal_limit") > 0)
+    return expanded.join(evaluated, on=["district", "item_code", "month"], how="left").select(
+        "district",
+        _dept(pl.col("department")),
+        "month",
+        "item_code",
+        (depth >= 2).fill_null(False).alias("depth_ge2"),
+        (depth >= 3).fill_null(False).alias("depth_ge3"),
+        (depth == 4).fill_null(False).alias("depth_eq4"),
+        pl.when(legal_pos).then(pl.col("legal_limit")).otherwise(0.0).alias("legal_pos"),
+        # An item with no promised limit is taken as promising the legal one (no compression).
+        pl.when(legal_pos)
+        .then(pl.coalesce("promised_limit", "legal_limit"))
+        .otherwise(0.0)
+        .alias("promised_for_legal_pos"),
+        (pl.col("case_type") == "即办件").fill_null(False).alias("is_instant"),
+        (pl.col("visits_required") == 0).fill_null(False).alias("zero_visit"),
+        (pl.col("visits_required") <= 1).fill_null(False).alias("at_most_once"),
+        (pl.col("materials_count") == 0).fill_null(False).alias("zero_material"),
+        pl.col("in_hall").fill_null(False).alias("in_hall_yes"),
+        pl.col("evaluated").fill_null(False),
+    )
+
+
+def evaluation_flags(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.DataFrame:
+    """Every evaluation with its month and flags (good, bad, rectified, rectified on time)."""
+    ev = data.evaluations
+    if ev.height:
+        cal.check_years(set(ev["evaluated_at"].dt.year().drop_nulls().unique().to_list()))
+    bad = pl.col("rating") <= 2
+    rectified = bad & pl.col("rectify_status").is_in(["已整改", "核实不属实"])
+    within = cal.working_days_between(pl.col("evaluated_at"), pl.col("rectified_at")) <= rules.rectify_days
+    return ev.with_columns(
+        _month(pl.col("evaluated_at")).alias("month"),
+        pl.col("active").fill_null(False),
+        (pl.col("rating") >= 3).alias("is_good"),
+        bad.alias("is_bad"),
+        rectified.alias("bad_rectified"),
+        (rectified & pl.col("rectified_at").is_not_null() & within.fill_null(False)).alias("bad_rectified_on_time"),
+    )
+
+
+def prepare_evaluations(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.DataFrame:
+    return evaluation_flags(data, cal, rules).select(
+        "district",
+        _dept(pl.col("department")),
+        "month",
+        "item_code",
+        "rating",
+        "active",
+        "is_good",
+        "is_bad",
+        "bad_rectified",
+        "bad_rectified_on_time",
+    )
+
+
+def prepare_hotline(data: Dataset) -> pl.DataFrame:
+    hl = data.hotline
+    closed = pl.col("closed_at").is_not_null()
+    return hl.select(
+        "district",
+        _dept(pl.col("department")),
+        _month(pl.col("received_at")).alias("month"),
+        closed.alias("is_closed"),
+        (closed & pl.col("due_at").is_not_null() & (pl.col("closed_at") <= pl.col("due_at"))).alias(
+            "closed_on_time"
+        ),
+        pl.col("satisfaction").is_in(["满意", "基本满意", "不满意"]).alias("answered"),
+        pl.col("satisfaction").is_in(["满意", "基本满意"]).alias("satisfied"),
+    )
+
+
+def prepare_sources(
+    data: Dataset, rules: Rules | None = None, cal: WorkCalendar | None = None, until: str | None = None
+) -> dict[str, pl.DataFrame]:
+    """All source frames the registry refers to, keyed by source name.
+
+    ``until``: the last month catalogs are counted in force (default: the latest month of ``data``).
+    Pass it explicitly when computing a part of the data that must add up to the whole.
+    """
+    rules = rules or Rules()
+    cal = cal or load_calendar()
+    accepted, completed = prepare_cases(data, cal, rules)
+    months = data.months()
+    if until is not None:
+        months = [m for m in months if m <= until] + [until]
+    return {
+        "items": prepare_items(data, sorted(set(months))),
+        "cases_accepted": accepted,
+        "cases_completed": completed,
+        "evaluations": prepare_evaluations(data, cal, rules),
+        "hotline": prepare_hotline(data),
+    }
+
+
+def today() -> dt.date:
+    return dt.date.today()

@@ -1,0 +1,206 @@
+"""Composite index (政务服务效能指数), group scores and competition ranking.
+
+Score ``s_i = clamp((v_i − f_i) / (t_i − f_i), 0, 1) × 100``; group scores and the index are
+``Σ w_i s_i ÷ Σ w_i`` over the scores that exist. Weights, targets and floors come from
+``metrics/scoring.toml`` (version-controlled defaults) overlaid with the changes an administrator
+saved in the database (who, when, old, new).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import polars as pl
+import sqlalchemy as sa
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy.engine import Engine
+
+from datasets import store
+from metrics.compute import aggregate, wide_values
+from metrics.periods import Period
+from metrics.prepare import Rules
+from metrics.registry import GROUPS, INDICATORS
+
+DEFAULTS_FILE = Path(__file__).resolve().parent / "scoring.toml"
+
+
+class IndicatorTarget(BaseModel):
+    weight: float = Field(ge=0)
+    target: float
+    floor: float
+
+    @model_validator(mode="after")
+    def _target_differs(self) -> IndicatorTarget:
+        if self.target == self.floor:
+            raise ValueError("目标值与底线值不能相同")
+        return self
+
+
+class RulesModel(BaseModel):
+    yellow_grace_days: int = Field(1, ge=0)
+    red_grace_days: int = Field(1, ge=0)
+    rectify_days: int = Field(15, ge=1)
+
+
+class ScoringSettings(BaseModel):
+    indicators: dict[str, IndicatorTarget]
+    rules: RulesModel = RulesModel()
+
+    @model_validator(mode="after")
+    def _complete(self) -> ScoringSettings:
+        missing = [i.id for i in INDICATORS if i.id not in self.indicators]
+        if missing:
+            raise ValueError(f"缺少指标的权重设置：{'、'.join(missing)}")
+        unknown = [k for k in self.indicators if k not in {i.id for i in INDICATORS}]
+        if unknown:
+            raise ValueError(f"未知的指标：{'、'.join(unknown)}")
+        return self
+
+    def to_rules(self) -> Rules:
+        return Rules(**self.rules.model_dump())
+
+    def flat(self) -> dict[str, float]:
+        """``indicators.<id>.<field>`` and ``rules.<field>`` → value (the keys of the change log)."""
+        out: dict[str, float] = {}
+        for ind_id, t in self.indicators.items():
+            for name, value in t.model_dump().items():
+                out[f"indicators.{ind_id}.{name}"] = value
+        for name, value in self.rules.model_dump().items():
+            out[f"rules.{name}"] = value
+        return out
+
+    @classmethod
+    def from_flat(cls, flat: dict[str, float]) -> ScoringSettings:
+        nested: dict = {"indicators": {}, "rules": {}}
+        for key, value in flat.items():
+            parts = key.split(".")
+            if parts[0] == "indicators":
+                nested["indicators"].setdefault(parts[1], {})[parts[2]] = value
+            elif parts[0] == "rules":
+                nested["rules"][parts[1]] = value
+        return cls.model_validate(nested)
+
+
+def default_settings(path: Path = DEFAULTS_FILE) -> ScoringSettings:
+    with path.open("rb") as fh:
+        return ScoringSettings.model_validate(tomllib.load(fh))
+
+
+def load_settings(engine: Engine | None = None, path: Path = DEFAULTS_FILE) -> ScoringSettings:
+    """Defaults from the file, overlaid with the newest saved change of each key."""
+    settings = default_settings(path)
+    if engine is None:
+        return settings
+    t = store.settings_changes
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t.c.key, t.c.new_value).order_by(t.c.id)).all()
+    if not rows:
+        return settings
+    flat = settings.flat()
+    for key, new_value in rows:
+        if key in flat and new_value is not None:
+            flat[key] = json.loads(new_value)
+    return ScoringSettings.from_flat(flat)
+
+
+def save_settings(engine: Engine, new: ScoringSettings, user_name: str) -> list[tuple[str, float, float]]:
+    """Record every changed value (who, when, old, new); returns the changes."""
+    old = load_settings(engine).flat()
+    changes = [(k, old.get(k), v) for k, v in new.flat().items() if old.get(k) != v]
+    if not changes:
+        return []
+    with engine.begin() as conn:
+        at = store.now()
+        for key, before, after in changes:
+            conn.execute(
+                store.settings_changes.insert().values(
+                    user_name=user_name, at=at, key=key, old_value=json.dumps(before), new_value=json.dumps(after)
+                )
+            )
+        store.add_revision(conn, f"settings by {user_name}")
+    return changes
+
+
+def settings_history(engine: Engine) -> pl.DataFrame:
+    t = store.settings_changes
+    return store.read_query(engine, sa.select(t).order_by(t.c.id.desc()))
+
+
+# --- scores -------------------------------------------------------------------------------------
+
+
+def score_expr(value: pl.Expr, target: float, floor: float) -> pl.Expr:
+    return ((value - floor) / (target - floor)).clip(0.0, 1.0) * 100.0
+
+
+def _weighted_mean(pairs: list[tuple[pl.Expr, float]]) -> pl.Expr:
+    """Σ w s ÷ Σ w over the non-null scores; null when none exists (or all weights are 0)."""
+    num = pl.sum_horizontal([(s * w).fill_null(0.0) for s, w in pairs])
+    den = pl.sum_horizontal([pl.when(s.is_not_null()).then(pl.lit(w)).otherwise(0.0) for s, w in pairs])
+    return pl.when(den > 0).then(num / den)
+
+
+def score_table(wide: pl.DataFrame, settings: ScoringSettings, keys: list[str]) -> pl.DataFrame:
+    """Add ``score_<id>``, ``group_<A..E>`` and ``index`` columns to a wide value table."""
+    scores = [
+        score_expr(pl.col(i.id), settings.indicators[i.id].target, settings.indicators[i.id].floor).alias(
+            f"score_{i.id}"
+        )
+        for i in INDICATORS
+    ]
+    out = wide.with_columns(scores)
+    weight = {i.id: settings.indicators[i.id].weight for i in INDICATORS}
+    groups = [
+        _weighted_mean([(pl.col(f"score_{i.id}"), weight[i.id]) for i in INDICATORS if i.group == g]).alias(
+            f"group_{g}"
+        )
+        for g in GROUPS
+    ]
+    index = _weighted_mean([(pl.col(f"score_{i.id}"), weight[i.id]) for i in INDICATORS]).alias("index")
+    return out.with_columns(*groups, index)
+
+
+def competition_rank(index: pl.Expr) -> pl.Expr:
+    """1, 1, 3 ranking by index (higher first); rounding keeps float noise from splitting ties."""
+    return index.round(6).rank(method="min", descending=True).cast(pl.Int64)
+
+
+def ranking(comps: pl.DataFrame, period: Period, settings: ScoringSettings) -> pl.DataFrame:
+    """Ranked table of districts for a period with rank change against the previous period.
+
+    Columns: district, rank, prev_rank, rank_change (positive = moved up), index, group_A..E,
+    then per indicator: <id> (value), <id>__num, <id>__den, score_<id>.
+    """
+    current = _scored(comps, period, settings)
+    previous = _scored(comps, period.previous(), settings).select(
+        "district", pl.col("rank").alias("prev_rank")
+    )
+    out = current.join(previous, on="district", how="left").with_columns(
+        (pl.col("prev_rank") - pl.col("rank")).alias("rank_change")
+    )
+    lead = ["district", "rank", "prev_rank", "rank_change", "index", *[f"group_{g}" for g in GROUPS]]
+    per_ind = [c for i in INDICATORS for c in (i.id, f"{i.id}__num", f"{i.id}__den", f"score_{i.id}")]
+    return out.select(*lead, *per_ind).sort(["rank", "district"], nulls_last=True)
+
+
+def _scored(comps: pl.DataFrame, period: Period, settings: ScoringSettings) -> pl.DataFrame:
+    long = aggregate(comps, period, by="district")
+    wide = wide_values(long)
+    parts = long.pivot(on="indicator", index="district", values=["numerator", "denominator"])
+    rename = {}
+    for col in parts.columns:
+        if col.startswith("numerator_"):
+            rename[col] = col.removeprefix("numerator_") + "__num"
+        elif col.startswith("denominator_"):
+            rename[col] = col.removeprefix("denominator_") + "__den"
+    parts = parts.rename(rename)
+    for i in INDICATORS:
+        for suffix in ("__num", "__den"):
+            if f"{i.id}{suffix}" not in parts.columns:
+                parts = parts.with_columns(pl.lit(None, dtype=pl.Float64).alias(f"{i.id}{suffix}"))
+    scored = score_table(wide, settings, ["district"]).join(parts, on="district", how="left")
+    return scored.with_columns(
+        pl.when(pl.col("index").is_not_null()).then(competition_rank(pl.col("index"))).alias("rank")
+    )

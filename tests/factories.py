@@ -1,0 +1,72 @@
+"""Small builders for canonical rows, so tests state only the fields that matter."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import polars as pl
+
+from datasets.schema import KINDS
+from metrics.prepare import Dataset
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "cases": {
+        "district": "甲区",
+        "department": "区市场监管局",
+        "item_code": "I1",
+        "channel": "窗口",
+        "status": "已办结",
+        "period": "2024-10",
+        "batch_id": 1,
+    },
+    "items": {
+        "district": "甲区",
+        "department": "区市场监管局",
+        "item_name": "事项",
+        "online_depth": 1,
+        "period": "2024-01",
+        "batch_id": 1,
+    },
+    "evaluations": {
+        "district": "甲区",
+        "department": "区市场监管局",
+        "item_code": "I1",
+        "active": True,
+        "period": "2024-10",
+        "batch_id": 1,
+    },
+    "hotline": {"district": "甲区", "department": "区住建局", "period": "2024-10", "batch_id": 1},
+}
+
+
+def frame(kind: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """Rows of a kind with the full canonical schema plus batch_id and period."""
+    k = KINDS[kind]
+    schema = {"batch_id": pl.Int64, **k.polars_schema, "period": pl.String}
+    filled = []
+    for n, row in enumerate(rows):
+        full = {name: None for name in schema}
+        full.update(DEFAULTS[kind])
+        full[k.id_field] = f"{kind[:2].upper()}{n + 1}"
+        full.update(row)
+        filled.append(full)
+    return pl.DataFrame(filled, schema=schema, orient="row") if filled else pl.DataFrame(schema=schema)
+
+
+def dataset(
+    cases: list[dict] | None = None,
+    items: list[dict] | None = None,
+    evaluations: list[dict] | None = None,
+    hotline: list[dict] | None = None,
+) -> Dataset:
+    return Dataset(
+        frame("cases", cases or []),
+        frame("items", items or []),
+        frame("evaluations", evaluations or []),
+        frame("hotline", hotline or []),
+    )
+
+
+def at(y: int, m: int, d: int, h: int = 10, mi: int = 0) -> dt.datetime:
+    return dt.datetime(y, m, d, h, mi)

@@ -1,0 +1,365 @@
+"""Every indicator on hand-computed data: numerator, denominator and value.
+
+Calendar facts used below (State Council schedule): 2024-10-01..07 National Day holiday, 2024-10-12
+(Saturday) a make-up workday; 2024-05-11 (Saturday) a make-up workday; 2024-06-10 Dragon Boat
+Festival holiday.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from metrics.calendar import CalendarError
+from metrics.compute import aggregate, components
+from metrics.periods import Period
+from metrics.prepare import Rules
+from tests.factories import at, dataset
+
+OCT = Period("2024-10", "2024-10")
+
+
+def result(data, period=OCT, rules=None) -> dict[str, tuple[float, float, float | None]]:
+    long = aggregate(components(data, rules), period, by="district")
+    return {r["indicator"]: (r["numerator"], r["denominator"], r["value"]) for r in long.iter_rows(named=True)}
+
+
+def check(data, expected: dict[str, tuple[float, float, float | None]], period=OCT) -> None:
+    got = result(data, period)
+    for ind, (num, den, value) in expected.items():
+        assert ind in got, f"{ind} missing"
+        g_num, g_den, g_val = got[ind]
+        assert (g_num, g_den) == pytest.approx((num, den)), ind
+        if value is None:
+            assert g_val is None, ind
+        else:
+            assert g_val == pytest.approx(value), ind
+
+
+# --- A. online service ----------------------------------------------------------------------
+
+ITEMS_4 = [
+    # depth 1..4; 即办件 only the 4th; visits 0,1,2,None; materials 0,0,3,5; in_hall 是,是,否,None
+    {"item_code": "I1", "online_depth": 1, "visits_required": 0, "materials_count": 0, "in_hall": True,
+     "legal_limit": 20.0, "promised_limit": 5.0, "case_type": "承诺件"},
+    {"item_code": "I2", "online_depth": 2, "visits_required": 1, "materials_count": 0, "in_hall": True,
+     "legal_limit": 10.0, "promised_limit": 10.0, "case_type": "承诺件"},
+    {"item_code": "I3", "online_depth": 3, "visits_required": 2, "materials_count": 3, "in_hall": False,
+     "legal_limit": 0.0, "promised_limit": 0.0, "case_type": "承诺件"},
+    {"item_code": "I4", "online_depth": 4, "visits_required": None, "materials_count": 5, "in_hall": None,
+     "case_type": "即办件"},
+]
+
+
+def test_item_indicators_hand_computed():
+    data = dataset(
+        items=ITEMS_4,
+        evaluations=[
+            {"item_code": "I1", "evaluated_at": at(2024, 10, 9), "rating": 5},
+            {"item_code": "I1", "evaluated_at": at(2024, 10, 10), "rating": 4},
+            {"item_code": "I2", "evaluated_at": at(2024, 10, 11), "rating": 5},
+            {"item_code": "I3", "evaluated_at": at(2024, 9, 11), "rating": 5},  # September: not October
+        ],
+    )
+    check(
+        data,
+        {
+            "online_available_rate": (3, 4, 0.75),
+            "depth_3plus_rate": (2, 4, 0.5),
+            "full_online_rate": (1, 4, 0.25),
+            "instant_item_rate": (1, 4, 0.25),
+            "zero_visit_rate": (1, 4, 0.25),
+            "at_most_once_rate": (2, 4, 0.5),
+            "zero_material_rate": (2, 4, 0.5),
+            "hall_entry_rate": (2, 4, 0.5),
+            # items with legal > 0: I1 (20, 5), I2 (10, 10): (30 − 15) / 30
+            "commitment_compression": (15, 30, 0.5),
+            # distinct items evaluated in October: I1, I2
+            "eval_item_coverage": (2, 4, 0.5),
+        },
+    )
+
+
+def test_newest_catalog_on_or_before_month_is_used():
+    data = dataset(
+        items=[
+            {"item_code": "I1", "online_depth": 1, "period": "2024-01"},
+            {"item_code": "I2", "online_depth": 1, "period": "2024-01"},
+            {"item_code": "I1", "online_depth": 4, "period": "2024-10", "batch_id": 2},
+            {"item_code": "I1", "online_depth": 4, "period": "2024-11", "batch_id": 3},
+            {"item_code": "I2", "online_depth": 4, "period": "2024-11", "batch_id": 3},
+            {"item_code": "I3", "online_depth": 4, "period": "2024-11", "batch_id": 3},
+        ],
+        cases=[{"accepted_at": at(2024, 11, 4), "completed_at": at(2024, 11, 4), "period": "2024-11"}],
+    )
+    check(data, {"full_online_rate": (0, 2, 0.0)}, Period("2024-09", "2024-09"))
+    check(data, {"full_online_rate": (1, 1, 1.0)}, OCT)  # October catalog: only I1
+    check(data, {"full_online_rate": (3, 3, 1.0)}, Period("2024-11", "2024-11"))
+    # A range sums item-months: Sept (0/2) + Oct (1/1) + Nov (3/3)
+    check(data, {"full_online_rate": (4, 6, 4 / 6)}, Period("2024-09", "2024-11"))
+
+
+def test_online_case_rate_and_completion_rate():
+    data = dataset(
+        cases=[
+            {"channel": "网上申请", "accepted_at": at(2024, 10, 8), "completed_at": at(2024, 10, 9)},
+            {"channel": "移动端", "accepted_at": at(2024, 10, 8), "status": "在办"},
+            {"channel": "窗口", "accepted_at": at(2024, 10, 9), "completed_at": at(2024, 10, 9)},
+            {"channel": "自助终端", "accepted_at": at(2024, 10, 9), "status": "退件"},
+            # not accepted: neither numerator nor denominator
+            {"channel": "网上申请", "accepted_at": at(2024, 10, 9), "status": "不予受理"},
+            # accepted in September, completed in October: an October completed case only
+            {"channel": "网上申请", "accepted_at": at(2024, 9, 27), "completed_at": at(2024, 10, 8)},
+        ]
+    )
+    check(data, {"online_case_rate": (2, 4, 0.5), "completion_rate": (2, 4, 0.5)})
+    check(data, {"online_case_rate": (1, 1, 1.0), "completion_rate": (1, 1, 1.0)}, Period("2024-09", "2024-09"))
+
+
+# --- B. speed -------------------------------------------------------------------------------
+
+def test_elapsed_working_days_across_national_day_and_make_up_saturday():
+    data = dataset(
+        cases=[
+            # 09-30 → 10-08: 10-01..07 are holidays, 10-08 is a workday → 1 working day
+            {"accepted_at": at(2024, 9, 30), "completed_at": at(2024, 10, 8, 16), "legal_limit": 5.0,
+             "promised_limit": 1.0},
+            # Fri 10-11 → Mon 10-14: Sat 10-12 is a make-up workday, Sun off, Mon → 2 working days
+            {"accepted_at": at(2024, 10, 11), "completed_at": at(2024, 10, 14), "legal_limit": 5.0,
+             "promised_limit": 2.0},
+        ]
+    )
+    check(
+        data,
+        {
+            "avg_handling_days": (3, 2, 1.5),
+            "statutory_speedup": (10 - 3, 10, 0.7),
+            "promise_speedup": (3 - 3, 3, 0.0),
+            "on_time_rate": (2, 2, 1.0),
+        },
+    )
+
+
+def test_instant_cases_with_promised_limit_zero():
+    data = dataset(
+        cases=[
+            {"case_type": "即办件", "accepted_at": at(2024, 10, 14, 9), "completed_at": at(2024, 10, 14, 17),
+             "legal_limit": 1.0, "promised_limit": 0.0},
+            {"case_type": "即办件", "accepted_at": at(2024, 10, 14, 9), "completed_at": at(2024, 10, 15, 9),
+             "legal_limit": 1.0, "promised_limit": 0.0},
+            {"case_type": "即办件", "accepted_at": at(2024, 10, 14, 9), "completed_at": at(2024, 10, 16, 9),
+             "legal_limit": 1.0, "promised_limit": 0.0},
+        ]
+    )
+    check(
+        data,
+        {
+            # same day on time; 1 and 2 working days late
+            "on_time_rate": (1, 3, 1 / 3),
+            # promised 0 for all: the promise speed-up has an empty denominator → null, not 0
+            "promise_speedup": (0, 0, None),
+            # elapsed 0,1,2 vs legal 1 each: (3 − 3) / 3
+            "statutory_speedup": (0, 3, 0.0),
+            # yellow only when elapsed exceeds 0 by more than 1 (the third); red needs > legal + 1
+            "card_rate": (1, 3, 1 / 3),
+            "red_card_rate": (0, 3, 0.0),
+        },
+    )
+
+
+def test_special_procedure_days_are_subtracted_never_below_zero():
+    data = dataset(
+        cases=[
+            # Mon 05-06 → Fri 05-17: 05-07..10 (4), Sat 05-11 make-up (1), 05-13..17 (5) = 10; minus 4 → 6
+            {"accepted_at": at(2024, 5, 6), "completed_at": at(2024, 5, 17), "suspended_days": 4.0,
+             "legal_limit": 10.0, "promised_limit": 5.0, "period": "2024-05"},
+            # 1 working day, 3 suspended → 0, not −2
+            {"accepted_at": at(2024, 5, 6), "completed_at": at(2024, 5, 7), "suspended_days": 3.0,
+             "legal_limit": 10.0, "promised_limit": 5.0, "period": "2024-05"},
+        ]
+    )
+    check(
+        data,
+        {
+            "avg_handling_days": (6, 2, 3.0),
+            "on_time_rate": (1, 2, 0.5),
+            "statutory_speedup": (20 - 6, 20, 0.7),
+            "card_rate": (0, 2, 0.0),  # 6 − 5 = 1 is not more than 1
+        },
+        Period("2024-05", "2024-05"),
+    )
+
+
+def test_natural_day_limits_count_calendar_days():
+    data = dataset(
+        cases=[
+            # Mon 06-03 → Fri 06-14: 11 calendar days; 8 working days (06-10 holiday)
+            {"accepted_at": at(2024, 6, 3), "completed_at": at(2024, 6, 14), "legal_limit": 10.0,
+             "legal_limit_unit": "自然日", "promised_limit": 8.0, "promised_limit_unit": "工作日",
+             "period": "2024-06"},
+        ]
+    )
+    check(
+        data,
+        {
+            "statutory_speedup": (10 - 11, 10, -0.1),  # negative values are kept
+            "promise_speedup": (0, 8, 0.0),
+            "on_time_rate": (1, 1, 1.0),
+            "avg_handling_days": (8, 1, 8.0),  # average handling time is always in working days
+            "red_card_rate": (0, 1, 0.0),  # 11 − 10 = 1 is not more than 1
+        },
+        Period("2024-06", "2024-06"),
+    )
+
+
+def test_open_cases_run_to_end_of_export_month_and_supervision_column_wins():
+    data = dataset(
+        cases=[
+            # open, accepted 10-08, export of 2024-10: 18 working days to 10-31 > legal 10 + 1 → red
+            {"accepted_at": at(2024, 10, 8), "status": "在办", "legal_limit": 10.0, "promised_limit": 5.0},
+            # open, 18 working days vs promised 16 → yellow only (legal 20)
+            {"accepted_at": at(2024, 10, 8), "status": "在办", "legal_limit": 20.0, "promised_limit": 16.0},
+            # far over its limits but the card was revoked in the supervision system → no card
+            {"accepted_at": at(2024, 10, 8), "status": "在办", "legal_limit": 1.0, "promised_limit": 1.0,
+             "supervision": "红牌（已撤销）"},
+            # within limits but the supervision system gave a yellow card → counts
+            {"accepted_at": at(2024, 10, 8), "completed_at": at(2024, 10, 9), "legal_limit": 10.0,
+             "promised_limit": 5.0, "supervision": "黄牌"},
+            # warning is not a card
+            {"accepted_at": at(2024, 10, 8), "completed_at": at(2024, 10, 9), "legal_limit": 10.0,
+             "promised_limit": 5.0, "supervision": "预警"},
+        ]
+    )
+    check(data, {"card_rate": (3, 5, 0.6), "red_card_rate": (1, 5, 0.2), "completion_rate": (2, 5, 0.4)})
+
+
+def test_limits_missing_on_the_case_come_from_the_catalog_in_force():
+    data = dataset(
+        items=[
+            {"item_code": "I1", "legal_limit": 20.0, "promised_limit": 5.0, "period": "2024-09"},
+            # a newer catalog applies from November only
+            {"item_code": "I1", "legal_limit": 20.0, "promised_limit": 1.0, "period": "2024-11", "batch_id": 2},
+        ],
+        cases=[
+            # Mon 10-14 → Mon 10-28: 10 working days
+            {"accepted_at": at(2024, 10, 14), "completed_at": at(2024, 10, 28)},
+            # the case's own limits win over the catalog
+            {"accepted_at": at(2024, 10, 14), "completed_at": at(2024, 10, 28), "legal_limit": 12.0,
+             "promised_limit": 12.0},
+        ],
+    )
+    check(
+        data,
+        {
+            "statutory_speedup": ((20 - 10) + (12 - 10), 32, 12 / 32),
+            "promise_speedup": ((5 - 10) + (12 - 10), 17, -3 / 17),
+            "on_time_rate": (1, 2, 0.5),
+            "card_rate": (1, 2, 0.5),  # 10 − 5 > 1: yellow
+        },
+    )
+
+
+def test_completed_cases_belong_to_their_completion_month():
+    data = dataset(
+        cases=[{"accepted_at": at(2024, 9, 30), "completed_at": at(2024, 10, 8), "legal_limit": 5.0}]
+    )
+    september = result(data, Period("2024-09", "2024-09"))
+    assert "avg_handling_days" not in september  # accepted in September, but completed in October
+    assert september["completion_rate"] == (1, 1, 1.0)  # volume indicators follow the accepted month
+    check(data, {"avg_handling_days": (1, 1, 1.0)})
+
+
+# --- D. evaluations -------------------------------------------------------------------------
+
+EVALS = [
+    {"rating": 5, "active": True, "evaluated_at": at(2024, 10, 8)},
+    {"rating": 4, "active": True, "evaluated_at": at(2024, 10, 8)},
+    {"rating": 3, "active": False, "evaluated_at": at(2024, 10, 8)},
+    # 差评 rectified after 10 working days (10-14 → 10-28): on time
+    {"rating": 2, "active": True, "evaluated_at": at(2024, 10, 14), "rectify_status": "已整改",
+     "rectified_at": at(2024, 10, 28)},
+    # 差评 verified as untrue after 20 working days (10-14 → 11-11): rectified, not on time
+    {"rating": 1, "active": False, "evaluated_at": at(2024, 10, 14), "rectify_status": "核实不属实",
+     "rectified_at": at(2024, 11, 11)},
+]
+
+
+def test_evaluation_indicators_hand_computed():
+    data = dataset(
+        evaluations=EVALS,
+        cases=[
+            {"accepted_at": at(2024, 10, 8), "completed_at": at(2024, 10, 9)},
+            {"accepted_at": at(2024, 10, 8), "completed_at": at(2024, 10, 9)},
+            {"accepted_at": at(2024, 10, 8), "completed_at": at(2024, 10, 9)},
+            {"accepted_at": at(2024, 10, 8), "completed_at": at(2024, 10, 9)},
+            {"accepted_at": at(2024, 10, 8), "status": "在办"},
+        ],
+    )
+    check(
+        data,
+        {
+            "active_eval_rate": (3, 5, 0.6),
+            "actual_eval_rate": (3, 4, 0.75),  # 主动评价 ÷ completed cases
+            "good_rate": (3, 5, 0.6),
+            "bad_rate": (2, 5, 0.4),
+            "satisfaction_score": ((5 + 4 + 3 + 2 + 1) * 20, 5, 60.0),
+            "bad_rectified_rate": (2, 2, 1.0),
+            "bad_rectified_on_time_rate": (1, 2, 0.5),
+        },
+    )
+
+
+def test_rectify_deadline_is_a_setting():
+    data = dataset(evaluations=EVALS)
+    long = aggregate(components(data, Rules(rectify_days=20)), OCT)
+    row = long.filter(indicator="bad_rectified_on_time_rate").row(0, named=True)
+    assert (row["numerator"], row["denominator"]) == (2, 2)
+
+
+def test_unrectified_bad_evaluations_and_empty_denominators():
+    data = dataset(
+        evaluations=[
+            {"rating": 1, "evaluated_at": at(2024, 10, 8), "rectify_status": "整改中"},
+            {"rating": 2, "evaluated_at": at(2024, 10, 8)},
+            {"rating": 5, "evaluated_at": at(2024, 10, 8)},
+        ]
+    )
+    got = result(data)
+    assert got["bad_rectified_rate"] == (0, 2, 0.0)
+    # no completed cases: actual evaluation rate has an empty denominator → null
+    assert got["actual_eval_rate"][1] == 0 and got["actual_eval_rate"][2] is None
+
+
+# --- E. hotline -----------------------------------------------------------------------------
+
+def test_hotline_indicators_hand_computed():
+    data = dataset(
+        hotline=[
+            {"received_at": at(2024, 10, 8), "due_at": at(2024, 10, 10, 18), "closed_at": at(2024, 10, 10, 18),
+             "satisfaction": "满意"},
+            {"received_at": at(2024, 10, 8), "due_at": at(2024, 10, 10, 18), "closed_at": at(2024, 10, 11, 9),
+             "satisfaction": "不满意"},
+            {"received_at": at(2024, 10, 8), "due_at": at(2024, 10, 10, 18), "satisfaction": "未回访"},
+            {"received_at": at(2024, 10, 9), "closed_at": at(2024, 10, 9, 15), "satisfaction": "基本满意"},
+            {"received_at": at(2024, 9, 9), "closed_at": at(2024, 10, 9, 15)},  # September ticket
+        ]
+    )
+    check(
+        data,
+        {
+            "hotline_completion_rate": (3, 4, 0.75),
+            "hotline_on_time_rate": (1, 3, 1 / 3),  # the one without a due time is not on time
+            "hotline_satisfaction_rate": (2, 3, 2 / 3),
+        },
+    )
+
+
+# --- empty data and calendar coverage ----------------------------------------------------------
+
+def test_empty_dataset_gives_no_rows():
+    assert components(dataset()).height == 0
+
+
+def test_year_without_holiday_data_is_an_error_naming_the_year():
+    data = dataset(cases=[{"accepted_at": at(2031, 3, 3), "completed_at": at(2031, 3, 4), "period": "2031-03"}])
+    with pytest.raises(CalendarError, match="2031"):
+        components(data)
