@@ -1,0 +1,125 @@
+"""The store's "newest import counts" rule end to end, and the metrics CLI contract."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import polars as pl
+import pytest
+
+from datasets import store
+from datasets.ingest import import_frame
+from metrics.__main__ import REPORT_COLUMNS, main
+from tests.factories import at, frame
+
+
+def _cases(rows: list[dict]) -> pl.DataFrame:
+    return frame("cases", rows).drop("batch_id", "period")
+
+
+def _load_two_exports(engine) -> None:
+    store.add_district(engine, "甲区")
+    store.add_district(engine, "乙区")
+    september = _cases([
+        {"case_id": "C1", "accepted_at": at(2024, 9, 20), "status": "在办", "legal_limit": 10.0,
+         "promised_limit": 5.0},
+        {"case_id": "C2", "accepted_at": at(2024, 9, 23), "completed_at": at(2024, 9, 24), "channel": "网上申请",
+         "legal_limit": 10.0, "promised_limit": 5.0},
+        {"case_id": "C9", "district": "乙区", "accepted_at": at(2024, 9, 23), "completed_at": at(2024, 9, 25),
+         "legal_limit": 10.0, "promised_limit": 5.0},
+    ])
+    october = _cases([
+        # the September case again, now completed (Fri 09-20 → Tue 10-08: 23, 24, 25, 26, 27, 29 (make-up
+        # Sunday), 30, 10-08 = 8 working days)
+        {"case_id": "C1", "accepted_at": at(2024, 9, 20), "completed_at": at(2024, 10, 8), "legal_limit": 10.0,
+         "promised_limit": 5.0},
+        {"case_id": "C3", "accepted_at": at(2024, 10, 9), "completed_at": at(2024, 10, 9), "channel": "移动端",
+         "legal_limit": 10.0, "promised_limit": 5.0},
+        {"case_id": "C4", "accepted_at": at(2024, 10, 10), "completed_at": at(2024, 10, 11), "legal_limit": 10.0,
+         "promised_limit": 5.0},
+    ])
+    import_frame(engine, "cases", september, file_name="9月.xlsx", sha256="a" * 64)
+    import_frame(engine, "cases", october, file_name="10月.xlsx", sha256="b" * 64)
+
+
+def test_a_case_in_two_imports_counts_once_with_the_newest_row(sqlite_engine):
+    _load_two_exports(sqlite_engine)
+    cases = store.load_records(sqlite_engine, "cases")
+    assert cases.height == 5
+    c1 = cases.filter(case_id="C1").row(0, named=True)
+    assert c1["status"] == "已办结" and c1["period"] == "2024-10"
+    # the October file's September row did not create or replace a September batch
+    batches = store.batch_history(sqlite_engine, "cases", "甲区")
+    assert sorted(batches["period"].to_list()) == ["2024-09", "2024-10"]
+    assert set(batches["state"].to_list()) == {store.ACTIVE}
+
+
+def _run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_report_columns_values_and_grouping(sqlite_engine, capsys):
+    _load_two_exports(sqlite_engine)
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    code, out, _ = _run(capsys, "report", "--db", url, "--from", "2024-09", "--to", "2024-10")
+    assert code == 0
+    table = pl.read_csv(io.StringIO(out), schema_overrides={"department": pl.String})
+    assert table.columns == REPORT_COLUMNS
+    jia = {r["indicator"]: r for r in table.filter(district="甲区").iter_rows(named=True)}
+    # accepted Sept–Oct in 甲区: C1, C2, C3, C4; online: C2, C3
+    assert (jia["online_case_rate"]["numerator"], jia["online_case_rate"]["denominator"]) == (2, 4)
+    assert jia["online_case_rate"]["value"] == pytest.approx(0.5)
+    assert jia["online_case_rate"]["name"] == "实际网办率"
+    assert (jia["completion_rate"]["numerator"], jia["completion_rate"]["denominator"]) == (4, 4)
+    # handling days of C2 (1), C1 (8), C3 (0), C4 (1) → 10 / 4
+    assert jia["avg_handling_days"]["value"] == pytest.approx(2.5)
+    assert set(table["period_from"]) == {"2024-09"} and set(table["period_to"]) == {"2024-10"}
+    assert (table["department"].fill_null("") == "").all()  # empty unless --by department
+    # no evaluations: null value, shown empty, never 0
+    assert "good_rate" not in jia or jia["good_rate"]["value"] is None
+
+    code, out, _ = _run(capsys, "report", "--db", url, "--from", "2024-09", "--to", "2024-10", "--by", "city",
+                        "--format", "json")
+    city = {r["indicator"]: r for r in json.loads(out)}
+    assert {r["district"] for r in city.values()} == {"全市"}
+    assert (city["online_case_rate"]["numerator"], city["online_case_rate"]["denominator"]) == (2, 5)
+
+    code, out, _ = _run(capsys, "report", "--db", url, "--by", "department")
+    dept = pl.read_csv(io.StringIO(out))
+    assert set(dept["period_from"]) == {"2024-10"}  # default: the latest month with data
+    assert set(dept["department"]) == {"区市场监管局"}
+
+
+def test_bad_from_is_a_chinese_error_with_exit_2(sqlite_engine, capsys):
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--db", url, "--from", "2024-13"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--from" in err and "不是有效的月份" in err
+    code, _, err = _run(capsys, "rank", "--db", url, "--period", "2024-Q5")
+    assert code == 2 and "--period" in err
+    code, _, err = _run(capsys, "rank", "--db", url, "--period", "2024", "--format", "xlsx")
+    assert code == 2 and "--out" in err
+
+
+def test_rank_csv_and_xlsx(sqlite_engine, capsys, tmp_path):
+    _load_two_exports(sqlite_engine)
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    code, out, _ = _run(capsys, "rank", "--db", url, "--period", "2024-Q3")
+    assert code == 0
+    table = pl.read_csv(io.StringIO(out))
+    assert table.columns[:4] == ["district", "rank", "rank_change", "index"]
+    assert "online_case_rate" in table.columns and "group_A" in table.columns
+    assert table["rank"].to_list() == sorted(table["rank"].to_list())
+    out_path = tmp_path / "rank.xlsx"
+    code, _, _ = _run(capsys, "rank", "--db", url, "--period", "2024-10", "--format", "xlsx", "--out", str(out_path))
+    assert code == 0
+    import openpyxl
+
+    book = openpyxl.load_workbook(out_path)
+    assert book.sheetnames == ["排名", "指标说明"]
+    assert book["排名"]["A1"].value == "区县" and book["排名"].freeze_panes == "B2"
