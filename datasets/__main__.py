@@ -36,6 +36,25 @@ def build_parser() -> ChineseArgumentParser:
     lst = dsub.add_parser("list", help="列出区县")
     lst.add_argument("--db", help="数据库 URL")
 
+    users = sub.add_parser("users", help="账号管理")
+    usub = users.add_subparsers(dest="action", required=True, parser_class=ChineseArgumentParser)
+    uadd = usub.add_parser("add", help="新建账号")
+    uadd.add_argument("username", help="账号名（使用单点登录时填写邮箱）")
+    uadd.add_argument("--role", action="append", required=True, help="角色：领导、工作人员、评估人员、管理员（可多次指定）")
+    uadd.add_argument("--district", action="append", default=[], help="工作人员负责的区县（可多次指定）")
+    uadd.add_argument("--name", help="姓名")
+    uadd.add_argument("--password", help="密码（不指定时在终端输入）")
+    uadd.add_argument("--db", help="数据库 URL")
+    upw = usub.add_parser("passwd", help="重设密码")
+    upw.add_argument("username", help="账号名")
+    upw.add_argument("--password", help="新密码（不指定时在终端输入）")
+    upw.add_argument("--db", help="数据库 URL")
+    udis = usub.add_parser("disable", help="停用账号")
+    udis.add_argument("username", help="账号名")
+    udis.add_argument("--db", help="数据库 URL")
+    ulist = usub.add_parser("list", help="列出账号")
+    ulist.add_argument("--db", help="数据库 URL")
+
     tpl = sub.add_parser("templates", help="生成导入模板（.xlsx）")
     tpl.add_argument("--out", default="templates", help="输出目录")
     return parser
@@ -73,11 +92,50 @@ def main(argv: list[str] | None = None) -> int:
             for name, code, aliases in table.iter_rows():
                 print(f"{name}\t{code or ''}\t{'、'.join(aliases)}")
         return 0
+    if args.command == "users":
+        return _users(engine, args)
     if args.command == "import":
         from datasets.upload import cli_import
 
         return cli_import(engine, args)
     return EXIT_USAGE
+
+
+def _read_password(given: str | None) -> str:
+    if given:
+        return given
+    import getpass
+
+    first = getpass.getpass("密码：")
+    if getpass.getpass("再次输入密码：") != first:
+        raise ValueError("两次输入的密码不一致")
+    return first
+
+
+def _users(engine, args) -> int:  # noqa: ANN001
+    from datasets import accounts
+
+    try:
+        if args.action == "add":
+            accounts.add_user(engine, args.username, _read_password(args.password), args.role, args.district,
+                              args.name, actor="命令行")
+            print(f"已新建账号：{args.username}（{'、'.join(args.role)}）")
+        elif args.action == "passwd":
+            accounts.set_password(engine, args.username, _read_password(args.password), actor="命令行")
+            print(f"已重设账号 {args.username} 的密码")
+        elif args.action == "disable":
+            accounts.set_active(engine, args.username, False, actor="命令行")
+            print(f"已停用账号：{args.username}")
+        else:
+            table = accounts.list_users(engine)
+            if table.height == 0:
+                print("尚无账号")
+            for row in table.iter_rows():
+                print("\t".join(str(v or "") for v in row))
+    except ValueError as exc:
+        print(f"参数错误：{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
 
 
 if __name__ == "__main__":

@@ -143,6 +143,9 @@ def make_engine(url: str | None = None) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
+    # Accounts and audit tables live in datasets/accounts.py on the same metadata.
+    import datasets.accounts  # noqa: F401
+
     metadata.create_all(engine)
 
 

@@ -1,0 +1,421 @@
+"""Accounts, roles, district scope, login rules and the audit log.
+
+Permissions are checked here, in the functions that do the work (import, rollback, settings), not
+only in the UI: the CLI and every page go through the same rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import polars as pl
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.engine import Engine
+
+from datasets import store
+
+LEADER, STAFF, EVALUATOR, ADMIN = "领导", "工作人员", "评估人员", "管理员"
+ROLES = (LEADER, STAFF, EVALUATOR, ADMIN)
+
+MAX_FAILED_ATTEMPTS = 5
+LOCKOUT_MINUTES = 15
+SESSION_IDLE_MINUTES = 30
+MIN_PASSWORD_LENGTH = 8
+
+# Demo accounts exist only in the embedded demo database; their passwords are public on purpose.
+DEMO_ACCOUNTS = (
+    ("leader", "示例领导", "demo-leader", (LEADER,), ()),
+    ("staff", "示例工作人员", "demo-staff", (STAFF,), None),  # None: the first demo district
+    ("evaluator", "示例评估人员", "demo-evaluator", (EVALUATOR,), ()),
+    ("admin", "示例管理员", "demo-admin", (ADMIN,), ()),
+)
+
+_hasher = PasswordHasher()
+
+users = sa.Table(
+    "users",
+    store.metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(100), nullable=False, unique=True),
+    sa.Column("display_name", sa.String(100), nullable=False),
+    sa.Column("password_hash", sa.String(200)),
+    sa.Column("roles", sa.Text, nullable=False, default="[]"),
+    sa.Column("districts", sa.Text, nullable=False, default="[]"),
+    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    sa.Column("failed_attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("locked_until", sa.DateTime),
+    sa.Column("is_demo_password", sa.Boolean, nullable=False, default=False),
+    sa.Column("sso_subject", sa.String(200), unique=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("password_changed_at", sa.DateTime),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    store.metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("user_name", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(50), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+    sa.Column("page", sa.String(100), nullable=False, default=""),
+)
+
+ACTION_LABELS = {
+    "login": "登录",
+    "login_failed": "登录失败",
+    "logout": "退出",
+    "import": "导入",
+    "import_rejected": "导入被拒",
+    "rollback": "回滚",
+    "settings": "修改设置",
+    "download": "下载",
+    "account": "账号管理",
+    "district": "区县配置",
+    "password": "修改密码",
+}
+
+
+class PermissionDenied(PermissionError):
+    """The account may not do this; the message is shown to the user as is."""
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    display_name: str
+    roles: tuple[str, ...]
+    districts: tuple[str, ...] = field(default_factory=tuple)
+    active: bool = True
+
+    def has(self, role: str) -> bool:
+        return role in self.roles
+
+    @property
+    def can_upload(self) -> bool:
+        return STAFF in self.roles
+
+    @property
+    def can_download(self) -> bool:
+        return bool({EVALUATOR, LEADER, ADMIN} & set(self.roles))
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN in self.roles
+
+
+# A system identity for jobs started by administrators from the shell (demo loading, scripts).
+SYSTEM = User("system", "系统", (ADMIN, STAFF), ("*",))
+
+
+def _row_to_user(row: sa.Row) -> User:
+    return User(
+        username=row.username,
+        display_name=row.display_name,
+        roles=tuple(json.loads(row.roles)),
+        districts=tuple(json.loads(row.districts)),
+        active=bool(row.active),
+    )
+
+
+def _check_roles(roles: Iterable[str]) -> list[str]:
+    roles = list(dict.fromkeys(roles))
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise ValueError(f"未知的角色：{'、'.join(unknown)}（可选：{'、'.join(ROLES)}）")
+    if not roles:
+        raise ValueError("账号至少需要一个角色")
+    return roles
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"密码至少 {MIN_PASSWORD_LENGTH} 位")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def add_user(
+    engine: Engine,
+    username: str,
+    password: str,
+    roles: Iterable[str],
+    districts: Iterable[str] = (),
+    display_name: str | None = None,
+    *,
+    demo: bool = False,
+    actor: str = "system",
+) -> User:
+    username = username.strip()
+    if not username:
+        raise ValueError("账号名不能为空")
+    roles = _check_roles(roles)
+    if not demo:
+        _check_password(password)
+    districts = list(dict.fromkeys(districts))
+    configured = set(store.list_districts(engine)["name"].to_list())
+    unknown = [d for d in districts if d not in configured]
+    if unknown:
+        raise ValueError(f"区县未配置：{'、'.join(unknown)}")
+    with engine.begin() as conn:
+        if conn.execute(sa.select(users.c.id).where(users.c.username == username)).first():
+            raise ValueError(f"账号“{username}”已存在")
+        conn.execute(
+            users.insert().values(
+                username=username,
+                display_name=display_name or username,
+                password_hash=hash_password(password),
+                roles=json.dumps(roles, ensure_ascii=False),
+                districts=json.dumps(districts, ensure_ascii=False),
+                active=True,
+                failed_attempts=0,
+                is_demo_password=demo,
+                created_at=store.now(),
+                password_changed_at=store.now(),
+            )
+        )
+        _audit(conn, actor, "account", f"新建账号 {username}（{'、'.join(roles)}）")
+    return User(username, display_name or username, tuple(roles), tuple(districts))
+
+
+def set_password(engine: Engine, username: str, new_password: str, actor: str | None = None) -> None:
+    _check_password(new_password)
+    with engine.begin() as conn:
+        done = conn.execute(
+            users.update()
+            .where(users.c.username == username)
+            .values(
+                password_hash=hash_password(new_password),
+                is_demo_password=False,
+                failed_attempts=0,
+                locked_until=None,
+                password_changed_at=store.now(),
+            )
+        ).rowcount
+        if not done:
+            raise ValueError(f"账号“{username}”不存在")
+        _audit(conn, actor or username, "password", f"修改账号 {username} 的密码")
+
+
+def change_own_password(engine: Engine, username: str, old_password: str, new_password: str) -> None:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(users).where(users.c.username == username)).first()
+    if row is None or not _verify(row.password_hash, old_password):
+        raise ValueError("原密码不正确")
+    if old_password == new_password:
+        raise ValueError("新密码不能与原密码相同")
+    set_password(engine, username, new_password, actor=username)
+
+
+def set_active(engine: Engine, username: str, active: bool, actor: str = "system") -> None:
+    with engine.begin() as conn:
+        done = conn.execute(users.update().where(users.c.username == username).values(active=active)).rowcount
+        if not done:
+            raise ValueError(f"账号“{username}”不存在")
+        _audit(conn, actor, "account", f"{'启用' if active else '停用'}账号 {username}")
+
+
+def update_user(
+    engine: Engine, username: str, *, roles: Iterable[str], districts: Iterable[str], actor: str
+) -> None:
+    roles = _check_roles(roles)
+    with engine.begin() as conn:
+        conn.execute(
+            users.update()
+            .where(users.c.username == username)
+            .values(roles=json.dumps(roles, ensure_ascii=False), districts=json.dumps(list(districts), ensure_ascii=False))
+        )
+        _audit(conn, actor, "account", f"修改账号 {username}：角色 {'、'.join(roles)}；区县 {'、'.join(districts) or '无'}")
+
+
+def get_user(engine: Engine, username: str) -> User | None:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(users).where(users.c.username == username)).first()
+    return _row_to_user(row) if row else None
+
+
+def list_users(engine: Engine) -> pl.DataFrame:
+    t = users
+    frame = store.read_query(
+        engine,
+        sa.select(t.c.username, t.c.display_name, t.c.roles, t.c.districts, t.c.active, t.c.locked_until,
+                  t.c.is_demo_password).order_by(t.c.id),
+    )
+    if frame.height == 0:
+        return pl.DataFrame(schema={"账号": pl.String, "姓名": pl.String, "角色": pl.String, "区县": pl.String,
+                                    "状态": pl.String})
+    return frame.select(
+        pl.col("username").alias("账号"),
+        pl.col("display_name").alias("姓名"),
+        pl.col("roles").map_elements(lambda s: "、".join(json.loads(s)), return_dtype=pl.String).alias("角色"),
+        pl.col("districts").map_elements(lambda s: "、".join(json.loads(s)), return_dtype=pl.String).alias("区县"),
+        pl.when(~pl.col("active").cast(pl.Boolean)).then(pl.lit("已停用")).otherwise(pl.lit("正常")).alias("状态"),
+    )
+
+
+def count_users(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(users)).scalar())
+
+
+def _verify(password_hash: str | None, password: str) -> bool:
+    if not password_hash:
+        return False
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User | None
+    message: str
+
+
+def authenticate(engine: Engine, username: str, password: str, *, now: dt.datetime | None = None,
+                 page: str = "登录") -> LoginResult:
+    """Check a password; lock the account for a while after repeated failures. Always audited."""
+    now = now or store.now()
+    username = username.strip()
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(users).where(users.c.username == username)).first()
+        if row is None:
+            _audit(conn, username or "（空）", "login_failed", "账号不存在", page)
+            return LoginResult(None, "账号或密码不正确")
+        if not row.active:
+            _audit(conn, username, "login_failed", "账号已停用", page)
+            return LoginResult(None, "账号已停用，请联系管理员")
+        if row.locked_until and row.locked_until > now:
+            minutes = max(1, int((row.locked_until - now).total_seconds() // 60) + 1)
+            _audit(conn, username, "login_failed", "账号已锁定", page)
+            return LoginResult(None, f"连续输错密码次数过多，账号已锁定，请 {minutes} 分钟后再试")
+        if not _verify(row.password_hash, password):
+            failed = row.failed_attempts + 1
+            values: dict = {"failed_attempts": failed}
+            message = f"账号或密码不正确（还可尝试 {MAX_FAILED_ATTEMPTS - failed} 次）"
+            if failed >= MAX_FAILED_ATTEMPTS:
+                values = {"failed_attempts": 0, "locked_until": now + dt.timedelta(minutes=LOCKOUT_MINUTES)}
+                message = f"连续输错密码 {MAX_FAILED_ATTEMPTS} 次，账号锁定 {LOCKOUT_MINUTES} 分钟"
+            conn.execute(users.update().where(users.c.id == row.id).values(**values))
+            _audit(conn, username, "login_failed", "密码错误", page)
+            return LoginResult(None, message)
+        conn.execute(users.update().where(users.c.id == row.id).values(failed_attempts=0, locked_until=None))
+        _audit(conn, username, "login", "密码登录", page)
+    return LoginResult(_row_to_user(row), "")
+
+
+def session_expired(last_seen: dt.datetime, now: dt.datetime | None = None,
+                    idle_minutes: int = SESSION_IDLE_MINUTES) -> bool:
+    return (now or store.now()) - last_seen > dt.timedelta(minutes=idle_minutes)
+
+
+def user_for_identity(engine: Engine, identity: dict) -> User | None:
+    """Map a single-sign-on identity (st.user: sub, email, name) to an active account.
+
+    The account is found by its SSO subject, else by username = e-mail; the first match binds the
+    subject so a changed e-mail keeps working. No account → no access (accounts are not created
+    automatically: an administrator decides the roles).
+    """
+    sub = identity.get("sub")
+    email = (identity.get("email") or "").strip().lower()
+    with engine.begin() as conn:
+        row = None
+        if sub:
+            row = conn.execute(sa.select(users).where(users.c.sso_subject == sub)).first()
+        if row is None and email:
+            row = conn.execute(sa.select(users).where(sa.func.lower(users.c.username) == email)).first()
+            if row is not None and sub and not row.sso_subject:
+                conn.execute(users.update().where(users.c.id == row.id).values(sso_subject=sub))
+        if row is None or not row.active:
+            _audit(conn, email or str(sub), "login_failed", "单点登录身份无对应账号或账号已停用", "登录")
+            return None
+        _audit(conn, row.username, "login", "单点登录", "登录")
+    return _row_to_user(row)
+
+
+# --- scope --------------------------------------------------------------------------------------
+
+
+def check_import_scope(user: User, districts: Iterable[str]) -> None:
+    """A 工作人员 may import and roll back only the districts assigned to the account."""
+    districts = sorted(set(districts))
+    if not user.can_upload:
+        raise PermissionDenied(f"账号“{user.username}”没有上传数据的权限（需要“{STAFF}”角色）")
+    if "*" in user.districts:
+        return
+    outside = [d for d in districts if d not in user.districts]
+    if outside:
+        mine = "、".join(user.districts) or "（未分配区县）"
+        raise PermissionDenied(
+            f"账号“{user.username}”只能上传或回滚 {mine} 的数据，文件中含有 {'、'.join(outside)} 的数据行，未入库"
+        )
+
+
+def require_admin(user: User) -> None:
+    if not user.is_admin:
+        raise PermissionDenied(f"账号“{user.username}”不是管理员，不能修改设置或管理账号")
+
+
+# --- demo ---------------------------------------------------------------------------------------
+
+
+def ensure_demo_accounts(engine: Engine) -> list[tuple[str, str, str]]:
+    """Create the demo accounts (only called for the embedded demo database). Returns (username, password, roles)."""
+    districts = store.list_districts(engine)["name"].to_list()
+    out = []
+    for username, name, password, roles, scope in DEMO_ACCOUNTS:
+        scope = tuple(districts[:1]) if scope is None else scope
+        if get_user(engine, username) is None:
+            add_user(engine, username, password, roles, scope, name, demo=True)
+        out.append((username, password, "、".join(roles) + (f"（{'、'.join(scope)}）" if scope else "")))
+    return out
+
+
+def accounts_with_demo_password(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(users.c.username).where(users.c.is_demo_password.is_(True) & users.c.active.is_(True))
+        ).all()
+    return [r.username for r in rows]
+
+
+# --- audit --------------------------------------------------------------------------------------
+
+
+def _audit(conn: sa.Connection, user_name: str, action: str, detail: str = "", page: str = "") -> None:
+    conn.execute(
+        audit_log.insert().values(at=store.now(), user_name=user_name[:100], action=action, detail=detail, page=page)
+    )
+
+
+def audit(engine: Engine, user_name: str, action: str, detail: str = "", page: str = "") -> None:
+    """Append one entry; the application never updates or deletes audit rows."""
+    with engine.begin() as conn:
+        _audit(conn, user_name, action, detail, page)
+
+
+def audit_entries(engine: Engine, limit: int = 500, action: str | None = None, user_name: str | None = None) -> pl.DataFrame:
+    query = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+    if action:
+        query = query.where(audit_log.c.action == action)
+    if user_name:
+        query = query.where(audit_log.c.user_name == user_name)
+    frame = store.read_query(engine, query)
+    if frame.height == 0:
+        return pl.DataFrame(schema={"时间": pl.Datetime, "账号": pl.String, "操作": pl.String, "内容": pl.String,
+                                    "页面": pl.String})
+    return frame.select(
+        pl.col("at").alias("时间"),
+        pl.col("user_name").alias("账号"),
+        pl.col("action").replace_strict(ACTION_LABELS, default=pl.col("action")).alias("操作"),
+        pl.col("detail").alias("内容"),
+        pl.col("page").alias("页面"),
+    )
