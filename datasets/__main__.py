@@ -112,7 +112,7 @@ def _read_password(given: str | None) -> str:
     return first
 
 
-def _users(engine, args) -> int:  # noqa: ANN001
+def _users(engine, args) -> int:
     from datasets import accounts
 
     try:
