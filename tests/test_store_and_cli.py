@@ -43,7 +43,8 @@ def _load_two_exports(engine) -> None:
     import_frame(engine, "cases", october, file_name="10月.xlsx", sha256="b" * 64)
 
 
-def test_a_case_in_two_imports_counts_once_with_the_newest_row(sqlite_engine):
+def test_a_case_in_two_imports_counts_once_with_the_newest_row(any_engine):
+    sqlite_engine = any_engine
     _load_two_exports(sqlite_engine)
     cases = store.load_records(sqlite_engine, "cases")
     assert cases.height == 5
@@ -53,6 +54,10 @@ def test_a_case_in_two_imports_counts_once_with_the_newest_row(sqlite_engine):
     batches = store.batch_history(sqlite_engine, "cases", "甲区")
     assert sorted(batches["period"].to_list()) == ["2024-09", "2024-10"]
     assert set(batches["state"].to_list()) == {store.ACTIVE}
+    # datetimes and numbers survive the round trip through the database unchanged
+    c3 = cases.filter(case_id="C3").row(0, named=True)
+    assert c3["accepted_at"] == at(2024, 10, 9) and c3["legal_limit"] == 10.0 and c3["channel"] == "移动端"
+    assert cases.schema["accepted_at"] == pl.Datetime("us")
 
 
 def _run(capsys, *args: str) -> tuple[int, str, str]:
