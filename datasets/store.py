@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,20 @@ revisions = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("at", sa.DateTime, nullable=False),
     sa.Column("what", sa.String(200), nullable=False),
+)
+
+# Indicator components (district × department × month × indicator) computed for one data
+# content and rule set; small, so pages and CLI read it instead of recomputing from millions of rows.
+component_cache = sa.Table(
+    "component_cache",
+    metadata,
+    sa.Column("cache_key", sa.String(200), nullable=False, index=True),
+    sa.Column("district", sa.String(100), nullable=False),
+    sa.Column("department", sa.String(200), nullable=False),
+    sa.Column("month", sa.String(7), nullable=False),
+    sa.Column("indicator", sa.String(60), nullable=False),
+    sa.Column("numerator", sa.Float, nullable=False),
+    sa.Column("denominator", sa.Float, nullable=False),
 )
 
 settings_changes = sa.Table(
@@ -165,6 +180,15 @@ def data_version(engine: Engine) -> int:
     """A number that changes whenever what counts changes; caches key on it."""
     with engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(revisions.c.id), 0))).scalar())
+
+
+def content_version(engine: Engine) -> int:
+    """Like data_version, but ignoring settings changes (which do not change the records)."""
+    with engine.connect() as conn:
+        query = sa.select(sa.func.coalesce(sa.func.max(revisions.c.id), 0)).where(
+            ~revisions.c.what.like("settings%")
+        )
+        return int(conn.execute(query).scalar())
 
 
 # --- districts ----------------------------------------------------------------------------------
@@ -280,10 +304,12 @@ def read_query(engine: Engine, query: sa.Select) -> pl.DataFrame:
 def _arrow_read(engine: Engine, sql: str) -> pl.DataFrame:
     url = engine.url
     if url.get_backend_name() == "sqlite":
-        import adbc_driver_sqlite.dbapi as adbc
-
-        conn = adbc.connect(url.database)
-    elif url.get_backend_name() == "postgresql":
+        # Not through ADBC: its driver bundles a second copy of SQLite, and two copies on one file in
+        # one process break each other's POSIX locks; closing the ADBC connection even deletes the WAL
+        # the pool's connections still write to, so later reads miss committed imports
+        # (sqlite.org/howtocorrupt.html §2.2). Read with the engine's own driver, in chunks.
+        return _sqlite_read(engine, sql)
+    if url.get_backend_name() == "postgresql":
         import adbc_driver_postgresql.dbapi as adbc
 
         conn = adbc.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
@@ -298,6 +324,43 @@ def _arrow_read(engine: Engine, sql: str) -> pl.DataFrame:
     finally:
         conn.close()
     return pl.from_arrow(table)  # type: ignore[return-value]
+
+
+_ARROW_CHILD = """
+import sys, adbc_driver_sqlite.dbapi as adbc, pyarrow as pa
+conn = adbc.connect(sys.argv[1])
+cur = conn.cursor()
+cur.execute(sys.argv[2])
+reader = cur.fetch_record_batch()
+with pa.OSFile(sys.argv[3], "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
+    for batch in reader:
+        writer.write_batch(batch)
+cur.close()
+conn.close()
+"""
+
+
+def _sqlite_read(engine: Engine, sql: str) -> pl.DataFrame:
+    """Columnar read of a SQLite query through ADBC in a child process.
+
+    Not in this process: the ADBC driver bundles a second copy of SQLite, and two copies on one file
+    in one process break each other's POSIX locks; closing the ADBC connection even deletes the WAL
+    that the pool's connections still use (sqlite.org/howtocorrupt.html §2.2). A child process is an
+    ordinary second SQLite client, and Arrow IPC brings the columns back without per-row objects.
+    """
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dashboard-read-") as tmp:
+        out = Path(tmp) / "result.arrow"
+        done = subprocess.run(
+            [sys.executable, "-c", _ARROW_CHILD, str(engine.url.database), sql, str(out)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"读取数据库失败：{done.stderr.strip()[-500:]}")
+        return pl.read_ipc(out)
 
 
 def load_records(
