@@ -1,0 +1,693 @@
+"""Reading real exports (.xlsx, .xls, .csv) into canonical columns: see read_file().
+
+The file's format is decided by its content, not its name (an ".xlsx" that is really CSV text is read
+as CSV, with a warning). Every sheet or CSV is first read as a grid of cell text in which grid row i is
+spreadsheet row i + 1, so row numbers stay those the user sees in Excel whatever precedes the header.
+The header row is the row among the first HEADER_SCAN_ROWS that matches most fields of one kind; which
+columns are which comes only from the declarations in datasets/schema.py.
+
+Decisions:
+- a file with a header but no data rows is rejected (ReadError rule "no_data_rows");
+- an .xlsx/.xls that holds CSV text, or a .csv that holds a workbook, is read by its content and gets a
+  warning (rule "extension_mismatch");
+- a formula in a data cell of a recognised column is an error (rule "formula_cell"): exports hold values,
+  a formula means the file was edited by hand. Detected for .xlsx only (.xls has no cheap way);
+- a cell that is blank or holds only a placeholder ("-", "/", "null"...) is empty: null in both ``raw``
+  and ``frame``. Otherwise ``raw`` holds the cell text unchanged, so "raw not null but frame null" is
+  exactly "written but unparseable";
+- a time limit written with its unit ("20个工作日") fills the unit field where the unit column is absent
+  (the unit then appears in ``frame`` only, not in ``raw`` nor ``headers``) or its cell is empty;
+- total rows (合计/总计/小计 starting one of the first three columns, or the row's first filled cell) and
+  blank rows are dropped wherever they are.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import os
+import re
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cache, partial
+from pathlib import Path
+from typing import IO, Any
+from xml.etree import ElementTree
+
+import fastexcel
+import polars as pl
+
+from datasets import parsing
+from datasets.parsed import ERROR, WARNING, ParsedFile, Problem, ReadError
+from datasets.schema import KINDS, LIMIT, Kind
+from datasets.schema import kind as get_kind
+from datasets.text import normalize_header
+
+MAX_BYTES = 50 * 2**20
+MAX_UNPACKED = 500 * 2**20  # total uncompressed size of an .xlsx
+MAX_RATIO = 200  # uncompressed ÷ compressed size of one member larger than 1 MB
+HEADER_SCAN_ROWS = 30
+TOTAL_SCAN_COLUMNS = 3
+FORMULA_PROBLEMS = 100  # formula cells listed one by one; the rest are counted in one problem
+CSV_SEPARATORS = (",", "\t", ";", "|")
+
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
+_TOTAL = r"^[\s\u3000]*[合总小][\s\u3000]*计(?:$|[\s\u3000:：(（\[【\d])"  # 合计, 总 计, 合计：12 件, 小计(件)
+_EXCEL_EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".xlsb")
+
+_FORMULA = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?f[\s>/]")
+_CELL_OPEN = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c\s([^>]*)>")
+_CELL_REF = re.compile(rb'\br="([A-Z]{1,3})(\d+)"')
+
+
+# --- header matching ------------------------------------------------------------------------------
+
+
+@cache
+def _lookup(kind_name: str) -> dict[str, tuple[str, bool]]:
+    """Normalised header → (field name, is the canonical header) for one kind."""
+    out: dict[str, tuple[str, bool]] = {}
+    for f in KINDS[kind_name].fields:
+        for i, h in enumerate(f.headers):
+            out.setdefault(normalize_header(h), (f.name, i == 0))
+    return out
+
+
+def _match(cells: list[Any], kind_name: str) -> tuple[dict[int, str], list[int]]:
+    """Which cells of a header row are which field: ({cell index: field}, duplicate cell indexes).
+
+    When two columns name the same field the canonical header wins over an alias, else the first one.
+    """
+    lookup = _lookup(kind_name)
+    mapping: dict[int, str] = {}
+    canonical: dict[str, bool] = {}
+    duplicates: list[int] = []
+    for i, cell in enumerate(cells):
+        if cell is None:
+            continue
+        hit = lookup.get(normalize_header(cell))
+        if hit is None:
+            continue
+        name, is_canonical = hit
+        owner = next((c for c, n in mapping.items() if n == name), None)
+        if owner is None:
+            mapping[i] = name
+            canonical[name] = is_canonical
+        elif is_canonical and not canonical[name]:
+            del mapping[owner]
+            duplicates.append(owner)
+            mapping[i] = name
+            canonical[name] = True
+        else:
+            duplicates.append(i)
+    return dict(sorted(mapping.items())), sorted(duplicates)
+
+
+def _fit(headers: list[Any], kind_name: str) -> tuple[int, int, int]:
+    """(score, required fields matched, fields matched) of a header row for one kind."""
+    matched = set(_match(headers, kind_name)[0].values())
+    required = {f.name for f in KINDS[kind_name].fields if f.required}
+    hits = len(matched & required)
+    score = 3 * hits + len(matched - required) - 2 * (len(required) - hits)
+    return score, hits, len(matched)
+
+
+def detect_kind(headers: list[str]) -> str | None:
+    """The kind whose fields best match these header cells, or None when none fits.
+
+    Required fields weigh most: each one found counts 3, each one missing −2, any other field 1. A
+    kind needs at least two fields, one of them required, and a positive score.
+    """
+    best: tuple[tuple[int, int], str] | None = None
+    for name in KINDS:
+        score, hits, matched = _fit(list(headers), name)
+        if matched < 2 or hits < 1 or score <= 0:
+            continue
+        if best is None or (score, hits) > best[0]:
+            best = ((score, hits), name)
+    return best[1] if best else None
+
+
+def _header_row(rows: list[list[Any]]) -> int | None:
+    """Index of the row (among the first rows given) matching most fields of some kind; ties: the first."""
+    best, best_count = None, 1
+    for i, cells in enumerate(rows[:HEADER_SCAN_ROWS]):
+        count = max(len(_match(cells, name)[0]) for name in KINDS)
+        if count > best_count:
+            best, best_count = i, count
+    return best
+
+
+# --- reading the bytes ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Grid:
+    """One sheet (or a CSV) as text: String columns c0…; row i is spreadsheet row i + 1."""
+
+    frame: pl.DataFrame
+    columns: list[int]  # absolute column index (A = 0) of each grid column
+    sheet: str | None = None
+    sheet_path: str | None = None  # member of the .xlsx holding the sheet, for formula lookup
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n:,} 字节"
+
+
+def _load(source: Any, max_bytes: int) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise ReadError(f"找不到或无法打开文件：{path.name}", "file_not_found") from exc
+        if size > max_bytes:
+            raise ReadError(_too_large(size, max_bytes), "file_too_large")
+        data = path.read_bytes()
+    elif hasattr(source, "getvalue"):  # io.BytesIO, Streamlit's UploadedFile
+        data = bytes(source.getvalue())
+    elif hasattr(source, "read"):
+        data = bytes(source.read(max_bytes + 1))
+    else:
+        raise TypeError(f"cannot read {type(source).__name__}")
+    if len(data) > max_bytes:
+        raise ReadError(_too_large(len(data), max_bytes), "file_too_large")
+    if not data.strip():
+        raise ReadError("文件是空的，没有任何内容。请重新导出后上传。", "file_empty")
+    return data
+
+
+def _too_large(size: int, max_bytes: int) -> str:
+    return f"文件大小为 {_mb(size)}，超过上传上限 {_mb(max_bytes)}。请按月份或区县拆分后分别上传。"
+
+
+def _sniff(data: bytes) -> str:
+    """zip | ole | text, by content."""
+    if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return "zip"
+    if data[:8] == _OLE_MAGIC:
+        return "ole"
+    return "text"
+
+
+def _corrupt(detail: str = "") -> ReadError:
+    extra = f"（{detail}）" if detail else ""
+    return ReadError(
+        f"文件已损坏或不完整，无法打开{extra}。请确认文件能在 Excel 中正常打开，或从系统重新导出后上传。",
+        "file_corrupt",
+    )
+
+
+def _encrypted() -> ReadError:
+    return ReadError(
+        "文件设置了打开密码（已加密），无法读取。请在 Excel 中打开，在“文件 → 信息 → 保护工作簿”中删除密码后另存，再上传。",
+        "file_encrypted",
+    )
+
+
+def _sheet_paths(zf: zipfile.ZipFile) -> dict[str, str]:
+    """Sheet name → worksheet member path, from xl/workbook.xml and its relationships."""
+    try:
+        book = ElementTree.fromstring(zf.read("xl/workbook.xml"))
+        rels = ElementTree.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
+    except (KeyError, ElementTree.ParseError, zipfile.BadZipFile, OSError):
+        return {}
+    targets = {r.get("Id"): r.get("Target", "") for r in rels.iter() if r.tag.endswith("Relationship")}
+    out: dict[str, str] = {}
+    for el in book.iter():
+        if not el.tag.endswith("}sheet"):
+            continue
+        rid = next((v for k, v in el.attrib.items() if k.endswith("}id")), None)
+        target = targets.get(rid, "")
+        if not target:
+            continue
+        path = target.lstrip("/") if target.startswith("/") else "xl/" + target
+        out[el.get("name", "")] = os.path.normpath(path).replace(os.sep, "/")
+    return out
+
+
+def _column_index(letters: bytes) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ch - 64
+    return n - 1
+
+
+def _scan_formulas(stream: IO[bytes], found: list[tuple[int, int]]) -> int:
+    """Stream a worksheet's XML; append (row, column index) of each formula cell; return the size read.
+
+    A cell whose reference cannot be read is appended as (0, -1).
+    """
+    chunk_size, keep = 8 << 20, 1 << 16
+    tail, offset, last, size, seen = b"", 0, -1, 0, False
+    while chunk := stream.read(chunk_size):
+        size += len(chunk)
+        _check_unpacked(size)
+        buf = tail + chunk
+        # Cheap test first: a sheet with formulas has at least one "</f>" (a shared formula's master
+        # holds its text); once one is seen, every later chunk is searched for `<f .../>` too.
+        if seen or b"f>" in buf:
+            for m in _FORMULA.finditer(buf):
+                seen = True
+                pos = offset + m.start()
+                if pos <= last:
+                    continue
+                last = pos
+                opens = list(_CELL_OPEN.finditer(buf, max(0, m.start() - 4096), m.start()))
+                ref = _CELL_REF.search(opens[-1].group(1)) if opens else None
+                found.append((int(ref.group(2)), _column_index(ref.group(1))) if ref else (0, -1))
+        tail = buf[-keep:]
+        offset += len(buf) - len(tail)
+    return size
+
+
+def _check_unpacked(size: int) -> None:
+    if size > MAX_UNPACKED:
+        raise ReadError(
+            f"文件解压后超过 {_mb(MAX_UNPACKED)}，疑似异常文件（压缩炸弹），已拒绝读取。", "zip_bomb"
+        )
+
+
+def _inspect_xlsx(data: bytes) -> tuple[dict[str, str], dict[str, list[tuple[int, int]]]]:
+    """Check an .xlsx before calamine sees it: integrity, encryption, unpacked size; find formula cells.
+
+    Returns (sheet name → member path, member path → formula cells). Every member is decompressed
+    once through zipfile, which stops at the declared size and checks the CRC, so a member that lies
+    about its size fails here instead of exhausting memory in the parser.
+    """
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as exc:
+        raise _corrupt("压缩结构不完整") from exc
+    names = {i.filename for i in infos}
+    if "xl/workbook.xml" not in names and "xl/workbook.bin" not in names:
+        raise ReadError(
+            "文件不是 Excel 工作簿（可能是 Word、WPS 或其他压缩文件）。请上传 .xlsx、.xls 或 .csv 格式的导出文件。",
+            "unsupported_format",
+        )
+    _check_unpacked(sum(i.file_size for i in infos))  # declared sizes
+    for i in infos:
+        if i.flag_bits & 0x1:
+            raise _encrypted()
+        if i.file_size > 2**20 and i.file_size > MAX_RATIO * max(i.compress_size, 1):
+            raise ReadError(
+                f"文件中的“{i.filename}”压缩比异常（{i.file_size // max(i.compress_size, 1)} 倍），"
+                "疑似异常文件（压缩炸弹），已拒绝读取。",
+                "zip_bomb",
+            )
+    paths = _sheet_paths(zf)
+    sheets = set(paths.values()) or {n for n in names if n.startswith("xl/worksheets/") and n.endswith(".xml")}
+    formulas: dict[str, list[tuple[int, int]]] = {}
+    total = 0
+    try:
+        for i in infos:
+            with zf.open(i) as stream:
+                if i.filename in sheets:
+                    found: list[tuple[int, int]] = []
+                    total += _scan_formulas(stream, found)
+                    formulas[i.filename] = found
+                else:
+                    while chunk := stream.read(8 << 20):
+                        total += len(chunk)
+            _check_unpacked(total)
+    except ReadError:
+        raise
+    except zipfile.BadZipFile as exc:
+        raise _corrupt("内容校验失败" if "CRC" in str(exc) else "压缩结构不完整") from exc
+    except Exception as exc:  # zlib.error, EOFError, NotImplementedError (compression method)...
+        raise _corrupt("解压失败") from exc
+    return paths, formulas
+
+
+def _excel_error(exc: Exception) -> ReadError:
+    text = str(exc).lower()
+    if "password" in text or "encrypt" in text:
+        return _encrypted()
+    return _corrupt("无法解析工作簿结构")
+
+
+def _excel_grids(data: bytes, paths: dict[str, str]) -> Iterator[_Grid | ReadError]:
+    """Each sheet as a grid, or the ReadError of a sheet calamine cannot load (a chart sheet...)."""
+    try:
+        reader = fastexcel.read_excel(data)
+        names = reader.sheet_names
+    except Exception as exc:  # fastexcel.FastExcelError, and anything calamine panics with
+        raise _excel_error(exc) from exc
+    for name in names:
+        try:
+            sheet = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string")
+            frame = sheet.to_polars()
+            columns = [c.absolute_index for c in sheet.available_columns()]
+        except Exception as exc:
+            yield _excel_error(exc)
+            continue
+        frame = frame.rename({old: f"c{i}" for i, old in enumerate(frame.columns)})
+        yield _Grid(frame, columns, name, paths.get(name))
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith(codecs.BOM_UTF8):
+        encodings: tuple[str, ...] = ("utf-8-sig",)
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encodings = ("utf-16",)
+    else:
+        if b"\x00" in data[:8192]:
+            raise ReadError(
+                "文件不是表格文件（内容为无法识别的二进制数据）。请上传 .xlsx、.xls 或 .csv 格式的导出文件。",
+                "unsupported_format",
+            )
+        encodings = ("utf-8", "gb18030")
+    for encoding in encodings:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ReadError("无法识别 CSV 文件的文字编码（支持 UTF-8、GBK/GB18030）。请用 Excel 另存为 .xlsx 后上传。", "encoding_unknown")
+
+
+def _sample_rows(text: str, separator: str, limit: int) -> list[list[str]]:
+    reader = csv.reader(io.StringIO(text[: 1 << 20]), delimiter=separator)
+    rows: list[list[str]] = []
+    try:
+        for row in reader:
+            rows.append(row)
+            if len(rows) >= limit:
+                break
+    except csv.Error:
+        pass
+    return rows
+
+
+def _csv_grid(data: bytes) -> _Grid:
+    text = _decode(data)
+    if "\n" not in text and "\r" in text:  # classic Mac line ends
+        text = text.replace("\r", "\n")
+    head = text[:4096].lstrip().lower()
+    if head.startswith(("<!doctype html", "<html", "<table")) or ("<table" in head and "<td" in head):
+        raise ReadError(
+            "文件实际是网页（HTML）格式，不是真正的 Excel 或 CSV 文件（部分系统这样导出“.xls”）。"
+            "请用 Excel 打开后“另存为” .xlsx 格式再上传。",
+            "unsupported_format",
+        )
+    if head.startswith("<?xml") and "urn:schemas-microsoft-com:office:spreadsheet" in text[:4096]:
+        raise ReadError("文件是旧版 XML 表格格式。请用 Excel 打开后“另存为” .xlsx 格式再上传。", "unsupported_format")
+
+    def score(sep: str) -> tuple[int, int]:
+        rows = _sample_rows(text, sep, HEADER_SCAN_ROWS)
+        best = max((max(len(_match(r, k)[0]) for k in KINDS) for r in rows), default=0)
+        return best, text[:65536].count(sep)
+
+    separator = max(CSV_SEPARATORS, key=score)
+    width = max((len(r) for r in _sample_rows(text, separator, 1000)), default=1)
+    try:
+        frame = pl.read_csv(
+            text.encode("utf-8"),
+            has_header=False,
+            separator=separator,
+            schema={f"c{i}": pl.String for i in range(width)},
+            missing_columns="insert",
+            truncate_ragged_lines=True,
+            infer_schema=False,
+            raise_if_empty=False,
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise _corrupt("CSV 格式错误，可能有未闭合的引号") from exc
+    return _Grid(frame, list(range(width)))
+
+
+# --- from grid to canonical columns ---------------------------------------------------------------
+
+
+def _unknown_kind(cells: list[Any] | None) -> ReadError:
+    labels = "、".join(k.label for k in KINDS.values())
+    if cells:
+        named = [f"“{str(c).strip()}”" for c in cells if c is not None and str(c).strip()]
+        shown = "、".join(named[:8]) + ("等" if len(named) > 8 else "")
+        detail = f"找到的表头为 {shown}，与{labels}的列名都对不上"
+    else:
+        detail = f"前 {HEADER_SCAN_ROWS} 行中没有找到{labels}的表头"
+    return ReadError(
+        f"无法识别文件类型：{detail}。请确认上传的是系统导出的明细表（表头应包含如“办件编号”“事项编码”“受理时间”等列名），"
+        "或下载导入模板对照修改表头。",
+        "unknown_kind",
+    )
+
+
+def _resolve(grid: _Grid, kind_name: str | None) -> tuple[int, str] | ReadError:
+    """(header row index, kind) of a grid, or the ReadError explaining why it has none."""
+    rows = grid.frame.head(HEADER_SCAN_ROWS).rows()
+    h = _header_row([list(r) for r in rows])
+    if h is None:
+        if kind_name is None:
+            return _unknown_kind(None)
+        k = KINDS[kind_name]
+        required = "、".join(f"“{f.header}”" for f in k.fields if f.required)
+        return ReadError(
+            f"在前 {HEADER_SCAN_ROWS} 行中没有找到{k.label}的表头（应包含 {required} 等列）。"
+            "请确认文件类型选择正确，或下载导入模板对照修改表头。",
+            "header_not_found",
+        )
+    cells = list(rows[h])
+    detected = detect_kind(cells)
+    if kind_name is None:
+        return (h, detected) if detected else _unknown_kind(cells)
+    _, hits, matched = _fit(cells, kind_name)
+    required = sum(f.required for f in KINDS[kind_name].fields)
+    if detected is not None and detected != kind_name and (hits < required or matched < 2):
+        return ReadError(
+            f"所选数据类型为“{KINDS[kind_name].label}”，但文件的表头（第 {h + 1} 行）看起来是“{KINDS[detected].label}”。"
+            "请选择正确的数据类型，或检查是否传错了文件。",
+            "kind_mismatch",
+        )
+    if matched < 2:
+        return ReadError(
+            f"在前 {HEADER_SCAN_ROWS} 行中没有找到{KINDS[kind_name].label}的表头。请确认文件类型选择正确。",
+            "header_not_found",
+        )
+    return h, kind_name
+
+
+def _formula_problems(
+    cells: list[tuple[int, int]], rows: pl.DataFrame, column_fields: dict[int, str], headers: dict[str, str]
+) -> list[Problem]:
+    """Errors for formula cells that fall in a data row and a recognised column."""
+    if not cells:
+        return []
+    kept = set(rows["_row"].to_list())
+    hits = sorted((r, c) for r, c in cells if r in kept and c in column_fields)
+    unlocated = sum(1 for r, c in cells if c < 0)
+    if not hits and not unlocated:
+        return []
+    raw_by_row = {r["_row"]: r for r in rows.filter(pl.col("_row").is_in([r for r, _ in hits[:FORMULA_PROBLEMS]])).to_dicts()}
+    problems = []
+    for r, c in hits[:FORMULA_PROBLEMS]:
+        name = column_fields[c]
+        value = raw_by_row.get(r, {}).get(name)
+        problems.append(
+            Problem(
+                ERROR,
+                "formula_cell",
+                "单元格含公式",
+                f"第 {r} 行“{headers[name]}”列的单元格是公式，不是系统导出的原始值，可能被手工修改过。"
+                "请使用系统原始导出文件，或将公式转换为数值后重新上传。",
+                row=r,
+                column=headers[name],
+                value=value,
+            )
+        )
+    rest = len(hits) - len(problems) + unlocated
+    if rest > 0:
+        problems.append(
+            Problem(
+                ERROR,
+                "formula_cell",
+                "单元格含公式",
+                f"另有 {rest} 个数据单元格是公式（上面只列出前 {FORMULA_PROBLEMS} 个）。"
+                "请使用系统原始导出文件，或将公式转换为数值后重新上传。",
+            )
+        )
+    return problems
+
+
+def _parse_distinct(
+    values: pl.Series, parser: Callable[[pl.Expr], pl.Expr], fast: Callable[[pl.Expr], pl.Expr] | None = None
+) -> pl.Series:
+    """parser applied to each distinct value once, mapped back to the rows (exports repeat values a lot).
+
+    ``fast`` (see parsing.fast_path) is tried first; parser then only sees the values it left null.
+    """
+    name = values.name
+    distinct = values.drop_nulls().unique().to_frame()
+    if fast is None:
+        distinct = distinct.with_columns(parser(pl.col(name)).alias("__parsed"))
+    else:
+        distinct = distinct.with_columns(fast(pl.col(name)).alias("__parsed"))
+        done = distinct.filter(pl.col("__parsed").is_not_null())
+        rest = distinct.filter(pl.col("__parsed").is_null()).with_columns(parser(pl.col(name)).alias("__parsed"))
+        distinct = pl.concat([done, rest])
+    joined = values.to_frame().join(distinct, on=name, how="left", maintain_order="left")
+    return joined["__parsed"].alias(name)
+
+
+def _build(
+    grid: _Grid, h: int, kind_name: str, formulas: list[tuple[int, int]]
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, str], list[str], list[Problem]]:
+    k: Kind = KINDS[kind_name]
+    header_cells = list(grid.frame.row(h))
+    mapping, duplicates = _match(header_cells, kind_name)
+    headers = {name: str(header_cells[i]).strip() for i, name in mapping.items()}
+    problems: list[Problem] = []
+    for i in duplicates:
+        name = _match([header_cells[i]], kind_name)[0][0]
+        problems.append(
+            Problem(
+                WARNING,
+                "duplicate_column",
+                "重复的列",
+                f"“{str(header_cells[i]).strip()}”列与“{headers[name]}”列是同一字段，已使用“{headers[name]}”列，忽略该列。",
+                column=str(header_cells[i]).strip(),
+            )
+        )
+    ignored = [
+        str(c).strip()
+        for i, c in enumerate(header_cells)
+        if i not in mapping and c is not None and str(c).strip()
+    ]
+
+    first = next((i for i, c in enumerate(header_cells) if c is not None and str(c).strip()), 0)
+    total_columns = [f"c{i}" for i in range(first, min(first + TOTAL_SCAN_COLUMNS, len(header_cells)))]
+    order = [f.name for f in k.fields if f.name in mapping.values()]
+    cells = (
+        grid.frame.slice(h + 1)
+        .with_row_index("_idx")
+        .select(
+            (pl.col("_idx").cast(pl.Int64) + h + 2).alias("_row"),
+            *[parsing.clean(pl.col(f"c{i}")).alias(name) for i, name in mapping.items()],
+            pl.any_horizontal([pl.col(c).str.contains(_TOTAL).fill_null(False) for c in total_columns]).alias("_total"),
+        )
+    )
+    blank = pl.all_horizontal([pl.col(name).is_null() for name in order])
+    first_filled = pl.coalesce([pl.col(name) for name in mapping.values()])  # in column order
+    total = pl.col("_total") | first_filled.str.contains(_TOTAL).fill_null(False)
+    raw = cells.filter(~blank & ~total).select("_row", *order)
+
+    parsed = {
+        name: _parse_distinct(raw[name], partial(parsing.parse_field, field=k.field(name)), parsing.fast_path(k.field(name)))
+        for name in order
+    }
+    for f in k.fields:  # a limit written with its unit fills the unit field
+        unit = f"{f.name}_unit"
+        if f.parser != LIMIT or f.name not in parsed or unit not in k.names:
+            continue
+        derived = _parse_distinct(raw[f.name], parsing.limit_unit)
+        parsed[unit] = parsed[unit].fill_null(derived) if unit in parsed else derived
+    frame = pl.DataFrame([raw["_row"], *[parsed[n].alias(n) for n in k.names if n in parsed]])
+
+    column_fields = {grid.columns[i]: name for i, name in mapping.items()}
+    problems += _formula_problems(formulas, raw, column_fields, headers)
+    return frame, raw, headers, ignored, problems
+
+
+_FAILURE_RANK = {"no_data_rows": 3, "kind_mismatch": 2, "header_not_found": 1, "unknown_kind": 1}
+
+
+def _worse(kept: ReadError | None, new: ReadError) -> ReadError:
+    """The more telling of two reasons why a sheet could not be used (ties: the first one)."""
+    if kept is None or _FAILURE_RANK.get(new.rule, 0) > _FAILURE_RANK.get(kept.rule, 0):
+        return new
+    return kept
+
+
+def _has_cells(grid: _Grid) -> bool:
+    return bool(grid.frame.select(pl.any_horizontal(parsing.clean(pl.col(c)).is_not_null().any() for c in grid.frame.columns)).item())
+
+
+def _extension_warning(file_name: str, actual: str) -> Problem | None:
+    ext = Path(file_name).suffix.lower()
+    if actual == "csv" and ext in _EXCEL_EXTENSIONS:
+        message = f"文件扩展名为 {ext}，但内容是 CSV 文本，已按 CSV 读取。"
+    elif actual == "xlsx" and ext in (".csv", ".xls"):
+        message = f"文件扩展名为 {ext}，但内容是 .xlsx 工作簿，已按 .xlsx 读取。"
+    elif actual == "xls" and ext in (".csv", ".xlsx", ".xlsm"):
+        message = f"文件扩展名为 {ext}，但内容是旧版 .xls 工作簿，已按 .xls 读取。"
+    else:
+        return None
+    return Problem(WARNING, "extension_mismatch", "扩展名与内容不符", message)
+
+
+def read_file(
+    path_or_bytes: str | os.PathLike[str] | bytes | IO[bytes],
+    file_name: str,
+    kind: str | None = None,
+    max_bytes: int = MAX_BYTES,
+) -> ParsedFile:
+    """Read an .xlsx, .xls or .csv export into canonical columns (see ParsedFile and the module doc).
+
+    ``kind`` forces the kind instead of detecting it from the header. Raises ReadError, with a
+    Chinese message and a rule id, when the file cannot be read at all.
+    """
+    if kind is not None:
+        get_kind(kind)  # ValueError for an unknown kind name
+    data = _load(path_or_bytes, max_bytes)
+    sha256 = hashlib.sha256(data).hexdigest()
+    fmt = _sniff(data)
+    formulas: dict[str, list[tuple[int, int]]] = {}
+    if fmt == "zip":
+        paths, formulas = _inspect_xlsx(data)
+        grids = _excel_grids(data, paths)
+        actual = "xlsx"
+    elif fmt == "ole":
+        if _ENCRYPTED_PACKAGE in data:
+            raise _encrypted()
+        grids = _excel_grids(data, {})
+        actual = "xls"
+    else:
+        grids = iter([_csv_grid(data)])
+        actual = "csv"
+
+    failure: ReadError | None = None  # why no sheet could be used: the most telling reason is kept
+    for grid in grids:
+        if isinstance(grid, ReadError):
+            failure = _worse(failure, grid)
+            continue
+        if grid.frame.height == 0 or grid.frame.width == 0:
+            continue
+        found = _resolve(grid, kind)
+        if isinstance(found, ReadError):
+            if _has_cells(grid):
+                failure = _worse(failure, found)
+            continue
+        h, kind_name = found
+        frame, raw, headers, ignored, problems = _build(grid, h, kind_name, formulas.get(grid.sheet_path or "", []))
+        if frame.height == 0:
+            where = f"工作表“{grid.sheet}”" if grid.sheet else "文件"
+            failure = _worse(
+                failure,
+                ReadError(
+                    f"{where}只有表头（第 {h + 1} 行），没有数据行。请确认导出时选择了正确的时间范围。", "no_data_rows"
+                ),
+            )
+            continue
+        warning = _extension_warning(file_name, actual)
+        return ParsedFile(
+            kind=kind_name,
+            file_name=file_name,
+            sha256=sha256,
+            frame=frame,
+            raw=raw,
+            headers=headers,
+            sheet=grid.sheet,
+            ignored_columns=ignored,
+            problems=([warning] if warning else []) + problems,
+        )
+    if failure is not None:
+        raise failure
+    raise ReadError("文件是空的，没有任何内容。请重新导出后上传。", "file_empty")
