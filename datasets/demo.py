@@ -950,7 +950,7 @@ class _City:
         return min(base + dt.timedelta(days=days), self.now)
 
     def _import(self, kind: str, frame: pl.DataFrame, month: _Month, *, name: str, created_at: dt.datetime,
-                late: bool = False, tag: str = "", user: str = USER) -> None:
+                late: bool | None = None, tag: str = "", user: str = USER) -> None:
         if frame.height == 0:
             return
         result = import_frame(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 
@@ -44,6 +45,17 @@ class ImportResult:
         return sum(r.rows_replaced for r in self.results)
 
 
+# Monthly exports are due by this day of the following month (每月 10 日前报送上月数据).
+DEADLINE_DAY = 10
+
+
+def is_late(period: str, uploaded_at: dt.datetime, deadline_day: int = DEADLINE_DAY) -> bool:
+    """Whether an upload for ``period`` (YYYY-MM) came after the deadline in the following month."""
+    year, month = int(period[:4]), int(period[5:7])
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return uploaded_at.date() > dt.date(year, month, deadline_day)
+
+
 def majority_month(frame: pl.DataFrame, date_field: str) -> str:
     """The month most rows fall in (ties: the later month), as YYYY-MM."""
     counts = (
@@ -70,12 +82,13 @@ def import_frame(
     warnings: int = 0,
     summary: dict | None = None,
     created_at=None,
-    late: bool = False,
+    late: bool | None = None,
 ) -> ImportResult:
     """Store canonical, validated rows: one batch per district, all in one transaction.
 
     ``period`` is required for catalogs (the month from which they apply); for other kinds it is
     the month most of a district's rows fall in. Re-importing the identical file is a no-op.
+    ``late`` defaults to whether the upload came after the reporting deadline of its month.
     """
     k = KINDS[kind]
     if kind == "items" and not period:
@@ -117,7 +130,7 @@ def import_frame(
                 warnings=warnings,
                 summary=summary,
                 created_at=created_at,
-                late=late,
+                late=is_late(slot_period, created_at or store.now()) if late is None else late,
             )
             store.insert_records(conn, kind, batch_id, part)
             version = conn.execute(

@@ -389,10 +389,12 @@ def load_records(
     )
     periods = active.select(pl.col("id").cast(pl.Int64).alias("batch_id"), "period")
     frame = frame.join(periods, on="batch_id", how="left")
-    # The newest import's row counts: keep the last row per district × id. A catalog is a snapshot
-    # valid from its period on, so catalog rows are unique per period instead.
+    # The newest export counts: per district × id keep the row of the latest export month, and within
+    # one month the newest import (a corrected re-export). Ordering by month first means a corrected
+    # September file imported after October cannot turn October's 已办结 back into 在办.
+    # A catalog is a snapshot valid from its period on, so catalog rows are unique per period instead.
     key = ["district", k.id_field] + (["period"] if kind_name == "items" else [])
-    frame = frame.sort("batch_id").unique(subset=key, keep="last", maintain_order=True)
+    frame = frame.sort(["period", "batch_id"]).unique(subset=key, keep="last", maintain_order=True)
     return frame.select(list(schema))
 
 

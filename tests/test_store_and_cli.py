@@ -60,6 +60,21 @@ def test_a_case_in_two_imports_counts_once_with_the_newest_row(any_engine):
     assert cases.schema["accepted_at"] == pl.Datetime("us")
 
 
+def test_a_corrected_earlier_export_does_not_override_a_later_month(sqlite_engine):
+    _load_two_exports(sqlite_engine)
+    corrected_september = _cases([
+        {"case_id": "C1", "accepted_at": at(2024, 9, 20), "status": "在办", "legal_limit": 10.0,
+         "promised_limit": 5.0},
+        {"case_id": "C2", "accepted_at": at(2024, 9, 23), "completed_at": at(2024, 9, 24), "channel": "移动端",
+         "legal_limit": 10.0, "promised_limit": 5.0},
+    ])
+    import_frame(sqlite_engine, "cases", corrected_september, file_name="9月更正.xlsx", sha256="c" * 64,
+                 period="2024-09")
+    cases = store.load_records(sqlite_engine, "cases")
+    assert cases.filter(case_id="C1")["status"].to_list() == ["已办结"]  # October's export is later
+    assert cases.filter(case_id="C2")["channel"].to_list() == ["移动端"]  # the correction replaced September's
+
+
 def _run(capsys, *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     out = capsys.readouterr()
@@ -128,3 +143,14 @@ def test_rank_csv_and_xlsx(sqlite_engine, capsys, tmp_path):
     book = openpyxl.load_workbook(out_path)
     assert book.sheetnames == ["排名", "指标说明"]
     assert book["排名"]["A1"].value == "区县" and book["排名"].freeze_panes == "B2"
+
+
+def test_upload_deadline_is_the_tenth_of_the_following_month():
+    import datetime as dt
+
+    from datasets.ingest import is_late
+
+    assert not is_late("2024-09", dt.datetime(2024, 10, 10, 23, 59))
+    assert is_late("2024-09", dt.datetime(2024, 10, 11, 0, 1))
+    assert not is_late("2024-12", dt.datetime(2025, 1, 9))
+    assert is_late("2024-12", dt.datetime(2025, 2, 1))
