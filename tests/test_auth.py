@@ -1,0 +1,572 @@
+"""Sessions, the permission table, startup refusal, SSO mapping and the account pages (AppTest).
+
+The pages run standalone: a tiny host script (``_host``) does what dashboard.py does for them — it
+puts the engine and the settings in the session (``pages._shared.BASE_KEY``) and marks the run —
+and then runs the page file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from streamlit.testing.v1 import AppTest
+
+from datasets import accounts, auth, store
+from datasets.accounts import ADMIN, EVALUATOR, LEADER, STAFF, User
+from datasets.config import AppSettings
+from pages._shared import plain
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ROOT / "pages"
+T0 = dt.datetime(2026, 3, 2, 9, 0)
+PW = "secret-pass-1"
+SSO_SECRETS = {
+    "auth": {
+        "redirect_uri": "http://localhost:8501/oauth2callback",
+        "cookie_secret": "x" * 32,
+        "client_id": "dashboard",
+        "client_secret": "s3cret",
+        "server_metadata_url": "https://idp.example.gov/.well-known/openid-configuration",
+    }
+}
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ANONYMOUS_VIEW", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'auth.db'}"
+    engine = store.make_engine(url)
+    store.init_db(engine)
+    store.add_district(engine, "甲区")
+    store.add_district(engine, "乙区")
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def engine(url: str) -> Iterator[sa.Engine]:
+    engine = store.make_engine(url)
+    yield engine
+    engine.dispose()
+
+
+def configured(url: str = "sqlite:///elsewhere.db", **kw: object) -> AppSettings:
+    return AppSettings(database_url=url, **kw)
+
+
+def demo_mode(**kw: object) -> AppSettings:
+    return AppSettings(database_url="", **kw)
+
+
+def audit_rows(engine: sa.Engine) -> list[sa.Row]:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(accounts.audit_log).order_by(accounts.audit_log.c.id)).all()
+
+
+# --- the permission table -------------------------------------------------------------------------
+
+P = auth
+# page -> (领导, 工作人员, 评估人员, 管理员, visitor when anonymous viewing is allowed)
+EXPECTED = {
+    P.PAGE_OVERVIEW: (1, 1, 1, 1, 1),
+    P.PAGE_COMPARE: (1, 1, 1, 1, 1),
+    P.PAGE_PERIODS: (1, 1, 1, 1, 1),
+    P.PAGE_INDICATORS: (1, 1, 1, 1, 1),
+    P.PAGE_START: (1, 1, 1, 1, 1),
+    P.PAGE_RANKING: (1, 0, 1, 1, 0),
+    P.PAGE_UPLOAD: (0, 1, 0, 0, 0),
+    P.PAGE_QUALITY: (1, 1, 0, 1, 0),
+    P.PAGE_SETTINGS: (0, 0, 0, 1, 0),
+    P.PAGE_USERS: (0, 0, 0, 1, 0),
+    P.PAGE_AUDIT: (0, 0, 0, 1, 0),
+    P.PAGE_ACCOUNT: (1, 1, 1, 1, 0),
+    P.PAGE_LOGIN: (0, 0, 0, 0, 1),
+}
+ROLE_ORDER = (LEADER, STAFF, EVALUATOR, ADMIN)
+
+
+@pytest.mark.parametrize("page", list(EXPECTED))
+def test_permission_table_for_every_role_and_page(page: str):
+    for role, expected in zip(ROLE_ORDER, EXPECTED[page][:4], strict=True):
+        user = User("u", "u", (role,), ("甲区",))
+        assert auth.page_access(user, page) is bool(expected), (role, page)
+        assert auth.page_access(user, page, anonymous_ok=True) is bool(expected), (role, page)
+    assert auth.page_access(None, page, anonymous_ok=True) is bool(EXPECTED[page][4])
+    # Without anonymous viewing a visitor sees the login page only.
+    assert auth.page_access(None, page) is (page == P.PAGE_LOGIN)
+
+
+def test_table_covers_every_page_and_roles_add_up():
+    assert set(EXPECTED) == {*auth.PAGE_ROLES, auth.PAGE_LOGIN}
+    both = User("u", "u", (LEADER, STAFF), ("甲区",))
+    assert auth.page_access(both, P.PAGE_UPLOAD) and auth.page_access(both, P.PAGE_RANKING)
+    assert not auth.page_access(both, P.PAGE_USERS)
+    assert not auth.page_access(User("u", "u", (ADMIN,)), "不存在的页面")
+    # Downloads: evaluators and administrators; leaders only view the ranking.
+    assert [auth.may_download(User("u", "u", (r,))) for r in ROLE_ORDER] == [False, False, True, True]
+    assert not auth.may_download(None)
+
+
+def test_home_page_and_redirects():
+    staff = User("s", "s", (STAFF,), ("甲区",))
+    assert auth.home_page(staff) == P.PAGE_OVERVIEW
+    assert auth.home_page(None) == P.PAGE_LOGIN
+    assert auth.home_page(None, anonymous_ok=True) == P.PAGE_OVERVIEW
+    assert auth.redirect_for(staff, P.PAGE_UPLOAD) is None
+    assert auth.redirect_for(staff, P.PAGE_USERS) == P.PAGE_OVERVIEW
+    no_data = [P.PAGE_START, P.PAGE_UPLOAD, P.PAGE_INDICATORS, P.PAGE_SETTINGS, P.PAGE_LOGIN, P.PAGE_ACCOUNT]
+    assert auth.redirect_for(staff, P.PAGE_LOGIN, among=no_data) == P.PAGE_START
+    assert auth.home_page(User("a", "a", (ADMIN,)), among=[P.PAGE_UPLOAD, P.PAGE_USERS]) == P.PAGE_USERS
+    assert auth.redirect_for(staff, P.PAGE_LOGIN) == P.PAGE_OVERVIEW  # signed in: away from the login page
+    assert auth.redirect_for(None, P.PAGE_RANKING, anonymous_ok=True) == P.PAGE_LOGIN
+    assert auth.pages_for(None)[-1] == P.PAGE_LOGIN
+    assert auth.pages_for(User("a", "a", (ADMIN,)))[-4:] == [P.PAGE_SETTINGS, P.PAGE_USERS, P.PAGE_AUDIT,
+                                                            P.PAGE_ACCOUNT]
+
+
+def test_anonymous_viewing_defaults_per_mode():
+    assert auth.anonymous_allowed(demo_mode()) is True
+    assert auth.anonymous_allowed(configured()) is False
+    assert auth.anonymous_allowed(configured(anonymous_view=True)) is True
+    assert auth.anonymous_allowed(demo_mode(anonymous_view=False)) is False
+
+
+def test_anonymous_view_from_the_environment(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ANONYMOUS_VIEW", "true")
+    assert auth.anonymous_allowed(configured()) is True
+
+
+# --- startup refusal ------------------------------------------------------------------------------
+
+
+def test_configured_database_with_demo_passwords_refuses_to_start(engine):
+    assert auth.startup_problem(engine, configured()) is None  # no accounts at all
+    accounts.ensure_demo_accounts(engine)
+    problem = auth.startup_problem(engine, configured())
+    assert problem is not None and "拒绝启动" in problem
+    assert all(name in problem for name in ("leader", "staff", "evaluator", "admin"))
+    assert "users passwd" in problem
+    # The demo mode (embedded store) is where demo accounts belong.
+    assert auth.startup_problem(engine, demo_mode()) is None
+    # Once every demo password is changed or the account disabled, the deployment may start.
+    for name in ("leader", "staff", "evaluator"):
+        accounts.set_password(engine, name, "a-real-password")
+    assert "admin" in auth.startup_problem(engine, configured())
+    accounts.set_active(engine, "admin", False)
+    assert auth.startup_problem(engine, configured()) is None
+
+
+def test_demo_accounts_are_listed_only_in_demo_mode(engine):
+    assert auth.demo_accounts(engine, configured()).height == 0
+    assert accounts.count_users(engine) == 0
+    table = auth.demo_accounts(engine, demo_mode())
+    assert table.columns == ["账号", "密码", "角色"]
+    assert ("admin", "demo-admin") in [(r[0], r[1]) for r in table.iter_rows()]
+
+
+# --- sessions -------------------------------------------------------------------------------------
+
+
+def test_session_expires_after_inactivity_and_activity_keeps_it(engine):
+    user = accounts.add_user(engine, "zhang", PW, [STAFF], ["甲区"], "张三")
+    state: dict = {}
+    auth.sign_in(state, user, now=T0)
+    idle = accounts.SESSION_IDLE_MINUTES
+    step = dt.timedelta(minutes=idle - 1)
+    # Each run within the idle time refreshes the last-seen time: well past 30 minutes in total.
+    assert auth.current_user(state, engine, T0 + step) == user
+    assert auth.current_user(state, engine, T0 + 2 * step) == user
+    assert state[auth.SEEN_KEY] == T0 + 2 * step
+    # Then nothing for longer than the idle time: the session ends, once, with a notice and a log entry.
+    late = T0 + 2 * step + dt.timedelta(minutes=idle, seconds=1)
+    assert auth.current_user(state, engine, late) is None
+    assert auth.session_user(state) is None
+    assert "未操作" in auth.pop_notice(state)
+    assert auth.pop_notice(state) is None
+    last = audit_rows(engine)[-1]
+    assert (last.user_name, last.action) == ("zhang", "logout") and "会话过期" in last.detail
+    assert auth.current_user(state, engine, late) is None
+
+
+def test_session_follows_account_changes(engine):
+    user = accounts.add_user(engine, "li", PW, [LEADER], [], "李四")
+    state: dict = {}
+    auth.sign_in(state, user, now=T0)
+    accounts.update_user(engine, "li", roles=[LEADER, STAFF], districts=["乙区"], actor="admin")
+    fresh = auth.current_user(state, engine, T0)
+    assert fresh is not None and fresh.can_upload and fresh.districts == ("乙区",)
+    accounts.set_active(engine, "li", False)
+    assert auth.current_user(state, engine, T0) is None
+    assert "停用" in auth.pop_notice(state)
+
+
+def test_sign_out_is_audited(engine):
+    user = accounts.add_user(engine, "wang", PW, [EVALUATOR])
+    state: dict = {"other": 1}
+    auth.sign_in(state, user, now=T0)
+    assert auth.session_method(state) == auth.PASSWORD
+    assert auth.sign_out(state, engine, page=auth.PAGE_ACCOUNT) == auth.PASSWORD
+    assert auth.session_user(state) is None and state["other"] == 1
+    last = audit_rows(engine)[-1]
+    assert (last.user_name, last.action, last.page) == ("wang", "logout", auth.PAGE_ACCOUNT)
+    assert auth.sign_out(state, engine) is None  # nobody signed in: nothing logged
+    assert audit_rows(engine)[-1].id == last.id
+
+
+# --- single sign-on -------------------------------------------------------------------------------
+
+
+def test_sso_configured_needs_a_complete_auth_section():
+    assert auth.sso_configured(SSO_SECRETS)
+    assert not auth.sso_configured({})
+    assert not auth.sso_configured({"auth": {**SSO_SECRETS["auth"], "client_secret": ""}})
+    assert not auth.sso_configured({"auth": "yes"})
+
+    class NoFile(dict):
+        def get(self, key, default=None):
+            raise FileNotFoundError("no secrets.toml")
+
+    assert not auth.sso_configured(NoFile())
+
+
+def test_sso_identity_maps_to_an_account_or_to_no_access(engine):
+    identity = {"is_logged_in": True, "sub": "idp|42", "email": "Li.Si@Example.gov", "name": "李四"}
+    state: dict = {}
+    assert auth.sso_pending(state, identity)
+    # No account with that e-mail: no access, a clear message, and no second attempt in this session.
+    assert auth.sign_in_sso(state, engine, identity) is None
+    assert auth.session_user(state) is None
+    assert "没有对应的可用账号" in auth.pop_notice(state)
+    assert not auth.sso_pending(state, identity)
+    assert audit_rows(engine)[-1].action == "login_failed"
+    # An administrator creates the account (username = e-mail) and assigns the roles.
+    admin = accounts.add_user(engine, "root", PW, [ADMIN])
+    auth.create_account(engine, admin, "li.si@example.gov", "李四", [EVALUATOR], password=None)
+    state = {}
+    user = auth.sign_in_sso(state, engine, identity, now=T0)
+    assert user is not None and user.username == "li.si@example.gov" and user.roles == (EVALUATOR,)
+    assert auth.session_method(state) == auth.SSO and auth.current_user(state, engine, T0) == user
+    # The subject is bound: a changed e-mail at the provider still finds the account.
+    assert auth.sign_in_sso({}, engine, {**identity, "email": "new@example.gov"}) == user
+    # After signing out, the identity cookie does not sign the session in again by itself.
+    assert auth.sign_out(state, engine) == auth.SSO
+    assert not auth.sso_pending(state, identity)
+    assert not auth.sso_pending({}, {"is_logged_in": False})
+    assert auth.sign_in_sso({}, engine, {"is_logged_in": False, "email": "li.si@example.gov"}) is None
+
+
+# --- account administration -----------------------------------------------------------------------
+
+
+def test_administration_checks_the_actor_and_keeps_an_administrator(engine):
+    admin = accounts.add_user(engine, "root", PW, [ADMIN], [], "管理员")
+    staff = auth.create_account(engine, admin, "zhao", "赵六", [STAFF], ["甲区"], PW)
+    with pytest.raises(accounts.PermissionDenied):
+        auth.create_account(engine, staff, "x", "x", [ADMIN], [], PW)
+    with pytest.raises(accounts.PermissionDenied):
+        auth.reset_password(engine, staff, "root", "another-pass")
+    with pytest.raises(accounts.PermissionDenied):
+        auth.set_account_active(engine, staff, "root", False)
+    with pytest.raises(accounts.PermissionDenied):
+        auth.change_account(engine, staff, "zhao", [ADMIN], [])
+    with pytest.raises(ValueError, match="区县未配置"):
+        auth.change_account(engine, admin, "zhao", [STAFF], ["丙县"])
+    with pytest.raises(ValueError, match="不存在"):
+        auth.reset_password(engine, admin, "nobody", "another-pass")
+    with pytest.raises(ValueError, match="自己"):
+        auth.set_account_active(engine, admin, "root", False)
+    with pytest.raises(ValueError, match="自己"):
+        auth.change_account(engine, admin, "root", [LEADER], [])
+    other = auth.create_account(engine, admin, "qian", "钱七", [ADMIN], [], PW)
+    auth.set_account_active(engine, admin, "zhao", False)
+    auth.set_account_active(engine, other, "root", False)
+    # The actor is checked as stored now: a disabled administrator can no longer act.
+    with pytest.raises(accounts.PermissionDenied, match="已停用"):
+        auth.change_account(engine, admin, "qian", [LEADER], [])
+    auth.change_account(engine, other, "zhao", [STAFF, LEADER], ["乙区"])
+    assert accounts.get_user(engine, "zhao").districts == ("乙区",)
+    actors = [r.user_name for r in audit_rows(engine) if r.action == "account"]
+    assert actors[0] == "system" and set(actors[1:]) == {"root", "qian"}  # root itself was made by "system"
+
+
+def test_audit_csv_has_a_bom_and_neutralises_formulas(engine):
+    accounts.audit(engine, "=cmd|' /C calc'!A0", "login_failed", "+SUM(1)", "登录")
+    data = auth.audit_csv(accounts.audit_entries(engine))
+    assert data.startswith("\ufeff".encode())
+    text = data.decode("utf-8-sig")
+    assert "'=cmd" in text and "'+SUM(1)" in text and "登录失败" in text
+
+
+# --- pages (AppTest) ------------------------------------------------------------------------------
+
+
+def _host(page: str, url: str, embedded: bool) -> None:
+    """What dashboard.py does for a page: the engine and settings in the session, the run marked."""
+    import runpy
+
+    import streamlit as st
+
+    from datasets.config import AppSettings
+    from pages import _shared as shared
+
+    engine = shared.get_engine(url)
+    st.session_state[shared.BASE_KEY] = (engine, AppSettings(database_url="" if embedded else url))
+    shared.begin_run()
+    try:
+        runpy.run_path(page, run_name="__main__")
+    finally:
+        shared.end_run()
+
+
+def page(name: str, url: str, *, embedded: bool = False, user: User | None = None,
+         seen: dt.datetime | None = None) -> AppTest:
+    at = AppTest.from_function(_host, kwargs={"page": str(PAGES / f"{name}.py"), "url": url, "embedded": embedded},
+                               default_timeout=30)
+    if user is not None:
+        at.session_state[auth.USER_KEY] = user
+        at.session_state[auth.SEEN_KEY] = seen or store.now()
+        at.session_state[auth.METHOD_KEY] = auth.PASSWORD
+    return at
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def signed_in(at: AppTest) -> User | None:
+    return at.session_state[auth.USER_KEY] if auth.USER_KEY in at.session_state else None
+
+
+def login(at: AppTest, username: str, password: str) -> AppTest:
+    at.text_input(key="login_username").input(username)
+    at.text_input(key="login_password").input(password)
+    return ok(at.button[0].click().run())
+
+
+def test_login_page_password_errors_and_success(url, engine):
+    accounts.add_user(engine, "zhang", PW, [STAFF], ["甲区"], "张三")
+    at = ok(page("login", url).run())
+    assert at.title[0].value == "登录"
+    assert not at.dataframe  # no demo accounts on a configured database
+    assert "python -m datasets users add admin --role 管理员" in texts(at.info)
+    login(at, "zhang", "wrong")
+    assert "账号或密码不正确" in texts(at.error) and "还可尝试 4 次" in texts(at.error)
+    assert signed_in(at) is None
+    login(at, "zhang", PW)
+    user = signed_in(at)
+    assert user is not None and user.username == "zhang"
+    assert "已登录" in texts(at.success)
+    assert [r.action for r in audit_rows(engine)][-2:] == ["login_failed", "login"]
+    assert audit_rows(engine)[-1].page == auth.PAGE_LOGIN
+
+
+def test_login_page_lists_demo_accounts_in_demo_mode(url):
+    at = ok(page("login", url, embedded=True).run())
+    demo = at.dataframe[0].value
+    assert list(demo.columns) == ["账号", "密码", "角色"]
+    assert dict(zip(demo["账号"], demo["密码"], strict=True))["evaluator"] == "demo-evaluator"
+    login(at, "admin", "demo-admin")
+    assert signed_in(at).is_admin
+
+
+@pytest.mark.parametrize("name", ["<b>x</b>", "**x**"])
+def test_user_supplied_names_are_shown_literally(url, engine, name):
+    accounts.add_user(engine, "zhou", PW, [ADMIN], [], name)
+    at = ok(page("login", url).run())
+    login(at, "zhou", PW)
+    shown = texts(at.success)
+    assert plain(name) in shown  # escaped for Markdown: rendered as the characters typed
+    assert name not in shown
+    users = ok(page("users", url, user=signed_in(at)).run())
+    table = next(d.value for d in users.dataframe if "姓名" in d.value.columns)
+    assert name in table["姓名"].to_list()  # tables show cells as text
+
+
+def test_login_page_maps_an_sso_identity(url, engine):
+    accounts.add_user(engine, "li.si@example.gov", PW, [LEADER], [], "李四")
+    at = page("login", url)
+    at.secrets = SSO_SECRETS
+    at.user = {"is_logged_in": True, "sub": "idp|7", "email": "li.si@example.gov", "name": "李四"}
+    ok(at.run())
+    user = signed_in(at)
+    assert user is not None and user.username == "li.si@example.gov"
+    assert at.session_state[auth.METHOD_KEY] == auth.SSO
+
+    stranger = page("login", url)
+    stranger.secrets = SSO_SECRETS
+    stranger.user = {"is_logged_in": True, "sub": "idp|8", "email": "who@example.gov"}
+    ok(stranger.run())
+    assert signed_in(stranger) is None
+    assert "没有对应的可用账号" in texts(stranger.warning) and plain("who@example.gov") in texts(stranger.warning)
+
+
+def test_login_page_sso_button_starts_st_login(url, monkeypatch):
+    import streamlit as st
+
+    calls: list[object] = []
+    monkeypatch.setattr(st, "login", lambda provider=None: calls.append(provider))
+    at = page("login", url)
+    at.secrets = SSO_SECRETS
+    at.user = {"is_logged_in": False}
+    ok(at.run())
+    ok(at.button(key="login_sso").click().run())
+    assert calls == [None]
+    assert signed_in(at) is None
+
+    plain = ok(page("login", url).run())  # no [auth] section: no SSO button
+    assert not [b for b in plain.button if b.key == "login_sso"]
+
+
+def test_account_page_changes_the_password_and_signs_out(url, engine):
+    user = accounts.add_user(engine, "sun", PW, [EVALUATOR], [], "孙八")
+    at = ok(page("account", url).run())
+    assert "请先登录" in texts(at.warning) and not at.text_input
+
+    at = ok(page("account", url, user=user).run())
+
+    def change(old: str, new: str, repeat: str) -> None:
+        at.text_input(key="pw_old").input(old)
+        at.text_input(key="pw_new").input(new)
+        at.text_input(key="pw_repeat").input(repeat)
+        ok(at.button[0].click().run())
+
+    change("wrong-one", "new-password-1", "new-password-1")
+    assert "原密码不正确" in texts(at.error)
+    change(PW, "new-password-1", "new-password-2")
+    assert "不一致" in texts(at.error)
+    change(PW, "short", "short")
+    assert "至少 8 位" in texts(at.error)
+    change(PW, "new-password-1", "new-password-1")
+    assert "密码已修改" in texts(at.success)
+    assert accounts.authenticate(engine, "sun", "new-password-1").user is not None
+
+    ok(at.button(key="account_sign_out").click().run())
+    assert signed_in(at) is None
+    assert "请先登录" in texts(at.warning)
+    last = [r for r in audit_rows(engine) if r.action == "logout"][-1]
+    assert (last.user_name, last.page) == ("sun", auth.PAGE_ACCOUNT)
+
+
+def test_an_idle_session_is_ended_on_the_next_page_run(url, engine):
+    user = accounts.add_user(engine, "wu", PW, [EVALUATOR])
+    stale = store.now() - dt.timedelta(minutes=accounts.SESSION_IDLE_MINUTES + 5)
+    at = ok(page("account", url, user=user, seen=stale).run())
+    assert signed_in(at) is None
+    assert "未操作" in texts(at.warning) and "请先登录" in texts(at.warning)
+
+
+def test_users_page_is_for_administrators_and_audits_every_change(url, engine):
+    staff = accounts.add_user(engine, "staff1", PW, [STAFF], ["甲区"])
+    at = ok(page("users", url, user=staff).run())
+    assert "没有“账号管理”页面的权限" in texts(at.error) and not at.dataframe
+
+    admin = accounts.add_user(engine, "root", PW, [ADMIN], [], "管理员")
+    at = ok(page("users", url, user=admin).run())
+    # Create.
+    at.text_input(key="new_username").input("zheng")
+    at.text_input(key="new_display_name").input("郑九")
+    at.multiselect(key="new_roles").set_value([STAFF])
+    at.multiselect(key="new_districts").set_value(["乙区"])
+    at.text_input(key="new_password").input(PW)
+    at.text_input(key="new_repeat").input(PW)
+    ok(at.button[0].click().run())
+    assert "已新建账号 zheng" in texts(at.success)
+    made = accounts.get_user(engine, "zheng")
+    assert made.roles == (STAFF,) and made.districts == ("乙区",)
+    # A refused creation shows the reason.
+    at.text_input(key="new_username").input("zheng")
+    at.multiselect(key="new_roles").set_value([LEADER])
+    at.text_input(key="new_password").input(PW)
+    at.text_input(key="new_repeat").input(PW)
+    ok(at.button[0].click().run())
+    assert "已存在" in texts(at.error)
+    # Reset a password.
+    at.selectbox(key="pw_target").set_value("zheng")
+    at.text_input(key="pw_reset").input("reset-pass-1")
+    at.text_input(key="pw_reset_repeat").input("reset-pass-1")
+    ok(at.button[1].click().run())
+    assert accounts.authenticate(engine, "zheng", "reset-pass-1").user is not None
+    # Disable, and refuse to disable oneself.
+    at.selectbox(key="active_target").set_value("zheng")
+    at.radio(key="active_action").set_value("停用")
+    ok(at.button[2].click().run())
+    assert not accounts.get_user(engine, "zheng").active
+    assert "已停用" in list(at.dataframe[0].value["状态"])
+    at.selectbox(key="active_target").set_value("root")
+    ok(at.button[2].click().run())
+    assert "不能停用自己" in texts(at.error)
+    # Change roles and districts.
+    at.selectbox(key="edit_target").set_value("zheng")
+    ok(at.run())
+    index = auth.account_names(engine).index("zheng")
+    assert at.multiselect(key=f"edit_roles_{index}").value == [STAFF]
+    at.multiselect(key=f"edit_roles_{index}").set_value([STAFF, LEADER])
+    at.multiselect(key=f"edit_districts_{index}").set_value(["甲区", "乙区"])
+    ok(at.button[3].click().run())
+    changed = accounts.get_user(engine, "zheng")
+    assert changed.roles == (STAFF, LEADER) and changed.districts == ("甲区", "乙区")
+    entries = [(r.user_name, r.detail) for r in audit_rows(engine) if r.action in ("account", "password")]
+    assert [e[0] for e in entries[-4:]] == ["root"] * 4
+    assert [e[1].split(" ")[0] for e in entries[-4:]] == ["新建账号", "修改账号", "停用账号", "修改账号"]
+
+
+def test_audit_page_filters_and_downloads(url, engine):
+    leader = accounts.add_user(engine, "lead", PW, [LEADER])
+    at = ok(page("audit", url, user=leader).run())
+    assert "没有“审计日志”页面的权限" in texts(at.error)
+
+    admin = accounts.add_user(engine, "root", PW, [ADMIN])
+    accounts.authenticate(engine, "lead", "wrong")
+    accounts.authenticate(engine, "lead", PW)
+    at = ok(page("audit", url, user=admin).run())
+    table = at.dataframe[0].value
+    assert {"时间", "账号", "操作", "内容", "页面"} <= set(table.columns)
+    assert len(table) == len(audit_rows(engine))
+    at.selectbox(key="audit_action").set_value("login_failed")
+    ok(at.run())
+    assert set(at.dataframe[0].value["操作"]) == {"登录失败"}
+    at.selectbox(key="audit_action").set_value("")
+    at.selectbox(key="audit_user").set_value("lead")
+    ok(at.run())
+    shown = at.dataframe[0].value
+    assert set(shown["账号"]) == {"lead"} and set(shown["操作"]) == {"登录", "登录失败"}
+    assert [b.label for b in at.download_button] == ["下载 CSV"]
+    assert at.download_button[0].proto.url.endswith(".csv")
+
+
+def _sidebar_host(url: str) -> None:
+    import streamlit as st
+
+    from datasets import auth
+    from pages import _auth_ui as ui
+    from pages import _shared as shared
+
+    engine = shared.get_engine(url)
+    ui.account_box(engine, auth.current_user(st.session_state, engine), page="总览")
+
+
+def test_sidebar_account_box_shows_the_user_and_signs_out(url, engine):
+    user = accounts.add_user(engine, "feng", PW, [LEADER], [], "<i>冯</i>")
+    at = AppTest.from_function(_sidebar_host, kwargs={"url": url}, default_timeout=30)
+    at.session_state[auth.USER_KEY] = user
+    at.session_state[auth.SEEN_KEY] = store.now()
+    ok(at.run())
+    assert plain("<i>冯</i>（feng）· 领导") in texts(at.sidebar.markdown)
+    ok(at.sidebar.button(key="sidebar_sign_out").click().run())
+    assert signed_in(at) is None and not at.sidebar.button
+    last = audit_rows(engine)[-1]
+    assert (last.user_name, last.action, last.page) == ("feng", "logout", "总览")
