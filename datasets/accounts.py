@@ -101,10 +101,6 @@ class User:
         return STAFF in self.roles
 
     @property
-    def can_download(self) -> bool:
-        return bool({EVALUATOR, LEADER, ADMIN} & set(self.roles))
-
-    @property
     def is_admin(self) -> bool:
         return ADMIN in self.roles
 
@@ -152,6 +148,7 @@ def add_user(
     *,
     demo: bool = False,
     actor: str = "system",
+    page: str = "",
 ) -> User:
     username = username.strip()
     if not username:
@@ -181,11 +178,11 @@ def add_user(
                 password_changed_at=store.now(),
             )
         )
-        _audit(conn, actor, "account", f"新建账号 {username}（{'、'.join(roles)}）")
+        _audit(conn, actor, "account", f"新建账号 {username}（{'、'.join(roles)}）", page)
     return User(username, display_name or username, tuple(roles), tuple(districts))
 
 
-def set_password(engine: Engine, username: str, new_password: str, actor: str | None = None) -> None:
+def set_password(engine: Engine, username: str, new_password: str, actor: str | None = None, page: str = "") -> None:
     _check_password(new_password)
     with engine.begin() as conn:
         done = conn.execute(
@@ -201,29 +198,29 @@ def set_password(engine: Engine, username: str, new_password: str, actor: str | 
         ).rowcount
         if not done:
             raise ValueError(f"账号“{username}”不存在")
-        _audit(conn, actor or username, "password", f"修改账号 {username} 的密码")
+        _audit(conn, actor or username, "password", f"修改账号 {username} 的密码", page)
 
 
-def change_own_password(engine: Engine, username: str, old_password: str, new_password: str) -> None:
+def change_own_password(engine: Engine, username: str, old_password: str, new_password: str, page: str = "") -> None:
     with engine.connect() as conn:
         row = conn.execute(sa.select(users).where(users.c.username == username)).first()
     if row is None or not _verify(row.password_hash, old_password):
         raise ValueError("原密码不正确")
     if old_password == new_password:
         raise ValueError("新密码不能与原密码相同")
-    set_password(engine, username, new_password, actor=username)
+    set_password(engine, username, new_password, actor=username, page=page)
 
 
-def set_active(engine: Engine, username: str, active: bool, actor: str = "system") -> None:
+def set_active(engine: Engine, username: str, active: bool, actor: str = "system", page: str = "") -> None:
     with engine.begin() as conn:
         done = conn.execute(users.update().where(users.c.username == username).values(active=active)).rowcount
         if not done:
             raise ValueError(f"账号“{username}”不存在")
-        _audit(conn, actor, "account", f"{'启用' if active else '停用'}账号 {username}")
+        _audit(conn, actor, "account", f"{'启用' if active else '停用'}账号 {username}", page)
 
 
 def update_user(
-    engine: Engine, username: str, *, roles: Iterable[str], districts: Iterable[str], actor: str
+    engine: Engine, username: str, *, roles: Iterable[str], districts: Iterable[str], actor: str, page: str = ""
 ) -> None:
     roles = _check_roles(roles)
     with engine.begin() as conn:
@@ -232,7 +229,8 @@ def update_user(
             .where(users.c.username == username)
             .values(roles=json.dumps(roles, ensure_ascii=False), districts=json.dumps(list(districts), ensure_ascii=False))
         )
-        _audit(conn, actor, "account", f"修改账号 {username}：角色 {'、'.join(roles)}；区县 {'、'.join(districts) or '无'}")
+        _audit(conn, actor, "account", f"修改账号 {username}：角色 {'、'.join(roles)}；区县 {'、'.join(districts) or '无'}",
+               page)
 
 
 def get_user(engine: Engine, username: str) -> User | None:

@@ -368,13 +368,13 @@ def create_account(engine: Engine, actor: User, username: str, display_name: str
     districts = _check_districts(engine, districts)
     secret = password if password is not None else _secrets.token_urlsafe(32)
     return accounts.add_user(engine, username, secret, roles, districts, display_name.strip() or None,
-                             actor=actor.username)
+                             actor=actor.username, page=PAGE_USERS)
 
 
 def reset_password(engine: Engine, actor: User, username: str, new_password: str) -> None:
     actor = _check_actor(engine, actor)
     _existing(engine, username)
-    accounts.set_password(engine, username, new_password, actor=actor.username)
+    accounts.set_password(engine, username, new_password, actor=actor.username, page=PAGE_USERS)
 
 
 def set_account_active(engine: Engine, actor: User, username: str, active: bool) -> None:
@@ -385,7 +385,7 @@ def set_account_active(engine: Engine, actor: User, username: str, active: bool)
             raise ValueError("不能停用自己正在使用的账号")
         if target.is_admin:
             _keeps_an_admin(engine, username)
-    accounts.set_active(engine, username, active, actor=actor.username)
+    accounts.set_active(engine, username, active, actor=actor.username, page=PAGE_USERS)
 
 
 def change_account(engine: Engine, actor: User, username: str, roles: Iterable[str],
@@ -399,7 +399,7 @@ def change_account(engine: Engine, actor: User, username: str, roles: Iterable[s
         if username == actor.username:
             raise ValueError("不能取消自己账号的管理员角色")
         _keeps_an_admin(engine, username)
-    accounts.update_user(engine, username, roles=roles, districts=districts, actor=actor.username)
+    accounts.update_user(engine, username, roles=roles, districts=districts, actor=actor.username, page=PAGE_USERS)
 
 
 # --- small look-ups for the pages -----------------------------------------------------------------

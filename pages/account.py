@@ -27,7 +27,7 @@ else:
             st.error("两次输入的新密码不一致。")
         else:
             try:
-                accounts.change_own_password(engine, user.username, old, new)
+                accounts.change_own_password(engine, user.username, old, new, page=auth.PAGE_ACCOUNT)
             except ValueError as exc:
                 st.error(f"密码未修改：{exc}。")
             else:
