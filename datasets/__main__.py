@@ -24,7 +24,7 @@ def build_parser() -> ChineseArgumentParser:
     imp.add_argument("--period", type=month_arg, help="数据所属月份 YYYY-MM（事项清单必填）")
     imp.add_argument("--db", help="数据库 URL")
     imp.add_argument("--report", help="问题清单输出路径（.xlsx）")
-    imp.add_argument("--user", default="命令行", help="导入人账号")
+    imp.add_argument("--user", help="以该账号身份导入（按账号负责的区县检查权限）")
 
     dist = sub.add_parser("districts", help="区县配置")
     dsub = dist.add_subparsers(dest="action", required=True, parser_class=ChineseArgumentParser)

@@ -19,7 +19,8 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from datasets import ingest, report, schema, store
+from datasets import accounts, ingest, report, schema, store
+from datasets.accounts import PermissionDenied, User
 from datasets.cli import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
 from datasets.parsed import ERROR, WARNING, ParsedFile, Problem, ReadError
 from datasets.validate import Validation, store_context, validate
@@ -71,6 +72,7 @@ class UploadCheck:
     periods: dict[str, str] = field(default_factory=dict)  # district -> YYYY-MM it is filed under
     already_imported: bool = False  # the identical file is already the active data of every slot
     needs_period: bool = False  # a catalog without --period: an argument is missing
+    user: User | None = None  # the account uploading; None: a trusted shell operator
 
     @property
     def severities(self) -> dict[str, str]:
@@ -169,6 +171,7 @@ def check_file(
     user_name: str = DEFAULT_USER,
     max_bytes: int | None = None,
     now: dt.datetime | None = None,
+    user: User | None = None,
 ) -> UploadCheck:
     """Read and validate one file; nothing is stored.
 
@@ -180,8 +183,10 @@ def check_file(
 
     if kind is not None:
         schema.kind(kind)  # raises ValueError with a Chinese message
+    if user is not None:
+        user_name = user.username
     check = UploadCheck(file_name=file_name, sha256="", kind=kind, user_name=user_name, district=district,
-                        period=period)
+                        period=period, user=user)
     if period is not None and not _MONTH.match(period):
         check.problems.append(_error("period_invalid", "月份格式错误", f"月份“{period}”无效，应写作 YYYY-MM，例如 2024-05"))
         check.counts = {"period_invalid": 1}
@@ -207,6 +212,12 @@ def check_file(
         if p.rule not in validation.counts:
             check.counts[p.rule] = check.counts.get(p.rule, 0) + 1
     check.periods = validation.periods
+    if user is not None and check.periods:
+        try:
+            accounts.check_import_scope(user, check.periods)
+        except PermissionDenied as exc:
+            check.problems.append(_error("district_out_of_scope", "超出账号负责的区县", str(exc)))
+            check.counts["district_out_of_scope"] = 1
     if check.accepted and check.periods:
         check.already_imported = _already_imported(engine, check)
     return check
@@ -231,7 +242,10 @@ def store_checked(engine: Engine, check: UploadCheck) -> ingest.ImportResult:
     """
     if not check.accepted or check.kind is None:
         raise UploadRejected(check)
-    return ingest.import_frame(
+    if check.user is not None:
+        # Enforced here too: a check made for one account cannot be stored under another's scope.
+        accounts.check_import_scope(check.user, check.periods)
+    result = ingest.import_frame(
         engine,
         check.kind,
         check.frame,
@@ -242,6 +256,26 @@ def store_checked(engine: Engine, check: UploadCheck) -> ingest.ImportResult:
         warnings=check.warning_count,
         summary=check.summary,
     )
+    if not result.unchanged:
+        accounts.audit(engine, check.user_name, "import", result_line(check, result), "数据上传")
+    return result
+
+
+def rollback(engine: Engine, batch_id: int, user: User | None, page: str = "数据上传") -> dict:
+    """Make an earlier version active again, within the account's district scope; audited."""
+    b = store.batches
+    with engine.connect() as conn:
+        district = conn.execute(sa.select(b.c.district).where(b.c.id == batch_id)).scalar()
+    if district is None:
+        raise ValueError(f"批次 {batch_id} 不存在")
+    if user is not None:
+        accounts.check_import_scope(user, [district])
+    actor = user.username if user is not None else "命令行"
+    done = store.rollback_to(engine, batch_id, actor)
+    accounts.audit(engine, actor, "rollback",
+                   f"{done['district']} {done['period']} {schema.kind(done['kind']).label} 回滚到第 {done['version']} 版",
+                   page)
+    return done
 
 
 def import_file(
@@ -255,10 +289,11 @@ def import_file(
     user_name: str = DEFAULT_USER,
     max_bytes: int | None = None,
     now: dt.datetime | None = None,
+    user: User | None = None,
 ) -> tuple[UploadCheck, ingest.ImportResult | None]:
     """Check a file and store it when it has no errors. Returns the check and the result (None if rejected)."""
     check = check_file(engine, path_or_bytes, file_name, kind=kind, district=district, period=period,
-                       user_name=user_name, max_bytes=max_bytes, now=now)
+                       user_name=user_name, max_bytes=max_bytes, now=now, user=user)
     if not check.accepted:
         return check, None
     return check, store_checked(engine, check)
@@ -321,12 +356,21 @@ def cli_import(engine: Engine, args: argparse.Namespace) -> int:
             return _usage(f"--district 指定的区县“{district}”未配置，请先用 python -m datasets districts add 添加")
     if report_base is not None and report_base.suffix.lower() != ".xlsx":
         return _usage(f"--report 须为 .xlsx 文件路径：{report_base}")
-    user = getattr(args, "user", None) or "命令行"
+    # --user names an account: its district scope applies exactly as on the upload page. Without it
+    # the shell operator (who can already run `users add`) imports as 命令行.
+    user: User | None = None
+    user_name = "命令行"
+    if getattr(args, "user", None):
+        user = accounts.get_user(engine, args.user)
+        if user is None or not user.active:
+            return _usage(f"--user 指定的账号“{args.user}”不存在或已停用")
+        user_name = user.username
 
     status = EXIT_OK
     several = len(paths) > 1
     for path in paths:
-        check = check_file(engine, path, path.name, kind=kind, district=district, period=period, user_name=user)
+        check = check_file(engine, path, path.name, kind=kind, district=district, period=period,
+                           user_name=user_name, user=user)
         if check.needs_period:
             print(f"参数错误：{path.name} 是事项清单，必须指定 --period（适用月份，YYYY-MM）", file=sys.stderr)
             status = max(status, EXIT_USAGE)

@@ -254,7 +254,7 @@ def test_concurrent_imports_of_the_same_slot_from_processes(any_engine):
 
 def cli(engine, paths, **kw) -> int:
     args = Namespace(paths=[str(p) for p in paths], kind=kw.get("kind"), district=kw.get("district"),
-                     period=kw.get("period"), report=kw.get("report"), user=kw.get("user", "命令行"), db=None)
+                     period=kw.get("period"), report=kw.get("report"), user=kw.get("user"), db=None)
     return cli_import(engine, args)
 
 
