@@ -1,0 +1,127 @@
+"""Server-side render time of every dashboard page with streamlit.testing.v1.AppTest.
+
+    python benchmarks/bench_pages.py --db sqlite:///data/bench.db [--repeat 3]
+
+Create the store first, e.g. ``python -m datasets demo --db sqlite:///data/bench.db --scale 1``.
+Measured per page, in a fresh session each time:
+
+* cold start — the very first run in the process: reading the store and computing the indicators
+  (what the first visitor after a server start or an import waits for);
+* first render — opening the page in a new session once the shared caches are warm;
+* filter change — choosing another month in the sidebar (a period not viewed before).
+
+Each figure is the median of ``--repeat`` sessions; the slowest one is shown too (a page's first
+visit in the process also builds what only it needs, e.g. the per-事项 frames of 区县对比).
+
+Targets at scale 1: first render ≤ 2 s, filter change ≤ 0.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = {
+    "总览": "pages/overview.py",
+    "区县对比": "pages/compare.py",
+    "时段对比": "pages/periods.py",
+    "排名下载": "pages/ranking.py",
+    "数据上传": "pages/upload.py",
+    "数据质量": "pages/quality.py",
+    "指标说明": "pages/indicators.py",
+    "设置": "pages/settings.py",
+}
+FIRST_TARGET, CHANGE_TARGET = 2.0, 0.5
+
+
+def _navigation_mode() -> None:
+    """Run AppTest as a server on which st.navigation is in force (see tests/test_pages.py)."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    PagesManager.__init__ = init  # type: ignore[method-assign]
+
+
+def _timed(action) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def _check(at, where: str) -> None:
+    if at.exception:
+        raise SystemExit(f"{where}：页面出错：{at.exception[0].message}")
+
+
+def _open(page: str, timeout: float):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=timeout)
+    if page != PAGES["总览"]:
+        at.run()  # st.navigation registers the pages; switching needs one run first
+        at.switch_page(page)
+    return at
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="看板页面服务端渲染耗时（AppTest）")
+    parser.add_argument("--db", required=True, help="数据库 URL，例如 sqlite:///data/bench.db（先用 python -m datasets demo 生成）")
+    parser.add_argument("--repeat", type=int, default=3, help="每页重复次数，取中位数")
+    parser.add_argument("--timeout", type=float, default=600, help="单次运行超时（秒）")
+    args = parser.parse_args(argv)
+    os.environ["DATABASE_URL"] = args.db
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    _navigation_mode()
+
+    from datasets import store
+
+    engine = store.make_engine(args.db)
+    counts = store.record_counts(engine)
+    engine.dispose()
+    print(f"数据库：{args.db}")
+    print("记录数：" + "，".join(f"{k} {v:,}" for k, v in counts.items()))
+
+    at = _open(PAGES["总览"], args.timeout)
+    cold = _timed(at.run)
+    _check(at, "冷启动")
+    months = at.sidebar.selectbox(key="f_month").options
+    print(f"冷启动（读取数据并计算全部指标，首个页面）：{cold:.2f} 秒")
+    print()
+    header = f"{'页面':<8}{'首次渲染(秒)':>14}{'最慢一次':>10}{'切换筛选(秒)':>14}{'最慢一次':>10}  达标"
+    print(header)
+    print("-" * (len(header) + 8))
+    worst_first = worst_change = 0.0
+    for n, (name, page) in enumerate(PAGES.items()):
+        firsts, changes = [], []
+        for r in range(args.repeat):
+            at = _open(page, args.timeout)
+            firsts.append(_timed(at.run))
+            _check(at, name)
+            # Another month each time, so the ranking of that period is not cached yet.
+            month = months[(1 + n * args.repeat + r) % len(months)]
+            at.sidebar.selectbox(key="f_month").set_value(month)
+            changes.append(_timed(at.run))
+            _check(at, name)
+        first, change = statistics.median(firsts), statistics.median(changes)
+        worst_first, worst_change = max(worst_first, first), max(worst_change, change)
+        ok = "是" if first <= FIRST_TARGET and change <= CHANGE_TARGET else "否"
+        print(f"{name:<8}{first:>14.3f}{max(firsts):>10.3f}{change:>14.3f}{max(changes):>10.3f}  {ok}")
+    print()
+    print(f"目标：首次渲染 ≤ {FIRST_TARGET} 秒，切换筛选 ≤ {CHANGE_TARGET} 秒；"
+          f"最慢：首次渲染 {worst_first:.3f} 秒，切换筛选 {worst_change:.3f} 秒")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,384 @@
+"""What every page shares: the cached resources, the per-run context, and small display helpers.
+
+dashboard.py builds a ``Context`` once per run (engine, scoring settings, the component table and
+the sidebar's filters) and stores it in the session; pages read it with ``current()`` and pass its
+fields explicitly to functions in metrics/ and datasets/. Caches are keyed by the store's data
+version, so an import, a rollback or a settings change shows at once and repeated views are instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import altair as alt
+import polars as pl
+import streamlit as st
+from sqlalchemy.engine import Engine
+
+from datasets import store
+from datasets.config import AppSettings
+from datasets.quality import all_districts
+from metrics.drill import Detail, build_detail, build_sources, for_district, sources_for_district
+from metrics.periods import Period, parse_period
+from metrics.prepare import Dataset, Rules, load_dataset
+from metrics.registry import INDICATORS
+from metrics.scoring import ScoringSettings, load_settings, ranking
+from metrics.service import compute_components
+from metrics.views import Card, is_good, percent_columns
+
+CONTEXT_KEY = "_dashboard_context"
+BASE_KEY = "_dashboard_base"
+DASHBOARD_FILE = Path(__file__).resolve().parent.parent / "dashboard.py"
+NO_DATA = "empty"
+# The demo city loaded on a first start: 0.1 ≈ 100 000 办件, generated in about 10–20 seconds.
+DEMO_SCALE = 0.1
+OPERATOR_KEY = "_operator"
+NULL_TEXT = "—"
+
+
+# --- cached resources -----------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner=False)
+def get_engine(url: str) -> Engine:
+    """One engine (connection pool) per database URL for the whole server."""
+    engine = store.make_engine(url)
+    store.init_db(engine)
+    return engine
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def get_scoring(url: str, version: int) -> ScoringSettings:
+    """The scoring settings in force (file defaults + saved changes) at a data version."""
+    return load_settings(get_engine(url))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def data_fingerprint(url: str, version: int) -> str:
+    """Identifies the stored records (active batches); unchanged by settings-only revisions."""
+    active = store.active_batches(get_engine(url))
+    if active.height == 0:
+        return NO_DATA
+    ids = ",".join(str(i) for i in sorted(active["id"].to_list()))
+    return hashlib.sha256(ids.encode()).hexdigest()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def get_districts(url: str, version: int, in_data: tuple[str, ...]) -> list[str]:
+    """Configured districts in their order, then districts found only in the data."""
+    names = all_districts(get_engine(url))
+    return [*names, *sorted(set(in_data) - set(names))]
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def is_demo(url: str, version: int) -> bool:
+    """Whether the store holds the generated demo city (its batches carry the demo's user name)."""
+    from datasets.demo import USER
+
+    history = store.batch_history(get_engine(url))
+    return bool(history.height) and USER in set(history["user_name"].to_list())
+
+
+@st.cache_resource(show_spinner=False)
+def load_demo_once(url: str, seed: int, scale: float) -> str | None:
+    """Generate the demo city into an empty store, once per server (concurrent sessions wait)."""
+    from datasets.demo import generate_demo
+
+    engine = get_engine(url)
+    if store.active_batches(engine).height:
+        return None
+    return generate_demo(engine, seed=seed, scale=scale)
+
+
+@st.cache_resource(show_spinner="正在读取数据…", max_entries=2)
+def get_dataset(url: str, fingerprint: str) -> Dataset:
+    """Current records of every kind, read once per import state and shared by all sessions."""
+    return load_dataset(get_engine(url))
+
+
+def rules_key(settings: ScoringSettings) -> str:
+    """The counting rules (card thresholds, rectification days) as a cache key."""
+    return settings.rules.model_dump_json()
+
+
+def _rules(rules_key: str) -> Rules:
+    return Rules(**json.loads(rules_key))
+
+
+@st.cache_data(show_spinner="正在计算指标…", max_entries=8)
+def get_components(url: str, fingerprint: str, rules_key: str) -> pl.DataFrame:
+    """The additive component table (district × department × month × indicator).
+
+    metrics.service.compute_components reads it from the store's persisted cache when the records and
+    rules are unchanged, so a restarted server does not recount. Keyed by the stored records and the
+    counting rules: a change of weights, targets or floors only re-scores (get_ranking).
+    """
+    from metrics.scoring import RulesModel, default_settings
+
+    settings = default_settings().model_copy(update={"rules": RulesModel(**json.loads(rules_key))})
+    return compute_components(get_engine(url), settings)
+
+
+_DETAIL_READY: set[tuple[str, str, str]] = set()
+
+
+@st.cache_resource(show_spinner="正在读取办件和评价明细…", max_entries=2)
+def get_detail(url: str, fingerprint: str, rules_key: str) -> Detail:
+    """Row-level cases and evaluations with their flags, for drill-down lists."""
+    detail = build_detail(get_dataset(url, fingerprint), _rules(rules_key))
+    _DETAIL_READY.add((url, fingerprint, rules_key))
+    return detail
+
+
+@st.cache_resource(show_spinner="正在准备事项数据…", max_entries=2)
+def get_sources(url: str, fingerprint: str, rules_key: str) -> dict[str, pl.DataFrame]:
+    """The row-level frames behind the indicators, for the per-事项 breakdown."""
+    return build_sources(get_dataset(url, fingerprint), _rules(rules_key))
+
+
+@st.cache_resource(show_spinner=False, max_entries=24)
+def get_district_drill(url: str, fingerprint: str, rules_key: str, district: str) -> tuple[Detail, dict]:
+    """The detail and source rows of one district, for drill-down within it."""
+    return (
+        for_district(get_detail(url, fingerprint, rules_key), district),
+        sources_for_district(get_sources(url, fingerprint, rules_key), district),
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def get_ranking(url: str, fingerprint: str, rules_key: str, version: int, period_key: str) -> pl.DataFrame:
+    """metrics.scoring.ranking for a period with the settings in force at ``version``."""
+    comps = get_components(url, fingerprint, rules_key)
+    return ranking(comps, parse_period(period_key), get_scoring(url, version))
+
+
+@st.cache_data(show_spinner=False)
+def template(kind: str) -> bytes:
+    """The import template of a kind (.xlsx), built once."""
+    from datasets.templates import template_bytes
+
+    return template_bytes(kind)
+
+
+# --- the per-run context --------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """Everything a page needs, built by dashboard.py for the current run."""
+
+    url: str
+    engine: Engine
+    app: AppSettings
+    version: int
+    fingerprint: str
+    settings: ScoringSettings
+    comps: pl.DataFrame
+    districts_all: list[str]
+    months: list[str]  # months with any data, oldest first
+    period: Period
+    districts: list[str] = field(default_factory=list)  # chosen in the sidebar; empty = all
+    indicators: list[str] = field(default_factory=list)  # chosen indicator ids
+    demo: bool = False
+
+    @property
+    def rules_key(self) -> str:
+        return rules_key(self.settings)
+
+    @property
+    def scope(self) -> list[str] | None:
+        """The chosen districts, or None for the whole city."""
+        return list(self.districts) or None
+
+    @property
+    def shown_districts(self) -> list[str]:
+        return list(self.districts) or list(self.districts_all)
+
+    def ranking(self, period: Period | None = None) -> pl.DataFrame:
+        return get_ranking(self.url, self.fingerprint, self.rules_key, self.version, (period or self.period).key)
+
+    def detail(self) -> Detail:
+        return get_detail(self.url, self.fingerprint, self.rules_key)
+
+    def detail_ready(self) -> bool:
+        """Whether the row-level detail is already in memory (then lists cost nothing to show)."""
+        return (self.url, self.fingerprint, self.rules_key) in _DETAIL_READY
+
+    def sources(self) -> dict[str, pl.DataFrame]:
+        return get_sources(self.url, self.fingerprint, self.rules_key)
+
+    def district_drill(self, district: str) -> tuple[Detail, dict[str, pl.DataFrame]]:
+        """Detail and source rows of one district (cached per district)."""
+        return get_district_drill(self.url, self.fingerprint, self.rules_key, district)
+
+
+_RUN = threading.local()
+
+
+def begin_run() -> None:
+    """dashboard.py marks the thread's current run; pages check it (see ``_through_dashboard``)."""
+    _RUN.active = True
+
+
+def end_run() -> None:
+    _RUN.active = False
+
+
+def set_current(ctx: Context) -> None:
+    st.session_state[CONTEXT_KEY] = ctx
+
+
+def current() -> Context:
+    """The context dashboard.py built for this run."""
+    ctx = st.session_state.get(CONTEXT_KEY)
+    if ctx is None or not getattr(_RUN, "active", False):
+        _through_dashboard()
+    return ctx
+
+
+def engine_only() -> tuple[Engine, AppSettings]:
+    """For pages that work without data (upload, settings, indicator reference)."""
+    base = st.session_state.get(BASE_KEY)
+    if base is None or not getattr(_RUN, "active", False):
+        _through_dashboard()
+    return base
+
+
+def _through_dashboard() -> None:
+    """A page file ran without dashboard.py around it.
+
+    Streamlit serves the files of pages/ directly until some session has called st.navigation (a deep
+    link to a freshly started server, and every AppTest run). Run the dashboard here instead: it builds
+    the sidebar and the context, and its st.navigation picks this same page (same url path) and runs
+    it; then this outer run of the page stops.
+    """
+    import runpy
+
+    runpy.run_path(str(DASHBOARD_FILE), run_name="__main__")
+    st.stop()
+
+
+def scoring_now() -> ScoringSettings:
+    engine, app = engine_only()
+    return get_scoring(app.url, store.data_version(engine))
+
+
+# --- display helpers ------------------------------------------------------------------------------
+
+
+def column_config(frame: pl.DataFrame) -> dict[str, object]:
+    """Percent indicators as percentages, numerators and denominators with separators, scores with one decimal."""
+    config: dict[str, object] = {}
+    percents = set(percent_columns(frame.columns))
+    for name, dtype in frame.schema.items():
+        if not dtype.is_numeric():
+            continue
+        if name in percents:
+            config[name] = st.column_config.NumberColumn(name, format="percent")
+        elif name.endswith(("分子", "分母")):
+            config[name] = st.column_config.NumberColumn(name, format="localized")
+        elif dtype.is_float():
+            config[name] = st.column_config.NumberColumn(name, format="%.2f")
+    return config
+
+
+def table(frame: pl.DataFrame, *, key: str | None = None, height: int | str = "auto") -> None:
+    """A read-only table; nulls shown as —, text cells shown as text (never rendered as HTML/Markdown)."""
+    st.dataframe(frame, hide_index=True, placeholder=NULL_TEXT, column_config=column_config(frame),
+                 key=key, height=height)
+
+
+def chart(figure: alt.TopLevelMixin) -> None:
+    """Draw a chart from metrics/charts.py at full width.
+
+    The spec is built without Altair's JSON-schema validation, which costs tens of milliseconds per
+    chart on every rerun; the builders' output is validated by tests/test_charts.py instead.
+    """
+    st.vega_lite_chart(figure.to_dict(validate=False), width="stretch")
+
+
+def _delta_colour(card: Card, good: bool | None) -> str:
+    return "gray" if good is None else ("green" if good else "red")
+
+
+def metric_card(card: Card) -> None:
+    """st.metric with the 环比 change (direction-aware colour), the 同比 change, and the numbers behind."""
+    with st.container(border=True):
+        flat = card.mom is not None and is_good(card.key, card.mom) is None
+        st.metric(
+            card.label,
+            card.text,
+            delta=card.mom_text,
+            delta_color="off" if flat else ("inverse" if card.direction < 0 else "normal"),
+            delta_description="环比" if card.mom_text else None,
+            delta_arrow="off" if flat else "auto",
+            help=card.help or None,
+        )
+        good = is_good(card.key, card.yoy)
+        if card.yoy_text:
+            arrow = "" if good is None else ("▲" if (card.yoy or 0) > 0 else "▼")
+            st.markdown(f"同比 :{_delta_colour(card, good)}[{arrow} {card.yoy_text}]")
+        else:
+            st.markdown("同比 :gray[—]")
+        st.caption(f"上期 {_fmt_prev(card, card.previous)} · 去年同期 {_fmt_prev(card, card.year_ago)}")
+        if card.denominator is not None:
+            st.caption(f"分子 {_num(card.numerator)} ÷ 分母 {_num(card.denominator)}")
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return NULL_TEXT
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def _fmt_prev(card: Card, value: float | None) -> str:
+    from metrics.views import fmt_value
+
+    return fmt_value(card.key, value)
+
+
+def metric_row(cards: Sequence[Card], per_row: int = 4) -> None:
+    for start in range(0, len(cards), per_row):
+        cols = st.columns(per_row)
+        for col, card in zip(cols, cards[start : start + per_row], strict=False):
+            with col:
+                metric_card(card)
+
+
+def indicator_label(indicator_id: str) -> str:
+    for ind in INDICATORS:
+        if ind.id == indicator_id:
+            return f"{ind.name} {ind.arrow}"
+    return indicator_id
+
+
+def operator_input(label: str = "操作人（记录在日志中）", key: str = "operator") -> str:
+    """The operator's name, remembered for the session across pages."""
+    value = st.text_input(label, value=st.session_state.get(OPERATOR_KEY, ""), key=key, max_chars=50,
+                          placeholder="请输入姓名或账号")
+    st.session_state[OPERATOR_KEY] = value
+    return value.strip()
+
+
+_MARKDOWN_SPECIAL = "\\`*_{}[]()#+-.!|<>~$:"
+
+
+def plain(text: object) -> str:
+    """User-supplied text (district, department, item or file names) made inert inside Markdown."""
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in str(text))
+
+
+def csv_bytes(frame: pl.DataFrame) -> bytes:
+    """UTF-8 with BOM (opens correctly in Excel), formula-like cells neutralised."""
+    from metrics.exports import neutralize_frame
+
+    return "\ufeff".encode() + neutralize_frame(frame).write_csv().encode("utf-8")
+
+
+def file_period(period: Period) -> str:
+    return period.key.replace("~", "至")

@@ -1,0 +1,58 @@
+"""总览 (leaders): the index and key indicators with 环比/同比, the district ranking, the index trend,
+the biggest movers and the alerts, each a click away from its list."""
+
+import streamlit as st
+
+from metrics import charts, drill, views
+from pages import _shared as shared
+
+ctx = shared.current()
+period = ctx.period
+scope = shared.plain(views.scope_label(ctx.districts, ctx.districts_all))
+
+st.title(f"总览 · {period.label}")
+st.caption(f"范围：{scope}　环比对照：{period.previous().label}　同比对照：{period.year_ago().label}")
+
+cards = views.overview_cards(ctx.comps, period, ctx.settings, ctx.scope, ctx.indicators)
+shared.metric_row(cards, per_row=4)
+
+rank = ctx.ranking()
+left, right = st.columns([3, 2])
+with left:
+    st.subheader("区县效能指数排名")
+    shared.chart(charts.ranking_chart(rank, ctx.districts_all))
+    with st.expander("查看排名表"):
+        shared.table(views.ranking_brief(rank), key="overview_rank")
+with right:
+    st.subheader("变化最大的区县")
+    st.caption(f"效能指数与{period.previous().label}相比变化最大的区县")
+    shared.table(views.movers(rank, ctx.ranking(period.previous())), key="overview_movers")
+
+st.subheader("效能指数走势")
+months = views.trend_months(period, ctx.months)
+trend = views.index_trend(ctx.comps, ctx.settings, months, ctx.scope)
+shared.chart(charts.index_trend_chart(trend, ctx.districts_all))
+
+st.subheader("预警")
+st.caption(f"{scope} · {period.label}")
+counts = drill.alert_counts_from_components(ctx.comps, period, ctx.scope)
+# The lists need the row-level cases and evaluations: read once, on request (then kept for everyone).
+slot = st.empty()
+ready = ctx.detail_ready() or slot.button("查看预警清单（首次需读取办件和评价明细）", key="load_alerts")
+if ready:
+    slot.empty()
+lists = {a: drill.alert_list(ctx.detail(), a, period, ctx.scope) for a in drill.ALERTS} if ready else {}
+if ready:
+    counts[drill.OVERDUE_OPEN] = lists[drill.OVERDUE_OPEN].height
+columns = st.columns(len(drill.ALERTS))
+for col, alert in zip(columns, drill.ALERTS.values(), strict=True):
+    count = counts.get(alert.id)
+    col.metric(alert.title, "—" if count is None else f"{count} {alert.unit}", help=alert.description)
+for alert in drill.ALERTS.values() if ready else ():
+    frame = lists[alert.id]
+    with st.expander(f"{alert.title}清单（{frame.height} {alert.unit}）"):
+        st.caption(alert.description)
+        shared.table(frame, key=f"alert_{alert.id}")
+        st.download_button("下载清单（CSV）", shared.csv_bytes(frame),
+                           file_name=f"{alert.title}_{shared.file_period(period)}.csv", mime="text/csv",
+                           key=f"dl_{alert.id}")

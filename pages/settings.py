@@ -1,0 +1,80 @@
+"""设置 (administrators): weights, targets, floors and counting rules, validated, saved with who/when/
+old/new, and applied to the index at once; the change history below."""
+
+import streamlit as st
+
+from metrics import views
+from metrics.scoring import default_settings, save_settings, settings_history
+from pages import _shared as shared
+
+ROUND, FLASH = "_settings_round", "_settings_flash"
+
+engine, app = shared.engine_only()
+settings = shared.scoring_now()
+
+st.title("设置")
+st.caption(
+    "调整各指标的权重、目标值（得 100 分）和底线值（得 0 分）以及统计规则。百分比类指标按百分数填写（95 表示 95%）；"
+    "“越低越好”的指标底线值应高于目标值。保存后立即用于效能指数和排名，每项修改都会记录操作人、时间、原值和新值。"
+)
+for level, message, changes in st.session_state.pop(FLASH, []):
+    getattr(st, level)(message)
+    if changes is not None:
+        shared.table(changes, key="settings_changes")
+
+operator = shared.operator_input()
+round_no = st.session_state.setdefault(ROUND, 0)
+with st.form(f"settings_form_{round_no}"):
+    st.markdown("**指标权重、目标值与底线值**")
+    edited = st.data_editor(
+        views.settings_frame(settings),
+        key=f"settings_editor_{round_no}",
+        hide_index=True,
+        disabled=["编号", "分组", "指标", "方向", "单位"],
+        column_config={
+            "编号": None,
+            "权重": st.column_config.NumberColumn("权重", min_value=0.0, step=0.5, required=True),
+            "目标值": st.column_config.NumberColumn("目标值", step=0.1, required=True,
+                                                 help="得 100 分的取值；百分比类指标填百分数"),
+            "底线值": st.column_config.NumberColumn("底线值", step=0.1, required=True,
+                                                 help="得 0 分的取值；百分比类指标填百分数"),
+        },
+        height=38 * 29 + 4,
+    )
+    st.markdown("**统计规则**")
+    rule_columns = st.columns(len(views.RULE_LABELS))
+    rules = {}
+    for col, (name, (label, description)) in zip(rule_columns, views.RULE_LABELS.items(), strict=True):
+        rules[name] = col.number_input(label, value=int(getattr(settings.rules, name)), step=1,
+                                       min_value=1 if name == "rectify_days" else 0, help=description,
+                                       key=f"rule_{name}_{round_no}")
+    submitted = st.form_submit_button("保存设置", type="primary")
+
+if submitted:
+    if not operator:
+        st.error("设置未保存：请先填写操作人。")
+    else:
+        try:
+            new = views.settings_from_frame(views.as_polars(edited), rules)
+        except views.SettingsError as exc:
+            st.error("设置未保存：" + "；".join(exc.messages))
+        else:
+            changes = save_settings(engine, new, operator)
+            if changes:
+                st.session_state[FLASH] = [("success", f"已保存 {len(changes)} 项修改，效能指数和排名已按新设置重新计算。",
+                                            views.changes_table(changes))]
+            else:
+                st.session_state[FLASH] = [("info", "设置没有变化，未保存。", None)]
+            st.session_state[ROUND] = round_no + 1
+            st.rerun()
+
+with st.expander("恢复为配置文件中的默认值"):
+    st.caption("将全部权重、目标值、底线值和统计规则恢复为 metrics/scoring.toml 中的取值（作为一次修改记录在日志中）。")
+    if st.button("恢复默认值", disabled=not operator, key="settings_reset"):
+        changes = save_settings(engine, default_settings(), operator)
+        st.session_state[FLASH] = [("success", f"已恢复默认值（{len(changes)} 项修改）。", views.changes_table(changes))]
+        st.session_state[ROUND] = round_no + 1
+        st.rerun()
+
+st.subheader("修改记录")
+shared.table(views.history_table(settings_history(engine)), key="settings_history", height=320)

@@ -1,0 +1,175 @@
+"""End to end in a real browser: ``streamlit run dashboard.py`` on a demo store, driven by Playwright
+through /usr/bin/chromium — overview, upload and import a 办件明细 file, download the ranking .xlsx.
+
+Without /usr/bin/chromium the test is skipped locally and fails in CI (CI=true).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import openpyxl
+import polars as pl
+import pytest
+
+from datasets import store
+from datasets.demo import generate_demo
+from datasets.schema import KINDS
+from metrics.compute import latest_month
+from metrics.periods import Period
+from metrics.scoring import load_settings, ranking
+from metrics.service import compute_components
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SLOW = 180_000  # ms: first render computes the indicators; validation reads the whole file
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    db_url: str
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited early:\n{log.read_text(encoding='utf-8', errors='replace')}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().decode().strip() == "ok":
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"streamlit did not become healthy:\n{log.read_text(encoding='utf-8', errors='replace')}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if not CHROMIUM.exists():
+        if IN_CI:
+            pytest.fail(f"CI 环境必须提供 {CHROMIUM}")
+        pytest.skip(f"未找到 {CHROMIUM}，跳过浏览器测试")
+    base = tmp_path_factory.mktemp("browser")
+    db_url = f"sqlite:///{base / 'demo.db'}"
+    engine = store.make_engine(db_url)
+    store.init_db(engine)
+    generate_demo(engine, seed=7, scale=0.01)
+    engine.dispose()
+    port = _free_port()
+    log = base / "streamlit.log"
+    env = {**os.environ, "DATABASE_URL": db_url}
+    with log.open("w", encoding="utf-8") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc, log)
+        yield Server(url, db_url, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+def _cases_xlsx(db_url: str, path: Path) -> tuple[str, str, int]:
+    """A valid 办件明细 export (.xlsx, Chinese headers) for a configured district's latest month."""
+    engine = store.make_engine(db_url)
+    district = store.list_districts(engine)["name"][0]
+    cases = store.load_records(engine, "cases", [district])
+    engine.dispose()
+    month = cases["accepted_at"].dt.strftime("%Y-%m").max()
+    part = cases.filter(pl.col("accepted_at").dt.strftime("%Y-%m") == month).head(20)
+    part.select(
+        (pl.col(f.name).dt.strftime("%Y-%m-%d %H:%M:%S") if f.dtype == pl.Datetime("us") else pl.col(f.name))
+        .alias(f.header)
+        for f in KINDS["cases"].fields
+    ).write_excel(path, worksheet="办件明细")
+    return district, str(month), part.height
+
+
+def test_overview_upload_import_and_ranking_download(server: Server, tmp_path: Path):
+    from playwright.sync_api import expect, sync_playwright
+
+    district, month, rows = _cases_xlsx(server.db_url, tmp_path / "办件明细导出.xlsx")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+            page.goto(server.url + "/")
+            expect(page.get_by_role("heading", name=re.compile("^总览"))).to_be_visible(timeout=SLOW)
+            expect(page.get_by_test_id("stMetric").first).to_contain_text("效能指数", timeout=SLOW)
+            expect(page.get_by_text("示例数据").first).to_be_visible()
+
+            page.get_by_test_id("stSidebarNavLink").filter(has_text="数据上传").click()
+            expect(page.get_by_role("heading", name="数据上传")).to_be_visible(timeout=SLOW)
+            operator = page.get_by_label("操作人（记录在日志中）")
+            operator.fill("浏览器测试")
+            operator.press("Enter")
+            page.locator("input[type='file']").set_input_files(str(tmp_path / "办件明细导出.xlsx"))
+            expect(page.get_by_text(re.compile(f"{rows} 行.*校验通过"))).to_be_visible(timeout=SLOW)
+            expect(page.get_by_text("校验报告", exact=True)).to_be_visible()
+            page.get_by_role("button", name=re.compile("确认导入（1 个文件）")).click()
+            expect(page.get_by_text(re.compile("已导入办件明细"))).to_be_visible(timeout=SLOW)
+
+            page.get_by_test_id("stSidebarNavLink").filter(has_text="排名下载").click()
+            expect(page.get_by_role("heading", name=re.compile("^排名下载"))).to_be_visible(timeout=SLOW)
+            with page.expect_download(timeout=SLOW) as download:
+                page.get_by_role("button", name="下载 Excel（.xlsx）").click()
+            target = tmp_path / "ranking.xlsx"
+            download.value.save_as(target)
+        finally:
+            browser.close()
+
+    engine = store.make_engine(server.db_url)
+    newest = store.batch_history(engine, "cases", district).row(0, named=True)
+    assert (newest["file_name"], newest["user_name"], newest["rows"], newest["period"]) == (
+        "办件明细导出.xlsx", "浏览器测试", rows, month)
+    settings = load_settings(engine)
+    comps = compute_components(engine, settings)
+    engine.dispose()
+    period = Period(latest_month(comps), latest_month(comps))
+    expected = ranking(comps, period, settings)
+
+    book = openpyxl.load_workbook(target, read_only=True)
+    assert book.sheetnames == ["排名", "指标说明"]
+    table = list(book["排名"].iter_rows(values_only=True))
+    assert list(table[0][:4]) == ["区县", "排名", "排名变化", "效能指数"]
+    assert "按时办结率·分子" in table[0]
+    by_district = {row[0]: row for row in table[1:]}
+    assert set(by_district) == set(expected["district"].to_list())
+    row = expected.filter(pl.col("district") == district).row(0, named=True)
+    assert by_district[district][1] == row["rank"]
+    assert by_district[district][3] == pytest.approx(round(row["index"], 2))
+    assert table[1][1] == 1
+    info = list(book["指标说明"].iter_rows(values_only=True))
+    assert info[0][:2] == ("统计时段", period.label)

@@ -1,0 +1,181 @@
+"""Chart builders (metrics/charts.py): one colour per district everywhere, Chinese labels, formatted
+percentages, numerator and denominator in tooltips, nulls not drawn as zero."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import altair as alt
+import polars as pl
+import pytest
+
+from metrics import charts, views
+from metrics.compute import CITY
+from metrics.periods import Period
+from metrics.registry import INDICATORS
+from metrics.scoring import default_settings, ranking
+from tests.factories import at, dataset
+
+DISTRICTS = ["甲区", "乙区", "丙县"]
+OCT = Period("2024-10", "2024-10")
+
+
+@pytest.fixture(scope="module")
+def comps() -> pl.DataFrame:
+    """Three districts over September and October 2024 with cases, a red card and evaluations."""
+    from metrics.compute import components
+
+    cases, evaluations = [], []
+    for d, online in zip(DISTRICTS, (3, 1, 0), strict=True):
+        for month in (9, 10):
+            for n in range(4):
+                cases.append({
+                    "district": d, "accepted_at": at(2024, month, 8 + n), "completed_at": at(2024, month, 10 + n),
+                    "channel": "网上申请" if n < online else "窗口", "promised_limit": 5.0, "legal_limit": 10.0,
+                    "period": f"2024-{month:02d}",
+                })
+            evaluations.append({"district": d, "evaluated_at": at(2024, month, 20), "rating": 5 if d != "丙县" else 1,
+                                "rectify_status": "未整改" if d == "丙县" else None, "period": f"2024-{month:02d}"})
+    cases.append({"district": "乙区", "accepted_at": at(2024, 10, 8), "completed_at": at(2024, 10, 31),
+                  "channel": "窗口", "promised_limit": 5.0, "legal_limit": 10.0, "period": "2024-10"})
+    items = [{"district": d, "item_code": "I1", "online_depth": 4 if d == "甲区" else 2, "period": "2024-01"}
+             for d in DISTRICTS]
+    return components(dataset(cases=cases, items=items, evaluations=evaluations))
+
+
+def spec(chart: charts.Chart) -> dict:
+    return chart.to_dict()
+
+
+def layers(chart_spec: dict) -> list[dict]:
+    return chart_spec.get("layer", [chart_spec])
+
+
+def dataset_rows(chart_spec: dict) -> list[dict]:
+    """Every row of every dataset embedded in the chart."""
+    return [row for rows in chart_spec["datasets"].values() for row in rows]
+
+
+def test_one_colour_per_district_on_every_chart(comps):
+    scale = charts.district_scale(DISTRICTS)
+    assert scale.domain == [*DISTRICTS, CITY]
+    assert len(set(scale.range)) == len(scale.range)
+    # The colour of a district does not depend on which districts a chart shows.
+    assert charts.district_colour("乙区", DISTRICTS) == charts.district_colour("乙区", DISTRICTS)
+    assert charts.district_colour(CITY, DISTRICTS) == charts.CITY_COLOUR
+    settings = default_settings()
+    subset = ["乙区"]
+    built = [
+        charts.ranking_chart(ranking(comps, OCT, settings), DISTRICTS),
+        charts.compare_chart(views.district_values(comps, OCT, settings, subset, ["online_case_rate"]),
+                             "online_case_rate", DISTRICTS),
+        charts.trend_chart(views.monthly_values(comps, ["2024-09", "2024-10"], subset, ["online_case_rate"]),
+                           "online_case_rate", DISTRICTS),
+        charts.period_compare_chart(views.period_comparison(comps, OCT, OCT.previous(), subset, ["online_case_rate"]),
+                                    "online_case_rate", DISTRICTS),
+        charts.index_trend_chart(views.index_trend(comps, settings, ["2024-09", "2024-10"], subset), DISTRICTS),
+    ]
+    for chart in built:
+        colour = layers(spec(chart))[0]["encoding"]["color"]
+        assert colour["field"] == "district"
+        assert colour["scale"]["domain"] == [*DISTRICTS, CITY]
+        assert colour["scale"]["range"] == scale.range
+
+
+def test_ranking_chart_orders_by_rank_and_labels_changes(comps):
+    rank = ranking(comps, OCT, default_settings())
+    chart_spec = spec(charts.ranking_chart(rank, DISTRICTS))
+    bars, text = chart_spec["layer"]
+    assert text["mark"]["type"] == "text" and text["encoding"]["text"]["field"] == "label"
+    assert bars["encoding"]["y"]["sort"] == rank["district"].to_list()
+    assert bars["encoding"]["x"]["title"] == "政务服务效能指数"
+    rows = {r["district"]: r for r in dataset_rows(chart_spec)}
+    for r in rank.iter_rows(named=True):
+        label = rows[r["district"]]["label"]
+        assert label.startswith(f"{r['index']:.1f}  第{r['rank']}名")
+        if r["rank_change"] and r["rank_change"] > 0:
+            assert f"▲{r['rank_change']}" in label
+        elif r["rank_change"] and r["rank_change"] < 0:
+            assert f"▼{-r['rank_change']}" in label
+    titles = [t["title"] for t in bars["encoding"]["tooltip"]]
+    assert titles == ["区县", "排名", "上期排名", "排名变化", "效能指数"]
+
+
+def test_compare_chart_target_city_and_tooltips(comps):
+    settings = default_settings()
+    values = views.district_values(comps, OCT, settings, None, ["online_case_rate", "avg_handling_days"])
+    chart_spec = spec(charts.compare_chart(values, "online_case_rate", DISTRICTS))
+    bars, rules = chart_spec["layer"]
+    assert rules["mark"]["type"] == "rule"
+    assert chart_spec["title"] == "实际网办率 ↑"
+    assert bars["encoding"]["y"]["axis"]["format"] == ".1~%"
+    tips = {t["title"]: t for t in bars["encoding"]["tooltip"]}
+    assert tips["实际网办率"]["format"] == ".2%"
+    assert "分子：网上渠道受理件数" in tips and "分母：受理件数" in tips
+    lines = {r["line"]: r["target"] for r in dataset_rows(chart_spec) if "line" in r}
+    assert lines["目标值"] == settings.indicators["online_case_rate"].target
+    city = values.filter(pl.col("indicator") == "online_case_rate")["city"][0]
+    assert lines[f"{CITY}值"] == pytest.approx(city)
+    # Days are not formatted as percentages and the axis names the unit.
+    days = spec(charts.compare_chart(values, "avg_handling_days", DISTRICTS))["layer"][0]
+    assert days["encoding"]["y"]["title"] == "工作日"
+    assert days["encoding"]["y"]["axis"]["format"] == ",.1~f"
+
+
+def test_heatmap_shows_missing_scores_as_dash(comps):
+    rank = ranking(comps, OCT, default_settings())
+    scores = views.score_long(rank)
+    chart_spec = spec(charts.heatmap_chart(scores))
+    rows = dataset_rows(chart_spec)
+    assert len(rows) == len(DISTRICTS) * len(INDICATORS)
+    missing = [r for r in rows if r["score"] is None]
+    assert missing and all(r["score_text"] == "—" and r["value_text"] == "—" for r in missing)
+    rect, empty = chart_spec["layer"][:2]
+    assert rect["encoding"]["color"]["scale"]["domain"] == [0, 100]
+    assert rect["transform"] == [{"filter": "isValid(datum.score)"}]
+    assert empty["transform"] == [{"filter": "!isValid(datum.score)"}] and empty["mark"]["color"] == "#e6e6e6"
+    assert rect["encoding"]["y"]["sort"] == [i.name for i in INDICATORS]
+    assert rect["encoding"]["x"]["sort"] == rank["district"].to_list()
+
+
+def test_trend_and_period_charts_keep_nulls(comps):
+    values = views.monthly_values(comps, ["2024-08", "2024-09", "2024-10"], None, ["on_time_rate"])
+    rows = dataset_rows(spec(charts.trend_chart(values, "on_time_rate", DISTRICTS)))
+    august = [r for r in rows if r["month"] == "2024-08"]
+    assert all(r["value"] is None for r in august)  # no data: a gap, never 0
+    assert {r["district"] for r in rows} == {*DISTRICTS, CITY}
+    comparison = views.period_comparison(comps, OCT, OCT.previous(), None, ["on_time_rate"])
+    chart_spec = spec(charts.period_compare_chart(comparison, "on_time_rate", DISTRICTS))
+    assert chart_spec["encoding"]["xOffset"]["field"] == "period_name"
+    assert {r["period_name"] for r in dataset_rows(chart_spec)} == {"本期：2024年10月", "对比期：2024年9月"}
+
+
+def test_completeness_chart_colours_statuses():
+    grid = pl.DataFrame({
+        "kind": ["cases"] * 3, "kind_label": ["办件明细"] * 3, "district": ["甲区"] * 3,
+        "month": ["2024-08", "2024-09", "2024-10"], "status": ["已报送", "逾期报送", "缺失"],
+        "files": [1, 1, 0], "rows": [10, 12, 0],
+    })
+    chart_spec = spec(charts.completeness_chart(grid))
+    colour = chart_spec["spec"]["encoding"]["color"]
+    assert colour["scale"]["domain"] == list(charts.STATUS_COLOURS)
+    assert chart_spec["facet"]["row"]["field"] == "kind_label"
+
+
+def test_chart_builders_never_call_streamlit():
+    source = Path(charts.__file__).read_text(encoding="utf-8")
+    imported = {
+        alias.name
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
+    }
+    assert not any(name.startswith("streamlit") for name in imported)
+    assert isinstance(charts.heatmap_chart(pl.DataFrame({
+        "district": ["甲区"], "indicator": ["on_time_rate"], "name": ["按时办结率"], "group": ["B"],
+        "score": [None], "value": [None], "numerator": [0.0], "denominator": [0.0], "value_text": ["—"],
+    }, schema_overrides={"score": pl.Float64, "value": pl.Float64})), alt.LayerChart)
+    json.dumps(spec(charts.index_trend_chart(pl.DataFrame(schema={"district": pl.String, "month": pl.String,
+                                                                  "index": pl.Float64}), DISTRICTS)))

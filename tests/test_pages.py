@@ -1,0 +1,517 @@
+"""Every dashboard page opened with streamlit.testing.v1.AppTest on a small demo store.
+
+The store is generated once per session (``generate_demo(scale=0.01)``) and passed through
+DATABASE_URL; tests that change data work on a copy. Each test checks what the page shows against
+the functions in metrics/ and datasets/ computed independently here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from datasets import quality, store
+from datasets.demo import generate_demo
+from datasets.schema import KINDS
+from metrics import drill, views
+from metrics.compute import CITY, aggregate, latest_month
+from metrics.exports import rank_table_chinese
+from metrics.periods import Period
+from metrics.registry import INDICATORS
+from metrics.scoring import ScoringSettings, load_settings, ranking
+from metrics.service import compute_components
+
+ROOT = Path(__file__).resolve().parent.parent
+DASHBOARD = str(ROOT / "dashboard.py")
+TIMEOUT = 120
+
+
+@pytest.fixture(autouse=True)
+def navigation_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run AppTest like a server on which st.navigation is in force.
+
+    AppTest resets Streamlit's multipage mode before every run, and with a pages/ directory it then
+    starts each run from the page file (as a fresh server does for a deep link, see
+    ``test_deep_link_before_navigation``). A running server leaves that mode after its first
+    st.navigation call; these tests open the app in that state.
+    """
+    if "deep_link" in request.node.name:
+        return
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@dataclass(frozen=True)
+class Demo:
+    path: Path
+    url: str
+    comps: pl.DataFrame
+    settings: ScoringSettings
+    period: Period
+    districts: list[str]
+
+
+def _url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    path = tmp_path_factory.mktemp("pages") / "demo.db"
+    engine = store.make_engine(_url(path))
+    store.init_db(engine)
+    generate_demo(engine, seed=7, scale=0.01)
+    settings = load_settings(engine)
+    comps = compute_components(engine, settings)
+    districts = store.list_districts(engine)["name"].to_list()
+    engine.dispose()
+    month = latest_month(comps)
+    assert month is not None
+    return Demo(path, _url(path), comps, settings, Period(month, month), districts)
+
+
+@pytest.fixture
+def demo_copy(demo: Demo, tmp_path: Path) -> Iterator[Demo]:
+    """A private copy of the demo store for tests that import or save settings."""
+    target = tmp_path / "copy.db"
+    shutil.copy(demo.path, target)
+    yield Demo(target, _url(target), demo.comps, demo.settings, demo.period, demo.districts)
+
+
+def app(url: str, monkeypatch: pytest.MonkeyPatch, **query: str | list[str]) -> AppTest:
+    monkeypatch.setenv("DATABASE_URL", url)
+    at = AppTest.from_file(DASHBOARD, default_timeout=TIMEOUT)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at
+
+
+def ok(at: AppTest) -> AppTest:
+    """The run raised nothing and showed no traceback."""
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def open_page(at: AppTest, page: str) -> AppTest:
+    ok(at.run())
+    return ok(at.switch_page(page).run())
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def table(at: AppTest, column: str) -> pl.DataFrame:
+    """The one table on the page that has ``column``."""
+    found = [d.value for d in at.dataframe if column in d.value.columns]
+    assert len(found) == 1, f"{len(found)} tables with column {column}"
+    return pl.from_pandas(found[0])
+
+
+def tables(at: AppTest, column: str) -> list[pl.DataFrame]:
+    return [pl.from_pandas(d.value) for d in at.dataframe if column in d.value.columns]
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+
+
+def texts(elements) -> str:
+    return "\n".join(e.value for e in elements)
+
+
+# --- 总览 ---------------------------------------------------------------------------------------------
+
+
+def test_overview_index_for_a_district_equals_ranking(demo: Demo, monkeypatch):
+    rank = ranking(demo.comps, demo.period, demo.settings)
+    row = rank.row(3, named=True)
+    at = ok(app(demo.url, monkeypatch, period=demo.period.key, district=[row["district"]]).run())
+    shown = metrics(at)
+    assert shown["效能指数"] == f"{row['index']:.1f}"
+    # Key indicator cards: value of the district, 环比 against the previous month.
+    prev = ranking(demo.comps, demo.period.previous(), demo.settings).filter(pl.col("district") == row["district"])
+    card = next(m for m in at.metric if m.label.startswith("按时办结率"))
+    assert card.value == views.fmt_value("on_time_rate", row["on_time_rate"])
+    assert card.proto.delta == views.fmt_delta("on_time_rate", row["on_time_rate"] - prev["on_time_rate"][0])
+    # Alerts use the counting rules of the indicators.
+    assert shown["红牌办件"] == f"{int(row['red_card_rate__num'])} 件"
+    late = row["bad_rectified_on_time_rate__den"] - row["bad_rectified_on_time_rate__num"]
+    assert shown["差评未按时整改"] == f"{int(late)} 条"
+
+
+def test_overview_city_cards_ranking_chart_and_alert_lists(demo: Demo, monkeypatch):
+    at = ok(app(demo.url, monkeypatch).run())  # no query string: latest month, whole city
+    assert at.title[0].value == f"总览 · {demo.period.label}"
+    city = views.pooled_scores(demo.comps, demo.period, demo.settings)
+    assert metrics(at)["效能指数"] == f"{city['index']:.1f}"
+    down = next(m for m in at.metric if m.label.startswith("平均办理用时"))
+    assert down.proto.delta_description == "环比"
+    # A ↓ indicator: its delta colour is inverted (a decrease is good).
+    before = views.pooled_scores(demo.comps, demo.period.previous(), demo.settings)["avg_handling_days"]
+    if before is not None and city["avg_handling_days"] is not None and before != city["avg_handling_days"]:
+        improved = city["avg_handling_days"] < before
+        assert (down.proto.color == down.proto.GREEN) == improved
+
+    rank = ranking(demo.comps, demo.period, demo.settings)
+    shown = table(at, "上期排名")
+    assert shown["区县"].to_list() == rank["district"].to_list()
+    assert shown["效能指数"].to_list() == pytest.approx(rank["index"].round(2).to_list())
+    bar = next(c for c in charts(at) if "layer" in c and c["layer"][0]["mark"]["type"] == "bar")
+    assert bar["layer"][0]["encoding"]["y"]["sort"] == rank["district"].to_list()
+
+    red = int(rank["red_card_rate__num"].sum())
+    assert metrics(at)["红牌办件"] == f"{red} 件"
+    load = [b for b in at.button if b.key == "load_alerts"]
+    if load:  # the row-level detail is read on request
+        assert metrics(at)["超期在办件"] == "—"
+        ok(load[0].click().run())
+    assert "load_alerts" not in [b.key for b in at.button]
+    red_list = next(e for e in at.expander if e.label.startswith("红牌办件清单"))
+    assert red_list.label == f"红牌办件清单（{red} 件）"
+    cases = pl.from_pandas(red_list.dataframe[0].value)
+    assert cases.height == red and set(cases["红黄牌"].to_list()) <= {"红牌"}
+    assert any("变化最大" in s.value for s in at.subheader)
+    movers = table(at, "指数变化")
+    assert 0 < movers.height <= 5
+    overdue = next(e for e in at.expander if e.label.startswith("超期在办件清单"))
+    assert metrics(at)["超期在办件"] == f"{overdue.dataframe[0].value.shape[0]} 件"
+
+
+def test_bad_period_in_the_link_is_a_message(demo: Demo, monkeypatch):
+    at = ok(app(demo.url, monkeypatch, period="2024-13").run())
+    assert "时段参数无效" in texts(at.warning)
+    assert at.title[0].value == f"总览 · {demo.period.label}"
+    at = ok(app(demo.url, monkeypatch, period="1999-05", district=["不存在区", "[点我](http://x)"]).run())
+    warning = texts(at.warning)
+    assert "没有数据" in warning and "不存在区" in warning
+    assert "\\[点我\\]\\(http" in warning  # text from the link is never rendered as Markdown
+
+
+def test_filters_are_kept_in_the_url(demo: Demo, monkeypatch):
+    quarter = f"{demo.period.first[:4]}-Q{(int(demo.period.first[5:]) - 1) // 3 + 1}"
+    at = ok(app(demo.url, monkeypatch, period=quarter, indicator=["good_rate"]).run())
+    assert at.sidebar.radio(key="f_type").value == "季"
+    assert at.title[0].value.endswith(Period(*_quarter(quarter)).label)
+    assert [m.label for m in at.metric][:2] == ["效能指数", "好评率 ↑"]
+    at.sidebar.radio(key="f_type").set_value("年")
+    ok(at.run())
+    assert at.query_params["period"] == demo.period.first[:4]
+    at.sidebar.multiselect(key="f_districts").set_value([demo.districts[0]])
+    ok(at.run())
+    assert at.query_params["district"] in (demo.districts[0], [demo.districts[0]])
+    assert at.query_params["indicator"] in ("good_rate", ["good_rate"])
+
+
+def _quarter(key: str) -> tuple[str, str]:
+    year, q = key.split("-Q")
+    first = (int(q) - 1) * 3 + 1
+    return f"{year}-{first:02d}", f"{year}-{first + 2:02d}"
+
+
+# --- 区县对比 -------------------------------------------------------------------------------------------
+
+
+def test_compare_page_charts_heatmap_and_drill_down(demo: Demo, monkeypatch):
+    rank = ranking(demo.comps, demo.period, demo.settings)
+    district = rank.sort("red_card_rate__num", descending=True)["district"][0]
+    at = app(demo.url, monkeypatch, period=demo.period.key)
+    at = open_page(at, "pages/compare.py")
+    specs = charts(at)
+    chosen = list(views.KEY_INDICATORS)
+    assert len(specs) == len(chosen) + 1  # one chart per chosen indicator, then the heatmap
+    # One colour scale for districts on every chart.
+    domains = {json.dumps(layer["encoding"]["color"]["scale"]["domain"], ensure_ascii=False)
+               for spec in specs[:-1] for layer in spec["layer"][:1]}
+    assert len(domains) == 1
+    # The heatmap's cells carry each district's score from the ranking.
+    heat = pl.from_pandas(_chart_data(at, -1))
+    assert heat.filter(pl.col("district") == district, pl.col("indicator") == "on_time_rate")["score"][0] == \
+        pytest.approx(round(rank.filter(pl.col("district") == district)["score_on_time_rate"][0], 1))
+
+    at.selectbox(key="drill_district").set_value(district)
+    ok(at.run())
+    departments = table(at, "部门")
+    expected = drill.department_table(demo.comps, demo.period, district, chosen)
+    assert departments.height == expected.height
+    assert departments["按时办结率·分母"].to_list() == pytest.approx(expected["按时办结率·分母"].to_list())
+    red = _tab_table(at, "红牌办件")
+    numerator = int(rank.filter(pl.col("district") == district)["red_card_rate__num"][0])
+    assert red.height == numerator
+    if numerator:
+        case = red.row(0, named=True)
+        at.selectbox(key="drill_department").set_value(case["实施部门"])
+        ok(at.run())
+        at.selectbox(key="drill_item").set_value(case["事项编码"])
+        ok(at.run())
+        red = _tab_table(at, "红牌办件")
+        assert case["办件编号"] in red["办件编号"].to_list()
+        assert set(red["事项编码"].to_list()) == {case["事项编码"]}
+
+
+def _tab_table(at: AppTest, label: str) -> pl.DataFrame:
+    tab = next(t for t in at.tabs if t.label == label)
+    return pl.from_pandas(tab.dataframe[0].value)
+
+
+def _chart_data(at: AppTest, index: int):
+    """The data of a chart as pandas (datasets are sent as Arrow)."""
+    from streamlit import dataframe_util
+
+    proto = at.get("vega_lite_chart")[index].proto
+    data = proto.datasets[0].data.data if proto.datasets else proto.data.data
+    return dataframe_util.convert_arrow_bytes_to_pandas_df(data)
+
+
+# --- 时段对比 -------------------------------------------------------------------------------------------
+
+
+def test_periods_page_compares_two_periods(demo: Demo, monkeypatch):
+    at = open_page(app(demo.url, monkeypatch, period=demo.period.key), "pages/periods.py")
+    changes = table(at, "变化")
+    city_now = aggregate(demo.comps, demo.period, by="city").filter(pl.col("indicator") == "on_time_rate")
+    city_before = aggregate(demo.comps, demo.period.previous(), by="city").filter(pl.col("indicator") == "on_time_rate")
+    row = changes.filter(pl.col("区县") == CITY, pl.col("指标") == "按时办结率 ↑").row(0, named=True)
+    assert row[f"本期（{demo.period.label}）"] == views.fmt_value("on_time_rate", city_now["value"][0])
+    assert row[f"对比期（{demo.period.previous().label}）"] == views.fmt_value("on_time_rate", city_before["value"][0])
+    assert row["本期分母"] == city_now["denominator"][0]
+    assert len(charts(at)) == 2 * len(views.KEY_INDICATORS)  # comparison and trend per indicator
+
+    at.radio(key="vs_mode").set_value("自选时段")
+    ok(at.run())
+    at.text_input(key="vs_text").set_value("2024-13")
+    ok(at.run())
+    assert "对比时段无效" in texts(at.error)
+    year = demo.period.first[:4]
+    at.text_input(key="vs_text").set_value(year)
+    ok(at.run())
+    assert not at.error
+    assert any(c.startswith(f"对比期（{year}年）") for c in table(at, "变化").columns)
+
+
+# --- 排名下载 -------------------------------------------------------------------------------------------
+
+
+def test_ranking_page_table_and_downloads(demo: Demo, monkeypatch):
+    at = open_page(app(demo.url, monkeypatch, period=demo.period.key), "pages/ranking.py")
+    shown = table(at, "排名")
+    expected = rank_table_chinese(demo.comps, demo.period, demo.settings)
+    assert shown.columns == expected.columns
+    first = shown.row(0, named=True)
+    assert first["区县"] == expected["区县"][0]
+    assert first["排名"] == 1
+    assert first["效能指数"] == pytest.approx(expected["效能指数"][0])
+    assert first["按时办结率·分子"] == pytest.approx(expected["按时办结率·分子"][0])
+    labels = [b.label for b in at.download_button]
+    assert labels == ["下载 Excel（.xlsx）", "下载 CSV"]
+    assert at.download_button[0].proto.url.endswith(".xlsx")
+
+
+# --- 数据上传 -------------------------------------------------------------------------------------------
+
+
+def _cases_csv(url: str, district: str, month: str, rows: int = 25) -> bytes:
+    """A valid 办件明细 export (Chinese headers) made from stored cases of one district and month."""
+    engine = store.make_engine(url)
+    cases = store.load_records(engine, "cases", [district])
+    engine.dispose()
+    part = cases.filter(pl.col("accepted_at").dt.strftime("%Y-%m") == month).head(rows)
+    assert part.height
+    k = KINDS["cases"]
+    out = part.select(
+        (pl.col(f.name).dt.strftime("%Y-%m-%d %H:%M:%S") if f.dtype == pl.Datetime("us") else pl.col(f.name))
+        .alias(f.header)
+        for f in k.fields
+    )
+    return out.write_csv().encode("utf-8")
+
+
+def test_upload_validate_import_and_roll_back(demo_copy: Demo, monkeypatch):
+    district, month = demo_copy.districts[0], demo_copy.period.first
+    data = _cases_csv(demo_copy.url, district, month)
+    at = open_page(app(demo_copy.url, monkeypatch), "pages/upload.py")
+    at.text_input(key="operator").set_value("测试员")
+    at.file_uploader[0].set_value([("办件*明细*.csv", data, "text/csv"), ("坏文件.csv", b"a,b\n1,2\n", "text/csv")])
+    ok(at.run())
+    assert "校验通过" in texts(at.success)
+    assert "办件\\*明细\\*" in texts(at.success)  # a file name is shown as text, never as Markdown
+    assert "坏文件" in texts(at.error) and "无法读取" in texts(at.error)
+    good, bad = tables(at, "行号")  # one problem list per file
+    assert "错误" not in good["严重程度"].to_list()
+    assert bad["严重程度"].to_list() == ["错误"] and bad["规则"][0] == "无法识别数据类型"
+    assert "下载校验报告（.xlsx）" in [b.label for b in at.download_button]
+
+    button = at.button(key="up_import")
+    assert button.label == "确认导入（1 个文件）"
+    ok(button.click().run())
+    assert "已导入" in texts(at.success)
+    engine = store.make_engine(demo_copy.url)
+    newest = store.batch_history(engine, "cases", district).row(0, named=True)
+    assert (newest["file_name"], newest["period"], newest["version"], newest["user_name"]) == (
+        "办件*明细*.csv", month, 2, "测试员")
+    history = table(at, "批次号")
+    assert history["批次号"][0] == newest["id"]
+
+    previous = store.batch_history(engine, "cases", district).filter(pl.col("version") == 1)["id"][0]
+    at.selectbox(key="rb_target").set_value(previous)
+    at.checkbox(key="rb_confirm").check()
+    ok(at.run())
+    ok(at.button(key="rb_go").click().run())
+    assert "恢复为第 1 版" in texts(at.success)
+    active = store.active_batches(engine, "cases").filter(pl.col("district") == district, pl.col("period") == month)
+    assert active["id"].to_list() == [previous]
+    engine.dispose()
+    assert len(at.download_button) >= len(KINDS)  # the import templates
+
+
+# --- 数据质量 -------------------------------------------------------------------------------------------
+
+
+def test_quality_page(demo: Demo, monkeypatch):
+    at = open_page(app(demo.url, monkeypatch), "pages/quality.py")
+    engine = store.make_engine(demo.url)
+    grid = quality.completeness(engine)
+    expected = quality.completeness_summary(grid)
+    shown = table(at, "逾期报送")
+    assert shown["数据类型"].to_list() == expected["数据类型"].to_list()
+    assert shown["缺失"].to_list() == expected["缺失"].to_list()
+    missing = table(at, "月份")
+    assert missing.height == quality.missing_list(grid).height > 0
+    last = table(at, "最近上传时间")
+    assert set(last["区县"].to_list()) == set(demo.districts)
+    history, stored = table(at, "校验提示"), store.batch_history(engine)
+    assert history.height == min(500, stored.height)
+    assert history["批次号"][0] == stored["id"].max()
+    engine.dispose()
+    assert len(charts(at)) == 1
+
+
+# --- 指标说明 -------------------------------------------------------------------------------------------
+
+
+def test_indicator_reference_lists_all_indicators(demo: Demo, monkeypatch):
+    at = open_page(app(demo.url, monkeypatch), "pages/indicators.py")
+    shown = table(at, "口径说明")
+    assert shown.height == len(INDICATORS) == 28
+    assert shown["指标"].to_list() == [i.name for i in INDICATORS]
+    assert shown["公式"].to_list() == [i.formula for i in INDICATORS]
+    assert shown["权重"].to_list() == [demo.settings.indicators[i.id].weight for i in INDICATORS]
+    assert shown["目标值"][0] == views.fmt_value(INDICATORS[0].id, demo.settings.indicators[INDICATORS[0].id].target)
+    assert table(at, "权重合计")["权重合计"].sum() == pytest.approx(
+        sum(t.weight for t in demo.settings.indicators.values()))
+
+
+# --- 设置 -----------------------------------------------------------------------------------------------
+
+
+def _edit(at: AppTest, rows: dict[int, dict[str, float]]) -> None:
+    at.session_state["settings_editor_0"] = {"edited_rows": rows, "added_rows": [], "deleted_rows": []}
+
+
+def test_settings_save_updates_ranking(demo_copy: Demo, monkeypatch):
+    at = open_page(app(demo_copy.url, monkeypatch, period=demo_copy.period.key), "pages/settings.py")
+    editor = at.data_editor[0].value
+    row = editor.index[editor["编号"] == "online_case_rate"][0]
+    at.text_input(key="operator").set_value("管理员")
+    _edit(at, {int(row): {"权重": 40.0}})
+    ok(at.form_submit_button[0].click().run())
+    assert "已保存 1 项修改" in texts(at.success)
+    engine = store.make_engine(demo_copy.url)
+    saved = load_settings(engine)
+    assert saved.indicators["online_case_rate"].weight == 40.0
+    saved_now, history = tables(at, "设置项")  # the changes just saved, then the change log
+    assert saved_now.rows() == [("实际网办率 · 权重", "8", "40")]
+    assert history.row(0, named=True)["设置项"] == "实际网办率 · 权重"
+    assert history.row(0, named=True)["操作人"] == "管理员"
+
+    ok(at.switch_page("pages/ranking.py").run())
+    expected = ranking(demo_copy.comps, demo_copy.period, saved)
+    before = ranking(demo_copy.comps, demo_copy.period, demo_copy.settings)
+    shown = table(at, "排名")
+    assert shown["效能指数"].to_list() == pytest.approx(expected["index"].round(2).to_list())
+    assert expected["index"].to_list() != pytest.approx(before["index"].to_list())
+    engine.dispose()
+
+
+def test_settings_errors_are_messages(demo_copy: Demo, monkeypatch):
+    at = open_page(app(demo_copy.url, monkeypatch), "pages/settings.py")
+    at.text_input(key="operator").set_value("管理员")
+    first = next(i for i in INDICATORS)
+    floor = demo_copy.settings.indicators[first.id].floor * 100
+    _edit(at, {0: {"目标值": floor}, 1: {"权重": -1.0}})
+    ok(at.form_submit_button[0].click().run())
+    error = texts(at.error)
+    assert f"{first.name}：目标值与底线值不能相同" in error
+    assert f"{INDICATORS[1].name}的权重不能小于 0" in error
+    engine = store.make_engine(demo_copy.url)
+    assert store.read_query(engine, store.settings_changes.select()).height == 0
+    engine.dispose()
+
+
+# --- empty store, and the pages' own rules -------------------------------------------------------------
+
+
+def test_first_start_without_configuration_loads_the_demo(tmp_path: Path, monkeypatch):
+    """Nothing configured: the embedded SQLite file is used and, being empty, gets the demo city."""
+    from datasets import config
+    from pages import _shared
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setattr(store, "DEFAULT_SQLITE_PATH", tmp_path / "dashboard.db")
+    monkeypatch.setattr(config, "load_settings", lambda: config.AppSettings(database_url="", load_demo_if_empty=True))
+    monkeypatch.setattr(_shared, "DEMO_SCALE", 0.01)  # the real first start uses 0.1
+    at = ok(AppTest.from_file(DASHBOARD, default_timeout=TIMEOUT).run())
+    assert (tmp_path / "dashboard.db").exists()
+    assert "示例数据" in texts(at.info)
+    assert at.title[0].value.startswith("总览")
+    assert metrics(at)["效能指数"] != "—"
+
+
+def test_empty_configured_database_shows_how_to_begin(tmp_path: Path, monkeypatch):
+    at = ok(app(_url(tmp_path / "empty.db"), monkeypatch).run())
+    assert "数据库中还没有数据" in texts(at.info)
+    assert any(b.label.startswith("载入示例数据") for b in at.button)
+    ok(at.switch_page("pages/upload.py").run())
+    assert at.title[0].value == "数据上传"
+    ok(at.switch_page("pages/indicators.py").run())
+    assert table(at, "口径说明").height == len(INDICATORS)
+
+
+def test_unreachable_database_is_a_message(monkeypatch):
+    at = ok(app("postgresql+psycopg://nobody:secret@127.0.0.1:1/none", monkeypatch).run())
+    error = texts(at.error)
+    assert "无法连接数据库" in error and "secret" not in error
+
+
+def test_deep_link_before_navigation(demo: Demo, monkeypatch):
+    """Before any session has called st.navigation, Streamlit runs a page file straight from pages/;
+    the page then runs the dashboard around itself (sidebar, context) instead of failing."""
+    at = ok(app(demo.url, monkeypatch, period=demo.period.key).run())
+    ok(at.switch_page("pages/ranking.py").run())
+    assert at.title[0].value == f"排名下载 · {demo.period.label}"
+    assert at.sidebar.radio(key="f_type").value == "月"
+    assert table(at, "排名").height == len(demo.districts)
+
+
+def test_pages_are_thin():
+    """Pages lay out results: no Polars, SQL or SQLAlchemy in pages/ (the shared helpers excepted)."""
+    for page in (ROOT / "pages").glob("*.py"):
+        if page.name.startswith("_"):
+            continue
+        source = page.read_text(encoding="utf-8")
+        for banned in ("import polars", "sqlalchemy", "pl.col", "SELECT ", "unsafe_allow_html"):
+            assert banned not in source, f"{page.name}: {banned}"

@@ -1,0 +1,347 @@
+"""The numbers behind the pages: metrics/views.py, metrics/drill.py and datasets/quality.py, on small
+hand-made data (tests/factories.py) so that every count can be checked by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from datasets import quality, store
+from datasets.ingest import import_frame
+from metrics import drill, views
+from metrics.compute import CITY, aggregate, components
+from metrics.periods import Period
+from metrics.prepare import Rules
+from metrics.registry import INDICATORS
+from metrics.scoring import ScoringSettings, default_settings, ranking
+from tests.factories import at, dataset, frame
+
+OCT, SEP = Period("2024-10", "2024-10"), Period("2024-09", "2024-09")
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Two districts. 甲区 October: 4 accepted cases — one red card (legal 2, took 6 working days),
+    one open and overdue (promised 2, accepted 10-08, still open at month end), one open but within
+    its limit, one on time. Evaluations: two 差评 in October, one rectified in time."""
+    cases = [
+        {"case_id": "C1", "accepted_at": at(2024, 10, 8), "completed_at": at(2024, 10, 16), "legal_limit": 2.0,
+         "promised_limit": 1.0, "item_code": "I1"},
+        {"case_id": "C2", "accepted_at": at(2024, 10, 8), "status": "在办", "promised_limit": 2.0,
+         "legal_limit": 60.0, "item_code": "I2", "department": "区人社局"},
+        {"case_id": "C3", "accepted_at": at(2024, 10, 30), "status": "在办", "promised_limit": 20.0,
+         "legal_limit": 60.0, "item_code": "I1"},
+        {"case_id": "C4", "accepted_at": at(2024, 10, 9), "completed_at": at(2024, 10, 9), "promised_limit": 1.0,
+         "legal_limit": 5.0, "item_code": "I2", "channel": "网上申请", "department": "区人社局"},
+        {"case_id": "C5", "district": "乙区", "accepted_at": at(2024, 10, 9), "completed_at": at(2024, 10, 10),
+         "promised_limit": 1.0, "legal_limit": 5.0},
+        {"case_id": "C6", "accepted_at": at(2024, 9, 9), "completed_at": at(2024, 9, 10), "promised_limit": 1.0,
+         "legal_limit": 5.0, "period": "2024-09"},
+    ]
+    evaluations = [
+        {"eval_id": "E1", "evaluated_at": at(2024, 10, 10), "rating": 1, "rectify_status": "已整改",
+         "rectified_at": at(2024, 10, 14), "item_code": "I1"},
+        {"eval_id": "E2", "evaluated_at": at(2024, 10, 11), "rating": 2, "rectify_status": "未整改",
+         "item_code": "I2", "department": "区人社局"},
+        {"eval_id": "E3", "evaluated_at": at(2024, 10, 12), "rating": 5, "item_code": "I1"},
+    ]
+    items = [
+        {"item_code": "I1", "item_name": "食品经营许可", "online_depth": 4, "period": "2024-01"},
+        {"item_code": "I2", "item_name": "社保转移", "online_depth": 1, "period": "2024-01",
+         "department": "区人社局"},
+        {"item_code": "I1", "district": "乙区", "online_depth": 2, "period": "2024-01"},
+    ]
+    return dataset(cases=cases, items=items, evaluations=evaluations)
+
+
+@pytest.fixture(scope="module")
+def comps(data) -> pl.DataFrame:
+    return components(data)
+
+
+@pytest.fixture(scope="module")
+def detail(data) -> drill.Detail:
+    return drill.build_detail(data, Rules())
+
+
+# --- formatting ---------------------------------------------------------------------------------------
+
+
+def test_formatting_is_direction_and_unit_aware():
+    assert views.fmt_value("on_time_rate", 0.8534) == "85.34%"
+    assert views.fmt_value("avg_handling_days", 3.2) == "3.20 工作日"
+    assert views.fmt_value("satisfaction_score", 92.06) == "92.1 分"
+    assert views.fmt_value("on_time_rate", None) == "—"
+    assert views.fmt_value(views.INDEX, 71.64) == "71.6"
+    assert views.fmt_delta("on_time_rate", -0.0123) == "-1.23 个百分点"
+    assert views.fmt_delta("on_time_rate", 0.00001) == "0.00 个百分点"  # flat: no sign
+    assert views.fmt_delta("avg_handling_days", 0.5) == "+0.50 工作日"
+    assert views.is_good("avg_handling_days", -0.5) is True  # ↓ indicator: a decrease is good
+    assert views.is_good("red_card_rate", 0.01) is False
+    assert views.is_good("on_time_rate", 0.01) is True
+    assert views.is_good("on_time_rate", 0.00001) is None
+    assert views.is_good("on_time_rate", None) is None
+
+
+def test_period_helpers():
+    months = ["2023-11", "2023-12", "2024-01", "2024-02"]
+    choices = views.period_choices(months)
+    assert choices["月"] == ["2024-02", "2024-01", "2023-12", "2023-11"]
+    assert choices["季"] == ["2024-Q1", "2023-Q4"]
+    assert choices["年"] == ["2024", "2023"]
+    assert views.period_type(Period("2024-04", "2024-06")) == "季"
+    assert views.period_type(Period("2024-01", "2024-12")) == "年"
+    assert views.period_type(Period("2024-02", "2024-05")) == "自定义"
+    assert views.trend_months(Period("2024-02", "2024-02"), months, 12) == months  # clipped to the data
+    assert views.trend_months(Period("2024-01", "2024-02"), [], 1) == ["2024-01", "2024-02"]
+    assert views.scope_label([], ["甲区", "乙区"]) == CITY
+    assert views.scope_label(["乙区"], ["甲区", "乙区"]) == "乙区"
+
+
+# --- overview ----------------------------------------------------------------------------------------
+
+
+def test_overview_cards_match_ranking_for_one_district(comps):
+    settings = default_settings()
+    cards = views.overview_cards(comps, OCT, settings, ["甲区"], ["on_time_rate", "avg_handling_days"])
+    rank = ranking(comps, OCT, settings).filter(pl.col("district") == "甲区").row(0, named=True)
+    index, on_time, days = cards
+    assert index.value == pytest.approx(rank["index"])
+    # 甲区 October: C1 (6 working days, promised 1) late, C4 on time → 1 / 2
+    assert (on_time.value, on_time.numerator, on_time.denominator) == (0.5, 1.0, 2.0)
+    # September: C6 on time → 1 / 1; 环比 −50 percentage points, a decline
+    assert on_time.previous == 1.0
+    assert on_time.mom_text == "-50.00 个百分点"
+    assert on_time.year_ago is None and on_time.yoy_text is None
+    assert days.direction == -1 and days.label == "平均办理用时（工作日） ↓"
+
+
+def test_city_cards_pool_numerators_and_denominators(comps):
+    settings = default_settings()
+    (_, on_time) = views.overview_cards(comps, OCT, settings, None, ["on_time_rate"])
+    # 甲区 1/2 and 乙区 C5 (1 working day, promised 1) on time 1/1 → 2/3, not the mean of 50% and 100%
+    assert (on_time.numerator, on_time.denominator) == (2.0, 3.0)
+    assert on_time.value == pytest.approx(2 / 3)
+
+
+def test_movers_and_index_trend(comps):
+    settings = default_settings()
+    trend = views.index_trend(comps, settings, ["2024-09", "2024-10"])
+    assert set(trend["district"].to_list()) == {"甲区", "乙区", CITY}
+    october = ranking(comps, OCT, settings)
+    for row in october.iter_rows(named=True):
+        shown = trend.filter(pl.col("district") == row["district"], pl.col("month") == "2024-10")["index"][0]
+        assert shown == pytest.approx(row["index"])
+    movers = views.movers(october, ranking(comps, SEP, settings))
+    september = ranking(comps, SEP, settings).filter(pl.col("district") == "甲区")["index"][0]
+    jia = movers.filter(pl.col("区县") == "甲区").row(0, named=True)
+    assert jia["指数变化"] == pytest.approx(round(october.filter(pl.col("district") == "甲区")["index"][0] - september, 1),
+                                        abs=0.11)
+    # 乙区 has only its catalog in September: its index then comes from item indicators alone.
+    assert movers["区县"].to_list() == sorted(movers["区县"].to_list(), key=lambda d: -abs(
+        movers.filter(pl.col("区县") == d)["指数变化"][0]))
+
+
+# --- comparison tables -------------------------------------------------------------------------------
+
+
+def test_district_values_and_period_comparison(comps):
+    settings = default_settings()
+    values = views.district_values(comps, OCT, settings, None, ["online_case_rate"])
+    jia = values.filter(pl.col("district") == "甲区").row(0, named=True)
+    assert (jia["numerator"], jia["denominator"], jia["value_text"]) == (1.0, 4.0, "25.00%")
+    assert jia["city"] == pytest.approx(1 / 5)
+    assert jia["target"] == settings.indicators["online_case_rate"].target
+    table = views.compare_table(values)
+    assert table.filter(pl.col("区县") == "甲区")["全市值"][0] == "20.00%"
+
+    comparison = views.period_comparison(comps, OCT, SEP, ["甲区"], ["on_time_rate"])
+    changes = views.period_change_table(comparison)
+    assert changes["区县"].to_list() == ["甲区", CITY]  # districts first, the city last
+    row = changes.row(0, named=True)
+    assert (row["本期（2024年10月）"], row["对比期（2024年9月）"], row["变化"], row["评价"]) == (
+        "50.00%", "100.00%", "-50.00 个百分点", "退步")
+    assert (row["本期分子"], row["本期分母"], row["对比期分子"], row["对比期分母"]) == (1.0, 2.0, 1.0, 1.0)
+
+
+def test_monthly_values_are_ratios_of_sums(comps):
+    monthly = views.monthly_values(comps, ["2024-09", "2024-10"], None, ["on_time_rate"])
+    city = monthly.filter(pl.col("district") == CITY, pl.col("month") == "2024-10").row(0, named=True)
+    expected = aggregate(comps, OCT, by="city").filter(pl.col("indicator") == "on_time_rate").row(0, named=True)
+    assert (city["numerator"], city["denominator"]) == (expected["numerator"], expected["denominator"])
+
+
+def test_score_long_from_ranking(comps):
+    rank = ranking(comps, OCT, default_settings())
+    scores = views.score_long(rank, ["on_time_rate", "hotline_completion_rate"], ["甲区"])
+    assert scores.height == 2
+    hotline = scores.filter(pl.col("indicator") == "hotline_completion_rate").row(0, named=True)
+    assert hotline["score"] is None and hotline["value_text"] == "—"  # no hotline data: null, never 0
+
+
+# --- indicator reference and settings ------------------------------------------------------------------
+
+
+def test_indicator_reference_is_generated_from_registry_and_settings():
+    settings = default_settings()
+    table = views.indicator_reference(settings)
+    assert table.height == 28
+    assert table["编号"].to_list() == [i.id for i in INDICATORS]
+    row = table.filter(pl.col("编号") == "card_rate").row(0, named=True)
+    assert row["方向"].startswith("↓")
+    assert row["目标值"] == "0.00%" and row["底线值"] == "5.00%"
+    weights = views.group_weights(settings)
+    assert weights["占指数比重（%）"].sum() == pytest.approx(100, abs=0.3)
+
+
+def test_settings_table_round_trip_has_no_spurious_changes():
+    settings = default_settings()
+    rebuilt = views.settings_from_frame(views.settings_frame(settings), settings.rules.model_dump())
+    assert rebuilt == settings
+    edited = views.settings_frame(settings).with_columns(
+        pl.when(pl.col("编号") == "good_rate").then(99.5).otherwise(pl.col("目标值")).alias("目标值")
+    )
+    changed = views.settings_from_frame(edited, settings.rules.model_dump())
+    assert changed.indicators["good_rate"].target == 0.995
+    diff = {k: v for k, v in changed.flat().items() if settings.flat()[k] != v}
+    assert diff == {"indicators.good_rate.target": 0.995}
+
+
+def test_settings_errors_are_chinese_and_name_the_indicator():
+    settings = default_settings()
+    frame = views.settings_frame(settings).with_columns(
+        pl.when(pl.col("编号") == "on_time_rate").then(pl.col("底线值")).otherwise(pl.col("目标值")).alias("目标值"),
+        pl.when(pl.col("编号") == "good_rate").then(-2.0).otherwise(pl.col("权重")).alias("权重"),
+    )
+    with pytest.raises(views.SettingsError) as err:
+        views.settings_from_frame(frame, {**settings.rules.model_dump(), "rectify_days": 0})
+    messages = err.value.messages
+    assert "按时办结率：目标值与底线值不能相同" in messages
+    assert "好评率的权重不能小于 0" in messages
+    assert "差评整改时限（工作日）不能小于 1" in messages
+    empty = views.settings_frame(settings).with_columns(pl.lit(None, dtype=pl.Float64).alias("权重"))
+    with pytest.raises(views.SettingsError, match="权重不能为空"):
+        views.settings_from_frame(empty, settings.rules.model_dump())
+
+
+def test_change_labels():
+    assert views.setting_label("indicators.on_time_rate.target") == "按时办结率 · 目标值"
+    assert views.setting_label("rules.rectify_days") == "差评整改时限（工作日）"
+    assert views.setting_value_text("indicators.on_time_rate.target", 0.95) == "95.00%"
+    assert views.setting_value_text("indicators.on_time_rate.weight", 8.0) == "8"
+    table = views.changes_table([("indicators.card_rate.floor", 0.05, 0.04)])
+    assert table.rows() == [("红黄牌发生率 · 底线值", "5.00%", "4.00%")]
+    assert isinstance(ScoringSettings.model_validate(default_settings().model_dump()), ScoringSettings)
+
+
+# --- drill-down -----------------------------------------------------------------------------------------
+
+
+def test_alert_lists_count_like_the_indicators(comps, detail):
+    rank = ranking(comps, OCT, default_settings()).filter(pl.col("district") == "甲区").row(0, named=True)
+    red = drill.red_card_cases(detail, OCT, ["甲区"])
+    assert red["办件编号"].to_list() == ["C1"]
+    assert red.height == rank["red_card_rate__num"]
+    overdue = drill.overdue_open_cases(detail, OCT, ["甲区"])
+    assert overdue["办件编号"].to_list() == ["C2"]  # C3 is open but within its 20 working days
+    assert overdue["超出承诺时限"][0] > 0
+    late = drill.bad_evaluations(detail, OCT, ["甲区"], only_late=True)
+    assert late["评价编号"].to_list() == ["E2"]
+    assert late.height == rank["bad_rectified_on_time_rate__den"] - rank["bad_rectified_on_time_rate__num"]
+    assert late["评价等级"][0] == "不满意"
+    assert drill.bad_evaluations(detail, OCT, ["甲区"])["评价编号"].to_list() == ["E1", "E2"]
+    assert drill.alert_counts(detail, OCT) == {drill.RED_CARDS: 1, drill.OVERDUE_OPEN: 1, drill.BAD_LATE: 1}
+    assert drill.alert_counts(detail, SEP) == {drill.RED_CARDS: 0, drill.OVERDUE_OPEN: 0, drill.BAD_LATE: 0}
+    one = drill.for_district(detail, "甲区")
+    for alert in drill.ALERTS:
+        assert drill.alert_list(one, alert, OCT).equals(drill.alert_list(detail, alert, OCT, ["甲区"]))
+    # Narrowed to a department and an item.
+    assert drill.alert_list(detail, drill.OVERDUE_OPEN, OCT, ["甲区"], "区人社局", "I2").height == 1
+    assert drill.alert_list(detail, drill.OVERDUE_OPEN, OCT, ["甲区"], "区市场监管局").height == 0
+
+
+def test_departments_and_items_add_up_to_the_district(comps, data):
+    ids = ["online_case_rate", "on_time_rate", "bad_rate", "full_online_rate"]
+    departments = drill.department_table(comps, OCT, "甲区", ids)
+    assert departments["部门"].to_list() == ["区人社局", "区市场监管局"]
+    district = aggregate(comps, OCT, districts=["甲区"]).filter(pl.col("indicator") == "online_case_rate")
+    assert departments["实际网办率·分母"].sum() == district["denominator"][0]
+    sources = drill.build_sources(data, Rules())
+    items = drill.item_table(sources, drill.build_detail(data, Rules()), OCT, "甲区", None, ids)
+    assert items["事项编码"].to_list() == ["I1", "I2"]
+    assert items["事项名称"].to_list() == ["食品经营许可", "社保转移"]
+    for name in ("实际网办率", "按时办结率", "差评率", "全程网办率"):
+        total = aggregate(comps, OCT, districts=["甲区"]).filter(
+            pl.col("indicator") == next(i.id for i in INDICATORS if i.name == name))
+        assert items[f"{name}·分子"].sum() == total["numerator"][0]
+        assert items[f"{name}·分母"].sum() == total["denominator"][0]
+    assert drill.item_table(drill.sources_for_district(sources, "甲区"), drill.build_detail(data, Rules()), OCT, "甲区",
+                            None, ids).equals(items)
+    one = drill.item_table(sources, drill.build_detail(data, Rules()), OCT, "甲区", "区人社局", ids)
+    assert one["事项编码"].to_list() == ["I2"]
+    assert drill.item_level_indicators(["hotline_completion_rate", "good_rate"], drill.item_sources(sources)) == [
+        "good_rate"]
+    assert drill.item_options(items) == {"I1": "I1 食品经营许可", "I2": "I2 社保转移"}
+
+
+# --- data quality -----------------------------------------------------------------------------------
+
+
+def _import(engine, kind: str, district: str, month: str, *, late: bool = False, sha: str = "a") -> None:
+    rows = {"cases": {"accepted_at": at(int(month[:4]), int(month[5:]), 8)},
+            "evaluations": {"evaluated_at": at(int(month[:4]), int(month[5:]), 8), "rating": 5},
+            "items": {"item_code": "I1", "online_depth": 2}}[kind]
+    canonical = frame(kind, [{**rows, "district": district}]).drop("batch_id", "period")
+    import_frame(engine, kind, canonical, file_name=f"{kind}-{district}-{month}.xlsx", sha256=sha + month,
+                 user_name="张三", period=month if kind == "items" else None, late=late,
+                 created_at=dt.datetime(2024, 11, 5, 9, 30))
+
+
+def test_completeness_grid_and_histories(sqlite_engine):
+    for name in ("甲区", "乙区"):
+        store.add_district(sqlite_engine, name)
+    _import(sqlite_engine, "cases", "甲区", "2024-09")
+    _import(sqlite_engine, "cases", "甲区", "2024-10", late=True)
+    _import(sqlite_engine, "cases", "乙区", "2024-09")
+    _import(sqlite_engine, "items", "甲区", "2024-09")
+    _import(sqlite_engine, "cases", "甲区", "2024-10", sha="b")  # a corrected export: version 2
+    grid = quality.completeness(sqlite_engine)
+    status = {(r["kind"], r["district"], r["month"]): r["status"] for r in grid.iter_rows(named=True)}
+    assert status[("cases", "甲区", "2024-09")] == quality.PRESENT
+    assert status[("cases", "甲区", "2024-10")] == quality.PRESENT  # the active version was on time
+    assert status[("cases", "乙区", "2024-10")] == quality.MISSING
+    assert status[("items", "甲区", "2024-10")] == quality.CARRIED
+    assert status[("items", "乙区", "2024-09")] == quality.MISSING
+    assert status[("hotline", "甲区", "2024-09")] == quality.MISSING
+    files = {(r["kind"], r["district"], r["month"]): r["files"] for r in grid.iter_rows(named=True)}
+    assert files[("cases", "甲区", "2024-10")] == 2
+    summary = quality.completeness_summary(grid).row(0, named=True)
+    assert summary == {"数据类型": "办件明细", "已报送": 3, "逾期报送": 0, "沿用": 0, "缺失": 1}
+    assert quality.missing_list(grid).filter(pl.col("数据类型") == "办件明细").rows() == [("办件明细", "乙区", "2024-10")]
+
+    history = store.batch_history(sqlite_engine)
+    table = quality.batch_table(history)
+    assert table["状态"].to_list().count("已被新版本替换") == 1
+    candidates = quality.rollback_candidates(history)
+    assert candidates.height == 1 and candidates["version"][0] == 1
+    store.rollback_to(sqlite_engine, int(candidates["id"][0]), "李四")
+    grid = quality.completeness(sqlite_engine)
+    late = grid.filter(pl.col("kind") == "cases", pl.col("district") == "甲区", pl.col("month") == "2024-10")
+    assert late["status"][0] == quality.LATE  # the late version is active again
+
+    last = quality.last_uploads(sqlite_engine, today=dt.date(2024, 11, 15))
+    assert last["区县"].to_list() == ["甲区", "乙区"]
+    assert last.filter(pl.col("区县") == "甲区")["距今天数"][0] == 10
+    assert "张三" in quality.validation_history(sqlite_engine)["操作人"].to_list()
+    label = quality.batch_label(candidates.row(0, named=True))
+    assert label.startswith(f"批次 {candidates['id'][0]} · 办件明细 · 甲区 2024-10 第 1 版")
+
+
+def test_empty_store_quality(sqlite_engine):
+    assert quality.completeness(sqlite_engine).height == 0
+    assert quality.batch_table(store.batch_history(sqlite_engine)).height == 0
+    store.add_district(sqlite_engine, "甲区")
+    last = quality.last_uploads(sqlite_engine)
+    assert last.rows() == [("甲区", None, None, None, None, None, None)]
