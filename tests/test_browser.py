@@ -52,6 +52,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_idle(page, timeout: float = 60.0) -> None:
+    """Wait until Streamlit's "running" indicator has been gone for a moment."""
+    deadline = time.monotonic() + timeout
+    quiet_since = None
+    while time.monotonic() < deadline:
+        running = page.get_by_test_id("stStatusWidgetRunningIcon").count()
+        running += page.get_by_test_id("stStatusWidgetRunningManIcon").count()
+        if running == 0:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since > 1.0:
+                return
+        else:
+            quiet_since = None
+        page.wait_for_timeout(200)
+
+
 def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -135,7 +151,17 @@ def test_overview_upload_import_and_ranking_download(server: Server, tmp_path: P
             operator = page.get_by_label("操作人（记录在日志中）")
             operator.fill("浏览器测试")
             operator.press("Enter")
-            page.locator("input[type='file']").set_input_files(str(tmp_path / "办件明细导出.xlsx"))
+            # The rerun triggered by the operator field redraws the uploader; a file handed to it while
+            # that rerun is still running can be dropped, so wait until the app is idle and retry.
+            upload = str(tmp_path / "办件明细导出.xlsx")
+            for _attempt in range(3):
+                _wait_idle(page)
+                page.locator("input[type='file']").set_input_files(upload)
+                try:
+                    expect(page.get_by_test_id("stFileChip").first).to_be_visible(timeout=15_000)
+                    break
+                except AssertionError:
+                    continue
             expect(page.get_by_text(re.compile(f"{rows} 行.*校验通过"))).to_be_visible(timeout=SLOW)
             expect(page.get_by_text("校验报告", exact=True)).to_be_visible()
             page.get_by_role("button", name=re.compile("确认导入（1 个文件）")).click()
