@@ -11,7 +11,7 @@ from __future__ import annotations
 import polars as pl
 
 from metrics.periods import Period
-from metrics.prepare import KEYS, Dataset, Rules, prepare_sources
+from metrics.prepare import KEYS, Dataset, Rules, prepare_sources_lazy
 from metrics.registry import INDICATORS, Indicator
 
 CITY = "全市"
@@ -25,9 +25,11 @@ COMPONENT_SCHEMA = {
 }
 
 
-def _sum_by_source(sources: dict[str, pl.DataFrame], indicators: tuple[Indicator, ...]) -> pl.DataFrame:
+def _sum_by_source(
+    sources: dict[str, pl.DataFrame] | dict[str, pl.LazyFrame], indicators: tuple[Indicator, ...]
+) -> pl.DataFrame:
     """Sum every indicator's numerator and denominator per key, one group_by per source frame."""
-    parts: list[pl.DataFrame] = []
+    queries: list[pl.LazyFrame] = []
     for source, frame in sources.items():
         aggs: list[pl.Expr] = []
         for ind in indicators:
@@ -37,9 +39,10 @@ def _sum_by_source(sources: dict[str, pl.DataFrame], indicators: tuple[Indicator
                 aggs.append(ind.denominator.cast(pl.Float64).sum().alias(f"{ind.id}\x1fdenominator"))
         if not aggs:
             continue
-        summed = frame.lazy().group_by(KEYS).agg(aggs).collect()
-        long = summed.unpivot(index=KEYS, variable_name="what", value_name="amount")
-        parts.append(long)
+        queries.append(frame.lazy().group_by(KEYS).agg(aggs))
+    # All sources in one go: the engine runs them side by side and never keeps a filtered copy.
+    parts = [summed.unpivot(index=KEYS, variable_name="what", value_name="amount")
+             for summed in pl.collect_all(queries)]
     if not parts:
         return pl.DataFrame(schema=COMPONENT_SCHEMA)
     both = pl.concat(parts).with_columns(
@@ -60,7 +63,7 @@ def _sum_by_source(sources: dict[str, pl.DataFrame], indicators: tuple[Indicator
 
 def components(data: Dataset, rules: Rules | None = None, until: str | None = None) -> pl.DataFrame:
     """The additive base table for every indicator of the registry (see prepare_sources for until)."""
-    sources = prepare_sources(data, rules, until=until)
+    sources = prepare_sources_lazy(data, rules, until=until)
     return _sum_by_source(sources, INDICATORS)
 
 

@@ -15,11 +15,20 @@ from dataclasses import dataclass
 import polars as pl
 from sqlalchemy.engine import Engine
 
+from datasets import store
 from datasets.schema import KINDS, RATINGS
 from metrics.calendar import WorkCalendar, load_calendar
 from metrics.compute import aggregate
 from metrics.periods import Period
-from metrics.prepare import Dataset, Rules, case_flags, evaluation_flags, load_dataset, prepare_sources
+from metrics.prepare import (
+    Dataset,
+    Rules,
+    case_flags,
+    evaluation_flags,
+    load_dataset,
+    prepare_items,
+    prepare_sources,
+)
 from metrics.registry import BY_ID, INDICATORS
 
 RED_CARDS, OVERDUE_OPEN, BAD_LATE, BAD_ALL = "red_cards", "overdue_open", "bad_late", "bad_all"
@@ -99,9 +108,27 @@ def sources_for_district(sources: dict[str, pl.DataFrame], district: str) -> dic
     return {name: frame.filter(pl.col("district") == district) for name, frame in sources.items()}
 
 
-def build_sources(data: Dataset, rules: Rules, cal: WorkCalendar | None = None) -> dict[str, pl.DataFrame]:
-    """The row-level frames the registry's expressions read (metrics.prepare.prepare_sources)."""
-    return prepare_sources(data, rules, cal or load_calendar())
+def build_sources(
+    data: Dataset, rules: Rules, cal: WorkCalendar | None = None, months: Sequence[str] | None = None
+) -> dict[str, pl.DataFrame]:
+    """The row-level frames the registry's expressions read (metrics.prepare.prepare_sources).
+
+    ``months``: the months of the whole store, when ``data`` is a part of it (one district): catalogs
+    are in force in every month the whole store has, as in the component table.
+    """
+    sources = prepare_sources(data, rules, cal or load_calendar())
+    if months is not None:
+        sources["items"] = prepare_items(data, sorted(set(months)))
+    return sources
+
+
+def load_district(
+    engine: Engine, district: str, rules: Rules, months: Sequence[str]
+) -> tuple[Detail, dict[str, pl.DataFrame]]:
+    """Detail and source frames of one district read from the store (a tenth of the rows of the city)."""
+    data = Dataset(*(store.load_records(engine, kind, [district]) for kind in KINDS))
+    cal = load_calendar()
+    return build_detail(data, rules, cal), build_sources(data, rules, cal, months)
 
 
 def load_detail(engine: Engine, rules: Rules) -> Detail:
@@ -338,7 +365,7 @@ def item_table(
 ) -> pl.DataFrame:
     """事项编码, 事项名称 × chosen indicators (value, numerator, denominator) for a district's department."""
     long = item_values(sources, period, district, department, indicator_ids)
-    used = [i for i in indicator_ids if i in set(long["indicator"].to_list())]
+    used = item_level_indicators(indicator_ids, item_sources(sources))
     wide = _wide_chinese(long, "item_code", _label("items", "item_code"), used)
     names = detail.item_names.filter(pl.col("district") == district).select(
         pl.col("item_code").alias(_label("items", "item_code")), pl.col("item_name").alias(_label("items", "item_name"))

@@ -50,14 +50,17 @@ class Dataset:
 
     def months(self) -> list[str]:
         """Every month with any data, oldest first."""
-        found: set[str] = set()
-        for frame, col in (
-            (self.cases, "accepted_at"),
-            (self.cases, "completed_at"),
-            (self.evaluations, "evaluated_at"),
-            (self.hotline, "received_at"),
-        ):
-            found |= set(frame.select(pl.col(col).dt.strftime("%Y-%m")).drop_nulls().unique().to_series().to_list())
+        # Distinct year·month numbers, formatted afterwards: formatting millions of dates is slow.
+        numbers = pl.collect_all(
+            frame.lazy().select((pl.col(col).dt.year() * 100 + pl.col(col).dt.month()).alias("ym")).drop_nulls().unique()
+            for frame, col in (
+                (self.cases, "accepted_at"),
+                (self.cases, "completed_at"),
+                (self.evaluations, "evaluated_at"),
+                (self.hotline, "received_at"),
+            )
+        )
+        found = {f"{ym // 100:04d}-{ym % 100:02d}" for frame in numbers for ym in frame["ym"].to_list()}
         found |= set(self.items["period"].drop_nulls().unique().to_list())
         return sorted(found)
 
@@ -99,10 +102,20 @@ def catalog_for_cases(cases: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
         pl.col("promised_limit_unit").alias("cat_promised_unit"),
     ).sort("_m")
     acc = pl.col("accepted_at")
-    left = cases.with_columns((acc.dt.year() * 12 + acc.dt.month()).fill_null(0).cast(pl.Int32).alias("_m")).sort("_m")
-    # As-of join on a month number: the newest catalog not after the case's month.
-    return left.join_asof(catalog, on="_m", by=["district", "item_code"], strategy="backward",
-                          check_sortedness=False).drop("_m")
+    keys = cases.select("district", "item_code",
+                        (acc.dt.year() * 12 + acc.dt.month()).fill_null(0).cast(pl.Int32).alias("_m"))
+    # As-of join on a month number: the newest catalog not after the case's month. The result depends
+    # only on (district, item, month), so it is looked up for the distinct keys (a few hundred
+    # thousand, not millions of cases) and attached to the cases in their own order: the wide case
+    # frame is never sorted or copied.
+    looked_up = (
+        keys.unique()
+        .sort("_m")
+        .join_asof(catalog, on="_m", by=["district", "item_code"], strategy="backward", check_sortedness=False)
+    )
+    limits = keys.join(looked_up, on=["district", "item_code", "_m"], how="left", nulls_equal=True,
+                       maintain_order="left")
+    return cases.hstack(limits.drop("district", "item_code", "_m"))
 
 
 def case_flags(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.DataFrame:
@@ -112,16 +125,26 @@ def case_flags(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.DataFrame:
     ``is_completed``, ``red_card``, ``any_card`` and ``is_online`` to the stored columns; used by
     the indicators and by drill-down lists.
     """
+    return _case_flags_lazy(data, cal, rules).collect()
+
+
+def _case_flags_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.LazyFrame:
+    """case_flags as a lazy query: callers that need a few of its columns compute only those."""
     cases = data.cases
     if cases.height:
         years = set(cases["accepted_at"].dt.year().drop_nulls().unique().to_list())
         years |= set(cases["completed_at"].dt.year().drop_nulls().unique().to_list())
         years |= {int(p[:4]) for p in cases["period"].drop_nulls().unique().to_list()}
         cal.check_years(years)
-    cases = catalog_for_cases(cases, data.items)
+    # Open cases: elapsed time runs to the end of the export's month (worked out once per period).
+    periods = pl.DataFrame({"period": cases["period"].drop_nulls().unique()})
+    month_ends = periods.select(_month_end(pl.col("period")))["period"]
+    period_end = pl.col("period").replace_strict(
+        periods["period"], month_ends, default=None, return_dtype=pl.Datetime("us")
+    )
+    cases = catalog_for_cases(cases, data.items).lazy()
     completed = (pl.col("status") == "已办结") & pl.col("completed_at").is_not_null()
-    # Open cases: elapsed time runs to the end of the export's month.
-    end = pl.when(completed).then(pl.col("completed_at")).otherwise(_month_end(pl.col("period")))
+    end = pl.when(completed).then(pl.col("completed_at")).otherwise(period_end)
     suspended = pl.col("suspended_days").fill_null(0)
     from_case_legal = pl.col("legal_limit").is_not_null()
     from_case_promised = pl.col("promised_limit").is_not_null()
@@ -167,7 +190,13 @@ def case_flags(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.DataFrame:
 
 def prepare_cases(data: Dataset, cal: WorkCalendar, rules: Rules) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The accepted-cases frame (by 受理 month) and the completed-cases frame (by 办结 month)."""
-    frame = case_flags(data, cal, rules)
+    accepted, done = pl.collect_all(_cases_lazy(data, cal, rules))
+    return accepted, done
+
+
+def _cases_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    # One lazy query: the flags, each filter and (in components) the sums run without keeping copies.
+    frame = _case_flags_lazy(data, cal, rules)
     accepted = frame.filter(pl.col("status") != "不予受理").select(
         "district",
         "department",
@@ -224,10 +253,15 @@ def prepare_items(data: Dataset, months: list[str]) -> pl.DataFrame:
 
 
 def _items_flags(expanded: pl.DataFrame, data: Dataset) -> pl.DataFrame:
+    at = pl.col("evaluated_at")
     evaluated = (
-        data.evaluations.select("district", "item_code", _month(pl.col("evaluated_at")).alias("month"))
+        data.evaluations.lazy()
+        .select("district", "item_code", at.dt.year().alias("_y"), at.dt.month().alias("_m"))
         .unique()
+        # The same text as _month() gives, formatted for the distinct rows only.
+        .select("district", "item_code", pl.date(pl.col("_y"), pl.col("_m"), 1).dt.strftime("%Y-%m").alias("month"))
         .with_columns(pl.lit(True).alias("evaluated"))
+        .collect()
     )
     depth = pl.col("online_depth")
     legal_pos = pl.col("legal_limit").is_not_null() & (pl.col("legal_limit") > 0)
@@ -256,13 +290,17 @@ def _items_flags(expanded: pl.DataFrame, data: Dataset) -> pl.DataFrame:
 
 def evaluation_flags(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.DataFrame:
     """Every evaluation with its month and flags (good, bad, rectified, rectified on time)."""
+    return _evaluation_flags_lazy(data, cal, rules).collect()
+
+
+def _evaluation_flags_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.LazyFrame:
     ev = data.evaluations
     if ev.height:
         cal.check_years(set(ev["evaluated_at"].dt.year().drop_nulls().unique().to_list()))
     bad = pl.col("rating") <= 2
     rectified = bad & pl.col("rectify_status").is_in(["已整改", "核实不属实"])
     within = cal.working_days_between(pl.col("evaluated_at"), pl.col("rectified_at")) <= rules.rectify_days
-    return ev.with_columns(
+    return ev.lazy().with_columns(
         _month(pl.col("evaluated_at")).alias("month"),
         pl.col("active").fill_null(False),
         (pl.col("rating") >= 3).alias("is_good"),
@@ -273,7 +311,11 @@ def evaluation_flags(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.DataF
 
 
 def prepare_evaluations(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.DataFrame:
-    return evaluation_flags(data, cal, rules).select(
+    return _evaluations_lazy(data, cal, rules).collect()
+
+
+def _evaluations_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.LazyFrame:
+    return _evaluation_flags_lazy(data, cal, rules).select(
         "district",
         _dept(pl.col("department")),
         "month",
@@ -288,9 +330,12 @@ def prepare_evaluations(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.Da
 
 
 def prepare_hotline(data: Dataset) -> pl.DataFrame:
-    hl = data.hotline
+    return _hotline_lazy(data).collect()
+
+
+def _hotline_lazy(data: Dataset) -> pl.LazyFrame:
     closed = pl.col("closed_at").is_not_null()
-    return hl.select(
+    return data.hotline.lazy().select(
         "district",
         _dept(pl.col("department")),
         _month(pl.col("received_at")).alias("month"),
@@ -311,18 +356,26 @@ def prepare_sources(
     ``until``: the last month catalogs are counted in force (default: the latest month of ``data``).
     Pass it explicitly when computing a part of the data that must add up to the whole.
     """
+    lazy = prepare_sources_lazy(data, rules, cal, until)
+    return dict(zip(lazy, pl.collect_all(lazy.values()), strict=True))
+
+
+def prepare_sources_lazy(
+    data: Dataset, rules: Rules | None = None, cal: WorkCalendar | None = None, until: str | None = None
+) -> dict[str, pl.LazyFrame]:
+    """prepare_sources as lazy queries, for callers that aggregate them at once (no large frame is kept)."""
     rules = rules or Rules()
     cal = cal or load_calendar()
-    accepted, completed = prepare_cases(data, cal, rules)
+    accepted, completed = _cases_lazy(data, cal, rules)
     months = data.months()
     if until is not None:
         months = [m for m in months if m <= until] + [until]
     return {
-        "items": prepare_items(data, sorted(set(months))),
+        "items": prepare_items(data, sorted(set(months))).lazy(),
         "cases_accepted": accepted,
         "cases_completed": completed,
-        "evaluations": prepare_evaluations(data, cal, rules),
-        "hotline": prepare_hotline(data),
+        "evaluations": _evaluations_lazy(data, cal, rules),
+        "hotline": _hotline_lazy(data),
     }
 
 

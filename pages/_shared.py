@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from datasets import store
 from datasets.config import AppSettings
 from datasets.quality import all_districts
-from metrics.drill import Detail, build_detail, build_sources, for_district, sources_for_district
+from metrics.drill import Detail, build_detail, load_district
 from metrics.periods import Period, parse_period
 from metrics.prepare import Dataset, Rules, load_dataset
 from metrics.registry import INDICATORS
@@ -135,19 +135,12 @@ def get_detail(url: str, fingerprint: str, rules_key: str) -> Detail:
     return detail
 
 
-@st.cache_resource(show_spinner="正在准备事项数据…", max_entries=2)
-def get_sources(url: str, fingerprint: str, rules_key: str) -> dict[str, pl.DataFrame]:
-    """The row-level frames behind the indicators, for the per-事项 breakdown."""
-    return build_sources(get_dataset(url, fingerprint), _rules(rules_key))
-
-
-@st.cache_resource(show_spinner=False, max_entries=24)
-def get_district_drill(url: str, fingerprint: str, rules_key: str, district: str) -> tuple[Detail, dict]:
-    """The detail and source rows of one district, for drill-down within it."""
-    return (
-        for_district(get_detail(url, fingerprint, rules_key), district),
-        sources_for_district(get_sources(url, fingerprint, rules_key), district),
-    )
+@st.cache_resource(show_spinner="正在读取该区县的办件和评价明细…", max_entries=24)
+def get_district_drill(
+    url: str, fingerprint: str, rules_key: str, district: str, months: tuple[str, ...]
+) -> tuple[Detail, dict[str, pl.DataFrame]]:
+    """The detail and source rows of one district, read for that district alone, for drill-down."""
+    return load_district(get_engine(url), district, _rules(rules_key), months)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -209,12 +202,10 @@ class Context:
         """Whether the row-level detail is already in memory (then lists cost nothing to show)."""
         return (self.url, self.fingerprint, self.rules_key) in _DETAIL_READY
 
-    def sources(self) -> dict[str, pl.DataFrame]:
-        return get_sources(self.url, self.fingerprint, self.rules_key)
-
     def district_drill(self, district: str) -> tuple[Detail, dict[str, pl.DataFrame]]:
         """Detail and source rows of one district (cached per district)."""
-        return get_district_drill(self.url, self.fingerprint, self.rules_key, district)
+        months = tuple(sorted(self.comps["month"].unique().to_list()))
+        return get_district_drill(self.url, self.fingerprint, self.rules_key, district, months)
 
 
 _RUN = threading.local()

@@ -36,6 +36,7 @@ shared.chart(charts.index_trend_chart(trend, ctx.districts_all))
 st.subheader("预警")
 st.caption(f"{scope} · {period.label}")
 counts = drill.alert_counts_from_components(ctx.comps, period, ctx.scope)
+alert_cards = st.container()
 # The lists need the row-level cases and evaluations: read once, on request (then kept for everyone).
 slot = st.empty()
 ready = ctx.detail_ready() or slot.button("查看预警清单（首次需读取办件和评价明细）", key="load_alerts")
@@ -44,7 +45,7 @@ if ready:
 lists = {a: drill.alert_list(ctx.detail(), a, period, ctx.scope) for a in drill.ALERTS} if ready else {}
 if ready:
     counts[drill.OVERDUE_OPEN] = lists[drill.OVERDUE_OPEN].height
-columns = st.columns(len(drill.ALERTS))
+columns = alert_cards.columns(len(drill.ALERTS))
 for col, alert in zip(columns, drill.ALERTS.values(), strict=True):
     count = counts.get(alert.id)
     col.metric(alert.title, "—" if count is None else f"{count} {alert.unit}", help=alert.description)

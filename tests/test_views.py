@@ -286,6 +286,43 @@ def test_departments_and_items_add_up_to_the_district(comps, data):
     assert drill.item_options(items) == {"I1": "I1 食品经营许可", "I2": "I2 社保转移"}
 
 
+def test_a_district_read_alone_adds_up_like_the_city(sqlite_engine):
+    """Drill-down reads one district's rows; catalogs stay in force in every month of the store, so
+    the district's items add up to its numbers in the component table even in a month in which the
+    district itself reported nothing."""
+    def rows(kind: str, entries: list[dict]) -> pl.DataFrame:
+        return frame(kind, entries).drop("batch_id", "period")
+
+    items = rows("items", [{"district": d, "item_code": c, "online_depth": depth}
+                           for d in ("甲区", "乙区") for c, depth in (("I1", 4), ("I2", 2))])
+    import_frame(sqlite_engine, "items", items, file_name="items.xlsx", sha256="i", period="2024-01")
+    cases = rows("cases", [
+        {"district": "甲区", "accepted_at": at(2024, 9, 9), "completed_at": at(2024, 9, 10), "item_code": "I1"},
+        {"district": "甲区", "accepted_at": at(2024, 10, 9), "completed_at": at(2024, 10, 10), "item_code": "I1"},
+        {"district": "乙区", "accepted_at": at(2024, 9, 9), "completed_at": at(2024, 9, 10), "item_code": "I2",
+         "channel": "网上申请"},
+    ])
+    import_frame(sqlite_engine, "cases", cases, file_name="cases.xlsx", sha256="c")
+    from metrics.prepare import load_dataset
+
+    comps = components(load_dataset(sqlite_engine))
+    months = sorted(comps["month"].unique().to_list())
+    detail, sources = drill.load_district(sqlite_engine, "乙区", Rules(), months)
+    assert set(detail.cases["district"].to_list()) == {"乙区"}
+    ids = ["full_online_rate", "online_available_rate", "online_case_rate"]
+    for period in (SEP, OCT):
+        items_table = drill.item_table(sources, detail, period, "乙区", None, ids)
+        expected = aggregate(comps, period, districts=["乙区"])
+        for ind in ids:
+            name = next(i.name for i in INDICATORS if i.id == ind)
+            row = expected.filter(pl.col("indicator") == ind)
+            assert items_table[f"{name}·分母"].sum() == (row["denominator"][0] if row.height else 0), (period, ind)
+            assert items_table[f"{name}·分子"].sum() == (row["numerator"][0] if row.height else 0), (period, ind)
+    # October: 乙区 reported nothing, yet its two catalog items are in force, as in the city's table.
+    october = drill.item_table(sources, detail, OCT, "乙区", None, ids)
+    assert october["全程网办率·分母"].sum() == 2
+
+
 # --- data quality -----------------------------------------------------------------------------------
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks of the indicator computation (see benchmarks/README.md)."""
