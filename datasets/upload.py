@@ -261,8 +261,12 @@ def store_checked(engine: Engine, check: UploadCheck) -> ingest.ImportResult:
     return result
 
 
-def rollback(engine: Engine, batch_id: int, user: User | None, page: str = "数据上传") -> dict:
-    """Make an earlier version active again, within the account's district scope; audited."""
+def rollback(engine: Engine, batch_id: int, user: User | None, page: str = "数据上传",
+             actor_name: str = "命令行") -> dict:
+    """Make an earlier version active again, within the account's district scope; audited.
+
+    ``actor_name`` is recorded when there is no account (the shell, or a page's typed operator name).
+    """
     b = store.batches
     with engine.connect() as conn:
         district = conn.execute(sa.select(b.c.district).where(b.c.id == batch_id)).scalar()
@@ -270,7 +274,7 @@ def rollback(engine: Engine, batch_id: int, user: User | None, page: str = "数�
         raise ValueError(f"批次 {batch_id} 不存在")
     if user is not None:
         accounts.check_import_scope(user, [district])
-    actor = user.username if user is not None else "命令行"
+    actor = user.username if user is not None else actor_name
     done = store.rollback_to(engine, batch_id, actor)
     accounts.audit(engine, actor, "rollback",
                    f"{done['district']} {done['period']} {schema.kind(done['kind']).label} 回滚到第 {done['version']} 版",

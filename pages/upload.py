@@ -107,7 +107,7 @@ if candidates.height:
     confirm = st.checkbox("我确认：该区县该数据类型该月份的数据将恢复为所选版本（当前版本保留，可再次回滚）",
                           key="rb_confirm")
     if st.button("回滚", disabled=not (confirm and operator), key="rb_go"):
-        done = store.rollback_to(engine, int(target), operator)
+        done = upload.rollback(engine, int(target), None, actor_name=operator)
         st.session_state[FLASH] = [("success", f"已将{KINDS[done['kind']].label} {done['district']} {done['period']} "
                                                f"恢复为第 {done['version']} 版")]
         st.rerun()
