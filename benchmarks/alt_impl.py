@@ -322,11 +322,37 @@ def duckdb_table(
     return out.select(pl.col(c).cast(t) for c, t in OUTPUT_SCHEMA.items())
 
 
+def duckdb_table_from_files(
+    files: dict[str, list[str]], rules: Rules | None = None, cal: WorkCalendar | None = None
+) -> pl.DataFrame:
+    """duckdb_table over Parquet files (per kind, e.g. the snapshots), read by DuckDB itself."""
+    import duckdb
+
+    rules = rules or Rules()
+    cal = cal or load_calendar()
+    con = duckdb.connect()
+    for name in ("cases", "items", "evaluations", "hotline"):
+        paths = ", ".join("'" + f.replace("'", "''") + "'" for f in files[name])
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{paths}])")
+    calendar = pl.DataFrame({"idx": np.arange(len(cal.cum), dtype=np.int32), "cum": cal.cum.astype(np.int32)})
+    con.register("cal", calendar.to_arrow())
+    out = con.sql(duckdb_sql(cal, rules)).pl()
+    return out.select(pl.col(c).cast(t) for c, t in OUTPUT_SCHEMA.items())
+
+
 # --- (c) pandas -----------------------------------------------------------------------------------
 
 
 def to_pandas(data: Dataset) -> dict[str, pd.DataFrame]:
     return {name: getattr(data, name).to_pandas() for name in ("cases", "items", "evaluations", "hotline")}
+
+
+def pandas_from_files(files: dict[str, list[str]]) -> dict[str, pd.DataFrame]:
+    """The record frames from Parquet files (per kind), read with pandas."""
+    import pandas as pd
+
+    return {name: pd.concat([pd.read_parquet(f) for f in paths], ignore_index=True)
+            for name, paths in files.items()}
 
 
 def _month_no(ts: pd.Series) -> pd.Series:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,20 +77,6 @@ revisions = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("at", sa.DateTime, nullable=False),
     sa.Column("what", sa.String(200), nullable=False),
-)
-
-# Indicator components (district × department × month × indicator) computed for one data
-# content and rule set; small, so pages and CLI read it instead of recomputing from millions of rows.
-component_cache = sa.Table(
-    "component_cache",
-    metadata,
-    sa.Column("cache_key", sa.String(200), nullable=False, index=True),
-    sa.Column("district", sa.String(100), nullable=False),
-    sa.Column("department", sa.String(200), nullable=False),
-    sa.Column("month", sa.String(7), nullable=False),
-    sa.Column("indicator", sa.String(60), nullable=False),
-    sa.Column("numerator", sa.Float, nullable=False),
-    sa.Column("denominator", sa.Float, nullable=False),
 )
 
 settings_changes = sa.Table(
@@ -329,60 +315,64 @@ def _arrow_read(engine: Engine, sql: str) -> pl.DataFrame:
 
 
 _ARROW_CHILD = """
-import sys, adbc_driver_sqlite.dbapi as adbc, pyarrow as pa
+import json, sys, adbc_driver_sqlite.dbapi as adbc, pyarrow as pa
 conn = adbc.connect(sys.argv[1])
-cur = conn.cursor()
-cur.execute(sys.argv[2])
-reader = cur.fetch_record_batch()
-with pa.OSFile(sys.argv[3], "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
-    for batch in reader:
-        writer.write_batch(batch)
-cur.close()
+for sql, path in json.load(sys.stdin):
+    cur = conn.cursor()
+    cur.execute(sql)
+    reader = cur.fetch_record_batch()
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+    cur.close()
 conn.close()
 """
 
 
-def _sqlite_read(engine: Engine, sql: str) -> pl.DataFrame:
-    """Columnar read of a SQLite query through ADBC in a child process.
+def _sqlite_read_many(engine: Engine, sqls: Sequence[str]) -> Iterator[pl.DataFrame]:
+    """Columnar reads of SQLite queries through ADBC in one child process, yielded one at a time.
 
     Not in this process: the ADBC driver bundles a second copy of SQLite, and two copies on one file
     in one process break each other's POSIX locks; closing the ADBC connection even deletes the WAL
     that the pool's connections still use (sqlite.org/howtocorrupt.html §2.2). A child process is an
     ordinary second SQLite client, and Arrow IPC brings the columns back without per-row objects.
+    One child runs all the queries (starting one costs about a second); the caller holds one result
+    at a time.
     """
     import subprocess
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="dashboard-read-") as tmp:
-        out = Path(tmp) / "result.arrow"
+        outs = [Path(tmp) / f"result{i}.arrow" for i in range(len(sqls))]
         done = subprocess.run(
-            [sys.executable, "-c", _ARROW_CHILD, str(engine.url.database), sql, str(out)],
+            [sys.executable, "-c", _ARROW_CHILD, str(engine.url.database)],
+            input=json.dumps([[sql, str(out)] for sql, out in zip(sqls, outs, strict=True)]),
             capture_output=True,
             text=True,
         )
         if done.returncode != 0:
             raise RuntimeError(f"读取数据库失败：{done.stderr.strip()[-500:]}")
-        return pl.read_ipc(out)
+        for out in outs:
+            frame = pl.read_ipc(out)
+            out.unlink()
+            yield frame
 
 
-def load_records(
-    engine: Engine, kind_name: str, district_names: Iterable[str] | None = None
-) -> pl.DataFrame:
-    """Current rows of a kind (newest active batch per id), with ``batch_id`` and batch ``period``.
+def _sqlite_read(engine: Engine, sql: str) -> pl.DataFrame:
+    return next(_sqlite_read_many(engine, [sql]))
 
-    Read through Arrow (ADBC) rather than ORM objects: 10 M rows arrive in seconds.
-    """
+
+def _record_query(kind_name: str, batch_ids: Iterable[int]) -> str:
     k = KINDS[kind_name]
-    table = record_tables[kind_name]
-    active = active_batches(engine, kind_name)
-    if district_names is not None:
-        active = active.filter(pl.col("district").is_in(list(district_names)))
-    schema = {"batch_id": pl.Int64, **k.polars_schema, "period": pl.String}
-    if active.height == 0:
-        return pl.DataFrame(schema=schema)
-    ids = ",".join(str(i) for i in active["id"].to_list())
+    ids = ",".join(str(int(i)) for i in batch_ids)
     cols = ", ".join(["batch_id", *k.names])
-    raw = _arrow_read(engine, f"SELECT {cols} FROM {table.name} WHERE batch_id IN ({ids})")
+    return f"SELECT {cols} FROM {record_tables[kind_name].name} WHERE batch_id IN ({ids})"
+
+
+def _current(kind_name: str, raw: pl.DataFrame, active: pl.DataFrame) -> pl.DataFrame:
+    """Typed rows of the given active batches, one per district × id (see load_records)."""
+    k = KINDS[kind_name]
+    schema = {"batch_id": pl.Int64, **k.polars_schema, "period": pl.String}
     frame = raw.select(
         pl.col("batch_id").cast(pl.Int64),
         *[_cast_column(raw, f.name, f.dtype) for f in k.fields],
@@ -396,6 +386,47 @@ def load_records(
     key = ["district", k.id_field] + (["period"] if kind_name == "items" else [])
     frame = frame.sort(["period", "batch_id"]).unique(subset=key, keep="last", maintain_order=True)
     return frame.select(list(schema))
+
+
+def _empty_records(kind_name: str) -> pl.DataFrame:
+    return pl.DataFrame(schema={"batch_id": pl.Int64, **KINDS[kind_name].polars_schema, "period": pl.String})
+
+
+def load_records(
+    engine: Engine, kind_name: str, district_names: Iterable[str] | None = None
+) -> pl.DataFrame:
+    """Current rows of a kind (newest active batch per id), with ``batch_id`` and batch ``period``.
+
+    Read through Arrow (ADBC) rather than ORM objects: 10 M rows arrive in seconds.
+    """
+    active = active_batches(engine, kind_name)
+    if district_names is not None:
+        active = active.filter(pl.col("district").is_in(list(district_names)))
+    if active.height == 0:
+        return _empty_records(kind_name)
+    raw = _arrow_read(engine, _record_query(kind_name, active["id"].to_list()))
+    return _current(kind_name, raw, active)
+
+
+def load_records_by_district(
+    engine: Engine, kind_name: str, district_names: Sequence[str]
+) -> Iterator[tuple[str, pl.DataFrame]]:
+    """``load_records`` for each district in turn: one district's rows in memory at a time."""
+    active = active_batches(engine, kind_name)
+    wanted = [(d, active.filter(pl.col("district") == d)) for d in district_names]
+    present = [(d, a) for d, a in wanted if a.height]
+    sqls = [_record_query(kind_name, a["id"].to_list()) for _, a in present]
+    if is_sqlite(engine) and sqls:
+        raws: Iterator[pl.DataFrame] = _sqlite_read_many(engine, sqls)
+    else:
+        raws = (_arrow_read(engine, sql) for sql in sqls)
+    results = iter(zip(present, raws, strict=True))
+    for district, a in wanted:
+        if a.height == 0:
+            yield district, _empty_records(kind_name)
+            continue
+        (_, active_here), raw = next(results)
+        yield district, _current(kind_name, raw, active_here)
 
 
 def _cast_column(raw: pl.DataFrame, name: str, dtype: pl.DataType) -> pl.Expr:

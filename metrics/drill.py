@@ -9,13 +9,14 @@ in time as many as the denominator minus the numerator of its 差评按时整改
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from datasets import store
+from datasets import snapshots
 from datasets.schema import KINDS, RATINGS
 from metrics.calendar import WorkCalendar, load_calendar
 from metrics.compute import aggregate
@@ -125,13 +126,77 @@ def build_sources(
 def load_district(
     engine: Engine, district: str, rules: Rules, months: Sequence[str]
 ) -> tuple[Detail, dict[str, pl.DataFrame]]:
-    """Detail and source frames of one district read from the store (a tenth of the rows of the city)."""
-    data = Dataset(*(store.load_records(engine, kind, [district]) for kind in KINDS))
+    """Detail and source frames of one district, from its snapshot (a tenth of the rows of the city)."""
+    from metrics.service import district_dataset
+
+    data = district_dataset(engine, district)
     cal = load_calendar()
     return build_detail(data, rules, cal), build_sources(data, rules, cal, months)
 
 
+def _overdue_open() -> pl.Expr:
+    return (
+        (pl.col("status") == "在办")
+        & ~pl.col("is_completed")
+        & pl.col("promised").is_not_null()
+        & (pl.col("el_promised") > pl.col("promised"))
+    )
+
+
+def _red_card() -> pl.Expr:
+    return (pl.col("status") != "不予受理") & pl.col("red_card")
+
+
+def alert_rows(detail: Detail) -> Detail:
+    """Only the rows an alert list can show: red cards, open cases past their promised limit, 差评.
+
+    A few per cent of the rows, so the overview's lists for the whole city fit in memory where all
+    cases and evaluations of a large city would not.
+    """
+    return Detail(
+        detail.cases.filter(_red_card() | _overdue_open()),
+        detail.evaluations.filter(pl.col("is_bad")),
+        detail.item_names.head(0),
+    )
+
+
+_NO_NAMES = {"district": pl.String, "item_code": pl.String, "item_name": pl.String}
+
+
+def district_alerts(
+    engine: Engine, district: str, rules: Rules, keys: dict[tuple[str, str], str], data: Dataset | None = None
+) -> Detail:
+    """alert_rows() of one district, cached with its snapshot (``data``: its records, if already read)."""
+    from metrics.service import district_dataset, rules_key
+
+    key = snapshots._digest(snapshots.district_key(keys, district), rules_key(rules))
+
+    @functools.cache  # both files come from one build when neither is cached
+    def rows() -> Detail:
+        records = data if data is not None else district_dataset(engine, district, keys)
+        return alert_rows(build_detail(records, rules))
+
+    cases = snapshots.cached(engine, "alert_cases", district, key, lambda: rows().cases)
+    evaluations = snapshots.cached(engine, "alert_evaluations", district, key, lambda: rows().evaluations)
+    return Detail(cases, evaluations, pl.DataFrame(schema=_NO_NAMES))
+
+
+def load_alert_detail(engine: Engine, rules: Rules) -> Detail:
+    """alert_rows() of every district (see district_alerts)."""
+    keys = snapshots.active_keys(engine)
+    snapshots.ensure(engine, keys)
+    parts = [district_alerts(engine, d, rules, keys) for d in snapshots.districts_with_data(keys)]
+    if not parts:
+        return alert_rows(build_detail(Dataset.empty(), rules))
+    return Detail(
+        pl.concat([p.cases for p in parts], how="vertical_relaxed"),
+        pl.concat([p.evaluations for p in parts], how="vertical_relaxed"),
+        pl.DataFrame(schema=_NO_NAMES),
+    )
+
+
 def load_detail(engine: Engine, rules: Rules) -> Detail:
+    """Every case and evaluation with its flags (the whole store in memory: for tests and small stores)."""
     return build_detail(load_dataset(engine), rules)
 
 
@@ -163,12 +228,7 @@ def red_card_cases(
     item_code: str | None = None,
 ) -> pl.DataFrame:
     """Accepted cases of the period with a red card (the numerator of red_card_rate)."""
-    frame = detail.cases.filter(
-        _in(period, "accepted_month"),
-        pl.col("status") != "不予受理",
-        pl.col("red_card"),
-        *_where(districts, department, item_code),
-    )
+    frame = detail.cases.filter(_in(period, "accepted_month"), _red_card(), *_where(districts, department, item_code))
     return _case_list(frame)
 
 
@@ -181,12 +241,7 @@ def overdue_open_cases(
 ) -> pl.DataFrame:
     """Cases accepted in the period, still open (在办), whose elapsed time exceeds the promised limit."""
     frame = detail.cases.filter(
-        _in(period, "accepted_month"),
-        pl.col("status") == "在办",
-        ~pl.col("is_completed"),
-        pl.col("promised").is_not_null(),
-        pl.col("el_promised") > pl.col("promised"),
-        *_where(districts, department, item_code),
+        _in(period, "accepted_month"), _overdue_open(), *_where(districts, department, item_code)
     )
     return _case_list(frame)
 

@@ -21,6 +21,21 @@ from metrics.periods import month_range
 NATURAL_DAYS = "自然日"
 KEYS = ["district", "department", "month"]
 
+# Stored columns the counting rules never read (names and ids are for lists and drill-down): the
+# component computation does not read them from the snapshots (tests/test_snapshots.py checks that
+# leaving them out changes nothing).
+NOT_COUNTED = {
+    "cases": ("batch_id", "item_name", "applied_at", "visits"),
+    "items": ("batch_id", "item_name", "item_category", "online_available"),
+    "evaluations": ("batch_id", "eval_id", "case_id", "eval_channel"),
+    "hotline": ("batch_id", "ticket_id", "category"),
+}
+
+
+def counted_columns(kind: str) -> list[str]:
+    """The columns of a kind's records (as store.load_records returns them) that the counting rules read."""
+    return [c for c in ("batch_id", *KINDS[kind].names, "period") if c not in NOT_COUNTED[kind]]
+
 
 @dataclass(frozen=True)
 class Rules:
@@ -90,8 +105,21 @@ def _dept(expr: pl.Expr) -> pl.Expr:
 
 
 def catalog_for_cases(cases: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
-    """For each case, the limits of its item in the newest catalog on or before its accepted month."""
-    catalog = items.select(
+    """For each case, the limits of its item in the newest catalog on or before its accepted month
+    (``cat_legal``, ``cat_legal_unit``, ``cat_promised``, ``cat_promised_unit``; in the cases' order)."""
+    return _with_catalog(cases, items, only_missing=False, keep_order=True).collect()
+
+
+def _with_catalog(
+    cases: pl.DataFrame, items: pl.DataFrame, *, only_missing: bool = True, keep_order: bool = False
+) -> pl.LazyFrame:
+    """The cases with their catalog limits attached.
+
+    ``only_missing``: look up only the cases that lack a limit of their own (the others never use the
+    catalog's, see _case_flags_lazy), and leave the catalog columns null on the rest; the row order
+    then changes, which no sum depends on.
+    """
+    catalog = items.lazy().select(
         "district",
         "item_code",
         (pl.col("period").str.slice(0, 4).cast(pl.Int32) * 12 + pl.col("period").str.slice(5, 2).cast(pl.Int32))
@@ -102,20 +130,35 @@ def catalog_for_cases(cases: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
         pl.col("promised_limit_unit").alias("cat_promised_unit"),
     ).sort("_m")
     acc = pl.col("accepted_at")
-    keys = cases.select("district", "item_code",
-                        (acc.dt.year() * 12 + acc.dt.month()).fill_null(0).cast(pl.Int32).alias("_m"))
+    month = (acc.dt.year() * 12 + acc.dt.month()).fill_null(0).cast(pl.Int32).alias("_m")
+    lazy = cases.lazy()
+    rest = None
+    if only_missing:
+        needs = pl.col("legal_limit").is_null() | pl.col("promised_limit").is_null()
+        rest = lazy.filter(~needs)
+        lazy = lazy.filter(needs)
     # As-of join on a month number: the newest catalog not after the case's month. The result depends
     # only on (district, item, month), so it is looked up for the distinct keys (a few hundred
-    # thousand, not millions of cases) and attached to the cases in their own order: the wide case
-    # frame is never sorted or copied.
+    # thousand, not millions of cases) and then joined to the cases.
     looked_up = (
-        keys.unique()
+        lazy.select("district", "item_code", month).unique()
         .sort("_m")
         .join_asof(catalog, on="_m", by=["district", "item_code"], strategy="backward", check_sortedness=False)
     )
-    limits = keys.join(looked_up, on=["district", "item_code", "_m"], how="left", nulls_equal=True,
-                       maintain_order="left")
-    return cases.hstack(limits.drop("district", "item_code", "_m"))
+    joined = lazy.with_columns(month).join(
+        looked_up, on=["district", "item_code", "_m"], how="left", nulls_equal=True,
+        maintain_order="left" if keep_order else "none",
+    ).drop("_m")
+    if rest is None:
+        return joined
+    types = items.schema
+    rest = rest.with_columns(
+        pl.lit(None, dtype=types["legal_limit"]).alias("cat_legal"),
+        pl.lit(None, dtype=types["legal_limit_unit"]).alias("cat_legal_unit"),
+        pl.lit(None, dtype=types["promised_limit"]).alias("cat_promised"),
+        pl.lit(None, dtype=types["promised_limit_unit"]).alias("cat_promised_unit"),
+    )
+    return pl.concat([rest, joined], how="vertical")
 
 
 def case_flags(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.DataFrame:
@@ -132,17 +175,18 @@ def _case_flags_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.LazyF
     """case_flags as a lazy query: callers that need a few of its columns compute only those."""
     cases = data.cases
     if cases.height:
-        years = set(cases["accepted_at"].dt.year().drop_nulls().unique().to_list())
-        years |= set(cases["completed_at"].dt.year().drop_nulls().unique().to_list())
-        years |= {int(p[:4]) for p in cases["period"].drop_nulls().unique().to_list()}
-        cal.check_years(years)
+        # Every year from the first to the last date (min and max instead of a scan for distinct years).
+        ends = [v.year for c in ("accepted_at", "completed_at") for v in (cases[c].min(), cases[c].max())
+                if v is not None]  # type: ignore[union-attr]
+        ends += [int(p[:4]) for p in (cases["period"].min(), cases["period"].max()) if p is not None]  # type: ignore[index]
+        cal.check_years(set(range(min(ends), max(ends) + 1)) if ends else set())
     # Open cases: elapsed time runs to the end of the export's month (worked out once per period).
     periods = pl.DataFrame({"period": cases["period"].drop_nulls().unique()})
     month_ends = periods.select(_month_end(pl.col("period")))["period"]
     period_end = pl.col("period").replace_strict(
         periods["period"], month_ends, default=None, return_dtype=pl.Datetime("us")
     )
-    cases = catalog_for_cases(cases, data.items).lazy()
+    cases = _with_catalog(cases, data.items)
     completed = (pl.col("status") == "已办结") & pl.col("completed_at").is_not_null()
     end = pl.when(completed).then(pl.col("completed_at")).otherwise(period_end)
     suspended = pl.col("suspended_days").fill_null(0)
@@ -195,8 +239,12 @@ def prepare_cases(data: Dataset, cal: WorkCalendar, rules: Rules) -> tuple[pl.Da
 
 
 def _cases_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    # One lazy query: the flags, each filter and (in components) the sums run without keeping copies.
-    frame = _case_flags_lazy(data, cal, rules)
+    # The flags are worked out once, for the columns the two frames use (a lazy plan would work them
+    # out for each), then each frame filters and selects from that.
+    frame = _case_flags_lazy(data, cal, rules).select(
+        "district", "department", "item_code", "case_id", "status", "accepted_at", "completed_at", "is_online",
+        "any_card", "red_card", "is_completed", "elapsed_wd", "legal", "promised", "el_legal", "el_promised",
+    ).collect().lazy()
     accepted = frame.filter(pl.col("status") != "不予受理").select(
         "district",
         "department",
@@ -234,6 +282,10 @@ def prepare_items(data: Dataset, months: list[str]) -> pl.DataFrame:
 
     A catalog stays in force every month from its period up to the last month with any data.
     """
+    return _items_lazy(data, months).collect()
+
+
+def _items_lazy(data: Dataset, months: list[str]) -> pl.LazyFrame:
     items = data.items.filter(pl.col("period") <= months[-1]) if months else data.items
     if items.height == 0 or not months:
         return _items_flags(items.with_columns(pl.lit(None, dtype=pl.String).alias("month")).head(0), data)
@@ -252,7 +304,7 @@ def prepare_items(data: Dataset, months: list[str]) -> pl.DataFrame:
     return _items_flags(expanded, data)
 
 
-def _items_flags(expanded: pl.DataFrame, data: Dataset) -> pl.DataFrame:
+def _items_flags(expanded: pl.DataFrame, data: Dataset) -> pl.LazyFrame:
     at = pl.col("evaluated_at")
     evaluated = (
         data.evaluations.lazy()
@@ -261,11 +313,10 @@ def _items_flags(expanded: pl.DataFrame, data: Dataset) -> pl.DataFrame:
         # The same text as _month() gives, formatted for the distinct rows only.
         .select("district", "item_code", pl.date(pl.col("_y"), pl.col("_m"), 1).dt.strftime("%Y-%m").alias("month"))
         .with_columns(pl.lit(True).alias("evaluated"))
-        .collect()
     )
     depth = pl.col("online_depth")
     legal_pos = pl.col("legal_limit").is_not_null() & (pl.col("legal_limit") > 0)
-    return expanded.join(evaluated, on=["district", "item_code", "month"], how="left").select(
+    return expanded.lazy().join(evaluated, on=["district", "item_code", "month"], how="left").select(
         "district",
         _dept(pl.col("department")),
         "month",
@@ -367,11 +418,11 @@ def prepare_sources_lazy(
     rules = rules or Rules()
     cal = cal or load_calendar()
     accepted, completed = _cases_lazy(data, cal, rules)
-    months = data.months()
-    if until is not None:
-        months = [m for m in months if m <= until] + [until]
+    # Only the last month matters to the catalogs (they stay in force up to it): with ``until`` given
+    # the data's months need not be scanned.
+    months = [until] if until is not None else data.months()
     return {
-        "items": prepare_items(data, sorted(set(months))).lazy(),
+        "items": _items_lazy(data, sorted(set(months))),
         "cases_accepted": accepted,
         "cases_completed": completed,
         "evaluations": _evaluations_lazy(data, cal, rules),

@@ -1,51 +1,90 @@
-"""Entry points the pages and the CLI call: load from the store, compute, keyed by data version.
+"""Entry points the pages and the CLI call: read the store district by district, compute, cache.
 
-Components are persisted in the store (``component_cache``) under a key made of the data content
-version and the counting rules, so a fresh dashboard process or a CLI call reads ~100k small rows
-instead of recomputing from millions of records; any import, rollback or rule change makes a new key.
+Indicator components are additive per district (every counting rule looks at one district's own
+cases, catalog and evaluations), so they are computed one district at a time from that district's
+snapshot (datasets/snapshots.py) and cached per district. Memory is bounded by the largest district,
+not the city, and after an import only the districts it touched are read and counted again.
+
+The one thing that crosses districts is how long catalogs stay in force: up to the last month with
+any data in the whole store (``until``). It is known from each district's cached last month before
+any component is computed, and is part of every district's cache key.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 import polars as pl
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from datasets import store
+from datasets import snapshots
+from datasets.schema import KINDS
+from metrics import drill
 from metrics.compute import COMPONENT_SCHEMA, components
-from metrics.prepare import load_dataset
+from metrics.prepare import KEYS, Dataset, Rules, counted_columns, load_dataset
 from metrics.scoring import ScoringSettings
 
-
-def cache_key(engine: Engine, settings: ScoringSettings) -> str:
-    rules = json.dumps(settings.rules.model_dump(), sort_keys=True)
-    return f"{store.content_version(engine)}|{rules}"
+Keys = dict[tuple[str, str], str]
 
 
-def compute_components(engine: Engine, settings: ScoringSettings, use_cache: bool = True) -> pl.DataFrame:
-    """The additive base table (district × department × month × indicator) for the store's data."""
+def district_dataset(
+    engine: Engine, district: str, keys: Keys | None = None, columns: dict[str, Iterable[str]] | None = None
+) -> Dataset:
+    """The current records of one district (``columns``: per kind, to read only those)."""
+    keys = snapshots.active_keys(engine) if keys is None else keys
+    return Dataset(*(
+        snapshots.current_records(engine, kind, district, keys, (columns or {}).get(kind)) for kind in KINDS
+    ))
+
+
+def store_until(engine: Engine, keys: Keys | None = None) -> str | None:
+    """The last month with any data in the whole store (catalogs are in force up to it)."""
+    keys = snapshots.active_keys(engine) if keys is None else keys
+    months = [m for (district, kind) in keys if (m := snapshots.last_month(engine, kind, district, keys))]
+    return max(months) if months else None
+
+
+def rules_key(rules: Rules) -> str:
+    return json.dumps(rules.__dict__, sort_keys=True)
+
+
+def district_components(
+    engine: Engine, district: str, rules: Rules, until: str | None, keys: Keys, alerts: bool = True
+) -> pl.DataFrame:
+    """One district's component rows, from its cache or computed from its snapshot.
+
+    ``alerts``: when they are computed, also cache the district's alert rows from the same records
+    (drill.district_alerts), so the overview's lists are ready when the indicators are.
+    """
+    key = snapshots._digest(snapshots.district_key(keys, district), rules_key(rules), until)
+
+    def build() -> pl.DataFrame:
+        if alerts:  # the alert lists need every column; the components only the counted ones
+            data = district_dataset(engine, district, keys)
+            drill.district_alerts(engine, district, rules, keys, data)
+        else:
+            data = district_dataset(engine, district, keys, {kind: counted_columns(kind) for kind in KINDS})
+        return components(data, rules, until=until).cast(COMPONENT_SCHEMA)  # type: ignore[arg-type]
+
+    return snapshots.cached(engine, "components", district, key, build)
+
+
+def compute_components(
+    engine: Engine, settings: ScoringSettings, use_cache: bool = True, alerts: bool = True
+) -> pl.DataFrame:
+    """The additive base table (district × department × month × indicator) for the store's data.
+
+    ``use_cache=False`` counts the whole store at once from store.load_records (for cross-checks).
+    """
+    rules = settings.to_rules()
     if not use_cache:
-        return components(load_dataset(engine), settings.to_rules())
-    key = cache_key(engine, settings)
-    t = store.component_cache
-    cached = store.read_query(
-        engine,
-        sa.select(t.c.district, t.c.department, t.c.month, t.c.indicator, t.c.numerator, t.c.denominator).where(
-            t.c.cache_key == key
-        ),
-    )
-    if cached.height:
-        return cached.cast(COMPONENT_SCHEMA).sort(["district", "department", "month", "indicator"])  # type: ignore[arg-type]
-    comps = components(load_dataset(engine), settings.to_rules())
-    _save(engine, key, comps)
-    return comps
-
-
-def _save(engine: Engine, key: str, comps: pl.DataFrame) -> None:
-    t = store.component_cache
-    with engine.begin() as conn:
-        conn.execute(t.delete())  # one cached version is enough: older keys can never be asked again
-        if comps.height:
-            conn.execute(t.insert(), comps.with_columns(pl.lit(key).alias("cache_key")).to_dicts())
+        return components(load_dataset(engine), rules)
+    keys = snapshots.active_keys(engine)
+    snapshots.ensure(engine, keys)
+    districts = snapshots.districts_with_data(keys)
+    until = store_until(engine, keys)
+    parts = [district_components(engine, d, rules, until, keys, alerts) for d in districts]
+    if not parts:
+        return pl.DataFrame(schema=COMPONENT_SCHEMA)
+    return pl.concat(parts).sort([*KEYS, "indicator"])

@@ -1,0 +1,134 @@
+"""Per-district snapshots and caches give exactly what a whole-store computation gives, and follow
+imports and rollbacks district by district (datasets/snapshots.py, metrics/service.py)."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from datasets import snapshots, store
+from datasets.demo import generate_demo
+from datasets.ingest import import_frame
+from datasets.schema import KINDS
+from metrics import drill
+from metrics.compute import components
+from metrics.periods import Period
+from metrics.prepare import NOT_COUNTED, Dataset, counted_columns, load_dataset
+from metrics.scoring import default_settings
+from metrics.service import compute_components, store_until
+from tests.factories import at, frame
+
+END = "2024-12"
+KEY = ["district", "department", "month", "indicator"]
+
+
+@pytest.fixture
+def demo_engine(any_engine, tmp_path, monkeypatch):
+    # A server database's snapshots go under data/snapshots; keep the test's out of the repository.
+    monkeypatch.setattr(snapshots, "SNAPSHOT_ROOT", tmp_path / "snapshots")
+    generate_demo(any_engine, seed=3, scale=0.004, end_month=END)
+    return any_engine
+
+
+def _whole_store(engine) -> pl.DataFrame:
+    return components(load_dataset(engine), default_settings().to_rules()).sort(KEY)
+
+
+def _assert_same(got: pl.DataFrame, want: pl.DataFrame) -> None:
+    assert got.height == want.height > 0
+    joined = got.join(want, on=KEY, how="full", suffix="_w", nulls_equal=True)
+    assert joined.filter(pl.col("indicator").is_null() | pl.col("indicator_w").is_null()).height == 0
+    assert (joined["numerator"] - joined["numerator_w"]).abs().max() < 1e-9
+    assert (joined["denominator"] - joined["denominator_w"]).abs().max() < 1e-9
+
+
+def _files(engine, kind: str) -> dict[str, float]:
+    folder = snapshots.snapshot_dir(engine)
+    return {p.name: p.stat().st_mtime_ns for p in (folder / kind).glob("*.parquet")}
+
+
+def test_district_by_district_equals_the_whole_store(demo_engine):
+    settings = default_settings()
+    first = compute_components(demo_engine, settings)
+    _assert_same(first, _whole_store(demo_engine))
+    districts = store.list_districts(demo_engine)["name"].to_list()
+    assert len(_files(demo_engine, "components")) == len(districts) >= 8
+    # A second call reads the cached files: same table, nothing rebuilt.
+    before = _files(demo_engine, "components")
+    assert compute_components(demo_engine, settings).equals(first)
+    assert _files(demo_engine, "components") == before
+    assert store_until(demo_engine) == END
+
+
+def test_an_import_rebuilds_only_its_district(demo_engine):
+    settings = default_settings()
+    compute_components(demo_engine, settings)
+    cases_before = _files(demo_engine, "cases")
+    comps_before = _files(demo_engine, "components")
+    district = store.list_districts(demo_engine)["name"].to_list()[0]
+    new = frame("cases", [
+        {"case_id": "NEW-1", "district": district, "accepted_at": at(2024, 12, 2), "completed_at": at(2024, 12, 20),
+         "legal_limit": 5.0, "promised_limit": 3.0},
+        {"case_id": "NEW-2", "district": district, "accepted_at": at(2024, 12, 3), "status": "在办",
+         "legal_limit": 2.0, "promised_limit": 1.0},
+    ]).drop("batch_id", "period")
+    import_frame(demo_engine, "cases", new, file_name="补报.xlsx", sha256="e" * 64, period=END)
+
+    after = compute_components(demo_engine, settings)
+    _assert_same(after, _whole_store(demo_engine))
+    cases_after = _files(demo_engine, "cases")
+    changed = {n for n in cases_after if cases_before.get(n) != cases_after[n]}
+    tag = snapshots.district_tag(district)
+    assert len(changed) == 1 and tag in next(iter(changed))  # the one district's cases snapshot
+    assert len(cases_after) == len(cases_before)  # its old version was removed
+    comps_after = _files(demo_engine, "components")
+    assert {n for n in comps_after if comps_before.get(n) != comps_after[n]} == {
+        n for n in comps_after if tag in n}
+
+
+def test_rollback_follows_and_alert_lists_match_the_full_detail(demo_engine):
+    settings = default_settings()
+    rules = settings.to_rules()
+    compute_components(demo_engine, settings)
+    history = store.batch_history(demo_engine, "evaluations")
+    target = history.filter(pl.col("state") == store.ACTIVE).sort("id").row(0, named=True)
+    store.rollback_to(demo_engine, target["id"], "test")  # rolling back to itself is a no-op ...
+    latest = history.sort("id", descending=True).row(0, named=True)
+    prev = history.filter((pl.col("district") == latest["district"]) & (pl.col("period") == latest["period"])
+                          & (pl.col("id") != latest["id"]))
+    if prev.height:  # ... rolling back to an earlier version of a slot changes what counts
+        store.rollback_to(demo_engine, prev["id"][0], "test")
+    _assert_same(compute_components(demo_engine, settings), _whole_store(demo_engine))
+
+    full = drill.load_detail(demo_engine, rules)
+    alerts = drill.load_alert_detail(demo_engine, rules)
+    assert alerts.cases.height < full.cases.height / 5
+    shown = 0
+    for period in (Period(END, END), Period("2024-01", END), Period("2023-01", "2023-12")):
+        for alert in (drill.RED_CARDS, drill.OVERDUE_OPEN, drill.BAD_LATE, drill.BAD_ALL):
+            want = drill.alert_list(full, alert, period)
+            got = drill.alert_list(alerts, alert, period)
+            assert got.equals(want), (alert, period)
+            shown += want.height
+    assert shown > 0
+
+
+def test_deleted_snapshots_are_rebuilt_and_memory_stores_work(demo_engine, tmp_path):
+    settings = default_settings()
+    first = compute_components(demo_engine, settings)
+    snapshots.clear(demo_engine)
+    assert not snapshots.snapshot_dir(demo_engine).exists()
+    assert compute_components(demo_engine, settings).equals(first)
+
+    memory = store.make_engine("sqlite://")
+    store.init_db(memory)
+    assert snapshots.snapshot_dir(memory) is None
+    assert compute_components(memory, settings).height == 0
+
+
+def test_columns_the_rules_do_not_count_can_be_left_out(demo_engine):
+    data = load_dataset(demo_engine)
+    lean = Dataset(*(getattr(data, kind).select(counted_columns(kind)) for kind in KINDS))
+    assert all(set(NOT_COUNTED[kind]) <= set(getattr(data, kind).columns) for kind in KINDS)
+    rules = default_settings().to_rules()
+    _assert_same(components(lean, rules).sort(KEY), components(data, rules).sort(KEY))
