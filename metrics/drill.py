@@ -87,6 +87,11 @@ def build_detail(data: Dataset, rules: Rules, cal: WorkCalendar | None = None) -
         pl.col("completed_at").dt.strftime("%Y-%m").alias("completed_month"),
     )
     evaluations = evaluation_flags(data, cal, rules).with_columns(pl.col("department").fill_null(""))
+    return Detail(cases, evaluations, item_names(data))
+
+
+def item_names(data: Dataset) -> pl.DataFrame:
+    """district, item_code, item_name: the newest catalog's name first, the cases' names as a fallback."""
     names = pl.concat(
         [
             data.items.sort("period", descending=True).select("district", "item_code", "item_name"),
@@ -94,9 +99,7 @@ def build_detail(data: Dataset, rules: Rules, cal: WorkCalendar | None = None) -
         ],
         how="vertical_relaxed",
     ).filter(pl.col("item_name").is_not_null())
-    # The newest catalog's name first, the cases' names as a fallback.
-    item_names = names.unique(subset=["district", "item_code"], keep="first", maintain_order=True)
-    return Detail(cases, evaluations, item_names)
+    return names.unique(subset=["district", "item_code"], keep="first", maintain_order=True)
 
 
 def for_district(detail: Detail, district: str) -> Detail:
@@ -126,12 +129,18 @@ def build_sources(
 def load_district(
     engine: Engine, district: str, rules: Rules, months: Sequence[str]
 ) -> tuple[Detail, dict[str, pl.DataFrame]]:
-    """Detail and source frames of one district, from its snapshot (a tenth of the rows of the city)."""
+    """Detail and source frames of one district, from its snapshot (a tenth of the rows of the city).
+
+    The detail holds the alert rows only (district_alerts, cached): the drill-down's case lists are
+    alert lists narrowed to a department or item.
+    """
     from metrics.service import district_dataset
 
-    data = district_dataset(engine, district)
-    cal = load_calendar()
-    return build_detail(data, rules, cal), build_sources(data, rules, cal, months)
+    keys = snapshots.active_keys(engine)
+    data = district_dataset(engine, district, keys)
+    alerts = district_alerts(engine, district, rules, keys, data)
+    detail = Detail(alerts.cases, alerts.evaluations, item_names(data))
+    return detail, build_sources(data, rules, load_calendar(), months)
 
 
 def _overdue_open() -> pl.Expr:

@@ -308,7 +308,9 @@ def test_a_district_read_alone_adds_up_like_the_city(sqlite_engine):
     comps = components(load_dataset(sqlite_engine))
     months = sorted(comps["month"].unique().to_list())
     detail, sources = drill.load_district(sqlite_engine, "乙区", Rules(), months)
-    assert set(detail.cases["district"].to_list()) == {"乙区"}
+    # Only 乙区's rows were read; the detail holds its alert rows only (none here: no card, no 差评).
+    assert set(sources["cases_accepted"]["district"].to_list()) == {"乙区"}
+    assert set(detail.item_names["district"].to_list()) == {"乙区"} and detail.cases.height == 0
     ids = ["full_online_rate", "online_available_rate", "online_case_rate"]
     for period in (SEP, OCT):
         items_table = drill.item_table(sources, detail, period, "乙区", None, ids)
