@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 
@@ -154,3 +155,14 @@ def test_upload_deadline_is_the_tenth_of_the_following_month():
     assert is_late("2024-09", dt.datetime(2024, 10, 11, 0, 1))
     assert not is_late("2024-12", dt.datetime(2025, 1, 9))
     assert is_late("2024-12", dt.datetime(2025, 2, 1))
+
+
+def test_stored_datetime_text_with_or_without_fractions_is_read_back():
+    # SQLite keeps datetimes as text; rows written by other tools may carry fractions of a second.
+    raw = pl.DataFrame({"accepted_at": ["2024-10-09 08:30:15", None, "2024-10-09 08:30:15.250000"]})
+    got = raw.select(store._cast_column(raw, "accepted_at", pl.Datetime("us")))["accepted_at"].to_list()
+    assert got == [at(2024, 10, 9, 8, 30) + dt.timedelta(seconds=15), None,
+                   at(2024, 10, 9, 8, 30) + dt.timedelta(seconds=15.25)]
+    whole = pl.DataFrame({"accepted_at": ["2024-10-09 08:30:15", None]})
+    assert whole.select(store._cast_column(whole, "accepted_at", pl.Datetime("us")))["accepted_at"].to_list() == [
+        at(2024, 10, 9, 8, 30) + dt.timedelta(seconds=15), None]
