@@ -362,17 +362,40 @@ def _sqlite_read(engine: Engine, sql: str) -> pl.DataFrame:
     return next(_sqlite_read_many(engine, [sql]))
 
 
-def _record_query(kind_name: str, batch_ids: Iterable[int]) -> str:
+_SENTINEL_BATCH = -1
+
+
+def _sentinel(dtype: pl.DataType) -> str:
+    if dtype == pl.Float64:
+        return "0.0"
+    if dtype in (pl.Int64, pl.Int8, pl.Boolean):
+        return "0"
+    return "''"  # text, and datetimes (SQLite keeps them as text)
+
+
+def _record_query(kind_name: str, batch_ids: Iterable[int], sqlite: bool = False) -> str:
+    """The stored rows of some batches.
+
+    On SQLite the result starts with one made-up row (batch_id -1) holding a value of each column's
+    type: the ADBC driver guesses the types from the first rows, and a column that is empty there
+    (say 办结时间 in a month of open cases) would be guessed as integer and the read would fail on the
+    first date. _current drops the row.
+    """
     k = KINDS[kind_name]
     ids = ",".join(str(int(i)) for i in batch_ids)
     cols = ", ".join(["batch_id", *k.names])
-    return f"SELECT {cols} FROM {record_tables[kind_name].name} WHERE batch_id IN ({ids})"
+    query = f"SELECT {cols} FROM {record_tables[kind_name].name} WHERE batch_id IN ({ids})"
+    if not sqlite:
+        return query
+    first = ", ".join([f"{_SENTINEL_BATCH} AS batch_id", *(f"{_sentinel(f.dtype)} AS {f.name}" for f in k.fields)])
+    return f"SELECT {first} UNION ALL {query}"
 
 
 def _current(kind_name: str, raw: pl.DataFrame, active: pl.DataFrame) -> pl.DataFrame:
     """Typed rows of the given active batches, one per district × id (see load_records)."""
     k = KINDS[kind_name]
     schema = {"batch_id": pl.Int64, **k.polars_schema, "period": pl.String}
+    raw = raw.filter(pl.col("batch_id") != _SENTINEL_BATCH)
     frame = raw.select(
         pl.col("batch_id").cast(pl.Int64),
         *[_cast_column(raw, f.name, f.dtype) for f in k.fields],
@@ -404,7 +427,7 @@ def load_records(
         active = active.filter(pl.col("district").is_in(list(district_names)))
     if active.height == 0:
         return _empty_records(kind_name)
-    raw = _arrow_read(engine, _record_query(kind_name, active["id"].to_list()))
+    raw = _arrow_read(engine, _record_query(kind_name, active["id"].to_list(), is_sqlite(engine)))
     return _current(kind_name, raw, active)
 
 
@@ -415,7 +438,7 @@ def load_records_by_district(
     active = active_batches(engine, kind_name)
     wanted = [(d, active.filter(pl.col("district") == d)) for d in district_names]
     present = [(d, a) for d, a in wanted if a.height]
-    sqls = [_record_query(kind_name, a["id"].to_list()) for _, a in present]
+    sqls = [_record_query(kind_name, a["id"].to_list(), is_sqlite(engine)) for _, a in present]
     if is_sqlite(engine) and sqls:
         raws: Iterator[pl.DataFrame] = _sqlite_read_many(engine, sqls)
     else:

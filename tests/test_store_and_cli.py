@@ -166,3 +166,18 @@ def test_stored_datetime_text_with_or_without_fractions_is_read_back():
     whole = pl.DataFrame({"accepted_at": ["2024-10-09 08:30:15", None]})
     assert whole.select(store._cast_column(whole, "accepted_at", pl.Datetime("us")))["accepted_at"].to_list() == [
         at(2024, 10, 9, 8, 30) + dt.timedelta(seconds=15), None]
+
+
+def test_a_column_empty_in_the_first_thousands_of_rows_is_read_with_its_type(sqlite_engine):
+    # The SQLite reader guesses column types from the first rows: 2,000 open cases (no 办结时间)
+    # before a completed one once made it read 办结时间 as integers and fail.
+    store.add_district(sqlite_engine, "甲区")
+    rows = [{"case_id": f"O{n}", "accepted_at": at(2024, 10, 9), "status": "在办", "completed_at": None}
+            for n in range(2000)]
+    rows.append({"case_id": "DONE", "accepted_at": at(2024, 10, 9), "completed_at": at(2024, 10, 10)})
+    import_frame(sqlite_engine, "cases", _cases(rows), file_name="open.xlsx", sha256="o" * 64)
+    cases = store.load_records(sqlite_engine, "cases")
+    assert cases.height == 2001
+    assert cases.filter(case_id="DONE")["completed_at"].to_list() == [at(2024, 10, 10)]
+    by_district = dict(store.load_records_by_district(sqlite_engine, "cases", ["甲区", "乙区"]))
+    assert by_district["甲区"].equals(cases) and by_district["乙区"].height == 0
