@@ -7,15 +7,21 @@ view can be bookmarked), builds the per-run context and runs the page chosen in 
 Started with nothing configured it uses the embedded SQLite file and, when that is empty, loads the
 demo city at scale 0.1 (about 100 000 办件, 10–20 seconds on first start). Started on an empty
 configured database (DATABASE_URL) it shows how to begin instead.
+
+Accounts: the signed-in user (datasets/auth.py) decides which pages the menu lists; the other pages
+stay registered but hidden, so that a link to one of them is redirected (to the login page, or home
+with a notice) instead of failing. Every page checks the user again itself (pages/_auth_ui.gate).
 """
 
 from __future__ import annotations
 
 import streamlit as st
 from pydantic import ValidationError
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from datasets import store
+from datasets import auth, store
+from datasets.accounts import User
 from datasets.config import AppSettings, load_settings
 from metrics.calendar import CalendarError
 from metrics.compute import latest_month
@@ -31,27 +37,42 @@ from metrics.views import (
     period_has_data,
     period_type,
 )
+from pages import _auth_ui as auth_ui
 from pages import _shared as shared
 
-OVERVIEW = st.Page("pages/overview.py", title="总览", icon=":material/dashboard:", url_path="overview", default=True)
-COMPARE = st.Page("pages/compare.py", title="区县对比", icon=":material/compare_arrows:", url_path="compare")
-PERIODS = st.Page("pages/periods.py", title="时段对比", icon=":material/timeline:", url_path="periods")
-RANKING = st.Page("pages/ranking.py", title="排名下载", icon=":material/leaderboard:", url_path="ranking")
-UPLOAD = st.Page("pages/upload.py", title="数据上传", icon=":material/upload_file:", url_path="upload")
-QUALITY = st.Page("pages/quality.py", title="数据质量", icon=":material/fact_check:", url_path="quality")
-REFERENCE = st.Page("pages/indicators.py", title="指标说明", icon=":material/menu_book:", url_path="indicators")
-SETTINGS = st.Page("pages/settings.py", title="设置", icon=":material/settings:", url_path="settings")
-START = st.Page("pages/start.py", title="开始使用", icon=":material/rocket_launch:", url_path="start", default=True)
-
-# Every url_path is its file's name: a page that Streamlit ran straight from pages/ (before any
-# st.navigation) is the same page here (see pages/_shared.py).
-FULL_NAV = {
-    "看板": [OVERVIEW, COMPARE, PERIODS, RANKING],
-    "数据": [UPLOAD, QUALITY],
-    "说明与设置": [REFERENCE, SETTINGS],
+# Page name (auth.PAGE_*, also the navigation title) -> (file in pages/ = url path, icon). Every url_path
+# is its file's name: a page that Streamlit ran straight from pages/ (before any st.navigation) is the
+# same page here (see pages/_shared.py).
+PAGES = {
+    auth.PAGE_OVERVIEW: ("overview", ":material/dashboard:"),
+    auth.PAGE_COMPARE: ("compare", ":material/compare_arrows:"),
+    auth.PAGE_PERIODS: ("periods", ":material/timeline:"),
+    auth.PAGE_RANKING: ("ranking", ":material/leaderboard:"),
+    auth.PAGE_UPLOAD: ("upload", ":material/upload_file:"),
+    auth.PAGE_QUALITY: ("quality", ":material/fact_check:"),
+    auth.PAGE_INDICATORS: ("indicators", ":material/menu_book:"),
+    auth.PAGE_SETTINGS: ("settings", ":material/settings:"),
+    auth.PAGE_START: ("start", ":material/rocket_launch:"),
+    auth.PAGE_USERS: ("users", ":material/manage_accounts:"),
+    auth.PAGE_AUDIT: ("audit", ":material/policy:"),
+    auth.PAGE_ACCOUNT: ("account", ":material/key:"),
+    auth.PAGE_LOGIN: ("login", ":material/login:"),
 }
-EMPTY_NAV = {"开始": [START], "数据": [UPLOAD], "说明与设置": [REFERENCE, SETTINGS]}
-BROKEN_NAV = {"数据": [UPLOAD, QUALITY], "说明与设置": [REFERENCE, SETTINGS]}
+
+ACCOUNT_SECTION = {"账号": [auth.PAGE_LOGIN, auth.PAGE_ACCOUNT, auth.PAGE_USERS, auth.PAGE_AUDIT]}
+FULL_NAV = {
+    "看板": [auth.PAGE_OVERVIEW, auth.PAGE_COMPARE, auth.PAGE_PERIODS, auth.PAGE_RANKING],
+    "数据": [auth.PAGE_UPLOAD, auth.PAGE_QUALITY],
+    "说明与设置": [auth.PAGE_INDICATORS, auth.PAGE_SETTINGS],
+    **ACCOUNT_SECTION,
+}
+EMPTY_NAV = {"开始": [auth.PAGE_START], "数据": [auth.PAGE_UPLOAD], "说明与设置": [auth.PAGE_INDICATORS, auth.PAGE_SETTINGS],
+             **ACCOUNT_SECTION}
+BROKEN_NAV = {"数据": [auth.PAGE_UPLOAD, auth.PAGE_QUALITY], "说明与设置": [auth.PAGE_INDICATORS, auth.PAGE_SETTINGS],
+              **ACCOUNT_SECTION}
+# A visitor who may see nothing before signing in: every page is registered (links redirect to the
+# login page), nothing is computed.
+SIGNED_OUT_NAV = {"页面": [p for p in PAGES if p not in ACCOUNT_SECTION["账号"]], **ACCOUNT_SECTION}
 
 Q_PERIOD, Q_DISTRICT, Q_INDICATOR = "period", "district", "indicator"
 SEEDED = "_filters_seeded"
@@ -67,7 +88,7 @@ def _app_settings() -> AppSettings:
         raise
 
 
-def _connect(app: AppSettings):
+def _connect(app: AppSettings) -> tuple[Engine, int]:
     try:
         engine = shared.get_engine(app.url)
         version = store.data_version(engine)
@@ -181,8 +202,43 @@ def sidebar_filters(months: list[str], default: str, districts_all: list[str]) -
 # --- main -------------------------------------------------------------------------------------------
 
 
-def _run(nav: dict) -> None:
-    st.navigation(nav).run()
+def _page(name: str, *, default: bool = False, hidden: bool = False) -> st.Page:
+    file, icon = PAGES[name]
+    return st.Page(f"pages/{file}.py", title=name, icon=icon, url_path=file, default=default,
+                   visibility="hidden" if hidden else "visible")
+
+
+def _run(nav: dict[str, list[str]], engine: Engine, user: User | None, anonymous_ok: bool) -> None:
+    """Show the navigation the user may use and run the page chosen (or redirect away from it)."""
+    menu, hidden, home = auth.arrange(nav, user, anonymous_ok=anonymous_ok)
+    pages = {name: _page(name, default=name == home) for names in menu.values() for name in names}
+    pages.update({name: _page(name, hidden=True) for name in hidden})
+    sections = {section: [pages[name] for name in names] for section, names in menu.items()}
+    # Hidden pages go into the last section, which always lists the login or the password page.
+    last = list(sections)[-1]
+    sections[last] = [*sections[last], *(pages[name] for name in hidden)]
+    page = st.navigation(sections)
+    target = auth.route(st.session_state, user, page.title, anonymous_ok=anonymous_ok,
+                        among=[name for names in menu.values() for name in names])
+    if target is not None:
+        st.switch_page(pages[target], query_params={k: st.query_params.get_all(k) for k in st.query_params})
+    if page.title != auth.PAGE_LOGIN:  # the login page shows its notices itself
+        notice = auth.pop_notice(st.session_state)
+        if notice:
+            st.warning(shared.plain(notice), icon=":material/info:")
+    auth_ui.account_box(engine, user, page=page.title)
+    page.run()
+
+
+def _signed_in(engine: Engine) -> User | None:
+    """The signed-in user; back from the identity provider (SSO), the identity is mapped to an account first."""
+    user = auth.current_user(st.session_state, engine)
+    if user is None and auth.sso_configured(st.secrets):
+        identity = st.user.to_dict()
+        if auth.sso_pending(st.session_state, identity):
+            # No account for the identity: a notice explains it on the next page shown.
+            user = auth.sign_in_sso(st.session_state, engine, identity)
+    return user
 
 
 def main() -> None:
@@ -198,16 +254,26 @@ def _main() -> None:
     app = _app_settings()
     engine, version = _connect(app)
     st.session_state[shared.BASE_KEY] = (engine, app)
+    problem = auth.startup_problem(engine, app)
+    if problem:
+        st.error(shared.plain(problem), icon=":material/gpp_bad:")
+        st.stop()
     if app.embedded and app.load_demo_if_empty:
         with st.spinner(f"首次启动：正在生成示例数据（规模 {shared.DEMO_SCALE}，约 10 万件办件，需要 10–30 秒）…"):
             summary = shared.load_demo_once(app.url, app.demo_seed, shared.DEMO_SCALE)
         if summary:
             st.toast("已载入示例数据")
         version = store.data_version(engine)
+    user = _signed_in(engine)
+    anonymous_ok = auth.anonymous_allowed(app)
+    if user is None and not anonymous_ok:
+        st.session_state.pop(shared.CONTEXT_KEY, None)
+        _run(SIGNED_OUT_NAV, engine, user, anonymous_ok)
+        return
     fingerprint = shared.data_fingerprint(app.url, version)
     if fingerprint == shared.NO_DATA:
         st.session_state.pop(shared.CONTEXT_KEY, None)
-        _run(EMPTY_NAV)
+        _run(EMPTY_NAV, engine, user, anonymous_ok)
         return
     settings = shared.get_scoring(app.url, version)
     try:
@@ -215,12 +281,12 @@ def _main() -> None:
     except (CalendarError, ValueError) as exc:
         st.session_state.pop(shared.CONTEXT_KEY, None)
         st.error(f"指标计算失败：{exc}。可在“数据质量”页核对数据，或在“数据上传”页回滚有问题的批次。")
-        _run(BROKEN_NAV)
+        _run(BROKEN_NAV, engine, user, anonymous_ok)
         return
     months = sorted(comps["month"].drop_nulls().unique().to_list())
     if not months:
         st.session_state.pop(shared.CONTEXT_KEY, None)
-        _run(EMPTY_NAV)
+        _run(EMPTY_NAV, engine, user, anonymous_ok)
         return
     districts_all = shared.get_districts(app.url, version, tuple(sorted(comps["district"].unique().to_list())))
     demo = shared.is_demo(app.url, version)
@@ -251,7 +317,7 @@ def _main() -> None:
     if demo:
         st.info("**示例数据** —— 当前显示的是系统自动生成的虚构城市“澄州市”的数据，仅用于演示看板功能，"
                 "不代表任何真实区县。接入真实数据请配置 DATABASE_URL 指向正式数据库。", icon=":material/science:")
-    _run(FULL_NAV)
+    _run(FULL_NAV, engine, user, anonymous_ok)
 
 
 main()

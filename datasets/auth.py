@@ -18,7 +18,7 @@ import datetime as dt
 import json
 import secrets as _secrets
 from collections.abc import Iterable, Mapping, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import sqlalchemy as sa
@@ -27,6 +27,9 @@ from sqlalchemy.engine import Engine
 from datasets import accounts, store
 from datasets.accounts import ADMIN, EVALUATOR, LEADER, ROLES, SESSION_IDLE_MINUTES, STAFF, User
 from datasets.config import AppSettings
+
+if TYPE_CHECKING:
+    from metrics.scoring import ScoringSettings
 
 # --- page names (navigation titles) ---------------------------------------------------------------
 
@@ -64,7 +67,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
 # Pages that a visitor who has not signed in may open when anonymous viewing is allowed.
 PUBLIC_PAGES = frozenset({PAGE_OVERVIEW, PAGE_COMPARE, PAGE_PERIODS, PAGE_INDICATORS, PAGE_START})
 # Where a session lands, in order of preference.
-HOME_ORDER = (PAGE_OVERVIEW, PAGE_START, PAGE_UPLOAD, PAGE_QUALITY, PAGE_USERS, PAGE_ACCOUNT)
+HOME_ORDER = (PAGE_OVERVIEW, PAGE_START, PAGE_UPLOAD, PAGE_QUALITY, PAGE_USERS, PAGE_INDICATORS, PAGE_ACCOUNT)
 DOWNLOAD_ROLES = frozenset({EVALUATOR, ADMIN})
 
 # --- session keys -------------------------------------------------------------------------------
@@ -75,6 +78,7 @@ METHOD_KEY = "_auth_method"
 NOTICE_KEY = "_auth_notice"
 SSO_PAUSED_KEY = "_auth_sso_paused"
 SSO_REJECTED_KEY = "_auth_sso_rejected"
+NEXT_KEY = "_auth_next_page"  # the page a visitor asked for before signing in
 _SESSION_KEYS = (USER_KEY, SEEN_KEY, METHOD_KEY)
 
 PASSWORD, SSO = "password", "sso"
@@ -125,6 +129,55 @@ def redirect_for(user: User | None, page_name: str, *, anonymous_ok: bool = Fals
     if user is None:
         return PAGE_LOGIN
     return home_page(user, anonymous_ok=anonymous_ok, among=among)
+
+
+def arrange(sections: Mapping[str, Iterable[str]], user: User | None, *,
+            anonymous_ok: bool = False) -> tuple[dict[str, list[str]], list[str], str]:
+    """Split a navigation (section -> page names) for ``user``: (menu, hidden, home).
+
+    ``menu`` keeps the sections and pages the user may open (empty sections dropped); ``hidden`` lists
+    the other pages, which stay registered so that a link to them can be answered with a redirect
+    (``route``) instead of "page not found"; ``home`` is the default page among the menu's pages.
+    """
+    menu: dict[str, list[str]] = {}
+    hidden: list[str] = []
+    for section, names in sections.items():
+        for name in names:
+            if page_access(user, name, anonymous_ok=anonymous_ok):
+                menu.setdefault(section, []).append(name)
+            else:
+                hidden.append(name)
+    shown = [name for names in menu.values() for name in names]
+    return menu, hidden, home_page(user, anonymous_ok=anonymous_ok, among=shown)
+
+
+def route(state: MutableMapping[str, Any], user: User | None, page_name: str, *, anonymous_ok: bool = False,
+          among: Iterable[str] | None = None) -> str | None:
+    """None when ``page_name`` may be shown; otherwise the page to switch to, with a notice left for it.
+
+    A visitor is sent to the login page ("please sign in first") and the page asked for is remembered:
+    once signed in, the session goes there (when the account may open it), else home. A signed-in user
+    without the role goes home ("no permission"). A notice already waiting (why the last session
+    ended) is kept.
+    """
+    target = redirect_for(user, page_name, anonymous_ok=anonymous_ok, among=among)
+    if target is None:
+        return None
+    if page_name == PAGE_LOGIN:
+        wanted = state.pop(NEXT_KEY, None)
+        present = None if among is None else set(among)
+        if wanted and page_access(user, wanted, anonymous_ok=anonymous_ok) and (present is None or wanted in present):
+            return wanted
+        return target
+    if user is None:
+        state[NEXT_KEY] = page_name
+    if NOTICE_KEY in state:
+        return target
+    if user is None:
+        state[NOTICE_KEY] = f"“{page_name}”页面需要登录后才能查看，请先登录。"
+    else:
+        state[NOTICE_KEY] = f"当前账号没有“{page_name}”页面的权限，已转到“{target}”页面。"
+    return target
 
 
 def may_download(user: User | None) -> bool:
@@ -400,6 +453,51 @@ def change_account(engine: Engine, actor: User, username: str, roles: Iterable[s
             raise ValueError("不能取消自己账号的管理员角色")
         _keeps_an_admin(engine, username)
     accounts.update_user(engine, username, roles=roles, districts=districts, actor=actor.username, page=PAGE_USERS)
+
+
+# --- audited actions of the data pages -----------------------------------------------------------
+
+ANONYMOUS_NAME = "（未登录）"
+
+
+def record_download(engine: Engine, user: User | None, what: str, page: str) -> None:
+    """Audit one download: who, what (file and period), from which page."""
+    accounts.audit(engine, user.username if user is not None else ANONYMOUS_NAME, "download", what, page)
+
+
+def save_scoring(engine: Engine, actor: User, new: ScoringSettings) -> list[tuple[str, float, float]]:
+    """Save scoring settings as an administrator; audited.
+
+    Returns the changes (key, old, new); nothing is saved or audited when nothing changed.
+    """
+    from metrics.scoring import save_settings
+    from metrics.views import setting_label, setting_value_text
+
+    actor = _check_actor(engine, actor)
+    changes = save_settings(engine, new, actor.username)
+    if changes:
+        listed = "；".join(f"{setting_label(k)}：{setting_value_text(k, old)} → {setting_value_text(k, value)}"
+                          for k, old, value in changes)
+        accounts.audit(engine, actor.username, "settings", f"修改 {len(changes)} 项设置：{listed}", PAGE_SETTINGS)
+    return changes
+
+
+def load_demo_data(engine: Engine, actor: User, *, seed: int, scale: float) -> str:
+    """Generate the demo city into an empty store (administrators only); audited. Returns the summary."""
+    from datasets.demo import generate_demo
+
+    actor = _check_actor(engine, actor)
+    summary = generate_demo(engine, seed=seed, scale=scale)
+    accounts.audit(engine, actor.username, "import", f"载入示例数据：{summary}", PAGE_START)
+    return summary
+
+
+def upload_districts(engine: Engine, user: User | None) -> list[str]:
+    """The configured districts ``user`` may upload and roll back (all of them for the ``*`` scope)."""
+    if user is None or not user.can_upload:
+        return []
+    names = district_names(engine)
+    return names if "*" in user.districts else [d for d in names if d in user.districts]
 
 
 # --- small look-ups for the pages -----------------------------------------------------------------

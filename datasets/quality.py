@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 
 import polars as pl
 from sqlalchemy.engine import Engine
@@ -187,11 +188,17 @@ def last_uploads(engine: Engine, today: dt.date | None = None) -> pl.DataFrame:
     )
 
 
-def rollback_candidates(history: pl.DataFrame) -> pl.DataFrame:
-    """Versions that can be made active again (superseded or rolled back), newest first."""
+def rollback_candidates(history: pl.DataFrame, districts: Iterable[str] | None = None) -> pl.DataFrame:
+    """Versions that can be made active again (superseded or rolled back), newest first.
+
+    ``districts``: only the versions of these districts (an account's scope); None for all.
+    """
     if history.height == 0:
         return history
-    return history.filter(pl.col("state") != store.ACTIVE).sort("id", descending=True)
+    out = history.filter(pl.col("state") != store.ACTIVE)
+    if districts is not None:
+        out = out.filter(pl.col("district").is_in(list(districts)))
+    return out.sort("id", descending=True)
 
 
 def batch_label(row: dict) -> str:

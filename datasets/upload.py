@@ -142,8 +142,11 @@ class UploadCheck:
             first = self.errors[0].message if self.errors else "无法读取"
             return f"{self.file_name}：无法读取，{first}"
         if not self.accepted:
-            return (f"{self.file_name}（{label}，{self.rows} 行）：未通过校验，错误 {self.error_count} 处，"
+            text = (f"{self.file_name}（{label}，{self.rows} 行）：未通过校验，错误 {self.error_count} 处，"
                     f"警告 {self.warning_count} 处，未导入")
+            # A refusal for the account's district scope is named in the headline itself.
+            scope = next((p.message for p in self.errors if p.rule == "district_out_of_scope"), None)
+            return f"{text}。{scope}" if scope else text
         if self.already_imported:
             return f"{self.file_name}：与已导入文件相同，未重复导入"
         where = "、".join(f"{d} {p}" for d, p in sorted(self.periods.items()))

@@ -23,9 +23,9 @@ from sqlalchemy.engine import Engine
 from datasets import store
 from datasets.config import AppSettings
 from datasets.quality import all_districts
-from metrics.drill import Detail, build_detail, load_district
+from metrics.drill import Detail, load_alert_detail, load_district
 from metrics.periods import Period, parse_period
-from metrics.prepare import Dataset, Rules, load_dataset
+from metrics.prepare import Rules
 from metrics.registry import INDICATORS
 from metrics.scoring import ScoringSettings, load_settings, ranking
 from metrics.service import compute_components
@@ -37,7 +37,6 @@ DASHBOARD_FILE = Path(__file__).resolve().parent.parent / "dashboard.py"
 NO_DATA = "empty"
 # The demo city loaded on a first start: 0.1 ≈ 100 000 办件, generated in about 10–20 seconds.
 DEMO_SCALE = 0.1
-OPERATOR_KEY = "_operator"
 NULL_TEXT = "—"
 
 
@@ -95,12 +94,6 @@ def load_demo_once(url: str, seed: int, scale: float) -> str | None:
     return generate_demo(engine, seed=seed, scale=scale)
 
 
-@st.cache_resource(show_spinner="正在读取数据…", max_entries=2)
-def get_dataset(url: str, fingerprint: str) -> Dataset:
-    """Current records of every kind, read once per import state and shared by all sessions."""
-    return load_dataset(get_engine(url))
-
-
 def rules_key(settings: ScoringSettings) -> str:
     """The counting rules (card thresholds, rectification days) as a cache key."""
     return settings.rules.model_dump_json()
@@ -124,15 +117,10 @@ def get_components(url: str, fingerprint: str, rules_key: str) -> pl.DataFrame:
     return compute_components(get_engine(url), settings)
 
 
-_DETAIL_READY: set[tuple[str, str, str]] = set()
-
-
-@st.cache_resource(show_spinner="正在读取办件和评价明细…", max_entries=2)
+@st.cache_resource(show_spinner="正在读取预警办件和差评明细…", max_entries=2)
 def get_detail(url: str, fingerprint: str, rules_key: str) -> Detail:
-    """Row-level cases and evaluations with their flags, for drill-down lists."""
-    detail = build_detail(get_dataset(url, fingerprint), _rules(rules_key))
-    _DETAIL_READY.add((url, fingerprint, rules_key))
-    return detail
+    """The cases and evaluations the alert lists can show (red cards, overdue open cases, 差评)."""
+    return load_alert_detail(get_engine(url), _rules(rules_key))
 
 
 @st.cache_resource(show_spinner="正在读取该区县的办件和评价明细…", max_entries=24)
@@ -197,10 +185,6 @@ class Context:
 
     def detail(self) -> Detail:
         return get_detail(self.url, self.fingerprint, self.rules_key)
-
-    def detail_ready(self) -> bool:
-        """Whether the row-level detail is already in memory (then lists cost nothing to show)."""
-        return (self.url, self.fingerprint, self.rules_key) in _DETAIL_READY
 
     def district_drill(self, district: str) -> tuple[Detail, dict[str, pl.DataFrame]]:
         """Detail and source rows of one district (cached per district)."""
@@ -346,14 +330,6 @@ def indicator_label(indicator_id: str) -> str:
         if ind.id == indicator_id:
             return f"{ind.name} {ind.arrow}"
     return indicator_id
-
-
-def operator_input(label: str = "操作人（记录在日志中）", key: str = "operator") -> str:
-    """The operator's name, remembered for the session across pages."""
-    value = st.text_input(label, value=st.session_state.get(OPERATOR_KEY, ""), key=key, max_chars=50,
-                          placeholder="请输入姓名或账号")
-    st.session_state[OPERATOR_KEY] = value
-    return value.strip()
 
 
 _MARKDOWN_SPECIAL = "\\`*_{}[]()#+-.!|<>~$:"

@@ -3,9 +3,12 @@ the biggest movers and the alerts, each a click away from its list."""
 
 import streamlit as st
 
+from datasets import auth
 from metrics import charts, drill, views
+from pages import _auth_ui as ui
 from pages import _shared as shared
 
+engine, app, user = ui.gate(auth.PAGE_OVERVIEW)
 ctx = shared.current()
 period = ctx.period
 scope = shared.plain(views.scope_label(ctx.districts, ctx.districts_all))
@@ -37,23 +40,21 @@ st.subheader("预警")
 st.caption(f"{scope} · {period.label}")
 counts = drill.alert_counts_from_components(ctx.comps, period, ctx.scope)
 alert_cards = st.container()
-# The lists need the row-level cases and evaluations: read once, on request (then kept for everyone).
-slot = st.empty()
-ready = ctx.detail_ready() or slot.button("查看预警清单（首次需读取办件和评价明细）", key="load_alerts")
-if ready:
-    slot.empty()
-lists = {a: drill.alert_list(ctx.detail(), a, period, ctx.scope) for a in drill.ALERTS} if ready else {}
-if ready:
-    counts[drill.OVERDUE_OPEN] = lists[drill.OVERDUE_OPEN].height
+# The alert rows of each district are prepared with its indicators (metrics/service.py), so the
+# lists cost a read of a few small files.
+lists = {a: drill.alert_list(ctx.detail(), a, period, ctx.scope) for a in drill.ALERTS}
+counts[drill.OVERDUE_OPEN] = lists[drill.OVERDUE_OPEN].height
 columns = alert_cards.columns(len(drill.ALERTS))
 for col, alert in zip(columns, drill.ALERTS.values(), strict=True):
     count = counts.get(alert.id)
     col.metric(alert.title, "—" if count is None else f"{count} {alert.unit}", help=alert.description)
-for alert in drill.ALERTS.values() if ready else ():
+for alert in drill.ALERTS.values():
     frame = lists[alert.id]
     with st.expander(f"{alert.title}清单（{frame.height} {alert.unit}）"):
         st.caption(alert.description)
         shared.table(frame, key=f"alert_{alert.id}")
-        st.download_button("下载清单（CSV）", shared.csv_bytes(frame),
-                           file_name=f"{alert.title}_{shared.file_period(period)}.csv", mime="text/csv",
-                           key=f"dl_{alert.id}")
+        if user is not None:  # visitors (anonymous viewing) see the lists but do not download them
+            file_name = f"{alert.title}_{shared.file_period(period)}.csv"
+            st.download_button("下载清单（CSV）", shared.csv_bytes(frame), file_name=file_name, mime="text/csv",
+                               key=f"dl_{alert.id}", on_click=auth.record_download,
+                               args=(engine, user, f"{file_name}（{frame.height} {alert.unit}）", auth.PAGE_OVERVIEW))

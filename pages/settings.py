@@ -1,15 +1,18 @@
 """设置 (administrators): weights, targets, floors and counting rules, validated, saved with who/when/
-old/new, and applied to the index at once; the change history below."""
+old/new (and in the audit log), and applied to the index at once; the change history below."""
 
 import streamlit as st
 
+from datasets import accounts, auth
 from metrics import views
-from metrics.scoring import default_settings, save_settings, settings_history
+from metrics.scoring import default_settings, settings_history
+from pages import _auth_ui as ui
 from pages import _shared as shared
 
 ROUND, FLASH = "_settings_round", "_settings_flash"
 
-engine, app = shared.engine_only()
+engine, app, admin = ui.gate(auth.PAGE_SETTINGS)
+assert admin is not None  # the gate admits administrators only
 settings = shared.scoring_now()
 
 st.title("设置")
@@ -17,12 +20,12 @@ st.caption(
     "调整各指标的权重、目标值（得 100 分）和底线值（得 0 分）以及统计规则。百分比类指标按百分数填写（95 表示 95%）；"
     "“越低越好”的指标底线值应高于目标值。保存后立即用于效能指数和排名，每项修改都会记录操作人、时间、原值和新值。"
 )
+st.caption(f"操作人：{ui.who(admin)}")
 for level, message, changes in st.session_state.pop(FLASH, []):
     getattr(st, level)(message)
     if changes is not None:
         shared.table(changes, key="settings_changes")
 
-operator = shared.operator_input()
 round_no = st.session_state.setdefault(ROUND, 0)
 with st.form(f"settings_form_{round_no}"):
     st.markdown("**指标权重、目标值与底线值**")
@@ -51,27 +54,26 @@ with st.form(f"settings_form_{round_no}"):
     submitted = st.form_submit_button("保存设置", type="primary")
 
 if submitted:
-    if not operator:
-        st.error("设置未保存：请先填写操作人。")
+    try:
+        new = views.settings_from_frame(views.as_polars(edited), rules)
+        changes = auth.save_scoring(engine, admin, new)
+    except views.SettingsError as exc:
+        st.error("设置未保存：" + "；".join(exc.messages))
+    except accounts.PermissionDenied as exc:
+        st.error(shared.plain(f"设置未保存：{exc}"))
     else:
-        try:
-            new = views.settings_from_frame(views.as_polars(edited), rules)
-        except views.SettingsError as exc:
-            st.error("设置未保存：" + "；".join(exc.messages))
+        if changes:
+            st.session_state[FLASH] = [("success", f"已保存 {len(changes)} 项修改，效能指数和排名已按新设置重新计算。",
+                                        views.changes_table(changes))]
         else:
-            changes = save_settings(engine, new, operator)
-            if changes:
-                st.session_state[FLASH] = [("success", f"已保存 {len(changes)} 项修改，效能指数和排名已按新设置重新计算。",
-                                            views.changes_table(changes))]
-            else:
-                st.session_state[FLASH] = [("info", "设置没有变化，未保存。", None)]
-            st.session_state[ROUND] = round_no + 1
-            st.rerun()
+            st.session_state[FLASH] = [("info", "设置没有变化，未保存。", None)]
+        st.session_state[ROUND] = round_no + 1
+        st.rerun()
 
 with st.expander("恢复为配置文件中的默认值"):
     st.caption("将全部权重、目标值、底线值和统计规则恢复为 metrics/scoring.toml 中的取值（作为一次修改记录在日志中）。")
-    if st.button("恢复默认值", disabled=not operator, key="settings_reset"):
-        changes = save_settings(engine, default_settings(), operator)
+    if st.button("恢复默认值", key="settings_reset"):
+        changes = auth.save_scoring(engine, admin, default_settings())
         st.session_state[FLASH] = [("success", f"已恢复默认值（{len(changes)} 项修改）。", views.changes_table(changes))]
         st.session_state[ROUND] = round_no + 1
         st.rerun()

@@ -1,11 +1,13 @@
-"""开始使用: shown while the database holds no data — how to begin, and the demo city on request."""
+"""开始使用: shown while the database holds no data — how to begin, and the demo city on request
+(administrators only: it writes every district's data)."""
 
 import streamlit as st
 
-from datasets.demo import generate_demo
+from datasets import accounts, auth
+from pages import _auth_ui as ui
 from pages import _shared as shared
 
-engine, app = shared.engine_only()
+engine, app, user = ui.gate(auth.PAGE_START)
 st.title("政务服务效能评估看板")
 st.info("数据库中还没有数据。可以按以下步骤开始：", icon=":material/waving_hand:")
 st.markdown(
@@ -16,12 +18,14 @@ st.markdown(
     "4. 在 **设置** 页可调整各指标的权重、目标值和底线值；**指标说明** 页列出全部口径。"
 )
 st.markdown("也可以先载入示例数据（虚构的“澄州市”，10 个区县、24 个月）体验看板功能。")
-if st.button(f"载入示例数据（规模 {shared.DEMO_SCALE}，约 10 万件办件，需要 10–30 秒）", key="load_demo"):
+if user is None or not user.is_admin:
+    st.caption("载入示例数据需要“管理员”角色。")
+elif st.button(f"载入示例数据（规模 {shared.DEMO_SCALE}，约 10 万件办件，需要 10–30 秒）", key="load_demo"):
     try:
         with st.spinner("正在生成示例数据…"):
-            summary = generate_demo(engine, seed=app.demo_seed, scale=shared.DEMO_SCALE)
-    except ValueError as exc:
-        st.error(f"载入示例数据失败：{exc}")
+            summary = auth.load_demo_data(engine, user, seed=app.demo_seed, scale=shared.DEMO_SCALE)
+    except (ValueError, accounts.PermissionDenied) as exc:
+        st.error(shared.plain(f"载入示例数据失败：{exc}"))
     else:
         st.success(summary)
         st.rerun()

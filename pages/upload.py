@@ -1,16 +1,21 @@
 """数据上传 (staff): upload monthly exports, see the validation report (on screen and as .xlsx),
-import on confirmation, roll back to an earlier version, download import templates."""
+import on confirmation, roll back to an earlier version, download import templates.
+
+Imports and rollbacks are made as the signed-in account: datasets/upload.py checks its district
+scope itself (a file with rows of another district is refused), the page only offers its districts."""
 
 import streamlit as st
 
-from datasets import quality, report, store, templates, upload
+from datasets import accounts, auth, quality, report, store, templates, upload
 from datasets.schema import KINDS
+from pages import _auth_ui as ui
 from pages import _shared as shared
 
 AUTO, NO_DISTRICT = "（按表头自动识别）", "（文件中已有区县列）"
 CHECKS, FLASH, UPLOADER = "_upload_checks", "_upload_flash", "_upload_round"
 
-engine, app = shared.engine_only()
+engine, app, user = ui.gate(auth.PAGE_UPLOAD)
+assert user is not None  # the gate admits 工作人员 only
 st.title("数据上传")
 st.caption(
     f"上传各区县每月导出的办件明细、事项清单、好差评和 12345 热线工单（.xlsx、.xls、.csv，单个文件不超过 "
@@ -20,20 +25,22 @@ st.caption(
 for level, message in st.session_state.pop(FLASH, []):
     getattr(st, level)(shared.plain(message))
 
-operator = shared.operator_input()
+scope = auth.upload_districts(engine, user)
+st.markdown(f"操作人：{ui.who(user)}　负责区县：{shared.plain('、'.join(scope) or '（未分配）')}")
+if not scope:
+    st.warning("当前账号尚未分配负责的区县，不能上传数据。请联系管理员在“账号管理”页分配区县。")
 c1, c2, c3 = st.columns(3)
 kind = c1.selectbox("数据类型", [AUTO, *KINDS], key="up_kind",
                     format_func=lambda k: k if k == AUTO else KINDS[k].label)
-district = c2.selectbox("所属区县（文件中没有区县列时使用）", [NO_DISTRICT, *quality.all_districts(engine)],
-                        key="up_district")
+district = c2.selectbox("所属区县（文件中没有区县列时使用）", [NO_DISTRICT, *scope], key="up_district")
 period = c3.text_input("适用月份（事项清单必填，YYYY-MM）", key="up_period", placeholder="例如 2024-05").strip()
 
 round_no = st.session_state.setdefault(UPLOADER, 0)
 files = st.file_uploader("选择文件", type=["xlsx", "xls", "csv"], accept_multiple_files=True,
-                         max_upload_size=app.upload_max_mb, key=f"up_files_{round_no}") or []
+                         max_upload_size=app.upload_max_mb, key=f"up_files_{round_no}", disabled=not scope) or []
 
 options = (None if kind == AUTO else kind, None if district == NO_DISTRICT else district, period or None,
-           operator or upload.DEFAULT_USER)
+           user.username, user.districts)
 cache: dict = st.session_state.setdefault(CHECKS, {})
 checks = []
 pending = [f for f in files if (f.file_id, options) not in cache]
@@ -42,8 +49,7 @@ if pending:
     for n, f in enumerate(pending, start=1):
         with st.status(f"正在读取和校验：{shared.plain(f.name)}", expanded=False) as status:
             cache[(f.file_id, options)] = upload.check_file(
-                engine, f.getvalue(), f.name, kind=options[0], district=options[1], period=options[2],
-                user_name=options[3],
+                engine, f.getvalue(), f.name, kind=options[0], district=options[1], period=options[2], user=user,
             )
             status.update(label=f"校验完成：{shared.plain(f.name)}", state="complete")
         progress.progress(n / len(pending), text=f"已校验 {n}/{len(pending)} 个文件")
@@ -71,17 +77,14 @@ for n, check in enumerate(checks):
 
 ready = [c for c in checks if c.accepted and not c.already_imported]
 if checks:
-    if not operator:
-        st.warning("请先填写操作人，导入记录将注明由谁导入。")
-    if st.button(f"确认导入（{len(ready)} 个文件）", type="primary", disabled=not ready or not operator,
-                 key="up_import"):
+    if st.button(f"确认导入（{len(ready)} 个文件）", type="primary", disabled=not ready, key="up_import"):
         results = []
         bar = st.progress(0.0, text="正在导入…")
         for n, check in enumerate(ready, start=1):
             with st.status(f"正在导入：{shared.plain(check.file_name)}") as status:
                 try:
                     result = upload.store_checked(engine, check)
-                except (upload.UploadRejected, ValueError) as exc:
+                except (upload.UploadRejected, ValueError, accounts.PermissionDenied) as exc:
                     results.append(("error", f"{check.file_name}：导入失败，{exc}"))
                     status.update(state="error")
                 else:
@@ -100,19 +103,23 @@ hist_district = h2.selectbox("区县", ["", *quality.all_districts(engine)], key
                              format_func=lambda d: d or "全部")
 history = store.batch_history(engine, hist_kind or None, hist_district or None)
 shared.table(quality.batch_table(history), key="batch_history", height=320)
-candidates = quality.rollback_candidates(history)
+candidates = quality.rollback_candidates(history, scope)
 if candidates.height:
     rows = {r["id"]: r for r in candidates.iter_rows(named=True)}
     target = st.selectbox("恢复到以下版本", list(rows), key="rb_target", format_func=lambda i: quality.batch_label(rows[i]))
     confirm = st.checkbox("我确认：该区县该数据类型该月份的数据将恢复为所选版本（当前版本保留，可再次回滚）",
                           key="rb_confirm")
-    if st.button("回滚", disabled=not (confirm and operator), key="rb_go"):
-        done = upload.rollback(engine, int(target), None, actor_name=operator)
-        st.session_state[FLASH] = [("success", f"已将{KINDS[done['kind']].label} {done['district']} {done['period']} "
-                                               f"恢复为第 {done['version']} 版")]
-        st.rerun()
+    if st.button("回滚", disabled=not confirm, key="rb_go"):
+        try:
+            done = upload.rollback(engine, int(target), user, page=auth.PAGE_UPLOAD)
+        except (ValueError, accounts.PermissionDenied) as exc:
+            st.error(shared.plain(f"未回滚：{exc}"))
+        else:
+            st.session_state[FLASH] = [("success", f"已将{KINDS[done['kind']].label} {done['district']} "
+                                                   f"{done['period']} 恢复为第 {done['version']} 版")]
+            st.rerun()
 else:
-    st.caption("没有可回滚的旧版本（同一区县同一月份重新导入后，旧版本会出现在这里）。")
+    st.caption("没有可回滚的旧版本（同一区县同一月份重新导入后，负责区县的旧版本会出现在这里）。")
 
 st.subheader("导入模板")
 st.caption("模板第一行为表头，另附字段说明；按模板整理的文件可直接上传。")

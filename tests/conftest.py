@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -13,6 +14,21 @@ from sqlalchemy.engine import Engine
 from datasets import store
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(autouse=True)
+def _keep_main_module() -> Iterator[None]:
+    """Put back the real ``__main__`` after each test.
+
+    Streamlit's script runner (AppTest) installs the app script as ``sys.modules["__main__"]`` and
+    leaves it there; a later ``multiprocessing`` spawn would then re-run that script (a temporary
+    AppTest.from_function file, or dashboard.py) in the child, which fails and leaves the parent
+    waiting forever.
+    """
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 
 @pytest.fixture
@@ -66,3 +82,42 @@ def pg_engine() -> Iterator[Engine]:
 def any_engine(request) -> Engine:
     """Run a test on the embedded SQLite store and on PostgreSQL."""
     return request.getfixturevalue("sqlite_engine" if request.param == "sqlite" else "pg_engine")
+
+
+# --- the dashboard under AppTest (tests/test_pages.py, tests/test_roles.py) -----------------------
+
+
+@pytest.fixture
+def navigation_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run AppTest like a server on which st.navigation is in force.
+
+    AppTest resets Streamlit's multipage mode before every run, and with a pages/ directory it then
+    starts each run from the page file (as a fresh server does for a deep link, see
+    ``test_deep_link_before_navigation``). A running server leaves that mode after its first
+    st.navigation call; these tests open the app in that state.
+    """
+    if "deep_link" in request.node.name:
+        return
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    """A small demo store (scale 0.01) with one account per role, generated once per test session."""
+    from tests.apptest_support import make_demo
+
+    return make_demo(tmp_path_factory.mktemp("pages") / "demo.db")
+
+
+@pytest.fixture
+def demo_copy(demo, tmp_path):
+    """A private copy of the demo store for tests that import, save settings or sign in."""
+    return demo.copy(tmp_path / "copy.db")

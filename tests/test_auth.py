@@ -145,6 +145,72 @@ def test_anonymous_view_from_the_environment(monkeypatch: pytest.MonkeyPatch):
     assert auth.anonymous_allowed(configured()) is True
 
 
+def test_navigation_is_arranged_per_user():
+    sections = {"看板": [P.PAGE_OVERVIEW, P.PAGE_RANKING], "数据": [P.PAGE_UPLOAD],
+                "账号": [P.PAGE_LOGIN, P.PAGE_ACCOUNT, P.PAGE_USERS]}
+    leader = User("l", "l", (LEADER,))
+    menu, hidden, home = auth.arrange(sections, leader)
+    assert menu == {"看板": [P.PAGE_OVERVIEW, P.PAGE_RANKING], "账号": [P.PAGE_ACCOUNT]}  # empty 数据 dropped
+    assert hidden == [P.PAGE_UPLOAD, P.PAGE_LOGIN, P.PAGE_USERS] and home == P.PAGE_OVERVIEW
+    menu, hidden, home = auth.arrange(sections, None)
+    assert menu == {"账号": [P.PAGE_LOGIN]} and home == P.PAGE_LOGIN and P.PAGE_OVERVIEW in hidden
+    menu, _, home = auth.arrange(sections, None, anonymous_ok=True)
+    assert menu == {"看板": [P.PAGE_OVERVIEW], "账号": [P.PAGE_LOGIN]} and home == P.PAGE_OVERVIEW
+
+
+def test_route_redirects_with_a_notice_and_remembers_the_page_asked_for():
+    staff = User("s", "s", (STAFF,), ("甲区",))
+    evaluator = User("e", "e", (EVALUATOR,))
+    state: dict = {}
+    assert auth.route(state, staff, P.PAGE_UPLOAD) is None and state == {}
+    assert auth.route(state, staff, P.PAGE_SETTINGS) == P.PAGE_OVERVIEW
+    assert auth.pop_notice(state) == "当前账号没有“设置”页面的权限，已转到“总览”页面。"
+    # A visitor: to the login page, and after signing in to the page asked for (when allowed).
+    assert auth.route(state, None, P.PAGE_RANKING) == P.PAGE_LOGIN
+    assert "请先登录" in auth.pop_notice(state)
+    assert auth.route(state, None, P.PAGE_LOGIN) is None
+    assert auth.route(state, evaluator, P.PAGE_LOGIN) == P.PAGE_RANKING
+    assert auth.route(state, evaluator, P.PAGE_LOGIN) == P.PAGE_OVERVIEW  # remembered once
+    auth.route(state, None, P.PAGE_RANKING)
+    assert auth.route(state, staff, P.PAGE_LOGIN) == P.PAGE_OVERVIEW  # staff may not open 排名下载
+    # A waiting notice (why the session ended) is not replaced.
+    state = {auth.NOTICE_KEY: "超过 30 分钟未操作"}
+    assert auth.route(state, None, P.PAGE_UPLOAD) == P.PAGE_LOGIN
+    assert auth.pop_notice(state) == "超过 30 分钟未操作"
+
+
+def test_downloads_settings_and_demo_loading_are_audited_and_checked(engine):
+    from metrics.scoring import default_settings, load_settings
+
+    admin = accounts.add_user(engine, "root", PW, [ADMIN])
+    leader = accounts.add_user(engine, "lead", PW, [LEADER])
+    auth.record_download(engine, leader, "效能指数排名_2024-05.xlsx", P.PAGE_RANKING)
+    auth.record_download(engine, None, "红牌办件_2024-05.csv", P.PAGE_OVERVIEW)
+    rows = [(r.user_name, r.action, r.detail, r.page) for r in audit_rows(engine) if r.action == "download"]
+    assert rows == [("lead", "download", "效能指数排名_2024-05.xlsx", P.PAGE_RANKING),
+                    (auth.ANONYMOUS_NAME, "download", "红牌办件_2024-05.csv", P.PAGE_OVERVIEW)]
+
+    new = default_settings()
+    new.indicators["online_case_rate"].weight = 40.0
+    with pytest.raises(accounts.PermissionDenied):
+        auth.save_scoring(engine, leader, new)
+    assert load_settings(engine).indicators["online_case_rate"].weight != 40.0
+    assert len(auth.save_scoring(engine, admin, new)) == 1
+    assert auth.save_scoring(engine, admin, new) == []  # no change: nothing saved, nothing audited
+    logged = [r for r in audit_rows(engine) if r.action == "settings"]
+    assert [(r.user_name, r.page) for r in logged] == [("root", P.PAGE_SETTINGS)]
+    assert "实际网办率 · 权重：8 → 40" in logged[0].detail
+    with pytest.raises(accounts.PermissionDenied):
+        auth.load_demo_data(engine, leader, seed=1, scale=0.01)
+
+
+def test_upload_districts_follow_the_scope(engine):
+    assert auth.upload_districts(engine, User("s", "s", (STAFF,), ("乙区",))) == ["乙区"]
+    assert auth.upload_districts(engine, User("s", "s", (STAFF,), ("*",))) == ["甲区", "乙区"]
+    assert auth.upload_districts(engine, User("l", "l", (LEADER,), ("甲区",))) == []
+    assert auth.upload_districts(engine, None) == []
+
+
 # --- startup refusal ------------------------------------------------------------------------------
 
 

@@ -1,5 +1,8 @@
-"""End to end in a real browser: ``streamlit run dashboard.py`` on a demo store, driven by Playwright
-through /usr/bin/chromium — overview, upload and import a 办件明细 file, download the ranking .xlsx.
+"""End to end in a real browser: ``streamlit run dashboard.py`` in demo mode (nothing configured; the
+embedded SQLite file is a demo store made for the test), driven by Playwright through /usr/bin/chromium —
+the overview without signing in, then the demo account ``staff`` (responsible for the first demo
+district) uploads and imports a 办件明细 file of that district, signs out, and the demo account
+``evaluator`` downloads the ranking .xlsx.
 
 Without /usr/bin/chromium the test is skipped locally and fails in CI (CI=true).
 """
@@ -21,7 +24,7 @@ import openpyxl
 import polars as pl
 import pytest
 
-from datasets import store
+from datasets import accounts, store
 from datasets.demo import generate_demo
 from datasets.schema import KINDS
 from metrics.compute import latest_month
@@ -37,6 +40,17 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--no-first-run"]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SLOW = 180_000  # ms: first render computes the indicators; validation reads the whole file
+# Runs streamlit with the embedded SQLite file moved to the path given first (demo mode without
+# touching data/dashboard.db): ``python -c LAUNCH DB_PATH run dashboard.py …``.
+LAUNCH = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from datasets import store\n"
+    "store.DEFAULT_SQLITE_PATH = Path(sys.argv.pop(1))\n"
+    "from streamlit.web.cli import main\n"
+    "sys.argv = ['streamlit', *sys.argv[1:]]\n"
+    "sys.exit(main())\n"
+)
 
 
 @dataclass(frozen=True)
@@ -89,17 +103,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             pytest.fail(f"CI 环境必须提供 {CHROMIUM}")
         pytest.skip(f"未找到 {CHROMIUM}，跳过浏览器测试")
     base = tmp_path_factory.mktemp("browser")
-    db_url = f"sqlite:///{base / 'demo.db'}"
+    db_path = base / "demo.db"
+    db_url = f"sqlite:///{db_path}"
     engine = store.make_engine(db_url)
     store.init_db(engine)
     generate_demo(engine, seed=7, scale=0.01)
     engine.dispose()
     port = _free_port()
     log = base / "streamlit.log"
-    env = {**os.environ, "DATABASE_URL": db_url}
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ANONYMOUS_VIEW")}
     with log.open("w", encoding="utf-8") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
+            [sys.executable, "-c", LAUNCH, str(db_path), "run", "dashboard.py", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
              "--server.fileWatcherType", "none"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -133,6 +148,23 @@ def _cases_xlsx(db_url: str, path: Path) -> tuple[str, str, int]:
     return district, str(month), part.height
 
 
+def _nav(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNavLink").filter(has_text=title).click()
+
+
+def _login(page, username: str, password: str) -> None:
+    expect_heading(page, "登录")
+    page.get_by_label("账号", exact=True).fill(username)
+    page.get_by_label("密码", exact=True).fill(password)
+    page.get_by_test_id("stBaseButton-primaryFormSubmit").click()
+
+
+def expect_heading(page, name: str | re.Pattern) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("heading", name=name)).to_be_visible(timeout=SLOW)
+
+
 def test_overview_upload_import_and_ranking_download(server: Server, tmp_path: Path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -142,17 +174,24 @@ def test_overview_upload_import_and_ranking_download(server: Server, tmp_path: P
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
             page.goto(server.url + "/")
-            expect(page.get_by_role("heading", name=re.compile("^总览"))).to_be_visible(timeout=SLOW)
+            # Demo mode: the read-only pages can be viewed without signing in.
+            expect_heading(page, re.compile("^总览"))
             expect(page.get_by_test_id("stMetric").first).to_contain_text("效能指数", timeout=SLOW)
             expect(page.get_by_text("示例数据").first).to_be_visible()
+            expect(page.get_by_test_id("stSidebarNavLink").filter(has_text="数据上传")).to_have_count(0)
 
-            page.get_by_test_id("stSidebarNavLink").filter(has_text="数据上传").click()
-            expect(page.get_by_role("heading", name="数据上传")).to_be_visible(timeout=SLOW)
-            operator = page.get_by_label("操作人（记录在日志中）")
-            operator.fill("浏览器测试")
-            operator.press("Enter")
-            # The rerun triggered by the operator field redraws the uploader; a file handed to it while
-            # that rerun is still running can be dropped, so wait until the app is idle and retry.
+            # The login page lists the demo accounts; staff is responsible for the first district.
+            _nav(page, "登录")
+            expect(page.get_by_text("示例账号", exact=True)).to_be_visible(timeout=SLOW)
+            _login(page, "staff", "demo-staff")
+            expect_heading(page, re.compile("^总览"))
+            expect(page.get_by_test_id("stSidebar").get_by_text("示例工作人员（staff）")).to_be_visible()
+
+            _nav(page, "数据上传")
+            expect_heading(page, "数据上传")
+            expect(page.get_by_text(f"负责区县：{district}")).to_be_visible()
+            # A file handed to the uploader while a rerun is still running can be dropped: wait until the
+            # app is idle, and retry.
             upload = str(tmp_path / "办件明细导出.xlsx")
             for _attempt in range(3):
                 _wait_idle(page)
@@ -166,9 +205,14 @@ def test_overview_upload_import_and_ranking_download(server: Server, tmp_path: P
             expect(page.get_by_text("校验报告", exact=True)).to_be_visible()
             page.get_by_role("button", name=re.compile("确认导入（1 个文件）")).click()
             expect(page.get_by_text(re.compile("已导入办件明细"))).to_be_visible(timeout=SLOW)
+            expect(page.get_by_test_id("stSidebarNavLink").filter(has_text="排名下载")).to_have_count(0)
 
-            page.get_by_test_id("stSidebarNavLink").filter(has_text="排名下载").click()
-            expect(page.get_by_role("heading", name=re.compile("^排名下载"))).to_be_visible(timeout=SLOW)
+            # Signed out on a page visitors may not open: to the login page.
+            page.get_by_test_id("stSidebar").get_by_role("button", name=re.compile("退出登录")).click()
+            _login(page, "evaluator", "demo-evaluator")
+            expect_heading(page, re.compile("^总览"))
+            _nav(page, "排名下载")
+            expect_heading(page, re.compile("^排名下载"))
             with page.expect_download(timeout=SLOW) as download:
                 page.get_by_role("button", name="下载 Excel（.xlsx）").click()
             target = tmp_path / "ranking.xlsx"
@@ -179,7 +223,9 @@ def test_overview_upload_import_and_ranking_download(server: Server, tmp_path: P
     engine = store.make_engine(server.db_url)
     newest = store.batch_history(engine, "cases", district).row(0, named=True)
     assert (newest["file_name"], newest["user_name"], newest["rows"], newest["period"]) == (
-        "办件明细导出.xlsx", "浏览器测试", rows, month)
+        "办件明细导出.xlsx", "staff", rows, month)
+    downloads = accounts.audit_entries(engine, action="download")
+    assert downloads["账号"].to_list() == ["evaluator"] and downloads["页面"].to_list() == ["排名下载"]
     settings = load_settings(engine)
     comps = compute_components(engine, settings)
     engine.dispose()

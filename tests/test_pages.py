@@ -1,137 +1,55 @@
 """Every dashboard page opened with streamlit.testing.v1.AppTest on a small demo store.
 
-The store is generated once per session (``generate_demo(scale=0.01)``) and passed through
-DATABASE_URL; tests that change data work on a copy. Each test checks what the page shows against
-the functions in metrics/ and datasets/ computed independently here.
+The store is generated once per session (``generate_demo(scale=0.01)``, the ``demo`` fixture in
+conftest.py) and passed through DATABASE_URL; tests that change data work on a copy. A configured
+database allows no anonymous viewing, so each test signs in an account (``tester`` holds every role
+unless the test is about one role). Each test checks what the page shows against the functions in
+metrics/ and datasets/ computed independently here.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from datasets import quality, store
-from datasets.demo import generate_demo
+from datasets import accounts, quality, store
 from datasets.schema import KINDS
 from metrics import drill, views
-from metrics.compute import CITY, aggregate, latest_month
+from metrics.compute import CITY, aggregate
 from metrics.exports import rank_table_chinese
 from metrics.periods import Period
 from metrics.registry import INDICATORS
-from metrics.scoring import ScoringSettings, load_settings, ranking
-from metrics.service import compute_components
+from metrics.scoring import load_settings, ranking
+from tests.apptest_support import (
+    ADMIN_NAME,
+    ALL_NAME,
+    DASHBOARD,
+    ROOT,
+    STAFF_NAME,
+    TIMEOUT,
+    Demo,
+    cases_csv,
+    charts,
+    metrics,
+    ok,
+    open_page,
+    sqlite_url,
+    table,
+    tables,
+    texts,
+)
+from tests.apptest_support import app as _app
 
-ROOT = Path(__file__).resolve().parent.parent
-DASHBOARD = str(ROOT / "dashboard.py")
-TIMEOUT = 120
-
-
-@pytest.fixture(autouse=True)
-def navigation_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run AppTest like a server on which st.navigation is in force.
-
-    AppTest resets Streamlit's multipage mode before every run, and with a pages/ directory it then
-    starts each run from the page file (as a fresh server does for a deep link, see
-    ``test_deep_link_before_navigation``). A running server leaves that mode after its first
-    st.navigation call; these tests open the app in that state.
-    """
-    if "deep_link" in request.node.name:
-        return
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs) -> None:
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
+pytestmark = pytest.mark.usefixtures("navigation_mode")
 
 
-@dataclass(frozen=True)
-class Demo:
-    path: Path
-    url: str
-    comps: pl.DataFrame
-    settings: ScoringSettings
-    period: Period
-    districts: list[str]
-
-
-def _url(path: Path) -> str:
-    return f"sqlite:///{path}"
-
-
-@pytest.fixture(scope="session")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
-    path = tmp_path_factory.mktemp("pages") / "demo.db"
-    engine = store.make_engine(_url(path))
-    store.init_db(engine)
-    generate_demo(engine, seed=7, scale=0.01)
-    settings = load_settings(engine)
-    comps = compute_components(engine, settings)
-    districts = store.list_districts(engine)["name"].to_list()
-    engine.dispose()
-    month = latest_month(comps)
-    assert month is not None
-    return Demo(path, _url(path), comps, settings, Period(month, month), districts)
-
-
-@pytest.fixture
-def demo_copy(demo: Demo, tmp_path: Path) -> Iterator[Demo]:
-    """A private copy of the demo store for tests that import or save settings."""
-    target = tmp_path / "copy.db"
-    shutil.copy(demo.path, target)
-    yield Demo(target, _url(target), demo.comps, demo.settings, demo.period, demo.districts)
-
-
-def app(url: str, monkeypatch: pytest.MonkeyPatch, **query: str | list[str]) -> AppTest:
-    monkeypatch.setenv("DATABASE_URL", url)
-    at = AppTest.from_file(DASHBOARD, default_timeout=TIMEOUT)
-    for key, value in query.items():
-        at.query_params[key] = value
-    return at
-
-
-def ok(at: AppTest) -> AppTest:
-    """The run raised nothing and showed no traceback."""
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def open_page(at: AppTest, page: str) -> AppTest:
-    ok(at.run())
-    return ok(at.switch_page(page).run())
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
-
-
-def table(at: AppTest, column: str) -> pl.DataFrame:
-    """The one table on the page that has ``column``."""
-    found = [d.value for d in at.dataframe if column in d.value.columns]
-    assert len(found) == 1, f"{len(found)} tables with column {column}"
-    return pl.from_pandas(found[0])
-
-
-def tables(at: AppTest, column: str) -> list[pl.DataFrame]:
-    return [pl.from_pandas(d.value) for d in at.dataframe if column in d.value.columns]
-
-
-def charts(at: AppTest) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
-
-
-def texts(elements) -> str:
-    return "\n".join(e.value for e in elements)
+def app(demo: Demo, monkeypatch: pytest.MonkeyPatch, user: str = ALL_NAME, **query: str | list[str]) -> AppTest:
+    """The dashboard on the demo store with the account ``user`` signed in."""
+    return _app(demo.url, monkeypatch, demo.users[user], **query)
 
 
 # --- 总览 ---------------------------------------------------------------------------------------------
@@ -140,7 +58,7 @@ def texts(elements) -> str:
 def test_overview_index_for_a_district_equals_ranking(demo: Demo, monkeypatch):
     rank = ranking(demo.comps, demo.period, demo.settings)
     row = rank.row(3, named=True)
-    at = ok(app(demo.url, monkeypatch, period=demo.period.key, district=[row["district"]]).run())
+    at = ok(app(demo, monkeypatch, period=demo.period.key, district=[row["district"]]).run())
     shown = metrics(at)
     assert shown["效能指数"] == f"{row['index']:.1f}"
     # Key indicator cards: value of the district, 环比 against the previous month.
@@ -155,7 +73,7 @@ def test_overview_index_for_a_district_equals_ranking(demo: Demo, monkeypatch):
 
 
 def test_overview_city_cards_ranking_chart_and_alert_lists(demo: Demo, monkeypatch):
-    at = ok(app(demo.url, monkeypatch).run())  # no query string: latest month, whole city
+    at = ok(app(demo, monkeypatch).run())  # no query string: latest month, whole city
     assert at.title[0].value == f"总览 · {demo.period.label}"
     city = views.pooled_scores(demo.comps, demo.period, demo.settings)
     assert metrics(at)["效能指数"] == f"{city['index']:.1f}"
@@ -193,10 +111,10 @@ def test_overview_city_cards_ranking_chart_and_alert_lists(demo: Demo, monkeypat
 
 
 def test_bad_period_in_the_link_is_a_message(demo: Demo, monkeypatch):
-    at = ok(app(demo.url, monkeypatch, period="2024-13").run())
+    at = ok(app(demo, monkeypatch, period="2024-13").run())
     assert "时段参数无效" in texts(at.warning)
     assert at.title[0].value == f"总览 · {demo.period.label}"
-    at = ok(app(demo.url, monkeypatch, period="1999-05", district=["不存在区", "[点我](http://x)"]).run())
+    at = ok(app(demo, monkeypatch, period="1999-05", district=["不存在区", "[点我](http://x)"]).run())
     warning = texts(at.warning)
     assert "没有数据" in warning and "不存在区" in warning
     assert "\\[点我\\]\\(http" in warning  # text from the link is never rendered as Markdown
@@ -204,7 +122,7 @@ def test_bad_period_in_the_link_is_a_message(demo: Demo, monkeypatch):
 
 def test_filters_are_kept_in_the_url(demo: Demo, monkeypatch):
     quarter = f"{demo.period.first[:4]}-Q{(int(demo.period.first[5:]) - 1) // 3 + 1}"
-    at = ok(app(demo.url, monkeypatch, period=quarter, indicator=["good_rate"]).run())
+    at = ok(app(demo, monkeypatch, period=quarter, indicator=["good_rate"]).run())
     assert at.sidebar.radio(key="f_type").value == "季"
     assert at.title[0].value.endswith(Period(*_quarter(quarter)).label)
     assert [m.label for m in at.metric][:2] == ["效能指数", "好评率 ↑"]
@@ -229,7 +147,7 @@ def _quarter(key: str) -> tuple[str, str]:
 def test_compare_page_charts_heatmap_and_drill_down(demo: Demo, monkeypatch):
     rank = ranking(demo.comps, demo.period, demo.settings)
     district = rank.sort("red_card_rate__num", descending=True)["district"][0]
-    at = app(demo.url, monkeypatch, period=demo.period.key)
+    at = app(demo, monkeypatch, period=demo.period.key)
     at = open_page(at, "pages/compare.py")
     specs = charts(at)
     chosen = list(views.KEY_INDICATORS)
@@ -281,7 +199,7 @@ def _chart_data(at: AppTest, index: int):
 
 
 def test_periods_page_compares_two_periods(demo: Demo, monkeypatch):
-    at = open_page(app(demo.url, monkeypatch, period=demo.period.key), "pages/periods.py")
+    at = open_page(app(demo, monkeypatch, period=demo.period.key), "pages/periods.py")
     changes = table(at, "变化")
     city_now = aggregate(demo.comps, demo.period, by="city").filter(pl.col("indicator") == "on_time_rate")
     city_before = aggregate(demo.comps, demo.period.previous(), by="city").filter(pl.col("indicator") == "on_time_rate")
@@ -307,7 +225,7 @@ def test_periods_page_compares_two_periods(demo: Demo, monkeypatch):
 
 
 def test_ranking_page_table_and_downloads(demo: Demo, monkeypatch):
-    at = open_page(app(demo.url, monkeypatch, period=demo.period.key), "pages/ranking.py")
+    at = open_page(app(demo, monkeypatch, period=demo.period.key), "pages/ranking.py")
     shown = table(at, "排名")
     expected = rank_table_chinese(demo.comps, demo.period, demo.settings)
     assert shown.columns == expected.columns
@@ -324,27 +242,11 @@ def test_ranking_page_table_and_downloads(demo: Demo, monkeypatch):
 # --- 数据上传 -------------------------------------------------------------------------------------------
 
 
-def _cases_csv(url: str, district: str, month: str, rows: int = 25) -> bytes:
-    """A valid 办件明细 export (Chinese headers) made from stored cases of one district and month."""
-    engine = store.make_engine(url)
-    cases = store.load_records(engine, "cases", [district])
-    engine.dispose()
-    part = cases.filter(pl.col("accepted_at").dt.strftime("%Y-%m") == month).head(rows)
-    assert part.height
-    k = KINDS["cases"]
-    out = part.select(
-        (pl.col(f.name).dt.strftime("%Y-%m-%d %H:%M:%S") if f.dtype == pl.Datetime("us") else pl.col(f.name))
-        .alias(f.header)
-        for f in k.fields
-    )
-    return out.write_csv().encode("utf-8")
-
-
 def test_upload_validate_import_and_roll_back(demo_copy: Demo, monkeypatch):
     district, month = demo_copy.districts[0], demo_copy.period.first
-    data = _cases_csv(demo_copy.url, district, month)
-    at = open_page(app(demo_copy.url, monkeypatch), "pages/upload.py")
-    at.text_input(key="operator").set_value("测试员")
+    data = cases_csv(demo_copy.url, district, month)
+    # The 工作人员 account is responsible for the first district: the import is made in its name.
+    at = open_page(app(demo_copy, monkeypatch, STAFF_NAME), "pages/upload.py")
     at.file_uploader[0].set_value([("办件*明细*.csv", data, "text/csv"), ("坏文件.csv", b"a,b\n1,2\n", "text/csv")])
     ok(at.run())
     assert "校验通过" in texts(at.success)
@@ -362,7 +264,7 @@ def test_upload_validate_import_and_roll_back(demo_copy: Demo, monkeypatch):
     engine = store.make_engine(demo_copy.url)
     newest = store.batch_history(engine, "cases", district).row(0, named=True)
     assert (newest["file_name"], newest["period"], newest["version"], newest["user_name"]) == (
-        "办件*明细*.csv", month, 2, "测试员")
+        "办件*明细*.csv", month, 2, STAFF_NAME)
     history = table(at, "批次号")
     assert history["批次号"][0] == newest["id"]
 
@@ -374,6 +276,10 @@ def test_upload_validate_import_and_roll_back(demo_copy: Demo, monkeypatch):
     assert "恢复为第 1 版" in texts(at.success)
     active = store.active_batches(engine, "cases").filter(pl.col("district") == district, pl.col("period") == month)
     assert active["id"].to_list() == [previous]
+    # Both the import and the rollback are in the audit log under the account, from this page.
+    log = accounts.audit_entries(engine, 5)
+    assert log.filter(pl.col("操作").is_in(["导入", "回滚"]))[["操作", "账号", "页面"]].rows() == [
+        ("回滚", STAFF_NAME, "数据上传"), ("导入", STAFF_NAME, "数据上传")]
     engine.dispose()
     assert len(at.download_button) >= len(KINDS)  # the import templates
 
@@ -382,7 +288,7 @@ def test_upload_validate_import_and_roll_back(demo_copy: Demo, monkeypatch):
 
 
 def test_quality_page(demo: Demo, monkeypatch):
-    at = open_page(app(demo.url, monkeypatch), "pages/quality.py")
+    at = open_page(app(demo, monkeypatch), "pages/quality.py")
     engine = store.make_engine(demo.url)
     grid = quality.completeness(engine)
     expected = quality.completeness_summary(grid)
@@ -404,7 +310,7 @@ def test_quality_page(demo: Demo, monkeypatch):
 
 
 def test_indicator_reference_lists_all_indicators(demo: Demo, monkeypatch):
-    at = open_page(app(demo.url, monkeypatch), "pages/indicators.py")
+    at = open_page(app(demo, monkeypatch), "pages/indicators.py")
     shown = table(at, "口径说明")
     assert shown.height == len(INDICATORS) == 28
     assert shown["指标"].to_list() == [i.name for i in INDICATORS]
@@ -423,10 +329,9 @@ def _edit(at: AppTest, rows: dict[int, dict[str, float]]) -> None:
 
 
 def test_settings_save_updates_ranking(demo_copy: Demo, monkeypatch):
-    at = open_page(app(demo_copy.url, monkeypatch, period=demo_copy.period.key), "pages/settings.py")
+    at = open_page(app(demo_copy, monkeypatch, ADMIN_NAME, period=demo_copy.period.key), "pages/settings.py")
     editor = at.data_editor[0].value
     row = editor.index[editor["编号"] == "online_case_rate"][0]
-    at.text_input(key="operator").set_value("管理员")
     _edit(at, {int(row): {"权重": 40.0}})
     ok(at.form_submit_button[0].click().run())
     assert "已保存 1 项修改" in texts(at.success)
@@ -436,7 +341,9 @@ def test_settings_save_updates_ranking(demo_copy: Demo, monkeypatch):
     saved_now, history = tables(at, "设置项")  # the changes just saved, then the change log
     assert saved_now.rows() == [("实际网办率 · 权重", "8", "40")]
     assert history.row(0, named=True)["设置项"] == "实际网办率 · 权重"
-    assert history.row(0, named=True)["操作人"] == "管理员"
+    assert history.row(0, named=True)["操作人"] == ADMIN_NAME
+    logged = accounts.audit_entries(engine, 1, "settings").row(0, named=True)
+    assert (logged["账号"], logged["页面"]) == (ADMIN_NAME, "设置") and "实际网办率 · 权重：8 → 40" in logged["内容"]
 
     ok(at.switch_page("pages/ranking.py").run())
     expected = ranking(demo_copy.comps, demo_copy.period, saved)
@@ -448,8 +355,7 @@ def test_settings_save_updates_ranking(demo_copy: Demo, monkeypatch):
 
 
 def test_settings_errors_are_messages(demo_copy: Demo, monkeypatch):
-    at = open_page(app(demo_copy.url, monkeypatch), "pages/settings.py")
-    at.text_input(key="operator").set_value("管理员")
+    at = open_page(app(demo_copy, monkeypatch, ADMIN_NAME), "pages/settings.py")
     first = next(i for i in INDICATORS)
     floor = demo_copy.settings.indicators[first.id].floor * 100
     _edit(at, {0: {"目标值": floor}, 1: {"权重": -1.0}})
@@ -459,6 +365,7 @@ def test_settings_errors_are_messages(demo_copy: Demo, monkeypatch):
     assert f"{INDICATORS[1].name}的权重不能小于 0" in error
     engine = store.make_engine(demo_copy.url)
     assert store.read_query(engine, store.settings_changes.select()).height == 0
+    assert accounts.audit_entries(engine, action="settings").height == 0
     engine.dispose()
 
 
@@ -477,22 +384,28 @@ def test_first_start_without_configuration_loads_the_demo(tmp_path: Path, monkey
     at = ok(AppTest.from_file(DASHBOARD, default_timeout=TIMEOUT).run())
     assert (tmp_path / "dashboard.db").exists()
     assert "示例数据" in texts(at.info)
-    assert at.title[0].value.startswith("总览")
+    assert at.title[0].value.startswith("总览")  # demo mode: anonymous viewing allowed
     assert metrics(at)["效能指数"] != "—"
 
 
 def test_empty_configured_database_shows_how_to_begin(tmp_path: Path, monkeypatch):
-    at = ok(app(_url(tmp_path / "empty.db"), monkeypatch).run())
+    url = sqlite_url(tmp_path / "empty.db")
+    engine = store.make_engine(url)
+    store.init_db(engine)
+    admin = accounts.add_user(engine, "first-admin", "first-admin-pass", [accounts.ADMIN, accounts.STAFF])
+    engine.dispose()
+    at = ok(_app(url, monkeypatch, admin).run())
     assert "数据库中还没有数据" in texts(at.info)
     assert any(b.label.startswith("载入示例数据") for b in at.button)
     ok(at.switch_page("pages/upload.py").run())
     assert at.title[0].value == "数据上传"
+    assert "尚未分配负责的区县" in texts(at.warning)  # no districts configured yet
     ok(at.switch_page("pages/indicators.py").run())
     assert table(at, "口径说明").height == len(INDICATORS)
 
 
 def test_unreachable_database_is_a_message(monkeypatch):
-    at = ok(app("postgresql+psycopg://nobody:secret@127.0.0.1:1/none", monkeypatch).run())
+    at = ok(_app("postgresql+psycopg://nobody:secret@127.0.0.1:1/none", monkeypatch).run())
     error = texts(at.error)
     assert "无法连接数据库" in error and "secret" not in error
 
@@ -500,7 +413,7 @@ def test_unreachable_database_is_a_message(monkeypatch):
 def test_deep_link_before_navigation(demo: Demo, monkeypatch):
     """Before any session has called st.navigation, Streamlit runs a page file straight from pages/;
     the page then runs the dashboard around itself (sidebar, context) instead of failing."""
-    at = ok(app(demo.url, monkeypatch, period=demo.period.key).run())
+    at = ok(app(demo, monkeypatch, period=demo.period.key).run())
     ok(at.switch_page("pages/ranking.py").run())
     assert at.title[0].value == f"排名下载 · {demo.period.label}"
     assert at.sidebar.radio(key="f_type").value == "月"

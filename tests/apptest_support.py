@@ -1,0 +1,152 @@
+"""Helpers for opening the dashboard with streamlit.testing.v1.AppTest (tests/test_pages.py, test_roles.py).
+
+The demo store (``make_demo``, the ``demo`` fixture in conftest.py) holds the demo city at scale 0.01
+and one account per role; ``app`` opens the dashboard on it through DATABASE_URL (a configured
+database: anonymous viewing is off unless ANONYMOUS_VIEW says otherwise) with an account signed in.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import polars as pl
+from streamlit.testing.v1 import AppTest
+
+from datasets import accounts, auth, store
+from datasets.accounts import ADMIN, EVALUATOR, LEADER, ROLES, STAFF, User
+from datasets.demo import generate_demo
+from datasets.schema import KINDS
+from metrics.compute import latest_month
+from metrics.periods import Period
+from metrics.scoring import ScoringSettings, load_settings
+from metrics.service import compute_components
+
+ROOT = Path(__file__).resolve().parent.parent
+DASHBOARD = str(ROOT / "dashboard.py")
+PAGES = ROOT / "pages"
+TIMEOUT = 120
+PW = "page-test-pass"
+
+# Test accounts: name -> roles ("tester" holds every role and every district).
+LEADER_NAME, STAFF_NAME, EVALUATOR_NAME, ADMIN_NAME, ALL_NAME = "leader1", "staff1", "evaluator1", "admin1", "tester"
+ROLE_ACCOUNTS = {LEADER_NAME: (LEADER,), STAFF_NAME: (STAFF,), EVALUATOR_NAME: (EVALUATOR,), ADMIN_NAME: (ADMIN,)}
+
+
+@dataclass(frozen=True)
+class Demo:
+    path: Path
+    url: str
+    comps: pl.DataFrame
+    settings: ScoringSettings
+    period: Period
+    districts: list[str]
+    users: dict[str, User] = field(default_factory=dict)
+
+    def copy(self, target: Path) -> Demo:
+        shutil.copy(self.path, target)
+        # The snapshots and caches (datasets/snapshots.py) are keyed by the batches, which the copy
+        # shares: copied along, the copy need not rebuild them.
+        cache = self.path.with_name(self.path.name + ".snapshots")
+        if cache.exists():
+            shutil.copytree(cache, target.with_name(target.name + ".snapshots"))
+        return replace(self, path=target, url=sqlite_url(target))
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def make_demo(path: Path) -> Demo:
+    url = sqlite_url(path)
+    engine = store.make_engine(url)
+    store.init_db(engine)
+    generate_demo(engine, seed=7, scale=0.01)
+    settings = load_settings(engine)
+    comps = compute_components(engine, settings)
+    districts = store.list_districts(engine)["name"].to_list()
+    users = {name: accounts.add_user(engine, name, PW, roles, districts[:1] if STAFF in roles else (), name)
+             for name, roles in ROLE_ACCOUNTS.items()}
+    users[ALL_NAME] = accounts.add_user(engine, ALL_NAME, PW, ROLES, districts, "测试员")
+    engine.dispose()
+    month = latest_month(comps)
+    assert month is not None
+    return Demo(path, url, comps, settings, Period(month, month), districts, users)
+
+
+def sign_in(at: AppTest, user: User) -> AppTest:
+    """Put a signed-in session (as ``auth.sign_in`` makes it) into the app's session state."""
+    state: dict = {}
+    auth.sign_in(state, user)
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at
+
+
+def app(url: str, monkeypatch, user: User | None = None, **query: str | list[str]) -> AppTest:
+    """The dashboard on ``url`` (DATABASE_URL), with ``user`` signed in (None: a visitor)."""
+    monkeypatch.setenv("DATABASE_URL", url)
+    at = AppTest.from_file(DASHBOARD, default_timeout=TIMEOUT)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return sign_in(at, user) if user is not None else at
+
+
+def ok(at: AppTest) -> AppTest:
+    """The run raised nothing and showed no traceback."""
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def open_page(at: AppTest, page: str) -> AppTest:
+    ok(at.run())
+    return ok(at.switch_page(page).run())
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def table(at: AppTest, column: str) -> pl.DataFrame:
+    """The one table on the page that has ``column``."""
+    found = [d.value for d in at.dataframe if column in d.value.columns]
+    assert len(found) == 1, f"{len(found)} tables with column {column}"
+    return pl.from_pandas(found[0])
+
+
+def tables(at: AppTest, column: str) -> list[pl.DataFrame]:
+    return [pl.from_pandas(d.value) for d in at.dataframe if column in d.value.columns]
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def audit_rows(url: str, action: str | None = None) -> pl.DataFrame:
+    engine = store.make_engine(url)
+    try:
+        return accounts.audit_entries(engine, 10_000, action)
+    finally:
+        engine.dispose()
+
+
+def cases_csv(url: str, district: str, month: str, rows: int = 25) -> bytes:
+    """A valid 办件明细 export (Chinese headers) made from stored cases of one district and month."""
+    engine = store.make_engine(url)
+    cases = store.load_records(engine, "cases", [district])
+    engine.dispose()
+    part = cases.filter(pl.col("accepted_at").dt.strftime("%Y-%m") == month).head(rows)
+    assert part.height
+    k = KINDS["cases"]
+    out = part.select(
+        (pl.col(f.name).dt.strftime("%Y-%m-%d %H:%M:%S") if f.dtype == pl.Datetime("us") else pl.col(f.name))
+        .alias(f.header)
+        for f in k.fields
+    )
+    return out.write_csv().encode("utf-8")
