@@ -5,8 +5,9 @@
 Create the store first, e.g. ``python -m datasets demo --db sqlite:///data/bench.db --scale 1``.
 Measured per page, in a fresh session each time:
 
-* cold start — the very first run in the process: the component table, read from the store's
-  persisted cache or, after an import, computed from the records (what the first visitor waits for);
+* cold start — the very first run in the process: the component table, read from the per-district
+  caches next to the store or, after an import, computed from the snapshots of the districts it
+  touched (what the first visitor waits for);
 * first render — opening the page in a new session once the shared caches are warm;
 * filter change — choosing another month in the sidebar (a period not viewed before).
 

@@ -107,8 +107,8 @@ def _rules(rules_key: str) -> Rules:
 def get_components(url: str, fingerprint: str, rules_key: str) -> pl.DataFrame:
     """The additive component table (district × department × month × indicator).
 
-    metrics.service.compute_components reads it from the store's persisted cache when the records and
-    rules are unchanged, so a restarted server does not recount. Keyed by the stored records and the
+    metrics.service.compute_components reads each district's part from its cache file when the
+    district's records and the rules are unchanged, so a restarted server does not recount. Keyed by the stored records and the
     counting rules: a change of weights, targets or floors only re-scores (get_ranking).
     """
     from metrics.scoring import RulesModel, default_settings
