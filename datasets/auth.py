@@ -206,8 +206,9 @@ def startup_problem(engine: Engine, app_settings: AppSettings) -> str | None:
     listed = "、".join(names)
     return (
         f"数据库中仍有使用示例密码的账号：{listed}。示例密码是公开的，为安全起见看板拒绝启动。"
-        f"请在服务器上用 `python -m datasets users passwd 账号名` 重设密码，"
-        f"或用 `python -m datasets users disable 账号名` 停用这些账号后再启动。"
+        # No Markdown here: the page shows the message as plain text (account names are user input).
+        f"请在服务器上运行“python -m datasets users passwd 账号名”重设密码，"
+        f"或运行“python -m datasets users disable 账号名”停用这些账号后再启动。"
     )
 
 
@@ -388,7 +389,7 @@ def _check_actor(engine: Engine, actor: User) -> User:
     accounts.require_admin(actor)
     stored = accounts.get_user(engine, actor.username)
     if stored is None or not stored.active:
-        raise accounts.PermissionDenied(f"账号“{actor.username}”已停用或不存在，不能管理账号")
+        raise accounts.PermissionDenied(f"账号“{actor.username}”已停用或不存在，不能执行管理员操作")
     accounts.require_admin(stored)
     return stored
 
