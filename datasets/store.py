@@ -317,7 +317,7 @@ def _arrow_read(engine: Engine, sql: str) -> pl.DataFrame:
 _ARROW_CHILD = """
 import json, sys, adbc_driver_sqlite.dbapi as adbc, pyarrow as pa
 conn = adbc.connect(sys.argv[1])
-for sql, path in json.load(sys.stdin):
+for sql, path in json.load(open(sys.argv[2], encoding="utf-8")):
     cur = conn.cursor()
     cur.execute(sql)
     reader = cur.fetch_record_batch()
@@ -329,33 +329,53 @@ conn.close()
 """
 
 
+READ_PROCESSES = 2  # the machines this runs on have 2 or more cores; reading is CPU-bound in the child
+
+
 def _sqlite_read_many(engine: Engine, sqls: Sequence[str]) -> Iterator[pl.DataFrame]:
-    """Columnar reads of SQLite queries through ADBC in one child process, yielded one at a time.
+    """Columnar reads of SQLite queries through ADBC in child processes, yielded one at a time, in order.
 
     Not in this process: the ADBC driver bundles a second copy of SQLite, and two copies on one file
     in one process break each other's POSIX locks; closing the ADBC connection even deletes the WAL
     that the pool's connections still use (sqlite.org/howtocorrupt.html §2.2). A child process is an
     ordinary second SQLite client, and Arrow IPC brings the columns back without per-row objects.
-    One child runs all the queries (starting one costs about a second); the caller holds one result
-    at a time.
+    Starting a child costs about a second, so each of up to READ_PROCESSES children runs a consecutive
+    share of the queries; the first share's results are handed out while the others are still read.
+    The caller holds one result at a time.
     """
     import subprocess
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="dashboard-read-") as tmp:
         outs = [Path(tmp) / f"result{i}.arrow" for i in range(len(sqls))]
-        done = subprocess.run(
-            [sys.executable, "-c", _ARROW_CHILD, str(engine.url.database)],
-            input=json.dumps([[sql, str(out)] for sql, out in zip(sqls, outs, strict=True)]),
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"读取数据库失败：{done.stderr.strip()[-500:]}")
-        for out in outs:
-            frame = pl.read_ipc(out)
-            out.unlink()
-            yield frame
+        jobs = [[sql, str(out)] for sql, out in zip(sqls, outs, strict=True)]
+        n = max(1, min(READ_PROCESSES, len(jobs)))
+        size = -(-len(jobs) // n)
+        shares = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+        children = []
+        try:
+            for k, share in enumerate(shares):
+                # Jobs and errors go through files: no pipe can fill up while another child is waited on.
+                job_file, err_file = Path(tmp) / f"jobs{k}.json", Path(tmp) / f"err{k}.txt"
+                job_file.write_text(json.dumps(share), encoding="utf-8")
+                with err_file.open("w") as err:
+                    children.append(subprocess.Popen(
+                        [sys.executable, "-c", _ARROW_CHILD, str(engine.url.database), str(job_file)],
+                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                    ))
+            for k, (child, share) in enumerate(zip(children, shares, strict=True)):
+                if child.wait() != 0:
+                    message = (Path(tmp) / f"err{k}.txt").read_text(errors="replace").strip()
+                    raise RuntimeError(f"读取数据库失败：{message[-500:]}")
+                for _, out in share:
+                    frame = pl.read_ipc(out)
+                    Path(out).unlink()
+                    yield frame
+        finally:
+            for child in children:  # a caller that stops early, or an error: no child is left running
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
 
 
 def _sqlite_read(engine: Engine, sql: str) -> pl.DataFrame:

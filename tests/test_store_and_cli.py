@@ -181,3 +181,8 @@ def test_a_column_empty_in_the_first_thousands_of_rows_is_read_with_its_type(sql
     assert cases.filter(case_id="DONE")["completed_at"].to_list() == [at(2024, 10, 10)]
     by_district = dict(store.load_records_by_district(sqlite_engine, "cases", ["甲区", "乙区"]))
     assert by_district["甲区"].equals(cases) and by_district["乙区"].height == 0
+
+
+def test_a_failed_read_says_so_in_chinese(sqlite_engine):
+    with pytest.raises(RuntimeError, match=r"读取数据库失败.*no such column"):
+        list(store._sqlite_read_many(sqlite_engine, ["SELECT 1 AS a", "SELECT nope FROM cases"]))
