@@ -365,8 +365,10 @@ def _sqlite_read_many(engine: Engine, sqls: Sequence[str]) -> Iterator[pl.DataFr
                     ))
             for k, (child, share) in enumerate(zip(children, shares, strict=True)):
                 if child.wait() != 0:
-                    message = (Path(tmp) / f"err{k}.txt").read_text(errors="replace").strip()
-                    raise RuntimeError(f"读取数据库失败：{message[-500:]}")
+                    lines = (Path(tmp) / f"err{k}.txt").read_text(errors="replace").strip().splitlines()
+                    # The line of the traceback naming the error is what a reader needs.
+                    named = [line for line in lines if "Error" in line] or lines or ["读取进程异常退出"]
+                    raise RuntimeError(f"读取数据库失败：{named[-1][-500:]}")
                 for _, out in share:
                     frame = pl.read_ipc(out)
                     Path(out).unlink()
