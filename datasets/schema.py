@@ -241,6 +241,14 @@ HOTLINE = Kind(
 
 KINDS: dict[str, Kind] = {k.name: k for k in (CASES, ITEMS, EVALUATIONS, HOTLINE)}
 
+# The columns that date a record: a kind has data in the months of these (a catalog: in its period).
+MONTH_COLUMNS: dict[str, tuple[str, ...]] = {
+    "cases": ("accepted_at", "completed_at"),
+    "items": (),
+    "evaluations": ("evaluated_at",),
+    "hotline": ("received_at",),
+}
+
 
 def kind(name: str) -> Kind:
     try:

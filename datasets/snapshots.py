@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from datasets import store
-from datasets.schema import KINDS
+from datasets.schema import KINDS, MONTH_COLUMNS
 
 SNAPSHOT_ROOT = store.DEFAULT_SQLITE_PATH.parent / "snapshots"
 
@@ -43,7 +43,8 @@ def snapshot_dir(engine: Engine) -> Path | None:
     return SNAPSHOT_ROOT / hashlib.sha1(ident.encode()).hexdigest()[:16]
 
 
-def _digest(*parts: object) -> str:
+def digest(*parts: object) -> str:
+    """A short key for a cache file name, from the things the cached frame depends on."""
     return hashlib.sha1("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:20]
 
 
@@ -68,12 +69,12 @@ def active_keys(engine: Engine) -> dict[tuple[str, str], str]:
     with engine.connect() as conn:
         for district, kind, batch_id, created, sha, rows in conn.execute(query):
             parts.setdefault((district, kind), []).append(f"{batch_id}:{created}:{sha}:{rows}")
-    return {slot: _digest(*ids) for slot, ids in parts.items()}
+    return {slot: digest(*ids) for slot, ids in parts.items()}
 
 
 def district_key(keys: dict[tuple[str, str], str], district: str) -> str:
     """The key of everything stored for one district (all kinds)."""
-    return _digest(district, *(keys.get((district, kind), "-") for kind in KINDS))
+    return digest(district, *(keys.get((district, kind), "-") for kind in KINDS))
 
 
 def _write_atomic(frame: pl.DataFrame, path: Path) -> None:
@@ -112,8 +113,7 @@ def cached(
     if folder is None:
         frame = build()
         return frame.select(list(columns)) if columns is not None else frame
-    prefix = f"{name}-{district_tag(district)}"
-    path = _record_path(folder, name, district, key)
+    path = _path(folder, name, district, key)
     cols = list(columns) if columns is not None else None
     try:
         return pl.read_parquet(path, columns=cols)
@@ -121,7 +121,7 @@ def cached(
         pass
     frame = build()
     _write_atomic(frame, path)
-    _drop_older(path.parent, prefix, path)
+    _drop_older(path.parent, f"{name}-{district_tag(district)}", path)
     return frame.select(cols) if cols is not None else frame
 
 
@@ -141,11 +141,6 @@ def current_records(
     return cached(engine, kind, district, key, lambda: store.load_records(engine, kind, [district]), columns)
 
 
-# The dated columns of each kind: its months are those of these columns (the catalog: its period).
-MONTH_COLUMNS = {"cases": ("accepted_at", "completed_at"), "items": (), "evaluations": ("evaluated_at",),
-                 "hotline": ("received_at",)}
-
-
 def _last_month_of(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
     found = [v.strftime("%Y-%m") for c in MONTH_COLUMNS[kind] if (v := frame[c].max()) is not None]  # type: ignore[union-attr]
     if kind == "items" and frame.height:
@@ -163,15 +158,16 @@ def last_month(engine: Engine, kind: str, district: str, keys: dict[tuple[str, s
     return frame["last"][0]
 
 
-def _record_path(folder: Path, kind: str, district: str, key: str) -> Path:
+def _path(folder: Path, kind: str, district: str, key: str) -> Path:
     return folder / kind / f"{kind}-{district_tag(district)}-{key}.parquet"
 
 
 def ensure(engine: Engine, keys: dict[tuple[str, str], str] | None = None) -> int:
     """Build every missing record snapshot, a kind at a time and one district in memory at a time.
 
-    One read per kind for all the missing districts (on SQLite a single child process runs them all),
-    instead of a read per district and kind. Returns how many snapshots were built.
+    One read per kind for all the missing districts (on SQLite by a couple of child processes, see
+    store.load_records_by_district), instead of a read per district and kind. Returns how many
+    snapshots were built.
     """
     folder = snapshot_dir(engine)
     if folder is None:
@@ -179,12 +175,11 @@ def ensure(engine: Engine, keys: dict[tuple[str, str], str] | None = None) -> in
     keys = active_keys(engine) if keys is None else keys
     built = 0
     for kind in KINDS:
-        missing = sorted(d for (d, k), key in keys.items() if k == kind and not _record_path(folder, kind, d, key).exists())
+        missing = sorted(d for (d, k), key in keys.items() if k == kind and not _path(folder, kind, d, key).exists())
         for district, frame in store.load_records_by_district(engine, kind, missing):
-            path = _record_path(folder, kind, district, keys[(district, kind)])
-            _write_atomic(frame, path)
-            _drop_older(path.parent, f"{kind}-{district_tag(district)}", path)
             key = keys[(district, kind)]
+            # Saved through cached(), as any cached frame; the last month is kept from the same rows.
+            cached(engine, kind, district, key, lambda f=frame: f)
             cached(engine, f"last_{kind}", district, key, lambda f=frame, k=kind: _last_month_of(k, f))
             built += 1
     return built
@@ -197,7 +192,7 @@ def record_files(engine: Engine, kind: str, keys: dict[tuple[str, str], str] | N
         raise ValueError("内存数据库没有快照文件")
     keys = active_keys(engine) if keys is None else keys
     ensure(engine, keys)
-    return [_record_path(folder, kind, d, key) for (d, k), key in sorted(keys.items()) if k == kind]
+    return [_path(folder, kind, d, key) for (d, k), key in sorted(keys.items()) if k == kind]
 
 
 def districts_with_data(keys: dict[tuple[str, str], str]) -> list[str]:

@@ -178,7 +178,7 @@ def district_alerts(
     """alert_rows() of one district, cached with its snapshot (``data``: its records, if already read)."""
     from metrics.service import district_dataset, rules_key
 
-    key = snapshots._digest(snapshots.district_key(keys, district), rules_key(rules))
+    key = snapshots.digest(snapshots.district_key(keys, district), rules_key(rules))
 
     @functools.cache  # both files come from one build when neither is cached
     def rows() -> Detail:

@@ -14,7 +14,7 @@ import polars as pl
 from sqlalchemy.engine import Engine
 
 from datasets import store
-from datasets.schema import KINDS, ONLINE_CHANNELS, empty_frame
+from datasets.schema import KINDS, MONTH_COLUMNS, ONLINE_CHANNELS, empty_frame
 from metrics.calendar import WorkCalendar, load_calendar
 from metrics.periods import month_range
 
@@ -68,12 +68,7 @@ class Dataset:
         # Distinct year·month numbers, formatted afterwards: formatting millions of dates is slow.
         numbers = pl.collect_all(
             frame.lazy().select((pl.col(col).dt.year() * 100 + pl.col(col).dt.month()).alias("ym")).drop_nulls().unique()
-            for frame, col in (
-                (self.cases, "accepted_at"),
-                (self.cases, "completed_at"),
-                (self.evaluations, "evaluated_at"),
-                (self.hotline, "received_at"),
-            )
+            for frame, col in ((getattr(self, kind), c) for kind, cols in MONTH_COLUMNS.items() for c in cols)
         )
         found = {f"{ym // 100:04d}-{ym % 100:02d}" for frame in numbers for ym in frame["ym"].to_list()}
         found |= set(self.items["period"].drop_nulls().unique().to_list())

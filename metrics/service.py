@@ -59,7 +59,7 @@ def district_components(
     ``alerts``: when they are computed, also cache the district's alert rows from the same records
     (drill.district_alerts), so the overview's lists are ready when the indicators are.
     """
-    key = snapshots._digest(snapshots.district_key(keys, district), rules_key(rules), until)
+    key = snapshots.digest(snapshots.district_key(keys, district), rules_key(rules), until)
 
     def build() -> pl.DataFrame:
         if alerts:  # the alert lists need every column; the components only the counted ones
