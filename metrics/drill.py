@@ -25,6 +25,7 @@ from metrics.prepare import (
     Dataset,
     Rules,
     case_flags,
+    district_dataset,
     evaluation_flags,
     load_dataset,
     prepare_items,
@@ -134,8 +135,6 @@ def load_district(
     The detail holds the alert rows only (district_alerts, cached): the drill-down's case lists are
     alert lists narrowed to a department or item.
     """
-    from metrics.service import district_dataset
-
     keys = snapshots.active_keys(engine)
     data = district_dataset(engine, district, keys)
     alerts = district_alerts(engine, district, rules, keys, data)
@@ -176,9 +175,7 @@ def district_alerts(
     engine: Engine, district: str, rules: Rules, keys: dict[tuple[str, str], str], data: Dataset | None = None
 ) -> Detail:
     """alert_rows() of one district, cached with its snapshot (``data``: its records, if already read)."""
-    from metrics.service import district_dataset, rules_key
-
-    key = snapshots.digest(snapshots.district_key(keys, district), rules_key(rules))
+    key = snapshots.digest(snapshots.district_key(keys, district), rules.key())
 
     @functools.cache  # both files come from one build when neither is cached
     def rows() -> Detail:

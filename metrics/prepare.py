@@ -8,12 +8,14 @@ fallback, cards) live here, once.
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from datasets import store
+from datasets import snapshots, store
 from datasets.schema import KINDS, MONTH_COLUMNS, ONLINE_CHANNELS, empty_frame
 from metrics.calendar import WorkCalendar, load_calendar
 from metrics.periods import month_range
@@ -44,6 +46,10 @@ class Rules:
     yellow_grace_days: int = 1  # yellow card: elapsed exceeds the promised limit by more than this
     red_grace_days: int = 1  # red card: elapsed exceeds the legal limit by more than this
     rectify_days: int = 15  # 差评 rectified within this many working days counts as on time
+
+    def key(self) -> str:
+        """The rules as text, for cache keys."""
+        return json.dumps(self.__dict__, sort_keys=True)
 
 
 @dataclass
@@ -83,6 +89,19 @@ class Dataset:
 
 def load_dataset(engine: Engine) -> Dataset:
     return Dataset(*(store.load_records(engine, k) for k in KINDS))
+
+
+def district_dataset(
+    engine: Engine,
+    district: str,
+    keys: dict[tuple[str, str], str] | None = None,
+    columns: dict[str, Iterable[str]] | None = None,
+) -> Dataset:
+    """The current records of one district, from its snapshots (``columns``: per kind, to read only those)."""
+    keys = snapshots.active_keys(engine) if keys is None else keys
+    return Dataset(*(
+        snapshots.current_records(engine, kind, district, keys, (columns or {}).get(kind)) for kind in KINDS
+    ))
 
 
 def _month(expr: pl.Expr) -> pl.Expr:

@@ -12,8 +12,6 @@ any component is computed, and is part of every district's cache key.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
@@ -23,21 +21,11 @@ from datasets import snapshots
 from datasets.schema import KINDS
 from metrics import drill
 from metrics.compute import COMPONENT_SCHEMA, components
-from metrics.prepare import KEYS, Dataset, Rules, counted_columns, load_dataset
+from metrics.prepare import KEYS, Rules, counted_columns, district_dataset, load_dataset
 from metrics.scoring import ScoringSettings
 
 Keys = dict[tuple[str, str], str]
 DISTRICTS_AT_ONCE = 2
-
-
-def district_dataset(
-    engine: Engine, district: str, keys: Keys | None = None, columns: dict[str, Iterable[str]] | None = None
-) -> Dataset:
-    """The current records of one district (``columns``: per kind, to read only those)."""
-    keys = snapshots.active_keys(engine) if keys is None else keys
-    return Dataset(*(
-        snapshots.current_records(engine, kind, district, keys, (columns or {}).get(kind)) for kind in KINDS
-    ))
 
 
 def store_until(engine: Engine, keys: Keys | None = None) -> str | None:
@@ -45,10 +33,6 @@ def store_until(engine: Engine, keys: Keys | None = None) -> str | None:
     keys = snapshots.active_keys(engine) if keys is None else keys
     months = [m for (district, kind) in keys if (m := snapshots.last_month(engine, kind, district, keys))]
     return max(months) if months else None
-
-
-def rules_key(rules: Rules) -> str:
-    return json.dumps(rules.__dict__, sort_keys=True)
 
 
 def district_components(
@@ -59,7 +43,7 @@ def district_components(
     ``alerts``: when they are computed, also cache the district's alert rows from the same records
     (drill.district_alerts), so the overview's lists are ready when the indicators are.
     """
-    key = snapshots.digest(snapshots.district_key(keys, district), rules_key(rules), until)
+    key = snapshots.digest(snapshots.district_key(keys, district), rules.key(), until)
 
     def build() -> pl.DataFrame:
         if alerts:  # the alert lists need every column; the components only the counted ones
