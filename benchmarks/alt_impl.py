@@ -21,7 +21,21 @@ import polars as pl
 
 from datasets.schema import ONLINE_CHANNELS
 from metrics.calendar import WorkCalendar, load_calendar
-from metrics.prepare import NATURAL_DAYS, Dataset, Rules
+from metrics.prepare import Dataset
+from metrics.vocabulary import (
+    BAD_RATING_MAX,
+    COMPLETED_STATUS,
+    HOTLINE_ANSWERED,
+    HOTLINE_SATISFIED,
+    INSTANT_CASE_TYPE,
+    NATURAL_DAYS,
+    NOT_ACCEPTED_STATUS,
+    RECTIFIED_STATUSES,
+    SUPERVISION_CARDS,
+    SUPERVISION_RED,
+    WORKING_DAYS,
+    Rules,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,10 +83,8 @@ PARTS: dict[str, tuple[str, str, str, str]] = {
     "hotline_satisfaction_rate": ("hotline", "satisfied", "hotline", "answered"),
 }
 
-RECTIFIED = ("已整改", "核实不属实")
-ANSWERED = ("满意", "基本满意", "不满意")
-SATISFIED = ("满意", "基本满意")
-CARDS = ("黄牌", "红牌")
+# The vocabulary's names (metrics/vocabulary.py), written out as SQL and pandas below.
+RECTIFIED, ANSWERED, SATISFIED, CARDS = RECTIFIED_STATUSES, HOTLINE_ANSWERED, HOTLINE_SATISFIED, SUPERVISION_CARDS
 
 
 def _sql_list(values: tuple[str, ...]) -> str:
@@ -84,10 +96,19 @@ def _sql_list(values: tuple[str, ...]) -> str:
 
 def project_table(data: Dataset, rules: Rules | None = None) -> pl.DataFrame:
     """What the dashboard computes: components() per district × department × month, summed by month."""
-    from metrics.compute import aggregate, components
+    from metrics.compute import components
 
-    comps = components(data, rules)
-    return aggregate(comps, by="month").select(list(OUTPUT_SCHEMA))
+    return monthly_table(components(data, rules))
+
+
+def monthly_table(comps: pl.DataFrame) -> pl.DataFrame:
+    """aggregate(by="month") on the keys that have rows in a source frame (the alternatives have no full
+    grid to fill)."""
+    from metrics.compute import aggregate
+
+    counted = comps.select("district", "month", "indicator").unique()
+    return aggregate(comps, by="month").join(counted, on=["district", "month", "indicator"], how="semi").select(
+        list(OUTPUT_SCHEMA))
 
 
 # --- (b) DuckDB SQL -------------------------------------------------------------------------------
@@ -108,7 +129,7 @@ def duckdb_sql(cal: WorkCalendar, rules: Rules) -> str:
         return f"(year({ts}) * 12 + month({ts}) - 1)"
 
     period_no = "(CAST(substr(period, 1, 4) AS INTEGER) * 12 + CAST(substr(period, 6, 2) AS INTEGER) - 1)"
-    completed = "(status = '已办结' AND completed_at IS NOT NULL)"
+    completed = f"(status = '{COMPLETED_STATUS}' AND completed_at IS NOT NULL)"
     long_parts = []
     for ind, (num_src, num_col, den_src, den_col) in PARTS.items():
         if num_src == den_src:
@@ -130,7 +151,7 @@ WITH
 item_rows AS (
     SELECT *, {period_no} AS pmi FROM items
 ),
--- Cases: period of the row, the end of elapsed time (open cases: end of the export's month).
+-- Cases: period of the row, the end of elapsed time (its end time; open cases: end of the export's month).
 case_base AS (
     SELECT district, coalesce(department, '') AS department, item_code, channel, status, supervision,
            legal_limit, legal_limit_unit, promised_limit, promised_limit_unit,
@@ -140,7 +161,7 @@ case_base AS (
            {month_no('completed_at')} AS done_mi,
            {completed} AS is_completed,
            CAST(accepted_at AS DATE) AS acc_day,
-           CASE WHEN {completed} THEN CAST(completed_at AS DATE)
+           CASE WHEN completed_at IS NOT NULL THEN CAST(completed_at AS DATE)
                 ELSE last_day(CAST(period || '-01' AS DATE)) END AS end_day
     FROM cases
 ),
@@ -155,10 +176,10 @@ timed AS (
     SELECT w.*,
            coalesce(w.legal_limit, w.cat_legal) AS legal,
            coalesce(CASE WHEN w.legal_limit IS NOT NULL THEN w.legal_limit_unit ELSE w.cat_legal_unit END,
-                    '工作日') AS legal_unit,
+                    '{WORKING_DAYS}') AS legal_unit,
            coalesce(w.promised_limit, w.cat_promised) AS promised,
            coalesce(CASE WHEN w.promised_limit IS NOT NULL THEN w.promised_limit_unit ELSE w.cat_promised_unit END,
-                    '工作日') AS promised_unit,
+                    '{WORKING_DAYS}') AS promised_unit,
            ce.cum - ca.cum - w.suspended AS wd_raw,
            date_diff('day', w.acc_day, w.end_day) - w.suspended AS cd_raw
     FROM with_catalog w
@@ -179,7 +200,7 @@ limits AS (
 ),
 flagged AS (
     SELECT *,
-           CASE WHEN supervision IS NOT NULL THEN supervision = '红牌'
+           CASE WHEN supervision IS NOT NULL THEN supervision = '{SUPERVISION_RED}'
                 ELSE legal IS NOT NULL AND el_legal - legal > {rules.red_grace_days} END AS red_card,
            CASE WHEN supervision IS NOT NULL THEN supervision IN ({_sql_list(CARDS)})
                 ELSE (legal IS NOT NULL AND el_legal - legal > {rules.red_grace_days})
@@ -193,7 +214,7 @@ agg_accepted AS (
            count_if(any_card) AS any_card,
            count_if(red_card) AS red_card,
            count_if(is_completed) AS completed
-    FROM flagged WHERE status <> '不予受理'
+    FROM flagged WHERE status <> '{NOT_ACCEPTED_STATUS}'
     GROUP BY ALL
 ),
 agg_completed AS (
@@ -212,7 +233,7 @@ agg_completed AS (
 eval_rows AS (
     SELECT e.district, e.item_code, {month_no('e.evaluated_at')} AS mi, e.rating, e.rectified_at,
            coalesce(e.active, false) AS active,
-           e.rating <= 2 AND e.rectify_status IN ({_sql_list(RECTIFIED)}) AS rectified,
+           e.rating <= {BAD_RATING_MAX} AND e.rectify_status IN ({_sql_list(RECTIFIED)}) AS rectified,
            cr.cum - cv.cum <= {rules.rectify_days} AS within
     FROM evaluations e
     LEFT JOIN cal cv ON cv.idx = {day_idx('CAST(e.evaluated_at AS DATE)')}
@@ -222,8 +243,8 @@ agg_evaluations AS (
     SELECT district, mi,
            count(district) AS n,
            count_if(active) AS active,
-           count_if(rating >= 3) AS good,
-           count_if(rating <= 2) AS bad,
+           count_if(rating > {BAD_RATING_MAX}) AS good,
+           count_if(rating <= {BAD_RATING_MAX}) AS bad,
            coalesce(sum(CAST(rating AS BIGINT) * 20), 0) AS score,
            count_if(rectified) AS rectified,
            count_if(rectified AND rectified_at IS NOT NULL AND coalesce(within, false)) AS rectified_on_time
@@ -277,7 +298,7 @@ agg_items AS (
            coalesce(sum(CASE WHEN legal_limit > 0 THEN legal_limit ELSE 0 END), 0) AS legal_pos,
            coalesce(sum(CASE WHEN legal_limit > 0 THEN legal_limit - coalesce(promised_limit, legal_limit)
                              ELSE 0 END), 0) AS compression,
-           count_if(case_type = '即办件') AS instant,
+           count_if(case_type = '{INSTANT_CASE_TYPE}') AS instant,
            count_if(visits_required = 0) AS zero_visit,
            count_if(visits_required <= 1) AS at_most_once,
            count_if(materials_count = 0) AS zero_material,
@@ -396,9 +417,9 @@ def _pandas_cases(cases: pd.DataFrame, items: pd.DataFrame, cal: WorkCalendar, r
     c = pd.merge_asof(c.sort_values("asof_mi"), catalog.sort_values("asof_mi"), on="asof_mi",
                       by=["district", "item_code"], direction="backward")
 
-    completed = c["status"].eq("已办结") & c["completed_at"].notna()
+    completed = c["status"].eq(COMPLETED_STATUS) & c["completed_at"].notna()
     month_end = pd.to_datetime(c["period"] + "-01") + pd.offsets.MonthEnd(0)
-    end = c["completed_at"].where(completed, month_end)
+    end = c["completed_at"].where(c["completed_at"].notna(), month_end)
     suspended = c["suspended_days"].fillna(0).to_numpy()
     wd = _cum_at(cal, end) - _cum_at(cal, c["accepted_at"]) - suspended
     cd = (end.dt.floor("D") - c["accepted_at"].dt.floor("D")).dt.days.to_numpy(dtype="float64") - suspended
@@ -406,20 +427,20 @@ def _pandas_cases(cases: pd.DataFrame, items: pd.DataFrame, cal: WorkCalendar, r
     elapsed_cd = pd.Series(np.clip(cd, 0, None), index=c.index)
 
     legal = c["legal_limit"].fillna(c["cat_legal_limit"])
-    legal_unit = c["legal_limit_unit"].where(c["legal_limit"].notna(), c["cat_legal_limit_unit"]).fillna("工作日")
+    legal_unit = c["legal_limit_unit"].where(c["legal_limit"].notna(), c["cat_legal_limit_unit"]).fillna(WORKING_DAYS)
     promised = c["promised_limit"].fillna(c["cat_promised_limit"])
     promised_unit = (c["promised_limit_unit"].where(c["promised_limit"].notna(), c["cat_promised_limit_unit"])
-                     .fillna("工作日"))
+                     .fillna(WORKING_DAYS))
     el_legal = elapsed_cd.where(legal_unit == NATURAL_DAYS, elapsed_wd)
     el_promised = elapsed_cd.where(promised_unit == NATURAL_DAYS, elapsed_wd)
 
     computed_red = legal.notna() & ((el_legal - legal) > rules.red_grace_days)
     computed_yellow = promised.notna() & ((el_promised - promised) > rules.yellow_grace_days)
     has_sup = c["supervision"].notna()
-    red_card = np.where(has_sup, c["supervision"].eq("红牌"), computed_red)
+    red_card = np.where(has_sup, c["supervision"].eq(SUPERVISION_RED), computed_red)
     any_card = np.where(has_sup, c["supervision"].isin(CARDS), computed_red | computed_yellow)
 
-    acc = c["status"].notna() & c["status"].ne("不予受理")
+    acc = c["status"].notna() & c["status"].ne(NOT_ACCEPTED_STATUS)
     accepted = _sum_by_month(c[acc], _month_no(c.loc[acc, "accepted_at"]), {
         "n": np.ones(int(acc.sum()), dtype="int64"),
         "online": c.loc[acc, "channel"].isin(ONLINE_CHANNELS),
@@ -445,13 +466,13 @@ def _pandas_cases(cases: pd.DataFrame, items: pd.DataFrame, cal: WorkCalendar, r
 
 def _pandas_evaluations(ev: pd.DataFrame, cal: WorkCalendar, rules: Rules):
     mi = _month_no(ev["evaluated_at"])
-    bad = ev["rating"] <= 2
+    bad = ev["rating"] <= BAD_RATING_MAX
     rectified = bad & ev["rectify_status"].isin(RECTIFIED)
     within = (_cum_at(cal, ev["rectified_at"]) - _cum_at(cal, ev["evaluated_at"])) <= rules.rectify_days
     agg = _sum_by_month(ev, mi, {
         "n": np.ones(len(ev), dtype="int64"),
         "active": ev["active"].eq(True),
-        "good": ev["rating"] >= 3,
+        "good": ev["rating"] > BAD_RATING_MAX,
         "bad": bad,
         "score": ev["rating"].astype("float64") * 20,
         "rectified": rectified,
@@ -487,7 +508,7 @@ def _pandas_items(items: pd.DataFrame, evaluated: pd.DataFrame, last: int):
         "depth_eq4": depth == 4,
         "legal_pos": legal.where(legal_pos, 0.0),
         "compression": (legal - promised_for_legal).where(legal_pos, 0.0),
-        "instant": expanded["case_type"].eq("即办件"),
+        "instant": expanded["case_type"].eq(INSTANT_CASE_TYPE),
         "zero_visit": visits == 0,
         "at_most_once": visits <= 1,
         "zero_material": expanded["materials_count"] == 0,

@@ -55,7 +55,6 @@ def run_worker(approach: str, url: str, repeat: int, out: Path) -> dict:
     from datasets import snapshots, store
     from datasets.schema import KINDS
     from metrics.calendar import load_calendar
-    from metrics.compute import aggregate
     from metrics.prepare import Rules
     from metrics.scoring import default_settings
     from metrics.service import compute_components
@@ -86,7 +85,7 @@ def run_worker(approach: str, url: str, repeat: int, out: Path) -> dict:
         t0, c0 = time.perf_counter(), time.process_time()
         if approach == "a":
             comps = compute_components(engine, settings, alerts=False)
-            result = aggregate(comps, by="month").select(list(alt_impl.OUTPUT_SCHEMA))
+            result = alt_impl.monthly_table(comps)
         elif approach == "b":
             result = alt_impl.duckdb_table_from_files(files, rules, cal)
         else:

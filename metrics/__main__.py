@@ -49,11 +49,12 @@ def _usage_error(message: str) -> int:
     return EXIT_USAGE
 
 
-def report_table(comps: pl.DataFrame, period: Period, by: str) -> pl.DataFrame:
+def report_table(comps: pl.DataFrame, period: Period, by: str, districts: list[str] | None = None) -> pl.DataFrame:
+    """The full grid: every district (or department, or the city) in scope × every indicator."""
     from metrics.compute import aggregate
     from metrics.registry import INDICATORS
 
-    long = aggregate(comps, period, by=by)
+    long = aggregate(comps, period, by=by, districts=districts)
     if by != "department":
         long = long.with_columns(pl.lit("").alias("department"))
     names = pl.DataFrame({"indicator": [i.id for i in INDICATORS], "name": [i.name for i in INDICATORS],
@@ -76,9 +77,10 @@ def _write_text(text: str, out: str | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from datasets import store
+    from datasets.quality import all_districts
     from metrics.calendar import CalendarError
     from metrics.compute import latest_month
-    from metrics.scoring import load_settings
+    from metrics.scoring import load_settings, ranking
     from metrics.service import compute_components
 
     if args.command == "rank":
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             print("数据库中还没有数据：请先导入数据或运行 python -m datasets demo", file=sys.stderr)
             return 1
         period = Period(first, args.last or first)
-        table = report_table(comps, period, args.by)
+        table = report_table(comps, period, args.by, all_districts(engine))
         if args.format == "csv":
             _write_text(table.write_csv(), args.out)
         else:
@@ -112,11 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from metrics.exports import rank_export_frame, write_rank_xlsx
 
-    table = rank_export_frame(comps, period, settings)
+    rank = ranking(comps, period, settings, store.active_batches(engine), all_districts(engine))
     if args.format == "csv":
-        _write_text(table.write_csv(), args.out)
+        _write_text(rank_export_frame(rank).write_csv(), args.out)
     else:
-        write_rank_xlsx(comps, period, settings, args.out, engine=engine)
+        write_rank_xlsx(rank, period, settings, args.out, engine=engine)
     return 0
 
 

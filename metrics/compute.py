@@ -4,25 +4,36 @@ any rollup as a ratio of sums.
 ``components`` is the long, additive base table: one row per district, department, month and
 indicator with ``numerator`` and ``denominator``. ``aggregate`` sums it over any month range and
 grouping, and only then divides.
+
+Case, evaluation and hotline indicators are flows: a range is the sum of its months. Catalog
+indicators are stocks: a range takes the catalog in force in its last month, so only that month's
+rows count. Coverage rows carry ``since`` (the latest month up to their month in which the item was
+evaluated), so a range counts each item of that catalog once, when it was evaluated anywhere in the
+range. Cities and departments still add up: every rollup is a sum over districts of the same rows.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from metrics.periods import Period
-from metrics.prepare import KEYS, Dataset, Rules, prepare_sources_lazy
+from metrics.periods import Period, month_range
+from metrics.prepare import KEYS, Dataset, prepare_sources_lazy
 from metrics.registry import INDICATORS, Indicator
+from metrics.vocabulary import Rules
 
 CITY = "全市"
 COMPONENT_SCHEMA = {
     "district": pl.String,
     "department": pl.String,
     "month": pl.String,
+    "since": pl.String,
     "indicator": pl.String,
     "numerator": pl.Float64,
     "denominator": pl.Float64,
 }
+COMPONENT_KEYS = [*KEYS, "since"]
+STOCK_IDS = [i.id for i in INDICATORS if i.is_stock]
+COVERAGE_IDS = [i.id for i in INDICATORS if i.source == "items_coverage"]
 
 
 def _sum_by_source(
@@ -39,26 +50,30 @@ def _sum_by_source(
                 aggs.append(ind.denominator.cast(pl.Float64).sum().alias(f"{ind.id}\x1fdenominator"))
         if not aggs:
             continue
-        queries.append(frame.lazy().group_by(KEYS).agg(aggs))
+        lazy = frame.lazy()
+        if "since" not in lazy.collect_schema():
+            lazy = lazy.with_columns(pl.lit(None, dtype=pl.String).alias("since"))
+        queries.append(lazy.group_by(COMPONENT_KEYS).agg(aggs))
     # All sources in one go: the engine runs them side by side and never keeps a filtered copy.
-    parts = [summed.unpivot(index=KEYS, variable_name="what", value_name="amount")
+    parts = [summed.unpivot(index=COMPONENT_KEYS, variable_name="what", value_name="amount")
              for summed in pl.collect_all(queries)]
     if not parts:
         return pl.DataFrame(schema=COMPONENT_SCHEMA)
     both = pl.concat(parts).with_columns(
         pl.col("what").str.split_exact("\x1f", 1).struct.rename_fields(["indicator", "part"]).alias("w")
     ).unnest("w")
-    wide = both.pivot(on="part", index=[*KEYS, "indicator"], values="amount", aggregate_function="sum")
+    wide = both.pivot(on="part", index=[*COMPONENT_KEYS, "indicator"], values="amount", aggregate_function="sum")
     for col in ("numerator", "denominator"):
         if col not in wide.columns:
             wide = wide.with_columns(pl.lit(None, dtype=pl.Float64).alias(col))
     # A key present on one side only (e.g. evaluations in a month with no completed cases).
     return wide.select(
         *KEYS,
+        "since",
         "indicator",
         pl.col("numerator").fill_null(0.0),
         pl.col("denominator").fill_null(0.0),
-    ).sort([*KEYS, "indicator"])
+    ).sort([*KEYS, "indicator", "since"], nulls_last=True)
 
 
 def components(data: Dataset, rules: Rules | None = None, until: str | None = None) -> pl.DataFrame:
@@ -73,35 +88,65 @@ def aggregate(
     by: str = "district",
     districts: list[str] | None = None,
 ) -> pl.DataFrame:
-    """Indicators for one period as a ratio of sums.
+    """Indicators for one period as a ratio of sums, on the full grid.
 
-    ``by``: ``district`` (one row per district), ``department`` (district × department),
-    ``city`` (all districts as 全市), or ``month`` (district × month, for trends).
-    Value is null when the denominator is 0.
+    ``by``: ``district`` (one row per district × indicator), ``department`` (district × department),
+    ``city`` (all districts as 全市), ``month`` / ``city_month`` (each month its own period, for trends).
+    ``districts``: the districts in scope (default: every district in ``comps``); each gets a row for
+    every indicator, with numerator and denominator 0 and a null value where nothing is counted.
+    Value is null when the denominator is 0. ``period`` None means every month in ``comps``.
     """
-    frame = comps
+    scope = sorted(set(comps["district"].to_list())) if districts is None else list(districts)
+    frame = comps.filter(pl.col("district").is_in(scope))
     if period is not None:
-        frame = frame.filter(pl.col("month").is_between(pl.lit(period.first), pl.lit(period.last)))
-    if districts is not None:
-        frame = frame.filter(pl.col("district").is_in(districts))
-    if by == "city":
-        frame = frame.with_columns(pl.lit(CITY).alias("district"))
-        keys = ["district"]
-    elif by == "department":
-        keys = ["district", "department"]
-    elif by == "month":
-        keys = ["district", "month"]
-    elif by == "city_month":
-        frame = frame.with_columns(pl.lit(CITY).alias("district"))
-        keys = ["district", "month"]
-    elif by == "district":
-        keys = ["district"]
+        first, last = period.first, period.last
+    elif comps.height:
+        first, last = str(comps["month"].min()), str(comps["month"].max())
     else:
+        first = last = None
+    if first is not None:
+        frame = frame.filter(pl.col("month").is_between(pl.lit(first), pl.lit(last)))
+    per_month = by in ("month", "city_month")
+    if not per_month:  # stocks: the catalog in force in the range's last month
+        frame = frame.filter(~pl.col("indicator").is_in(STOCK_IDS) | (pl.col("month") == last))
+    start = pl.col("month") if per_month else pl.lit(first)
+    frame = frame.with_columns(
+        pl.when(pl.col("indicator").is_in(COVERAGE_IDS))
+        .then(pl.when(pl.col("since") >= start).then(pl.col("denominator")).otherwise(0.0))
+        .otherwise(pl.col("numerator"))
+        .alias("numerator")
+    )
+    if by in ("city", "city_month"):
+        frame = frame.with_columns(pl.lit(CITY).alias("district"))
+    keys = {"district": ["district"], "city": ["district"], "department": ["district", "department"],
+            "month": ["district", "month"], "city_month": ["district", "month"]}.get(by)
+    if keys is None:
         raise ValueError(f"未知的汇总方式：{by}")
     summed = frame.group_by([*keys, "indicator"]).agg(pl.col("numerator").sum(), pl.col("denominator").sum())
-    return summed.with_columns(
+    grid = _grid(by, scope, frame, first, last).join(pl.DataFrame({"indicator": [i.id for i in INDICATORS]}),
+                                                    how="cross")
+    return grid.join(summed, on=[*keys, "indicator"], how="left").with_columns(
+        pl.col("numerator").fill_null(0.0),
+        pl.col("denominator").fill_null(0.0),
+    ).with_columns(
         pl.when(pl.col("denominator") != 0).then(pl.col("numerator") / pl.col("denominator")).alias("value")
     ).sort([*keys, "indicator"])
+
+
+def _grid(by: str, scope: list[str], frame: pl.DataFrame, first: str | None, last: str | None) -> pl.DataFrame:
+    """The rows every table has, whether or not anything was counted in them."""
+    months = month_range(first, last) if first and last else []
+    if by == "city":
+        return pl.DataFrame({"district": [CITY]})
+    if by == "department":  # the departments of the scope that appear in the period
+        return frame.select("district", "department").unique()
+    if by == "month":
+        return pl.DataFrame({"district": scope}, schema={"district": pl.String}).join(
+            pl.DataFrame({"month": months}, schema={"month": pl.String}), how="cross")
+    if by == "city_month":
+        return pl.DataFrame({"district": [CITY] * len(months), "month": months},
+                            schema={"district": pl.String, "month": pl.String})
+    return pl.DataFrame({"district": scope}, schema={"district": pl.String})
 
 
 def wide_values(long: pl.DataFrame, keys: list[str] | None = None) -> pl.DataFrame:

@@ -18,22 +18,24 @@ from sqlalchemy.engine import Engine
 
 from datasets import snapshots
 from datasets.schema import KINDS, RATINGS
+from metrics import vocabulary as v
 from metrics.calendar import WorkCalendar, load_calendar
 from metrics.compute import aggregate
 from metrics.periods import Period
 from metrics.prepare import (
     Dataset,
-    Rules,
     case_flags,
     district_dataset,
     evaluation_flags,
     load_dataset,
-    prepare_items,
     prepare_sources,
 )
-from metrics.registry import BY_ID, INDICATORS
+from metrics.registry import BY_ID, INDICATORS, STOCK_SOURCES, Indicator
+from metrics.vocabulary import Rules
 
 RED_CARDS, OVERDUE_OPEN, BAD_LATE, BAD_ALL = "red_cards", "overdue_open", "bad_late", "bad_all"
+# Part of the cached alert rows' key: bump it when what an alert counts changes.
+ALERTS_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -121,10 +123,7 @@ def build_sources(
     ``months``: the months of the whole store, when ``data`` is a part of it (one district): catalogs
     are in force in every month the whole store has, as in the component table.
     """
-    sources = prepare_sources(data, rules, cal or load_calendar())
-    if months is not None:
-        sources["items"] = prepare_items(data, sorted(set(months)))
-    return sources
+    return prepare_sources(data, rules, cal or load_calendar(), until=max(months) if months else None)
 
 
 def load_district(
@@ -143,16 +142,11 @@ def load_district(
 
 
 def _overdue_open() -> pl.Expr:
-    return (
-        (pl.col("status") == "在办")
-        & ~pl.col("is_completed")
-        & pl.col("promised").is_not_null()
-        & (pl.col("el_promised") > pl.col("promised"))
-    )
+    return v.overdue_open_case()
 
 
 def _red_card() -> pl.Expr:
-    return (pl.col("status") != "不予受理") & pl.col("red_card")
+    return v.accepted_case() & pl.col("red_card")
 
 
 def alert_rows(detail: Detail) -> Detail:
@@ -175,7 +169,7 @@ def district_alerts(
     engine: Engine, district: str, rules: Rules, keys: dict[tuple[str, str], str], data: Dataset | None = None
 ) -> Detail:
     """alert_rows() of one district, cached with its snapshot (``data``: its records, if already read)."""
-    key = snapshots.digest(snapshots.district_key(keys, district), rules.key())
+    key = snapshots.digest(snapshots.district_key(keys, district), rules.key(), ALERTS_VERSION)
 
     @functools.cache  # both files come from one build when neither is cached
     def rows() -> Detail:
@@ -245,7 +239,7 @@ def overdue_open_cases(
     department: str | None = None,
     item_code: str | None = None,
 ) -> pl.DataFrame:
-    """Cases accepted in the period, still open (在办), whose elapsed time exceeds the promised limit."""
+    """Cases accepted in the period, still open (no end time), whose elapsed time exceeds the promised limit."""
     frame = detail.cases.filter(
         _in(period, "accepted_month"), _overdue_open(), *_where(districts, department, item_code)
     )
@@ -375,7 +369,8 @@ def item_values(
     indicator_ids: Sequence[str],
 ) -> pl.DataFrame:
     """Long: item_code, indicator, numerator, denominator, value — the registry's expressions summed per
-    事项 (indicators whose source has no item, such as the hotline's, are left out)."""
+    事项 (indicators whose source has no item, such as the hotline's, are left out). Catalog indicators
+    are read in the period's last month, coverage over the whole period, as in compute.aggregate."""
     conds = [pl.col("district") == district, _in(period, "month")]
     if department is not None:
         conds.append(pl.col("department") == department)
@@ -384,11 +379,13 @@ def item_values(
               and "item_code" in sources[i.source].columns and "item_code" in sources[i.den_source].columns]
     parts: list[pl.DataFrame] = []
     for name in sorted({i.source for i in usable} | {i.den_source for i in usable}):
-        aggs = [i.numerator.cast(pl.Float64).sum().alias(f"{i.id}\x1fnumerator") for i in usable if i.source == name]
+        aggs = [_item_numerator(i, period).cast(pl.Float64).sum().alias(f"{i.id}\x1fnumerator")
+                for i in usable if i.source == name]
         aggs += [i.denominator.cast(pl.Float64).sum().alias(f"{i.id}\x1fdenominator")
                  for i in usable if i.den_source == name]
+        stock = [pl.col("month") == period.last] if name in STOCK_SOURCES else []
         # One filter and one group_by per source frame.
-        summed = sources[name].lazy().filter(*conds).group_by("item_code").agg(aggs).collect()
+        summed = sources[name].lazy().filter(*conds, *stock).group_by("item_code").agg(aggs).collect()
         parts.append(summed.unpivot(index="item_code", variable_name="what", value_name="amount"))
     schema = {"item_code": pl.String, "indicator": pl.String, "numerator": pl.Float64,
               "denominator": pl.Float64, "value": pl.Float64}
@@ -414,6 +411,13 @@ def item_values(
     ).with_columns(
         pl.when(pl.col("denominator") != 0).then(pl.col("numerator") / pl.col("denominator")).alias("value")
     ).select(list(schema))
+
+
+def _item_numerator(ind: Indicator, period: Period) -> pl.Expr:
+    """Coverage counts an item evaluated anywhere in the period (``since``: its latest evaluated month)."""
+    if ind.source == "items_coverage":
+        return (pl.col("since") >= period.first).fill_null(False)
+    return ind.numerator
 
 
 def item_table(

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from metrics.periods import Period
 from metrics.registry import GROUPS, INDICATORS, PERCENT
-from metrics.scoring import ScoringSettings, ranking
+from metrics.scoring import ScoringSettings
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -36,28 +36,31 @@ def neutralize_frame(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def rank_export_frame(comps: pl.DataFrame, period: Period, settings: ScoringSettings) -> pl.DataFrame:
-    """The CLI's ranked table: district, rank, rank change, index, group scores, every indicator value."""
-    table = ranking(comps, period, settings)
+def rank_export_frame(rank: pl.DataFrame) -> pl.DataFrame:
+    """The CLI's ranked table from scoring.ranking(): district, rank, rank change, unranked reason,
+    index, group scores, every indicator value (ranked districts first, then the 未排名 ones)."""
     return neutralize_frame(
-        table.select(
+        rank.select(
             "district",
             "rank",
             "rank_change",
             "index",
             *[f"group_{g}" for g in GROUPS],
             *[i.id for i in INDICATORS],
+            "unranked_reason",  # last: the columns before it are a contract evaluators' scripts read
         )
     )
 
 
-def rank_table_chinese(comps: pl.DataFrame, period: Period, settings: ScoringSettings) -> pl.DataFrame:
-    """The ranked table with Chinese headers: value, numerator and denominator of every indicator."""
-    table = ranking(comps, period, settings)
+def rank_table_chinese(rank: pl.DataFrame) -> pl.DataFrame:
+    """scoring.ranking() with Chinese headers: value, numerator and denominator of every indicator;
+    districts without the data the index needs follow as 未排名 with the reason."""
     cols: list[pl.Expr] = [
         pl.col("district").alias("区县"),
         pl.col("rank").alias("排名"),
         pl.col("rank_change").alias("排名变化"),
+        pl.when(pl.col("ranked")).then(pl.lit("")).otherwise(pl.lit("未排名：") + pl.col("unranked_reason"))
+        .alias("未排名原因"),
         pl.col("index").round(2).alias("效能指数"),
         *[pl.col(f"group_{g}").round(2).alias(f"{name}得分") for g, name in GROUPS.items()],
     ]
@@ -67,16 +70,17 @@ def rank_table_chinese(comps: pl.DataFrame, period: Period, settings: ScoringSet
             pl.col(f"{i.id}__num").alias(f"{i.name}·分子"),
             pl.col(f"{i.id}__den").alias(f"{i.name}·分母"),
         ]
-    return neutralize_frame(table.select(cols))
+    return neutralize_frame(rank.select(cols))
 
 
-def rank_csv_bytes(comps: pl.DataFrame, period: Period, settings: ScoringSettings) -> bytes:
+def rank_csv_bytes(rank: pl.DataFrame) -> bytes:
     """UTF-8 with BOM so that Excel opens the Chinese headers correctly."""
-    return "\ufeff".encode() + rank_table_chinese(comps, period, settings).write_csv().encode("utf-8")
+    table = rank_table_chinese(rank)
+    return "\ufeff".encode() + table.write_csv().encode("utf-8")
 
 
 def write_rank_xlsx(
-    comps: pl.DataFrame,
+    rank: pl.DataFrame,
     period: Period,
     settings: ScoringSettings,
     out: str | Path | BinaryIO,
@@ -86,7 +90,7 @@ def write_rank_xlsx(
     """Sheet 排名: frozen header, percentages formatted; sheet 指标说明: formulas and settings used."""
     import xlsxwriter
 
-    table = rank_table_chinese(comps, period, settings)
+    table = rank_table_chinese(rank)
     if imported_at is None and engine is not None:
         from datasets import store
 
@@ -124,22 +128,27 @@ def write_rank_xlsx(
         info.write_row(
             r,
             0,
-            [i.name, i.id, f"{i.group} {i.group_name}", i.arrow, i.unit, i.formula, i.description, i.data_source],
+            [i.name, i.id, f"{i.group} {i.group_name}", i.arrow, i.unit, i.formula, i.describe(settings.rules),
+             i.data_source],
         )
         fmt = pct if i.unit == PERCENT else num
         info.write_number(r, 8, t.weight)
         info.write_number(r, 9, t.target, fmt)
         info.write_number(r, 10, t.floor, fmt)
     r = 6 + len(INDICATORS) + 1
-    info.write_row(r, 0, ["规则", "取值"], head)
+    info.write_row(r, 0, ["规则", "取值", "说明"], head)
+    titles = settings.rules.titles()
     for k, (name, value) in enumerate(settings.rules.model_dump().items(), start=r + 1):
-        info.write_row(k, 0, [name, value])
+        shown = ("是" if value else "否") if isinstance(value, bool) else value
+        info.write_row(k, 0, [titles[name][0], shown, titles[name][1]])
     info.set_column(0, 0, 22)
     info.set_column(5, 7, 40)
     book.close()
 
 
-def rank_xlsx_bytes(comps: pl.DataFrame, period: Period, settings: ScoringSettings, engine: Engine | None = None) -> bytes:
+def rank_xlsx_bytes(
+    rank: pl.DataFrame, period: Period, settings: ScoringSettings, engine: Engine | None = None
+) -> bytes:
     buf = io.BytesIO()
-    write_rank_xlsx(comps, period, settings, buf, engine=engine)
+    write_rank_xlsx(rank, period, settings, buf, engine=engine)
     return buf.getvalue()

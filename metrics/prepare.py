@@ -1,14 +1,13 @@
 """Turn stored records into the row-level source frames the registry's expressions read.
 
 Every frame has ``district``, ``department`` and ``month`` (YYYY-MM) plus the flag and measure
-columns named in metrics/registry.py. Counting rules (period of a row, elapsed time, time-limit
-fallback, cards) live here, once.
+columns named in metrics/registry.py. What counts (statuses, channels, cards, ratings) is named once
+in metrics/vocabulary.py; this module applies it: the period of a row, elapsed time, the catalog in
+force.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -16,11 +15,12 @@ import polars as pl
 from sqlalchemy.engine import Engine
 
 from datasets import snapshots, store
-from datasets.schema import KINDS, MONTH_COLUMNS, ONLINE_CHANNELS, empty_frame
+from datasets.schema import KINDS, MONTH_COLUMNS, empty_frame
+from metrics import vocabulary as v
 from metrics.calendar import WorkCalendar, load_calendar
 from metrics.periods import month_range
+from metrics.vocabulary import Rules
 
-NATURAL_DAYS = "自然日"
 KEYS = ["district", "department", "month"]
 
 # Stored columns the counting rules never read (names and ids are for lists and drill-down): the
@@ -37,19 +37,6 @@ NOT_COUNTED = {
 def counted_columns(kind: str) -> list[str]:
     """The columns of a kind's records (as store.load_records returns them) that the counting rules read."""
     return [c for c in ("batch_id", *KINDS[kind].names, "period") if c not in NOT_COUNTED[kind]]
-
-
-@dataclass(frozen=True)
-class Rules:
-    """Thresholds that are settings rather than spec constants."""
-
-    yellow_grace_days: int = 1  # yellow card: elapsed exceeds the promised limit by more than this
-    red_grace_days: int = 1  # red card: elapsed exceeds the legal limit by more than this
-    rectify_days: int = 15  # 差评 rectified within this many working days counts as on time
-
-    def key(self) -> str:
-        """The rules as text, for cache keys."""
-        return json.dumps(self.__dict__, sort_keys=True)
 
 
 @dataclass
@@ -108,6 +95,11 @@ def _month(expr: pl.Expr) -> pl.Expr:
     return expr.dt.strftime("%Y-%m")
 
 
+def _month_number(expr: pl.Expr) -> pl.Expr:
+    """YYYY-MM text or a date as year × 12 + month, for as-of joins on months."""
+    return expr.str.slice(0, 4).cast(pl.Int32) * 12 + expr.str.slice(5, 2).cast(pl.Int32)
+
+
 def _month_end(period: pl.Expr) -> pl.Expr:
     """Last day of a YYYY-MM period, as a datetime at the end of that day."""
     first = (period + "-01").str.to_date("%Y-%m-%d")
@@ -118,26 +110,17 @@ def _dept(expr: pl.Expr) -> pl.Expr:
     return expr.fill_null("").alias("department")
 
 
-def catalog_for_cases(cases: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
-    """For each case, the limits of its item in the newest catalog on or before its accepted month
-    (``cat_legal``, ``cat_legal_unit``, ``cat_promised``, ``cat_promised_unit``; in the cases' order)."""
-    return _with_catalog(cases, items, only_missing=False, keep_order=True).collect()
+def _with_catalog(cases: pl.DataFrame, items: pl.DataFrame) -> pl.LazyFrame:
+    """The cases with the limits of their item in the newest catalog on or before the accepted month.
 
-
-def _with_catalog(
-    cases: pl.DataFrame, items: pl.DataFrame, *, only_missing: bool = True, keep_order: bool = False
-) -> pl.LazyFrame:
-    """The cases with their catalog limits attached.
-
-    ``only_missing``: look up only the cases that lack a limit of their own (the others never use the
-    catalog's, see _case_flags_lazy), and leave the catalog columns null on the rest; the row order
-    then changes, which no sum depends on.
+    Only cases that lack a limit of their own are looked up (the others never use the catalog's, see
+    vocabulary.limit_with_fallback); the catalog columns stay null on the rest. Row order changes,
+    which no sum depends on.
     """
     catalog = items.lazy().select(
         "district",
         "item_code",
-        (pl.col("period").str.slice(0, 4).cast(pl.Int32) * 12 + pl.col("period").str.slice(5, 2).cast(pl.Int32))
-        .alias("_m"),
+        _month_number(pl.col("period")).alias("_m"),
         pl.col("legal_limit").alias("cat_legal"),
         pl.col("legal_limit_unit").alias("cat_legal_unit"),
         pl.col("promised_limit").alias("cat_promised"),
@@ -145,12 +128,9 @@ def _with_catalog(
     ).sort("_m")
     acc = pl.col("accepted_at")
     month = (acc.dt.year() * 12 + acc.dt.month()).fill_null(0).cast(pl.Int32).alias("_m")
+    needs = pl.col("legal_limit").is_null() | pl.col("promised_limit").is_null()
     lazy = cases.lazy()
-    rest = None
-    if only_missing:
-        needs = pl.col("legal_limit").is_null() | pl.col("promised_limit").is_null()
-        rest = lazy.filter(~needs)
-        lazy = lazy.filter(needs)
+    rest, lazy = lazy.filter(~needs), lazy.filter(needs)
     # As-of join on a month number: the newest catalog not after the case's month. The result depends
     # only on (district, item, month), so it is looked up for the distinct keys (a few hundred
     # thousand, not millions of cases) and then joined to the cases.
@@ -160,11 +140,8 @@ def _with_catalog(
         .join_asof(catalog, on="_m", by=["district", "item_code"], strategy="backward", check_sortedness=False)
     )
     joined = lazy.with_columns(month).join(
-        looked_up, on=["district", "item_code", "_m"], how="left", nulls_equal=True,
-        maintain_order="left" if keep_order else "none",
+        looked_up, on=["district", "item_code", "_m"], how="left", nulls_equal=True, maintain_order="none",
     ).drop("_m")
-    if rest is None:
-        return joined
     types = items.schema
     rest = rest.with_columns(
         pl.lit(None, dtype=types["legal_limit"]).alias("cat_legal"),
@@ -178,9 +155,9 @@ def _with_catalog(
 def case_flags(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.DataFrame:
     """Every case with its limits, elapsed time and flags (the counting rules, applied once).
 
-    Adds ``legal``/``promised`` (with units), ``elapsed_wd``, ``el_legal``, ``el_promised``,
-    ``is_completed``, ``red_card``, ``any_card`` and ``is_online`` to the stored columns; used by
-    the indicators and by drill-down lists.
+    Adds ``legal``/``promised`` (with units), ``elapsed_wd``, ``elapsed_cd``, ``el_legal``,
+    ``el_promised``, ``is_accepted``, ``is_open``, ``is_completed``, ``red_card``, ``any_card`` and
+    ``is_online`` to the stored columns; used by the indicators and by drill-down lists.
     """
     return _case_flags_lazy(data, cal, rules).collect()
 
@@ -200,66 +177,39 @@ def _case_flags_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.LazyF
     period_end = pl.col("period").replace_strict(
         periods["period"], month_ends, default=None, return_dtype=pl.Datetime("us")
     )
-    cases = _with_catalog(cases, data.items)
-    completed = (pl.col("status") == "已办结") & pl.col("completed_at").is_not_null()
-    end = pl.when(completed).then(pl.col("completed_at")).otherwise(period_end)
+    end = v.case_end(period_end)
     suspended = pl.col("suspended_days").fill_null(0)
-    from_case_legal = pl.col("legal_limit").is_not_null()
-    from_case_promised = pl.col("promised_limit").is_not_null()
-    frame = cases.with_columns(
-        pl.coalesce("legal_limit", "cat_legal").alias("legal"),
-        pl.when(from_case_legal)
-        .then(pl.col("legal_limit_unit"))
-        .otherwise(pl.col("cat_legal_unit"))
-        .fill_null("工作日")
-        .alias("legal_unit"),
-        pl.coalesce("promised_limit", "cat_promised").alias("promised"),
-        pl.when(from_case_promised)
-        .then(pl.col("promised_limit_unit"))
-        .otherwise(pl.col("cat_promised_unit"))
-        .fill_null("工作日")
-        .alias("promised_unit"),
+    legal, legal_unit = v.limit_with_fallback("legal")
+    promised, promised_unit = v.limit_with_fallback("promised")
+    frame = _with_catalog(cases, data.items).with_columns(
+        legal.alias("legal"),
+        legal_unit.alias("legal_unit"),
+        promised.alias("promised"),
+        promised_unit.alias("promised_unit"),
         (cal.working_days_between(pl.col("accepted_at"), end) - suspended).clip(lower_bound=0).alias("elapsed_wd"),
         (cal.calendar_days_between(pl.col("accepted_at"), end) - suspended).clip(lower_bound=0).alias("elapsed_cd"),
-        completed.alias("is_completed"),
-    ).with_columns(
-        pl.when(pl.col("legal_unit") == NATURAL_DAYS).then("elapsed_cd").otherwise("elapsed_wd").alias("el_legal"),
-        pl.when(pl.col("promised_unit") == NATURAL_DAYS)
-        .then("elapsed_cd")
-        .otherwise("elapsed_wd")
-        .alias("el_promised"),
-    )
-    supervision = pl.col("supervision")
-    computed_red = pl.col("legal").is_not_null() & ((pl.col("el_legal") - pl.col("legal")) > rules.red_grace_days)
-    computed_yellow = pl.col("promised").is_not_null() & (
-        (pl.col("el_promised") - pl.col("promised")) > rules.yellow_grace_days
-    )
-    frame = frame.with_columns(
-        pl.when(supervision.is_not_null()).then(supervision == "红牌").otherwise(computed_red).alias("red_card"),
-        pl.when(supervision.is_not_null())
-        .then(supervision.is_in(["黄牌", "红牌"]))
-        .otherwise(computed_red | computed_yellow)
-        .alias("any_card"),
-        pl.col("channel").is_in(list(ONLINE_CHANNELS)).alias("is_online"),
+        v.accepted_case().alias("is_accepted"),
+        v.open_case().alias("is_open"),
+        v.completed_case().alias("is_completed"),
+        v.online_case().alias("is_online"),
         _dept(pl.col("department")),
+    ).with_columns(
+        v.elapsed_for(pl.col("legal_unit")).alias("el_legal"),
+        v.elapsed_for(pl.col("promised_unit")).alias("el_promised"),
     )
-    return frame
-
-
-def prepare_cases(data: Dataset, cal: WorkCalendar, rules: Rules) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The accepted-cases frame (by 受理 month) and the completed-cases frame (by 办结 month)."""
-    accepted, done = pl.collect_all(_cases_lazy(data, cal, rules))
-    return accepted, done
+    return frame.with_columns(v.red_card(rules).alias("red_card"), v.any_card(rules).alias("any_card"))
 
 
 def _cases_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """The accepted-cases frame (by 受理 month) and the completed-cases frame (by 办结 month)."""
     # The flags are worked out once, for the columns the two frames use (a lazy plan would work them
     # out for each), then each frame filters and selects from that.
     frame = _case_flags_lazy(data, cal, rules).select(
-        "district", "department", "item_code", "case_id", "status", "accepted_at", "completed_at", "is_online",
-        "any_card", "red_card", "is_completed", "elapsed_wd", "legal", "promised", "el_legal", "el_promised",
+        "district", "department", "item_code", "case_id", "accepted_at", "completed_at", "is_accepted",
+        "is_online", "any_card", "red_card", "is_completed", "elapsed_wd", "legal", "promised", "el_legal",
+        "el_promised",
     ).collect().lazy()
-    accepted = frame.filter(pl.col("status") != "不予受理").select(
+    accepted = frame.filter(pl.col("is_accepted")).select(
         "district",
         "department",
         _month(pl.col("accepted_at")).alias("month"),
@@ -286,70 +236,88 @@ def _cases_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> tuple[pl.Lazy
         .otherwise(0)
         .cast(pl.Float64)
         .alias("elapsed_for_promised_pos"),
-        (pl.col("promised").is_not_null() & (pl.col("el_promised") <= pl.col("promised"))).alias("on_time"),
+        v.on_time_case().alias("on_time"),
     )
     return accepted, done
 
 
-def prepare_items(data: Dataset, months: list[str]) -> pl.DataFrame:
+def items_in_force(data: Dataset, months: list[str]) -> pl.LazyFrame:
     """One row per item of the catalog in force in each month (newest catalog period ≤ month).
 
-    A catalog stays in force every month from its period up to the last month with any data.
+    A catalog stays in force every month from its period up to the last of ``months`` (the last month
+    with any data in the store).
     """
-    return _items_lazy(data, months).collect()
-
-
-def _items_lazy(data: Dataset, months: list[str]) -> pl.LazyFrame:
     items = data.items.filter(pl.col("period") <= months[-1]) if months else data.items
     if items.height == 0 or not months:
-        return _items_flags(items.with_columns(pl.lit(None, dtype=pl.String).alias("month")).head(0), data)
-    versions = items.select("district", "period").unique().sort("district", "period")
-    last = months[-1]
-    spans = versions.with_columns(
+        return items.lazy().with_columns(pl.lit(None, dtype=pl.String).alias("month")).head(0)
+    spans = items.select("district", "period").unique().sort("district", "period").with_columns(
         pl.col("period").shift(-1).over("district").alias("next_period"),
     )
+    last = months[-1]
     rows = []
     for district, period, next_period in spans.iter_rows():
-        stop = next_period if next_period else None
-        in_force = [m for m in month_range(period, last) if stop is None or m < stop]
-        rows.extend((district, period, m) for m in in_force)
+        rows.extend((district, period, m) for m in month_range(period, last) if not next_period or m < next_period)
     month_map = pl.DataFrame(rows, schema=["district", "period", "month"], orient="row")
-    expanded = items.join(month_map, on=["district", "period"], how="inner")
-    return _items_flags(expanded, data)
+    return items.lazy().join(month_map.lazy(), on=["district", "period"], how="inner")
 
 
-def _items_flags(expanded: pl.DataFrame, data: Dataset) -> pl.LazyFrame:
-    at = pl.col("evaluated_at")
-    evaluated = (
-        data.evaluations.lazy()
-        .select("district", "item_code", at.dt.year().alias("_y"), at.dt.month().alias("_m"))
-        .unique()
-        # The same text as _month() gives, formatted for the distinct rows only.
-        .select("district", "item_code", pl.date(pl.col("_y"), pl.col("_m"), 1).dt.strftime("%Y-%m").alias("month"))
-        .with_columns(pl.lit(True).alias("evaluated"))
-    )
-    depth = pl.col("online_depth")
+def _items_lazy(in_force: pl.LazyFrame) -> pl.LazyFrame:
+    """The catalog stock source: one row per item in force per month, with its flags."""
     legal_pos = pl.col("legal_limit").is_not_null() & (pl.col("legal_limit") > 0)
-    return expanded.lazy().join(evaluated, on=["district", "item_code", "month"], how="left").select(
+    return in_force.select(
         "district",
         _dept(pl.col("department")),
         "month",
         "item_code",
-        (depth >= 2).fill_null(False).alias("depth_ge2"),
-        (depth >= 3).fill_null(False).alias("depth_ge3"),
-        (depth == 4).fill_null(False).alias("depth_eq4"),
+        v.depth_at_least(2).alias("depth_ge2"),
+        v.depth_at_least(3).alias("depth_ge3"),
+        v.full_online_item().alias("depth_eq4"),
         pl.when(legal_pos).then(pl.col("legal_limit")).otherwise(0.0).alias("legal_pos"),
         # An item with no promised limit is taken as promising the legal one (no compression).
         pl.when(legal_pos)
         .then(pl.coalesce("promised_limit", "legal_limit"))
         .otherwise(0.0)
         .alias("promised_for_legal_pos"),
-        (pl.col("case_type") == "即办件").fill_null(False).alias("is_instant"),
+        v.instant_item().alias("is_instant"),
         (pl.col("visits_required") == 0).fill_null(False).alias("zero_visit"),
         (pl.col("visits_required") <= 1).fill_null(False).alias("at_most_once"),
         (pl.col("materials_count") == 0).fill_null(False).alias("zero_material"),
         pl.col("in_hall").fill_null(False).alias("in_hall_yes"),
-        pl.col("evaluated").fill_null(False),
+    )
+
+
+def _coverage_lazy(in_force: pl.LazyFrame, data: Dataset) -> pl.LazyFrame:
+    """The coverage source: each item in force per month with ``since``, the latest month up to that
+    month in which the item was evaluated (null if never).
+
+    An item counts as covered over a range [first, month] exactly when ``since >= first``, so a range's
+    coverage counts distinct items, evaluated anywhere in the range (compute.aggregate).
+    """
+    at = pl.col("evaluated_at")
+    evaluated = (
+        data.evaluations.lazy()
+        .select("district", "item_code", (at.dt.year() * 12 + at.dt.month()).cast(pl.Int32).alias("_m"))
+        .drop_nulls()
+        .unique()
+        .with_columns(pl.col("_m").alias("_since"))
+        .sort("_m")
+    )
+    rows = in_force.select(
+        "district", _dept(pl.col("department")), "month", "item_code", _month_number(pl.col("month")).alias("_m")
+    ).sort("_m")
+    joined = rows.join_asof(evaluated, on="_m", by=["district", "item_code"], strategy="backward",
+                            check_sortedness=False)
+    since = pl.col("_since")
+    return joined.select(
+        "district",
+        "department",
+        "month",
+        "item_code",
+        pl.when(since.is_not_null())
+        .then(pl.format("{}-{}", ((since - 1) // 12).cast(pl.String).str.zfill(4),
+                        ((since - 1) % 12 + 1).cast(pl.String).str.zfill(2)))
+        .alias("since"),
+        (since == pl.col("_m")).fill_null(False).alias("evaluated"),
     )
 
 
@@ -362,21 +330,16 @@ def _evaluation_flags_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl
     ev = data.evaluations
     if ev.height:
         cal.check_years(set(ev["evaluated_at"].dt.year().drop_nulls().unique().to_list()))
-    bad = pl.col("rating") <= 2
-    rectified = bad & pl.col("rectify_status").is_in(["已整改", "核实不属实"])
     within = cal.working_days_between(pl.col("evaluated_at"), pl.col("rectified_at")) <= rules.rectify_days
+    rectified = v.rectified_evaluation()
     return ev.lazy().with_columns(
         _month(pl.col("evaluated_at")).alias("month"),
-        pl.col("active").fill_null(False),
-        (pl.col("rating") >= 3).alias("is_good"),
-        bad.alias("is_bad"),
+        v.active_evaluation().alias("active"),
+        v.good_evaluation().alias("is_good"),
+        v.bad_evaluation().alias("is_bad"),
         rectified.alias("bad_rectified"),
         (rectified & pl.col("rectified_at").is_not_null() & within.fill_null(False)).alias("bad_rectified_on_time"),
     )
-
-
-def prepare_evaluations(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.DataFrame:
-    return _evaluations_lazy(data, cal, rules).collect()
 
 
 def _evaluations_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.LazyFrame:
@@ -394,22 +357,15 @@ def _evaluations_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.Lazy
     )
 
 
-def prepare_hotline(data: Dataset) -> pl.DataFrame:
-    return _hotline_lazy(data).collect()
-
-
 def _hotline_lazy(data: Dataset) -> pl.LazyFrame:
-    closed = pl.col("closed_at").is_not_null()
     return data.hotline.lazy().select(
         "district",
         _dept(pl.col("department")),
         _month(pl.col("received_at")).alias("month"),
-        closed.alias("is_closed"),
-        (closed & pl.col("due_at").is_not_null() & (pl.col("closed_at") <= pl.col("due_at"))).alias(
-            "closed_on_time"
-        ),
-        pl.col("satisfaction").is_in(["满意", "基本满意", "不满意"]).alias("answered"),
-        pl.col("satisfaction").is_in(["满意", "基本满意"]).alias("satisfied"),
+        v.hotline_closed().alias("is_closed"),
+        v.hotline_closed_on_time().alias("closed_on_time"),
+        v.hotline_answered().alias("answered"),
+        v.hotline_satisfied().alias("satisfied"),
     )
 
 
@@ -435,14 +391,12 @@ def prepare_sources_lazy(
     # Only the last month matters to the catalogs (they stay in force up to it): with ``until`` given
     # the data's months need not be scanned.
     months = [until] if until is not None else data.months()
+    in_force = items_in_force(data, sorted(set(months))).collect().lazy()
     return {
-        "items": _items_lazy(data, sorted(set(months))),
+        "items": _items_lazy(in_force),
+        "items_coverage": _coverage_lazy(in_force, data),
         "cases_accepted": accepted,
         "cases_completed": completed,
         "evaluations": _evaluations_lazy(data, cal, rules),
         "hotline": _hotline_lazy(data),
     }
-
-
-def today() -> dt.date:
-    return dt.date.today()

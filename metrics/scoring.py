@@ -18,10 +18,11 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.engine import Engine
 
 from datasets import store
+from datasets.schema import KINDS
 from metrics.compute import aggregate, wide_values
-from metrics.periods import Period
-from metrics.prepare import Rules
+from metrics.periods import Period, month_index
 from metrics.registry import GROUPS, INDICATORS
+from metrics.vocabulary import Rules
 
 DEFAULTS_FILE = Path(__file__).resolve().parent / "scoring.toml"
 
@@ -38,15 +39,9 @@ class IndicatorTarget(BaseModel):
         return self
 
 
-class RulesModel(BaseModel):
-    yellow_grace_days: int = Field(1, ge=0)
-    red_grace_days: int = Field(1, ge=0)
-    rectify_days: int = Field(15, ge=1)
-
-
 class ScoringSettings(BaseModel):
     indicators: dict[str, IndicatorTarget]
-    rules: RulesModel = RulesModel()
+    rules: Rules = Rules()
 
     @model_validator(mode="after")
     def _complete(self) -> ScoringSettings:
@@ -59,7 +54,7 @@ class ScoringSettings(BaseModel):
         return self
 
     def to_rules(self) -> Rules:
-        return Rules(**self.rules.model_dump())
+        return self.rules
 
     def flat(self) -> dict[str, float]:
         """``indicators.<id>.<field>`` and ``rules.<field>`` → value (the keys of the change log)."""
@@ -167,26 +162,83 @@ def competition_rank(index: pl.Expr) -> pl.Expr:
     return index.round(6).rank(method="min", descending=True).cast(pl.Int64)
 
 
-def ranking(comps: pl.DataFrame, period: Period, settings: ScoringSettings) -> pl.DataFrame:
-    """Ranked table of districts for a period with rank change against the previous period.
+def ranking(
+    comps: pl.DataFrame,
+    period: Period,
+    settings: ScoringSettings,
+    inventory: pl.DataFrame,
+    districts: list[str] | None = None,
+) -> pl.DataFrame:
+    """Every district of the scope for a period: the ranked ones first, then the 未排名 ones.
 
-    Columns: district, rank, prev_rank, rank_change (positive = moved up), index, group_A..E,
-    then per indicator: <id> (value), <id>__num, <id>__den, score_<id>.
+    ``inventory``: the active batches (store.active_batches: district, kind, period), which say what
+    each district reported; a district is ranked only when it has the data the index needs
+    (data_gaps). ``districts``: the scope (default: every district in the components or the
+    inventory). Columns: district, ranked, unranked_reason, rank, prev_rank, rank_change (positive =
+    moved up; only for districts ranked in both periods), index, group_A..E, then per indicator:
+    <id> (value), <id>__num, <id>__den, score_<id>.
     """
-    current = _scored(comps, period, settings)
-    previous = _scored(comps, period.previous(), settings).select(
+    scope = districts if districts is not None else sorted(
+        set(comps["district"].to_list()) | set(inventory["district"].to_list()))
+    current = _ranked(comps, period, settings, inventory, scope)
+    previous = _ranked(comps, period.previous(), settings, inventory, scope).select(
         "district", pl.col("rank").alias("prev_rank")
     )
     out = current.join(previous, on="district", how="left").with_columns(
         (pl.col("prev_rank") - pl.col("rank")).alias("rank_change")
     )
-    lead = ["district", "rank", "prev_rank", "rank_change", "index", *[f"group_{g}" for g in GROUPS]]
+    lead = ["district", "ranked", "unranked_reason", "rank", "prev_rank", "rank_change", "index",
+            *[f"group_{g}" for g in GROUPS]]
     per_ind = [c for i in INDICATORS for c in (i.id, f"{i.id}__num", f"{i.id}__den", f"score_{i.id}")]
-    return out.select(*lead, *per_ind).sort(["rank", "district"], nulls_last=True)
+    return out.select(*lead, *per_ind).sort(["ranked", "rank", "district"], descending=[True, False, False],
+                                            nulls_last=True)
 
 
-def _scored(comps: pl.DataFrame, period: Period, settings: ScoringSettings) -> pl.DataFrame:
-    long = aggregate(comps, period, by="district")
+def data_gaps(inventory: pl.DataFrame, period: Period, rules: Rules, districts: list[str]) -> dict[str, list[str]]:
+    """Why each district may not be ranked for the period (empty list: it may), in Chinese.
+
+    Needs, as the rules say: a 办件明细 and a 好差评 export for every month of the period, and a 事项清单
+    in force in the period's last month that is no older than ``catalog_max_age_months``.
+    """
+    have = set(inventory.select("district", "kind", "period").iter_rows())
+    catalogs: dict[str, str] = {}
+    for district, kind, month in have:
+        if kind == "items" and month <= period.last and month > catalogs.get(district, ""):
+            catalogs[district] = month
+    needed = [k for k, on in (("cases", rules.rank_needs_cases), ("evaluations", rules.rank_needs_evaluations)) if on]
+    gaps: dict[str, list[str]] = {}
+    for district in districts:
+        reasons = [f"缺少 {month} {KINDS[kind].label}" for kind in needed for month in period.months
+                   if (district, kind, month) not in have]
+        catalog = catalogs.get(district)
+        if catalog is None:
+            reasons.append("无事项清单")
+        elif month_index(period.last) - month_index(catalog) > rules.catalog_max_age_months:
+            reasons.append(f"事项清单为 {catalog} 版，已超过 {rules.catalog_max_age_months} 个月")
+        gaps[district] = reasons
+    return gaps
+
+
+def _ranked(
+    comps: pl.DataFrame, period: Period, settings: ScoringSettings, inventory: pl.DataFrame, scope: list[str]
+) -> pl.DataFrame:
+    """Scores of the scope's districts for one period, ranked among those with complete data."""
+    scored = _scored(comps, period, settings, scope)
+    gaps = data_gaps(inventory, period, settings.rules, scope)
+    reasons = pl.DataFrame(
+        {"district": list(gaps), "_gaps": ["；".join(r) or None for r in gaps.values()]},
+        schema={"district": pl.String, "_gaps": pl.String},
+    )
+    scored = scored.join(reasons, on="district", how="left").with_columns(
+        pl.coalesce(
+            "_gaps", pl.when(pl.col("index").is_null()).then(pl.lit("无可计算的指标"))
+        ).alias("unranked_reason")
+    ).with_columns(pl.col("unranked_reason").is_null().alias("ranked"))
+    return scored.with_columns(competition_rank(pl.when(pl.col("ranked")).then(pl.col("index"))).alias("rank"))
+
+
+def _scored(comps: pl.DataFrame, period: Period, settings: ScoringSettings, scope: list[str]) -> pl.DataFrame:
+    long = aggregate(comps, period, by="district", districts=scope)
     wide = wide_values(long)
     parts = long.pivot(on="indicator", index="district", values=["numerator", "denominator"])
     rename = {}
@@ -200,7 +252,4 @@ def _scored(comps: pl.DataFrame, period: Period, settings: ScoringSettings) -> p
         for suffix in ("__num", "__den"):
             if f"{i.id}{suffix}" not in parts.columns:
                 parts = parts.with_columns(pl.lit(None, dtype=pl.Float64).alias(f"{i.id}{suffix}"))
-    scored = score_table(wide, settings, ["district"]).join(parts, on="district", how="left")
-    return scored.with_columns(
-        pl.when(pl.col("index").is_not_null()).then(competition_rank(pl.col("index"))).alias("rank")
-    )
+    return score_table(wide, settings, ["district"]).join(parts, on="district", how="left")

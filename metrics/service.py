@@ -21,11 +21,14 @@ from datasets import snapshots
 from datasets.schema import KINDS
 from metrics import drill
 from metrics.compute import COMPONENT_SCHEMA, components
-from metrics.prepare import KEYS, Rules, counted_columns, district_dataset, load_dataset
+from metrics.prepare import KEYS, counted_columns, district_dataset, load_dataset
 from metrics.scoring import ScoringSettings
+from metrics.vocabulary import Rules
 
 Keys = dict[tuple[str, str], str]
 DISTRICTS_AT_ONCE = 2
+# Part of every cached district's key: bump it when the components' shape or counting changes.
+COMPONENTS_VERSION = "2"
 
 
 def store_until(engine: Engine, keys: Keys | None = None) -> str | None:
@@ -43,7 +46,7 @@ def district_components(
     ``alerts``: when they are computed, also cache the district's alert rows from the same records
     (drill.district_alerts), so the overview's lists are ready when the indicators are.
     """
-    key = snapshots.digest(snapshots.district_key(keys, district), rules.key(), until)
+    key = snapshots.digest(snapshots.district_key(keys, district), rules.key(), until, COMPONENTS_VERSION)
 
     def build() -> pl.DataFrame:
         if alerts:  # the alert lists need every column; the components only the counted ones
@@ -76,4 +79,4 @@ def compute_components(
         parts = list(pool.map(lambda d: district_components(engine, d, rules, until, keys, alerts), districts))
     if not parts:
         return pl.DataFrame(schema=COMPONENT_SCHEMA)
-    return pl.concat(parts).sort([*KEYS, "indicator"])
+    return pl.concat(parts).sort([*KEYS, "indicator", "since"], nulls_last=True)

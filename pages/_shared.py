@@ -25,11 +25,11 @@ from datasets.config import AppSettings
 from datasets.quality import all_districts
 from metrics.drill import Detail, load_alert_detail, load_district
 from metrics.periods import Period, parse_period
-from metrics.prepare import Rules
 from metrics.registry import INDICATORS
 from metrics.scoring import ScoringSettings, load_settings, ranking
 from metrics.service import compute_components
 from metrics.views import Card, is_good, percent_columns
+from metrics.vocabulary import Rules
 
 CONTEXT_KEY = "_dashboard_context"
 BASE_KEY = "_dashboard_base"
@@ -111,9 +111,9 @@ def get_components(url: str, fingerprint: str, rules_key: str) -> pl.DataFrame:
     district's records and the rules are unchanged, so a restarted server does not recount. Keyed by the stored records and the
     counting rules: a change of weights, targets or floors only re-scores (get_ranking).
     """
-    from metrics.scoring import RulesModel, default_settings
+    from metrics.scoring import default_settings
 
-    settings = default_settings().model_copy(update={"rules": RulesModel(**json.loads(rules_key))})
+    settings = default_settings().model_copy(update={"rules": _rules(rules_key)})
     return compute_components(get_engine(url), settings)
 
 
@@ -133,9 +133,18 @@ def get_district_drill(
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def get_ranking(url: str, fingerprint: str, rules_key: str, version: int, period_key: str) -> pl.DataFrame:
-    """metrics.scoring.ranking for a period with the settings in force at ``version``."""
+    """metrics.scoring.ranking for a period with the settings in force at ``version``: every district
+    (configured or in the data), those without the data the index needs as 未排名."""
     comps = get_components(url, fingerprint, rules_key)
-    return ranking(comps, parse_period(period_key), get_scoring(url, version))
+    engine = get_engine(url)
+    return ranking(comps, parse_period(period_key), get_scoring(url, version), get_inventory(url, fingerprint),
+                   all_districts(engine))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def get_inventory(url: str, fingerprint: str) -> pl.DataFrame:
+    """The active batches (district, kind, period): what each district reported, for ranking completeness."""
+    return store.active_batches(get_engine(url)).select("district", "kind", "period")
 
 
 @st.cache_data(show_spinner=False)

@@ -16,16 +16,18 @@ period = ctx.period
 st.title(f"排名下载 · {period.label}")
 st.caption(
     f"全部 {len(ctx.districts_all)} 个区县按政务服务效能指数排名（并列同名次，下一名次顺延）；排名变化与"
-    f"{period.previous().label}相比，正数为上升。每项指标列出实际值、分子和分母，空值（分母为 0）显示为“—”。"
+    f"{period.previous().label}相比，正数为上升，只比较两期都参与排名的区县。时段内缺少办件明细、好差评或事项清单过旧的"
+    "区县列在最后，标为“未排名”并写明原因，不影响其他区县的名次。每项指标列出实际值、分子和分母，空值（分母为 0）显示为“—”。"
 )
 
-table = rank_table_chinese(ctx.comps, period, ctx.settings)
+rank = ctx.ranking()
+table = rank_table_chinese(rank)
 name = f"效能指数排名_{shared.file_period(period)}"
 if auth.may_download(user):
     c1, c2, _ = st.columns([1, 1, 3])
     c1.download_button(
         "下载 Excel（.xlsx）",
-        rank_xlsx_bytes(ctx.comps, period, ctx.settings, ctx.engine),
+        rank_xlsx_bytes(rank, period, ctx.settings, ctx.engine),
         file_name=f"{name}.xlsx",
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         key="dl_rank_xlsx",
@@ -33,7 +35,7 @@ if auth.may_download(user):
         on_click=auth.record_download,
         args=(engine, user, f"{name}.xlsx（排名表 Excel，{period.label}）", auth.PAGE_RANKING),
     )
-    c2.download_button("下载 CSV", rank_csv_bytes(ctx.comps, period, ctx.settings), file_name=f"{name}.csv",
+    c2.download_button("下载 CSV", rank_csv_bytes(rank), file_name=f"{name}.csv",
                        mime="text/csv", key="dl_rank_csv", on_click=auth.record_download,
                        args=(engine, user, f"{name}.csv（排名表 CSV，{period.label}）", auth.PAGE_RANKING))
 else:

@@ -21,7 +21,7 @@ from datasets.demo import generate_demo
 from datasets.schema import KINDS
 from metrics.compute import latest_month
 from metrics.periods import Period
-from metrics.scoring import ScoringSettings, load_settings
+from metrics.scoring import ScoringSettings, load_settings, ranking
 from metrics.service import compute_components
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +43,12 @@ class Demo:
     settings: ScoringSettings
     period: Period
     districts: list[str]
+    inventory: pl.DataFrame
     users: dict[str, User] = field(default_factory=dict)
+
+    def ranking(self, period: Period | None = None, settings: ScoringSettings | None = None) -> pl.DataFrame:
+        """scoring.ranking as the pages compute it (every configured district, completeness from the batches)."""
+        return ranking(self.comps, period or self.period, settings or self.settings, self.inventory, self.districts)
 
     def copy(self, target: Path) -> Demo:
         shutil.copy(self.path, target)
@@ -70,10 +75,11 @@ def make_demo(path: Path) -> Demo:
     users = {name: accounts.add_user(engine, name, PW, roles, districts[:1] if STAFF in roles else (), name)
              for name, roles in ROLE_ACCOUNTS.items()}
     users[ALL_NAME] = accounts.add_user(engine, ALL_NAME, PW, ROLES, districts, "测试员")
-    engine.dispose()
     month = latest_month(comps)
     assert month is not None
-    return Demo(path, url, comps, settings, Period(month, month), districts, users)
+    inventory = store.active_batches(engine).select("district", "kind", "period")
+    engine.dispose()
+    return Demo(path, url, comps, settings, Period(month, month), districts, inventory, users)
 
 
 def sign_in(at: AppTest, user: User) -> AppTest:

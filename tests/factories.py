@@ -70,3 +70,9 @@ def dataset(
 
 def at(y: int, m: int, d: int, h: int = 10, mi: int = 0) -> dt.datetime:
     return dt.datetime(y, m, d, h, mi)
+
+
+def inventory(data: Dataset) -> pl.DataFrame:
+    """What the store's active batches would say of ``data``: district, kind and period of each batch."""
+    frames = [getattr(data, kind).select("district", pl.lit(kind).alias("kind"), "period") for kind in KINDS]
+    return pl.concat(frames).unique().sort("district", "kind", "period")

@@ -12,21 +12,19 @@ import polars as pl
 import pytest
 
 from metrics import charts, views
-from metrics.compute import CITY
+from metrics.compute import CITY, components
 from metrics.periods import Period
 from metrics.registry import INDICATORS
 from metrics.scoring import default_settings, ranking
-from tests.factories import at, dataset
+from tests.factories import at, dataset, inventory
 
 DISTRICTS = ["甲区", "乙区", "丙县"]
 OCT = Period("2024-10", "2024-10")
 
 
 @pytest.fixture(scope="module")
-def comps() -> pl.DataFrame:
+def data():
     """Three districts over September and October 2024 with cases, a red card and evaluations."""
-    from metrics.compute import components
-
     cases, evaluations = [], []
     for d, online in zip(DISTRICTS, (3, 1, 0), strict=True):
         for month in (9, 10):
@@ -42,7 +40,17 @@ def comps() -> pl.DataFrame:
                   "channel": "窗口", "promised_limit": 5.0, "legal_limit": 10.0, "period": "2024-10"})
     items = [{"district": d, "item_code": "I1", "online_depth": 4 if d == "甲区" else 2, "period": "2024-01"}
              for d in DISTRICTS]
-    return components(dataset(cases=cases, items=items, evaluations=evaluations))
+    return dataset(cases=cases, items=items, evaluations=evaluations)
+
+
+@pytest.fixture(scope="module")
+def comps(data) -> pl.DataFrame:
+    return components(data)
+
+
+@pytest.fixture(scope="module")
+def inv(data) -> pl.DataFrame:
+    return inventory(data)
 
 
 def spec(chart: charts.Chart) -> dict:
@@ -58,7 +66,7 @@ def dataset_rows(chart_spec: dict) -> list[dict]:
     return [row for rows in chart_spec["datasets"].values() for row in rows]
 
 
-def test_one_colour_per_district_on_every_chart(comps):
+def test_one_colour_per_district_on_every_chart(comps, inv):
     scale = charts.district_scale(DISTRICTS)
     assert scale.domain == [*DISTRICTS, CITY]
     assert len(set(scale.range)) == len(scale.range)
@@ -68,7 +76,7 @@ def test_one_colour_per_district_on_every_chart(comps):
     settings = default_settings()
     subset = ["乙区"]
     built = [
-        charts.ranking_chart(ranking(comps, OCT, settings), DISTRICTS),
+        charts.ranking_chart(ranking(comps, OCT, settings, inv), DISTRICTS),
         charts.compare_chart(views.district_values(comps, OCT, settings, subset, ["online_case_rate"]),
                              "online_case_rate", DISTRICTS),
         charts.trend_chart(views.monthly_values(comps, ["2024-09", "2024-10"], subset, ["online_case_rate"]),
@@ -84,8 +92,8 @@ def test_one_colour_per_district_on_every_chart(comps):
         assert colour["scale"]["range"] == scale.range
 
 
-def test_ranking_chart_orders_by_rank_and_labels_changes(comps):
-    rank = ranking(comps, OCT, default_settings())
+def test_ranking_chart_orders_by_rank_and_labels_changes(comps, inv):
+    rank = ranking(comps, OCT, default_settings(), inv)
     chart_spec = spec(charts.ranking_chart(rank, DISTRICTS))
     bars, text = chart_spec["layer"]
     assert text["mark"]["type"] == "text" and text["encoding"]["text"]["field"] == "label"
@@ -124,8 +132,8 @@ def test_compare_chart_target_city_and_tooltips(comps):
     assert days["encoding"]["y"]["axis"]["format"] == ",.1~f"
 
 
-def test_heatmap_shows_missing_scores_as_dash(comps):
-    rank = ranking(comps, OCT, default_settings())
+def test_heatmap_shows_missing_scores_as_dash(comps, inv):
+    rank = ranking(comps, OCT, default_settings(), inv)
     scores = views.score_long(rank)
     chart_spec = spec(charts.heatmap_chart(scores))
     rows = dataset_rows(chart_spec)

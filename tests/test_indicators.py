@@ -7,12 +7,13 @@ Festival holiday.
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 
 from metrics.calendar import CalendarError
 from metrics.compute import aggregate, components
 from metrics.periods import Period
-from metrics.prepare import Rules
+from metrics.vocabulary import Rules
 from tests.factories import at, dataset
 
 OCT = Period("2024-10", "2024-10")
@@ -94,8 +95,9 @@ def test_newest_catalog_on_or_before_month_is_used():
     check(data, {"full_online_rate": (0, 2, 0.0)}, Period("2024-09", "2024-09"))
     check(data, {"full_online_rate": (1, 1, 1.0)}, OCT)  # October catalog: only I1
     check(data, {"full_online_rate": (3, 3, 1.0)}, Period("2024-11", "2024-11"))
-    # A range sums item-months: Sept (0/2) + Oct (1/1) + Nov (3/3)
-    check(data, {"full_online_rate": (4, 6, 4 / 6)}, Period("2024-09", "2024-11"))
+    # A stock: a range is measured on the catalog in force in its last month (Nov: 3/3), never item-months
+    check(data, {"full_online_rate": (3, 3, 1.0)}, Period("2024-09", "2024-11"))
+    check(data, {"full_online_rate": (1, 1, 1.0)}, Period("2024-09", "2024-10"))
 
 
 def test_online_case_rate_and_completion_rate():
@@ -263,7 +265,7 @@ def test_completed_cases_belong_to_their_completion_month():
         cases=[{"accepted_at": at(2024, 9, 30), "completed_at": at(2024, 10, 8), "legal_limit": 5.0}]
     )
     september = result(data, Period("2024-09", "2024-09"))
-    assert "avg_handling_days" not in september  # accepted in September, but completed in October
+    assert september["avg_handling_days"] == (0, 0, None)  # accepted in September, completed in October
     assert september["completion_rate"] == (1, 1, 1.0)  # volume indicators follow the accepted month
     check(data, {"avg_handling_days": (1, 1, 1.0)})
 
@@ -363,3 +365,82 @@ def test_year_without_holiday_data_is_an_error_naming_the_year():
     data = dataset(cases=[{"accepted_at": at(2031, 3, 3), "completed_at": at(2031, 3, 4), "period": "2031-03"}])
     with pytest.raises(CalendarError, match="2031"):
         components(data)
+
+
+# --- counting conventions clarified 2026-11-30 ------------------------------------------------------
+
+
+def test_withdrawn_and_returned_cases_are_ended_not_open():
+    # Period 2024-10. Legal 2, promised 1 (working days). Grace 1.
+    data = dataset(
+        cases=[
+            # 退件 on 10-09 after 1 working day: within both limits → no card. Counted as open it would run
+            # to 10-31 (18 working days after 10-08, 10-12 a make-up workday) and get a red card.
+            {"case_id": "C1", "accepted_at": at(2024, 10, 8), "completed_at": at(2024, 10, 9), "status": "退件",
+             "legal_limit": 2.0, "promised_limit": 1.0},
+            # 撤件 on 10-11 after 3 working days: 3 − 1 = 2 > 1 → yellow; 3 − 2 = 1 → not red
+            {"case_id": "C2", "accepted_at": at(2024, 10, 8), "completed_at": at(2024, 10, 11), "status": "撤件",
+             "legal_limit": 2.0, "promised_limit": 1.0},
+            # 在办 without an end time: runs to 10-31 → 18 working days → red
+            {"case_id": "C3", "accepted_at": at(2024, 10, 8), "status": "在办",
+             "legal_limit": 2.0, "promised_limit": 1.0},
+            # 已办结 on 10-09: the only completed case (1 working day)
+            {"case_id": "C4", "accepted_at": at(2024, 10, 8), "completed_at": at(2024, 10, 9), "status": "已办结",
+             "legal_limit": 2.0, "promised_limit": 1.0},
+        ]
+    )
+    check(data, {
+        "card_rate": (2, 4, 0.5),
+        "red_card_rate": (1, 4, 0.25),
+        "completion_rate": (1, 4, 0.25),  # 退件/撤件 are not completed
+        "avg_handling_days": (1, 1, 1.0),  # only the completed case
+        "on_time_rate": (1, 1, 1.0),
+    })
+
+
+def test_item_stocks_and_coverage_over_a_range():
+    items = [{"item_code": c, "online_depth": 4 if c == "I1" else 2, "period": "2024-09"} for c in ("I1", "I2", "I3")]
+    data = dataset(
+        items=items,
+        evaluations=[
+            {"item_code": "I1", "evaluated_at": at(2024, 9, 10), "rating": 5, "period": "2024-09"},
+            {"item_code": "I1", "evaluated_at": at(2024, 10, 10), "rating": 5},
+            {"item_code": "I2", "evaluated_at": at(2024, 10, 11), "rating": 4},
+            {"item_code": "I9", "evaluated_at": at(2024, 10, 11), "rating": 4},  # not in the catalog
+        ],
+    )
+    sep_oct = Period("2024-09", "2024-10")
+    check(data, {"eval_item_coverage": (1, 3, 1 / 3)}, Period("2024-09", "2024-09"))
+    check(data, {"eval_item_coverage": (2, 3, 2 / 3)}, OCT)
+    # Distinct items over the range (I1, I2 of 3), never item-months (3/6)
+    check(data, {"eval_item_coverage": (2, 3, 2 / 3), "full_online_rate": (1, 3, 1 / 3),
+                 "online_available_rate": (3, 3, 1.0)}, sep_oct)
+
+
+def test_coverage_over_a_range_uses_the_last_months_catalog():
+    data = dataset(
+        items=[
+            {"item_code": "I1", "period": "2024-09"},
+            {"item_code": "I2", "period": "2024-09"},
+            # October's catalog drops I1 and adds I3
+            {"item_code": "I2", "period": "2024-10", "batch_id": 2},
+            {"item_code": "I3", "period": "2024-10", "batch_id": 2},
+        ],
+        evaluations=[
+            {"item_code": "I1", "evaluated_at": at(2024, 9, 10), "rating": 5, "period": "2024-09"},
+            {"item_code": "I3", "evaluated_at": at(2024, 9, 10), "rating": 5, "period": "2024-09"},
+        ],
+    )
+    # October's catalog (I2, I3); I3 was evaluated in September, inside the range
+    check(data, {"eval_item_coverage": (1, 2, 0.5)}, Period("2024-09", "2024-10"))
+    check(data, {"eval_item_coverage": (0, 2, 0.0)}, OCT)
+
+
+def test_every_table_has_the_full_grid():
+    data = dataset(hotline=[{"received_at": at(2024, 10, 9), "closed_at": at(2024, 10, 10)}])
+    long = aggregate(components(data), OCT, by="district", districts=["甲区", "乙区"])
+    assert long.height == 2 * 28
+    empty = long.filter(pl.col("district") == "乙区")
+    assert empty["numerator"].sum() == 0 and empty["denominator"].sum() == 0
+    assert empty["value"].null_count() == 28
+    assert aggregate(components(data), OCT, by="city").height == 28

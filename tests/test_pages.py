@@ -23,7 +23,7 @@ from metrics.compute import CITY, aggregate
 from metrics.exports import rank_table_chinese
 from metrics.periods import Period
 from metrics.registry import INDICATORS
-from metrics.scoring import load_settings, ranking
+from metrics.scoring import load_settings
 from tests.apptest_support import (
     ADMIN_NAME,
     ALL_NAME,
@@ -56,13 +56,13 @@ def app(demo: Demo, monkeypatch: pytest.MonkeyPatch, user: str = ALL_NAME, **que
 
 
 def test_overview_index_for_a_district_equals_ranking(demo: Demo, monkeypatch):
-    rank = ranking(demo.comps, demo.period, demo.settings)
+    rank = demo.ranking()
     row = rank.row(3, named=True)
     at = ok(app(demo, monkeypatch, period=demo.period.key, district=[row["district"]]).run())
     shown = metrics(at)
     assert shown["效能指数"] == f"{row['index']:.1f}"
     # Key indicator cards: value of the district, 环比 against the previous month.
-    prev = ranking(demo.comps, demo.period.previous(), demo.settings).filter(pl.col("district") == row["district"])
+    prev = demo.ranking(demo.period.previous()).filter(pl.col("district") == row["district"])
     card = next(m for m in at.metric if m.label.startswith("按时办结率"))
     assert card.value == views.fmt_value("on_time_rate", row["on_time_rate"])
     assert card.proto.delta == views.fmt_delta("on_time_rate", row["on_time_rate"] - prev["on_time_rate"][0])
@@ -85,7 +85,7 @@ def test_overview_city_cards_ranking_chart_and_alert_lists(demo: Demo, monkeypat
         improved = city["avg_handling_days"] < before
         assert (down.proto.color == down.proto.GREEN) == improved
 
-    rank = ranking(demo.comps, demo.period, demo.settings)
+    rank = demo.ranking()
     shown = table(at, "上期排名")
     assert shown["区县"].to_list() == rank["district"].to_list()
     assert shown["效能指数"].to_list() == pytest.approx(rank["index"].round(2).to_list())
@@ -145,7 +145,7 @@ def _quarter(key: str) -> tuple[str, str]:
 
 
 def test_compare_page_charts_heatmap_and_drill_down(demo: Demo, monkeypatch):
-    rank = ranking(demo.comps, demo.period, demo.settings)
+    rank = demo.ranking()
     district = rank.sort("red_card_rate__num", descending=True)["district"][0]
     at = app(demo, monkeypatch, period=demo.period.key)
     at = open_page(at, "pages/compare.py")
@@ -227,7 +227,7 @@ def test_periods_page_compares_two_periods(demo: Demo, monkeypatch):
 def test_ranking_page_table_and_downloads(demo: Demo, monkeypatch):
     at = open_page(app(demo, monkeypatch, period=demo.period.key), "pages/ranking.py")
     shown = table(at, "排名")
-    expected = rank_table_chinese(demo.comps, demo.period, demo.settings)
+    expected = rank_table_chinese(demo.ranking())
     assert shown.columns == expected.columns
     first = shown.row(0, named=True)
     assert first["区县"] == expected["区县"][0]
@@ -346,8 +346,8 @@ def test_settings_save_updates_ranking(demo_copy: Demo, monkeypatch):
     assert (logged["账号"], logged["页面"]) == (ADMIN_NAME, "设置") and "实际网办率 · 权重：8 → 40" in logged["内容"]
 
     ok(at.switch_page("pages/ranking.py").run())
-    expected = ranking(demo_copy.comps, demo_copy.period, saved)
-    before = ranking(demo_copy.comps, demo_copy.period, demo_copy.settings)
+    expected = demo_copy.ranking(settings=saved)
+    before = demo_copy.ranking()
     shown = table(at, "排名")
     assert shown["效能指数"].to_list() == pytest.approx(expected["index"].round(2).to_list())
     assert expected["index"].to_list() != pytest.approx(before["index"].to_list())

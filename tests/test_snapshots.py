@@ -19,7 +19,7 @@ from metrics.service import compute_components, store_until
 from tests.factories import at, frame
 
 END = "2024-12"
-KEY = ["district", "department", "month", "indicator"]
+KEY = ["district", "department", "month", "since", "indicator"]
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def demo_engine(any_engine, tmp_path, monkeypatch):
 
 
 def _whole_store(engine) -> pl.DataFrame:
-    return components(load_dataset(engine), default_settings().to_rules()).sort(KEY)
+    return components(load_dataset(engine), default_settings().to_rules()).sort(KEY, nulls_last=True)
 
 
 def _assert_same(got: pl.DataFrame, want: pl.DataFrame) -> None:

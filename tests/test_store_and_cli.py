@@ -135,7 +135,11 @@ def test_rank_csv_and_xlsx(sqlite_engine, capsys, tmp_path):
     table = pl.read_csv(io.StringIO(out))
     assert table.columns[:4] == ["district", "rank", "rank_change", "index"]
     assert "online_case_rate" in table.columns and "group_A" in table.columns
-    assert table["rank"].to_list() == sorted(table["rank"].to_list())
+    # Cases only: no district has the evaluations and catalog the index needs, so none is ranked, and
+    # every row says why (the reason is the last column, after the contract's columns).
+    assert table.columns[-1] == "unranked_reason" and table["rank"].null_count() == table.height == 2
+    assert table.filter(pl.col("district") == "甲区")["unranked_reason"][0] == (
+        "缺少 2024-07 办件明细；缺少 2024-08 办件明细；缺少 2024-07 好差评；缺少 2024-08 好差评；缺少 2024-09 好差评；无事项清单")
     out_path = tmp_path / "rank.xlsx"
     code, _, _ = _run(capsys, "rank", "--db", url, "--period", "2024-10", "--format", "xlsx", "--out", str(out_path))
     assert code == 0

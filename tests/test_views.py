@@ -13,10 +13,10 @@ from datasets.ingest import import_frame
 from metrics import drill, views
 from metrics.compute import CITY, aggregate, components
 from metrics.periods import Period
-from metrics.prepare import Rules
 from metrics.registry import INDICATORS
 from metrics.scoring import ScoringSettings, default_settings, ranking
-from tests.factories import at, dataset, frame
+from metrics.vocabulary import Rules
+from tests.factories import at, dataset, frame, inventory
 
 OCT, SEP = Period("2024-10", "2024-10"), Period("2024-09", "2024-09")
 
@@ -62,6 +62,11 @@ def comps(data) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
+def inv(data) -> pl.DataFrame:
+    return inventory(data)
+
+
+@pytest.fixture(scope="module")
 def detail(data) -> drill.Detail:
     return drill.build_detail(data, Rules())
 
@@ -103,10 +108,10 @@ def test_period_helpers():
 # --- overview ----------------------------------------------------------------------------------------
 
 
-def test_overview_cards_match_ranking_for_one_district(comps):
+def test_overview_cards_match_ranking_for_one_district(comps, inv):
     settings = default_settings()
     cards = views.overview_cards(comps, OCT, settings, ["甲区"], ["on_time_rate", "avg_handling_days"])
-    rank = ranking(comps, OCT, settings).filter(pl.col("district") == "甲区").row(0, named=True)
+    rank = ranking(comps, OCT, settings, inv).filter(pl.col("district") == "甲区").row(0, named=True)
     index, on_time, days = cards
     assert index.value == pytest.approx(rank["index"])
     # 甲区 October: C1 (6 working days, promised 1) late, C4 on time → 1 / 2
@@ -126,16 +131,16 @@ def test_city_cards_pool_numerators_and_denominators(comps):
     assert on_time.value == pytest.approx(2 / 3)
 
 
-def test_movers_and_index_trend(comps):
+def test_movers_and_index_trend(comps, inv):
     settings = default_settings()
     trend = views.index_trend(comps, settings, ["2024-09", "2024-10"])
     assert set(trend["district"].to_list()) == {"甲区", "乙区", CITY}
-    october = ranking(comps, OCT, settings)
+    october = ranking(comps, OCT, settings, inv)
     for row in october.iter_rows(named=True):
         shown = trend.filter(pl.col("district") == row["district"], pl.col("month") == "2024-10")["index"][0]
         assert shown == pytest.approx(row["index"])
-    movers = views.movers(october, ranking(comps, SEP, settings))
-    september = ranking(comps, SEP, settings).filter(pl.col("district") == "甲区")["index"][0]
+    movers = views.movers(october, ranking(comps, SEP, settings, inv))
+    september = ranking(comps, SEP, settings, inv).filter(pl.col("district") == "甲区")["index"][0]
     jia = movers.filter(pl.col("区县") == "甲区").row(0, named=True)
     assert jia["指数变化"] == pytest.approx(round(october.filter(pl.col("district") == "甲区")["index"][0] - september, 1),
                                         abs=0.11)
@@ -173,8 +178,8 @@ def test_monthly_values_are_ratios_of_sums(comps):
     assert (city["numerator"], city["denominator"]) == (expected["numerator"], expected["denominator"])
 
 
-def test_score_long_from_ranking(comps):
-    rank = ranking(comps, OCT, default_settings())
+def test_score_long_from_ranking(comps, inv):
+    rank = ranking(comps, OCT, default_settings(), inv)
     scores = views.score_long(rank, ["on_time_rate", "hotline_completion_rate"], ["甲区"])
     assert scores.height == 2
     hotline = scores.filter(pl.col("indicator") == "hotline_completion_rate").row(0, named=True)
@@ -239,8 +244,8 @@ def test_change_labels():
 # --- drill-down -----------------------------------------------------------------------------------------
 
 
-def test_alert_lists_count_like_the_indicators(comps, detail):
-    rank = ranking(comps, OCT, default_settings()).filter(pl.col("district") == "甲区").row(0, named=True)
+def test_alert_lists_count_like_the_indicators(comps, detail, inv):
+    rank = ranking(comps, OCT, default_settings(), inv).filter(pl.col("district") == "甲区").row(0, named=True)
     red = drill.red_card_cases(detail, OCT, ["甲区"])
     assert red["办件编号"].to_list() == ["C1"]
     assert red.height == rank["red_card_rate__num"]
