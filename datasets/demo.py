@@ -39,6 +39,13 @@ from datasets.schema import (
     SUPERVISION,
 )
 from metrics.calendar import WorkCalendar, load_calendar
+from metrics.vocabulary import (
+    COMPLETED_STATUS,
+    ENDED_UNCOMPLETED_STATUSES,
+    IN_PROGRESS_STATUS,
+    NOT_ACCEPTED_STATUS,
+    RECTIFIED_STATUSES,
+)
 
 CITY = "澄州市"
 N_MONTHS = 24
@@ -678,8 +685,9 @@ class _City:
         u = rng.random(n)
         term = np.cumsum(self.terminated[d], axis=1)
         status = np.select([u < term[:, 0], u < term[:, 1], u < term[:, 2]],
-                           [_ST["不予受理"], _ST["退件"], _ST["撤件"]], _ST["已办结"])
-        done = status == _ST["已办结"]
+                           [_ST[NOT_ACCEPTED_STATUS], *(_ST[e] for e in ENDED_UNCOMPLETED_STATUSES)],
+                           _ST[COMPLETED_STATUS])
+        done = status == _ST[COMPLETED_STATUS]
         mu = _lerp(self.speed, month.t)[d]
         share = rng.beta(mu * 3.0, (1 - mu) * 3.0)
         on_time = np.minimum(np.floor(share * (promised + 1)), promised)
@@ -691,7 +699,7 @@ class _City:
         elapsed = np.where(u < p_red, red, np.where(u < p_red + p_over, over, on_time))
         instant_elapsed = np.select([u < 0.97, u < 0.995], [0, 1], 2 + (u > 0.998))
         elapsed = np.where(instant, instant_elapsed, elapsed)
-        elapsed = np.where(done, elapsed, np.where(status == _ST["不予受理"], 0, rng.integers(0, 3, n)))
+        elapsed = np.where(done, elapsed, np.where(status == _ST[NOT_ACCEPTED_STATUS], 0, rng.integers(0, 3, n)))
         suspended = np.where(done & ~instant & ~natural & (legal >= 15) & (rng.random(n) < 0.03),
                              rng.integers(3, 21, n), 0)
         # Completion day: working days after acceptance (natural days for 自然日 items, ending on
@@ -773,12 +781,12 @@ class _City:
         yellow = elapsed - promised > 1
         warn = (elapsed >= 1) & (elapsed >= np.ceil(0.8 * promised))
         sup = np.select(
-            [final != _ST["已办结"], red & done & (revoke < 0.1), red, yellow & done & (revoke < 0.06), yellow, warn],
+            [final != _ST[COMPLETED_STATUS], red & done & (revoke < 0.1), red, yellow & done & (revoke < 0.06), yellow, warn],
             [_SUP["正常"], _SUP["红牌（已撤销）"], _SUP["红牌"], _SUP["黄牌（已撤销）"], _SUP["黄牌"], _SUP["预警"]],
             _SUP["正常"],
         )
         sup_on = self.supervision[truth["d"].to_numpy()]
-        status = np.where(done, final, _ST["在办"])
+        status = np.where(done, final, _ST[IN_PROGRESS_STATUS])
         truth = truth.with_columns(
             pl.Series("_done", done),
             pl.Series("_sup_on", sup_on),
@@ -811,7 +819,7 @@ class _City:
     def _evaluations(self, truth: pl.DataFrame, month: _Month) -> pl.DataFrame:
         """One evaluation for most completed cases, with the month it falls in (``m``)."""
         rng = self.rng
-        done = truth.filter(pl.col("final") == _ST["已办结"])
+        done = truth.filter(pl.col("final") == _ST[COMPLETED_STATUS])
         n0 = done.height
         keep = rng.random(n0) < self.coverage[done["d"].to_numpy()]
         done = done.filter(pl.Series(keep))
@@ -836,7 +844,7 @@ class _City:
         ev_day = ev_us // _DAY_US - self.offset
         fix_day = np.searchsorted(self.cum, self.cum[ev_day] + days, side="left")
         fix_us = (fix_day + self.offset) * _DAY_US + _work_seconds(rng, n) * _SEC_US
-        finished = np.isin(rstatus, [_RS["已整改"], _RS["核实不属实"]])
+        finished = np.isin(rstatus, [_RS[r] for r in RECTIFIED_STATUSES])
         too_late = finished & (fix_us > self.horizon_us)
         rstatus = np.where(too_late, _RS["整改中"], rstatus)
         has_fix = bad & finished & ~too_late

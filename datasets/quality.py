@@ -188,6 +188,26 @@ def last_uploads(engine: Engine, today: dt.date | None = None) -> pl.DataFrame:
     )
 
 
+def catalog_ages(engine: Engine, month: str, max_age_months: int) -> pl.DataFrame:
+    """Per district: the 事项清单 in force in ``month`` (newest active version on or before it), its age
+    in months and whether it is older than ``max_age_months`` (such a district is not ranked)."""
+    active = store.active_batches(engine, "items")
+    in_force = (active.filter(pl.col("period") <= month).group_by("district").agg(pl.col("period").max())
+                if active.height else pl.DataFrame(schema={"district": pl.String, "period": pl.String}))
+    frame = pl.DataFrame({"district": all_districts(engine)}, schema={"district": pl.String}).join(
+        in_force, on="district", how="left")
+    age = pl.lit(int(month[:4]) * 12 + int(month[5:7])) - (
+        pl.col("period").str.slice(0, 4).cast(pl.Int64) * 12 + pl.col("period").str.slice(5, 2).cast(pl.Int64))
+    return frame.select(
+        pl.col("district").alias("区县"),
+        pl.col("period").fill_null("—").alias("适用的事项清单"),
+        age.alias("已过月数"),
+        pl.when(pl.col("period").is_null()).then(pl.lit("无清单"))
+        .when(age > max_age_months).then(pl.lit(f"已超过 {max_age_months} 个月，不参与排名"))
+        .otherwise(pl.lit("有效")).alias("状态"),
+    )
+
+
 def rollback_candidates(history: pl.DataFrame, districts: Iterable[str] | None = None) -> pl.DataFrame:
     """Versions that can be made active again (superseded or rolled back), newest first.
 

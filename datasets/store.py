@@ -170,15 +170,6 @@ def data_version(engine: Engine) -> int:
         return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(revisions.c.id), 0))).scalar())
 
 
-def content_version(engine: Engine) -> int:
-    """Like data_version, but ignoring settings changes (which do not change the records)."""
-    with engine.connect() as conn:
-        query = sa.select(sa.func.coalesce(sa.func.max(revisions.c.id), 0)).where(
-            ~revisions.c.what.like("settings%")
-        )
-        return int(conn.execute(query).scalar())
-
-
 # --- districts ----------------------------------------------------------------------------------
 
 

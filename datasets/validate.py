@@ -36,6 +36,7 @@ from datasets import schema
 from datasets.parsed import ERROR, WARNING, ParsedFile, Problem
 from datasets.schema import KINDS, Field, Kind
 from datasets.text import normalize
+from metrics import vocabulary
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "expectations"
 
@@ -56,8 +57,6 @@ ORDER_PAIRS: dict[str, tuple[tuple[str, str], ...]] = {
 
 OPEN_CASE_DAYS = 365
 VOLUME_DROP_RATIO = 0.5
-BAD_RATING_MAX = 2  # 不满意 (2) and 非常不满意 (1) are 差评
-CLOSED_STATUSES = ("已办结", "不予受理", "退件", "撤件")
 
 
 # --- suites -------------------------------------------------------------------------------------
@@ -484,13 +483,11 @@ def _h_open_days(inp: _Inputs, base: str) -> pl.Series | None:
         return None
     ends = {d: _month_end(p) for d, p in inp.periods.items()}
     end = f["district"].replace_strict(ends, default=None, return_dtype=pl.Datetime("us"))
-    closed = pl.lit(False)
-    if "status" in f.columns:
-        closed = pl.col("status").is_in(CLOSED_STATUSES).fill_null(False)
-    if "completed_at" in f.columns:
-        closed = closed | pl.col("completed_at").is_not_null()
+    # Open exactly as the indicators count it (metrics.vocabulary.open_case); a file without one of the
+    # two columns is read as if that column were empty.
+    missing = [pl.lit(None, dtype=pl.String).alias(c) for c in ("status", "completed_at") if c not in f.columns]
     days = (end - f["accepted_at"]).dt.total_days()
-    return f.select(pl.when(~closed).then(days)).to_series()
+    return f.with_columns(missing).select(pl.when(vocabulary.open_case()).then(days)).to_series()
 
 
 def _h_bad_without_rectify(inp: _Inputs, base: str) -> pl.Series | None:
@@ -499,7 +496,7 @@ def _h_bad_without_rectify(inp: _Inputs, base: str) -> pl.Series | None:
         return None
     rectify = inp.raw["rectify_status__raw"] if "rectify_status__raw" in inp.raw.columns else None
     missing = rectify.is_null() if rectify is not None else pl.Series([True] * f.height)
-    bad = (f["rating"].cast(pl.Int64) <= BAD_RATING_MAX).fill_null(False)
+    bad = f.select(vocabulary.bad_evaluation().fill_null(False)).to_series()
     shown = inp.raw["rating__raw"] if "rating__raw" in inp.raw.columns else f["rating"].cast(pl.String)
     return pl.select(pl.when(bad & missing).then(shown)).to_series()
 

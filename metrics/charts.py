@@ -109,11 +109,14 @@ def ranking_chart(rank: pl.DataFrame, districts: Sequence[str]) -> Chart:
         "rank",
         "prev_rank",
         "rank_change",
+        "ranked",
         pl.col("index").round(2),
         _change_label(pl.col("rank_change"), pl.col("prev_rank")).alias("change_label"),
     ).with_columns(
         pl.when(pl.col("index").is_null())
         .then(pl.lit("—（无数据）"))
+        .when(~pl.col("ranked"))
+        .then(pl.col("index").round(1).cast(pl.String) + pl.lit("  未排名（数据不全）"))
         .otherwise(
             pl.col("index").round(1).cast(pl.String) + pl.lit("  第") + pl.col("rank").cast(pl.String)
             + pl.lit("名 ") + pl.col("change_label").str.replace("上升", "▲").str.replace("下降", "▼")
@@ -129,6 +132,7 @@ def ranking_chart(rank: pl.DataFrame, districts: Sequence[str]) -> Chart:
         x=alt.X("index:Q", title="政务服务效能指数", scale=alt.Scale(domain=[0, 115]),
                 axis=alt.Axis(values=[0, 20, 40, 60, 80, 100])),
         color=alt.Color("district:N", scale=district_scale(districts), legend=None),
+        opacity=alt.condition("datum.ranked", alt.value(1.0), alt.value(0.35)),
         tooltip=[
             alt.Tooltip("district:N", title="区县"),
             alt.Tooltip("rank:Q", title="排名"),

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from metrics.periods import Period
 from metrics.registry import GROUPS, INDICATORS, PERCENT
 from metrics.scoring import ScoringSettings
+from metrics.vocabulary import readings
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -141,6 +142,10 @@ def write_rank_xlsx(
     for k, (name, value) in enumerate(settings.rules.model_dump().items(), start=r + 1):
         shown = ("是" if value else "否") if isinstance(value, bool) else value
         info.write_row(k, 0, [titles[name][0], shown, titles[name][1]])
+    r = k + 2
+    info.write_row(r, 0, ["统计口径", "规则"], head)
+    for k, (topic, text) in enumerate(readings(settings.rules), start=r + 1):
+        info.write_row(k, 0, [topic, text])
     info.set_column(0, 0, 22)
     info.set_column(5, 7, 40)
     book.close()

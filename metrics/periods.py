@@ -111,7 +111,3 @@ def quarter_of(month: str) -> Period:
     year, mon = month.split("-")
     q = (int(mon) - 1) // 3 + 1
     return parse_period(f"{year}-Q{q}")
-
-
-def year_of(month: str) -> Period:
-    return parse_period(month[:4])

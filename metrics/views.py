@@ -15,8 +15,9 @@ from pydantic import ValidationError
 
 from metrics.compute import CITY, aggregate, wide_values
 from metrics.periods import Period, month_range, shift_month
-from metrics.registry import BY_ID, DAYS, DOWN, GROUPS, INDICATORS, PERCENT, POINTS, UP
+from metrics.registry import BY_ID, DAYS, GROUPS, INDICATORS, PERCENT, POINTS, UP
 from metrics.scoring import ScoringSettings, score_table
+from metrics.vocabulary import Rules, readings
 
 INDEX = "index"
 INDEX_NAME = "效能指数"
@@ -32,11 +33,8 @@ KEY_INDICATORS: tuple[str, ...] = (
     "good_rate",
 )
 
-RULE_LABELS: dict[str, tuple[str, str]] = {
-    "yellow_grace_days": ("黄牌宽限（工作日）", "用时超过承诺时限多少个工作日以上亮黄牌"),
-    "red_grace_days": ("红牌宽限（工作日）", "用时超过法定时限多少个工作日以上亮红牌"),
-    "rectify_days": ("差评整改时限（工作日）", "差评在评价后多少个工作日内整改完成算按时"),
-}
+# Rule → (Chinese title, description): declared once on the rules model.
+RULE_LABELS: dict[str, tuple[str, str]] = Rules.titles()
 
 FIELD_LABELS = {"weight": "权重", "target": "目标值", "floor": "底线值"}
 
@@ -272,14 +270,21 @@ def index_trend(
 
 
 def ranking_brief(rank: pl.DataFrame) -> pl.DataFrame:
-    """区县, 排名, 上期排名, 排名变化, 效能指数 from ranking()."""
+    """区县, 排名, 上期排名, 排名变化, 效能指数, 说明 from ranking() (说明: why a district is not ranked)."""
     return rank.select(
         pl.col("district").alias("区县"),
         pl.col("rank").alias("排名"),
         pl.col("prev_rank").alias("上期排名"),
         pl.col("rank_change").alias("排名变化"),
         pl.col(INDEX).round(2).alias(INDEX_NAME),
+        pl.when(pl.col("ranked")).then(pl.lit("")).otherwise(pl.lit("未排名：") + pl.col("unranked_reason"))
+        .alias("说明"),
     )
+
+
+def unranked_notes(rank: pl.DataFrame) -> list[str]:
+    """One line per district of ranking() that is not ranked: "区县：原因"."""
+    return [f"{r['district']}：{r['unranked_reason']}" for r in rank.filter(~pl.col("ranked")).iter_rows(named=True)]
 
 
 def movers(current: pl.DataFrame, previous: pl.DataFrame, n: int = 5) -> pl.DataFrame:
@@ -517,7 +522,7 @@ def indicator_reference(settings: ScoringSettings) -> pl.DataFrame:
                 "公式": ind.formula,
                 "分子": ind.numerator_label,
                 "分母": ind.denominator_label,
-                "口径说明": ind.description,
+                "口径说明": ind.describe(settings.rules),
                 "数据来源": ind.data_source,
                 "权重": t.weight,
                 "目标值": fmt_setting(ind.id, t.target),
@@ -525,6 +530,11 @@ def indicator_reference(settings: ScoringSettings) -> pl.DataFrame:
             }
         )
     return pl.DataFrame(rows)
+
+
+def readings_table(settings: ScoringSettings) -> pl.DataFrame:
+    """Every counting rule the product chose (metrics.vocabulary.readings), with the settings in force."""
+    return pl.DataFrame(readings(settings.rules), schema={"口径": pl.String, "规则": pl.String}, orient="row")
 
 
 def group_weights(settings: ScoringSettings) -> pl.DataFrame:
@@ -542,7 +552,9 @@ def group_weights(settings: ScoringSettings) -> pl.DataFrame:
 def rules_table(settings: ScoringSettings) -> pl.DataFrame:
     rules = settings.rules.model_dump()
     return pl.DataFrame(
-        [{"规则": RULE_LABELS[k][0], "取值": v, "说明": RULE_LABELS[k][1]} for k, v in rules.items()]
+        [{"规则": RULE_LABELS[k][0], "取值": setting_value_text(f"rules.{k}", v), "说明": RULE_LABELS[k][1]}
+         for k, v in rules.items()],
+        schema={"规则": pl.String, "取值": pl.String, "说明": pl.String},
     )
 
 
@@ -590,7 +602,7 @@ class SettingsError(ValueError):
         self.messages = messages
 
 
-def settings_from_frame(frame: pl.DataFrame, rules: dict[str, float]) -> ScoringSettings:
+def settings_from_frame(frame: pl.DataFrame, rules: dict[str, float | bool]) -> ScoringSettings:
     """Build validated settings from the edited table and rule values (raises SettingsError in Chinese)."""
     messages: list[str] = []
     indicators: dict[str, dict[str, float | None]] = {}
@@ -626,6 +638,8 @@ def settings_error_messages(exc: ValidationError) -> list[str]:
         kind = err["type"]
         if kind == "greater_than_equal":
             out.append(f"{what}不能小于 {err['ctx']['ge']:g}")
+        elif kind == "less_than_equal":
+            out.append(f"{what}不能大于 {err['ctx']['le']:g}")
         elif kind in ("float_parsing", "int_parsing", "float_type", "int_type", "int_from_float"):
             out.append(f"{what}必须是{'整数' if 'int' in kind else '数字'}")
         elif kind == "value_error":
@@ -651,6 +665,8 @@ def setting_value_text(key: str, value: object) -> str:
     parts = key.split(".")
     if parts[0] == "indicators" and len(parts) == 3 and parts[2] in ("target", "floor") and parts[1] in BY_ID:
         return fmt_setting(parts[1], float(value))  # type: ignore[arg-type]
+    if isinstance(value, bool):
+        return "是" if value else "否"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
@@ -689,7 +705,3 @@ def percent_columns(columns: Sequence[str]) -> list[str]:
     """Columns of a Chinese table that hold a percent indicator's value (named exactly as the indicator)."""
     names = {i.name for i in INDICATORS if i.unit == PERCENT}
     return [c for c in columns if c in names]
-
-
-def is_down(indicator_id: str) -> bool:
-    return direction(indicator_id) == DOWN

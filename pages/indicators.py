@@ -28,10 +28,12 @@ st.markdown(
 st.subheader("分组与权重")
 shared.table(views.group_weights(settings), key="group_weights")
 
-st.subheader("统计规则")
+st.subheader("统计口径")
+st.caption("口径文件未规定或需要取舍之处，本看板一律按下列规则计算（取值随“设置”页的当前设置）。")
+shared.table(views.readings_table(settings), key="readings")
+
+st.subheader("可调整的规则")
 shared.table(views.rules_table(settings), key="rules")
-st.caption("办理用时按工作日计（国务院节假日安排，含调休上班日），不含受理当日，扣除特别程序时长；"
-           "时限单位为自然日的按自然日计。网上申请（PC）和移动端计为网上办件。")
 
 st.subheader("指标一览")
 shared.table(reference, key="indicator_reference", height=38 * (reference.height + 1) + 4)

@@ -20,6 +20,8 @@ cards = views.overview_cards(ctx.comps, period, ctx.settings, ctx.scope, ctx.ind
 shared.metric_row(cards, per_row=4)
 
 rank = ctx.ranking()
+if notes := views.unranked_notes(rank):
+    st.warning(shared.plain(f"{len(notes)} 个区县本期数据不全，未参与排名：" + "；".join(notes)))
 left, right = st.columns([3, 2])
 with left:
     st.subheader("区县效能指数排名")

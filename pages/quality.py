@@ -25,6 +25,13 @@ missing = quality.missing_list(grid)
 with st.expander(f"缺报清单（{missing.height} 项）", expanded=bool(missing.height)):
     shared.table(missing, key="missing_list")
 
+st.subheader("事项清单时效")
+last_month = grid["month"].max()
+max_age = shared.scoring_now().rules.catalog_max_age_months
+st.caption(f"{last_month} 适用的事项清单（该月及之前导入的最新版本）。清单早于该月超过 {max_age} 个月的区县不参与排名，"
+           "事项类指标仍按该清单计算。")
+shared.table(quality.catalog_ages(engine, last_month, max_age), key="catalog_ages")
+
 st.subheader("各区县最近一次上传")
 shared.table(quality.last_uploads(engine), key="last_uploads")
 

@@ -44,13 +44,16 @@ with st.form(f"settings_form_{round_no}"):
         },
         height=38 * 29 + 4,
     )
-    st.markdown("**统计规则**")
-    rule_columns = st.columns(len(views.RULE_LABELS))
-    rules = {}
-    for col, (name, (label, description)) in zip(rule_columns, views.RULE_LABELS.items(), strict=True):
-        rules[name] = col.number_input(label, value=int(getattr(settings.rules, name)), step=1,
-                                       min_value=1 if name == "rectify_days" else 0, help=description,
-                                       key=f"rule_{name}_{round_no}")
+    st.markdown("**统计与排名规则**")
+    rule_columns = st.columns(3)
+    rules: dict[str, float | bool] = {}
+    for n, (name, (label, description)) in enumerate(views.RULE_LABELS.items()):
+        value, col = getattr(settings.rules, name), rule_columns[n % 3]
+        if isinstance(value, bool):
+            rules[name] = col.checkbox(label, value=value, help=description, key=f"rule_{name}_{round_no}")
+        else:
+            rules[name] = col.number_input(label, value=int(value), step=1, help=description,
+                                           key=f"rule_{name}_{round_no}")
     submitted = st.form_submit_button("保存设置", type="primary")
 
 if submitted:

@@ -55,3 +55,40 @@ def test_default_settings_cover_every_indicator_with_sane_targets():
         assert t.weight >= 0
         # for ↓ indicators the floor lies above the target
         assert (t.target > t.floor) == (ind.direction == registry.UP), ind.id
+
+
+def test_every_expression_reads_columns_its_source_has():
+    assert registry.column_problems() == []
+
+
+def test_the_column_check_collects_every_problem():
+    broken = (
+        dataclasses.replace(registry.BY_ID["card_rate"], numerator=pl.col("no_such_flag").cast(pl.Int64)),
+        dataclasses.replace(registry.BY_ID["good_rate"], denominator=pl.col("elapsed_wd"),
+                            source="items"),
+    )
+    problems = registry.column_problems(broken)
+    assert problems == [
+        "card_rate.numerator: column 'no_such_flag' is not in source 'cases_accepted'",
+        "good_rate.numerator: column 'is_good' is not in source 'items'",
+        "good_rate.denominator: column 'elapsed_wd' is not in source 'items'",
+    ]
+
+
+def test_descriptions_show_the_settings_in_force():
+    from metrics.vocabulary import Rules
+
+    rules = Rules(yellow_grace_days=2, red_grace_days=3, rectify_days=10)
+    text = {i.id: i.describe(rules) for i in registry.INDICATORS}
+    assert "超过承诺时限 2 个工作日以上" in text["card_rate"] and "超过法定时限 3 个工作日以上" in text["card_rate"]
+    assert "评价时间后 10 个工作日内" in text["bad_rectified_on_time_rate"]
+    for ind in registry.INDICATORS:  # no placeholder left, and no setting's default written in as text
+        assert "{" not in text[ind.id], ind.id
+        assert "15 个工作日" not in text[ind.id], ind.id
+
+
+def test_an_incomplete_declaration_is_refused():
+    with pytest.raises(ValueError, match="incomplete"):
+        dataclasses.replace(registry.BY_ID["card_rate"], description="")
+    with pytest.raises(ValueError, match="incomplete"):
+        dataclasses.replace(registry.BY_ID["card_rate"], group="Z")
