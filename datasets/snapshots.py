@@ -142,18 +142,20 @@ def current_records(
 
 
 def _last_month_of(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """The last month of any dated column, or of the exports themselves (an export month counts even
+    when its rows are dated earlier: its open cases run to that month's end)."""
     found = [v.strftime("%Y-%m") for c in MONTH_COLUMNS[kind] if (v := frame[c].max()) is not None]  # type: ignore[union-attr]
-    if kind == "items" and frame.height:
+    if frame.height and frame["period"].max() is not None:
         found.append(str(frame["period"].max()))
     return pl.DataFrame({"last": [max(found) if found else None]}, schema={"last": pl.String})
 
 
 def last_month(engine: Engine, kind: str, district: str, keys: dict[tuple[str, str], str]) -> str | None:
-    """The last month with a record of this kind in this district (kept next to its snapshot)."""
+    """The last month with a record or an export of this kind in this district (kept next to its snapshot)."""
     key = keys.get((district, kind))
     if key is None:
         return None
-    frame = cached(engine, f"last_{kind}", district, key,
+    frame = cached(engine, f"last_month_{kind}", district, key,
                    lambda: _last_month_of(kind, current_records(engine, kind, district, keys)))
     return frame["last"][0]
 
@@ -180,7 +182,7 @@ def ensure(engine: Engine, keys: dict[tuple[str, str], str] | None = None) -> in
             key = keys[(district, kind)]
             # Saved through cached(), as any cached frame; the last month is kept from the same rows.
             cached(engine, kind, district, key, lambda f=frame: f)
-            cached(engine, f"last_{kind}", district, key, lambda f=frame, k=kind: _last_month_of(k, f))
+            cached(engine, f"last_month_{kind}", district, key, lambda f=frame, k=kind: _last_month_of(k, f))
             built += 1
     return built
 

@@ -57,14 +57,15 @@ class Dataset:
         return cls(*(frame(k) for k in KINDS))
 
     def months(self) -> list[str]:
-        """Every month with any data, oldest first."""
+        """Every month with any data or export, oldest first."""
         # Distinct year·month numbers, formatted afterwards: formatting millions of dates is slow.
         numbers = pl.collect_all(
             frame.lazy().select((pl.col(col).dt.year() * 100 + pl.col(col).dt.month()).alias("ym")).drop_nulls().unique()
             for frame, col in ((getattr(self, kind), c) for kind, cols in MONTH_COLUMNS.items() for c in cols)
         )
         found = {f"{ym // 100:04d}-{ym % 100:02d}" for frame in numbers for ym in frame["ym"].to_list()}
-        found |= set(self.items["period"].drop_nulls().unique().to_list())
+        for kind in KINDS:  # the export months too (an export may hold only rows dated earlier)
+            found |= set(getattr(self, kind)["period"].drop_nulls().unique().to_list())
         return sorted(found)
 
     def districts(self) -> list[str]:
@@ -111,8 +112,10 @@ def _dept(expr: pl.Expr) -> pl.Expr:
 
 
 def _with_catalog(cases: pl.DataFrame, items: pl.DataFrame) -> pl.LazyFrame:
-    """The cases with the limits of their item in the newest catalog on or before the accepted month.
+    """The cases with the limits of their item in the catalog in force in the accepted month.
 
+    The catalog in force is the district's newest catalog version on or before that month; an item
+    that version no longer lists has no catalog limits (an older version's row does not count).
     Only cases that lack a limit of their own are looked up (the others never use the catalog's, see
     vocabulary.limit_with_fallback); the catalog columns stay null on the rest. Row order changes,
     which no sum depends on.
@@ -120,28 +123,31 @@ def _with_catalog(cases: pl.DataFrame, items: pl.DataFrame) -> pl.LazyFrame:
     catalog = items.lazy().select(
         "district",
         "item_code",
-        _month_number(pl.col("period")).alias("_m"),
+        _month_number(pl.col("period")).alias("_v"),
         pl.col("legal_limit").alias("cat_legal"),
         pl.col("legal_limit_unit").alias("cat_legal_unit"),
         pl.col("promised_limit").alias("cat_promised"),
         pl.col("promised_limit_unit").alias("cat_promised_unit"),
-    ).sort("_m")
+    )
+    versions = catalog.select("district", "_v", pl.col("_v").alias("_m")).unique().sort("_m")
     acc = pl.col("accepted_at")
     month = (acc.dt.year() * 12 + acc.dt.month()).fill_null(0).cast(pl.Int32).alias("_m")
     needs = pl.col("legal_limit").is_null() | pl.col("promised_limit").is_null()
     lazy = cases.lazy()
     rest, lazy = lazy.filter(~needs), lazy.filter(needs)
-    # As-of join on a month number: the newest catalog not after the case's month. The result depends
-    # only on (district, item, month), so it is looked up for the distinct keys (a few hundred
-    # thousand, not millions of cases) and then joined to the cases.
-    looked_up = (
-        lazy.select("district", "item_code", month).unique()
-        .sort("_m")
-        .join_asof(catalog, on="_m", by=["district", "item_code"], strategy="backward", check_sortedness=False)
+    # As-of join on a month number: the newest version not after the case's month, looked up for the
+    # distinct (district, month) keys and then joined to the cases with the item's row of that version.
+    in_force = (
+        lazy.select("district", month).unique().sort("_m")
+        .join_asof(versions.with_columns(pl.col("_m").cast(pl.Int32)), on="_m", by="district",
+                   strategy="backward", check_sortedness=False)
     )
-    joined = lazy.with_columns(month).join(
-        looked_up, on=["district", "item_code", "_m"], how="left", nulls_equal=True, maintain_order="none",
-    ).drop("_m")
+    joined = (
+        lazy.with_columns(month)
+        .join(in_force, on=["district", "_m"], how="left", nulls_equal=True, maintain_order="none")
+        .join(catalog, on=["district", "item_code", "_v"], how="left", maintain_order="none")
+        .drop("_m", "_v")
+    )
     types = items.schema
     rest = rest.with_columns(
         pl.lit(None, dtype=types["legal_limit"]).alias("cat_legal"),

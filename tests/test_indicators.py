@@ -444,3 +444,16 @@ def test_every_table_has_the_full_grid():
     assert empty["numerator"].sum() == 0 and empty["denominator"].sum() == 0
     assert empty["value"].null_count() == 28
     assert aggregate(components(data), OCT, by="city").height == 28
+
+
+def test_catalog_fallback_uses_the_catalog_in_force_not_an_older_row():
+    data = dataset(
+        items=[
+            {"item_code": "I1", "legal_limit": 1.0, "promised_limit": 1.0, "period": "2024-08"},
+            # September's catalog no longer lists I1
+            {"item_code": "I2", "legal_limit": 5.0, "period": "2024-09", "batch_id": 2},
+        ],
+        cases=[{"item_code": "I1", "accepted_at": at(2024, 10, 8), "completed_at": at(2024, 10, 18)}],
+    )
+    # No limits: not counted in the speed-up denominators, not on time, no card (8 working days)
+    check(data, {"statutory_speedup": (0, 0, None), "on_time_rate": (0, 1, 0.0), "card_rate": (0, 1, 0.0)})
