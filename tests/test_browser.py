@@ -26,6 +26,7 @@ import pytest
 
 from datasets import accounts, store
 from datasets.demo import generate_demo
+from datasets.quality import all_districts
 from datasets.schema import KINDS
 from metrics.compute import latest_month
 from metrics.periods import Period
@@ -228,20 +229,20 @@ def test_overview_upload_import_and_ranking_download(server: Server, tmp_path: P
     assert downloads["账号"].to_list() == ["evaluator"] and downloads["页面"].to_list() == ["排名下载"]
     settings = load_settings(engine)
     comps = compute_components(engine, settings)
-    engine.dispose()
     period = Period(latest_month(comps), latest_month(comps))
-    expected = ranking(comps, period, settings)
+    expected = ranking(comps, period, settings, store.active_batches(engine), all_districts(engine))
+    engine.dispose()
 
     book = openpyxl.load_workbook(target, read_only=True)
     assert book.sheetnames == ["排名", "指标说明"]
     table = list(book["排名"].iter_rows(values_only=True))
-    assert list(table[0][:4]) == ["区县", "排名", "排名变化", "效能指数"]
+    assert list(table[0][:5]) == ["区县", "排名", "排名变化", "未排名原因", "效能指数"]
     assert "按时办结率·分子" in table[0]
     by_district = {row[0]: row for row in table[1:]}
     assert set(by_district) == set(expected["district"].to_list())
     row = expected.filter(pl.col("district") == district).row(0, named=True)
     assert by_district[district][1] == row["rank"]
-    assert by_district[district][3] == pytest.approx(round(row["index"], 2))
+    assert by_district[district][4] == pytest.approx(round(row["index"], 2))
     assert table[1][1] == 1
     info = list(book["指标说明"].iter_rows(values_only=True))
     assert info[0][:2] == ("统计时段", period.label)
