@@ -147,9 +147,16 @@ def batch_lists(draw) -> list[dict]:
     for district in draw(st.lists(st.sampled_from(DISTRICTS), min_size=2, max_size=3, unique=True)):
         supervised = draw(st.booleans())  # this district's case exports carry 监察结果
         months = st.sampled_from(MONTHS)
-        for period in draw(st.lists(months, max_size=4)):
+        # Often a run of consecutive months with both exports (so that districts get ranked), one
+        # of them perhaps missing its 好差评; besides that, exports of random months.
+        run: list[str] = []
+        if draw(st.booleans()):
+            start = draw(st.integers(0, len(MONTHS) - 1))
+            run = MONTHS[start:start + draw(st.integers(1, 4))]
+        gap = draw(st.none() | st.sampled_from(run)) if run else None
+        for period in [*run, *draw(st.lists(months, max_size=3))]:
             found.append(("cases", district, period, draw(case_rows(period, supervised))))
-        for period in draw(st.lists(months, max_size=4)):
+        for period in [*(m for m in run if m != gap), *draw(st.lists(months, max_size=3))]:
             found.append(("evaluations", district, period, draw(evaluation_rows(period))))
         for period in draw(st.lists(months, max_size=2)):
             found.append(("hotline", district, period, draw(hotline_rows(period))))
