@@ -292,8 +292,16 @@ def mismatches(batches: list[dict], custom: list[tuple[str, str]]) -> list[str]:
 
 
 def report(found: list[str]) -> str:
+    """How many mismatches of each kind (grouping and indicator, or ranking field), then the first ones."""
+    kinds: dict[str, int] = {}
+    for line in found:
+        what, rest = line.split(" ", 1)
+        words = rest.split(":")[0].replace("'", "").replace(")", "").replace(",", "").split()
+        kind = f"{what} {words[-1]}" if "no row" not in line else f"{what} {words[-1] if what != 'ranking' else ''}(no row)"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    summary = "\n".join(f"  {n:4d}  {kind}" for kind, n in sorted(kinds.items()))
     head = "\n".join(found[:40])
-    return f"{len(found)} mismatches between the engine and the oracle; the first ones:\n{head}"
+    return f"{len(found)} mismatches between the engine and the oracle:\n{summary}\nThe first ones:\n{head}"
 
 
 # A store written by hand that holds every trap at once, checked before any generated one.
