@@ -130,7 +130,7 @@ class Store:
                 self.catalogs[b["district"]][b["period"]] = {r["item_code"]: r for r in b["rows"]}
         dated = {"cases": ("accepted_at", "completed_at"), "evaluations": ("evaluated_at",),
                  "hotline": ("received_at",)}
-        months = {b["period"] for b in self.active}
+        months = {b["period"] for b in self.active}  # batch periods count, not only record dates
         for kind, cols in dated.items():
             months |= {month_of(r[c]) for r in self.records[kind] for c in cols if r[c] is not None}
         self.until = max(months) if months else None
@@ -162,6 +162,8 @@ def _limit(case: dict, row: dict | None, which: str) -> tuple[float | None, str]
 
 def case_facts(case: dict, store: Store, rules: dict) -> dict:
     accepted, end = case["accepted_at"], case["completed_at"]
+    # The item's row in the newest version on or before the accepted month; an item that version
+    # dropped has no catalog limits (older versions are not searched).
     version = store.catalog_version(case["district"], month_of(accepted))
     row = store.catalogs[case["district"]][version].get(case["item_code"]) if version else None
     legal, legal_unit = _limit(case, row, "legal")
