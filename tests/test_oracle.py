@@ -353,6 +353,16 @@ def _hand_store() -> list[dict]:
             full_row("hotline", ticket_id="T1", received_at=at(2024, 10, 1, 9), due_at=at(2024, 10, 3, 9),
                      closed_at=at(2024, 10, 3, 9), satisfaction="基本满意"),
         ]),
+        # 丙县: the catalog version of 2024-09 dropped I1, which the 2024-08 version had; November's
+        # export holds only October cases, yet November is the store's last month.
+        b("items", "丙县", "2024-08", 9, [full_row("items", item_code="I1", item_name="事项", online_depth=3,
+                                                  legal_limit=1.0)]),
+        b("items", "丙县", "2024-09", 10, [full_row("items", item_code="I2", item_name="事项", online_depth=1)]),
+        b("cases", "丙县", "2024-11", 11, [
+            case(case_id="C1", item_code="I1", status="已办结", accepted_at=at(2024, 10, 8, 9),
+                 completed_at=at(2024, 10, 18, 9)),
+            case(case_id="C2", item_code="I2", status="在办", accepted_at=at(2024, 10, 30, 9)),
+        ]),
     ]
 
 
@@ -444,10 +454,26 @@ def test_stocks_and_coverage_over_a_range_by_hand():
     assert sep["commitment_compression"] == (3, 5) and sep["hall_entry_rate"] == (1, 1)
 
 
+def test_catalog_lookup_and_store_end_by_hand():
+    s = oracle.Store(_hand_store())
+    oct_ = _values(oracle.indicators(s, "2024-10", "2024-10"), ("丙县",))
+    # C1 (I1, accepted in October): the version in force then (2024-09) has no I1, so no limits: no
+    # card and no statutory speed-up, though the 2024-08 version gave I1 one day. 10-09 → 10-18 is
+    # 9 working days (Saturday 10-12 included).
+    assert oct_["card_rate"] == (0, 2) and oct_["red_card_rate"] == (0, 2)
+    assert oct_["statutory_speedup"] == (0, 0) and oct_["avg_handling_days"] == (9, 1)
+    assert oct_["completion_rate"] == (1, 2)
+    # November is the store's last month (a batch period), so the catalogs are in force in it.
+    assert s.until == "2024-11"
+    nov = oracle.indicators(s, "2024-11", "2024-11")
+    assert nov[("丙县", "online_available_rate")][:2] == (0, 1)
+    assert nov[("甲区", "online_available_rate")][:2] == (1, 1)
+
+
 def test_grid_has_every_district_and_indicator():
     s = oracle.Store(_hand_store())
     table = oracle.indicators(s, "2025-01", "2025-01")  # after the store's last month: nothing counts
-    assert len(table) == 2 * 28 and all(v == (0.0, 0.0, None) for v in table.values())
+    assert len(table) == 3 * 28 and all(v == (0.0, 0.0, None) for v in table.values())
 
 
 def test_ranking_by_hand():
