@@ -11,6 +11,7 @@ LibreOffice substitutes the installed CJK font through fontconfig.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import shutil
@@ -312,10 +313,12 @@ def to_pdf(docx: bytes) -> bytes:
     command = soffice()
     if command is None:
         raise RuntimeError("服务器上没有安装 LibreOffice，无法生成 PDF（见 README：apt-get install libreoffice-writer-nogui）")
-    # One profile per server process, used by one conversion at a time: LibreOffice refuses to share
-    # a profile between running instances.
-    profile = Path(tempfile.gettempdir()) / f"dashboard-lo-profile-{os.getpid()}"
-    with _pdf_lock, tempfile.TemporaryDirectory(prefix="bulletin-") as tmp:
+    # One LibreOffice profile for all conversions by this user (creating one costs seconds), used by one
+    # conversion at a time: LibreOffice refuses to share a profile between running instances.
+    profile = Path(tempfile.gettempdir()) / f"dashboard-lo-profile-{os.getuid()}"
+    lock_file = profile.with_suffix(".lock")
+    with _pdf_lock, lock_file.open("a") as lock, tempfile.TemporaryDirectory(prefix="bulletin-") as tmp:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         src = Path(tmp) / "bulletin.docx"
         src.write_bytes(docx)
         result = subprocess.run(
@@ -328,3 +331,41 @@ def to_pdf(docx: bytes) -> bytes:
             raise RuntimeError(f"LibreOffice 转换 PDF 失败：{(result.stderr or result.stdout).strip()[-300:]}")
         return pdf.read_bytes()
 
+
+
+# --- one call for the page, the CLI and the benchmark ---------------------------------------------
+
+ALL_DISTRICTS = "全部"
+
+
+def template_for(engine) -> bytes:
+    """The administrator's template when one is stored, else the default."""
+    from datasets import documents
+
+    return documents.get(engine, documents.TEMPLATE) or default_template()
+
+
+def file_stem(bulletin: Bulletin, district: str | None = None) -> str:
+    key = bulletin.period.key.replace("~", "至")
+    if district is None:
+        return f"效能评估通报_{key}"
+    return f"区县报告单_{'全部区县' if district == ALL_DISTRICTS else district}_{key}"
+
+
+def generate(inputs, district: str | None = None, fmt: str = "docx", template: bytes | None = None,
+             with_charts: bool = True) -> tuple[bytes, str]:
+    """The bulletin (``district`` None) or report cards (a district's name, or 全部) as .docx or .pdf.
+
+    ``inputs``: metrics.bulletin.load_inputs(...). Returns the file's bytes and its name.
+    """
+    from metrics.bulletin import build_bulletin, build_reports
+
+    bulletin = build_bulletin(inputs, with_charts=with_charts and district is None)
+    if district is None:
+        content = bulletin_docx(bulletin, template)
+    else:
+        reports = build_reports(inputs, None if district == ALL_DISTRICTS else [district])
+        content = reports_docx(reports, bulletin, template)
+    if fmt == "pdf":
+        content = to_pdf(content)
+    return content, f"{file_stem(bulletin, district)}.{fmt}"
