@@ -51,6 +51,9 @@ class Table:
     rows: list[list[str]]
     caption: str = ""
 
+    def frame(self) -> pl.DataFrame:
+        return pl.DataFrame(self.rows, schema={h: pl.String for h in self.headers}, orient="row")
+
 
 @dataclass(frozen=True)
 class Figure:
