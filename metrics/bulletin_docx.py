@@ -267,13 +267,21 @@ def _render(template: bytes, context: dict, build_body) -> bytes:
     return out.getvalue()
 
 
+def title_lines(title: str) -> str:
+    """A title longer than one line of 二号 breaks before its bracketed period, not inside it."""
+    if _display_width(title) > 40 and "（" in title:
+        head, tail = title.split("（", 1)
+        return f"{head}\n（{tail}"
+    return title
+
+
 def bulletin_docx(bulletin: Bulletin, template: bytes | None = None) -> bytes:
     def body(doc) -> None:
         for section in bulletin.sections:
             _paragraph(doc, section.title, H1_FONT, SIZE_3, keep_next=True)
             _blocks(doc, section.blocks)
 
-    context = {"title": bulletin.title, "issuer": bulletin.issuer, "issue_date": bulletin.issue_date,
+    context = {"title": title_lines(bulletin.title), "issuer": bulletin.issuer, "issue_date": bulletin.issue_date,
                "city": bulletin.city, "period": bulletin.period.label}
     return _render(template or default_template(), context, body)
 
@@ -292,7 +300,7 @@ def reports_docx(reports: Sequence[DistrictReport], bulletin: Bulletin, template
             _blocks(doc, report.blocks, CARD)
 
     title = reports[0].title if len(reports) == 1 else f"{bulletin.city}各区县政务服务效能评估报告单（{bulletin.period.label}）"
-    context = {"title": title, "issuer": bulletin.issuer, "issue_date": bulletin.issue_date,
+    context = {"title": title_lines(title), "issuer": bulletin.issuer, "issue_date": bulletin.issue_date,
                "city": bulletin.city, "period": bulletin.period.label}
     return _render(template or default_template(), context, body)
 

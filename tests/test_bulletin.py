@@ -43,7 +43,7 @@ def inputs_for(demo: Demo, period: Period) -> bulletin.Inputs:
 def docx_text(content: bytes) -> tuple[list[str], list[list[list[str]]]]:
     """Paragraph texts and tables (rows of cell texts) of a .docx."""
     doc = Document(io.BytesIO(content))
-    paragraphs = [p.text for p in doc.paragraphs]
+    paragraphs = [p.text.replace("\n", "") for p in doc.paragraphs]  # titles break before the period
     tables = [[[c.text for c in row.cells] for row in t.rows] for t in doc.tables]
     return paragraphs, tables
 
@@ -334,3 +334,72 @@ def test_cli_bulletin_and_bad_arguments(demo: Demo, tmp_path: Path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["bulletin", "--db", demo.url, "--period", demo.period.key, "--format", "odt"])
     assert exc.value.code == 2
+
+
+# --- PDF (LibreOffice) ------------------------------------------------------------------------------
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+def _need_pdf_tools() -> None:
+    import shutil
+
+    from tests.conftest import IN_CI
+
+    missing = [name for name, ok in (("LibreOffice（soffice）", bulletin_docx.soffice()),
+                                     ("pdftotext", shutil.which("pdftotext")), ("pdftoppm", shutil.which("pdftoppm")))
+               if not ok]
+    if missing:
+        reason = f"没有安装 {'、'.join(missing)}（apt-get install libreoffice-writer-nogui poppler-utils）"
+        if IN_CI:
+            pytest.fail(f"CI 环境必须能生成 PDF：{reason}")
+        pytest.skip(reason)
+
+
+def test_pdf_shows_the_chinese_text_and_the_table(month_doc):
+    import subprocess
+
+    _need_pdf_tools()
+    inp, doc, content = month_doc
+    pdf = bulletin_docx.to_pdf(content)
+    assert pdf.startswith(b"%PDF")
+    text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
+    flat = re.sub(r"\s+", "", text)
+    assert re.sub(r"\s+", "", doc.title) in flat
+    assert "表1各区县政务服务效能指数排名" in flat and all(d in flat for d in inp.districts)
+    assert all(t in flat for t in bulletin.SECTION_TITLES)
+    assert "{{" not in text and "{%" not in text
+    assert "—1—" in flat  # the page number
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "bulletin.pdf").write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile",
+                    str(ARTIFACTS / "bulletin.pdf"), str(ARTIFACTS / "bulletin_page1")], check=True)
+    assert (ARTIFACTS / "bulletin_page1.png").stat().st_size > 10_000
+
+
+# --- the page ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("navigation_mode")
+@pytest.mark.parametrize(("account", "downloads"), [("leader1", False), ("evaluator1", True)])
+def test_page_previews_for_leaders_and_downloads_for_evaluators(demo_copy: Demo, monkeypatch, account: str,
+                                                                downloads: bool):
+    from tests.apptest_support import app, audit_rows, open_page, texts
+
+    at = open_page(app(demo_copy.url, monkeypatch, demo_copy.users[account], period=demo_copy.period.key),
+                   "pages/bulletin.py")
+    assert at.title[0].value == f"月度通报 · {demo_copy.period.label}"
+    assert [s.value for s in at.subheader] == list(bulletin.SECTION_TITLES)
+    assert any("排名前三位的是" in m.value for m in at.markdown)
+    assert len(at.get("vega_lite_chart")) == 2
+    labels = [b.label for b in at.get("download_button")]
+    if not downloads:
+        assert labels == []
+        assert "需要“评估人员”或“管理员”角色" in texts(at.caption)
+        return
+    assert labels[:1] == ["下载通报（Word）"] and "下载报告单（Word）" in labels
+    ok_run = at.get("download_button")[0].click().run()
+    assert not ok_run.exception
+    row = audit_rows(demo_copy.url, "download").row(0, named=True)
+    assert (row["账号"], row["页面"]) == (account, "月度通报")
+    assert row["内容"].startswith(f"效能评估通报_{demo_copy.period.key}.docx")
