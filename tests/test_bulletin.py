@@ -403,3 +403,24 @@ def test_page_previews_for_leaders_and_downloads_for_evaluators(demo_copy: Demo,
     row = audit_rows(demo_copy.url, "download").row(0, named=True)
     assert (row["账号"], row["页面"]) == (account, "月度通报")
     assert row["内容"].startswith(f"效能评估通报_{demo_copy.period.key}.docx")
+
+
+@pytest.mark.usefixtures("navigation_mode")
+def test_settings_page_saves_texts_and_refuses_a_template_without_body(demo_copy: Demo, monkeypatch):
+    from tests.apptest_support import app, audit_rows, ok, open_page, texts
+
+    at = open_page(app(demo_copy.url, monkeypatch, demo_copy.users["admin1"]), "pages/settings.py")
+    at.text_area[0].set_value("请各区县于月底前报送整改情况。")
+    ok(next(b for b in at.button if b.label == "保存通报文字").click().run())
+    assert "已保存 1 项通报文字" in texts(at.success)
+    engine = store.make_engine(demo_copy.url)
+    assert documents.get_text(engine, documents.REQUIREMENTS) == "请各区县于月底前报送整改情况。"
+    assert audit_rows(demo_copy.url, "settings")["内容"][0] == "修改通报下一步工作要求：请各区县于月底前报送整改情况。"
+
+    at.file_uploader(key="bulletin_template_upload").set_value(
+        [("红头.docx", _template("{{ title }}"), "application/octet-stream")])
+    ok(at.run())
+    ok(at.button(key="bulletin_template_save").click().run())
+    assert "模板未保存：通报模板缺少占位符" in texts(at.error) and "p body" in texts(at.error)
+    assert documents.get(engine, documents.TEMPLATE) is None
+    engine.dispose()
