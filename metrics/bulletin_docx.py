@@ -269,7 +269,7 @@ def _render(template: bytes, context: dict, build_body) -> bytes:
 
 def title_lines(title: str) -> str:
     """A title longer than one line of 二号 breaks before its bracketed period, not inside it."""
-    if _display_width(title) > 40 and "（" in title:
+    if _display_width(title) > 36 and "（" in title:  # 20 characters of 二号 fill the line; digits run wider
         head, tail = title.split("（", 1)
         return f"{head}\n（{tail}"
     return title
@@ -280,6 +280,9 @@ def bulletin_docx(bulletin: Bulletin, template: bytes | None = None) -> bytes:
         for section in bulletin.sections:
             _paragraph(doc, section.title, H1_FONT, SIZE_3, keep_next=True)
             _blocks(doc, section.blocks)
+        # The signature must not stand alone on the last page: the last paragraph goes with it.
+        if doc.paragraphs:
+            doc.paragraphs[-1].paragraph_format.keep_with_next = True
 
     context = {"title": title_lines(bulletin.title), "issuer": bulletin.issuer, "issue_date": bulletin.issue_date,
                "city": bulletin.city, "period": bulletin.period.label}

@@ -29,9 +29,10 @@ RED = RGBColor(0xE6, 0x00, 0x12)
 
 
 def _par(doc_or_part, text: str, font: str, size: Pt, align: int, *, colour: RGBColor | None = None,
-         line: Pt = LINE, right_indent: Pt | None = None):
+         line: Pt = LINE, right_indent: Pt | None = None, keep_next: bool = False):
     par = doc_or_part.add_paragraph()
     fmt = par.paragraph_format
+    fmt.keep_with_next = keep_next
     fmt.line_spacing_rule = WD_LINE_SPACING.EXACTLY
     fmt.line_spacing = line
     fmt.space_before = fmt.space_after = Pt(0)
@@ -102,8 +103,9 @@ def build(out: Path = OUT) -> Path:
     _par(doc, "{{ title }}", TITLE_FONT, SIZE_2, WD_ALIGN_PARAGRAPH.CENTER, line=Pt(35))
     _par(doc, "", BODY_FONT, SIZE_3, WD_ALIGN_PARAGRAPH.CENTER)
     _par(doc, "{{p body }}", BODY_FONT, SIZE_3, WD_ALIGN_PARAGRAPH.LEFT)
-    _par(doc, "", BODY_FONT, SIZE_3, WD_ALIGN_PARAGRAPH.LEFT)
-    _par(doc, "{{ issuer }}", BODY_FONT, SIZE_3, WD_ALIGN_PARAGRAPH.RIGHT, right_indent=Pt(64))
+    # The blank line and the signature stay together with the end of the body (keep with next).
+    _par(doc, "", BODY_FONT, SIZE_3, WD_ALIGN_PARAGRAPH.LEFT, keep_next=True)
+    _par(doc, "{{ issuer }}", BODY_FONT, SIZE_3, WD_ALIGN_PARAGRAPH.RIGHT, right_indent=Pt(64), keep_next=True)
     _par(doc, "{{ issue_date }}", BODY_FONT, SIZE_3, WD_ALIGN_PARAGRAPH.RIGHT, right_indent=Pt(64))
 
     _page_number(section.footer, WD_ALIGN_PARAGRAPH.RIGHT)
