@@ -94,6 +94,12 @@ def test_sections_title_and_no_placeholder_left(month_doc):
     assert doc.issue_date in paragraphs
     # The two charts are pictures in the document.
     assert xml.count("<pic:pic") == 2
+    # GB/T 9704: A4, margins 37/35/28/26 mm (in twips), and the fonts Word/WPS on a bureau PC has.
+    assert '<w:pgSz w:w="11906" w:h="16838"/>' in xml
+    for side, mm in (("top", 37), ("bottom", 35), ("left", 28), ("right", 26)):
+        assert f'w:{side}="{round(mm / 25.4 * 1440)}"' in xml, side
+    for font in (bulletin_docx.TITLE_FONT, bulletin_docx.BODY_FONT, bulletin_docx.H1_FONT, bulletin_docx.H2_FONT):
+        assert f'w:eastAsia="{font}"' in xml, font
 
 
 @pytest.mark.parametrize("which", ["month", "quarter", "year"])
@@ -220,7 +226,7 @@ def test_a_district_without_data_is_unranked_with_its_reason(demo_copy: Demo, tm
 
 
 def test_ranked_table_adapter_marks_null_index_unranked(demo: Demo):
-    # A period before the data: every district has rows of catalogs at most, or none.
+    # "甲" is configured but has no rows: unranked, after every ranked district.
     table = bulletin.ranked_table(demo.comps, demo.period, demo.settings, [*demo.districts, "甲"])
     assert table["ranked"].to_list() == [*([True] * len(demo.districts)), False]
     assert table["unranked_reason"].to_list()[-1] == bulletin.NO_DATA_REASON
