@@ -48,6 +48,7 @@ PAGES = {
     auth.PAGE_COMPARE: ("compare", ":material/compare_arrows:"),
     auth.PAGE_PERIODS: ("periods", ":material/timeline:"),
     auth.PAGE_RANKING: ("ranking", ":material/leaderboard:"),
+    auth.PAGE_BULLETIN: ("bulletin", ":material/description:"),
     auth.PAGE_UPLOAD: ("upload", ":material/upload_file:"),
     auth.PAGE_QUALITY: ("quality", ":material/fact_check:"),
     auth.PAGE_INDICATORS: ("indicators", ":material/menu_book:"),
@@ -61,7 +62,7 @@ PAGES = {
 
 ACCOUNT_SECTION = {"账号": [auth.PAGE_LOGIN, auth.PAGE_ACCOUNT, auth.PAGE_USERS, auth.PAGE_AUDIT]}
 FULL_NAV = {
-    "看板": [auth.PAGE_OVERVIEW, auth.PAGE_COMPARE, auth.PAGE_PERIODS, auth.PAGE_RANKING],
+    "看板": [auth.PAGE_OVERVIEW, auth.PAGE_COMPARE, auth.PAGE_PERIODS, auth.PAGE_RANKING, auth.PAGE_BULLETIN],
     "数据": [auth.PAGE_UPLOAD, auth.PAGE_QUALITY],
     "说明与设置": [auth.PAGE_INDICATORS, auth.PAGE_SETTINGS],
     **ACCOUNT_SECTION,

@@ -37,6 +37,7 @@ PAGE_OVERVIEW = "总览"
 PAGE_COMPARE = "区县对比"
 PAGE_PERIODS = "时段对比"
 PAGE_RANKING = "排名下载"
+PAGE_BULLETIN = "月度通报"
 PAGE_UPLOAD = "数据上传"
 PAGE_QUALITY = "数据质量"
 PAGE_INDICATORS = "指标说明"
@@ -57,6 +58,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     PAGE_INDICATORS: _EVERYONE,
     PAGE_START: _EVERYONE,
     PAGE_RANKING: frozenset({EVALUATOR, LEADER, ADMIN}),
+    PAGE_BULLETIN: frozenset({EVALUATOR, LEADER, ADMIN}),  # leaders preview; downloads: may_download
     PAGE_UPLOAD: frozenset({STAFF}),
     PAGE_QUALITY: frozenset({STAFF, ADMIN, LEADER}),
     PAGE_SETTINGS: frozenset({ADMIN}),

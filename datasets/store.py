@@ -146,8 +146,9 @@ def make_engine(url: str | None = None) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
-    # Accounts and audit tables live in datasets/accounts.py on the same metadata.
-    import datasets.accounts  # noqa: F401
+    # Accounts and audit tables live in datasets/accounts.py, the bulletin's template and texts in
+    # datasets/documents.py, on the same metadata.
+    from datasets import accounts, documents  # noqa: F401
 
     metadata.create_all(engine)
 

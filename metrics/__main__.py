@@ -41,6 +41,9 @@ def build_parser() -> ChineseArgumentParser:
     rank.add_argument("--period", required=True, help="时段：YYYY-MM、YYYY-Qn 或 YYYY")
     rank.add_argument("--format", choices=["csv", "xlsx"], default="csv", help="输出格式")
     rank.add_argument("--out", help="输出文件（xlsx 必须指定）")
+    from metrics.bulletin_cli import add_parser
+
+    add_parser(sub)
     return parser
 
 
@@ -76,6 +79,10 @@ def _write_text(text: str, out: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "bulletin":
+        from metrics.bulletin_cli import run
+
+        return run(args)
     from datasets import store
     from datasets.quality import all_districts
     from metrics.calendar import CalendarError

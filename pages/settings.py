@@ -7,6 +7,7 @@ from datasets import accounts, auth
 from metrics import views
 from metrics.scoring import default_settings, settings_history
 from pages import _auth_ui as ui
+from pages import _bulletin_settings as bulletin_settings
 from pages import _shared as shared
 
 ROUND, FLASH = "_settings_round", "_settings_flash"
@@ -80,6 +81,8 @@ with st.expander("恢复为配置文件中的默认值"):
         st.session_state[FLASH] = [("success", f"已恢复默认值（{len(changes)} 项修改）。", views.changes_table(changes))]
         st.session_state[ROUND] = round_no + 1
         st.rerun()
+
+bulletin_settings.render(engine, admin)
 
 st.subheader("修改记录")
 shared.table(views.history_table(settings_history(engine)), key="settings_history", height=320)

@@ -83,6 +83,7 @@ EXPECTED = {
     P.PAGE_INDICATORS: (1, 1, 1, 1, 1),
     P.PAGE_START: (1, 1, 1, 1, 1),
     P.PAGE_RANKING: (1, 0, 1, 1, 0),
+    P.PAGE_BULLETIN: (1, 0, 1, 1, 0),
     P.PAGE_UPLOAD: (0, 1, 0, 0, 0),
     P.PAGE_QUALITY: (1, 1, 0, 1, 0),
     P.PAGE_SETTINGS: (0, 0, 0, 1, 0),

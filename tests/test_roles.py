@@ -43,7 +43,7 @@ from tests.apptest_support import (
 pytestmark = pytest.mark.usefixtures("navigation_mode")
 
 P = auth
-DATA_PAGES = [P.PAGE_OVERVIEW, P.PAGE_COMPARE, P.PAGE_PERIODS, P.PAGE_RANKING]
+DATA_PAGES = [P.PAGE_OVERVIEW, P.PAGE_COMPARE, P.PAGE_PERIODS, P.PAGE_RANKING, P.PAGE_BULLETIN]
 # account (None: a visitor) and ANONYMOUS_VIEW -> the pages the menu lists.
 MENUS = {
     (LEADER_NAME, None): [*DATA_PAGES, P.PAGE_QUALITY, P.PAGE_INDICATORS, P.PAGE_ACCOUNT],
@@ -66,7 +66,7 @@ FORBIDDEN = {
 FILES = {P.PAGE_OVERVIEW: "overview", P.PAGE_COMPARE: "compare", P.PAGE_PERIODS: "periods", P.PAGE_RANKING: "ranking",
          P.PAGE_UPLOAD: "upload", P.PAGE_QUALITY: "quality", P.PAGE_INDICATORS: "indicators",
          P.PAGE_SETTINGS: "settings", P.PAGE_START: "start", P.PAGE_USERS: "users", P.PAGE_AUDIT: "audit",
-         P.PAGE_ACCOUNT: "account"}
+         P.PAGE_ACCOUNT: "account", P.PAGE_BULLETIN: "bulletin"}
 
 
 @pytest.fixture

@@ -1,0 +1,102 @@
+"""What administrators set for the monthly bulletin (月度通报): the Word template with the bureau's
+letterhead, the 五、下一步工作要求 text, the city's and the issuing bureau's names.
+
+Kept in the database (not on an app server's disk) so that every server renders the same document;
+every change is audited like a settings change.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from datasets import accounts, store
+from datasets.accounts import PermissionDenied, User
+
+TEMPLATE, REQUIREMENTS, CITY_NAME, ISSUER = "bulletin_template", "bulletin_requirements", "bulletin_city", "bulletin_issuer"
+TEXT_LABELS = {REQUIREMENTS: "下一步工作要求", CITY_NAME: "城市名称", ISSUER: "发文单位"}
+PAGE = "设置"
+
+documents = sa.Table(
+    "documents",
+    store.metadata,
+    sa.Column("key", sa.String(50), primary_key=True),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("file_name", sa.String(200), nullable=False, default=""),
+    sa.Column("user_name", sa.String(100), nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+)
+
+
+def get(engine: Engine, key: str) -> bytes | None:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(documents.c.content).where(documents.c.key == key)).scalar()
+
+
+def get_text(engine: Engine, key: str) -> str | None:
+    content = get(engine, key)
+    return None if content is None else content.decode("utf-8")
+
+
+def info(engine: Engine, key: str) -> dict | None:
+    """file_name, user_name, at of a stored document (None when the default is in force)."""
+    t = documents
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(t.c.file_name, t.c.user_name, t.c.at).where(t.c.key == key)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def put(engine: Engine, key: str, content: bytes, user_name: str, file_name: str = "") -> None:
+    """Replace the stored document (delete + insert in one transaction works on SQLite and PostgreSQL)."""
+    with engine.begin() as conn:
+        conn.execute(documents.delete().where(documents.c.key == key))
+        conn.execute(documents.insert().values(key=key, content=content, file_name=file_name[:200],
+                                               user_name=user_name, at=store.now()))
+
+
+def delete(engine: Engine, key: str) -> bool:
+    with engine.begin() as conn:
+        return conn.execute(documents.delete().where(documents.c.key == key)).rowcount > 0
+
+
+# --- administrators' changes, audited -------------------------------------------------------------
+
+
+def _check_admin(engine: Engine, actor: User) -> None:
+    accounts.require_admin(actor)
+    stored = accounts.get_user(engine, actor.username)
+    if stored is None or not stored.active or not stored.is_admin:
+        raise PermissionDenied(f"账号“{actor.username}”已停用、不存在或不是管理员，不能修改通报设置")
+
+
+def save_template(engine: Engine, actor: User, content: bytes, file_name: str) -> None:
+    """Store an uploaded template (validate it first: metrics.bulletin_docx.check_template)."""
+    _check_admin(engine, actor)
+    put(engine, TEMPLATE, content, actor.username, file_name)
+    accounts.audit(engine, actor.username, "settings", f"上传通报模板：{file_name}（{len(content)} 字节）", PAGE)
+
+
+def reset_template(engine: Engine, actor: User) -> bool:
+    """Back to the template that ships with the code; False when it was already in force."""
+    _check_admin(engine, actor)
+    removed = delete(engine, TEMPLATE)
+    if removed:
+        accounts.audit(engine, actor.username, "settings", "通报模板恢复为默认模板", PAGE)
+    return removed
+
+
+def save_text(engine: Engine, actor: User, key: str, text: str) -> bool:
+    """Save one of the bulletin's texts; empty text goes back to the default. False when unchanged."""
+    _check_admin(engine, actor)
+    text = text.strip()
+    old = get_text(engine, key)
+    if (old or "") == text:
+        return False
+    if text:
+        put(engine, key, text.encode("utf-8"), actor.username)
+    else:
+        delete(engine, key)
+    label = TEXT_LABELS[key]
+    shown = text if len(text) <= 200 else text[:200] + "…"
+    accounts.audit(engine, actor.username, "settings", f"修改通报{label}：{shown or '（恢复默认）'}", PAGE)
+    return True

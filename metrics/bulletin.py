@@ -1,0 +1,515 @@
+"""The monthly bulletin (月度通报) and the district report cards (区县报告单) as plain data.
+
+Everything here is built from the registry, the ranking, the alert lists (metrics/drill.py) and the
+data-quality grid (datasets/quality.py) for one period; the renderer (metrics/bulletin_docx.py) only
+lays it out. Every number is formatted by the page formatters in metrics/views.py, so the document
+shows exactly what the pages show and what ``python -m metrics report``/``rank`` give after rounding.
+No Streamlit here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from datasets import quality
+from metrics import charts, drill, views
+from metrics.compute import CITY, aggregate
+from metrics.periods import Period
+from metrics.registry import BY_ID, DAYS, DOWN, GROUPS, INDICATORS
+from metrics.scoring import ScoringSettings, ranking
+from metrics.views import INDEX, INDEX_NAME, NULL_TEXT, fmt_delta, fmt_value
+
+SECTION_TITLES = ("一、总体情况", "二、区县排名", "三、进步与退步", "四、存在问题", "五、下一步工作要求")
+DEFAULT_REQUIREMENTS = (
+    "各区县要对照本通报指出的问题逐项整改，对红牌办件、超期在办件和未按时整改的差评逐件核查原因、明确责任人和完成时限。\n"
+    "排名靠后和指数下降的区县要分析原因，制定提升措施，下月通报时说明整改进展。\n"
+    "各区县要按时、完整报送办件明细、好差评和 12345 热线数据，逾期或缺报的将在通报中点名。"
+)
+DEFAULT_ISSUER = "政务服务和大数据管理局"
+TOP_N = 3
+NO_DATA_REASON = "本期无数据"
+NO_SCORE_REASON = "本期没有可计算得分的指标"
+PASS, FAIL = "✔", "✘"
+
+
+# --- plain building blocks -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+    level: int = 0  # 0 body text, 2 a level-2 heading (（一）…)
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+
+    def frame(self) -> pl.DataFrame:
+        return pl.DataFrame(self.rows, schema={h: pl.String for h in self.headers}, orient="row")
+
+
+@dataclass(frozen=True)
+class Figure:
+    caption: str
+    spec: dict  # a Vega-Lite spec from metrics/charts.py
+    width_px: int = 620
+
+
+Block = Paragraph | Table | Figure
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+
+
+@dataclass
+class Bulletin:
+    title: str
+    city: str
+    period: Period
+    issuer: str
+    issue_date: str
+    sections: list[Section]
+
+    def text(self) -> str:
+        """The whole text (headings, paragraphs, table rows) for previews and searches."""
+        lines = [self.title]
+        for section in self.sections:
+            lines.append(section.title)
+            lines.extend(_block_text(b) for b in section.blocks)
+        return "\n".join(lines)
+
+
+@dataclass
+class DistrictReport:
+    district: str
+    title: str
+    blocks: list[Block]
+
+
+def _block_text(block: Block) -> str:
+    if isinstance(block, Paragraph):
+        return block.text
+    if isinstance(block, Table):
+        return "\n".join(["\t".join(block.headers), *["\t".join(r) for r in block.rows]])
+    return f"［图］{block.caption}"
+
+
+# --- the ranking, through one adapter --------------------------------------------------------------
+
+
+def ranked_table(
+    comps: pl.DataFrame, period: Period, settings: ScoringSettings, districts: Sequence[str] = ()
+) -> pl.DataFrame:
+    """metrics.scoring.ranking with ``ranked`` and ``unranked_reason``; unranked rows last, rank null.
+
+    The one place the bulletin reads the ranking. Districts in ``districts`` that have no row in the
+    period are added as unranked (本期无数据).
+    """
+    table = ranking(comps, period, settings)
+    if "ranked" not in table.columns:
+        table = table.with_columns(
+            pl.col("rank").is_not_null().alias("ranked"),
+            pl.when(pl.col("rank").is_null()).then(pl.lit(NO_SCORE_REASON)).alias("unranked_reason"),
+        )
+    missing = [d for d in districts if d not in set(table["district"].to_list())]
+    if missing:
+        extra = pl.DataFrame({"district": missing}).with_columns(
+            pl.lit(False).alias("ranked"), pl.lit(NO_DATA_REASON).alias("unranked_reason")
+        )
+        table = pl.concat([table, extra], how="diagonal_relaxed")
+    return table.sort([pl.col("ranked").not_(), "rank", "district"], nulls_last=True)
+
+
+# --- number sentences ------------------------------------------------------------------------------
+
+
+def change_words(key: str, delta: float | None, label: str) -> str:
+    """环比上升 0.08 个百分点 / 环比持平 / 环比无可比数据 — magnitude formatted by views.fmt_delta."""
+    text = fmt_delta(key, delta)
+    if text is None:
+        return f"{label}无可比数据"
+    if not text.startswith(("+", "-")):
+        return f"{label}持平"
+    days = key != INDEX and BY_ID[key].unit == DAYS
+    up, down = ("增加", "减少") if days else ("上升", "下降")
+    return f"{label}{up if text.startswith('+') else down} {text[1:]}"
+
+
+def value_sentence(name: str, key: str, value: float | None, mom: float | None, yoy: float | None) -> str:
+    """实际网办率 47.28%，环比上升 0.08 个百分点，同比下降 1.20 个百分点"""
+    if value is None:
+        return f"{name}{NULL_TEXT}（无数据）"
+    return f"{name} {fmt_value(key, value)}，{change_words(key, mom, '环比')}，{change_words(key, yoy, '同比')}"
+
+
+def rank_change_text(row: dict) -> str:
+    if not row.get("ranked"):
+        return NULL_TEXT
+    if row.get("prev_rank") is None:
+        return "上期未排名"
+    change = row.get("rank_change") or 0
+    if change > 0:
+        return f"上升{change}位"
+    if change < 0:
+        return f"下降{-change}位"
+    return "持平"
+
+
+def headline_indicators() -> dict[str, list[str]]:
+    """Per group: the overview's key indicators of the group, else the group's first indicator."""
+    out: dict[str, list[str]] = {}
+    for g in GROUPS:
+        key = [i for i in views.KEY_INDICATORS if BY_ID[i].group == g]
+        out[g] = key or [next(i.id for i in INDICATORS if i.group == g)]
+    return out
+
+
+def meets_target(indicator_id: str, value: float | None, settings: ScoringSettings) -> str:
+    if value is None:
+        return NULL_TEXT
+    target = settings.indicators[indicator_id].target
+    ok = value <= target if BY_ID[indicator_id].direction == DOWN else value >= target
+    return PASS if ok else FAIL
+
+
+# --- inputs gathered once ------------------------------------------------------------------------
+
+
+@dataclass
+class Inputs:
+    """What a bulletin and the report cards are built from (the caller reads the store)."""
+
+    comps: pl.DataFrame
+    settings: ScoringSettings
+    period: Period
+    districts: list[str]  # every configured district, in order
+    detail: drill.Detail  # alert rows (drill.load_alert_detail)
+    grid: pl.DataFrame  # quality.completeness for the period's months
+    months: list[str] = field(default_factory=list)  # months with any data (for the trend)
+    city: str = "本市"
+    issuer: str = DEFAULT_ISSUER
+    requirements: str = DEFAULT_REQUIREMENTS
+    today: dt.date = field(default_factory=dt.date.today)
+
+    def __post_init__(self) -> None:
+        self._rank: dict[Period, pl.DataFrame] = {}
+
+    def rank(self, period: Period | None = None) -> pl.DataFrame:
+        period = period or self.period
+        if period not in self._rank:
+            self._rank[period] = ranked_table(self.comps, period, self.settings, self.districts)
+        return self._rank[period]
+
+
+def load_inputs(engine, comps: pl.DataFrame, settings: ScoringSettings, period: Period,
+                detail: drill.Detail | None = None, today: dt.date | None = None) -> Inputs:
+    """Read the alert rows, the quality grid and the administrator's texts for ``period``."""
+    from datasets import documents
+
+    districts = quality.all_districts(engine)
+    districts += sorted(set(comps["district"].unique().to_list()) - set(districts))
+    if detail is None:
+        detail = drill.load_alert_detail(engine, settings.to_rules())
+    return Inputs(
+        comps=comps,
+        settings=settings,
+        period=period,
+        districts=districts,
+        detail=detail,
+        grid=quality.completeness(engine, period.months),
+        months=sorted(comps["month"].unique().to_list()) if comps.height else [],
+        city=documents.get_text(engine, documents.CITY_NAME) or default_city(engine),
+        issuer=documents.get_text(engine, documents.ISSUER) or DEFAULT_ISSUER,
+        requirements=documents.get_text(engine, documents.REQUIREMENTS) or DEFAULT_REQUIREMENTS,
+        today=today or dt.date.today(),
+    )
+
+
+def default_city(engine) -> str:
+    """The demo city's name on the demo store, else 本市 (administrators set the name on 设置)."""
+    from datasets import store
+    from datasets.demo import CITY as DEMO_CITY
+    from datasets.demo import USER
+
+    history = store.batch_history(engine)
+    return DEMO_CITY if history.height and USER in set(history["user_name"].to_list()) else "本市"
+
+
+def date_text(day: dt.date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+# --- the bulletin ----------------------------------------------------------------------------------
+
+
+def build_bulletin(inp: Inputs, with_charts: bool = True) -> Bulletin:
+    p = inp.period
+    sections = [
+        Section(SECTION_TITLES[0], _overall(inp, with_charts)),
+        Section(SECTION_TITLES[1], _ranking_section(inp, with_charts)),
+        Section(SECTION_TITLES[2], _movers_section(inp)),
+        Section(SECTION_TITLES[3], _problems_section(inp)),
+        Section(SECTION_TITLES[4], [Paragraph(t.strip()) for t in inp.requirements.splitlines() if t.strip()]),
+    ]
+    return Bulletin(
+        title=f"{inp.city}政务服务效能评估通报（{p.label}）",
+        city=inp.city,
+        period=p,
+        issuer=f"{inp.city}{inp.issuer}" if not inp.issuer.startswith(inp.city) else inp.issuer,
+        issue_date=date_text(inp.today),
+        sections=sections,
+    )
+
+
+def _has_data(inp: Inputs, period: Period) -> bool:
+    return inp.comps.filter(pl.col("month").is_between(pl.lit(period.first), pl.lit(period.last)),
+                            pl.col("denominator") > 0).height > 0
+
+
+def _overall(inp: Inputs, with_charts: bool) -> list[Block]:
+    p = inp.period
+    if not _has_data(inp, p):
+        return [Paragraph(f"{p.label}全市尚无已报送的数据，本期不计算效能指数和各项指标。")]
+    headlines = headline_indicators()
+    ids = [i for g in GROUPS for i in headlines[g]]
+    cards = {c.key: c for c in views.overview_cards(inp.comps, p, inp.settings, None, ids)}
+    now, prev, year = (views.pooled_scores(inp.comps, q, inp.settings) for q in (p, p.previous(), p.year_ago()))
+    ranked = inp.rank().filter(pl.col("ranked"))
+    index = cards[INDEX]
+    blocks: list[Block] = [
+        Paragraph(
+            f"{p.label}，全市政务服务{value_sentence(INDEX_NAME, INDEX, index.value, index.mom, index.yoy)}。"
+            f"参加排名的区县 {ranked.height} 个（共 {len(inp.districts)} 个）。"
+        )
+    ]
+    for g, group_name in GROUPS.items():
+        score = now[f"group_{g}"]
+        prev_score, year_score = prev[f"group_{g}"], year[f"group_{g}"]
+        head = f"（{'一二三四五'[list(GROUPS).index(g)]}）{group_name}"
+        mom = None if score is None or prev_score is None else score - prev_score
+        yoy = None if score is None or year_score is None else score - year_score
+        parts = [value_sentence(f"{group_name}组得分", INDEX, score, mom, yoy)]
+        for ind_id in headlines[g]:
+            c = cards[ind_id]
+            parts.append(value_sentence(BY_ID[ind_id].name, ind_id, c.value, c.mom, c.yoy))
+        blocks.append(Paragraph(head, level=2))
+        blocks.append(Paragraph("；".join(parts) + "。"))
+    if with_charts:
+        months = views.trend_months(p, inp.months)
+        trend = views.index_trend(inp.comps, inp.settings, months)
+        if trend.height:
+            blocks.append(Figure(f"图1　全市效能指数走势（{months[0]}至{months[-1]}）",
+                                 _sized(charts.index_trend_chart(trend, inp.districts), 560, 220)))
+    return blocks
+
+
+def _sized(chart, width: int, height: int | None = None) -> dict:
+    props = {"width": width} if height is None else {"width": width, "height": height}
+    return chart.properties(**props).to_dict(validate=False)
+
+
+def ranking_rows(inp: Inputs) -> Table:
+    """名次, 名次变化, 区县, 效能指数, the five group scores; unranked districts with their reason."""
+    rank = inp.rank()
+    headers = ["名次", "名次变化", "区县", INDEX_NAME, *[f"{name}" for name in GROUPS.values()]]
+    rows = []
+    for r in rank.iter_rows(named=True):
+        if r["ranked"]:
+            rows.append([str(r["rank"]), rank_change_text(r), r["district"], fmt_value(INDEX, r[INDEX]),
+                         *[fmt_value(INDEX, r.get(f"group_{g}")) for g in GROUPS]])
+        else:
+            rows.append(["未排名", NULL_TEXT, r["district"], r.get("unranked_reason") or NULL_TEXT,
+                         *[fmt_value(INDEX, r.get(f"group_{g}")) for g in GROUPS]])
+    return Table(headers, rows, f"表1　各区县政务服务效能指数排名（{inp.period.label}）")
+
+
+def _names(rows: list[dict]) -> str:
+    return "、".join(f"{r['district']}（{fmt_value(INDEX, r[INDEX])}）" for r in rows)
+
+
+def _ranking_section(inp: Inputs, with_charts: bool) -> list[Block]:
+    rank = inp.rank()
+    ranked = rank.filter(pl.col("ranked")).to_dicts()
+    unranked = rank.filter(~pl.col("ranked")).to_dicts()
+    blocks: list[Block] = []
+    if not ranked:
+        blocks.append(Paragraph(f"{inp.period.label}没有可排名的区县。"))
+    else:
+        n = min(TOP_N, len(ranked))
+        top = ranked[:n]
+        bottom = list(reversed(ranked[-n:])) if len(ranked) > n else []
+        text = f"{inp.period.label}效能指数排名前三位的是：{_names(top)}"
+        text += f"；排名后三位的是：{_names(bottom)}。" if bottom else "。"
+        blocks.append(Paragraph(text))
+    if unranked:
+        blocks.append(Paragraph("未参加排名的区县：" + "；".join(
+            f"{r['district']}（{r.get('unranked_reason') or NULL_TEXT}）" for r in unranked) + "。"))
+    blocks.append(ranking_rows(inp))
+    if with_charts and ranked:
+        chart = charts.ranking_chart(rank.filter(pl.col("ranked")), inp.districts)
+        blocks.append(Figure(f"图2　各区县效能指数（{inp.period.label}）", _sized(chart, 430)))
+    return blocks
+
+
+def _movers_section(inp: Inputs) -> list[Block]:
+    p = inp.period
+    now = inp.rank().filter(pl.col("ranked"))
+    before = inp.rank(p.previous()).filter(pl.col("ranked"))
+    moves = views.movers(now, before, n=max(now.height, 1)).to_dicts()
+    if not moves:
+        return [Paragraph(f"{p.previous().label}没有可比的效能指数，本期不作进退步比较。")]
+    ups = [m for m in moves if m["指数变化"] is not None and m["指数变化"] > 0][:TOP_N]
+    downs = [m for m in moves if m["指数变化"] is not None and m["指数变化"] < 0][:TOP_N]
+
+    def one(m: dict) -> str:
+        change = fmt_delta(INDEX, m["指数变化"]) or NULL_TEXT
+        rank = m.get("排名变化")
+        moved = "名次持平" if not rank else (f"名次上升{rank}位" if rank > 0 else f"名次下降{-rank}位")
+        if m.get("排名变化") is None:
+            moved = "上期未排名"
+        return (f"{m['区县']}（效能指数由 {fmt_value(INDEX, m['上期指数'])} 变为 {fmt_value(INDEX, m['本期指数'])}，"
+                f"变化 {change}，{moved}）")
+
+    blocks: list[Block] = [Paragraph(f"与{p.previous().label}相比：")]
+    blocks.append(Paragraph("进步较大的区县：" + ("；".join(one(m) for m in ups) if ups else "无") + "。"))
+    blocks.append(Paragraph("退步较大的区县：" + ("；".join(one(m) for m in downs) if downs else "无") + "。"))
+    return blocks
+
+
+# --- problems --------------------------------------------------------------------------------------
+
+_DISTRICT = "所属区县"
+
+
+def alert_frames(inp: Inputs, districts: Sequence[str] | None = None) -> dict[str, pl.DataFrame]:
+    return {a: drill.alert_list(inp.detail, a, inp.period, districts) for a in drill.ALERTS}
+
+
+def _counts_by_district(frame: pl.DataFrame) -> dict[str, int]:
+    if frame.height == 0:
+        return {}
+    return dict(frame.group_by(_DISTRICT).len().iter_rows())
+
+
+def _worst(alert_id: str, frame: pl.DataFrame) -> str:
+    """The item (or department) behind most rows of an alert list, or the longest overdue case."""
+    if frame.height == 0:
+        return ""
+    if alert_id == drill.OVERDUE_OPEN:
+        row = frame.sort(["超出承诺时限", "办件编号"], descending=[True, False], nulls_last=True).row(0, named=True)
+        return (f"超期最长的是{row['实施部门']}办理的“{row['事项名称']}”（办件编号 {row['办件编号']}，"
+                f"超出承诺时限 {row['超出承诺时限']:.0f} 天）")
+    key = "事项名称" if alert_id == drill.RED_CARDS else "实施部门"
+    top = frame.group_by(key).len().sort(["len", key], descending=[True, False], nulls_last=True).row(0)
+    what = "事项" if key == "事项名称" else "部门"
+    return f"最多的{what}是“{top[0]}”（{top[1]} {drill.ALERTS[alert_id].unit}）"
+
+
+def uploads_problems(grid: pl.DataFrame, districts: Sequence[str] | None = None) -> pl.DataFrame:
+    """区县, 数据类型, 月份, 状态 of the monthly kinds reported late (逾期报送) or not at all (缺失)."""
+    frame = grid.filter(pl.col("kind").is_in(quality.MONTHLY_KINDS),
+                        pl.col("status").is_in([quality.LATE, quality.MISSING]))
+    if districts is not None:
+        frame = frame.filter(pl.col("district").is_in(list(districts)))
+    return frame.sort("district", "month", "kind").select(
+        pl.col("district").alias("区县"), pl.col("kind_label").alias("数据类型"), pl.col("month").alias("月份"),
+        pl.col("status").alias("状态"))
+
+
+def _problems_section(inp: Inputs) -> list[Block]:
+    frames = alert_frames(inp)
+    blocks: list[Block] = []
+    rows = []
+    counts = {a: _counts_by_district(f) for a, f in frames.items()}
+    for d in inp.districts:
+        values = [counts[a].get(d, 0) for a in drill.ALERTS]
+        if any(values):
+            rows.append([d, *[str(v) for v in values]])
+    for n, (alert_id, alert) in enumerate(drill.ALERTS.items()):
+        frame = frames[alert_id]
+        head = f"（{'一二三'[n]}）{alert.title}"
+        blocks.append(Paragraph(head, level=2))
+        if frame.height == 0:
+            blocks.append(Paragraph(f"{inp.period.label}全市无{alert.title}。"))
+            continue
+        by = sorted(counts[alert_id].items(), key=lambda kv: (-kv[1], kv[0]))
+        worst_district, worst_n = by[0]
+        listing = "、".join(f"{d} {c} {alert.unit}" for d, c in by)
+        text = (f"{inp.period.label}全市共有{alert.title} {frame.height} {alert.unit}，其中{listing}。"
+                f"{worst_district}最多（{worst_n} {alert.unit}），{_worst(alert_id, frame.filter(pl.col(_DISTRICT) == worst_district))}。")
+        blocks.append(Paragraph(text))
+    if rows:
+        blocks.append(Table(["区县", *[a.title + f"（{a.unit}）" for a in drill.ALERTS.values()]], rows,
+                            f"表2　各区县预警情况（{inp.period.label}）"))
+    blocks.append(Paragraph("（四）数据报送", level=2))
+    late = uploads_problems(inp.grid)
+    if late.height == 0:
+        blocks.append(Paragraph(f"{inp.period.label}各区县办件明细、好差评和 12345 热线数据均按时报送。"))
+    else:
+        parts = []
+        for (district,), part in late.group_by("区县", maintain_order=True):
+            items = "、".join(f"{r['月份']}{r['数据类型']}{r['状态']}" for r in part.iter_rows(named=True))
+            parts.append(f"{district}（{items}）")
+        n_late = late.filter(pl.col("状态") == quality.LATE).height
+        n_missing = late.height - n_late
+        blocks.append(Paragraph(f"{inp.period.label}逾期报送 {n_late} 项、缺失 {n_missing} 项：" + "；".join(parts) + "。"))
+    return blocks
+
+
+# --- district report cards --------------------------------------------------------------------------
+
+
+def build_reports(inp: Inputs, districts: Sequence[str] | None = None) -> list[DistrictReport]:
+    """One report card per district (all configured districts when ``districts`` is None)."""
+    wanted = list(districts) if districts else list(inp.districts)
+    unknown = [d for d in wanted if d not in inp.districts]
+    if unknown:
+        raise ValueError(f"没有名为“{'、'.join(unknown)}”的区县")
+    p = inp.period
+    rank = {r["district"]: r for r in inp.rank().iter_rows(named=True)}
+    ranked_n = sum(1 for r in rank.values() if r["ranked"])
+    by_district = aggregate(inp.comps, p, by="district", districts=wanted)
+    city = {r["indicator"]: r["value"] for r in aggregate(inp.comps, p, by="city").iter_rows(named=True)}
+    frames = alert_frames(inp, wanted)
+    late = uploads_problems(inp.grid, wanted)
+    out = []
+    for d in wanted:
+        r = rank.get(d, {})
+        values = {x["indicator"]: x["value"] for x in by_district.filter(pl.col("district") == d).iter_rows(named=True)}
+        if r.get("ranked"):
+            head = (f"{d}{p.label}政务服务效能指数 {fmt_value(INDEX, r[INDEX])}，在 {ranked_n} 个参加排名的区县中"
+                    f"列第 {r['rank']} 名（{rank_change_text(r)}）。")
+        else:
+            head = f"{d}{p.label}未参加排名（{r.get('unranked_reason') or NO_DATA_REASON}）。"
+        rows = []
+        for ind in INDICATORS:
+            v = values.get(ind.id)
+            rows.append([f"{ind.name}{ind.arrow}", fmt_value(ind.id, v), fmt_value(ind.id, city.get(ind.id)),
+                         fmt_value(ind.id, inp.settings.indicators[ind.id].target), meets_target(ind.id, v, inp.settings)])
+        met = sum(1 for row in rows if row[-1] == PASS)
+        missed = sum(1 for row in rows if row[-1] == FAIL)
+        summary = f"{len(INDICATORS)} 项指标中达到目标值的 {met} 项、未达到的 {missed} 项（表中标{FAIL}）。"
+        alerts = []
+        for alert_id, alert in drill.ALERTS.items():
+            n = frames[alert_id].filter(pl.col(_DISTRICT) == d).height if frames[alert_id].height else 0
+            alerts.append(f"{alert.title} {n} {alert.unit}")
+        own_late = late.filter(pl.col("区县") == d)
+        upload_text = ("数据均按时报送" if own_late.height == 0 else
+                       "数据报送：" + "、".join(f"{x['月份']}{x['数据类型']}{x['状态']}" for x in own_late.iter_rows(named=True)))
+        blocks: list[Block] = [
+            Paragraph(head + summary),
+            Table(["指标", "本区县", CITY, "目标值", "达标"], rows),
+            Paragraph("预警：" + "，".join(alerts) + f"；{upload_text}。"),
+        ]
+        out.append(DistrictReport(d, f"{d}政务服务效能评估报告单（{p.label}）", blocks))
+    return out

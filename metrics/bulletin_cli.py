@@ -1,0 +1,59 @@
+"""``python -m metrics bulletin``: the monthly bulletin or the district report cards as a file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url
+
+
+def add_parser(sub) -> ChineseArgumentParser:
+    cmd = sub.add_parser("bulletin", help="月度通报（Word/PDF）或区县报告单")
+    cmd.add_argument("--db", help="数据库 URL")
+    cmd.add_argument("--period", required=True, help="时段：YYYY-MM、YYYY-Qn 或 YYYY")
+    cmd.add_argument("--district", help="生成该区县的报告单（“全部”：每个区县一页）；不指定时生成通报")
+    cmd.add_argument("--format", choices=["docx", "pdf"], default="docx", help="输出格式（pdf 需要 LibreOffice）")
+    cmd.add_argument("--out", help="输出文件（默认当前目录下的“效能评估通报_时段.docx”）")
+    return cmd
+
+
+def run(args) -> int:
+    from datasets import store
+    from metrics import bulletin, bulletin_docx
+    from metrics.calendar import CalendarError
+    from metrics.periods import parse_period
+    from metrics.scoring import load_settings
+    from metrics.service import compute_components
+
+    try:
+        period = parse_period(args.period)
+    except ValueError as exc:
+        print(f"参数错误：--period {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.format == "pdf" and bulletin_docx.soffice() is None:
+        print("参数错误：--format pdf 需要服务器上安装 LibreOffice（apt-get install libreoffice-writer-nogui），"
+              "或改用 --format docx", file=sys.stderr)
+        return EXIT_USAGE
+    engine = store.make_engine(db_url(args.db))
+    store.init_db(engine)
+    settings = load_settings(engine)
+    try:
+        comps = compute_components(engine, settings)
+    except CalendarError as exc:
+        print(f"计算失败：{exc}", file=sys.stderr)
+        return 1
+    inputs = bulletin.load_inputs(engine, comps, settings, period)
+    if args.district and args.district != bulletin_docx.ALL_DISTRICTS and args.district not in inputs.districts:
+        print(f"参数错误：--district 没有名为“{args.district}”的区县；可选：{'、'.join(inputs.districts)}、"
+              f"{bulletin_docx.ALL_DISTRICTS}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        content, name = bulletin_docx.generate(inputs, args.district, args.format, bulletin_docx.template_for(engine))
+    except (bulletin_docx.TemplateError, RuntimeError) as exc:
+        print(f"生成失败：{exc}", file=sys.stderr)
+        return 1
+    out = Path(args.out or name)
+    out.write_bytes(content)
+    print(f"已生成：{out}（{len(content)} 字节）")
+    return 0

@@ -1,0 +1,382 @@
+"""Render the bulletin and the district report cards (metrics/bulletin.py) into the bureau's Word
+template, and convert to PDF with LibreOffice when it is installed.
+
+The template is a .docx with docxtpl placeholders: ``{{ title }}`` and ``{{p body }}`` are required,
+``{{ issuer }}``, ``{{ issue_date }}``, ``{{ city }}`` and ``{{ period }}`` optional. The body is built
+here with direct formatting after GB/T 9704 (仿宋 三号 body, 黑体/楷体 headings, fixed 28.95 pt lines),
+so a bureau's own 红头 template only has to carry the letterhead, the margins and the page numbers.
+Fonts are named as Word/WPS on a bureau PC knows them; where they are missing (a Linux server),
+LibreOffice substitutes the installed CJK font through fontconfig.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from docx.enum.table import WD_TABLE_ALIGNMENT
+from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_LINE_SPACING
+from docx.oxml import OxmlElement, parse_xml
+from docx.oxml.ns import nsdecls, qn
+from docx.shared import Cm, Pt, RGBColor
+from docxtpl import DocxTemplate
+from jinja2 import Environment, StrictUndefined, TemplateSyntaxError, UndefinedError
+
+from metrics.bulletin import Block, Bulletin, DistrictReport, Figure, Paragraph, Table
+
+DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "bulletin.docx"
+REQUIRED = {"title": "标题", "body": "正文"}
+OPTIONAL = {"issuer": "发文单位", "issue_date": "成文日期", "city": "城市名称", "period": "统计时段"}
+PLACEHOLDER_HELP = "；".join(f"{{{{ {k} }}}}（{v}）" for k, v in {**REQUIRED, **OPTIONAL}.items()).replace(
+    "{{ body }}", "{{p body }}")
+
+TITLE_FONT, BODY_FONT, H1_FONT, H2_FONT = "方正小标宋简体", "仿宋_GB2312", "黑体", "楷体_GB2312"
+LATIN_FONT = "Times New Roman"
+SIZE_2, SIZE_3, SIZE_4, SIZE_5, SIZE_S5 = Pt(22), Pt(16), Pt(14), Pt(10.5), Pt(9)  # 二号 三号 四号 五号 小五
+LINE = Pt(28.95)  # 22 lines in the 225 mm type area
+TYPE_WIDTH_PT = 156 / 25.4 * 72  # the 156 mm type area
+SMALL_LINE, CARD_LINE, CARD_TABLE_LINE = Pt(18), Pt(22), Pt(11.5)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Body sizes: the bulletin in 三号 after GB/T 9704; a report card smaller, to fit one page."""
+
+    text: Pt = SIZE_3
+    line: Pt = LINE
+    table_text: Pt = SIZE_5
+    table_line: Pt = SMALL_LINE
+
+
+BULLETIN = Layout()
+CARD = Layout(SIZE_4, CARD_LINE, SIZE_S5, CARD_TABLE_LINE)
+PDF_TIMEOUT_S = 180
+
+
+class TemplateError(ValueError):
+    """A template that cannot be used; the message names the problem in Chinese."""
+
+
+# --- template -------------------------------------------------------------------------------------
+
+
+def default_template() -> bytes:
+    return DEFAULT_TEMPLATE.read_bytes()
+
+
+def check_template(content: bytes) -> None:
+    """Raise TemplateError (Chinese) unless ``content`` is a .docx with the required placeholders."""
+    if not zipfile.is_zipfile(io.BytesIO(content)):
+        raise TemplateError("通报模板不是有效的 Word 文档（.docx）")
+    try:
+        tpl = DocxTemplate(io.BytesIO(content))
+        names = tpl.get_undeclared_template_variables(_env())
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"通报模板中的占位符写法有误（第 {exc.lineno} 处附近）：{exc.message}") from None
+    except (KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise TemplateError(f"通报模板无法读取：{exc}") from None
+    missing = [k for k in REQUIRED if k not in names]
+    if missing:
+        shown = "、".join(("{{p body }}" if k == "body" else f"{{{{ {k} }}}}") + f"（{REQUIRED[k]}）" for k in missing)
+        raise TemplateError(f"通报模板缺少占位符 {shown}。可用的占位符：{PLACEHOLDER_HELP}")
+    unknown = sorted(names - set(REQUIRED) - set(OPTIONAL))
+    if unknown:
+        shown = "、".join(f"{{{{ {k} }}}}" for k in unknown)
+        raise TemplateError(f"通报模板中有无法识别的占位符 {shown}。可用的占位符：{PLACEHOLDER_HELP}")
+
+
+def _env() -> Environment:
+    return Environment(undefined=StrictUndefined, autoescape=True)
+
+
+# --- formatting helpers ---------------------------------------------------------------------------
+
+
+def _fonts(run, east_asian: str, size: Pt, bold: bool = False, colour: RGBColor | None = None) -> None:
+    run.font.name = LATIN_FONT
+    run.font.size = size
+    run.font.bold = bold
+    if colour is not None:
+        run.font.color.rgb = colour
+    rpr = run._element.get_or_add_rPr()
+    fonts = rpr.find(qn("w:rFonts"))
+    if fonts is None:
+        fonts = OxmlElement("w:rFonts")
+        rpr.insert(0, fonts)
+    fonts.set(qn("w:eastAsia"), east_asian)
+    fonts.set(qn("w:hint"), "eastAsia")
+
+
+def _paragraph(doc, text: str, font: str = BODY_FONT, size: Pt = SIZE_3, *, indent: bool = True,
+               align: int | None = None, line: Pt = LINE, bold: bool = False, keep_next: bool = False):
+    par = doc.add_paragraph()
+    fmt = par.paragraph_format
+    fmt.line_spacing_rule = WD_LINE_SPACING.EXACTLY
+    fmt.line_spacing = line
+    fmt.space_before = Pt(0)
+    fmt.space_after = Pt(0)
+    fmt.first_line_indent = Pt(size.pt * 2) if indent else Pt(0)
+    fmt.keep_with_next = keep_next
+    if align is not None:
+        par.alignment = align
+    else:
+        par.alignment = WD_ALIGN_PARAGRAPH.JUSTIFY
+    _fonts(par.add_run(text), font, size, bold)
+    return par
+
+
+def _borders(table) -> None:
+    """Single-line borders set directly, so the table needs no style from the bureau's template."""
+    tbl_pr = table._tbl.tblPr
+    borders = OxmlElement("w:tblBorders")
+    for edge in ("top", "left", "bottom", "right", "insideH", "insideV"):
+        el = OxmlElement(f"w:{edge}")
+        el.set(qn("w:val"), "single")
+        el.set(qn("w:sz"), "4")
+        el.set(qn("w:space"), "0")
+        el.set(qn("w:color"), "000000")
+        borders.append(el)
+    tbl_pr.append(borders)
+
+
+def _repeat_header(row) -> None:
+    tr_pr = row._tr.get_or_add_trPr()
+    el = OxmlElement("w:tblHeader")
+    el.set(qn("w:val"), "true")
+    tr_pr.append(el)
+
+
+def _cell_xml(text: str, font: str, size: Pt, line: Pt) -> str:
+    half_points = int(size.pt * 2)
+    spacing = int(line.pt * 20)
+    return (
+        f'<w:p {nsdecls("w")}><w:pPr><w:spacing w:before="0" w:after="0" w:line="{spacing}" w:lineRule="exact"/>'
+        f'<w:jc w:val="center"/></w:pPr><w:r><w:rPr><w:rFonts w:ascii="{LATIN_FONT}" w:hAnsi="{LATIN_FONT}" '
+        f'w:eastAsia="{font}" w:hint="eastAsia"/><w:sz w:val="{half_points}"/><w:szCs w:val="{half_points}"/>'
+        f'</w:rPr><w:t xml:space="preserve">{escape(text)}</w:t></w:r></w:p>'
+    )
+
+
+def _display_width(text: str) -> int:
+    """Half-width units: a CJK character counts two."""
+    return sum(1 if ord(ch) < 0x2E80 else 2 for ch in text)
+
+
+def _column_widths(block: Table, size: Pt) -> list[float]:
+    """Widths (pt) from each column's longest text (headers wrap after four characters), scaled to fill
+    the type area."""
+    pad = 14  # the cell margins
+    cols = list(zip(*block.rows, strict=True)) if block.rows else [() for _ in block.headers]
+    need = [max((_display_width(str(v)) for v in col), default=0) * size.pt / 2 + pad for col in cols]
+    header = [min(_display_width(h), 8) * size.pt / 2 + pad for h in block.headers]
+    need = [max(n, h) for n, h in zip(need, header, strict=True)]
+    scale = TYPE_WIDTH_PT / sum(need)
+    return [n * scale for n in need]
+
+
+def _table(doc, block: Table, layout: Layout) -> None:
+    if block.caption:
+        _paragraph(doc, block.caption, H1_FONT, SIZE_4, indent=False, align=WD_ALIGN_PARAGRAPH.CENTER,
+                   keep_next=True)
+    table = doc.add_table(rows=1 + len(block.rows), cols=len(block.headers))
+    table.alignment = WD_TABLE_ALIGNMENT.CENTER
+    table.autofit = False
+    widths = _column_widths(block, layout.table_text)
+    for column, width in zip(table.columns, widths, strict=True):
+        column.width = Pt(width)
+    # Fixed layout with a total width: LibreOffice otherwise shares the width out equally.
+    tbl_pr = table._tbl.tblPr
+    tbl_w = tbl_pr.find(qn("w:tblW"))
+    if tbl_w is None:
+        tbl_w = OxmlElement("w:tblW")
+        tbl_pr.append(tbl_w)
+    tbl_w.set(qn("w:w"), str(int(sum(widths) * 20)))
+    tbl_w.set(qn("w:type"), "dxa")
+    layout_el = OxmlElement("w:tblLayout")
+    layout_el.set(qn("w:type"), "fixed")
+    tbl_pr.append(layout_el)
+    _borders(table)
+    _repeat_header(table.rows[0])
+    # Cell paragraphs as XML: through python-docx's setters a 30-row table costs a second.
+    for r, (row, values) in enumerate(zip(table.rows, [block.headers, *block.rows], strict=True)):
+        font = H1_FONT if r == 0 else BODY_FONT
+        for cell, value, width in zip(row.cells, values, widths, strict=True):
+            cell.width = Pt(width)
+            tc = cell._tc
+            tc.remove(tc.p_lst[0])
+            tc.append(parse_xml(_cell_xml(str(value), font, layout.table_text, layout.table_line)))
+    _paragraph(doc, "", indent=False, line=Pt(12))
+
+
+_png_lock = threading.Lock()
+
+
+def chart_png(spec: dict, scale: float = 2.0) -> bytes:
+    """A Vega-Lite spec as PNG (vl-convert renders offline with the server's fonts)."""
+    import vl_convert as vlc
+
+    with _png_lock:  # vl-convert's engine is shared: one conversion at a time
+        return vlc.vegalite_to_png(spec, scale=scale)
+
+
+def _figure(doc, block: Figure) -> None:
+    par = doc.add_paragraph()
+    par.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    par.paragraph_format.keep_with_next = True
+    par.add_run().add_picture(io.BytesIO(chart_png(block.spec)), width=Cm(15))
+    _paragraph(doc, block.caption, BODY_FONT, SIZE_4, indent=False, align=WD_ALIGN_PARAGRAPH.CENTER)
+
+
+def _blocks(doc, blocks: Sequence[Block], layout: Layout = BULLETIN) -> None:
+    for block in blocks:
+        if isinstance(block, Paragraph):
+            if block.level == 2:
+                _paragraph(doc, block.text, H2_FONT, layout.text, line=layout.line, keep_next=True)
+            else:
+                _paragraph(doc, block.text, size=layout.text, line=layout.line)
+        elif isinstance(block, Table):
+            _table(doc, block, layout)
+        else:
+            _figure(doc, block)
+
+
+# --- documents ------------------------------------------------------------------------------------
+
+
+def _render(template: bytes, context: dict, build_body) -> bytes:
+    check_template(template)
+    tpl = DocxTemplate(io.BytesIO(template))
+    body = tpl.new_subdoc()
+    build_body(body)
+    try:
+        tpl.render({**context, "body": body}, _env())
+    except UndefinedError as exc:  # check_template lets nothing undeclared through; kept as a guard
+        raise TemplateError(f"通报模板中的占位符无法填写：{exc.message}") from None
+    out = io.BytesIO()
+    tpl.save(out)
+    return out.getvalue()
+
+
+def title_lines(title: str) -> str:
+    """A title longer than one line of 二号 breaks before its bracketed period, not inside it."""
+    if _display_width(title) > 36 and "（" in title:  # 20 characters of 二号 fill the line; digits run wider
+        head, tail = title.split("（", 1)
+        return f"{head}\n（{tail}"
+    return title
+
+
+def bulletin_docx(bulletin: Bulletin, template: bytes | None = None) -> bytes:
+    def body(doc) -> None:
+        for section in bulletin.sections:
+            _paragraph(doc, section.title, H1_FONT, SIZE_3, keep_next=True)
+            _blocks(doc, section.blocks)
+        # The signature must not stand alone on the last page: the last paragraph goes with it.
+        if doc.paragraphs:
+            doc.paragraphs[-1].paragraph_format.keep_with_next = True
+
+    context = {"title": title_lines(bulletin.title), "issuer": bulletin.issuer, "issue_date": bulletin.issue_date,
+               "city": bulletin.city, "period": bulletin.period.label}
+    return _render(template or default_template(), context, body)
+
+
+def reports_docx(reports: Sequence[DistrictReport], bulletin: Bulletin, template: bytes | None = None) -> bytes:
+    """The report cards, one district per page, in the same template."""
+
+    def body(doc) -> None:
+        if len(reports) > 1:  # a cover line on the letterhead page, then one page per district
+            _paragraph(doc, f"共 {len(reports)} 个区县，每个区县一页：{'、'.join(r.district for r in reports)}。")
+        for report in reports:
+            if len(reports) > 1:
+                doc.add_page_break()
+                _paragraph(doc, report.title, TITLE_FONT, SIZE_3, indent=False, align=WD_ALIGN_PARAGRAPH.CENTER,
+                           keep_next=True)
+            _blocks(doc, report.blocks, CARD)
+
+    title = reports[0].title if len(reports) == 1 else f"{bulletin.city}各区县政务服务效能评估报告单（{bulletin.period.label}）"
+    context = {"title": title_lines(title), "issuer": bulletin.issuer, "issue_date": bulletin.issue_date,
+               "city": bulletin.city, "period": bulletin.period.label}
+    return _render(template or default_template(), context, body)
+
+
+# --- PDF ------------------------------------------------------------------------------------------
+
+
+def soffice() -> str | None:
+    """The LibreOffice command, when installed (Debian: libreoffice-writer-nogui)."""
+    return shutil.which("soffice") or shutil.which("libreoffice")
+
+
+_pdf_lock = threading.Lock()
+
+
+def to_pdf(docx: bytes) -> bytes:
+    """Convert with LibreOffice (headless); RuntimeError in Chinese when it is missing or fails."""
+    command = soffice()
+    if command is None:
+        raise RuntimeError("服务器上没有安装 LibreOffice，无法生成 PDF（见 README：apt-get install libreoffice-writer-nogui）")
+    # One LibreOffice profile for all conversions by this user (creating one costs seconds), used by one
+    # conversion at a time: LibreOffice refuses to share a profile between running instances.
+    profile = Path(tempfile.gettempdir()) / f"dashboard-lo-profile-{os.getuid()}"
+    lock_file = profile.with_suffix(".lock")
+    with _pdf_lock, lock_file.open("a") as lock, tempfile.TemporaryDirectory(prefix="bulletin-") as tmp:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        src = Path(tmp) / "bulletin.docx"
+        src.write_bytes(docx)
+        result = subprocess.run(
+            [command, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
+             "--convert-to", "pdf", "--outdir", tmp, str(src)],
+            capture_output=True, text=True, timeout=PDF_TIMEOUT_S, check=False,
+        )
+        pdf = Path(tmp) / "bulletin.pdf"
+        if result.returncode != 0 or not pdf.exists():
+            raise RuntimeError(f"LibreOffice 转换 PDF 失败：{(result.stderr or result.stdout).strip()[-300:]}")
+        return pdf.read_bytes()
+
+
+
+# --- one call for the page, the CLI and the benchmark ---------------------------------------------
+
+ALL_DISTRICTS = "全部"
+
+
+def template_for(engine) -> bytes:
+    """The administrator's template when one is stored, else the default."""
+    from datasets import documents
+
+    return documents.get(engine, documents.TEMPLATE) or default_template()
+
+
+def file_stem(bulletin: Bulletin, district: str | None = None) -> str:
+    key = bulletin.period.key.replace("~", "至")
+    if district is None:
+        return f"效能评估通报_{key}"
+    return f"区县报告单_{'全部区县' if district == ALL_DISTRICTS else district}_{key}"
+
+
+def generate(inputs, district: str | None = None, fmt: str = "docx", template: bytes | None = None,
+             with_charts: bool = True) -> tuple[bytes, str]:
+    """The bulletin (``district`` None) or report cards (a district's name, or 全部) as .docx or .pdf.
+
+    ``inputs``: metrics.bulletin.load_inputs(...). Returns the file's bytes and its name.
+    """
+    from metrics.bulletin import build_bulletin, build_reports
+
+    bulletin = build_bulletin(inputs, with_charts=with_charts and district is None)
+    if district is None:
+        content = bulletin_docx(bulletin, template)
+    else:
+        reports = build_reports(inputs, None if district == ALL_DISTRICTS else [district])
+        content = reports_docx(reports, bulletin, template)
+    if fmt == "pdf":
+        content = to_pdf(content)
+    return content, f"{file_stem(bulletin, district)}.{fmt}"

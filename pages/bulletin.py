@@ -1,0 +1,77 @@
+"""月度通报 (evaluators, administrators; leaders preview): the bulletin of the sidebar's period as text,
+tables and charts, with .docx/.pdf downloads of the bulletin and of the district report cards for
+the accounts that may download (auth.may_download), each download recorded in the audit log."""
+
+import streamlit as st
+
+from datasets import auth
+from metrics import bulletin, bulletin_docx
+from pages import _auth_ui as ui
+from pages import _shared as shared
+
+DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+engine, app, user = ui.gate(auth.PAGE_BULLETIN)
+ctx = shared.current()
+period = ctx.period
+
+inputs = bulletin.load_inputs(engine, ctx.comps, ctx.settings, period, detail=ctx.detail())
+doc = bulletin.build_bulletin(inputs)
+template = bulletin_docx.template_for(engine)
+
+st.title(f"月度通报 · {period.label}")
+st.caption(
+    "按左侧选择的时段（月、季、年）自动生成通报：总体情况、区县排名、进步与退步、存在问题和下一步工作要求。"
+    "数字与排名下载、总览页面一致；模板、城市名称、发文单位和工作要求由管理员在“设置”页修改。"
+)
+
+
+def _download(label: str, district: str | None, fmt: str, key: str) -> None:
+    name = f"{bulletin_docx.file_stem(doc, district)}.{fmt}"
+    what = "区县报告单" if district else "月度通报"
+    st.download_button(
+        label,
+        # Generated when clicked (on a separate thread), so the page itself stays quick.
+        lambda: bulletin_docx.generate(inputs, district, fmt, template)[0],
+        file_name=name,
+        mime=DOCX_MIME if fmt == "docx" else "application/pdf",
+        key=key,
+        on_click=auth.record_download,
+        args=(engine, user, f"{name}（{what}，{period.label}）", auth.PAGE_BULLETIN),
+    )
+
+
+if auth.may_download(user):
+    pdf = bulletin_docx.soffice() is not None
+    c1, c2 = st.columns(2)
+    with c1.container(border=True):
+        st.markdown("**月度通报**")
+        _download("下载通报（Word）", None, "docx", "dl_bulletin_docx")
+        if pdf:
+            _download("下载通报（PDF）", None, "pdf", "dl_bulletin_pdf")
+    with c2.container(border=True):
+        st.markdown("**区县报告单**（每个区县一页）")
+        choice = st.selectbox("区县", [bulletin_docx.ALL_DISTRICTS, *inputs.districts], key="bulletin_district",
+                              format_func=lambda d: "全部区县" if d == bulletin_docx.ALL_DISTRICTS else d)
+        _download("下载报告单（Word）", choice, "docx", "dl_reports_docx")
+        if pdf:
+            _download("下载报告单（PDF）", choice, "pdf", "dl_reports_pdf")
+    if not pdf:
+        st.caption("服务器上没有安装 LibreOffice，暂不能下载 PDF（安装方法见 README）。")
+else:
+    st.caption("下载通报和区县报告单（Word、PDF）需要“评估人员”或“管理员”角色；这里可以预览全文。")
+
+st.divider()
+st.markdown(f"### {shared.plain(doc.title)}")
+for section in doc.sections:
+    st.subheader(section.title)
+    for n, block in enumerate(section.blocks):
+        if isinstance(block, bulletin.Paragraph):
+            st.markdown(("**" + shared.plain(block.text) + "**") if block.level == 2 else shared.plain(block.text))
+        elif isinstance(block, bulletin.Table):
+            st.caption(block.caption)
+            shared.table(block.frame(), key=f"bulletin_{section.title}_{n}")
+        else:
+            st.vega_lite_chart(block.spec)
+            st.caption(block.caption)
+st.caption(f"{doc.issuer}　{doc.issue_date}")

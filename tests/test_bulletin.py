@@ -1,0 +1,432 @@
+"""The monthly bulletin (月度通报) and the district report cards, checked against the CLI.
+
+The bulletins are generated from the session's small demo store and parsed back with python-docx;
+every number is compared with what ``python -m metrics report`` / ``rank`` write for the same
+period, formatted with the page formatters (metrics/views.py).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import polars as pl
+import pytest
+from docx import Document
+
+from datasets import accounts, documents, store
+from datasets.accounts import ADMIN, EVALUATOR, User
+from metrics import bulletin, bulletin_docx, drill
+from metrics.__main__ import main
+from metrics.compute import CITY
+from metrics.periods import Period, parse_period
+from metrics.registry import BY_ID, GROUPS, INDICATORS, PERCENT
+from metrics.views import INDEX, NULL_TEXT, fmt_delta, fmt_value
+from tests.apptest_support import Demo
+
+EMPTY = parse_period("2031-01")
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def inputs_for(demo: Demo, period: Period) -> bulletin.Inputs:
+    engine = store.make_engine(demo.url)
+    try:
+        return bulletin.load_inputs(engine, demo.comps, demo.settings, period)
+    finally:
+        engine.dispose()
+
+
+def docx_text(content: bytes) -> tuple[list[str], list[list[list[str]]]]:
+    """Paragraph texts and tables (rows of cell texts) of a .docx."""
+    doc = Document(io.BytesIO(content))
+    paragraphs = [p.text.replace("\n", "") for p in doc.paragraphs]  # titles break before the period
+    tables = [[[c.text for c in row.cells] for row in t.rows] for t in doc.tables]
+    return paragraphs, tables
+
+
+def all_xml(content: bytes) -> str:
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(content)) as z:
+        return "".join(z.read(n).decode("utf-8") for n in z.namelist() if n.endswith(".xml"))
+
+
+def cli_rank(demo: Demo, period: Period, tmp_path: Path) -> pl.DataFrame:
+    out = tmp_path / f"rank_{period.key}.csv"
+    assert main(["rank", "--db", demo.url, "--period", period.key, "--out", str(out)]) == 0
+    return pl.read_csv(out)
+
+
+def cli_report(demo: Demo, period: Period, by: str, tmp_path: Path) -> dict[tuple[str, str], float | None]:
+    """(district, indicator) -> value from ``python -m metrics report``."""
+    out = tmp_path / f"report_{by}_{period.key}.json"
+    assert main(["report", "--db", demo.url, "--from", period.first, "--to", period.last, "--by", by,
+                 "--format", "json", "--out", str(out)]) == 0
+    return {(r["district"], r["indicator"]): r["value"] for r in json.loads(out.read_text(encoding="utf-8"))}
+
+
+@pytest.fixture(scope="module")
+def month_doc(demo: Demo) -> tuple[bulletin.Inputs, bulletin.Bulletin, bytes]:
+    inp = inputs_for(demo, demo.period)
+    doc = bulletin.build_bulletin(inp)
+    return inp, doc, bulletin_docx.bulletin_docx(doc)
+
+
+# --- the bulletin ---------------------------------------------------------------------------------
+
+
+def test_sections_title_and_no_placeholder_left(month_doc):
+    inp, doc, content = month_doc
+    paragraphs, _tables = docx_text(content)
+    assert paragraphs.count(doc.title) == 1
+    assert doc.title == f"澄州市政务服务效能评估通报（{inp.period.label}）"  # the demo city's name
+    for title in bulletin.SECTION_TITLES:
+        assert title in paragraphs, title
+    xml = all_xml(content)
+    assert "{{" not in xml and "{%" not in xml and "}}" not in xml
+    assert "PAGE" in xml and "— " in xml  # the page number field in the footers
+    # Requirements text, issuer and date from the defaults.
+    assert bulletin.DEFAULT_REQUIREMENTS.splitlines()[0] in paragraphs
+    assert doc.issue_date in paragraphs
+    # The two charts are pictures in the document.
+    assert xml.count("<pic:pic") == 2
+    # GB/T 9704: A4, margins 37/35/28/26 mm (in twips), and the fonts Word/WPS on a bureau PC has.
+    assert '<w:pgSz w:w="11906" w:h="16838"/>' in xml
+    for side, mm in (("top", 37), ("bottom", 35), ("left", 28), ("right", 26)):
+        assert f'w:{side}="{round(mm / 25.4 * 1440)}"' in xml, side
+    for font in (bulletin_docx.TITLE_FONT, bulletin_docx.BODY_FONT, bulletin_docx.H1_FONT, bulletin_docx.H2_FONT):
+        assert f'w:eastAsia="{font}"' in xml, font
+
+
+@pytest.mark.parametrize("which", ["month", "quarter", "year"])
+def test_ranking_table_equals_rank_cli(demo: Demo, tmp_path: Path, which: str):
+    period = {"month": demo.period, "quarter": parse_period(f"{demo.period.last[:4]}-Q1"),
+              "year": parse_period(str(int(demo.period.last[:4]) - 1))}[which]
+    inp = inputs_for(demo, period)
+    doc = bulletin.build_bulletin(inp, with_charts=False)
+    paragraphs, tables = docx_text(bulletin_docx.bulletin_docx(doc))
+    assert f"（{period.label}）" in doc.title
+    rows = tables[0]
+    assert rows[0] == ["名次", "名次变化", "区县", "效能指数", *GROUPS.values()]
+    cli = cli_rank(demo, period, tmp_path)
+    assert len(rows) - 1 == len(inp.districts)
+    expected = {r["district"]: r for r in cli.iter_rows(named=True)}
+    for row in rows[1:]:
+        rank, change, district, index, *groups = row
+        want = expected[district]
+        assert rank == str(want["rank"])
+        assert index == fmt_value(INDEX, want["index"])
+        assert groups == [fmt_value(INDEX, want[f"group_{g}"]) for g in GROUPS]
+        rc = want["rank_change"]
+        assert change == ("上期未排名" if rc is None else "持平" if rc == 0 else
+                          f"上升{rc}位" if rc > 0 else f"下降{-rc}位")
+    # Top three named in the text, in rank order.
+    ranked = cli.sort("rank", "district")
+    top = "、".join(f"{r['district']}（{fmt_value(INDEX, r['index'])}）" for r in ranked.head(3).iter_rows(named=True))
+    assert any(f"排名前三位的是：{top}" in p for p in paragraphs)
+
+
+def test_every_number_in_the_overall_section_equals_the_report(demo: Demo, month_doc, tmp_path: Path):
+    inp, _doc, content = month_doc
+    paragraphs, _ = docx_text(content)
+    text = "\n".join(paragraphs)
+    now = cli_report(demo, inp.period, "city", tmp_path)
+    before = cli_report(demo, inp.period.previous(), "city", tmp_path)
+    checked = 0
+    for ind in INDICATORS:
+        for m in re.finditer(r"(?<![\u4e00-\u9fff])" + re.escape(ind.name) + r" (\S+ ?\S*?)，环比(上升|下降|增加|减少|持平) ?([^，；。]*)", text):
+            value = now[CITY, ind.id]
+            assert m.group(1) == fmt_value(ind.id, value), ind.id
+            prev = before.get((CITY, ind.id))
+            delta = fmt_delta(ind.id, value - prev)
+            assert delta is not None
+            if m.group(2) == "持平":
+                assert not delta.startswith(("+", "-"))
+            else:
+                assert m.group(3) == delta[1:] and (delta[0] == "+") == (m.group(2) in ("上升", "增加"))
+            checked += 1
+    assert checked == sum(len(v) for v in bulletin.headline_indicators().values())
+    # Every percentage in the section is one of these values or a change of one.
+    section = text[text.index(bulletin.SECTION_TITLES[0]):text.index(bulletin.SECTION_TITLES[1])]
+    shown = set(re.findall(r"\d+\.\d{2}%", section))
+    allowed = {fmt_value(i.id, now[CITY, i.id]) for i in INDICATORS if i.unit == PERCENT}
+    assert shown and shown <= allowed
+
+
+def test_problems_count_the_alert_lists(demo: Demo, month_doc):
+    inp, _doc, content = month_doc
+    paragraphs, _tables = docx_text(content)
+    text = "\n".join(paragraphs)
+    engine = store.make_engine(demo.url)
+    detail = drill.load_alert_detail(engine, demo.settings.to_rules())
+    engine.dispose()
+    for alert_id, alert in drill.ALERTS.items():
+        n = drill.alert_list(detail, alert_id, inp.period).height
+        if n:
+            assert f"全市共有{alert.title} {n} {alert.unit}" in text
+        else:
+            assert f"全市无{alert.title}" in text
+    assert "（四）数据报送" in paragraphs
+
+
+def test_requirements_and_names_come_from_the_store(demo_copy: Demo):
+    engine = store.make_engine(demo_copy.url)
+    admin = User("admin1", "admin1", (ADMIN,))
+    assert documents.save_text(engine, admin, documents.REQUIREMENTS, "第一条要求。\n第二条要求。")
+    assert documents.save_text(engine, admin, documents.CITY_NAME, "云州市")
+    assert not documents.save_text(engine, admin, documents.CITY_NAME, "云州市")  # unchanged: not saved again
+    inp = bulletin.load_inputs(engine, demo_copy.comps, demo_copy.settings, demo_copy.period)
+    doc = bulletin.build_bulletin(inp, with_charts=False)
+    assert doc.title.startswith("云州市政务服务效能评估通报")
+    assert doc.issuer == "云州市" + bulletin.DEFAULT_ISSUER
+    assert [b.text for b in doc.sections[4].blocks] == ["第一条要求。", "第二条要求。"]
+    logged = accounts.audit_entries(engine, 50, "settings")
+    assert logged.height == 2 and logged["页面"].to_list() == ["设置", "设置"]
+    with pytest.raises(accounts.PermissionDenied):
+        documents.save_text(engine, User("ev", "ev", (EVALUATOR,)), documents.REQUIREMENTS, "x")
+    engine.dispose()
+
+
+# --- empty and unranked -------------------------------------------------------------------------------
+
+
+def test_empty_period(demo: Demo):
+    inp = inputs_for(demo, EMPTY)
+    doc = bulletin.build_bulletin(inp)
+    paragraphs, tables = docx_text(bulletin_docx.bulletin_docx(doc))
+    text = "\n".join(paragraphs)
+    assert "全市尚无已报送的数据" in text and "没有可排名的区县" in text
+    assert [r[0] for r in tables[0][1:]] == ["未排名"] * len(inp.districts)
+    assert {r[3] for r in tables[0][1:]} == {bulletin.NO_DATA_REASON}
+    assert "不作进退步比较" in text
+    reports = bulletin.build_reports(inp, [inp.districts[0]])
+    _, cards = docx_text(bulletin_docx.reports_docx(reports, doc))
+    assert {r[1] for r in cards[0][1:]} == {NULL_TEXT} and {r[4] for r in cards[0][1:]} == {NULL_TEXT}
+
+
+def test_a_district_without_data_is_unranked_with_its_reason(demo_copy: Demo, tmp_path: Path):
+    engine = store.make_engine(demo_copy.url)
+    store.add_district(engine, "新设区")
+    inp = bulletin.load_inputs(engine, demo_copy.comps, demo_copy.settings, demo_copy.period)
+    engine.dispose()
+    doc = bulletin.build_bulletin(inp, with_charts=False)
+    paragraphs, tables = docx_text(bulletin_docx.bulletin_docx(doc))
+    last = tables[0][-1]
+    assert last[:4] == ["未排名", NULL_TEXT, "新设区", bulletin.NO_DATA_REASON]
+    assert f"未参加排名的区县：新设区（{bulletin.NO_DATA_REASON}）。" in paragraphs
+    # The ranked districts keep the CLI's ranks.
+    cli = cli_rank(demo_copy, demo_copy.period, tmp_path)
+    assert [r[2] for r in tables[0][1:-1]] == cli.sort("rank", "district")["district"].to_list()
+    card = bulletin.build_reports(inp, ["新设区"])[0]
+    assert card.blocks[0].text.startswith(f"新设区{demo_copy.period.label}未参加排名（{bulletin.NO_DATA_REASON}）")
+
+
+def test_ranked_table_adapter_marks_null_index_unranked(demo: Demo):
+    # "甲" is configured but has no rows: unranked, after every ranked district.
+    table = bulletin.ranked_table(demo.comps, demo.period, demo.settings, [*demo.districts, "甲"])
+    assert table["ranked"].to_list() == [*([True] * len(demo.districts)), False]
+    assert table["unranked_reason"].to_list()[-1] == bulletin.NO_DATA_REASON
+    assert table.filter(pl.col("ranked"))["rank"].is_sorted()
+
+
+# --- report cards ----------------------------------------------------------------------------------
+
+
+def test_report_cards_equal_the_report(demo: Demo, tmp_path: Path):
+    inp = inputs_for(demo, demo.period)
+    doc = bulletin.build_bulletin(inp, with_charts=False)
+    content = bulletin_docx.reports_docx(bulletin.build_reports(inp), doc)
+    _paragraphs, tables = docx_text(content)
+    assert len(tables) == len(inp.districts)
+    assert all_xml(content).count('w:type="page"') == len(inp.districts)  # cover, then one page each
+    values = cli_report(demo, demo.period, "district", tmp_path)
+    city = cli_report(demo, demo.period, "city", tmp_path)
+    for district, table in zip(inp.districts, tables, strict=True):
+        assert table[0] == ["指标", "本区县", CITY, "目标值", "达标"]
+        for ind, row in zip(INDICATORS, table[1:], strict=True):
+            value = values.get((district, ind.id))
+            assert row[0] == f"{ind.name}{ind.arrow}"
+            assert row[1] == fmt_value(ind.id, value)
+            assert row[2] == fmt_value(ind.id, city.get((CITY, ind.id)))
+            target = demo.settings.indicators[ind.id].target
+            good = None if value is None else (value >= target if BY_ID[ind.id].direction > 0 else value <= target)
+            assert row[4] == {None: NULL_TEXT, True: bulletin.PASS, False: bulletin.FAIL}[good]
+
+
+# --- template --------------------------------------------------------------------------------------
+
+
+def _template(*lines: str) -> bytes:
+    doc = Document()
+    for line in lines:
+        doc.add_paragraph(line)
+    out = io.BytesIO()
+    doc.save(out)
+    return out.getvalue()
+
+
+def test_template_with_a_missing_placeholder_is_refused_naming_it(month_doc):
+    _, doc, _ = month_doc
+    bad = _template("{{ title }}", "没有正文")
+    with pytest.raises(bulletin_docx.TemplateError, match=r"缺少占位符 \{\{p body \}\}（正文）"):
+        bulletin_docx.check_template(bad)
+    with pytest.raises(bulletin_docx.TemplateError, match="缺少占位符"):
+        bulletin_docx.bulletin_docx(doc, bad)
+    with pytest.raises(bulletin_docx.TemplateError, match=r"无法识别的占位符 \{\{ author \}\}"):
+        bulletin_docx.check_template(_template("{{ title }}", "{{p body }}", "{{ author }}"))
+    with pytest.raises(bulletin_docx.TemplateError, match="不是有效的 Word 文档"):
+        bulletin_docx.check_template(b"not a docx")
+
+
+def test_an_administrators_template_is_used_and_reset(demo_copy: Demo):
+    engine = store.make_engine(demo_copy.url)
+    admin = User("admin1", "admin1", (ADMIN,))
+    own = _template("澄州市行政审批服务局文件", "{{ title }}", "{{p body }}", "{{ issue_date }}")
+    documents.save_template(engine, admin, own, "红头.docx")
+    assert bulletin_docx.template_for(engine) == own
+    inp = bulletin.load_inputs(engine, demo_copy.comps, demo_copy.settings, demo_copy.period)
+    paragraphs, _ = docx_text(bulletin_docx.generate(inp, template=bulletin_docx.template_for(engine),
+                                                     with_charts=False)[0])
+    assert paragraphs[0] == "澄州市行政审批服务局文件" and bulletin.SECTION_TITLES[0] in paragraphs
+    assert documents.reset_template(engine, admin)
+    assert bulletin_docx.template_for(engine) == bulletin_docx.default_template()
+    details = accounts.audit_entries(engine, 10, "settings")["内容"].to_list()
+    assert details[0] == "通报模板恢复为默认模板" and details[1].startswith("上传通报模板：红头.docx")
+    engine.dispose()
+
+
+def test_default_template_is_the_committed_script_output(tmp_path: Path):
+    """scripts/make_bulletin_template.py rebuilds the shipped template with the same placeholders."""
+    import runpy
+
+    module = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "make_bulletin_template.py"))
+    built = module["build"](tmp_path / "t.docx").read_bytes()
+    bulletin_docx.check_template(built)
+    assert docx_text(built)[0] == docx_text(bulletin_docx.default_template())[0]
+
+
+def test_documents_round_trip_on_both_databases(any_engine):
+    payload = bytes(range(256)) * 10
+    documents.put(any_engine, documents.TEMPLATE, payload, "admin", "a.docx")
+    documents.put(any_engine, documents.TEMPLATE, payload[::-1], "admin", "b.docx")
+    assert documents.get(any_engine, documents.TEMPLATE) == payload[::-1]
+    assert documents.info(any_engine, documents.TEMPLATE)["file_name"] == "b.docx"
+    assert documents.delete(any_engine, documents.TEMPLATE) and documents.get(any_engine, documents.TEMPLATE) is None
+
+
+# --- CLI -----------------------------------------------------------------------------------------------
+
+
+def test_cli_bulletin_and_bad_arguments(demo: Demo, tmp_path: Path, capsys):
+    out = tmp_path / "b.docx"
+    assert main(["bulletin", "--db", demo.url, "--period", demo.period.key, "--out", str(out)]) == 0
+    paragraphs, _ = docx_text(out.read_bytes())
+    assert f"澄州市政务服务效能评估通报（{demo.period.label}）" in paragraphs
+    card = tmp_path / "card.docx"
+    district = demo.districts[0]
+    assert main(["bulletin", "--db", demo.url, "--period", demo.period.key, "--district", district,
+                 "--out", str(card)]) == 0
+    paragraphs, tables = docx_text(card.read_bytes())
+    assert f"{district}政务服务效能评估报告单（{demo.period.label}）" in paragraphs and len(tables) == 1
+    capsys.readouterr()
+    assert main(["bulletin", "--db", demo.url, "--period", "2026-13"]) == 2
+    assert "参数错误：--period" in capsys.readouterr().err
+    assert main(["bulletin", "--db", demo.url, "--period", demo.period.key, "--district", "无此区"]) == 2
+    assert "没有名为“无此区”的区县" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["bulletin", "--db", demo.url, "--period", demo.period.key, "--format", "odt"])
+    assert exc.value.code == 2
+
+
+# --- PDF (LibreOffice) ------------------------------------------------------------------------------
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+def _need_pdf_tools() -> None:
+    import shutil
+
+    from tests.conftest import IN_CI
+
+    missing = [name for name, ok in (("LibreOffice（soffice）", bulletin_docx.soffice()),
+                                     ("pdftotext", shutil.which("pdftotext")), ("pdftoppm", shutil.which("pdftoppm")))
+               if not ok]
+    if missing:
+        reason = f"没有安装 {'、'.join(missing)}（apt-get install libreoffice-writer-nogui poppler-utils）"
+        if IN_CI:
+            pytest.fail(f"CI 环境必须能生成 PDF：{reason}")
+        pytest.skip(reason)
+
+
+def test_pdf_shows_the_chinese_text_and_the_table(month_doc):
+    import subprocess
+
+    _need_pdf_tools()
+    inp, doc, content = month_doc
+    pdf = bulletin_docx.to_pdf(content)
+    assert pdf.startswith(b"%PDF")
+    text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
+    flat = re.sub(r"\s+", "", text)
+    assert re.sub(r"\s+", "", doc.title) in flat
+    assert "表1各区县政务服务效能指数排名" in flat and all(d in flat for d in inp.districts)
+    assert all(t in flat for t in bulletin.SECTION_TITLES)
+    assert "{{" not in text and "{%" not in text
+    assert "—1—" in flat  # the page number
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "bulletin.pdf").write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile",
+                    str(ARTIFACTS / "bulletin.pdf"), str(ARTIFACTS / "bulletin_page1")], check=True)
+    assert (ARTIFACTS / "bulletin_page1.png").stat().st_size > 10_000
+
+
+# --- the page ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("navigation_mode")
+@pytest.mark.parametrize(("account", "downloads"), [("leader1", False), ("evaluator1", True)])
+def test_page_previews_for_leaders_and_downloads_for_evaluators(demo_copy: Demo, monkeypatch, account: str,
+                                                                downloads: bool):
+    from tests.apptest_support import app, audit_rows, open_page, texts
+
+    at = open_page(app(demo_copy.url, monkeypatch, demo_copy.users[account], period=demo_copy.period.key),
+                   "pages/bulletin.py")
+    assert at.title[0].value == f"月度通报 · {demo_copy.period.label}"
+    assert [s.value for s in at.subheader] == list(bulletin.SECTION_TITLES)
+    assert any("排名前三位的是" in m.value for m in at.markdown)
+    assert len(at.get("vega_lite_chart")) == 2
+    labels = [b.label for b in at.get("download_button")]
+    if not downloads:
+        assert labels == []
+        assert "需要“评估人员”或“管理员”角色" in texts(at.caption)
+        return
+    assert labels[:1] == ["下载通报（Word）"] and "下载报告单（Word）" in labels
+    ok_run = at.get("download_button")[0].click().run()
+    assert not ok_run.exception
+    row = audit_rows(demo_copy.url, "download").row(0, named=True)
+    assert (row["账号"], row["页面"]) == (account, "月度通报")
+    assert row["内容"].startswith(f"效能评估通报_{demo_copy.period.key}.docx")
+
+
+@pytest.mark.usefixtures("navigation_mode")
+def test_settings_page_saves_texts_and_refuses_a_template_without_body(demo_copy: Demo, monkeypatch):
+    from tests.apptest_support import app, audit_rows, ok, open_page, texts
+
+    at = open_page(app(demo_copy.url, monkeypatch, demo_copy.users["admin1"]), "pages/settings.py")
+    at.text_area[0].set_value("请各区县于月底前报送整改情况。")
+    ok(next(b for b in at.button if b.label == "保存通报文字").click().run())
+    assert "已保存 1 项通报文字" in texts(at.success)
+    engine = store.make_engine(demo_copy.url)
+    assert documents.get_text(engine, documents.REQUIREMENTS) == "请各区县于月底前报送整改情况。"
+    assert audit_rows(demo_copy.url, "settings")["内容"][0] == "修改通报下一步工作要求：请各区县于月底前报送整改情况。"
+
+    at.file_uploader(key="bulletin_template_upload").set_value(
+        [("红头.docx", _template("{{ title }}"), "application/octet-stream")])
+    ok(at.run())
+    ok(at.button(key="bulletin_template_save").click().run())
+    assert "模板未保存：通报模板缺少占位符" in texts(at.error) and "p body" in texts(at.error)
+    assert documents.get(engine, documents.TEMPLATE) is None
+    engine.dispose()
