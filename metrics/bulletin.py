@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from datasets import quality
+from datasets import quality, store
 from metrics import charts, drill, views
 from metrics.compute import CITY, aggregate
 from metrics.periods import Period
@@ -32,7 +32,6 @@ DEFAULT_REQUIREMENTS = (
 DEFAULT_ISSUER = "政务服务和大数据管理局"
 TOP_N = 3
 NO_DATA_REASON = "本期无数据"
-NO_SCORE_REASON = "本期没有可计算得分的指标"
 PASS, FAIL = "✔", "✘"
 
 
@@ -108,26 +107,12 @@ def _block_text(block: Block) -> str:
 
 
 def ranked_table(
-    comps: pl.DataFrame, period: Period, settings: ScoringSettings, districts: Sequence[str] = ()
+    comps: pl.DataFrame, period: Period, settings: ScoringSettings, inventory: pl.DataFrame,
+    districts: Sequence[str] = (),
 ) -> pl.DataFrame:
-    """metrics.scoring.ranking with ``ranked`` and ``unranked_reason``; unranked rows last, rank null.
-
-    The one place the bulletin reads the ranking. Districts in ``districts`` that have no row in the
-    period are added as unranked (本期无数据).
-    """
-    table = ranking(comps, period, settings)
-    if "ranked" not in table.columns:
-        table = table.with_columns(
-            pl.col("rank").is_not_null().alias("ranked"),
-            pl.when(pl.col("rank").is_null()).then(pl.lit(NO_SCORE_REASON)).alias("unranked_reason"),
-        )
-    missing = [d for d in districts if d not in set(table["district"].to_list())]
-    if missing:
-        extra = pl.DataFrame({"district": missing}).with_columns(
-            pl.lit(False).alias("ranked"), pl.lit(NO_DATA_REASON).alias("unranked_reason")
-        )
-        table = pl.concat([table, extra], how="diagonal_relaxed")
-    return table.sort([pl.col("ranked").not_(), "rank", "district"], nulls_last=True)
+    """metrics.scoring.ranking of every district in ``districts``: ranked ones first, then 未排名 with
+    the reason (the one place the bulletin reads the ranking, so it equals ``metrics rank``)."""
+    return ranking(comps, period, settings, inventory, list(districts) or None)
 
 
 # --- number sentences ------------------------------------------------------------------------------
@@ -193,6 +178,7 @@ class Inputs:
     settings: ScoringSettings
     period: Period
     districts: list[str]  # every configured district, in order
+    inventory: pl.DataFrame  # the active batches (district, kind, period): ranking completeness
     detail: drill.Detail  # alert rows (drill.load_alert_detail)
     grid: pl.DataFrame  # quality.completeness for the period's months
     months: list[str] = field(default_factory=list)  # months with any data (for the trend)
@@ -207,7 +193,7 @@ class Inputs:
     def rank(self, period: Period | None = None) -> pl.DataFrame:
         period = period or self.period
         if period not in self._rank:
-            self._rank[period] = ranked_table(self.comps, period, self.settings, self.districts)
+            self._rank[period] = ranked_table(self.comps, period, self.settings, self.inventory, self.districts)
         return self._rank[period]
 
 
@@ -225,6 +211,7 @@ def load_inputs(engine, comps: pl.DataFrame, settings: ScoringSettings, period: 
         settings=settings,
         period=period,
         districts=districts,
+        inventory=store.active_batches(engine).select("district", "kind", "period"),
         detail=detail,
         grid=quality.completeness(engine, period.months),
         months=sorted(comps["month"].unique().to_list()) if comps.height else [],

@@ -118,6 +118,9 @@ def test_ranking_table_equals_rank_cli(demo: Demo, tmp_path: Path, which: str):
     for row in rows[1:]:
         rank, change, district, index, *groups = row
         want = expected[district]
+        if want["rank"] is None:  # 未排名: the reason stands in the index column
+            assert (rank, index) == ("未排名", want["unranked_reason"])
+            continue
         assert rank == str(want["rank"])
         assert index == fmt_value(INDEX, want["index"])
         assert groups == [fmt_value(INDEX, want[f"group_{g}"]) for g in GROUPS]
@@ -125,7 +128,7 @@ def test_ranking_table_equals_rank_cli(demo: Demo, tmp_path: Path, which: str):
         assert change == ("上期未排名" if rc is None else "持平" if rc == 0 else
                           f"上升{rc}位" if rc > 0 else f"下降{-rc}位")
     # Top three named in the text, in rank order.
-    ranked = cli.sort("rank", "district")
+    ranked = cli.filter(pl.col("rank").is_not_null()).sort("rank", "district")
     top = "、".join(f"{r['district']}（{fmt_value(INDEX, r['index'])}）" for r in ranked.head(3).iter_rows(named=True))
     assert any(f"排名前三位的是：{top}" in p for p in paragraphs)
 
@@ -201,7 +204,7 @@ def test_empty_period(demo: Demo):
     text = "\n".join(paragraphs)
     assert "全市尚无已报送的数据" in text and "没有可排名的区县" in text
     assert [r[0] for r in tables[0][1:]] == ["未排名"] * len(inp.districts)
-    assert {r[3] for r in tables[0][1:]} == {bulletin.NO_DATA_REASON}
+    assert all(r[3].startswith(f"缺少 {EMPTY.first} 办件明细；缺少 {EMPTY.first} 好差评") for r in tables[0][1:])
     assert "不作进退步比较" in text
     reports = bulletin.build_reports(inp, [inp.districts[0]])
     _, cards = docx_text(bulletin_docx.reports_docx(reports, doc))
@@ -215,21 +218,28 @@ def test_a_district_without_data_is_unranked_with_its_reason(demo_copy: Demo, tm
     engine.dispose()
     doc = bulletin.build_bulletin(inp, with_charts=False)
     paragraphs, tables = docx_text(bulletin_docx.bulletin_docx(doc))
-    last = tables[0][-1]
-    assert last[:4] == ["未排名", NULL_TEXT, "新设区", bulletin.NO_DATA_REASON]
-    assert f"未参加排名的区县：新设区（{bulletin.NO_DATA_REASON}）。" in paragraphs
+    last = next(r for r in tables[0] if r[2] == "新设区")
+    month = demo_copy.period.first
+    reason = f"缺少 {month} 办件明细；缺少 {month} 好差评；无事项清单"
+    assert last[:4] == ["未排名", NULL_TEXT, "新设区", reason]
+    assert any(p.startswith("未参加排名的区县：") and f"新设区（{reason}）" in p for p in paragraphs)
     # The ranked districts keep the CLI's ranks.
     cli = cli_rank(demo_copy, demo_copy.period, tmp_path)
-    assert [r[2] for r in tables[0][1:-1]] == cli.sort("rank", "district")["district"].to_list()
+    ranked = cli.filter(pl.col("rank").is_not_null()).sort("rank", "district")["district"].to_list()
+    assert [r[2] for r in tables[0][1:len(ranked) + 1]] == ranked
     card = bulletin.build_reports(inp, ["新设区"])[0]
-    assert card.blocks[0].text.startswith(f"新设区{demo_copy.period.label}未参加排名（{bulletin.NO_DATA_REASON}）")
+    assert card.blocks[0].text.startswith(f"新设区{demo_copy.period.label}未参加排名（{reason}）")
 
 
-def test_ranked_table_adapter_marks_null_index_unranked(demo: Demo):
+def test_ranked_table_is_the_ranking_of_every_configured_district(demo: Demo):
     # "甲" is configured but has no rows: unranked, after every ranked district.
-    table = bulletin.ranked_table(demo.comps, demo.period, demo.settings, [*demo.districts, "甲"])
-    assert table["ranked"].to_list() == [*([True] * len(demo.districts)), False]
-    assert table["unranked_reason"].to_list()[-1] == bulletin.NO_DATA_REASON
+    table = bulletin.ranked_table(demo.comps, demo.period, demo.settings, demo.inventory, [*demo.districts, "甲"])
+    expected, got = demo.ranking(), table.filter(pl.col("district") != "甲")
+    keys = ["district", "rank", "ranked", "unranked_reason", "rank_change"]
+    assert got.select(keys).equals(expected.select(keys))
+    assert got["index"].to_list() == pytest.approx(expected["index"].to_list())
+    new = table.filter(pl.col("district") == "甲").row(0, named=True)
+    assert not new["ranked"] and new["unranked_reason"].endswith("无事项清单")
     assert table.filter(pl.col("ranked"))["rank"].is_sorted()
 
 
