@@ -38,6 +38,7 @@ READ_RULE_NAMES = {
     "file_corrupt": "文件已损坏",
     "file_encrypted": "文件已加密",
     "zip_bomb": "压缩内容异常",
+    "sheet_too_large": "工作表过大",
     "unsupported_format": "不支持的文件格式",
     "encoding_unknown": "无法识别文字编码",
     "unknown_kind": "无法识别数据类型",
