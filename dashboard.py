@@ -203,9 +203,9 @@ def sidebar_filters(months: list[str], default: str, districts_all: list[str]) -
 # --- main -------------------------------------------------------------------------------------------
 
 
-def _page(name: str, *, default: bool = False, hidden: bool = False) -> st.Page:
+def _page(name: str, *, default: bool = False, hidden: bool = False, url_path: str | None = None) -> st.Page:
     file, icon = PAGES[name]
-    return st.Page(f"pages/{file}.py", title=name, icon=icon, url_path=file, default=default,
+    return st.Page(f"pages/{file}.py", title=name, icon=icon, url_path=url_path or file, default=default,
                    visibility="hidden" if hidden else "visible")
 
 
@@ -218,6 +218,14 @@ def _run(nav: dict[str, list[str]], engine: Engine, user: User | None, anonymous
     # Hidden pages go into the last section, which always lists the login or the password page.
     last = list(sections)[-1]
     sections[last] = [*sections[last], *(pages[name] for name in hidden)]
+    if home == auth.PAGE_LOGIN:
+        # The default page is served at "/" and its own path then matches no page, so "/login" (the
+        # link a signed-out visitor is sent to) showed Streamlit's "Page not found" over the form. The
+        # login file is registered a second time, hidden, at "login"; redirects go there.
+        default, alias = _page(auth.PAGE_LOGIN, default=True, url_path="login_home"), _page(auth.PAGE_LOGIN, hidden=True)
+        sections = {s: [default if p is pages[auth.PAGE_LOGIN] else p for p in ps] for s, ps in sections.items()}
+        sections[last].append(alias)
+        pages[auth.PAGE_LOGIN] = alias
     page = st.navigation(sections)
     target = auth.route(st.session_state, user, page.title, anonymous_ok=anonymous_ok,
                         among=[name for names in menu.values() for name in names])

@@ -43,11 +43,13 @@ def build_parser() -> ChineseArgumentParser:
     uadd.add_argument("--role", action="append", required=True, help="角色：领导、工作人员、评估人员、管理员（可多次指定）")
     uadd.add_argument("--district", action="append", default=[], help="工作人员负责的区县（可多次指定）")
     uadd.add_argument("--name", help="姓名")
-    uadd.add_argument("--password", help="密码（不指定时在终端输入）")
+    uadd.add_argument("--password", help="密码（会出现在进程列表和命令历史中，建议改用 --password-stdin 或在终端输入）")
+    uadd.add_argument("--password-stdin", action="store_true", help="从标准输入读取密码（一行），供脚本使用")
     uadd.add_argument("--db", help="数据库 URL")
     upw = usub.add_parser("passwd", help="重设密码")
     upw.add_argument("username", help="账号名")
-    upw.add_argument("--password", help="新密码（不指定时在终端输入）")
+    upw.add_argument("--password", help="新密码（会出现在进程列表和命令历史中，建议改用 --password-stdin 或在终端输入）")
+    upw.add_argument("--password-stdin", action="store_true", help="从标准输入读取新密码（一行），供脚本使用")
     upw.add_argument("--db", help="数据库 URL")
     udis = usub.add_parser("disable", help="停用账号")
     udis.add_argument("username", help="账号名")
@@ -101,7 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _read_password(given: str | None) -> str:
+def _read_password(given: str | None, from_stdin: bool = False) -> str:
+    if from_stdin:
+        if given:
+            raise ValueError("--password 与 --password-stdin 只能指定一个")
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise ValueError("标准输入中没有读到密码（--password-stdin）")
+        return line
     if given:
         return given
     import getpass
@@ -117,11 +126,11 @@ def _users(engine, args) -> int:
 
     try:
         if args.action == "add":
-            accounts.add_user(engine, args.username, _read_password(args.password), args.role, args.district,
+            accounts.add_user(engine, args.username, _read_password(args.password, args.password_stdin), args.role, args.district,
                               args.name, actor="命令行")
             print(f"已新建账号：{args.username}（{'、'.join(args.role)}）")
         elif args.action == "passwd":
-            accounts.set_password(engine, args.username, _read_password(args.password), actor="命令行")
+            accounts.set_password(engine, args.username, _read_password(args.password, args.password_stdin), actor="命令行")
             print(f"已重设账号 {args.username} 的密码")
         elif args.action == "disable":
             accounts.set_active(engine, args.username, False, actor="命令行")

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -35,7 +38,22 @@ DEMO_ACCOUNTS = (
     ("admin", "示例管理员", "demo-admin", (ADMIN,), ()),
 )
 
+DEMO_PASSWORDS = frozenset(password for _, _, password, _, _ in DEMO_ACCOUNTS)
+DEMO_USERNAMES = frozenset(username for username, *_ in DEMO_ACCOUNTS)
+
+# One message for every failed sign-in (unknown account, wrong password, locked account): which
+# accounts exist must not be learnt from the answer. A disabled account is named only to someone who
+# gave its right password.
+LOGIN_FAILED = f"账号或密码不正确。连续输错 {MAX_FAILED_ATTEMPTS} 次的账号将锁定 {LOCKOUT_MINUTES} 分钟。"
+UNKNOWN_ACCOUNT = "（未知账号）"
+# Failed sign-ins of unknown accounts and of locked accounts are audited at most this often per
+# server process: anyone can type them, and each would be a row in an append-only log.
+FAILED_LOGIN_AUDIT_LIMIT = 20  # rows …
+FAILED_LOGIN_AUDIT_WINDOW = 60.0  # … per this many seconds
+
 _hasher = PasswordHasher()
+# Verified when the account does not exist, so that an unknown name takes as long as a wrong password.
+_DUMMY_HASH = _hasher.hash("dummy-password-for-timing")
 
 users = sa.Table(
     "users",
@@ -132,6 +150,8 @@ def _check_roles(roles: Iterable[str]) -> list[str]:
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"密码至少 {MIN_PASSWORD_LENGTH} 位")
+    if password in DEMO_PASSWORDS:
+        raise ValueError("该密码是公开的示例密码，不能使用，请换一个密码")
 
 
 def hash_password(password: str) -> str:
@@ -173,7 +193,7 @@ def add_user(
                 districts=json.dumps(districts, ensure_ascii=False),
                 active=True,
                 failed_attempts=0,
-                is_demo_password=demo,
+                is_demo_password=password in DEMO_PASSWORDS,
                 created_at=store.now(),
                 password_changed_at=store.now(),
             )
@@ -190,7 +210,7 @@ def set_password(engine: Engine, username: str, new_password: str, actor: str | 
             .where(users.c.username == username)
             .values(
                 password_hash=hash_password(new_password),
-                is_demo_password=False,
+                is_demo_password=new_password in DEMO_PASSWORDS,  # by value: never cleared by a flag
                 failed_attempts=0,
                 locked_until=None,
                 password_changed_at=store.now(),
@@ -239,6 +259,13 @@ def get_user(engine: Engine, username: str) -> User | None:
     return _row_to_user(row) if row else None
 
 
+def current_account(conn: sa.Connection, username: str) -> User | None:
+    """The account as stored now, read in the caller's transaction and held (FOR SHARE on PostgreSQL)
+    until it ends, so a role or district change made meanwhile waits instead of slipping past a check."""
+    row = conn.execute(sa.select(users).where(users.c.username == username).with_for_update(read=True)).first()
+    return _row_to_user(row) if row else None
+
+
 def list_users(engine: Engine) -> pl.DataFrame:
     t = users
     frame = store.read_query(
@@ -278,33 +305,65 @@ class LoginResult:
     message: str
 
 
+class _RateLimit:
+    """At most ``limit`` events per ``window`` seconds (in this process); thread-safe."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit, self.window = limit, window
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def allow(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            while self._times and now - self._times[0] >= self.window:
+                self._times.popleft()
+            if len(self._times) >= self.limit:
+                return False
+            self._times.append(now)
+            return True
+
+
+failed_login_audit = _RateLimit(FAILED_LOGIN_AUDIT_LIMIT, FAILED_LOGIN_AUDIT_WINDOW)
+
+
 def authenticate(engine: Engine, username: str, password: str, *, now: dt.datetime | None = None,
                  page: str = "登录") -> LoginResult:
-    """Check a password; lock the account for a while after repeated failures. Always audited."""
+    """Check a password; lock the account for a while after repeated failures.
+
+    The account's row is locked (FOR UPDATE on PostgreSQL; SQLite serialises writers) while the
+    password is checked and the failure counter written, so parallel attempts count one by one and
+    no more than MAX_FAILED_ATTEMPTS wrong passwords are ever checked before the lock. Every failure
+    gets the same message (LOGIN_FAILED) after the same work (one argon2 verification, against a
+    dummy hash when there is nothing real to check). Sign-ins and wrong passwords of existing
+    accounts are always audited; unknown accounts (under one fixed name, not the text typed) and
+    attempts on a locked account are audited up to FAILED_LOGIN_AUDIT_LIMIT per minute.
+    """
     now = now or store.now()
     username = username.strip()
     with engine.begin() as conn:
-        row = conn.execute(sa.select(users).where(users.c.username == username)).first()
+        row = conn.execute(sa.select(users).where(users.c.username == username).with_for_update()).first()
         if row is None:
-            _audit(conn, username or "（空）", "login_failed", "账号不存在", page)
-            return LoginResult(None, "账号或密码不正确")
-        if not row.active:
-            _audit(conn, username, "login_failed", "账号已停用", page)
-            return LoginResult(None, "账号已停用，请联系管理员")
+            _verify(_DUMMY_HASH, password)
+            if failed_login_audit.allow():
+                _audit(conn, UNKNOWN_ACCOUNT, "login_failed", "账号不存在", page)
+            return LoginResult(None, LOGIN_FAILED)
         if row.locked_until and row.locked_until > now:
-            minutes = max(1, int((row.locked_until - now).total_seconds() // 60) + 1)
-            _audit(conn, username, "login_failed", "账号已锁定", page)
-            return LoginResult(None, f"连续输错密码次数过多，账号已锁定，请 {minutes} 分钟后再试")
+            _verify(_DUMMY_HASH, password)  # never the real hash: a locked account answers no guesses
+            if failed_login_audit.allow():
+                _audit(conn, username, "login_failed", "账号已锁定", page)
+            return LoginResult(None, LOGIN_FAILED)
         if not _verify(row.password_hash, password):
             failed = row.failed_attempts + 1
             values: dict = {"failed_attempts": failed}
-            message = f"账号或密码不正确（还可尝试 {MAX_FAILED_ATTEMPTS - failed} 次）"
             if failed >= MAX_FAILED_ATTEMPTS:
                 values = {"failed_attempts": 0, "locked_until": now + dt.timedelta(minutes=LOCKOUT_MINUTES)}
-                message = f"连续输错密码 {MAX_FAILED_ATTEMPTS} 次，账号锁定 {LOCKOUT_MINUTES} 分钟"
             conn.execute(users.update().where(users.c.id == row.id).values(**values))
             _audit(conn, username, "login_failed", "密码错误", page)
-            return LoginResult(None, message)
+            return LoginResult(None, LOGIN_FAILED)
+        if not row.active:
+            _audit(conn, username, "login_failed", "账号已停用", page)
+            return LoginResult(None, "账号已停用，请联系管理员")
         conn.execute(users.update().where(users.c.id == row.id).values(failed_attempts=0, locked_until=None))
         _audit(conn, username, "login", "密码登录", page)
     return LoginResult(_row_to_user(row), "")
@@ -342,16 +401,26 @@ def user_for_identity(engine: Engine, identity: dict) -> User | None:
 # --- scope --------------------------------------------------------------------------------------
 
 
-def check_import_scope(user: User, districts: Iterable[str]) -> None:
-    """A 工作人员 may import and roll back only the districts assigned to the account."""
+def check_import_scope(user: User, districts: Iterable[str], *, rollback: bool = False) -> None:
+    """A 工作人员 may import and roll back only the districts assigned to the account.
+
+    ``rollback``: the refusal is worded for a rollback instead of an import.
+    """
     districts = sorted(set(districts))
+    if not user.active:
+        raise PermissionDenied(f"账号“{user.username}”已停用，不能{'回滚' if rollback else '上传'}数据")
     if not user.can_upload:
-        raise PermissionDenied(f"账号“{user.username}”没有上传数据的权限（需要“{STAFF}”角色）")
+        what = "回滚" if rollback else "上传"
+        raise PermissionDenied(f"账号“{user.username}”没有{what}数据的权限（需要“{STAFF}”角色）")
     if "*" in user.districts:
         return
     outside = [d for d in districts if d not in user.districts]
     if outside:
         mine = "、".join(user.districts) or "（未分配区县）"
+        if rollback:
+            raise PermissionDenied(
+                f"账号“{user.username}”只能回滚 {mine} 的数据，不能回滚 {'、'.join(outside)} 的数据，未回滚"
+            )
         raise PermissionDenied(
             f"账号“{user.username}”只能上传或回滚 {mine} 的数据，文件中含有 {'、'.join(outside)} 的数据行，未入库"
         )
@@ -378,11 +447,20 @@ def ensure_demo_accounts(engine: Engine) -> list[tuple[str, str, str]]:
 
 
 def accounts_with_demo_password(engine: Engine) -> list[str]:
+    """Active accounts whose password is a published demo password.
+
+    Recognised by value: the flag set when a password is stored, and, for the demo account names
+    (where an older version could clear the flag while keeping the demo password), the stored hash
+    checked against the demo passwords (at most a few argon2 verifications at startup).
+    """
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(users.c.username).where(users.c.is_demo_password.is_(True) & users.c.active.is_(True))
+            sa.select(users.c.username, users.c.password_hash, users.c.is_demo_password)
+            .where(users.c.active.is_(True) & (users.c.is_demo_password.is_(True) | users.c.username.in_(DEMO_USERNAMES)))
+            .order_by(users.c.id)
         ).all()
-    return [r.username for r in rows]
+    return [r.username for r in rows
+            if r.is_demo_password or any(_verify(r.password_hash, p) for p in DEMO_PASSWORDS)]
 
 
 # --- audit --------------------------------------------------------------------------------------
@@ -392,6 +470,11 @@ def _audit(conn: sa.Connection, user_name: str, action: str, detail: str = "", p
     conn.execute(
         audit_log.insert().values(at=store.now(), user_name=user_name[:100], action=action, detail=detail, page=page)
     )
+
+
+def audit_in(conn: sa.Connection, user_name: str, action: str, detail: str = "", page: str = "") -> None:
+    """Append one entry inside the caller's transaction: it commits with the change it records."""
+    _audit(conn, user_name, action, detail, page)
 
 
 def audit(engine: Engine, user_name: str, action: str, detail: str = "", page: str = "") -> None:

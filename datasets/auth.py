@@ -531,6 +531,6 @@ def roles_text(user: User) -> str:
 
 def audit_csv(frame: pl.DataFrame) -> bytes:
     """An audit table as CSV: UTF-8 with BOM (Excel), cells that a spreadsheet would run neutralised."""
-    from metrics.exports import neutralize_frame
+    from datasets import safe_export
 
-    return "\ufeff".encode() + neutralize_frame(frame).write_csv().encode("utf-8")
+    return safe_export.csv_bytes(frame)

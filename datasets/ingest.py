@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import polars as pl
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from datasets import store
 from datasets.schema import KINDS
@@ -83,12 +84,19 @@ def import_frame(
     summary: dict | None = None,
     created_at=None,
     late: bool | None = None,
+    guard: Callable[[Connection], None] | None = None,
+    audit: Callable[[Connection, ImportResult], None] | None = None,
 ) -> ImportResult:
     """Store canonical, validated rows: one batch per district, all in one transaction.
 
     ``period`` is required for catalogs (the month from which they apply); for other kinds it is
     the month most of a district's rows fall in. Re-importing the identical file is a no-op.
     ``late`` defaults to whether the upload came after the reporting deadline of its month.
+
+    Each district × period is locked (``store.lock_slot``) before the identical-file check, so the
+    same file imported by several sessions at once is stored once. ``guard(conn)`` runs first in the
+    transaction and may refuse (raise); ``audit(conn, result)`` writes the audit row inside it when
+    something was stored, so the data and its audit row commit together or not at all.
     """
     k = KINDS[kind]
     if kind == "items" and not period:
@@ -101,8 +109,11 @@ def import_frame(
     upload_id = uuid.uuid4().hex
     parts = frame.partition_by("district", as_dict=True, maintain_order=True)
     with engine.begin() as conn:
+        if guard is not None:
+            guard(conn)
         for (district,), part in sorted(parts.items()):
             slot_period = period or majority_month(part, k.date_field)
+            store.lock_slot(conn, kind, district, slot_period)
             same = conn.execute(
                 sa.select(store.batches.c.id, store.batches.c.version).where(
                     (store.batches.c.kind == kind)
@@ -139,4 +150,6 @@ def import_frame(
             result.results.append(DistrictResult(district, slot_period, batch_id, part.height, replaced, version))
         if not result.unchanged:
             store.add_revision(conn, f"import {kind} {file_name}")
+            if audit is not None:
+                audit(conn, result)
     return result

@@ -49,6 +49,11 @@ from datasets.text import normalize_header
 MAX_BYTES = 50 * 2**20
 MAX_UNPACKED = 500 * 2**20  # total uncompressed size of an .xlsx
 MAX_RATIO = 200  # uncompressed ÷ compressed size of one member larger than 1 MB
+# The spreadsheet reader allocates every cell of a sheet's used range (first to last row × first to
+# last column), filled or not: one cell at XFD1048576 would need ~550 GB. Rows × columns of the range
+# are therefore measured from the XML before the reader sees the file (CSV: lines × columns).
+MAX_GRID_CELLS = 6_000_000  # e.g. 500 000 rows × 12 columns; ~400 MB at the reader's peak
+MAX_COLUMNS = 1_000
 HEADER_SCAN_ROWS = 30
 TOTAL_SCAN_COLUMNS = 3
 FORMULA_PROBLEMS = 100  # formula cells listed one by one; the rest are counted in one problem
@@ -62,6 +67,14 @@ _EXCEL_EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".xlsb")
 _FORMULA = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?f[\s>/]")
 _CELL_OPEN = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c\s([^>]*)>")
 _CELL_REF = re.compile(rb'\br="([A-Z]{1,3})(\d+)"')
+# Cell references (r="AB12"). No word boundary before r: it would cost the literal-prefix scan, and
+# another attribute ending in "r" with such a value would only over-estimate the range.
+_HAS_LETTERS = {n: re.compile(rb'r="[A-Z]{%d}\d' % n) for n in (3, 2)}
+_REF_LETTERS = {n: re.compile(rb'r="([A-Z]{%d})\d{1,9}"[^>]*?(/?)>' % n) for n in (3, 2)}
+_ONE_LETTER = re.compile(rb'r="([A-Z])\d')
+_REF_BIG_ROW = re.compile(rb'r="[A-Z]{1,3}(\d{6,9})"[^>]*?(/?)>')  # rows from 100 000 on, which cells
+_REF_ROW = [re.compile(rb'r="[A-Z]{1,3}(\d{%d})"' % n) for n in range(5, 0, -1)]
+_ROW_REFS = re.compile(rb'<(?:[A-Za-z_][\w.-]*:)?row\s[^>]*?\br="(\d{1,9})"')
 
 
 # --- header matching ------------------------------------------------------------------------------
@@ -240,10 +253,33 @@ def _column_index(letters: bytes) -> int:
     return n - 1
 
 
-def _scan_formulas(stream: IO[bytes], found: list[tuple[int, int]]) -> int:
-    """Stream a worksheet's XML; append (row, column index) of each formula cell; return the size read.
+@dataclass
+class _Extent:
+    """How large the reader's grid for one worksheet will be, measured from its XML.
 
-    A cell whose reference cannot be read is appended as (0, -1).
+    calamine skips cells without a value (``<c r="A5" s="1"/>``, what formatting a whole column
+    leaves), so only cells with content count. A cell without a reference sits after the previous
+    one: when a sheet has such cells, every ``<row>`` counts as well.
+    """
+
+    rows: int = 0  # last row of a cell with content
+    columns: int = 0  # last column of a cell with content (A = 1)
+    cells: int = 0  # cells with content (closing tags)
+    row_refs: int = 0  # last <row r=…>, or the number of <row> elements when larger
+    unreferenced: bool = False  # some cell has no reference (or not as its first attribute)
+
+    @property
+    def grid(self) -> int:
+        rows = max(self.rows, self.row_refs) if self.unreferenced else self.rows
+        return rows * max(self.columns, 1)
+
+
+def _scan_sheet(stream: IO[bytes], found: list[tuple[int, int]], extent: _Extent) -> int:
+    """Stream a worksheet's XML; append (row, column index) of each formula cell; measure the used range.
+
+    Returns the size read. A formula cell whose reference cannot be read is appended as (0, -1).
+    Chunks overlap by ``keep`` bytes, so the maxima may see a reference twice (harmless) but never
+    miss one cut at a chunk boundary; element counts only look at the new part of each buffer.
     """
     chunk_size, keep = 8 << 20, 1 << 16
     tail, offset, last, size, seen = b"", 0, -1, 0, False
@@ -251,6 +287,7 @@ def _scan_formulas(stream: IO[bytes], found: list[tuple[int, int]]) -> int:
         size += len(chunk)
         _check_unpacked(size)
         buf = tail + chunk
+        _measure(buf, len(tail), extent)
         # Cheap test first: a sheet with formulas has at least one "</f>" (a shared formula's master
         # holds its text); once one is seen, every later chunk is searched for `<f .../>` too.
         if seen or b"f>" in buf:
@@ -268,6 +305,72 @@ def _scan_formulas(stream: IO[bytes], found: list[tuple[int, int]]) -> int:
     return size
 
 
+def _last_with_content(buf: bytes, refs: re.Pattern[bytes]) -> bytes | None:
+    """The largest first group among the references ``refs`` finds whose cell has content."""
+    found = [m[0] for m in refs.findall(buf) if not m[1]]  # m[1] == b"/": an empty cell
+    return max(found) if found else None
+
+
+def _measure(buf: bytes, start: int, extent: _Extent) -> None:
+    """Update ``extent`` from one buffer; ``start``: where the bytes not seen before begin.
+
+    Per-cell work in Python would double the time to read a large export, so the last column and
+    row are found widest first (references with three letters, then two, then one) and equal-width
+    references compare as bytes. Rows are measured from 100 000 on only: below that, the range can
+    exceed MAX_GRID_CELLS only in a sheet wider than 60 columns, which _small_rows then reads again.
+    Empty cells are told apart where it matters: far columns and rows from 100 000 on (blank rows
+    formatted down to the sheet's end).
+    """
+    for n in (3, 2):
+        if _HAS_LETTERS[n].search(buf):  # a C-speed scan; the costlier pattern runs only if it can match
+            last = _last_with_content(buf, _REF_LETTERS[n])
+            if last is not None:
+                extent.columns = max(extent.columns, _column_index(last) + 1)
+                break
+    else:
+        letters = set(_ONE_LETTER.findall(buf))
+        if letters:
+            extent.columns = max(extent.columns, _column_index(max(letters)) + 1)
+    last = _last_with_content(buf, _REF_BIG_ROW)
+    if last is not None:
+        extent.rows = max(extent.rows, int(last))
+    # Counted where the tag starts in the new part (the tail was counted with the previous buffer).
+    extent.cells += buf.count(b"</c>", start)
+    if not extent.unreferenced and (buf.count(b"<c ", start) != buf.count(b'<c r="', start) or b"<c>" in buf):
+        extent.unreferenced = True
+    if extent.unreferenced:
+        rows = _ROW_REFS.findall(buf)
+        extent.row_refs = max(extent.row_refs, max((int(r) for r in rows), default=0),
+                              buf.count(b"<row", start))
+
+
+def _small_rows(stream: IO[bytes]) -> int:
+    """The last row below 100 000 referenced by a cell (a second pass, for sheets wider than
+    MAX_GRID_CELLS / 100 000 columns only)."""
+    chunk_size, keep = 8 << 20, 1 << 16
+    tail, rows = b"", 0
+    while chunk := stream.read(chunk_size):
+        buf = tail + chunk
+        for pattern in _REF_ROW:
+            found = pattern.findall(buf)
+            if found:
+                rows = max(rows, int(max(found)))
+                break
+        tail = buf[-keep:]
+    return rows
+
+
+def _too_many_cells(where: str, extent: _Extent) -> ReadError:
+    rows, columns = extent.grid // max(extent.columns, 1), max(extent.columns, 1)
+    return ReadError(
+        f"{where}的数据区域为 {rows:,} 行 × {columns:,} 列（{extent.grid:,} 个单元格），"
+        f"超过可读取的上限 {MAX_GRID_CELLS:,} 个单元格（最多 {MAX_COLUMNS:,} 列）。"
+        "文件中可能有远处的单元格或大量空白行、空白列：请在 Excel 中删除数据区域以外的行和列"
+        "（或只把数据区域复制到新工作簿）后另存再上传；数据确实这么多时，请按月份或区县拆分后分别上传。",
+        "sheet_too_large",
+    )
+
+
 def _check_unpacked(size: int) -> None:
     if size > MAX_UNPACKED:
         raise ReadError(
@@ -276,11 +379,13 @@ def _check_unpacked(size: int) -> None:
 
 
 def _inspect_xlsx(data: bytes) -> tuple[dict[str, str], dict[str, list[tuple[int, int]]]]:
-    """Check an .xlsx before calamine sees it: integrity, encryption, unpacked size; find formula cells.
+    """Check an .xlsx before calamine sees it: integrity, encryption, unpacked size, size of each
+    sheet's used range (MAX_GRID_CELLS, MAX_COLUMNS); find formula cells.
 
     Returns (sheet name → member path, member path → formula cells). Every member is decompressed
     once through zipfile, which stops at the declared size and checks the CRC, so a member that lies
-    about its size fails here instead of exhausting memory in the parser.
+    about its size fails here instead of exhausting memory in the parser. The sheet's ``<dimension>``
+    element is not trusted either way: calamine sizes its grid from the cells, and so does this check.
     """
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
@@ -306,13 +411,20 @@ def _inspect_xlsx(data: bytes) -> tuple[dict[str, str], dict[str, list[tuple[int
     paths = _sheet_paths(zf)
     sheets = set(paths.values()) or {n for n in names if n.startswith("xl/worksheets/") and n.endswith(".xml")}
     formulas: dict[str, list[tuple[int, int]]] = {}
+    names_by_path = {v: k for k, v in paths.items()}
     total = 0
     try:
         for i in infos:
             with zf.open(i) as stream:
                 if i.filename in sheets:
                     found: list[tuple[int, int]] = []
-                    total += _scan_formulas(stream, found)
+                    extent = _Extent()
+                    total += _scan_sheet(stream, found, extent)
+                    if extent.rows < 100_000 and extent.columns * 99_999 > MAX_GRID_CELLS:
+                        with zf.open(i) as again:
+                            extent.rows = max(extent.rows, _small_rows(again))
+                    if extent.grid > MAX_GRID_CELLS or extent.cells > MAX_GRID_CELLS or extent.columns > MAX_COLUMNS:
+                        raise _too_many_cells(f"工作表“{names_by_path.get(i.filename, i.filename)}”", extent)
                     formulas[i.filename] = found
                 else:
                     while chunk := stream.read(8 << 20):
@@ -407,6 +519,9 @@ def _csv_grid(data: bytes) -> _Grid:
 
     separator = max(CSV_SEPARATORS, key=score)
     width = max((len(r) for r in _sample_rows(text, separator, 1000)), default=1)
+    lines = text.count("\n") + 1
+    if width > MAX_COLUMNS or lines * width > MAX_GRID_CELLS:
+        raise _too_many_cells("CSV 文件", _Extent(rows=lines, columns=width))
     try:
         frame = pl.read_csv(
             text.encode("utf-8"),

@@ -9,20 +9,14 @@ from typing import BinaryIO
 
 import polars as pl
 
+from datasets import safe_export
 from datasets.parsed import ERROR, WARNING, Problem
+from datasets.safe_export import neutralize
 
 COLUMNS = ("严重程度", "行号", "列名", "值", "规则", "说明")
 SUMMARY_COLUMNS = ("严重程度", "规则", "规则名称", "数量")
 
-# A cell starting with one of these would run as a formula once edited in Excel (CSV/formula injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralize(text: object) -> object:
-    """Prefix text that Excel would treat as a formula with an apostrophe; other values unchanged."""
-    if isinstance(text, str) and text.startswith(_FORMULA_START):
-        return "'" + text
-    return text
+__all__ = ["neutralize"]  # re-exported from datasets/safe_export.py
 
 
 def problems_frame(problems: Iterable[Problem]) -> pl.DataFrame:
@@ -79,15 +73,10 @@ def write_report_xlsx(
     Every text cell is written as a string, and text starting with = + - @ gets a leading
     apostrophe, so nothing a user typed can run as a formula.
     """
-    import xlsxwriter
-
     problems = list(problems)
     target = path_or_buffer
     buffer = io.BytesIO() if not isinstance(target, (str, Path)) else None
-    workbook = xlsxwriter.Workbook(
-        str(target) if buffer is None else buffer,
-        {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False},
-    )
+    workbook = safe_export.workbook(target if buffer is None else buffer)
     try:
         bold = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
         error_fmt = workbook.add_format({"font_color": "#C00000"})
@@ -98,7 +87,7 @@ def write_report_xlsx(
         start = 0
         if file_name:
             sheet.write_string(0, 0, "文件：")
-            sheet.write_string(0, 1, str(neutralize(file_name)))
+            safe_export.write_text(sheet, 0, 1, file_name)
             start = 1
         for c, name in enumerate(COLUMNS):
             sheet.write_string(start, c, name, bold)
@@ -108,7 +97,7 @@ def write_report_xlsx(
                 sheet.write_number(r, 1, p.row)
             for c, text in ((2, p.column), (3, p.value), (4, p.rule_name), (5, p.message)):
                 if text is not None and text != "":
-                    sheet.write_string(r, c, str(neutralize(str(text))), wrap if c == 5 else None)
+                    safe_export.write_text(sheet, r, c, text, wrap if c == 5 else None)
         sheet.set_column(0, 0, 8)
         sheet.set_column(1, 1, 8)
         sheet.set_column(2, 3, 18)
@@ -124,8 +113,8 @@ def write_report_xlsx(
         table = rule_counts(problems, counts)
         for r, (severity, rule, rule_name, n) in enumerate(table.iter_rows(), start=1):
             summary.write_string(r, 0, severity, error_fmt if severity == ERROR else warning_fmt)
-            summary.write_string(r, 1, str(neutralize(rule)))
-            summary.write_string(r, 2, str(neutralize(rule_name)))
+            safe_export.write_text(summary, r, 1, rule)
+            safe_export.write_text(summary, r, 2, rule_name)
             summary.write_number(r, 3, n)
         total_row = table.height + 1
         summary.write_string(total_row, 0, "合计", bold)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -498,6 +498,18 @@ def record_counts(engine: Engine) -> dict[str, int]:
 # --- batches ------------------------------------------------------------------------------------
 
 
+def lock_slot(conn: Connection, kind: str, district: str, period: str) -> None:
+    """Hold the district × kind × period until the caller's transaction ends.
+
+    Every change of which version is active (import, identical-file check, rollback) takes it first,
+    so concurrent ones queue instead of each seeing the old state and both leaving a version active.
+    PostgreSQL: a transaction-level advisory lock (re-entrant). SQLite: writers are serialised by
+    BEGIN IMMEDIATE already.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{kind}|{district}|{period}"})
+
+
 def create_batch(
     conn: Connection,
     *,
@@ -520,9 +532,7 @@ def create_batch(
     records and the bookkeeping land together or not at all.
     """
     slot = (batches.c.kind == kind) & (batches.c.district == district) & (batches.c.period == period)
-    if conn.dialect.name == "postgresql":
-        # Concurrent imports of the same slot queue here instead of both becoming "active".
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{kind}|{district}|{period}"})
+    lock_slot(conn, kind, district, period)
     previous = conn.execute(sa.select(batches.c.id, batches.c.rows).where(slot & (batches.c.state == ACTIVE))).all()
     version = conn.execute(sa.select(sa.func.coalesce(sa.func.max(batches.c.version), 0)).where(slot)).scalar() + 1
     if previous:
@@ -549,12 +559,27 @@ def create_batch(
     return int(batch_id), sum(p.rows for p in previous)
 
 
-def rollback_to(engine: Engine, batch_id: int, user_name: str = "system") -> dict[str, Any]:
-    """Make an earlier version of a district × kind × period the active one again."""
+def rollback_to(
+    engine: Engine,
+    batch_id: int,
+    user_name: str = "system",
+    *,
+    guard: Callable[[Connection, Any], None] | None = None,
+    audit: Callable[[Connection, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Make an earlier version of a district × kind × period the active one again.
+
+    Under the slot's lock (``lock_slot``). ``guard(conn, target)`` may refuse (raise) inside the
+    transaction; ``audit(conn, done)`` writes the audit row in it, so the change and its record
+    commit together.
+    """
     with engine.begin() as conn:
         target = conn.execute(sa.select(batches).where(batches.c.id == batch_id)).first()
         if target is None:
             raise ValueError(f"批次 {batch_id} 不存在")
+        lock_slot(conn, target.kind, target.district, target.period)
+        if guard is not None:
+            guard(conn, target)
         slot = (
             (batches.c.kind == target.kind)
             & (batches.c.district == target.district)
@@ -563,7 +588,10 @@ def rollback_to(engine: Engine, batch_id: int, user_name: str = "system") -> dic
         conn.execute(batches.update().where(slot & (batches.c.state == ACTIVE)).values(state=ROLLED_BACK))
         conn.execute(batches.update().where(batches.c.id == batch_id).values(state=ACTIVE))
         add_revision(conn, f"rollback {batch_id} by {user_name}")
-    return {"kind": target.kind, "district": target.district, "period": target.period, "version": target.version}
+        done = {"kind": target.kind, "district": target.district, "period": target.period, "version": target.version}
+        if audit is not None:
+            audit(conn, done)
+    return done
 
 
 def batch_history(engine: Engine, kind: str | None = None, district: str | None = None) -> pl.DataFrame:

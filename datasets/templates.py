@@ -6,7 +6,7 @@ import datetime as dt
 import io
 from pathlib import Path
 
-from datasets import schema
+from datasets import safe_export, schema
 from datasets.schema import KINDS, Field, Kind
 
 _DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
@@ -69,12 +69,9 @@ def _write_example(sheet, row: int, col: int, f: Field, formats: dict) -> None:
 
 def template_bytes(kind_name: str) -> bytes:
     """The import template of a kind: headers and one example row, plus a 填写说明 sheet."""
-    import xlsxwriter
-
     k = schema.kind(kind_name)
     buffer = io.BytesIO()
-    workbook = xlsxwriter.Workbook(buffer, {"strings_to_formulas": False, "strings_to_numbers": False,
-                                            "strings_to_urls": False})
+    workbook = safe_export.workbook(buffer)
     formats = {
         "required": workbook.add_format({"bold": True, "bg_color": "#F8CBAD", "border": 1}),
         "optional": workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1}),

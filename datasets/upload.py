@@ -26,6 +26,7 @@ from datasets.parsed import ERROR, WARNING, ParsedFile, Problem, ReadError
 from datasets.validate import Validation, store_context, validate
 
 DEFAULT_USER = "网页上传"
+CLI_PAGE = "命令行"  # the "page" of audit rows written by python -m datasets import
 CLI_PROBLEM_LINES = 50
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -38,6 +39,7 @@ READ_RULE_NAMES = {
     "file_corrupt": "文件已损坏",
     "file_encrypted": "文件已加密",
     "zip_bomb": "压缩内容异常",
+    "sheet_too_large": "工作表过大",
     "unsupported_format": "不支持的文件格式",
     "encoding_unknown": "无法识别文字编码",
     "unknown_kind": "无法识别数据类型",
@@ -175,6 +177,7 @@ def check_file(
     max_bytes: int | None = None,
     now: dt.datetime | None = None,
     user: User | None = None,
+    page: str = "数据上传",
 ) -> UploadCheck:
     """Read and validate one file; nothing is stored.
 
@@ -221,6 +224,8 @@ def check_file(
         except PermissionDenied as exc:
             check.problems.append(_error("district_out_of_scope", "超出账号负责的区县", str(exc)))
             check.counts["district_out_of_scope"] = 1
+            # A refusal for the account's scope is a security event: audited when the file is checked.
+            accounts.audit(engine, user.username, "import_rejected", f"{file_name}：{exc}", page)
     if check.accepted and check.periods:
         check.already_imported = _already_imported(engine, check)
     return check
@@ -238,17 +243,38 @@ def _already_imported(engine: Engine, check: UploadCheck) -> bool:
     return all((d, p) in active for d, p in check.periods.items())
 
 
-def store_checked(engine: Engine, check: UploadCheck) -> ingest.ImportResult:
+def audit_rejection(engine: Engine, check: UploadCheck, page: str = "数据上传") -> None:
+    """Audit a file refused for import, with the reason (a scope refusal was audited by check_file)."""
+    if "district_out_of_scope" in check.counts:
+        return
+    first = check.errors[0].message if check.errors else ""
+    detail = f"{check.file_name}：未通过校验，错误 {check.error_count} 处" + (f"，首个错误：{first}" if first else "")
+    accounts.audit(engine, check.user_name, "import_rejected", detail[:2000], page)
+
+
+def store_checked(engine: Engine, check: UploadCheck, page: str = "数据上传") -> ingest.ImportResult:
     """Store an accepted check atomically (one batch per district); raises ``UploadRejected`` otherwise.
 
-    Re-importing the identical file is a no-op (``result.unchanged``).
+    Re-importing the identical file is a no-op (``result.unchanged``). The account's scope is checked
+    again as stored now, inside the import's transaction (a district removed since the check counts),
+    and the audit row is written in that transaction; a refusal is audited with its reason.
     """
     if not check.accepted or check.kind is None:
         raise UploadRejected(check)
-    if check.user is not None:
-        # Enforced here too: a check made for one account cannot be stored under another's scope.
-        accounts.check_import_scope(check.user, check.periods)
-    result = ingest.import_frame(
+
+    def guard(conn) -> None:
+        if check.user is None:
+            return
+        fresh = accounts.current_account(conn, check.user.username)
+        if fresh is None:
+            raise PermissionDenied(f"账号“{check.user.username}”已不存在，未入库")
+        accounts.check_import_scope(fresh, check.periods)
+
+    def audit(conn, result: ingest.ImportResult) -> None:
+        accounts.audit_in(conn, check.user_name, "import", result_line(check, result), page)
+
+    try:
+        return ingest.import_frame(
         engine,
         check.kind,
         check.frame,
@@ -256,12 +282,14 @@ def store_checked(engine: Engine, check: UploadCheck) -> ingest.ImportResult:
         sha256=check.sha256,
         user_name=check.user_name,
         period=check.period,
-        warnings=check.warning_count,
-        summary=check.summary,
-    )
-    if not result.unchanged:
-        accounts.audit(engine, check.user_name, "import", result_line(check, result), "数据上传")
-    return result
+            warnings=check.warning_count,
+            summary=check.summary,
+            guard=guard,
+            audit=audit,
+        )
+    except PermissionDenied as exc:
+        accounts.audit(engine, check.user_name, "import_rejected", f"{check.file_name}：{exc}", page)
+        raise
 
 
 def rollback(engine: Engine, batch_id: int, user: User | None, page: str = "数据上传",
@@ -276,13 +304,23 @@ def rollback(engine: Engine, batch_id: int, user: User | None, page: str = "数�
     if district is None:
         raise ValueError(f"批次 {batch_id} 不存在")
     if user is not None:
-        accounts.check_import_scope(user, [district])
+        accounts.check_import_scope(user, [district], rollback=True)
     actor = user.username if user is not None else actor_name
-    done = store.rollback_to(engine, batch_id, actor)
-    accounts.audit(engine, actor, "rollback",
-                   f"{done['district']} {done['period']} {schema.kind(done['kind']).label} 回滚到第 {done['version']} 版",
-                   page)
-    return done
+
+    def guard(conn, target) -> None:
+        if user is None:
+            return
+        fresh = accounts.current_account(conn, user.username)  # as stored now, not as at sign-in
+        if fresh is None:
+            raise PermissionDenied(f"账号“{user.username}”已不存在，未回滚")
+        accounts.check_import_scope(fresh, [target.district], rollback=True)
+
+    def audit(conn, done: dict) -> None:
+        label = schema.kind(done["kind"]).label
+        accounts.audit_in(conn, actor, "rollback",
+                          f"{done['district']} {done['period']} {label} 回滚到第 {done['version']} 版", page)
+
+    return store.rollback_to(engine, batch_id, actor, guard=guard, audit=audit)
 
 
 def import_file(
@@ -297,13 +335,15 @@ def import_file(
     max_bytes: int | None = None,
     now: dt.datetime | None = None,
     user: User | None = None,
+    page: str = "数据上传",
 ) -> tuple[UploadCheck, ingest.ImportResult | None]:
     """Check a file and store it when it has no errors. Returns the check and the result (None if rejected)."""
     check = check_file(engine, path_or_bytes, file_name, kind=kind, district=district, period=period,
-                       user_name=user_name, max_bytes=max_bytes, now=now, user=user)
+                       user_name=user_name, max_bytes=max_bytes, now=now, user=user, page=page)
     if not check.accepted:
+        audit_rejection(engine, check, page)
         return check, None
-    return check, store_checked(engine, check)
+    return check, store_checked(engine, check, page)
 
 
 def result_line(check: UploadCheck, result: ingest.ImportResult) -> str:
@@ -377,12 +417,13 @@ def cli_import(engine: Engine, args: argparse.Namespace) -> int:
     several = len(paths) > 1
     for path in paths:
         check = check_file(engine, path, path.name, kind=kind, district=district, period=period,
-                           user_name=user_name, user=user)
+                           user_name=user_name, user=user, page=CLI_PAGE)
         if check.needs_period:
             print(f"参数错误：{path.name} 是事项清单，必须指定 --period（适用月份，YYYY-MM）", file=sys.stderr)
             status = max(status, EXIT_USAGE)
             continue
         if not check.accepted:
+            audit_rejection(engine, check, CLI_PAGE)
             print(check.headline())
             _print_problems(check)
             if report_base is not None:
@@ -392,7 +433,12 @@ def cli_import(engine: Engine, args: argparse.Namespace) -> int:
                 print(f"问题清单已写入：{target}")
             status = max(status, EXIT_REJECTED)
             continue
-        result = store_checked(engine, check)
+        try:
+            result = store_checked(engine, check, CLI_PAGE)
+        except PermissionDenied as exc:
+            print(f"{path.name}：{exc}")
+            status = max(status, EXIT_REJECTED)
+            continue
         print(result_line(check, result))
         if check.warnings and not result.unchanged:
             _print_problems(check, limit=10)

@@ -6,7 +6,6 @@ The columns and exit codes are a stable contract (0 ok, 2 bad arguments).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import polars as pl
 
@@ -70,20 +69,13 @@ def report_table(comps: pl.DataFrame, period: Period, by: str, districts: list[s
     )
 
 
-def _write_text(text: str, out: str | None) -> None:
-    if out:
-        Path(out).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "bulletin":
         from metrics.bulletin_cli import run
 
         return run(args)
-    from datasets import store
+    from datasets import safe_export, store
     from datasets.quality import all_districts
     from metrics.calendar import CalendarError
     from metrics.compute import latest_month
@@ -115,15 +107,15 @@ def main(argv: list[str] | None = None) -> int:
         period = Period(first, args.last or first)
         table = report_table(comps, period, args.by, all_districts(engine))
         if args.format == "csv":
-            _write_text(table.write_csv(), args.out)
+            safe_export.write_csv(table, args.out)
         else:
-            _write_text(table.write_json(), args.out)
+            safe_export.write_json(table, args.out)
         return 0
     from metrics.exports import rank_export_frame, write_rank_xlsx
 
     rank = ranking(comps, period, settings, store.active_batches(engine), all_districts(engine))
     if args.format == "csv":
-        _write_text(rank_export_frame(rank).write_csv(), args.out)
+        safe_export.write_csv(rank_export_frame(rank), args.out)
     else:
         write_rank_xlsx(rank, period, settings, args.out, engine=engine)
     return 0

@@ -13,28 +13,14 @@ from typing import BinaryIO
 import polars as pl
 from sqlalchemy.engine import Engine
 
+from datasets import safe_export
+from datasets.safe_export import neutralize, neutralize_frame
 from metrics.periods import Period
 from metrics.registry import GROUPS, INDICATORS, PERCENT
 from metrics.scoring import ScoringSettings
 from metrics.vocabulary import readings
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralize(value: object) -> object:
-    """Prefix text that a spreadsheet would treat as a formula with an apostrophe."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
-def neutralize_frame(frame: pl.DataFrame) -> pl.DataFrame:
-    starts = "^[=+\\-@\t\r]"
-    return frame.with_columns(
-        pl.when(pl.col(c).str.contains(starts)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
-        for c in frame.columns
-        if frame.schema[c] == pl.String
-    )
+__all__ = ["neutralize", "neutralize_frame"]  # re-exported: they live in datasets/safe_export.py
 
 
 def rank_export_frame(rank: pl.DataFrame) -> pl.DataFrame:
@@ -76,8 +62,7 @@ def rank_table_chinese(rank: pl.DataFrame) -> pl.DataFrame:
 
 def rank_csv_bytes(rank: pl.DataFrame) -> bytes:
     """UTF-8 with BOM so that Excel opens the Chinese headers correctly."""
-    table = rank_table_chinese(rank)
-    return "\ufeff".encode() + table.write_csv().encode("utf-8")
+    return safe_export.csv_bytes(rank_table_chinese(rank))
 
 
 def write_rank_xlsx(
@@ -89,15 +74,13 @@ def write_rank_xlsx(
     imported_at: dt.datetime | None = None,
 ) -> None:
     """Sheet 排名: frozen header, percentages formatted; sheet 指标说明: formulas and settings used."""
-    import xlsxwriter
-
     table = rank_table_chinese(rank)
     if imported_at is None and engine is not None:
         from datasets import store
 
         history = store.batch_history(engine)
         imported_at = history["created_at"].max() if history.height else None
-    book = xlsxwriter.Workbook(out, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False})
+    book = safe_export.workbook(out, in_memory=True)
     head = book.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True, "valign": "top"})
     pct = book.add_format({"num_format": "0.00%"})
     num = book.add_format({"num_format": "#,##0.##"})
@@ -110,7 +93,7 @@ def write_rank_xlsx(
             if value is None:
                 sheet.write_string(r, c, "—")
             elif isinstance(value, str):
-                sheet.write_string(r, c, value)
+                safe_export.write_text(sheet, r, c, value)
             else:
                 sheet.write_number(r, c, value, fmt)
         sheet.set_column(c, c, 10 if c else 12)

@@ -351,9 +351,9 @@ def plain(text: object) -> str:
 
 def csv_bytes(frame: pl.DataFrame) -> bytes:
     """UTF-8 with BOM (opens correctly in Excel), formula-like cells neutralised."""
-    from metrics.exports import neutralize_frame
+    from datasets import safe_export
 
-    return "\ufeff".encode() + neutralize_frame(frame).write_csv().encode("utf-8")
+    return safe_export.csv_bytes(frame)
 
 
 def file_period(period: Period) -> str:

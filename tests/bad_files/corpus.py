@@ -301,6 +301,48 @@ def fast_xlsx_bytes(table: Sequence[dict[str, str]], *, headers: Sequence[str] |
     return out.getvalue()
 
 
+def _patched_sheet(data: bytes, edit: Callable[[bytes], bytes]) -> bytes:
+    """The .xlsx ``data`` with its first worksheet's XML passed through ``edit``."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            body = src.read(info.filename)
+            z.writestr(info.filename, edit(body) if info.filename == "xl/worksheets/sheet1.xml" else body)
+    return out.getvalue()
+
+
+def far_cell_xlsx() -> bytes:
+    """A valid 办件 sheet plus one cell at XFD1048576 (~2.4 KB): the reader would allocate ~550 GB."""
+    far = b'<row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>x</t></is></c></row></sheetData>'
+    return _patched_sheet(fast_xlsx_bytes(rows("cases", 3)), lambda b: b.replace(b"</sheetData>", far))
+
+
+def blank_rows_xlsx(n: int = 1_000_000) -> bytes:
+    """A valid 办件 sheet followed by ``n`` rows holding an empty text cell (~5 MB for a million)."""
+    def edit(body: bytes) -> bytes:
+        blank = b"".join(b'<row r="%d"><c r="A%d" t="inlineStr"><is><t></t></is></c></row>' % (r, r)
+                         for r in range(10, n + 10))
+        return body.replace(b"</sheetData>", blank + b"</sheetData>")
+
+    return _patched_sheet(fast_xlsx_bytes(rows("cases", 3)), edit)
+
+
+def formatted_blank_rows_xlsx(n: int = 1_000_000) -> bytes:
+    """A valid 办件 sheet followed by ``n`` formatted cells without values (what Excel writes for a
+    column formatted to the end): the reader skips them, so the file is valid."""
+    def edit(body: bytes) -> bytes:
+        blank = b"".join(b'<row r="%d"><c r="A%d" s="1"/></row>' % (r, r) for r in range(10, n + 10))
+        return body.replace(b"</sheetData>", blank + b"</sheetData>")
+
+    return _patched_sheet(fast_xlsx_bytes(rows("cases", 3)), edit)
+
+
+def wide_csv() -> bytes:
+    """A header row of 办件 columns followed by one line of 100 000 separators."""
+    return csv_bytes(rows("cases", 2)) + b"," * 100_000 + b"\n"
+
+
 # --- the corpus -----------------------------------------------------------------------------------
 
 
@@ -366,6 +408,9 @@ CORPUS: list[BadFile] = [
     BadFile("truncated_xlsx", "下载中断.xlsx", _truncated, "file_corrupt", "损坏"),
     BadFile("encrypted_xlsx", "加密.xlsx", encrypted_xlsx, "file_encrypted", "密码"),
     BadFile("zip_bomb_xlsx", "炸弹.xlsx", zip_bomb_xlsx, "zip_bomb", "压缩炸弹"),
+    BadFile("far_cell_xlsx", "远处单元格.xlsx", far_cell_xlsx, "sheet_too_large", "1,048,576 行 × 16,384 列"),
+    BadFile("million_blank_rows_xlsx", "百万空行.xlsx", blank_rows_xlsx, "sheet_too_large", "6,000,000 个单元格"),
+    BadFile("wide_csv", "超宽.csv", wide_csv, "sheet_too_large", "列"),
     BadFile("over_size_limit", "过大.csv", lambda: csv_bytes(rows("hotline", 400)), "file_too_large", "超过上传上限",
             max_bytes=20_000),
     BadFile("binary_garbage", "乱码.xlsx", _garbage, "unsupported_format", "上传 .xlsx"),
