@@ -15,6 +15,8 @@ with a notice) instead of failing. Every page checks the user again itself (page
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
@@ -38,6 +40,7 @@ from metrics.views import (
     period_type,
 )
 from pages import _auth_ui as auth_ui
+from pages import _browser as browser
 from pages import _shared as shared
 
 # Page name (auth.PAGE_*, also the navigation title) -> (file in pages/ = url path, icon). Every url_path
@@ -230,8 +233,10 @@ def _run(nav: dict[str, list[str]], engine: Engine, user: User | None, anonymous
     page.run()
 
 
-def _signed_in(engine: Engine) -> User | None:
-    """The signed-in user; back from the identity provider (SSO), the identity is mapped to an account first."""
+def _signed_in(engine: Engine, app: AppSettings) -> User | None:
+    """The signed-in user; back from the identity provider (SSO), the identity is mapped to an account
+    first; after a page reload, the signed session cookie signs the account in again."""
+    auth.restore_from_token(st.session_state, engine, browser.cookie(), app.session_secret)
     user = auth.current_user(st.session_state, engine)
     if user is None and auth.sso_configured(st.secrets):
         identity = st.user.to_dict()
@@ -239,6 +244,71 @@ def _signed_in(engine: Engine) -> User | None:
             # No account for the identity: a notice explains it on the next page shown.
             user = auth.sign_in_sso(st.session_state, engine, identity)
     return user
+
+
+def _sync_cookie(engine: Engine, app: AppSettings, user: User | None) -> None:
+    """Keep the reload cookie in step with the session: refreshed while signed in, removed after sign-out."""
+    state = st.session_state
+    if user is None:
+        if state.pop(auth.TOKEN_KEY, None) is not None:
+            browser.clear_cookie()
+        return
+    if auth.token_due(state):
+        token = auth.session_token(engine, user, app.session_secret)
+        if token:
+            browser.set_cookie(token, auth.TOKEN_MINUTES * 60)
+            state[auth.TOKEN_KEY] = store.now()
+
+
+# --- the first start ------------------------------------------------------------------------------
+
+
+def _needs_preparing(app: AppSettings, engine: Engine, version: int) -> bool:
+    """Whether this run has slow work ahead: an empty demo store to fill, or indicators not yet counted."""
+    if app.embedded and app.load_demo_if_empty and store.active_batches(engine).height == 0:
+        return True
+    fingerprint = shared.data_fingerprint(app.url, version)
+    if fingerprint == shared.NO_DATA:
+        return False
+    return not shared.components_ready(app.url, fingerprint, shared.rules_key(shared.get_scoring(app.url, version)))
+
+
+def _prepare(app: AppSettings, engine: Engine) -> None:
+    """A Chinese progress view with the steps of the first start, then the page asked for."""
+    wanted = st.context.url.rstrip("/").rsplit("/", 1)[-1] if st.context.url else ""
+    pages = [st.Page(_preparing_view, title="正在准备看板", icon=":material/hourglass_top:", default=True)]
+    if wanted in {file for file, _icon in PAGES.values()}:
+        # Same path as the deep link, so the link (and its query) is kept until the page opens.
+        pages.append(st.Page(_preparing_view, title=f"正在准备看板 {wanted}", url_path=wanted))
+    st.navigation(pages, position="hidden").run()
+
+
+def _preparing_view() -> None:
+    engine, app = st.session_state[shared.BASE_KEY]
+    st.title("正在准备看板")
+    st.caption("首次打开时需要准备数据并计算指标，完成后自动进入页面。")
+    steps = st.container()
+    with st.status("正在准备…", expanded=True) as status:
+        if app.embedded and app.load_demo_if_empty and store.active_batches(engine).height == 0:
+            steps.markdown(f"**第 1 步 / 共 3 步：生成示例数据**（虚构的“澄州市”，规模 {shared.DEMO_SCALE}）")
+            status.update(label="第 1 步：正在生成示例数据…")
+            started = time.perf_counter()
+            summary = shared.load_demo_once(app.url, app.demo_seed, shared.DEMO_SCALE)
+            st.write(f"✓ 示例数据已生成（{time.perf_counter() - started:.0f} 秒）" if summary else "✓ 示例数据已就绪")
+        else:
+            st.write("✓ 数据已就绪")
+        version = store.data_version(engine)
+        fingerprint = shared.data_fingerprint(app.url, version)
+        if fingerprint != shared.NO_DATA:
+            status.update(label="第 2 步：正在计算各区县指标…")
+            started = time.perf_counter()
+            try:
+                shared.get_components(app.url, fingerprint, shared.rules_key(shared.get_scoring(app.url, version)))
+            except (CalendarError, ValueError):
+                pass  # the page run next explains the failure
+            st.write(f"✓ 指标计算完成（{time.perf_counter() - started:.0f} 秒）")
+        status.update(label="第 3 步：正在打开页面…", state="complete")
+    st.rerun()
 
 
 def main() -> None:
@@ -251,6 +321,7 @@ def main() -> None:
 
 def _main() -> None:
     st.set_page_config(page_title="政务服务效能评估看板", page_icon=":material/analytics:", layout="wide")
+    browser.install()
     app = _app_settings()
     engine, version = _connect(app)
     st.session_state[shared.BASE_KEY] = (engine, app)
@@ -258,13 +329,13 @@ def _main() -> None:
     if problem:
         st.error(shared.plain(problem), icon=":material/gpp_bad:")
         st.stop()
-    if app.embedded and app.load_demo_if_empty:
-        with st.spinner(f"首次启动：正在生成示例数据（规模 {shared.DEMO_SCALE}，约 10 万件办件，需要 10–30 秒）…"):
-            summary = shared.load_demo_once(app.url, app.demo_seed, shared.DEMO_SCALE)
-        if summary:
-            st.toast("已载入示例数据")
-        version = store.data_version(engine)
-    user = _signed_in(engine)
+    if _needs_preparing(app, engine, version):
+        # The slow first start (demo generation, the first count) runs inside a navigation of its
+        # own, so the sidebar never shows Streamlit's raw list of files meanwhile.
+        _prepare(app, engine)
+        return
+    user = _signed_in(engine, app)
+    _sync_cookie(engine, app, user)
     anonymous_ok = auth.anonymous_allowed(app)
     if user is None and not anonymous_ok:
         st.session_state.pop(shared.CONTEXT_KEY, None)
