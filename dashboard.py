@@ -290,10 +290,10 @@ def _preparing_view() -> None:
     steps = st.container()
     with st.status("正在准备…", expanded=True) as status:
         if app.embedded and app.load_demo_if_empty and store.active_batches(engine).height == 0:
-            steps.markdown(f"**第 1 步 / 共 3 步：生成示例数据**（虚构的“澄州市”，规模 {shared.DEMO_SCALE}）")
+            steps.markdown(f"**第 1 步 / 共 3 步：生成示例数据**（虚构的“澄州市”，规模 {app.demo_scale}）")
             status.update(label="第 1 步：正在生成示例数据…")
             started = time.perf_counter()
-            summary = shared.load_demo_once(app.url, app.demo_seed, shared.DEMO_SCALE)
+            summary = shared.load_demo_once(app.url, app.demo_seed, app.demo_scale)
             st.write(f"✓ 示例数据已生成（{time.perf_counter() - started:.0f} 秒）" if summary else "✓ 示例数据已就绪")
         else:
             st.write("✓ 数据已就绪")
@@ -387,7 +387,7 @@ def _main() -> None:
     )
     if demo:
         st.info("**示例数据** —— 当前显示的是系统自动生成的虚构城市“澄州市”的数据，仅用于演示看板功能，"
-                "不代表任何真实区县。接入真实数据请配置 DATABASE_URL 指向正式数据库。", icon=":material/science:")
+                "不代表任何真实区县。接入真实数据需由管理员配置正式数据库。", icon=":material/science:")
     _run(FULL_NAV, engine, user, anonymous_ok)
 
 

@@ -768,6 +768,9 @@ def _map_failure(out: _Collector, meta: dict, result: dict, k: Kind, parsed: Par
     if rule == "duplicate_id":
         for p in positions:
             dup_rows[(cells.parsed("district", p), cells.parsed(name, p))].append(cells.parsed("_row", p))
+    if rule in GROUPED_RULES:
+        _grouped_failure(out, severity, rule, rule_name, template, base, name, value_field, positions, cells)
+        return
     listed = positions[:MAX_PROBLEMS_PER_RULE]
     for p in listed:
         values = dict(base)
@@ -780,6 +783,32 @@ def _map_failure(out: _Collector, meta: dict, result: dict, k: Kind, parsed: Par
                         cells.shown(name, p)))
     if total > len(listed):
         out.counts[rule] += total - len(listed)
+
+
+# Rules about the file as a whole that fail row by row (every row of an unconfigured district): one
+# problem per distinct value, with the number of rows and the first row numbers, not one per row.
+GROUPED_RULES = frozenset({"district_unknown", "district_missing"})
+_ROWS_SHOWN = 10
+
+
+def _grouped_failure(out: _Collector, severity: str, rule: str, rule_name: str, template: str, base: dict[str, Any],
+                     name: str | None, value_field: str | None, positions: list[int], cells: _Cells) -> None:
+    groups: dict[str | None, list[int]] = defaultdict(list)
+    for p in positions:
+        groups[cells.shown(value_field, p)].append(p)
+    for value, members in groups.items():
+        values = dict(base, value=value, district=cells.parsed("district", members[0]))
+        rows = [cells.parsed("_row", p) for p in members]
+        message = _format(template, **values)
+        if len(rows) > 1:
+            more = "等" if len(rows) > _ROWS_SHOWN else ""
+            message = f"{message}（共 {len(rows):,} 行：第 {'、'.join(str(r) for r in rows[:_ROWS_SHOWN])} 行{more}）"
+        out.add(Problem(severity, rule, rule_name, message, rows[0], _header_of(base), value))
+        out.counts[rule] += len(rows) - 1
+
+
+def _header_of(base: Mapping[str, Any]) -> str | None:
+    return base.get("header")
 
 
 def _store_checks(out: _Collector, file_rules: Mapping[str, dict], k: Kind, frame: pl.DataFrame, ctx: StoreContext,

@@ -143,6 +143,7 @@ _CSS = """
 <style>
 .element-container:has(> .stHtml > script:only-child), .stElementContainer:has(> .stHtml script:only-child),
 div[data-testid="stElementContainer"]:has(iframe[title="st.iframe"][height="0"]) { display: none; }
+[class*="st-key-emptytable_"] [data-testid="stDataFrame"] { display: none; }
 [data-testid="stElementToolbar"] button[aria-label="Download as CSV"],
 [data-testid="stElementToolbar"] button[aria-label="下载 CSV"] { display: none !important; }
 </style>

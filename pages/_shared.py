@@ -35,9 +35,8 @@ CONTEXT_KEY = "_dashboard_context"
 BASE_KEY = "_dashboard_base"
 DASHBOARD_FILE = Path(__file__).resolve().parent.parent / "dashboard.py"
 NO_DATA = "empty"
-# The demo city loaded on a first start: 0.05 ≈ 50 000 办件, generated in about 5–10 seconds.
-DEMO_SCALE = 0.05
 NULL_TEXT = "—"
+EMPTY_TABLE = "emptytable_"  # key prefix of the container of an empty table (hidden by CSS)
 
 
 # --- cached resources -----------------------------------------------------------------------------
@@ -276,6 +275,13 @@ def column_config(frame: pl.DataFrame) -> dict[str, object]:
 
 def table(frame: pl.DataFrame, *, key: str | None = None, height: int | str = "auto") -> None:
     """A read-only table; nulls shown as —, text cells shown as text (never rendered as HTML/Markdown)."""
+    if frame.height == 0:
+        # Streamlit draws an empty table as a row reading "empty" (on a canvas no script can
+        # translate); the table stays for the page's structure but is hidden (pages/_browser.py CSS).
+        with st.container(key=f"{EMPTY_TABLE}{key or id(frame)}"):
+            st.caption("暂无记录")
+            st.dataframe(frame, hide_index=True, key=key, height=40)
+        return
     st.dataframe(frame, hide_index=True, placeholder=NULL_TEXT, column_config=column_config(frame),
                  key=key, height=height)
 

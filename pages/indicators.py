@@ -20,7 +20,7 @@ st.markdown(
 )
 st.markdown(
     "**政务服务效能指数**：每项指标按目标值和底线值折算为得分 "
-    "`得分 = clamp((实际值 − 底线值) ÷ (目标值 − 底线值), 0, 1) × 100`（“越低越好”的指标底线值高于目标值）；"
+    "`得分 = (实际值 − 底线值) ÷ (目标值 − 底线值) × 100`，低于 0 记 0、高于 100 记 100（“越低越好”的指标底线值高于目标值）；"
     "分组得分和效能指数是已有得分按权重的加权平均 `Σ 权重×得分 ÷ Σ 权重`（没有数据的指标不参与）。"
     "区县按指数排名，并列同名次（1、1、3）。"
 )
@@ -31,7 +31,7 @@ shared.table(views.group_weights(settings), key="group_weights")
 st.subheader("统计规则")
 shared.table(views.rules_table(settings), key="rules")
 st.caption("办理用时按工作日计（国务院节假日安排，含调休上班日），不含受理当日，扣除特别程序时长；"
-           "时限单位为自然日的按自然日计。网上申请（PC）和移动端计为网上办件。")
+           "时限单位为自然日的按自然日计。网上申请（电脑端）和移动端计为网上办件。")
 
 st.subheader("指标一览")
 shared.table(reference, key="indicator_reference", height=38 * (reference.height + 1) + 4)

@@ -33,7 +33,7 @@ c1, c2, c3 = st.columns(3)
 kind = c1.selectbox("数据类型", [AUTO, *KINDS], key="up_kind",
                     format_func=lambda k: k if k == AUTO else KINDS[k].label)
 district = c2.selectbox("所属区县（文件中没有区县列时使用）", [NO_DISTRICT, *scope], key="up_district")
-period = c3.text_input("适用月份（事项清单必填，YYYY-MM）", key="up_period", placeholder="例如 2024-05").strip()
+period = c3.text_input("适用月份（事项清单必填，年-月）", key="up_period", placeholder="例如 2024-05").strip()
 
 round_no = st.session_state.setdefault(UPLOADER, 0)
 files = st.file_uploader("选择文件", type=["xlsx", "xls", "csv"], accept_multiple_files=True,
