@@ -79,6 +79,7 @@ SIGNED_OUT_NAV = {"页面": [p for p in PAGES if p not in ACCOUNT_SECTION["账�
 
 Q_PERIOD, Q_DISTRICT, Q_INDICATOR = "period", "district", "indicator"
 SEEDED = "_filters_seeded"
+PAGE_SHOWN = "_page_shown"  # this session has shown a page (no first-run view any more)
 
 
 def _app_settings() -> AppSettings:
@@ -205,10 +206,15 @@ def sidebar_filters(months: list[str], default: str, districts_all: list[str]) -
 # --- main -------------------------------------------------------------------------------------------
 
 
+HOME_ALIAS = "-home"  # the internal path of the default page, which Streamlit serves at "/"
+
+
 def _page(name: str, *, default: bool = False, hidden: bool = False) -> st.Page:
     file, icon = PAGES[name]
-    return st.Page(f"pages/{file}.py", title=name, icon=icon, url_path=file, default=default,
-                   visibility="hidden" if hidden else "visible")
+    # The default page lives at "/"; its own path (e.g. /overview) stays free for an alias, so that a
+    # bookmarked /overview opens it instead of Streamlit's English "Page not found".
+    return st.Page(f"pages/{file}.py", title=name, icon=icon, url_path=file + HOME_ALIAS if default else file,
+                   default=default, visibility="hidden" if hidden else "visible")
 
 
 def _run(nav: dict[str, list[str]], engine: Engine, user: User | None, anonymous_ok: bool) -> None:
@@ -220,7 +226,11 @@ def _run(nav: dict[str, list[str]], engine: Engine, user: User | None, anonymous
     # Hidden pages go into the last section, which always lists the login or the password page.
     last = list(sections)[-1]
     sections[last] = [*sections[last], *(pages[name] for name in hidden)]
+    # The home page again at its own path (hidden), so that a link to it (/overview) opens it.
+    sections[last].append(st.Page(f"pages/{PAGES[home][0]}.py", title=home, url_path=PAGES[home][0],
+                                  visibility="hidden"))
     page = st.navigation(sections)
+    st.session_state[PAGE_SHOWN] = True
     target = auth.route(st.session_state, user, page.title, anonymous_ok=anonymous_ok,
                         among=[name for names in menu.values() for name in names])
     if target is not None:
@@ -268,7 +278,8 @@ def _needs_preparing(app: AppSettings, engine: Engine, version: int) -> bool:
     if app.embedded and app.load_demo_if_empty and store.active_batches(engine).height == 0:
         return True
     fingerprint = shared.data_fingerprint(app.url, version)
-    if fingerprint == shared.NO_DATA:
+    if fingerprint == shared.NO_DATA or st.session_state.get(PAGE_SHOWN):
+        # Once a page is on screen, a recount (after an import) runs under that page's own spinner.
         return False
     return not shared.components_ready(app.url, fingerprint, shared.rules_key(shared.get_scoring(app.url, version)))
 
@@ -280,7 +291,7 @@ def _prepare(app: AppSettings, engine: Engine) -> None:
     if wanted in {file for file, _icon in PAGES.values()}:
         # Same path as the deep link, so the link (and its query) is kept until the page opens.
         pages.append(st.Page(_preparing_view, title=f"正在准备看板 {wanted}", url_path=wanted))
-    st.navigation(pages, position="hidden").run()
+    st.navigation({"": pages}, position="hidden").run()
 
 
 def _preparing_view() -> None:

@@ -65,6 +65,9 @@ EXACT: dict[str, str] = {
     "Copy to clipboard": "复制",
     "Connecting": "正在连接",
     "Please wait...": "请稍候…",
+    "Page not found": "页面不存在",
+    "The page that you have requested does not seem to exist. Running the app's main page.":
+        "您访问的页面不存在，已打开首页。",
     "Show more": "展开",
     "Show less": "收起",
 }
@@ -182,7 +185,7 @@ _NAME = re.compile(r"^[A-Za-z0-9._~:|=-]*$")
 def _cookie_script(value: str, max_age: int) -> str:
     if not _NAME.match(value):
         raise ValueError("cookie value has characters outside the token alphabet")
-    secure = "; Secure" if st.context.url.startswith("https") else ""
+    secure = "; Secure" if (st.context.url or "").startswith("https") else ""
     return (f"<script>(window.parent.document || document).cookie = "
             f"'{COOKIE}={value}; Path=/; Max-Age={int(max_age)}; SameSite=Strict{secure}';</script>")
 
