@@ -258,19 +258,30 @@ def scoring_now() -> ScoringSettings:
 
 
 def column_config(frame: pl.DataFrame) -> dict[str, object]:
-    """Percent indicators as percentages, numerators and denominators with separators, scores with one decimal."""
+    """One number format per column: percent indicators with two decimals (shown from percentage
+    points, see ``table``), numerators and denominators with separators, changes with their sign,
+    scores with two decimals."""
     config: dict[str, object] = {}
     percents = set(percent_columns(frame.columns))
     for name, dtype in frame.schema.items():
         if not dtype.is_numeric():
             continue
         if name in percents:
-            config[name] = st.column_config.NumberColumn(name, format="percent")
+            config[name] = st.column_config.NumberColumn(name, format="%.2f%%")
         elif name.endswith(("分子", "分母")):
             config[name] = st.column_config.NumberColumn(name, format="localized")
+        elif "变化" in name:
+            config[name] = st.column_config.NumberColumn(name, format="%+.2f" if dtype.is_float() else "%+d")
         elif dtype.is_float():
             config[name] = st.column_config.NumberColumn(name, format="%.2f")
     return config
+
+
+def _shown(frame: pl.DataFrame) -> pl.DataFrame:
+    """Percent indicator columns in percentage points, so that every cell shows two decimals
+    (Streamlit's "percent" format drops them: 100%, 54.55%)."""
+    percents = [c for c in percent_columns(frame.columns) if frame.schema[c].is_numeric()]
+    return frame.with_columns(pl.col(c) * 100 for c in percents) if percents else frame
 
 
 def table(frame: pl.DataFrame, *, key: str | None = None, height: int | str = "auto") -> None:
@@ -282,7 +293,7 @@ def table(frame: pl.DataFrame, *, key: str | None = None, height: int | str = "a
             st.caption("暂无记录")
             st.dataframe(frame, hide_index=True, key=key, height=40)
         return
-    st.dataframe(frame, hide_index=True, placeholder=NULL_TEXT, column_config=column_config(frame),
+    st.dataframe(_shown(frame), hide_index=True, placeholder=NULL_TEXT, column_config=column_config(frame),
                  key=key, height=height)
 
 
