@@ -7,6 +7,7 @@ English) would otherwise show in the sidebar until dashboard.py's own st.navigat
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -16,9 +17,18 @@ from streamlit.web.cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# Imported before the server starts (the app runs in this process), so that the first visitor does not
+# wait for them: several seconds on a busy 2-core machine.
+WARM_MODULES = ("polars", "altair", "sqlalchemy", "pydantic", "metrics.service", "metrics.views", "metrics.charts",
+                "metrics.drill", "metrics.exports", "datasets.auth", "datasets.quality")
+
+
 def run(args: list[str]) -> int:
     PagesManager.uses_pages_directory = False
     os.chdir(ROOT)
+    sys.path.insert(0, ROOT)
+    for name in WARM_MODULES:
+        importlib.import_module(name)
     sys.argv = ["streamlit", "run", "dashboard.py", *args]
     return main()
 
