@@ -23,7 +23,7 @@ import datetime as dt
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,6 +193,8 @@ def build_suite(kind_name: str) -> dict:
          "message": "文件中没有“所属区县”列（也可写作：{aliases}），且上传时未指定区县"},
         {"rule": "district_unknown", "rule_name": "区县未配置", "severity": "error",
          "message": "上传时指定的区县“{value}”未在系统中配置"},
+        {"rule": "district_name_mismatch", "rule_name": "文件名与所选区县不符", "severity": "warning",
+         "message": "文件名或工作表名中出现“{named}”，与上传时选择的区县“{value}”不一致，请确认没有选错区县或文件"},
     ]
     if kind_name in ("cases", "evaluations"):
         file_rules.append({"rule": "catalog_missing", "rule_name": "未导入事项清单", "severity": "warning",
@@ -602,6 +604,10 @@ def validate(
         uploader = ctx.districts.get(normalize(district))
         if uploader is None:
             _file_problem(out, file_rules, "district_unknown", value=district)
+        else:
+            named = _other_district_named(ctx, uploader, [Path(parsed.file_name).stem, parsed.sheet or ""])
+            if named:
+                _file_problem(out, file_rules, "district_name_mismatch", value=uploader, named=named)
     has_district = "district__raw" in raw.columns and "district" in parsed.headers
     if not has_district and not district:
         _file_problem(out, file_rules, "district_missing", aliases="、".join(schema.DISTRICT.aliases))
@@ -688,6 +694,15 @@ def _periods(frame: pl.DataFrame, k: Kind, period: str | None) -> dict[str, str]
         .unique("district", keep="first", maintain_order=True)
     )
     return dict(counts.select("district", "m").iter_rows())
+
+
+def _other_district_named(ctx: StoreContext, chosen: str, texts: Sequence[str]) -> str | None:
+    """A configured district other than ``chosen`` named (by name or alias) in a file or sheet name."""
+    haystack = " ".join(normalize(t) for t in texts if t)
+    usable = [(key, name) for key, name in ctx.districts.items() if len(key) >= 2 and not key.isdigit()]
+    if any(name == chosen and key in haystack for key, name in usable):
+        return None
+    return next((name for key, name in sorted(usable, key=lambda kv: -len(kv[0])) if key in haystack), None)
 
 
 def _file_problem(out: _Collector, file_rules: Mapping[str, dict], rule: str, **values: Any) -> None:

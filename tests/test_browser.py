@@ -406,3 +406,42 @@ def test_a_leader_finds_no_way_to_download_the_ranking(server: Server):
             assert downloads == []
         finally:
             browser.close()
+
+
+def test_a_deep_link_survives_sign_in_and_a_reload_keeps_the_session(server: Server):
+    """/ranking?period=… opened signed out: the login page, then the ranking of that period; a reload keeps
+    the session through the signed cookie (no password, nothing in the URL); after signing out it does not."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from metrics.periods import parse_period, quarter_of
+
+    engine = store.make_engine(server.db_url)
+    months = store.batch_history(engine, "cases")["period"].to_list()
+    engine.dispose()
+    quarter = quarter_of(sorted(months)[-4])  # a quarter with data, not the default period
+    with sync_playwright() as p:
+        browser = _browser(p)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            page.goto(f"{server.url}/ranking?period={quarter.key}")
+            _login(page, "evaluator", "demo-evaluator")
+            expect_heading(page, f"排名下载 · {parse_period(quarter.key).label}")
+            _wait_idle(page)
+            cookies = {c["name"]: c for c in context.cookies()}
+            token = cookies["gov_dashboard_session"]["value"]
+            assert "demo-evaluator" not in token and token.count(".") == 2
+            assert "demo-evaluator" not in page.url and token not in page.url
+
+            page.reload()
+            expect_heading(page, f"排名下载 · {parse_period(quarter.key).label}")
+            expect(page.get_by_test_id("stSidebar").get_by_text("示例评估人员（evaluator）")).to_be_visible()
+
+            page.get_by_test_id("stSidebar").get_by_role("button", name=re.compile("退出登录")).click()
+            expect_heading(page, "登录")
+            _wait_idle(page)
+            page.reload()
+            expect_heading(page, re.compile("^(登录|总览)"))
+            expect(page.get_by_test_id("stSidebar").get_by_text("示例评估人员（evaluator）")).to_have_count(0)
+        finally:
+            browser.close()

@@ -487,3 +487,25 @@ def test_an_unknown_district_is_listed_once_per_name_with_its_row_count():
     assert v.counts["district_unknown"] == 24 and v.error_count == 24
     summary = report.rule_counts(v.problems, v.counts)
     assert summary.filter(pl.col("规则") == "区县未配置")["数量"].to_list() == [24]
+
+
+@pytest.mark.parametrize(
+    ("file_name", "chosen", "named"),
+    [
+        ("乙区2024年5月热线工单.xlsx", "甲", DISTRICT_B),  # names another district: warned
+        ("甲区2024年5月热线工单.xlsx", "甲区", None),  # names the chosen one
+        ("热线工单2024年5月.xlsx", "甲区", None),  # names none
+        ("甲区乙区合并导出.xlsx", "甲区", None),  # names the chosen one among others: not a mix-up
+        ("110101_乙.xlsx", "甲区", None),  # codes and one-character aliases are too short to tell
+    ],
+)
+def test_a_file_naming_another_district_than_the_chosen_one_is_warned(file_name, chosen, named):
+    table = [{k: v for k, v in r.items() if k != "所属区县"} for r in rows("hotline", 2)]
+    v = validate.validate(parsed_file("hotline", table, file_name=file_name), CTX, district=chosen, now=NOW)
+    found = [p for p in v.problems if p.rule == "district_name_mismatch"]
+    assert v.accepted  # a warning only
+    if named is None:
+        assert not found
+    else:
+        (p,) = found
+        assert p.severity == WARNING and f"“{named}”" in p.message and f"“{DISTRICT_A}”" in p.message
