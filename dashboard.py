@@ -57,12 +57,13 @@ PAGES = {
     auth.PAGE_SETTINGS: ("settings", ":material/settings:"),
     auth.PAGE_START: ("start", ":material/rocket_launch:"),
     auth.PAGE_USERS: ("users", ":material/manage_accounts:"),
+    auth.PAGE_DISTRICTS: ("districts", ":material/location_city:"),
     auth.PAGE_AUDIT: ("audit", ":material/policy:"),
     auth.PAGE_ACCOUNT: ("account", ":material/key:"),
     auth.PAGE_LOGIN: ("login", ":material/login:"),
 }
 
-ACCOUNT_SECTION = {"账号": [auth.PAGE_LOGIN, auth.PAGE_ACCOUNT, auth.PAGE_USERS, auth.PAGE_AUDIT]}
+ACCOUNT_SECTION = {"账号": [auth.PAGE_LOGIN, auth.PAGE_ACCOUNT, auth.PAGE_USERS, auth.PAGE_DISTRICTS, auth.PAGE_AUDIT]}
 FULL_NAV = {
     "看板": [auth.PAGE_OVERVIEW, auth.PAGE_COMPARE, auth.PAGE_PERIODS, auth.PAGE_RANKING],
     "数据": [auth.PAGE_UPLOAD, auth.PAGE_QUALITY],

@@ -48,6 +48,7 @@ PAGE_SETTINGS = "设置"
 PAGE_USERS = "账号管理"
 PAGE_AUDIT = "审计日志"
 PAGE_ACCOUNT = "修改密码"
+PAGE_DISTRICTS = "区县配置"
 PAGE_LOGIN = "登录"
 
 _EVERYONE = frozenset(ROLES)
@@ -65,6 +66,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     PAGE_SETTINGS: frozenset({ADMIN}),
     PAGE_USERS: frozenset({ADMIN}),
     PAGE_AUDIT: frozenset({ADMIN}),
+    PAGE_DISTRICTS: frozenset({ADMIN}),
     PAGE_ACCOUNT: _EVERYONE,
 }
 # Pages that a visitor who has not signed in may open when anonymous viewing is allowed.
@@ -575,6 +577,41 @@ def load_demo_data(engine: Engine, actor: User, *, seed: int, scale: float) -> s
     summary = generate_demo(engine, seed=seed, scale=scale)
     accounts.audit(engine, actor.username, "import", f"载入示例数据：{summary}", PAGE_START)
     return summary
+
+
+def save_district(engine: Engine, actor: User, name: str, code: str | None, aliases: Iterable[str],
+                  page: str = PAGE_DISTRICTS) -> str:
+    """Add a district or set an existing one's code and aliases (administrators; audited).
+
+    Names, codes and aliases identify districts in uploaded files, so none may belong to two districts.
+    Returns a Chinese summary for the page.
+    """
+    from datasets.text import normalize
+
+    actor = _check_actor(engine, actor)
+    name = name.strip()
+    if not name:
+        raise ValueError("区县名称不能为空。")
+    code = (code or "").strip() or None
+    wanted = sorted({a.strip() for a in aliases if a and a.strip() and a.strip() != name})
+    taken = {key: owner for key, owner in store.district_lookup(engine).items() if owner != name}
+    clashes = [t for t in (name, code, *wanted) if t and normalize(t) in taken]
+    if clashes:
+        owner = taken[normalize(clashes[0])]
+        raise ValueError(f"“{clashes[0]}”已是区县“{owner}”的名称、代码或别名，不能重复使用。")
+    existing = set(store.list_districts(engine)["name"].to_list())
+    if name in existing:
+        with engine.begin() as conn:
+            conn.execute(store.districts.update().where(store.districts.c.name == name)
+                         .values(code=code, aliases=json.dumps(wanted, ensure_ascii=False)))
+            store.add_revision(conn, f"district {name}")
+        what = "修改"
+    else:
+        store.add_district(engine, name, code, wanted)
+        what = "新增"
+    detail = f"{what}区县 {name}：代码 {code or '无'}；别名 {'、'.join(wanted) or '无'}"
+    accounts.audit(engine, actor.username, "district", detail, page)
+    return f"已{detail}。"
 
 
 def upload_districts(engine: Engine, user: User | None) -> list[str]:

@@ -124,7 +124,7 @@ def build_suite(kind_name: str) -> dict:
                      message="此行“{header}”为空，且上传时未指定区县"))
     exps.append(_exp("expect_column_values_to_be_null", {"column": "district__unknown"}, rule="district_unknown",
                      rule_name="区县未配置", severity="error", field_name="district",
-                     message="区县“{value}”未在系统中配置，请核对名称或请管理员在区县设置中添加（可设别名）"))
+                     message="区县“{value}”未在系统中配置，请核对名称或请管理员在“区县配置”页添加（可设别名）"))
     id_field = k.field(k.id_field)
     exps.append(_exp("expect_compound_columns_to_be_unique",
                      {"column_list": ["district", k.id_field], "ignore_row_if": "any_value_is_missing"},

@@ -88,6 +88,7 @@ EXPECTED = {
     P.PAGE_SETTINGS: (0, 0, 0, 1, 0),
     P.PAGE_USERS: (0, 0, 0, 1, 0),
     P.PAGE_AUDIT: (0, 0, 0, 1, 0),
+    P.PAGE_DISTRICTS: (0, 0, 0, 1, 0),
     P.PAGE_ACCOUNT: (1, 1, 1, 1, 0),
     P.PAGE_LOGIN: (0, 0, 0, 0, 1),
 }
@@ -636,3 +637,38 @@ def test_sidebar_account_box_shows_the_user_and_signs_out(url, engine):
     assert signed_in(at) is None and not at.sidebar.button
     last = audit_rows(engine)[-1]
     assert (last.user_name, last.action, last.page) == ("feng", "logout", "总览")
+
+
+# --- 区县配置 ------------------------------------------------------------------------------------------
+
+
+def test_districts_are_added_and_edited_by_administrators_only_and_audited(engine):
+    admin = accounts.add_user(engine, "root", PW, [ADMIN])
+    leader = accounts.add_user(engine, "lead2", PW, [LEADER])
+    with pytest.raises(accounts.PermissionDenied):
+        auth.save_district(engine, leader, "云湖区", "370102", ["云湖"])
+    assert "新增区县 云湖区" in auth.save_district(engine, admin, "云湖区", "370102", ["云湖", " 云湖 "])
+    auth.save_district(engine, admin, "青山区", None, ["青山"])
+    # Editing replaces the code and the aliases (the old alias no longer matches).
+    assert "修改区县 云湖区" in auth.save_district(engine, admin, "云湖区", "370199", ["云湖新区"])
+    lookup = store.district_lookup(engine)
+    assert lookup["370199"] == "云湖区" and lookup["云湖新区"] == "云湖区" and "云湖" not in lookup
+    with pytest.raises(ValueError, match="已是区县“青山区”"):
+        auth.save_district(engine, admin, "云湖区", None, ["青山"])
+    with pytest.raises(ValueError, match="不能为空"):
+        auth.save_district(engine, admin, "  ", None, [])
+    logged = [(r.user_name, r.action, r.detail, r.page) for r in audit_rows(engine) if r.action == "district"]
+    assert logged == [("root", "district", "新增区县 云湖区：代码 370102；别名 云湖", "区县配置"),
+                      ("root", "district", "新增区县 青山区：代码 无；别名 青山", "区县配置"),
+                      ("root", "district", "修改区县 云湖区：代码 370199；别名 云湖新区", "区县配置")]
+
+
+def test_districts_page_adds_a_district(url, engine):
+    admin = accounts.add_user(engine, "root", PW, [ADMIN])
+    at = ok(page("districts", url, user=admin).run())
+    assert at.title[0].value == "区县配置"
+    at.text_input(key="district_name_（新增区县）").input("澜湾新区")
+    at.text_input(key="district_aliases_（新增区县）").input("澜湾，澜湾区")
+    ok(next(b for b in at.button if b.label == "保存").click().run())
+    assert "已新增区县 澜湾新区" in at.success[0].value
+    assert store.district_lookup(engine)["澜湾区"] == "澜湾新区"
