@@ -16,6 +16,7 @@ with a notice) instead of failing. Every page checks the user again itself (page
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import streamlit as st
 from pydantic import ValidationError
@@ -146,6 +147,19 @@ def _seed_filters(months: list[str], default: str, districts_all: list[str]) -> 
     st.session_state["f_indicators"] = chosen or list(KEY_INDICATORS)
 
 
+# The pages that read the sidebar filters; elsewhere the sidebar shows no filters.
+FILTERED_PAGES = frozenset({auth.PAGE_OVERVIEW, auth.PAGE_COMPARE, auth.PAGE_PERIODS, auth.PAGE_RANKING})
+FILTER_KEYS = ("f_type", "f_month", "f_quarter", "f_year", "f_from", "f_to", "f_districts", "f_indicators")
+
+
+def _keep_filters() -> None:
+    """On a page without the filters, keep their values: Streamlit forgets a widget's value on a run
+    that does not draw it, and the filtered pages should come back as they were left."""
+    for key in FILTER_KEYS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
 def _ensure(key: str, options: list[str], fallback: str) -> None:
     if st.session_state.get(key) not in options:
         st.session_state[key] = fallback if fallback in options else options[0]
@@ -218,7 +232,8 @@ def _page(name: str, *, default: bool = False, hidden: bool = False) -> st.Page:
                    default=default, visibility="hidden" if hidden else "visible")
 
 
-def _run(nav: dict[str, list[str]], engine: Engine, user: User | None, anonymous_ok: bool) -> None:
+def _run(nav: dict[str, list[str]], engine: Engine, user: User | None, anonymous_ok: bool,
+         before: Callable[[str], None] | None = None) -> None:
     """Show the navigation the user may use and run the page chosen (or redirect away from it)."""
     menu, hidden, home = auth.arrange(nav, user, anonymous_ok=anonymous_ok)
     pages = {name: _page(name, default=name == home) for names in menu.values() for name in names}
@@ -240,6 +255,8 @@ def _run(nav: dict[str, list[str]], engine: Engine, user: User | None, anonymous
         notice = auth.pop_notice(st.session_state)
         if notice:
             st.warning(shared.plain(notice), icon=":material/info:")
+    if before is not None:
+        before(page.title)
     auth_ui.account_box(engine, user, page=page.title)
     page.run()
 
@@ -377,30 +394,36 @@ def _main() -> None:
     # Months after the latest month with 办件 hold only stray rows (evaluations of late completions,
     # catalogs in force): they are not offered as periods.
     months = [m for m in months if m <= default]
-    period, districts, indicators = sidebar_filters(months, default, districts_all)
+
+    def with_filters(page_title: str) -> None:
+        """The sidebar filters and the context, for the pages they filter (the others keep the choice)."""
+        if page_title not in FILTERED_PAGES:
+            _keep_filters()
+            return
+        period, districts, indicators = sidebar_filters(months, default, districts_all)
+        shared.set_current(
+            shared.Context(
+                url=app.url,
+                engine=engine,
+                app=app,
+                version=version,
+                fingerprint=fingerprint,
+                settings=settings,
+                comps=comps,
+                districts_all=districts_all,
+                months=months,
+                period=period,
+                districts=districts,
+                indicators=indicators,
+                demo=demo,
+            )
+        )
+
     if demo:
         st.sidebar.info("示例数据：虚构的“澄州市”，仅供演示。", icon=":material/science:")
-    shared.set_current(
-        shared.Context(
-            url=app.url,
-            engine=engine,
-            app=app,
-            version=version,
-            fingerprint=fingerprint,
-            settings=settings,
-            comps=comps,
-            districts_all=districts_all,
-            months=months,
-            period=period,
-            districts=districts,
-            indicators=indicators,
-            demo=demo,
-        )
-    )
-    if demo:
         st.info("**示例数据** —— 当前显示的是系统自动生成的虚构城市“澄州市”的数据，仅用于演示看板功能，"
                 "不代表任何真实区县。接入真实数据需由管理员配置正式数据库。", icon=":material/science:")
-    _run(FULL_NAV, engine, user, anonymous_ok)
+    _run(FULL_NAV, engine, user, anonymous_ok, before=with_filters)
 
 
 main()

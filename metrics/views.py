@@ -696,3 +696,13 @@ def percent_columns(columns: Sequence[str]) -> list[str]:
 
 def is_down(indicator_id: str) -> bool:
     return direction(indicator_id) == DOWN
+
+
+def districts_with_data(comps: pl.DataFrame, period: Period, districts: Sequence[str]) -> list[str]:
+    """The districts (in the order given) with any component in the period: where a drill-down can start."""
+    first, last = period.first, period.last
+    present = set(
+        comps.filter(pl.col("month").is_between(pl.lit(first), pl.lit(last)), pl.col("district").is_in(list(districts)))
+        ["district"].unique().to_list()
+    )
+    return [d for d in districts if d in present]

@@ -395,3 +395,10 @@ def test_empty_store_quality(sqlite_engine):
     store.add_district(sqlite_engine, "甲区")
     last = quality.last_uploads(sqlite_engine)
     assert last.rows() == [("甲区", None, None, None, None, None, None)]
+
+
+def test_districts_with_data_keep_the_order_given(comps):
+    present = set(comps.filter(pl.col("month") == "2024-10")["district"].to_list())
+    order = [*sorted(present, reverse=True), "无数据区"]
+    assert views.districts_with_data(comps, OCT, order) == sorted(present, reverse=True)
+    assert views.districts_with_data(comps, Period("1999-01", "1999-01"), order) == []
