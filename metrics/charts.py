@@ -233,7 +233,7 @@ def index_trend_chart(trend: pl.DataFrame, districts: Sequence[str], highlight: 
         alt.Tooltip("month:O", title="月份"),
         alt.Tooltip("index:Q", title="效能指数", format=".2f"),
     ]
-    return _lines(data, y, districts, tooltip, highlight, 320)
+    return _lines(data, y, districts, tooltip, highlight, 380)
 
 
 # --- district comparison ------------------------------------------------------------------------------
@@ -281,7 +281,7 @@ def compare_chart(values: pl.DataFrame, indicator_id: str, districts: Sequence[s
         )
     )
     chart = alt.layer(bars, rules, data=data).resolve_scale(color="independent").properties(
-        title=_title(indicator_id, note), height=260
+        title=_title(indicator_id, note), height=340
     )
     return chart
 
@@ -344,7 +344,8 @@ def trend_chart(values: pl.DataFrame, indicator_id: str, districts: Sequence[str
         alt.Tooltip("value:Q", title=BY_ID[indicator_id].name, format=fmt),
         *_num_den_tooltips(indicator_id),
     ]
-    return _lines(data, y, districts, tooltip, highlight, 220).properties(title=_title(indicator_id))
+    # The height covers title, month labels and legend too: 330 leaves the plot itself about 200 px.
+    return _lines(data, y, districts, tooltip, highlight, 330).properties(title=_title(indicator_id))
 
 
 def period_compare_chart(comparison: pl.DataFrame, indicator_id: str, districts: Sequence[str]) -> Chart:
@@ -374,7 +375,7 @@ def period_compare_chart(comparison: pl.DataFrame, indicator_id: str, districts:
                 *_num_den_tooltips(indicator_id),
             ],
         )
-        .properties(title=_title(indicator_id, note), height=260)
+        .properties(title=_title(indicator_id, note), height=340)
     )
     return chart
 

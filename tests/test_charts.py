@@ -134,7 +134,8 @@ def test_lines_grey_out_the_districts_not_chosen(comps):
     grey, coloured = chart_spec["layer"]
     assert grey["mark"]["color"] == charts.GREY and "color" not in grey["encoding"]
     assert coloured["encoding"]["color"]["legend"]["orient"] == "bottom"
-    assert chart_spec["height"] >= 180
+    # Streamlit fits title, month labels and legend into the height: 300 and more leaves the plot ≥ 180 px.
+    assert chart_spec["height"] >= 300
     # Nothing chosen: only the city stands out.
     plain = dataset_rows(spec(charts.trend_chart(monthly, "online_case_rate", DISTRICTS)))
     assert {r["shown"] for r in plain} == {CITY, charts.OTHERS}
