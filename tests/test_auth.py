@@ -672,3 +672,46 @@ def test_districts_page_adds_a_district(url, engine):
     ok(next(b for b in at.button if b.label == "保存").click().run())
     assert "已新增区县 澜湾新区" in at.success[0].value
     assert store.district_lookup(engine)["澜湾区"] == "澜湾新区"
+
+
+# --- the reload cookie -------------------------------------------------------------------------------
+
+
+def test_session_token_signs_in_again_until_it_expires_or_the_password_changes(engine):
+    user = accounts.add_user(engine, "eva", PW, [EVALUATOR])
+    now = dt.datetime(2026, 5, 1, 9, 0)
+    token = auth.session_token(engine, user, "server-secret", now=now)
+    assert token is not None and PW not in token and token.split(".")[0] != "eva"  # the name is encoded
+    assert auth.user_from_token(engine, token, "server-secret", now=now) == user
+    # Expired, another server secret, a forged or truncated token: nobody.
+    later = now + dt.timedelta(minutes=auth.TOKEN_MINUTES, seconds=1)
+    assert auth.user_from_token(engine, token, "server-secret", now=later) is None
+    assert auth.user_from_token(engine, token, "other-secret", now=now) is None
+    name, expires, signature = token.split(".")
+    assert auth.user_from_token(engine, f"{name}.{int(expires) + 3600}.{signature}", "server-secret", now=now) is None
+    assert auth.user_from_token(engine, f"{name}.{expires}", "server-secret", now=now) is None
+    assert auth.user_from_token(engine, None, "server-secret", now=now) is None
+    # A new password (or a disabled account) ends every token issued before.
+    accounts.set_password(engine, "eva", "a-new-password-2")
+    assert auth.user_from_token(engine, token, "server-secret", now=now) is None
+    fresh = auth.session_token(engine, user, "server-secret", now=now)
+    accounts.set_active(engine, "eva", False)
+    assert auth.user_from_token(engine, fresh, "server-secret", now=now) is None
+
+
+def test_restore_from_token_once_per_session_and_refresh_every_few_minutes(engine):
+    user = accounts.add_user(engine, "eva", PW, [EVALUATOR])
+    now = dt.datetime(2026, 5, 1, 9, 0)
+    token = auth.session_token(engine, user, "", now=now)
+    state: dict = {}
+    assert auth.restore_from_token(state, engine, token, "", now=now) == user
+    assert auth.session_user(state) == user and auth.session_method(state) == auth.PASSWORD
+    # Signed out in this session: the cookie the page was loaded with does not sign in again.
+    auth.sign_out(state, engine)
+    assert auth.restore_from_token(state, engine, token, "", now=now) is None and auth.session_user(state) is None
+    # Cookie refresh: due at once, then every TOKEN_REFRESH_MINUTES.
+    auth.sign_in(state, user, now=now)
+    assert auth.token_due(state, now)
+    state[auth.TOKEN_KEY] = now
+    assert not auth.token_due(state, now + dt.timedelta(minutes=auth.TOKEN_REFRESH_MINUTES - 1))
+    assert auth.token_due(state, now + dt.timedelta(minutes=auth.TOKEN_REFRESH_MINUTES))
