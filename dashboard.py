@@ -15,6 +15,9 @@ with a notice) instead of failing. Every page checks the user again itself (page
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import streamlit as st
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
@@ -38,6 +41,7 @@ from metrics.views import (
     period_type,
 )
 from pages import _auth_ui as auth_ui
+from pages import _browser as browser
 from pages import _shared as shared
 
 # Page name (auth.PAGE_*, also the navigation title) -> (file in pages/ = url path, icon). Every url_path
@@ -55,12 +59,13 @@ PAGES = {
     auth.PAGE_SETTINGS: ("settings", ":material/settings:"),
     auth.PAGE_START: ("start", ":material/rocket_launch:"),
     auth.PAGE_USERS: ("users", ":material/manage_accounts:"),
+    auth.PAGE_DISTRICTS: ("districts", ":material/location_city:"),
     auth.PAGE_AUDIT: ("audit", ":material/policy:"),
     auth.PAGE_ACCOUNT: ("account", ":material/key:"),
     auth.PAGE_LOGIN: ("login", ":material/login:"),
 }
 
-ACCOUNT_SECTION = {"账号": [auth.PAGE_LOGIN, auth.PAGE_ACCOUNT, auth.PAGE_USERS, auth.PAGE_AUDIT]}
+ACCOUNT_SECTION = {"账号": [auth.PAGE_LOGIN, auth.PAGE_ACCOUNT, auth.PAGE_USERS, auth.PAGE_DISTRICTS, auth.PAGE_AUDIT]}
 FULL_NAV = {
     "看板": [auth.PAGE_OVERVIEW, auth.PAGE_COMPARE, auth.PAGE_PERIODS, auth.PAGE_RANKING, auth.PAGE_BULLETIN],
     "数据": [auth.PAGE_UPLOAD, auth.PAGE_QUALITY],
@@ -77,6 +82,7 @@ SIGNED_OUT_NAV = {"页面": [p for p in PAGES if p not in ACCOUNT_SECTION["账�
 
 Q_PERIOD, Q_DISTRICT, Q_INDICATOR = "period", "district", "indicator"
 SEEDED = "_filters_seeded"
+PAGE_SHOWN = "_page_shown"  # this session has shown a page (no first-run view any more)
 
 
 def _app_settings() -> AppSettings:
@@ -142,6 +148,19 @@ def _seed_filters(months: list[str], default: str, districts_all: list[str]) -> 
     st.session_state["f_indicators"] = chosen or list(KEY_INDICATORS)
 
 
+# The pages that read the sidebar filters; elsewhere the sidebar shows no filters.
+FILTERED_PAGES = frozenset({auth.PAGE_OVERVIEW, auth.PAGE_COMPARE, auth.PAGE_PERIODS, auth.PAGE_RANKING})
+FILTER_KEYS = ("f_type", "f_month", "f_quarter", "f_year", "f_from", "f_to", "f_districts", "f_indicators")
+
+
+def _keep_filters() -> None:
+    """On a page without the filters, keep their values: Streamlit forgets a widget's value on a run
+    that does not draw it, and the filtered pages should come back as they were left."""
+    for key in FILTER_KEYS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
 def _ensure(key: str, options: list[str], fallback: str) -> None:
     if st.session_state.get(key) not in options:
         st.session_state[key] = fallback if fallback in options else options[0]
@@ -203,13 +222,19 @@ def sidebar_filters(months: list[str], default: str, districts_all: list[str]) -
 # --- main -------------------------------------------------------------------------------------------
 
 
-def _page(name: str, *, default: bool = False, hidden: bool = False, url_path: str | None = None) -> st.Page:
+HOME_ALIAS = "-home"  # the internal path of the default page, which Streamlit serves at "/"
+
+
+def _page(name: str, *, default: bool = False, hidden: bool = False) -> st.Page:
     file, icon = PAGES[name]
-    return st.Page(f"pages/{file}.py", title=name, icon=icon, url_path=url_path or file, default=default,
-                   visibility="hidden" if hidden else "visible")
+    # The default page lives at "/"; its own path (e.g. /overview) stays free for an alias, so that a
+    # bookmarked /overview opens it instead of Streamlit's English "Page not found".
+    return st.Page(f"pages/{file}.py", title=name, icon=icon, url_path=file + HOME_ALIAS if default else file,
+                   default=default, visibility="hidden" if hidden else "visible")
 
 
-def _run(nav: dict[str, list[str]], engine: Engine, user: User | None, anonymous_ok: bool) -> None:
+def _run(nav: dict[str, list[str]], engine: Engine, user: User | None, anonymous_ok: bool,
+         before: Callable[[str], None] | None = None) -> None:
     """Show the navigation the user may use and run the page chosen (or redirect away from it)."""
     menu, hidden, home = auth.arrange(nav, user, anonymous_ok=anonymous_ok)
     pages = {name: _page(name, default=name == home) for names in menu.values() for name in names}
@@ -218,15 +243,11 @@ def _run(nav: dict[str, list[str]], engine: Engine, user: User | None, anonymous
     # Hidden pages go into the last section, which always lists the login or the password page.
     last = list(sections)[-1]
     sections[last] = [*sections[last], *(pages[name] for name in hidden)]
-    if home == auth.PAGE_LOGIN:
-        # The default page is served at "/" and its own path then matches no page, so "/login" (the
-        # link a signed-out visitor is sent to) showed Streamlit's "Page not found" over the form. The
-        # login file is registered a second time, hidden, at "login"; redirects go there.
-        default, alias = _page(auth.PAGE_LOGIN, default=True, url_path="login_home"), _page(auth.PAGE_LOGIN, hidden=True)
-        sections = {s: [default if p is pages[auth.PAGE_LOGIN] else p for p in ps] for s, ps in sections.items()}
-        sections[last].append(alias)
-        pages[auth.PAGE_LOGIN] = alias
+    # The home page again at its own path (hidden), so that a link to it (/overview) opens it.
+    sections[last].append(st.Page(f"pages/{PAGES[home][0]}.py", title=home, url_path=PAGES[home][0],
+                                  visibility="hidden"))
     page = st.navigation(sections)
+    st.session_state[PAGE_SHOWN] = True
     target = auth.route(st.session_state, user, page.title, anonymous_ok=anonymous_ok,
                         among=[name for names in menu.values() for name in names])
     if target is not None:
@@ -235,12 +256,16 @@ def _run(nav: dict[str, list[str]], engine: Engine, user: User | None, anonymous
         notice = auth.pop_notice(st.session_state)
         if notice:
             st.warning(shared.plain(notice), icon=":material/info:")
+    if before is not None:
+        before(page.title)
     auth_ui.account_box(engine, user, page=page.title)
     page.run()
 
 
-def _signed_in(engine: Engine) -> User | None:
-    """The signed-in user; back from the identity provider (SSO), the identity is mapped to an account first."""
+def _signed_in(engine: Engine, app: AppSettings) -> User | None:
+    """The signed-in user; back from the identity provider (SSO), the identity is mapped to an account
+    first; after a page reload, the signed session cookie signs the account in again."""
+    auth.restore_from_token(st.session_state, engine, browser.cookie(), app.session_secret)
     user = auth.current_user(st.session_state, engine)
     if user is None and auth.sso_configured(st.secrets):
         identity = st.user.to_dict()
@@ -248,6 +273,72 @@ def _signed_in(engine: Engine) -> User | None:
             # No account for the identity: a notice explains it on the next page shown.
             user = auth.sign_in_sso(st.session_state, engine, identity)
     return user
+
+
+def _sync_cookie(engine: Engine, app: AppSettings, user: User | None) -> None:
+    """Keep the reload cookie in step with the session: refreshed while signed in, removed after sign-out."""
+    state = st.session_state
+    if user is None:
+        if state.pop(auth.TOKEN_KEY, None) is not None:
+            browser.clear_cookie()
+        return
+    if auth.token_due(state):
+        token = auth.session_token(engine, user, app.session_secret)
+        if token:
+            browser.set_cookie(token, auth.TOKEN_MINUTES * 60)
+            state[auth.TOKEN_KEY] = store.now()
+
+
+# --- the first start ------------------------------------------------------------------------------
+
+
+def _needs_preparing(app: AppSettings, engine: Engine, version: int) -> bool:
+    """Whether this run has slow work ahead: an empty demo store to fill, or indicators not yet counted."""
+    if app.embedded and app.load_demo_if_empty and store.active_batches(engine).height == 0:
+        return True
+    fingerprint = shared.data_fingerprint(app.url, version)
+    if fingerprint == shared.NO_DATA or st.session_state.get(PAGE_SHOWN):
+        # Once a page is on screen, a recount (after an import) runs under that page's own spinner.
+        return False
+    return not shared.components_ready(app.url, fingerprint, shared.rules_key(shared.get_scoring(app.url, version)))
+
+
+def _prepare(app: AppSettings, engine: Engine) -> None:
+    """A Chinese progress view with the steps of the first start, then the page asked for."""
+    wanted = st.context.url.rstrip("/").rsplit("/", 1)[-1] if st.context.url else ""
+    pages = [st.Page(_preparing_view, title="正在准备看板", icon=":material/hourglass_top:", default=True)]
+    if wanted in {file for file, _icon in PAGES.values()}:
+        # Same path as the deep link, so the link (and its query) is kept until the page opens.
+        pages.append(st.Page(_preparing_view, title=f"正在准备看板 {wanted}", url_path=wanted))
+    st.navigation({"": pages}, position="hidden").run()
+
+
+def _preparing_view() -> None:
+    engine, app = st.session_state[shared.BASE_KEY]
+    st.title("正在准备看板")
+    st.caption("首次打开时需要准备数据并计算指标，完成后自动进入页面。")
+    steps = st.container()
+    with st.status("正在准备…", expanded=True) as status:
+        if app.embedded and app.load_demo_if_empty and store.active_batches(engine).height == 0:
+            steps.markdown(f"**第 1 步 / 共 3 步：生成示例数据**（虚构的“澄州市”，规模 {app.demo_scale}）")
+            status.update(label="第 1 步：正在生成示例数据…")
+            started = time.perf_counter()
+            summary = shared.load_demo_once(app.url, app.demo_seed, app.demo_scale)
+            st.write(f"✓ 示例数据已生成（{time.perf_counter() - started:.0f} 秒）" if summary else "✓ 示例数据已就绪")
+        else:
+            st.write("✓ 数据已就绪")
+        version = store.data_version(engine)
+        fingerprint = shared.data_fingerprint(app.url, version)
+        if fingerprint != shared.NO_DATA:
+            status.update(label="第 2 步：正在计算各区县指标…")
+            started = time.perf_counter()
+            try:
+                shared.get_components(app.url, fingerprint, shared.rules_key(shared.get_scoring(app.url, version)))
+            except (CalendarError, ValueError):
+                pass  # the page run next explains the failure
+            st.write(f"✓ 指标计算完成（{time.perf_counter() - started:.0f} 秒）")
+        status.update(label="第 3 步：正在打开页面…", state="complete")
+    st.rerun()
 
 
 def main() -> None:
@@ -260,6 +351,7 @@ def main() -> None:
 
 def _main() -> None:
     st.set_page_config(page_title="政务服务效能评估看板", page_icon=":material/analytics:", layout="wide")
+    browser.install()
     app = _app_settings()
     engine, version = _connect(app)
     st.session_state[shared.BASE_KEY] = (engine, app)
@@ -267,13 +359,13 @@ def _main() -> None:
     if problem:
         st.error(shared.plain(problem), icon=":material/gpp_bad:")
         st.stop()
-    if app.embedded and app.load_demo_if_empty:
-        with st.spinner(f"首次启动：正在生成示例数据（规模 {shared.DEMO_SCALE}，约 10 万件办件，需要 10–30 秒）…"):
-            summary = shared.load_demo_once(app.url, app.demo_seed, shared.DEMO_SCALE)
-        if summary:
-            st.toast("已载入示例数据")
-        version = store.data_version(engine)
-    user = _signed_in(engine)
+    if _needs_preparing(app, engine, version):
+        # The slow first start (demo generation, the first count) runs inside a navigation of its
+        # own, so the sidebar never shows Streamlit's raw list of files meanwhile.
+        _prepare(app, engine)
+        return
+    user = _signed_in(engine, app)
+    _sync_cookie(engine, app, user)
     anonymous_ok = auth.anonymous_allowed(app)
     if user is None and not anonymous_ok:
         st.session_state.pop(shared.CONTEXT_KEY, None)
@@ -303,30 +395,36 @@ def _main() -> None:
     # Months after the latest month with 办件 hold only stray rows (evaluations of late completions,
     # catalogs in force): they are not offered as periods.
     months = [m for m in months if m <= default]
-    period, districts, indicators = sidebar_filters(months, default, districts_all)
+
+    def with_filters(page_title: str) -> None:
+        """The sidebar filters and the context, for the pages they filter (the others keep the choice)."""
+        if page_title not in FILTERED_PAGES:
+            _keep_filters()
+            return
+        period, districts, indicators = sidebar_filters(months, default, districts_all)
+        shared.set_current(
+            shared.Context(
+                url=app.url,
+                engine=engine,
+                app=app,
+                version=version,
+                fingerprint=fingerprint,
+                settings=settings,
+                comps=comps,
+                districts_all=districts_all,
+                months=months,
+                period=period,
+                districts=districts,
+                indicators=indicators,
+                demo=demo,
+            )
+        )
+
     if demo:
         st.sidebar.info("示例数据：虚构的“澄州市”，仅供演示。", icon=":material/science:")
-    shared.set_current(
-        shared.Context(
-            url=app.url,
-            engine=engine,
-            app=app,
-            version=version,
-            fingerprint=fingerprint,
-            settings=settings,
-            comps=comps,
-            districts_all=districts_all,
-            months=months,
-            period=period,
-            districts=districts,
-            indicators=indicators,
-            demo=demo,
-        )
-    )
-    if demo:
         st.info("**示例数据** —— 当前显示的是系统自动生成的虚构城市“澄州市”的数据，仅用于演示看板功能，"
-                "不代表任何真实区县。接入真实数据请配置 DATABASE_URL 指向正式数据库。", icon=":material/science:")
-    _run(FULL_NAV, engine, user, anonymous_ok)
+                "不代表任何真实区县。接入真实数据需由管理员配置正式数据库。", icon=":material/science:")
+    _run(FULL_NAV, engine, user, anonymous_ok, before=with_filters)
 
 
 main()

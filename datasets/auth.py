@@ -14,7 +14,10 @@ Independent of Streamlit widgets: every function takes the session as a plain mu
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
 import json
 import secrets as _secrets
 from collections.abc import Iterable, Mapping, MutableMapping
@@ -46,6 +49,7 @@ PAGE_SETTINGS = "设置"
 PAGE_USERS = "账号管理"
 PAGE_AUDIT = "审计日志"
 PAGE_ACCOUNT = "修改密码"
+PAGE_DISTRICTS = "区县配置"
 PAGE_LOGIN = "登录"
 
 _EVERYONE = frozenset(ROLES)
@@ -64,6 +68,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     PAGE_SETTINGS: frozenset({ADMIN}),
     PAGE_USERS: frozenset({ADMIN}),
     PAGE_AUDIT: frozenset({ADMIN}),
+    PAGE_DISTRICTS: frozenset({ADMIN}),
     PAGE_ACCOUNT: _EVERYONE,
 }
 # Pages that a visitor who has not signed in may open when anonymous viewing is allowed.
@@ -296,6 +301,87 @@ def sign_out(state: MutableMapping[str, Any], engine: Engine, *, page: str = PAG
     return method or PASSWORD
 
 
+# --- the reload token (a signed, expiring cookie) -----------------------------------------------------
+
+TOKEN_MINUTES = SESSION_IDLE_MINUTES
+TOKEN_REFRESH_MINUTES = 5
+TOKEN_KEY = "_auth_token_issued"  # when this session last wrote the cookie
+RESTORED_KEY = "_auth_cookie_checked"  # the cookie is read once, on a session's first run
+
+
+def _token_key(engine: Engine, username: str, server_secret: str) -> bytes | None:
+    """The HMAC key of one account: the server secret and the account's password hash (server-side only).
+
+    A password change, reset or account removal therefore invalidates every token issued before it.
+    """
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(accounts.users.c.password_hash, accounts.users.c.active)
+                           .where(accounts.users.c.username == username)).first()
+    if row is None or not row.password_hash or not row.active:
+        return None
+    return hashlib.sha256(f"{server_secret}\x00{row.password_hash}".encode()).digest()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def session_token(engine: Engine, user: User, server_secret: str, now: dt.datetime | None = None,
+                  minutes: int = TOKEN_MINUTES) -> str | None:
+    """``<account>.<expiry>.<signature>`` for the reload cookie; None when the account has no password."""
+    key = _token_key(engine, user.username, server_secret)
+    if key is None:
+        return None
+    expires = int(((now or store.now()) + dt.timedelta(minutes=minutes)).timestamp())
+    body = f"{_b64(user.username.encode())}.{expires}"
+    return f"{body}.{_b64(hmac.new(key, body.encode(), hashlib.sha256).digest())}"
+
+
+def user_from_token(engine: Engine, token: str | None, server_secret: str,
+                    now: dt.datetime | None = None) -> User | None:
+    """The account a valid, unexpired token names (None for anything else: malformed, forged, expired)."""
+    if not token or token.count(".") != 2:
+        return None
+    name_part, expires, signature = token.split(".")
+    try:
+        username = base64.urlsafe_b64decode(name_part + "=" * (-len(name_part) % 4)).decode()
+        expiry = int(expires)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if expiry < (now or store.now()).timestamp():
+        return None
+    key = _token_key(engine, username, server_secret)
+    if key is None:
+        return None
+    wanted = _b64(hmac.new(key, f"{name_part}.{expires}".encode(), hashlib.sha256).digest())
+    if not hmac.compare_digest(wanted, signature):
+        return None
+    return accounts.get_user(engine, username)
+
+
+def restore_from_token(state: MutableMapping[str, Any], engine: Engine, token: str | None, server_secret: str,
+                       now: dt.datetime | None = None) -> User | None:
+    """On a session's first run (a page reload), sign in the account a valid cookie token names."""
+    if state.get(RESTORED_KEY):
+        return None
+    state[RESTORED_KEY] = True
+    if session_user(state) is not None:
+        return None
+    user = user_from_token(engine, token, server_secret, now)
+    if user is not None:
+        sign_in(state, user, now=now)
+    return user
+
+
+def token_due(state: Mapping[str, Any], now: dt.datetime | None = None) -> bool:
+    """Whether the session should (re)write its cookie: password sessions, every few minutes."""
+    if session_method(state) != PASSWORD:
+        return False
+    issued = state.get(TOKEN_KEY)
+    now = now or store.now()
+    return not isinstance(issued, dt.datetime) or now - issued >= dt.timedelta(minutes=TOKEN_REFRESH_MINUTES)
+
+
 # --- single sign-on -------------------------------------------------------------------------------
 
 _SSO_REQUIRED = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
@@ -493,6 +579,41 @@ def load_demo_data(engine: Engine, actor: User, *, seed: int, scale: float) -> s
     summary = generate_demo(engine, seed=seed, scale=scale)
     accounts.audit(engine, actor.username, "import", f"载入示例数据：{summary}", PAGE_START)
     return summary
+
+
+def save_district(engine: Engine, actor: User, name: str, code: str | None, aliases: Iterable[str],
+                  page: str = PAGE_DISTRICTS) -> str:
+    """Add a district or set an existing one's code and aliases (administrators; audited).
+
+    Names, codes and aliases identify districts in uploaded files, so none may belong to two districts.
+    Returns a Chinese summary for the page.
+    """
+    from datasets.text import normalize
+
+    actor = _check_actor(engine, actor)
+    name = name.strip()
+    if not name:
+        raise ValueError("区县名称不能为空。")
+    code = (code or "").strip() or None
+    wanted = sorted({a.strip() for a in aliases if a and a.strip() and a.strip() != name})
+    taken = {key: owner for key, owner in store.district_lookup(engine).items() if owner != name}
+    clashes = [t for t in (name, code, *wanted) if t and normalize(t) in taken]
+    if clashes:
+        owner = taken[normalize(clashes[0])]
+        raise ValueError(f"“{clashes[0]}”已是区县“{owner}”的名称、代码或别名，不能重复使用。")
+    existing = set(store.list_districts(engine)["name"].to_list())
+    if name in existing:
+        with engine.begin() as conn:
+            conn.execute(store.districts.update().where(store.districts.c.name == name)
+                         .values(code=code, aliases=json.dumps(wanted, ensure_ascii=False)))
+            store.add_revision(conn, f"district {name}")
+        what = "修改"
+    else:
+        store.add_district(engine, name, code, wanted)
+        what = "新增"
+    detail = f"{what}区县 {name}：代码 {code or '无'}；别名 {'、'.join(wanted) or '无'}"
+    accounts.audit(engine, actor.username, "district", detail, page)
+    return f"已{detail}。"
 
 
 def upload_districts(engine: Engine, user: User | None) -> list[str]:

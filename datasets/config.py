@@ -22,6 +22,8 @@ class AppSettings(BaseSettings):
     upload_max_mb: int = Field(default=50, ge=1, description="单个上传文件的大小上限（MB）")
     load_demo_if_empty: bool = Field(default=True, description="内置库为空时自动载入示例数据")
     demo_seed: int = 7
+    demo_scale: float = Field(default=0.05, gt=0, description="首次启动自动生成的示例数据规模（0.05 约 5 万件办件）")
+    session_secret: str = Field(default="", description="签名登录 Cookie 的服务器密钥（另与账号的密码哈希组合）")
     anonymous_view: bool | None = Field(
         default=None, description="未登录时可查看看板页面；不设置时示例模式允许、正式数据库不允许"
     )

@@ -1,4 +1,4 @@
-"""Reading real exports (.xlsx, .xls, .csv) into canonical columns: see read_file().
+"""Reading real exports (.xlsx, .xls, .csv and tab-separated .tsv/.txt) into canonical columns: see read_file().
 
 The file's format is decided by its content, not its name (an ".xlsx" that is really CSV text is read
 as CSV, with a warning). Every sheet or CSV is first read as a grid of cell text in which grid row i is

@@ -14,7 +14,7 @@ from datasets.parsed import ERROR, WARNING, Problem
 from datasets.safe_export import neutralize
 
 COLUMNS = ("严重程度", "行号", "列名", "值", "规则", "说明")
-SUMMARY_COLUMNS = ("严重程度", "规则", "规则名称", "数量")
+SUMMARY_COLUMNS = ("严重程度", "规则", "数量")
 
 __all__ = ["neutralize"]  # re-exported from datasets/safe_export.py
 
@@ -56,8 +56,10 @@ def rule_counts(problems: Iterable[Problem], counts: Mapping[str, int] | None = 
         ((names[r][0], r, names[r][1], n) for r, n in totals.items()),
         key=lambda row: (row[0] != ERROR, -row[3], row[1]),
     )
+    # Users read the Chinese rule name only; the id stays in the stored batch summary and the suites.
     return pl.DataFrame(
-        rows, schema={"严重程度": pl.String, "规则": pl.String, "规则名称": pl.String, "数量": pl.Int64}, orient="row"
+        [(severity, rule_name, n) for severity, _rule, rule_name, n in rows],
+        schema={"严重程度": pl.String, "规则": pl.String, "数量": pl.Int64}, orient="row",
     )
 
 
@@ -111,19 +113,17 @@ def write_report_xlsx(
         for c, name in enumerate(SUMMARY_COLUMNS):
             summary.write_string(0, c, name, bold)
         table = rule_counts(problems, counts)
-        for r, (severity, rule, rule_name, n) in enumerate(table.iter_rows(), start=1):
+        for r, (severity, rule_name, n) in enumerate(table.iter_rows(), start=1):
             summary.write_string(r, 0, severity, error_fmt if severity == ERROR else warning_fmt)
-            safe_export.write_text(summary, r, 1, rule)
-            safe_export.write_text(summary, r, 2, rule_name)
-            summary.write_number(r, 3, n)
+            safe_export.write_text(summary, r, 1, rule_name)
+            summary.write_number(r, 2, n)
         total_row = table.height + 1
         summary.write_string(total_row, 0, "合计", bold)
-        summary.write_string(total_row, 2, f"错误 {_total(table, ERROR)} 处，警告 {_total(table, WARNING)} 处")
-        summary.write_number(total_row, 3, int(table["数量"].sum()) if table.height else 0)
+        summary.write_string(total_row, 1, f"错误 {_total(table, ERROR)} 处，警告 {_total(table, WARNING)} 处")
+        summary.write_number(total_row, 2, int(table["数量"].sum()) if table.height else 0)
         summary.set_column(0, 0, 10)
-        summary.set_column(1, 1, 28)
-        summary.set_column(2, 2, 30)
-        summary.set_column(3, 3, 10)
+        summary.set_column(1, 1, 36)
+        summary.set_column(2, 2, 10)
     finally:
         workbook.close()
     if buffer is not None:

@@ -151,8 +151,19 @@ class UploadCheck:
             return f"{text}。{scope}" if scope else text
         if self.already_imported:
             return f"{self.file_name}：与已导入文件相同，未重复导入"
-        where = "、".join(f"{d} {p}" for d, p in sorted(self.periods.items()))
+        where = "、".join(f"{d} {self.month_range(d, p)}" for d, p in sorted(self.periods.items()))
         return f"{self.file_name}（{label}，{self.rows} 行，{where}）：校验通过，警告 {self.warning_count} 处"
+
+    def month_range(self, district: str, period: str) -> str:
+        """The months a district's rows span ("2021-01 至 2021-12"), or the month they are filed under."""
+        k = schema.kind(self.kind) if self.kind else None
+        frame = self.validation.frame if self.validation is not None else None
+        if k is None or frame is None or not k.date_field or k.date_field not in frame.columns or self.period:
+            return period
+        months = (frame.filter(pl.col("district") == district)[k.date_field].dt.strftime("%Y-%m").drop_nulls())
+        if months.len() == 0 or months.min() == months.max():
+            return period
+        return f"{months.min()} 至 {months.max()}"
 
 
 def _error(rule: str, rule_name: str, message: str) -> Problem:

@@ -23,7 +23,7 @@ import datetime as dt
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,7 +123,7 @@ def build_suite(kind_name: str) -> dict:
                      message="此行“{header}”为空，且上传时未指定区县"))
     exps.append(_exp("expect_column_values_to_be_null", {"column": "district__unknown"}, rule="district_unknown",
                      rule_name="区县未配置", severity="error", field_name="district",
-                     message="区县“{value}”未在系统中配置，请核对名称或请管理员在区县设置中添加（可设别名）"))
+                     message="区县“{value}”未在系统中配置，请核对名称或请管理员在“区县配置”页添加（可设别名）"))
     id_field = k.field(k.id_field)
     exps.append(_exp("expect_compound_columns_to_be_unique",
                      {"column_list": ["district", k.id_field], "ignore_row_if": "any_value_is_missing"},
@@ -192,6 +192,8 @@ def build_suite(kind_name: str) -> dict:
          "message": "文件中没有“所属区县”列（也可写作：{aliases}），且上传时未指定区县"},
         {"rule": "district_unknown", "rule_name": "区县未配置", "severity": "error",
          "message": "上传时指定的区县“{value}”未在系统中配置"},
+        {"rule": "district_name_mismatch", "rule_name": "文件名与所选区县不符", "severity": "warning",
+         "message": "文件名或工作表名中出现“{named}”，与上传时选择的区县“{value}”不一致，请确认没有选错区县或文件"},
     ]
     if kind_name in ("cases", "evaluations"):
         file_rules.append({"rule": "catalog_missing", "rule_name": "未导入事项清单", "severity": "warning",
@@ -599,6 +601,10 @@ def validate(
         uploader = ctx.districts.get(normalize(district))
         if uploader is None:
             _file_problem(out, file_rules, "district_unknown", value=district)
+        else:
+            named = _other_district_named(ctx, uploader, [Path(parsed.file_name).stem, parsed.sheet or ""])
+            if named:
+                _file_problem(out, file_rules, "district_name_mismatch", value=uploader, named=named)
     has_district = "district__raw" in raw.columns and "district" in parsed.headers
     if not has_district and not district:
         _file_problem(out, file_rules, "district_missing", aliases="、".join(schema.DISTRICT.aliases))
@@ -687,6 +693,15 @@ def _periods(frame: pl.DataFrame, k: Kind, period: str | None) -> dict[str, str]
     return dict(counts.select("district", "m").iter_rows())
 
 
+def _other_district_named(ctx: StoreContext, chosen: str, texts: Sequence[str]) -> str | None:
+    """A configured district other than ``chosen`` named (by name or alias) in a file or sheet name."""
+    haystack = " ".join(normalize(t) for t in texts if t)
+    usable = [(key, name) for key, name in ctx.districts.items() if len(key) >= 2 and not key.isdigit()]
+    if any(name == chosen and key in haystack for key, name in usable):
+        return None
+    return next((name for key, name in sorted(usable, key=lambda kv: -len(kv[0])) if key in haystack), None)
+
+
 def _file_problem(out: _Collector, file_rules: Mapping[str, dict], rule: str, **values: Any) -> None:
     spec = file_rules.get(rule)
     if spec is None:  # rule removed from the suite: not checked
@@ -765,6 +780,9 @@ def _map_failure(out: _Collector, meta: dict, result: dict, k: Kind, parsed: Par
     if rule == "duplicate_id":
         for p in positions:
             dup_rows[(cells.parsed("district", p), cells.parsed(name, p))].append(cells.parsed("_row", p))
+    if rule in GROUPED_RULES:
+        _grouped_failure(out, severity, rule, rule_name, template, base, name, value_field, positions, cells)
+        return
     listed = positions[:MAX_PROBLEMS_PER_RULE]
     for p in listed:
         values = dict(base)
@@ -777,6 +795,32 @@ def _map_failure(out: _Collector, meta: dict, result: dict, k: Kind, parsed: Par
                         cells.shown(name, p)))
     if total > len(listed):
         out.counts[rule] += total - len(listed)
+
+
+# Rules about the file as a whole that fail row by row (every row of an unconfigured district): one
+# problem per distinct value, with the number of rows and the first row numbers, not one per row.
+GROUPED_RULES = frozenset({"district_unknown", "district_missing"})
+_ROWS_SHOWN = 10
+
+
+def _grouped_failure(out: _Collector, severity: str, rule: str, rule_name: str, template: str, base: dict[str, Any],
+                     name: str | None, value_field: str | None, positions: list[int], cells: _Cells) -> None:
+    groups: dict[str | None, list[int]] = defaultdict(list)
+    for p in positions:
+        groups[cells.shown(value_field, p)].append(p)
+    for value, members in groups.items():
+        values = dict(base, value=value, district=cells.parsed("district", members[0]))
+        rows = [cells.parsed("_row", p) for p in members]
+        message = _format(template, **values)
+        if len(rows) > 1:
+            more = "等" if len(rows) > _ROWS_SHOWN else ""
+            message = f"{message}（共 {len(rows):,} 行：第 {'、'.join(str(r) for r in rows[:_ROWS_SHOWN])} 行{more}）"
+        out.add(Problem(severity, rule, rule_name, message, rows[0], _header_of(base), value))
+        out.counts[rule] += len(rows) - 1
+
+
+def _header_of(base: Mapping[str, Any]) -> str | None:
+    return base.get("header")
 
 
 def _store_checks(out: _Collector, file_rules: Mapping[str, dict], k: Kind, frame: pl.DataFrame, ctx: StoreContext,

@@ -7,6 +7,7 @@ numerator and denominator behind each value.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import altair as alt
@@ -61,6 +62,82 @@ def axis_title(indicator_id: str) -> str | None:
     return None if unit == PERCENT else unit
 
 
+GREY = "#c9c9c9"
+OTHERS = "其他区县"
+
+
+def tick_format(indicator_id: str, values: pl.Series | Sequence[float | None]) -> str:
+    """A d3 format with as many decimals as the values' spread needs, so that no two ticks read the
+    same ("0.1%, 0.1%, 0.1%") and every tick of an axis has the same number of decimals."""
+    percent = BY_ID[indicator_id].unit == PERCENT
+    present = [float(v) for v in values if v is not None]
+    if not present:
+        return axis_format(indicator_id)
+    scale = 100.0 if percent else 1.0
+    span = (max(present) - min(present)) * scale
+    step = span / 4 if span > 0 else max(abs(max(present)) * scale * 0.01, 0.01)
+    decimals = max(0, min(3, math.ceil(-math.log10(step)))) if step < 1 else 0
+    return f".{decimals}%" if percent else f",.{decimals}f"
+
+
+def value_scale(indicator_id: str, values: Sequence[float | None]) -> tuple[alt.Scale, str | None]:
+    """The value axis of bars: from 0, except for rates that are all high (按时办结率 near 100 %), whose
+    bars start at a round percentage below the lowest value so that differences show; the note says so."""
+    present = [float(v) for v in values if v is not None]
+    if BY_ID[indicator_id].unit != PERCENT or not present or min(present) < 0.8:
+        return alt.Scale(zero=True), None
+    low, high = min(present), max(present)
+    start = math.floor((low - max(high - low, 0.01) * 0.5) * 20) / 20  # a multiple of 5 %
+    start = max(0.0, min(start, 0.95))
+    return alt.Scale(domain=[start, max(1.0, high)], zero=False, clamp=True), f"纵轴从 {start:.0%} 起"
+
+
+def _title(indicator_id: str, note: str | None = None) -> alt.TitleParams:
+    text = f"{BY_ID[indicator_id].name} {BY_ID[indicator_id].arrow}"
+    return alt.TitleParams(text, subtitle=note or "", anchor="start", subtitleColor="#8a6d3b")
+
+
+def emphasis(data: pl.DataFrame, highlight: Sequence[str] | None) -> pl.DataFrame:
+    """Add ``shown``: the district's own name for the chosen districts and 全市, 其他区县 for the rest
+    (drawn grey). With no district chosen only 全市 stands out."""
+    chosen = {*(highlight or ()), CITY}
+    return data.with_columns(
+        pl.when(pl.col("district").is_in(list(chosen))).then(pl.col("district")).otherwise(pl.lit(OTHERS))
+        .alias("shown")
+    )
+
+
+def _emphasis_scale(districts: Sequence[str], shown: Sequence[str]) -> alt.Scale:
+    full = dict(zip(district_scale(districts).domain, district_scale(districts).range, strict=True))  # type: ignore[arg-type]
+    domain = [d for d in district_domain(districts) if d in set(shown)]
+    return alt.Scale(domain=[*domain, OTHERS], range=[*(full[d] for d in domain), GREY])
+
+
+def _lines(data: pl.DataFrame, y: alt.Y, districts: Sequence[str], tooltip: list[alt.Tooltip],
+           highlight: Sequence[str] | None, height: int) -> Chart:
+    """Monthly lines: the chosen districts and 全市 (dashed) in colour, the other districts thin and grey."""
+    data = emphasis(data.with_columns((pl.col("district") == CITY).alias("is_city")), highlight)
+    shown = [d for d in dict.fromkeys(data["shown"].to_list()) if d != OTHERS]
+    x = alt.X("month:O", title=None, axis=alt.Axis(labelAngle=-45, labelOverlap=True))
+    grey = (
+        alt.Chart().transform_filter(f"datum.shown == '{OTHERS}'")
+        .mark_line(strokeWidth=1, color=GREY, opacity=0.8)
+        .encode(x=x, y=y, detail="district:N", tooltip=tooltip)
+    )
+    coloured = (
+        alt.Chart().transform_filter(f"datum.shown != '{OTHERS}'")
+        .mark_line(point=True, strokeWidth=2.5)
+        .encode(
+            x=x, y=y,
+            color=alt.Color("shown:N", scale=_emphasis_scale(districts, shown), legend=_legend(), title=None),
+            strokeDash=alt.StrokeDash("is_city:N", legend=None, scale=alt.Scale(domain=[False, True],
+                                                                                range=[[1, 0], [6, 3]])),
+            tooltip=tooltip,
+        )
+    )
+    return alt.layer(grey, coloured, data=data).properties(height=height)
+
+
 def _district_axis(districts: Sequence[str], present: set[str]) -> alt.X:
     return alt.X(
         "district:N",
@@ -72,7 +149,7 @@ def _district_axis(districts: Sequence[str], present: set[str]) -> alt.X:
 
 def _legend() -> alt.Legend:
     """District legends below the chart, several per row, so that long lists are never cut off."""
-    return alt.Legend(orient="bottom", columns=6, symbolLimit=0, labelLimit=120, title=None)
+    return alt.Legend(orient="bottom", columns=4, symbolLimit=0, labelLimit=120, title=None)
 
 
 def _num_den_tooltips(indicator_id: str | None = None) -> list[alt.Tooltip]:
@@ -147,26 +224,20 @@ def ranking_chart(rank: pl.DataFrame, districts: Sequence[str]) -> Chart:
     return alt.layer(bars, text, data=data).properties(height=max(160, 28 * data.height))
 
 
-def index_trend_chart(trend: pl.DataFrame, districts: Sequence[str]) -> Chart:
-    """Lines of the index by month per district; 全市 dashed. ``trend``: district, month, index."""
-    data = trend.with_columns(pl.col("index").round(2), (pl.col("district") == CITY).alias("is_city"))
-    return (
-        alt.Chart(data)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("month:O", title=None, axis=alt.Axis(labelAngle=-45)),
-            y=alt.Y("index:Q", title="效能指数", scale=alt.Scale(zero=False)),
-            color=alt.Color("district:N", scale=district_scale(districts), legend=_legend()),
-            strokeDash=alt.StrokeDash("is_city:N", legend=None, scale=alt.Scale(domain=[False, True],
-                                                                                range=[[1, 0], [6, 3]])),
-            tooltip=[
-                alt.Tooltip("district:N", title="区县"),
-                alt.Tooltip("month:O", title="月份"),
-                alt.Tooltip("index:Q", title="效能指数", format=".2f"),
-            ],
-        )
-        .properties(height=320)
-    )
+def index_trend_chart(trend: pl.DataFrame, districts: Sequence[str], highlight: Sequence[str] | None = None) -> Chart:
+    """Lines of the index by month: the chosen districts and 全市 (dashed) stand out, the rest grey.
+
+    ``trend``: district, month, index.
+    """
+    data = trend.with_columns(pl.col("index").round(2))
+    y = alt.Y("index:Q", title="效能指数", scale=alt.Scale(zero=False),
+              axis=alt.Axis(format=",.0f", tickMinStep=1))
+    tooltip = [
+        alt.Tooltip("district:N", title="区县"),
+        alt.Tooltip("month:O", title="月份"),
+        alt.Tooltip("index:Q", title="效能指数", format=".2f"),
+    ]
+    return _lines(data, y, districts, tooltip, highlight, 380)
 
 
 # --- district comparison ------------------------------------------------------------------------------
@@ -179,12 +250,15 @@ def compare_chart(values: pl.DataFrame, indicator_id: str, districts: Sequence[s
     """
     data = values.filter(pl.col("indicator") == indicator_id)
     fmt = value_format(indicator_id)
+    every = [*data["value"].to_list(), *data["target"].to_list(), *data["city"].to_list()]
+    scale, note = value_scale(indicator_id, every)
     bars = (
         alt.Chart()  # the data sits on the layer: Altair deep-copies sub-charts, data included
         .mark_bar()
         .encode(
             x=_district_axis(districts, set(data["district"].to_list())),
-            y=alt.Y("value:Q", title=axis_title(indicator_id), axis=alt.Axis(format=axis_format(indicator_id))),
+            y=alt.Y("value:Q", title=axis_title(indicator_id), scale=scale,
+                    axis=alt.Axis(format=tick_format(indicator_id, every))),
             color=alt.Color("district:N", scale=district_scale(districts), legend=None),
             tooltip=[
                 alt.Tooltip("district:N", title="区县"),
@@ -211,7 +285,7 @@ def compare_chart(values: pl.DataFrame, indicator_id: str, districts: Sequence[s
         )
     )
     chart = alt.layer(bars, rules, data=data).resolve_scale(color="independent").properties(
-        title=f"{BY_ID[indicator_id].name} {BY_ID[indicator_id].arrow}", height=260
+        title=_title(indicator_id, note), height=340
     )
     return chart
 
@@ -258,32 +332,24 @@ def heatmap_chart(scores: pl.DataFrame) -> Chart:
 # --- periods and trends ---------------------------------------------------------------------------
 
 
-def trend_chart(values: pl.DataFrame, indicator_id: str, districts: Sequence[str]) -> Chart:
-    """One indicator by month per district; 全市 dashed. ``values``: metrics.views.monthly_values()."""
-    data = values.filter(pl.col("indicator") == indicator_id).with_columns(
-        (pl.col("district") == CITY).alias("is_city")
-    )
+def trend_chart(values: pl.DataFrame, indicator_id: str, districts: Sequence[str],
+                highlight: Sequence[str] | None = None) -> Chart:
+    """One indicator by month: the chosen districts and 全市 (dashed) stand out, the other districts grey.
+
+    ``values``: metrics.views.monthly_values().
+    """
+    data = values.filter(pl.col("indicator") == indicator_id)
     fmt = value_format(indicator_id)
-    chart = (
-        alt.Chart(data)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("month:O", title=None, axis=alt.Axis(labelAngle=-45)),
-            y=alt.Y("value:Q", title=axis_title(indicator_id), scale=alt.Scale(zero=False),
-                    axis=alt.Axis(format=axis_format(indicator_id))),
-            color=alt.Color("district:N", scale=district_scale(districts), legend=_legend()),
-            strokeDash=alt.StrokeDash("is_city:N", legend=None, scale=alt.Scale(domain=[False, True],
-                                                                                range=[[1, 0], [6, 3]])),
-            tooltip=[
-                alt.Tooltip("district:N", title="区县"),
-                alt.Tooltip("month:O", title="月份"),
-                alt.Tooltip("value:Q", title=BY_ID[indicator_id].name, format=fmt),
-                *_num_den_tooltips(indicator_id),
-            ],
-        )
-        .properties(title=f"{BY_ID[indicator_id].name} {BY_ID[indicator_id].arrow}", height=280)
-    )
-    return chart
+    y = alt.Y("value:Q", title=axis_title(indicator_id), scale=alt.Scale(zero=False),
+              axis=alt.Axis(format=tick_format(indicator_id, data["value"].to_list()), tickCount=5))
+    tooltip = [
+        alt.Tooltip("district:N", title="区县"),
+        alt.Tooltip("month:O", title="月份"),
+        alt.Tooltip("value:Q", title=BY_ID[indicator_id].name, format=fmt),
+        *_num_den_tooltips(indicator_id),
+    ]
+    # The height covers title, month labels and legend too: 330 leaves the plot itself about 200 px.
+    return _lines(data, y, districts, tooltip, highlight, 330).properties(title=_title(indicator_id))
 
 
 def period_compare_chart(comparison: pl.DataFrame, indicator_id: str, districts: Sequence[str]) -> Chart:
@@ -294,13 +360,15 @@ def period_compare_chart(comparison: pl.DataFrame, indicator_id: str, districts:
     fmt = value_format(indicator_id)
     names = data.select("period", "period_name").unique().sort("period", descending=True)["period_name"].to_list()
     present = set(data["district"].to_list())
+    scale, note = value_scale(indicator_id, data["value"].to_list())
     chart = (
         alt.Chart(data)
         .mark_bar()
         .encode(
             x=_district_axis(districts, present),
             xOffset=alt.XOffset("period_name:N", sort=names),
-            y=alt.Y("value:Q", title=axis_title(indicator_id), axis=alt.Axis(format=axis_format(indicator_id))),
+            y=alt.Y("value:Q", title=axis_title(indicator_id), scale=scale,
+                    axis=alt.Axis(format=tick_format(indicator_id, data["value"].to_list()))),
             color=alt.Color("district:N", scale=district_scale(districts), legend=None),
             opacity=alt.Opacity("period_name:N", sort=names, scale=alt.Scale(domain=names, range=[1.0, 0.45][: len(names)]),
                                 title="时段"),
@@ -311,7 +379,7 @@ def period_compare_chart(comparison: pl.DataFrame, indicator_id: str, districts:
                 *_num_den_tooltips(indicator_id),
             ],
         )
-        .properties(title=f"{BY_ID[indicator_id].name} {BY_ID[indicator_id].arrow}", height=260)
+        .properties(title=_title(indicator_id, note), height=340)
     )
     return chart
 

@@ -24,8 +24,8 @@ __all__ = ["neutralize", "neutralize_frame"]  # re-exported: they live in datase
 
 
 def rank_export_frame(rank: pl.DataFrame) -> pl.DataFrame:
-    """The CLI's ranked table from scoring.ranking(): district, rank, rank change, unranked reason,
-    index, group scores, every indicator value (ranked districts first, then the 未排名 ones)."""
+    """The CLI's ranked table from scoring.ranking(): district, rank, rank change, index, group scores,
+    every indicator value, and why a district is not ranked (ranked districts first, then 未排名)."""
     return neutralize_frame(
         rank.select(
             "district",
@@ -39,9 +39,23 @@ def rank_export_frame(rank: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def whole_numbers(frame: pl.DataFrame, columns: list[str] | None = None) -> pl.DataFrame:
+    """Float ``columns`` (default: all) whose values are all whole numbers — counts, numerators,
+    denominators — as integers, so that CSV and Excel show 2461 rather than 2461.0."""
+    casts = []
+    for name, dtype in frame.schema.items():
+        if not dtype.is_float() or (columns is not None and name not in columns):
+            continue
+        values = frame[name].drop_nulls()
+        if values.len() and bool((values == values.round(0)).all()) and bool((values.abs() < 2**53).all()):
+            casts.append(pl.col(name).cast(pl.Int64))
+    return frame.with_columns(casts) if casts else frame
+
+
 def rank_table_chinese(rank: pl.DataFrame) -> pl.DataFrame:
     """scoring.ranking() with Chinese headers: value, numerator and denominator of every indicator;
     districts without the data the index needs follow as 未排名 with the reason."""
+    table = rank
     cols: list[pl.Expr] = [
         pl.col("district").alias("区县"),
         pl.col("rank").alias("排名"),
@@ -57,12 +71,24 @@ def rank_table_chinese(rank: pl.DataFrame) -> pl.DataFrame:
             pl.col(f"{i.id}__num").alias(f"{i.name}·分子"),
             pl.col(f"{i.id}__den").alias(f"{i.name}·分母"),
         ]
-    return neutralize_frame(rank.select(cols))
+    frame = neutralize_frame(table.select(cols))
+    # Indicator values stay decimals even when whole (an average of 2 工作日 reads 2.00).
+    return whole_numbers(frame, [c for c in frame.columns if c.endswith(("·分子", "·分母"))])
 
 
 def rank_csv_bytes(rank: pl.DataFrame) -> bytes:
     """UTF-8 with BOM so that Excel opens the Chinese headers correctly."""
     return safe_export.csv_bytes(rank_table_chinese(rank))
+
+
+def text_width(text: object) -> int:
+    """Display width in Excel character units: a Chinese character counts two."""
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in str(text))
+
+
+# Headers of the 指标说明 sheet's rule table; the settings' own keys are English identifiers.
+INDEX_RULE = ("得分 = (实际值 − 底线值) ÷ (目标值 − 底线值) × 100，低于 0 记 0、高于 100 记 100；"
+              "分组得分和效能指数为已有得分按权重的加权平均（没有数据的指标不参与）")
 
 
 def write_rank_xlsx(
@@ -73,7 +99,10 @@ def write_rank_xlsx(
     engine: Engine | None = None,
     imported_at: dt.datetime | None = None,
 ) -> None:
-    """Sheet 排名: frozen header, percentages formatted; sheet 指标说明: formulas and settings used."""
+    """Sheet 排名: frozen header, autofilter, widths that fit, whole numbers as whole numbers, rates as
+    percentages, rank changes with a sign; sheet 指标说明: formulas and settings used, all in Chinese."""
+    from metrics.views import rules_table
+
     table = rank_table_chinese(rank)
     if imported_at is None and engine is not None:
         from datasets import store
@@ -82,55 +111,78 @@ def write_rank_xlsx(
         imported_at = history["created_at"].max() if history.height else None
     book = safe_export.workbook(out, in_memory=True)
     head = book.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True, "valign": "top"})
-    pct = book.add_format({"num_format": "0.00%"})
-    num = book.add_format({"num_format": "#,##0.##"})
+    formats = {
+        "pct": book.add_format({"num_format": "0.00%"}),
+        "int": book.add_format({"num_format": "#,##0"}),
+        "dec": book.add_format({"num_format": "#,##0.00"}),
+        "signed": book.add_format({"num_format": "+0;-0;0"}),
+    }
+    wrap = book.add_format({"text_wrap": True, "valign": "top"})
     sheet = book.add_worksheet("排名")
     percent_cols = {i.name for i in INDICATORS if i.unit == PERCENT}
     for c, name in enumerate(table.columns):
         sheet.write_string(0, c, name, head)
-        fmt = pct if name in percent_cols else num if table.schema[name] != pl.String else None
+        dtype = table.schema[name]
+        key = ("signed" if name == "排名变化" else "pct" if name in percent_cols
+               else "int" if dtype.is_integer() else "dec")
+        fmt = formats[key]
+        widest = 0
         for r, value in enumerate(table[name].to_list(), start=1):
             if value is None:
                 sheet.write_string(r, c, "—")
+                shown = "—"
             elif isinstance(value, str):
                 safe_export.write_text(sheet, r, c, value)
+                shown = value
             else:
                 sheet.write_number(r, c, value, fmt)
-        sheet.set_column(c, c, 10 if c else 12)
+                shown = (f"{value:.2%}" if key == "pct" else f"{value:+d}" if key == "signed"
+                         else f"{value:,}" if key == "int" else f"{value:,.2f}")
+            widest = max(widest, text_width(shown))
+        # Headers wrap onto up to three lines; values never get cut.
+        sheet.set_column(c, c, max(widest + 2, min(text_width(name) + 2, 18) if c else text_width(name) + 2, 8))
     sheet.freeze_panes(1, 1)
     sheet.set_row(0, 48)
+    sheet.autofilter(0, 0, max(table.height, 1), len(table.columns) - 1)
 
     info = book.add_worksheet("指标说明")
     info.write_row(0, 0, ["统计时段", period.label, f"{period.first} 至 {period.last}"], head)
     info.write_row(1, 0, ["数据导入时间", str(imported_at or "—")])
     info.write_row(2, 0, ["导出时间", dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")])
-    info.write_row(3, 0, ["指数算法", "得分 = clamp((实际值 − 底线值) ÷ (目标值 − 底线值), 0, 1) × 100；分组得分和效能指数为已有得分的加权平均"])
-    headers = ["指标", "编号", "分组", "方向", "单位", "公式", "口径说明", "数据来源", "权重", "目标值", "底线值"]
+    info.write_row(3, 0, ["指数算法", INDEX_RULE])
+    headers = ["指标", "分组", "方向", "单位", "公式", "口径说明", "数据来源", "权重", "目标值", "底线值"]
     info.write_row(5, 0, headers, head)
     for r, i in enumerate(INDICATORS, start=6):
         t = settings.indicators[i.id]
-        info.write_row(
-            r,
-            0,
-            [i.name, i.id, f"{i.group} {i.group_name}", i.arrow, i.unit, i.formula, i.describe(settings.rules),
-             i.data_source],
-        )
-        fmt = pct if i.unit == PERCENT else num
-        info.write_number(r, 8, t.weight)
-        info.write_number(r, 9, t.target, fmt)
-        info.write_number(r, 10, t.floor, fmt)
+        info.write_row(r, 0, [i.name, f"{i.group} {i.group_name}", i.arrow, i.unit], None)
+        for c, text in enumerate((i.formula, i.describe(settings.rules), i.data_source), start=4):
+            info.write_string(r, c, str(text), wrap)
+        fmt = formats["pct"] if i.unit == PERCENT else formats["dec"]
+        info.write_number(r, 7, t.weight, formats["dec"])
+        info.write_number(r, 8, t.target, fmt)
+        info.write_number(r, 9, t.floor, fmt)
+    info.autofilter(5, 0, 5 + len(INDICATORS), len(headers) - 1)
     r = 6 + len(INDICATORS) + 1
+    rules = rules_table(settings)
     info.write_row(r, 0, ["规则", "取值", "说明"], head)
-    titles = settings.rules.titles()
-    for k, (name, value) in enumerate(settings.rules.model_dump().items(), start=r + 1):
-        shown = ("是" if value else "否") if isinstance(value, bool) else value
-        info.write_row(k, 0, [titles[name][0], shown, titles[name][1]])
+    for k, row in enumerate(rules.iter_rows(named=True), start=r + 1):
+        info.write_string(k, 0, str(row["规则"]))
+        value = row["取值"]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            info.write_string(k, 1, "是" if value is True else "否" if value is False else str(value))
+        else:
+            info.write_number(k, 1, value, formats["int"] if float(value).is_integer() else formats["dec"])
+        info.write_string(k, 2, str(row["说明"]), wrap)
     r = k + 2
     info.write_row(r, 0, ["统计口径", "规则"], head)
     for k, (topic, text) in enumerate(readings(settings.rules), start=r + 1):
-        info.write_row(k, 0, [topic, text])
-    info.set_column(0, 0, 22)
-    info.set_column(5, 7, 40)
+        info.write_string(k, 0, topic)
+        info.write_string(k, 1, text, wrap)
+    info.set_column(0, 0, max(text_width(i.name) for i in INDICATORS) + 2)
+    info.set_column(1, 1, 16)
+    info.set_column(2, 3, 8)
+    info.set_column(4, 6, 40)
+    info.set_column(7, 9, 10)
     book.close()
 
 

@@ -452,21 +452,24 @@ def period_change_table(comparison: pl.DataFrame) -> pl.DataFrame:
         coalesce=True, suffix="_b",
     )
     order = {i.id: n for n, i in enumerate(INDICATORS)}
+    # Within each indicator, the biggest changes first (no change, then no data, last); the city last.
     joined = joined.with_columns(
         pl.col("indicator").replace_strict(order, return_dtype=pl.Int64).alias("_order"),
         (pl.col("district") == CITY).alias("_city"),
-    ).sort(["_order", "_city", "district"])
+        (pl.col("value") - pl.col("value_b")).abs().fill_null(-1.0).alias("_size"),
+    ).sort(["_order", "_city", "_size", "district"], descending=[False, False, True, False])
     rows = []
     for r in joined.iter_rows(named=True):
         delta = None if r["value"] is None or r["value_b"] is None else r["value"] - r["value_b"]
         good = is_good(r["indicator"], delta)
+        arrow = "" if delta is None or good is None else ("▲ " if delta > 0 else "▼ ")
         rows.append(
             {
                 "区县": r["district"],
                 "指标": f"{r['name']} {BY_ID[r['indicator']].arrow}",
                 f"{PERIOD_A}（{label_a}）": r["value_text"] or NULL_TEXT,
                 f"{PERIOD_B}（{label_b}）": r["value_text_b"] or NULL_TEXT,
-                "变化": fmt_delta(r["indicator"], delta) or NULL_TEXT,
+                "变化": arrow + (fmt_delta(r["indicator"], delta) or NULL_TEXT),
                 "评价": (NULL_TEXT if delta is None else "持平") if good is None else ("改善" if good else "退步"),
                 f"{PERIOD_A}分子": r["numerator"],
                 f"{PERIOD_A}分母": r["denominator"],
@@ -705,3 +708,13 @@ def percent_columns(columns: Sequence[str]) -> list[str]:
     """Columns of a Chinese table that hold a percent indicator's value (named exactly as the indicator)."""
     names = {i.name for i in INDICATORS if i.unit == PERCENT}
     return [c for c in columns if c in names]
+
+
+def districts_with_data(comps: pl.DataFrame, period: Period, districts: Sequence[str]) -> list[str]:
+    """The districts (in the order given) with any component in the period: where a drill-down can start."""
+    first, last = period.first, period.last
+    present = set(
+        comps.filter(pl.col("month").is_between(pl.lit(first), pl.lit(last)), pl.col("district").is_in(list(districts)))
+        ["district"].unique().to_list()
+    )
+    return [d for d in districts if d in present]

@@ -35,9 +35,8 @@ CONTEXT_KEY = "_dashboard_context"
 BASE_KEY = "_dashboard_base"
 DASHBOARD_FILE = Path(__file__).resolve().parent.parent / "dashboard.py"
 NO_DATA = "empty"
-# The demo city loaded on a first start: 0.1 ≈ 100 000 办件, generated in about 10–20 seconds.
-DEMO_SCALE = 0.1
 NULL_TEXT = "—"
+EMPTY_TABLE = "emptytable_"  # key prefix of the container of an empty table (hidden by CSS)
 
 
 # --- cached resources -----------------------------------------------------------------------------
@@ -114,7 +113,19 @@ def get_components(url: str, fingerprint: str, rules_key: str) -> pl.DataFrame:
     from metrics.scoring import default_settings
 
     settings = default_settings().model_copy(update={"rules": _rules(rules_key)})
-    return compute_components(get_engine(url), settings)
+    comps = compute_components(get_engine(url), settings)
+    _ready().add((url, fingerprint, rules_key))
+    return comps
+
+
+@st.cache_resource(show_spinner=False)
+def _ready() -> set[tuple[str, str, str]]:
+    return set()
+
+
+def components_ready(url: str, fingerprint: str, rules_key: str) -> bool:
+    """Whether get_components has counted these records in this server (a page can open without waiting)."""
+    return (url, fingerprint, rules_key) in _ready()
 
 
 @st.cache_resource(show_spinner="正在读取预警办件和差评明细…", max_entries=2)
@@ -256,24 +267,42 @@ def scoring_now() -> ScoringSettings:
 
 
 def column_config(frame: pl.DataFrame) -> dict[str, object]:
-    """Percent indicators as percentages, numerators and denominators with separators, scores with one decimal."""
+    """One number format per column: percent indicators with two decimals (shown from percentage
+    points, see ``table``), numerators and denominators with separators, changes with their sign,
+    scores with two decimals."""
     config: dict[str, object] = {}
     percents = set(percent_columns(frame.columns))
     for name, dtype in frame.schema.items():
         if not dtype.is_numeric():
             continue
         if name in percents:
-            config[name] = st.column_config.NumberColumn(name, format="percent")
+            config[name] = st.column_config.NumberColumn(name, format="%.2f%%")
         elif name.endswith(("分子", "分母")):
             config[name] = st.column_config.NumberColumn(name, format="localized")
+        elif "变化" in name:
+            config[name] = st.column_config.NumberColumn(name, format="%+.2f" if dtype.is_float() else "%+d")
         elif dtype.is_float():
             config[name] = st.column_config.NumberColumn(name, format="%.2f")
     return config
 
 
+def _shown(frame: pl.DataFrame) -> pl.DataFrame:
+    """Percent indicator columns in percentage points, so that every cell shows two decimals
+    (Streamlit's "percent" format drops them: 100%, 54.55%)."""
+    percents = [c for c in percent_columns(frame.columns) if frame.schema[c].is_numeric()]
+    return frame.with_columns(pl.col(c) * 100 for c in percents) if percents else frame
+
+
 def table(frame: pl.DataFrame, *, key: str | None = None, height: int | str = "auto") -> None:
     """A read-only table; nulls shown as —, text cells shown as text (never rendered as HTML/Markdown)."""
-    st.dataframe(frame, hide_index=True, placeholder=NULL_TEXT, column_config=column_config(frame),
+    if frame.height == 0:
+        # Streamlit draws an empty table as a row reading "empty" (on a canvas no script can
+        # translate); the table stays for the page's structure but is hidden (pages/_browser.py CSS).
+        with st.container(key=f"{EMPTY_TABLE}{key or id(frame)}"):
+            st.caption("暂无记录")
+            st.dataframe(frame, hide_index=True, key=key, height=40)
+        return
+    st.dataframe(_shown(frame), hide_index=True, placeholder=NULL_TEXT, column_config=column_config(frame),
                  key=key, height=height)
 
 

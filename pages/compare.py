@@ -33,7 +33,11 @@ scores = views.score_long(ctx.ranking(), None if show_all else ctx.indicators, c
 shared.chart(charts.heatmap_chart(scores))
 
 st.subheader("逐级下钻：区县 → 部门 → 事项 → 办件")
-district = st.selectbox("区县", ctx.shown_districts, key="drill_district")
+with_data = views.districts_with_data(ctx.comps, period, ctx.shown_districts)
+if st.session_state.get("drill_district") not in ctx.shown_districts and with_data:
+    st.session_state["drill_district"] = with_data[0]  # start where there is something to see
+district = st.selectbox("区县", ctx.shown_districts, key="drill_district",
+                        format_func=lambda d: d if d in with_data else f"{d}（本期无数据）")
 st.markdown(f"**{shared.plain(district)}** 各部门（{period.label}）")
 shared.table(drill.department_table(ctx.comps, period, district, ctx.indicators), key="drill_departments")
 

@@ -36,14 +36,16 @@ chart_columns = st.columns(2)
 for n, indicator_id in enumerate(ctx.indicators):
     with chart_columns[n % 2]:
         shared.chart(charts.period_compare_chart(comparison, indicator_id, ctx.districts_all))
-st.markdown("变化明细（“改善/退步”已按指标方向判断：↓ 指标下降为改善）")
+st.markdown("变化明细（每项指标内按变化幅度从大到小排列；“改善/退步”已按指标方向判断：↓ 指标下降为改善）")
 shared.table(views.period_change_table(comparison), key="period_changes")
 
 st.subheader("月度走势")
+if not ctx.districts:
+    st.caption("黑色虚线为全市，灰色细线为各区县；在左侧“区县”中选择区县，可将其突出显示。")
 length = st.select_slider("走势月份数", options=[6, 12, 18, 24, 36], value=12, key="trend_len")
 months = views.trend_months(period, ctx.months, length)
 trend = views.monthly_values(ctx.comps, months, ctx.scope, ctx.indicators)
 trend_columns = st.columns(2)
 for n, indicator_id in enumerate(ctx.indicators):
     with trend_columns[n % 2]:
-        shared.chart(charts.trend_chart(trend, indicator_id, ctx.districts_all))
+        shared.chart(charts.trend_chart(trend, indicator_id, ctx.districts_all, highlight=ctx.districts))

@@ -75,7 +75,7 @@ if submitted:
         st.rerun()
 
 with st.expander("恢复为配置文件中的默认值"):
-    st.caption("将全部权重、目标值、底线值和统计规则恢复为 metrics/scoring.toml 中的取值（作为一次修改记录在日志中）。")
+    st.caption("将全部权重、目标值、底线值和统计规则恢复为系统默认取值（随程序发布的配置文件中的取值）（作为一次修改记录在日志中）。")
     if st.button("恢复默认值", key="settings_reset"):
         changes = auth.save_scoring(engine, admin, default_settings())
         st.session_state[FLASH] = [("success", f"已恢复默认值（{len(changes)} 项修改）。", views.changes_table(changes))]

@@ -20,10 +20,10 @@ st.markdown(
 st.markdown("也可以先载入示例数据（虚构的“澄州市”，10 个区县、24 个月）体验看板功能。")
 if user is None or not user.is_admin:
     st.caption("载入示例数据需要“管理员”角色。")
-elif st.button(f"载入示例数据（规模 {shared.DEMO_SCALE}，约 10 万件办件，需要 10–30 秒）", key="load_demo"):
+elif st.button(f"载入示例数据（规模 {app.demo_scale}，需要 10–20 秒）", key="load_demo"):
     try:
         with st.spinner("正在生成示例数据…"):
-            summary = auth.load_demo_data(engine, user, seed=app.demo_seed, scale=shared.DEMO_SCALE)
+            summary = auth.load_demo_data(engine, user, seed=app.demo_seed, scale=app.demo_scale)
     except (ValueError, accounts.PermissionDenied) as exc:
         st.error(shared.plain(f"载入示例数据失败：{exc}"))
     else:

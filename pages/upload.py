@@ -18,7 +18,7 @@ engine, app, user = ui.gate(auth.PAGE_UPLOAD)
 assert user is not None  # the gate admits 工作人员 only
 st.title("数据上传")
 st.caption(
-    f"上传各区县每月导出的办件明细、事项清单、好差评和 12345 热线工单（.xlsx、.xls、.csv，单个文件不超过 "
+    f"上传各区县每月导出的办件明细、事项清单、好差评和 12345 热线工单（.xlsx、.xls、.csv，以及制表符分隔的 .tsv、.txt，单个文件不超过 "
     f"{app.upload_max_mb} MB，可一次选择多个）。文件先校验、不入库；确认后才导入。"
     "同一区县同一月份再次导入会生成新版本，旧版本保留，可随时回滚。"
 )
@@ -33,10 +33,10 @@ c1, c2, c3 = st.columns(3)
 kind = c1.selectbox("数据类型", [AUTO, *KINDS], key="up_kind",
                     format_func=lambda k: k if k == AUTO else KINDS[k].label)
 district = c2.selectbox("所属区县（文件中没有区县列时使用）", [NO_DISTRICT, *scope], key="up_district")
-period = c3.text_input("适用月份（事项清单必填，YYYY-MM）", key="up_period", placeholder="例如 2024-05").strip()
+period = c3.text_input("适用月份（事项清单必填，年-月）", key="up_period", placeholder="例如 2024-05").strip()
 
 round_no = st.session_state.setdefault(UPLOADER, 0)
-files = st.file_uploader("选择文件", type=["xlsx", "xls", "csv"], accept_multiple_files=True,
+files = st.file_uploader("选择文件", type=["xlsx", "xls", "csv", "tsv", "txt"], accept_multiple_files=True,
                          max_upload_size=app.upload_max_mb, key=f"up_files_{round_no}", disabled=not scope) or []
 
 options = (None if kind == AUTO else kind, None if district == NO_DISTRICT else district, period or None,

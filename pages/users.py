@@ -38,7 +38,9 @@ def failed(exc: Exception) -> None:
     st.error(shared.plain(f"操作未完成：{exc}"))
 
 
-new_tab, password_tab, active_tab, edit_tab = st.tabs(["新建账号", "重设密码", "停用 / 启用", "修改角色与区县"])
+# Keyed, so that the tab in use stays open after a save (st.rerun) instead of jumping back to the first.
+new_tab, password_tab, active_tab, edit_tab = st.tabs(["新建账号", "重设密码", "停用 / 启用", "修改角色与区县"],
+                                                      key="users_tab", on_change="rerun")
 
 with new_tab, st.form("user_new", clear_on_submit=True):
     c1, c2 = st.columns(2)

@@ -3,7 +3,7 @@
 # or a throwaway local server when Debian's postgresql package is installed; otherwise they skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh requirements-dev.txt
 . .venv/bin/activate
 if [ -z "${TEST_POSTGRES_URL:-}" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   TEST_POSTGRES_URL=$(bash .ci/start-postgres.sh) && export TEST_POSTGRES_URL

@@ -89,6 +89,7 @@ EXPECTED = {
     P.PAGE_SETTINGS: (0, 0, 0, 1, 0),
     P.PAGE_USERS: (0, 0, 0, 1, 0),
     P.PAGE_AUDIT: (0, 0, 0, 1, 0),
+    P.PAGE_DISTRICTS: (0, 0, 0, 1, 0),
     P.PAGE_ACCOUNT: (1, 1, 1, 1, 0),
     P.PAGE_LOGIN: (0, 0, 0, 0, 1),
 }
@@ -637,3 +638,81 @@ def test_sidebar_account_box_shows_the_user_and_signs_out(url, engine):
     assert signed_in(at) is None and not at.sidebar.button
     last = audit_rows(engine)[-1]
     assert (last.user_name, last.action, last.page) == ("feng", "logout", "总览")
+
+
+# --- 区县配置 ------------------------------------------------------------------------------------------
+
+
+def test_districts_are_added_and_edited_by_administrators_only_and_audited(engine):
+    admin = accounts.add_user(engine, "root", PW, [ADMIN])
+    leader = accounts.add_user(engine, "lead2", PW, [LEADER])
+    with pytest.raises(accounts.PermissionDenied):
+        auth.save_district(engine, leader, "云湖区", "370102", ["云湖"])
+    assert "新增区县 云湖区" in auth.save_district(engine, admin, "云湖区", "370102", ["云湖", " 云湖 "])
+    auth.save_district(engine, admin, "青山区", None, ["青山"])
+    # Editing replaces the code and the aliases (the old alias no longer matches).
+    assert "修改区县 云湖区" in auth.save_district(engine, admin, "云湖区", "370199", ["云湖新区"])
+    lookup = store.district_lookup(engine)
+    assert lookup["370199"] == "云湖区" and lookup["云湖新区"] == "云湖区" and "云湖" not in lookup
+    with pytest.raises(ValueError, match="已是区县“青山区”"):
+        auth.save_district(engine, admin, "云湖区", None, ["青山"])
+    with pytest.raises(ValueError, match="不能为空"):
+        auth.save_district(engine, admin, "  ", None, [])
+    logged = [(r.user_name, r.action, r.detail, r.page) for r in audit_rows(engine) if r.action == "district"]
+    assert logged == [("root", "district", "新增区县 云湖区：代码 370102；别名 云湖", "区县配置"),
+                      ("root", "district", "新增区县 青山区：代码 无；别名 青山", "区县配置"),
+                      ("root", "district", "修改区县 云湖区：代码 370199；别名 云湖新区", "区县配置")]
+
+
+def test_districts_page_adds_a_district(url, engine):
+    admin = accounts.add_user(engine, "root", PW, [ADMIN])
+    at = ok(page("districts", url, user=admin).run())
+    assert at.title[0].value == "区县配置"
+    at.text_input(key="district_name_（新增区县）").input("澜湾新区")
+    at.text_input(key="district_aliases_（新增区县）").input("澜湾，澜湾区")
+    ok(next(b for b in at.button if b.label == "保存").click().run())
+    assert "已新增区县 澜湾新区" in at.success[0].value
+    assert store.district_lookup(engine)["澜湾区"] == "澜湾新区"
+
+
+# --- the reload cookie -------------------------------------------------------------------------------
+
+
+def test_session_token_signs_in_again_until_it_expires_or_the_password_changes(engine):
+    user = accounts.add_user(engine, "eva", PW, [EVALUATOR])
+    now = dt.datetime(2026, 5, 1, 9, 0)
+    token = auth.session_token(engine, user, "server-secret", now=now)
+    assert token is not None and PW not in token and token.split(".")[0] != "eva"  # the name is encoded
+    assert auth.user_from_token(engine, token, "server-secret", now=now) == user
+    # Expired, another server secret, a forged or truncated token: nobody.
+    later = now + dt.timedelta(minutes=auth.TOKEN_MINUTES, seconds=1)
+    assert auth.user_from_token(engine, token, "server-secret", now=later) is None
+    assert auth.user_from_token(engine, token, "other-secret", now=now) is None
+    name, expires, signature = token.split(".")
+    assert auth.user_from_token(engine, f"{name}.{int(expires) + 3600}.{signature}", "server-secret", now=now) is None
+    assert auth.user_from_token(engine, f"{name}.{expires}", "server-secret", now=now) is None
+    assert auth.user_from_token(engine, None, "server-secret", now=now) is None
+    # A new password (or a disabled account) ends every token issued before.
+    accounts.set_password(engine, "eva", "a-new-password-2")
+    assert auth.user_from_token(engine, token, "server-secret", now=now) is None
+    fresh = auth.session_token(engine, user, "server-secret", now=now)
+    accounts.set_active(engine, "eva", False)
+    assert auth.user_from_token(engine, fresh, "server-secret", now=now) is None
+
+
+def test_restore_from_token_once_per_session_and_refresh_every_few_minutes(engine):
+    user = accounts.add_user(engine, "eva", PW, [EVALUATOR])
+    now = dt.datetime(2026, 5, 1, 9, 0)
+    token = auth.session_token(engine, user, "", now=now)
+    state: dict = {}
+    assert auth.restore_from_token(state, engine, token, "", now=now) == user
+    assert auth.session_user(state) == user and auth.session_method(state) == auth.PASSWORD
+    # Signed out in this session: the cookie the page was loaded with does not sign in again.
+    auth.sign_out(state, engine)
+    assert auth.restore_from_token(state, engine, token, "", now=now) is None and auth.session_user(state) is None
+    # Cookie refresh: due at once, then every TOKEN_REFRESH_MINUTES.
+    auth.sign_in(state, user, now=now)
+    assert auth.token_due(state, now)
+    state[auth.TOKEN_KEY] = now
+    assert not auth.token_due(state, now + dt.timedelta(minutes=auth.TOKEN_REFRESH_MINUTES - 1))
+    assert auth.token_due(state, now + dt.timedelta(minutes=auth.TOKEN_REFRESH_MINUTES))

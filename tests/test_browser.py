@@ -25,7 +25,6 @@ import polars as pl
 import pytest
 
 from datasets import accounts, store
-from datasets.demo import generate_demo
 from datasets.quality import all_districts
 from datasets.schema import KINDS
 from metrics.compute import latest_month
@@ -41,17 +40,43 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--no-first-run"]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SLOW = 180_000  # ms: first render computes the indicators; validation reads the whole file
-# Runs streamlit with the embedded SQLite file moved to the path given first (demo mode without
-# touching data/dashboard.db): ``python -c LAUNCH DB_PATH run dashboard.py …``.
+# Runs the real launcher (scripts/serve.py) with the embedded SQLite file moved to the path given first
+# (demo mode without touching data/dashboard.db): ``python -c LAUNCH DB_PATH …streamlit options``.
 LAUNCH = (
     "import sys\n"
     "from pathlib import Path\n"
     "from datasets import store\n"
     "store.DEFAULT_SQLITE_PATH = Path(sys.argv.pop(1))\n"
-    "from streamlit.web.cli import main\n"
-    "sys.argv = ['streamlit', *sys.argv[1:]]\n"
-    "sys.exit(main())\n"
+    "sys.path.insert(0, 'scripts')\n"
+    "import serve\n"
+    "sys.exit(serve.run(sys.argv[1:]))\n"
 )
+# Latin words a user may read: file types, product and protocol names.
+ALLOWED_WORDS = {"leader", "staff", "evaluator", "admin", "demo",  # account names and passwords are data
+                 "XLSX", "XLS", "CSV", "TSV", "TXT", "EXCEL", "SSO", "OIDC", "UTF", "BOM", "MB", "KB", "ID",
+                 "PC"}  # 电脑端 in the registry's 网办 description
+DEMO_USERS = {"leader": "demo-leader", "staff": "demo-staff", "evaluator": "demo-evaluator", "admin": "demo-admin"}
+# The visible text of the page: text nodes that are rendered, outside icon ligatures (Material Symbols
+# names such as "dashboard" render as pictures) and the screen-reader-only skip link.
+VISIBLE_TEXT_JS = """(selector) => {
+  const out = [];
+  const root = document.querySelector(selector);
+  if (!root) return out;
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  let n;
+  while ((n = walker.nextNode())) {
+    const el = n.parentElement;
+    if (!el || !n.nodeValue.trim()) continue;
+    if (el.closest('[data-testid="stIconMaterial"], [data-testid="stIconEmoji"], script, style, noscript')) continue;
+    if (el.closest('a[href="#main-content"], [class*="skipLink"], [data-testid="stSkipLink"]')) continue;
+    if (getComputedStyle(el).fontFamily.includes('Material Symbols')) continue;
+    if (!el.checkVisibility || !el.checkVisibility({opacityProperty: true, visibilityProperty: true})) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width < 2 || r.height < 2) continue;
+    out.push(n.nodeValue.trim());
+  }
+  return out;
+}"""
 
 
 @dataclass(frozen=True)
@@ -59,6 +84,7 @@ class Server:
     url: str
     db_url: str
     log: Path
+    first: FirstVisit
 
 
 def _free_port() -> int:
@@ -97,8 +123,57 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
     raise RuntimeError(f"streamlit did not become healthy:\n{log.read_text(encoding='utf-8', errors='replace')}")
 
 
+@dataclass(frozen=True)
+class FirstVisit:
+    seconds: float  # from opening the page to the first 总览 metric
+    texts: list[str]  # every visible text seen on the way
+    sidebar: list[str]  # every sidebar navigation text seen on the way
+
+
+def _visible_texts(page, selector: str = "body") -> list[str]:
+    return page.evaluate(VISIBLE_TEXT_JS, selector)
+
+
+def _english(texts: list[str]) -> set[str]:
+    words = set()
+    for text in texts:
+        words.update(w for w in re.findall(r"[A-Za-z][A-Za-z_.()]*[A-Za-z)]|[A-Za-z]", text)
+                     if w not in ALLOWED_WORDS and w.upper() not in ALLOWED_WORDS and len(w) > 1)
+    return words
+
+
+def _browser(p):
+    return p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+
+
+def _first_visit(url: str) -> FirstVisit:
+    """Open the freshly started server once: the first-run view until the 总览 shows."""
+    from playwright.sync_api import sync_playwright
+
+    texts: list[str] = []
+    sidebar: list[str] = []
+    with sync_playwright() as p:
+        browser = _browser(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            started = time.monotonic()
+            page.goto(url + "/")
+            while time.monotonic() - started < SLOW / 1000:
+                texts.extend(_visible_texts(page))
+                sidebar.extend(_visible_texts(page, "[data-testid='stSidebarNav']"))
+                if page.get_by_test_id("stMetric").count():
+                    break
+                page.wait_for_timeout(100)
+            seconds = time.monotonic() - started
+        finally:
+            browser.close()
+    return FirstVisit(seconds, texts, sidebar)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The dashboard as scripts/start.sh runs it, on an empty embedded store: the first visit (recorded
+    in ``Server.first``) generates the demo city (scale 0.01 here) under the first-run view."""
     if not CHROMIUM.exists():
         if IN_CI:
             pytest.fail(f"CI 环境必须提供 {CHROMIUM}")
@@ -106,16 +181,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("browser")
     db_path = base / "demo.db"
     db_url = f"sqlite:///{db_path}"
-    engine = store.make_engine(db_url)
-    store.init_db(engine)
-    generate_demo(engine, seed=7, scale=0.01)
-    engine.dispose()
     port = _free_port()
     log = base / "streamlit.log"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ANONYMOUS_VIEW")}
+    env.update(DEMO_SCALE="0.01", DEMO_SEED="7")
     with log.open("w", encoding="utf-8") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, str(db_path), "run", "dashboard.py", "--server.headless", "true",
+            [sys.executable, "-c", LAUNCH, str(db_path), "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
              "--server.fileWatcherType", "none"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -123,7 +195,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc, log)
-        yield Server(url, db_url, log)
+        yield Server(url, db_url, log, _first_visit(url))
     finally:
         proc.terminate()
         try:
@@ -171,7 +243,7 @@ def test_overview_upload_import_and_ranking_download(server: Server, tmp_path: P
 
     district, month, rows = _cases_xlsx(server.db_url, tmp_path / "办件明细导出.xlsx")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        browser = _browser(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
             page.goto(server.url + "/")
@@ -246,3 +318,131 @@ def test_overview_upload_import_and_ranking_download(server: Server, tmp_path: P
     assert table[1][1] == 1
     info = list(book["指标说明"].iter_rows(values_only=True))
     assert info[0][:2] == ("统计时段", period.label)
+
+
+def test_first_visit_is_chinese_and_never_lists_the_files(server: Server):
+    """The first visit shows the first-run view (no raw module names in the sidebar) and then the 总览."""
+    assert any("正在准备看板" in t for t in server.first.texts)
+    shown = " ".join(server.first.sidebar)
+    for raw in ("dashboard", "account", "audit", "auth ui", "shared", "start", "overview"):
+        assert raw not in shown
+    assert not _english(server.first.texts), _english(server.first.texts)
+
+
+def _pages_in_menu(page) -> list[str]:
+    return [t.strip() for t in page.get_by_test_id("stSidebarNavLink").all_inner_texts()]
+
+
+def _texts_after(page, title: str) -> list[str]:
+    _nav(page, title)
+    expect_heading(page, re.compile(f"^{re.escape(title)}"))
+    _wait_idle(page)
+    # Expanders and tabs hide part of a page: open every expander so its tables are read too.
+    for summary in page.locator("[data-testid='stExpander'] summary").all():
+        summary.click()
+    page.wait_for_timeout(300)
+    return _visible_texts(page)
+
+
+def test_every_page_for_every_role_is_in_chinese(server: Server):
+    from playwright.sync_api import sync_playwright
+
+    found: dict[tuple[str, str], set[str]] = {}
+    with sync_playwright() as p:
+        browser = _browser(p)
+        try:
+            for username, password in [(None, None), *DEMO_USERS.items()]:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(server.url + "/")
+                expect_heading(page, re.compile("^总览"))
+                if username:
+                    _nav(page, "登录")
+                    _login(page, username, password)
+                    expect_heading(page, re.compile("^总览"))
+                titles = [t.split("\n")[-1] for t in _pages_in_menu(page)]
+                for title in titles:
+                    if title == "登录" and username:
+                        continue
+                    words = _english(_texts_after(page, title))
+                    if words:
+                        found[(username or "未登录", title)] = words
+                # The upload page's file uploader (Streamlit's own texts) is covered by the staff account.
+                page.close()
+        finally:
+            browser.close()
+    assert not found, "\n".join(f"{who} · {title}: {sorted(words)}" for (who, title), words in found.items())
+
+
+def test_a_leader_finds_no_way_to_download_the_ranking(server: Server):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = _browser(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+            downloads = []
+            page.on("download", downloads.append)
+            page.goto(server.url + "/")
+            expect_heading(page, re.compile("^总览"))
+            _nav(page, "登录")
+            _login(page, "leader", "demo-leader")
+            expect_heading(page, re.compile("^总览"))
+            for title in ("排名下载", "总览"):
+                _nav(page, title)
+                expect_heading(page, re.compile(f"^{title}"))
+                _wait_idle(page)
+                assert page.get_by_test_id("stDownloadButton").count() == 0
+                # Every table: hovering shows its toolbar (search, fullscreen) but no CSV download.
+                for frame in page.get_by_test_id("stDataFrame").all():
+                    if not frame.is_visible():
+                        continue
+                    frame.hover()
+                    toolbar = page.get_by_test_id("stElementToolbar")
+                    labels = [b.get_attribute("aria-label") or "" for b in toolbar.get_by_role("button").all()]
+                    assert not any("CSV" in label or "下载" in label or "Download" in label for label in labels), labels
+                    assert all(not re.search("[A-Za-z]{3,}", label) for label in labels), labels
+            # The ranking page says why, in Chinese.
+            _nav(page, "排名下载")
+            expect(page.get_by_text(re.compile("下载排名表.*需要"))).to_be_visible()
+            assert downloads == []
+        finally:
+            browser.close()
+
+
+def test_a_deep_link_survives_sign_in_and_a_reload_keeps_the_session(server: Server):
+    """/ranking?period=… opened signed out: the login page, then the ranking of that period; a reload keeps
+    the session through the signed cookie (no password, nothing in the URL); after signing out it does not."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from metrics.periods import parse_period, quarter_of
+
+    engine = store.make_engine(server.db_url)
+    months = store.batch_history(engine, "cases")["period"].to_list()
+    engine.dispose()
+    quarter = quarter_of(sorted(months)[-4])  # a quarter with data, not the default period
+    with sync_playwright() as p:
+        browser = _browser(p)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            page.goto(f"{server.url}/ranking?period={quarter.key}")
+            _login(page, "evaluator", "demo-evaluator")
+            expect_heading(page, f"排名下载 · {parse_period(quarter.key).label}")
+            _wait_idle(page)
+            cookies = {c["name"]: c for c in context.cookies()}
+            token = cookies["gov_dashboard_session"]["value"]
+            assert "demo-evaluator" not in token and token.count(".") == 2
+            assert "demo-evaluator" not in page.url and token not in page.url
+
+            page.reload()
+            expect_heading(page, f"排名下载 · {parse_period(quarter.key).label}")
+            expect(page.get_by_test_id("stSidebar").get_by_text("示例评估人员（evaluator）")).to_be_visible()
+
+            page.get_by_test_id("stSidebar").get_by_role("button", name=re.compile("退出登录")).click()
+            expect_heading(page, "登录")
+            _wait_idle(page)
+            page.reload()
+            expect_heading(page, re.compile("^(登录|总览)"))
+            expect(page.get_by_test_id("stSidebar").get_by_text("示例评估人员（evaluator）")).to_have_count(0)
+        finally:
+            browser.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import altair as alt
@@ -80,16 +81,72 @@ def test_one_colour_per_district_on_every_chart(comps, inv):
         charts.compare_chart(views.district_values(comps, OCT, settings, subset, ["online_case_rate"]),
                              "online_case_rate", DISTRICTS),
         charts.trend_chart(views.monthly_values(comps, ["2024-09", "2024-10"], subset, ["online_case_rate"]),
-                           "online_case_rate", DISTRICTS),
+                           "online_case_rate", DISTRICTS, highlight=subset),
         charts.period_compare_chart(views.period_comparison(comps, OCT, OCT.previous(), subset, ["online_case_rate"]),
                                     "online_case_rate", DISTRICTS),
-        charts.index_trend_chart(views.index_trend(comps, settings, ["2024-09", "2024-10"], subset), DISTRICTS),
+        charts.index_trend_chart(views.index_trend(comps, settings, ["2024-09", "2024-10"], subset), DISTRICTS,
+                                 highlight=subset),
     ]
     for chart in built:
-        colour = layers(spec(chart))[0]["encoding"]["color"]
-        assert colour["field"] == "district"
-        assert colour["scale"]["domain"] == [*DISTRICTS, CITY]
-        assert colour["scale"]["range"] == scale.range
+        colour = next(layer["encoding"]["color"] for layer in layers(spec(chart)) if "color" in layer.get("encoding", {}))
+        assert colour["field"] in ("district", "shown")
+        mapping = dict(zip(colour["scale"]["domain"], colour["scale"]["range"], strict=True))
+        # Bars name every district; lines name the chosen ones and 全市, the rest are grey.
+        if colour["field"] == "district":
+            assert colour["scale"]["domain"] == [*DISTRICTS, CITY] and colour["scale"]["range"] == scale.range
+        else:
+            assert mapping == {"乙区": charts.district_colour("乙区", DISTRICTS), CITY: charts.CITY_COLOUR,
+                               charts.OTHERS: charts.GREY}
+
+
+@pytest.mark.parametrize(
+    ("indicator", "values", "expected"),
+    [
+        ("on_time_rate", [0.001, 0.0012, 0.0015], ".2%"),  # ticks 0.01 % apart: ".1%" would repeat 0.1%
+        ("on_time_rate", [0.95, 0.99], ".0%"),
+        ("on_time_rate", [0.2, 0.8], ".0%"),
+        ("on_time_rate", [0.971, 0.975], ".1%"),
+        ("avg_handling_days", [1.8, 2.4], ",.1f"),
+        ("avg_handling_days", [2.0, 12.0], ",.0f"),
+        ("on_time_rate", [None, None], charts.axis_format("on_time_rate")),
+    ],
+)
+def test_tick_format_has_enough_decimals_for_distinct_ticks(indicator, values, expected):
+    assert charts.tick_format(indicator, values) == expected
+
+
+@pytest.mark.parametrize(
+    ("values", "domain", "note"),
+    [
+        ([0.97, 0.99, 1.0], [0.95, 1.0], "纵轴从 95% 起"),
+        ([0.86, 0.99], [0.75, 1.0], "纵轴从 75% 起"),  # 0.86 − 0.065 rounded down to 5 %
+        ([0.5, 0.99], None, None),  # low values: bars from zero
+        ([], None, None),
+    ],
+)
+def test_high_rates_get_a_scale_where_differences_show(values, domain, note):
+    scale, shown_note = charts.value_scale("on_time_rate", values)
+    assert shown_note == note
+    if domain is None:
+        assert scale.zero is True
+    else:
+        assert scale.domain == pytest.approx(domain) and scale.zero is False
+
+
+def test_lines_grey_out_the_districts_not_chosen(comps):
+    monthly = views.monthly_values(comps, ["2024-09", "2024-10"], None, ["online_case_rate"])
+    chart_spec = spec(charts.trend_chart(monthly, "online_case_rate", DISTRICTS, highlight=["甲区"]))
+    rows = dataset_rows(chart_spec)
+    shown = {r["district"]: r["shown"] for r in rows}
+    assert shown == {"甲区": "甲区", "乙区": charts.OTHERS, "丙县": charts.OTHERS, CITY: CITY}
+    grey, coloured = chart_spec["layer"]
+    assert grey["mark"]["color"] == charts.GREY and "color" not in grey["encoding"]
+    assert coloured["encoding"]["color"]["legend"]["orient"] == "bottom"
+    # Streamlit fits title, month labels and legend into the height: 300 and more leaves the plot ≥ 180 px.
+    assert chart_spec["height"] >= 300
+    # Nothing chosen: only the city stands out.
+    plain = dataset_rows(spec(charts.trend_chart(monthly, "online_case_rate", DISTRICTS)))
+    assert {r["shown"] for r in plain} == {CITY, charts.OTHERS}
 
 
 def test_ranking_chart_orders_by_rank_and_labels_changes(comps, inv):
@@ -117,8 +174,9 @@ def test_compare_chart_target_city_and_tooltips(comps):
     chart_spec = spec(charts.compare_chart(values, "online_case_rate", DISTRICTS))
     bars, rules = chart_spec["layer"]
     assert rules["mark"]["type"] == "rule"
-    assert chart_spec["title"] == "实际网办率 ↑"
-    assert bars["encoding"]["y"]["axis"]["format"] == ".1~%"
+    assert chart_spec["title"]["text"] == "实际网办率 ↑"
+    # 0 %, 20 %, 75 % and a 60 % target: ticks 20 points apart need no decimals.
+    assert bars["encoding"]["y"]["axis"]["format"] == ".0%"
     tips = {t["title"]: t for t in bars["encoding"]["tooltip"]}
     assert tips["实际网办率"]["format"] == ".2%"
     assert "分子：网上渠道受理件数" in tips and "分母：受理件数" in tips
@@ -129,7 +187,7 @@ def test_compare_chart_target_city_and_tooltips(comps):
     # Days are not formatted as percentages and the axis names the unit.
     days = spec(charts.compare_chart(values, "avg_handling_days", DISTRICTS))["layer"][0]
     assert days["encoding"]["y"]["title"] == "工作日"
-    assert days["encoding"]["y"]["axis"]["format"] == ",.1~f"
+    assert re.fullmatch(r",\.\df", days["encoding"]["y"]["axis"]["format"])
 
 
 def test_heatmap_shows_missing_scores_as_dash(comps, inv):

@@ -375,12 +375,11 @@ def test_settings_errors_are_messages(demo_copy: Demo, monkeypatch):
 def test_first_start_without_configuration_loads_the_demo(tmp_path: Path, monkeypatch):
     """Nothing configured: the embedded SQLite file is used and, being empty, gets the demo city."""
     from datasets import config
-    from pages import _shared
 
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setattr(store, "DEFAULT_SQLITE_PATH", tmp_path / "dashboard.db")
-    monkeypatch.setattr(config, "load_settings", lambda: config.AppSettings(database_url="", load_demo_if_empty=True))
-    monkeypatch.setattr(_shared, "DEMO_SCALE", 0.01)  # the real first start uses 0.1
+    monkeypatch.setattr(config, "load_settings",
+                        lambda: config.AppSettings(database_url="", load_demo_if_empty=True, demo_scale=0.01))
     at = ok(AppTest.from_file(DASHBOARD, default_timeout=TIMEOUT).run())
     assert (tmp_path / "dashboard.db").exists()
     assert "示例数据" in texts(at.info)

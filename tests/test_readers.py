@@ -457,6 +457,15 @@ def test_csv_encodings_and_separators(encoding, sep):
     assert pf.problems == []
 
 
+@pytest.mark.parametrize("name", ["明细.tsv", "明细.txt", "明细.TSV"])
+def test_tab_separated_exports_named_tsv_or_txt_are_read_without_warnings(name):
+    rows = [["所属区县", *CASE_HEADER], ["示例区", *case_rows(2)[0]], ["样例区", *case_rows(2)[1]]]
+    pf = read_file(csv_bytes(rows, encoding="gb18030", sep="\t"), name)
+    assert pf.kind == "cases" and pf.frame["_row"].to_list() == [2, 3]
+    assert pf.frame["district"].to_list() == ["示例区", "样例区"]
+    assert pf.problems == []
+
+
 def test_csv_blank_lines_and_quoted_newlines_keep_row_numbers():
     text = "办件编号,事项编码,实施部门,申请渠道,受理时间,办理状态\n" \
            "B1,I1,\"区市场\n监管局\",窗口,2024-05-03,已办结\n" \

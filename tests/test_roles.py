@@ -50,7 +50,7 @@ MENUS = {
     (STAFF_NAME, None): [*DATA_PAGES[:3], P.PAGE_UPLOAD, P.PAGE_QUALITY, P.PAGE_INDICATORS, P.PAGE_ACCOUNT],
     (EVALUATOR_NAME, None): [*DATA_PAGES, P.PAGE_INDICATORS, P.PAGE_ACCOUNT],
     (ADMIN_NAME, None): [*DATA_PAGES, P.PAGE_QUALITY, P.PAGE_INDICATORS, P.PAGE_SETTINGS, P.PAGE_ACCOUNT, P.PAGE_USERS,
-                         P.PAGE_AUDIT],
+                         P.PAGE_DISTRICTS, P.PAGE_AUDIT],
     (None, "false"): [P.PAGE_LOGIN],
     (None, "true"): [*DATA_PAGES[:3], P.PAGE_INDICATORS, P.PAGE_LOGIN],
 }
@@ -66,7 +66,7 @@ FORBIDDEN = {
 FILES = {P.PAGE_OVERVIEW: "overview", P.PAGE_COMPARE: "compare", P.PAGE_PERIODS: "periods", P.PAGE_RANKING: "ranking",
          P.PAGE_UPLOAD: "upload", P.PAGE_QUALITY: "quality", P.PAGE_INDICATORS: "indicators",
          P.PAGE_SETTINGS: "settings", P.PAGE_START: "start", P.PAGE_USERS: "users", P.PAGE_AUDIT: "audit",
-         P.PAGE_ACCOUNT: "account", P.PAGE_BULLETIN: "bulletin"}
+         P.PAGE_ACCOUNT: "account", P.PAGE_BULLETIN: "bulletin", P.PAGE_DISTRICTS: "districts"}
 
 
 @pytest.fixture

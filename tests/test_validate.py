@@ -414,9 +414,10 @@ def test_report_xlsx_neutralises_formulas_and_counts_rules():
     assert "'=HYPERLINK(\"http://x\",\"y\")" in texts and "'+1+2" in texts and "'@SUM(A1)" in texts
     header = [c.value for c in sheet[1]]
     assert header == ["严重程度", "行号", "列名", "值", "规则", "说明"]
-    summary = {r[1]: r[3] for r in wb["规则汇总"].iter_rows(min_row=2, values_only=True) if r[1]}
-    assert summary["value_not_allowed"] == 1234  # exact count, not the two listed
-    assert summary["item_not_in_catalog"] == 1 and summary["column_missing"] == 1
+    assert [c.value for c in wb["规则汇总"][1]] == ["严重程度", "规则", "数量"]  # Chinese rule names only
+    summary = {r[1]: r[2] for r in wb["规则汇总"].iter_rows(min_row=2, values_only=True) if r[1]}
+    assert summary["取值不在允许范围"] == 1234  # exact count, not the two listed
+    assert summary["事项不在事项清单"] == 1 and summary["缺少必填列"] == 1
 
 
 def test_neutralize():
@@ -470,3 +471,41 @@ def test_rule_catalog_lists_every_rule_once_per_kind():
     assert {"duplicate_id", "future_date", "item_not_in_catalog", "month_volume_drop"} <= set(cases["规则"])
     assert cases.filter(pl.col("规则") == "case_open_over_year")["严重程度"].item() == WARNING
     assert "case_open_over_year" not in set(catalog.filter(pl.col("数据类型") == "好差评")["规则"])
+
+
+def test_an_unknown_district_is_listed_once_per_name_with_its_row_count():
+    """Every row of an unconfigured district fails the same way: one problem per name, with the count."""
+    table = rows("hotline", 25)
+    for r in table[:23]:
+        r["所属区县"] = "丙区"
+    table[23]["所属区县"] = "丁区"
+    v = run("hotline", table)
+    problems = only(v, "district_unknown")
+    assert [(p.value, p.row) for p in problems] == [("丙区", 2), ("丁区", 25)]
+    assert "共 23 行：第 2、3、4、5、6、7、8、9、10、11 行等" in problems[0].message
+    assert "共" not in problems[1].message  # a single row reads as before
+    assert v.counts["district_unknown"] == 24 and v.error_count == 24
+    summary = report.rule_counts(v.problems, v.counts)
+    assert summary.filter(pl.col("规则") == "区县未配置")["数量"].to_list() == [24]
+
+
+@pytest.mark.parametrize(
+    ("file_name", "chosen", "named"),
+    [
+        ("乙区2024年5月热线工单.xlsx", "甲", DISTRICT_B),  # names another district: warned
+        ("甲区2024年5月热线工单.xlsx", "甲区", None),  # names the chosen one
+        ("热线工单2024年5月.xlsx", "甲区", None),  # names none
+        ("甲区乙区合并导出.xlsx", "甲区", None),  # names the chosen one among others: not a mix-up
+        ("110101_乙.xlsx", "甲区", None),  # codes and one-character aliases are too short to tell
+    ],
+)
+def test_a_file_naming_another_district_than_the_chosen_one_is_warned(file_name, chosen, named):
+    table = [{k: v for k, v in r.items() if k != "所属区县"} for r in rows("hotline", 2)]
+    v = validate.validate(parsed_file("hotline", table, file_name=file_name), CTX, district=chosen, now=NOW)
+    found = [p for p in v.problems if p.rule == "district_name_mismatch"]
+    assert v.accepted  # a warning only
+    if named is None:
+        assert not found
+    else:
+        (p,) = found
+        assert p.severity == WARNING and f"“{named}”" in p.message and f"“{DISTRICT_A}”" in p.message

@@ -167,8 +167,19 @@ def test_district_values_and_period_comparison(comps):
     assert changes["区县"].to_list() == ["甲区", CITY]  # districts first, the city last
     row = changes.row(0, named=True)
     assert (row["本期（2024年10月）"], row["对比期（2024年9月）"], row["变化"], row["评价"]) == (
-        "50.00%", "100.00%", "-50.00 个百分点", "退步")
+        "50.00%", "100.00%", "▼ -50.00 个百分点", "退步")
     assert (row["本期分子"], row["本期分母"], row["对比期分子"], row["对比期分母"]) == (1.0, 2.0, 1.0, 1.0)
+
+
+def test_period_changes_are_sorted_by_the_size_of_the_change(comps):
+    comparison = views.period_comparison(comps, OCT, SEP, None, ["on_time_rate", "online_case_rate"])
+    changes = views.period_change_table(comparison)
+    for name in changes["指标"].unique().to_list():
+        rows = changes.filter(pl.col("指标") == name, pl.col("区县") != CITY)
+        a, b = rows["本期（2024年10月）"].to_list(), rows["对比期（2024年9月）"].to_list()
+        sizes = [abs(float(x.rstrip("%")) - float(y.rstrip("%"))) if "—" not in (x, y) else -1 for x, y in zip(a, b, strict=True)]
+        assert sizes == sorted(sizes, reverse=True), (name, sizes)
+        assert changes.filter(pl.col("指标") == name)["区县"].to_list()[-1] == CITY
 
 
 def test_monthly_values_are_ratios_of_sums(comps):
@@ -389,3 +400,10 @@ def test_empty_store_quality(sqlite_engine):
     store.add_district(sqlite_engine, "甲区")
     last = quality.last_uploads(sqlite_engine)
     assert last.rows() == [("甲区", None, None, None, None, None, None)]
+
+
+def test_districts_with_data_keep_the_order_given(comps):
+    present = set(comps.filter(pl.col("month") == "2024-10")["district"].to_list())
+    order = [*sorted(present, reverse=True), "无数据区"]
+    assert views.districts_with_data(comps, OCT, order) == sorted(present, reverse=True)
+    assert views.districts_with_data(comps, Period("1999-01", "1999-01"), order) == []

@@ -1,0 +1,207 @@
+"""The one place that changes Streamlit's own browser-side texts, and the session cookie.
+
+Streamlit has no setting for the language of its built-in texts (the file uploader's "Drag and drop
+files here", "Browse files", "Upload", "50MB per file", the table toolbar's "Search"/"Fullscreen", an
+empty table's "empty", "Running..."/"Stop"). ``install`` injects a small script once per page view
+that rewrites exactly those texts (text nodes and the title/aria-label/placeholder attributes) to
+Chinese as they appear. The table below is the whole list; tests/test_browser.py checks the result
+for every role on every page.
+
+``set_cookie``/``clear_cookie`` write the signed session token cookie (datasets/auth.py makes and
+checks the token; the page reads it back through ``st.context.cookies`` after a reload).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import streamlit as st
+
+# Exact texts (after trimming) -> Chinese.
+EXACT: dict[str, str] = {
+    "Drag and drop files here": "将文件拖放到此处",
+    "Drag and drop file here": "将文件拖放到此处",
+    "Drag and drop a file here": "将文件拖放到此处",
+    "Browse files": "选择文件",
+    "Upload": "选择文件",
+    "Upload files": "选择文件",
+    "Remove file": "移除文件",
+    "Delete": "删除",
+    "Search": "搜索",
+    "Fullscreen": "全屏",
+    "Close fullscreen": "退出全屏",
+    "Exit fullscreen": "退出全屏",
+    "Show/hide columns": "显示/隐藏列",
+    "Download as CSV": "下载 CSV",
+    "empty": "无数据",
+    "Sort ascending": "升序排列",
+    "Sort descending": "降序排列",
+    "Format": "格式",
+    "Autosize": "自动列宽",
+    "Pin column": "固定列",
+    "Unpin column": "取消固定",
+    "Hide column": "隐藏列",
+    "Running...": "正在运行…",
+    "Stop": "停止",
+    "Press Enter to apply": "按回车键确认",
+    "Press Enter to submit form": "按回车键提交",
+    "Press Enter to add": "按回车键添加",
+    "No results": "无匹配项",
+    "No options to select": "没有可选项",
+    "No options to select.": "没有可选项",
+    "Choose an option": "请选择",
+    "Choose options": "请选择",
+    "Clear all": "全部清除",
+    "Clear value": "清除",
+    "Select all": "全选",
+    "Show password text": "显示密码",
+    "Hide password text": "隐藏密码",
+    "Collapse sidebar": "收起侧边栏",
+    "Expand sidebar": "展开侧边栏",
+    "View more": "展开更多",
+    "View less": "收起",
+    "Close": "关闭",
+    "Copy to clipboard": "复制",
+    "Connecting": "正在连接",
+    "Please wait...": "请稍候…",
+    "Page not found": "页面不存在",
+    "The page that you have requested does not seem to exist. Running the app's main page.":
+        "您访问的页面不存在，已打开首页。",
+    "Show more": "展开",
+    "Show less": "收起",
+}
+
+# Texts with a variable part: (regular expression, replacement with $1…).
+PATTERNS: list[tuple[str, str]] = [
+    (r"^(\d+(?:\.\d+)?\s*[KMG]?B) per file$", "单个文件不超过 $1"),
+    (r"^Limit (\d+(?:\.\d+)?\s*[KMG]?B) per file(.*)$", "单个文件不超过 $1$2"),
+    (r"^View (\d+) more$", "再显示 $1 项"),
+    (r"^Press Enter to (.+)$", "按回车键确认"),
+]
+
+_SCRIPT = """
+<script>
+(function () {
+  const doc = window.parent && window.parent.document ? window.parent.document : document;
+  const win = doc.defaultView || window;
+  if (win.__zhTexts) { return; }
+  win.__zhTexts = true;
+  const EXACT = __EXACT__;
+  const PATTERNS = __PATTERNS__.map(([p, r]) => [new RegExp(p), r]);
+  const ATTRS = ["title", "aria-label", "placeholder"];
+  function tr(text) {
+    if (!text) { return null; }
+    const core = text.trim();
+    if (!core || /[\\u4e00-\\u9fff]/.test(core)) { return null; }
+    if (Object.prototype.hasOwnProperty.call(EXACT, core)) { return text.replace(core, EXACT[core]); }
+    for (const [re, rep] of PATTERNS) {
+      if (re.test(core)) { return text.replace(core, core.replace(re, rep)); }
+    }
+    return null;
+  }
+  function fixNode(node) {
+    if (node.nodeType === 3) {
+      const out = tr(node.nodeValue);
+      if (out !== null && out !== node.nodeValue) { node.nodeValue = out; }
+      return;
+    }
+    if (node.nodeType !== 1) { return; }
+    for (const a of ATTRS) {
+      if (node.hasAttribute(a)) {
+        const out = tr(node.getAttribute(a));
+        if (out !== null && out !== node.getAttribute(a)) { node.setAttribute(a, out); }
+      }
+    }
+    const walker = doc.createTreeWalker(node, 5);  // elements and text
+    let n = walker.nextNode();
+    while (n) {
+      if (n.nodeType === 3) { fixNode(n); } else {
+        for (const a of ATTRS) {
+          if (n.hasAttribute(a)) {
+            const out = tr(n.getAttribute(a));
+            if (out !== null && out !== n.getAttribute(a)) { n.setAttribute(a, out); }
+          }
+        }
+      }
+      n = walker.nextNode();
+    }
+  }
+  fixNode(doc.body);
+  new win.MutationObserver((records) => {
+    for (const r of records) {
+      if (r.type === "characterData") { fixNode(r.target); }
+      else if (r.type === "attributes") { fixNode(r.target.nodeType === 1 ? r.target : r.target.parentNode); }
+      else { r.addedNodes.forEach(fixNode); }
+    }
+  }).observe(doc.body, {subtree: true, childList: true, characterData: true, attributes: true,
+                        attributeFilter: ATTRS});
+})();
+</script>
+"""
+
+# The injected element takes no room; the table toolbar never offers a CSV download (the pages'
+# own download buttons are role-checked and audited; .streamlit/config.toml also disables it).
+_CSS = """
+<style>
+.element-container:has(> .stHtml > script:only-child), .stElementContainer:has(> .stHtml script:only-child),
+div[data-testid="stElementContainer"]:has(iframe[title="st.iframe"][height="0"]) { display: none; }
+[class*="st-key-emptytable_"] [data-testid="stDataFrame"] { display: none; }
+[data-testid="stElementToolbar"] button[aria-label="Download as CSV"],
+[data-testid="stElementToolbar"] button[aria-label="下载 CSV"] { display: none !important; }
+</style>
+"""
+
+
+def script() -> str:
+    """The HTML that installs the translations (exposed for tests)."""
+    return _SCRIPT.replace("__EXACT__", json.dumps(EXACT, ensure_ascii=False)).replace(
+        "__PATTERNS__", json.dumps(PATTERNS, ensure_ascii=False))
+
+
+def translate(text: str) -> str | None:
+    """What the script turns ``text`` into (None: left alone) — the same rules, in Python, for tests."""
+    core = text.strip()
+    if not core or re.search(r"[\u4e00-\u9fff]", core):
+        return None
+    if core in EXACT:
+        return text.replace(core, EXACT[core])
+    for pattern, replacement in PATTERNS:
+        if re.search(pattern, core):
+            return text.replace(core, re.sub(pattern, replacement.replace("$", "\\"), core))
+    return None
+
+
+def install() -> None:
+    """Inject the translations and the CSS into the current page (once per run; the script guards itself)."""
+    st.html(_CSS)
+    st.html(script(), unsafe_allow_javascript=True)
+
+
+COOKIE = "gov_dashboard_session"
+_NAME = re.compile(r"^[A-Za-z0-9._~:|=-]*$")
+
+
+def _cookie_script(value: str, max_age: int) -> str:
+    if not _NAME.match(value):
+        raise ValueError("cookie value has characters outside the token alphabet")
+    secure = "; Secure" if (st.context.url or "").startswith("https") else ""
+    return (f"<script>(window.parent.document || document).cookie = "
+            f"'{COOKIE}={value}; Path=/; Max-Age={int(max_age)}; SameSite=Strict{secure}';</script>")
+
+
+def set_cookie(token: str, max_age: int) -> None:
+    """Store the signed session token in the browser (read back by st.context.cookies on reload)."""
+    st.html(_cookie_script(token, max_age), unsafe_allow_javascript=True)
+
+
+def clear_cookie() -> None:
+    st.html(_cookie_script("", 0), unsafe_allow_javascript=True)
+
+
+def cookie() -> str | None:
+    """The session token cookie sent when this session's page was loaded."""
+    try:
+        return st.context.cookies.get(COOKIE)
+    except Exception:  # AppTest and bare script runs have no request context
+        return None

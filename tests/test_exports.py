@@ -1,0 +1,82 @@
+"""The ranking's Excel and CSV as evaluators open them: whole numbers, percentages, signs, widths that
+fit, an autofilter, Chinese everywhere."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import openpyxl
+import polars as pl
+import pytest
+
+from metrics.exports import rank_csv_bytes, rank_xlsx_bytes, text_width, whole_numbers
+from metrics.periods import Period
+from metrics.registry import INDICATORS, PERCENT
+from metrics.scoring import load_settings
+from metrics.service import compute_components
+from tests.test_store_and_cli import _load_two_exports
+
+
+@pytest.fixture
+def ranked(sqlite_engine):
+    _load_two_exports(sqlite_engine)
+    settings = load_settings(sqlite_engine)
+    return compute_components(sqlite_engine, settings), Period("2024-10", "2024-10"), settings
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [([1.0, 2461.0, None], pl.Int64), ([1.0, 2.5], pl.Float64), ([None, None], pl.Float64), ([0.0], pl.Int64)],
+)
+def test_whole_numbers_become_integers(values, dtype):
+    assert whole_numbers(pl.DataFrame({"x": values}, schema={"x": pl.Float64})).schema["x"] == dtype
+
+
+@pytest.mark.parametrize(("text", "width"), [("ab", 2), ("区县", 4), ("按时办结率·分子", 15), ("2,461", 5)])
+def test_text_width_counts_chinese_twice(text, width):
+    assert text_width(text) == width
+
+
+def test_csv_numerators_and_denominators_have_no_decimal_point(ranked):
+    raw = rank_csv_bytes(*ranked).decode("utf-8-sig")
+    table = pl.read_csv(io.StringIO(raw), infer_schema=False)
+    parts = [c for c in table.columns if c.endswith(("·分子", "·分母"))]
+    assert parts
+    for column in parts:
+        for value in table[column].drop_nulls().to_list():
+            assert not value.endswith(".0"), (column, value)
+    # 受理 4 cases in 2024-10 for 甲区 (C3, C4 and two more in the fixture): counted, written as integers.
+    assert all(re.fullmatch(r"-?\d+", v) for v in table["按时办结率·分母"].drop_nulls().to_list())
+
+
+def test_xlsx_formats_widths_filter_and_chinese(ranked):
+    book = openpyxl.load_workbook(io.BytesIO(rank_xlsx_bytes(*ranked)))
+    sheet = book["排名"]
+    header = [c.value for c in sheet[1]]
+    assert sheet.auto_filter.ref is not None and sheet.auto_filter.ref.startswith("A1:")
+    column_of = {name: i + 1 for i, name in enumerate(header)}
+    for ind in INDICATORS:
+        value_cell = sheet.cell(2, column_of[ind.name])
+        if isinstance(value_cell.value, float | int):
+            assert value_cell.number_format == ("0.00%" if ind.unit == PERCENT else "#,##0.00"), ind.name
+        for part in ("分子", "分母"):
+            cell = sheet.cell(2, column_of[f"{ind.name}·{part}"])
+            if isinstance(cell.value, int | float) and float(cell.value).is_integer():
+                assert cell.number_format == "#,##0", (ind.name, part)
+                assert isinstance(cell.value, int)
+    assert sheet.cell(2, column_of["排名变化"]).number_format == "+0;-0;0"
+    # Every column is at least as wide as its widest value (Chinese characters count two).
+    for name, c in column_of.items():
+        letter = openpyxl.utils.get_column_letter(c)
+        width = sheet.column_dimensions[letter].width
+        for r in range(2, sheet.max_row + 1):
+            value = sheet.cell(r, c).value
+            shown = f"{value:.2%}" if isinstance(value, float) and sheet.cell(r, c).number_format == "0.00%" else value
+            assert width >= text_width(f"{shown:,}" if isinstance(shown, int) else shown), (name, shown, width)
+    # The explanation sheet has no identifiers: Chinese names of indicators and rules.
+    info = book["指标说明"]
+    texts = [c.value for row in info.iter_rows() for c in row if isinstance(c.value, str)]
+    assert "编号" not in texts
+    assert not [t for t in texts if re.search(r"[a-z]+_[a-z]+|clamp", t)], texts
+    assert "黄牌宽限（工作日）" in texts and "差评整改时限（工作日）" in texts
