@@ -312,7 +312,7 @@ def rollback(engine: Engine, batch_id: int, user: User | None, page: str = "数�
             return
         fresh = accounts.current_account(conn, user.username)  # as stored now, not as at sign-in
         if fresh is None:
-            raise PermissionDenied(f"账号“{user.username}”已不存在，未回滚")
+            raise PermissionDenied(f"账号“{user.username}”已不存在")
         accounts.check_import_scope(fresh, [target.district], rollback=True)
 
     def audit(conn, done: dict) -> None:
