@@ -232,7 +232,8 @@ def _settings_writer(url: str, name: str, seconds: float, log: list[dict]) -> No
             current = load_settings(engine)
             ind = INDICATORS[n % len(INDICATORS)].id
             changed = current.model_copy(deep=True)
-            changed.indicators[ind].weight = 1.0 + (n % 3) * 0.5
+            # a value different from the one in force, so that every save is a change
+            changed.indicators[ind].weight = 1.5 if current.indicators[ind].weight != 1.5 else 1.0
             changes = auth.save_scoring(engine, admin, changed)
             entry.update(outcome="saved" if changes else "unchanged", changes=len(changes))
         except Exception as exc:
