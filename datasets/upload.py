@@ -275,13 +275,13 @@ def store_checked(engine: Engine, check: UploadCheck, page: str = "数据上传"
 
     try:
         return ingest.import_frame(
-        engine,
-        check.kind,
-        check.frame,
-        file_name=check.file_name,
-        sha256=check.sha256,
-        user_name=check.user_name,
-        period=check.period,
+            engine,
+            check.kind,
+            check.frame,
+            file_name=check.file_name,
+            sha256=check.sha256,
+            user_name=check.user_name,
+            period=check.period,
             warnings=check.warning_count,
             summary=check.summary,
             guard=guard,
