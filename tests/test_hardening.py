@@ -29,7 +29,8 @@ try:
     outcome, message = f"read {parsed.frame.height}", ""
 except ReadError as exc:
     outcome, message = exc.rule, exc.message
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10
+# VmHWM: this process's own peak (ru_maxrss would include the forking parent's, kept across exec)
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) >> 10
 print(json.dumps({"outcome": outcome, "message": message, "peak_mb": peak, "size": len(data)}))
 """
 
