@@ -131,8 +131,8 @@ def test_home_page_and_redirects():
     assert auth.redirect_for(staff, P.PAGE_LOGIN) == P.PAGE_OVERVIEW  # signed in: away from the login page
     assert auth.redirect_for(None, P.PAGE_RANKING, anonymous_ok=True) == P.PAGE_LOGIN
     assert auth.pages_for(None)[-1] == P.PAGE_LOGIN
-    assert auth.pages_for(User("a", "a", (ADMIN,)))[-4:] == [P.PAGE_SETTINGS, P.PAGE_USERS, P.PAGE_AUDIT,
-                                                            P.PAGE_ACCOUNT]
+    assert auth.pages_for(User("a", "a", (ADMIN,)))[-5:] == [P.PAGE_SETTINGS, P.PAGE_USERS, P.PAGE_AUDIT,
+                                                            P.PAGE_DISTRICTS, P.PAGE_ACCOUNT]
 
 
 def test_anonymous_viewing_defaults_per_mode():
