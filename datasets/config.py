@@ -22,6 +22,10 @@ class AppSettings(BaseSettings):
     upload_max_mb: int = Field(default=50, ge=1, description="单个上传文件的大小上限（MB）")
     load_demo_if_empty: bool = Field(default=True, description="内置库为空时自动载入示例数据")
     demo_seed: int = 7
+    cache_url: str = Field(
+        default="",
+        description="计算缓存位置：本地目录或 s3://桶/前缀（多台服务器共用）；为空时放在数据库文件旁或 data/snapshots/ 下",
+    )
     anonymous_view: bool | None = Field(
         default=None, description="未登录时可查看看板页面；不设置时示例模式允许、正式数据库不允许"
     )
