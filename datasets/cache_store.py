@@ -60,13 +60,6 @@ class LocalCache:
         except FileNotFoundError:
             return None
 
-    def rows(self, rel: str) -> int | None:
-        """Row count from the Parquet footer, without reading the data (None when missing)."""
-        try:
-            return pl.scan_parquet(self.root / rel).select(pl.len()).collect().item()
-        except FileNotFoundError:
-            return None
-
     def write(self, rel: str, frame: pl.DataFrame) -> None:
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,12 +124,6 @@ class ObjectCache:
             return None
         return pl.read_parquet(io.BytesIO(data), columns=columns)  # type: ignore[arg-type]
 
-    def rows(self, rel: str) -> int | None:
-        frame = self.read(rel, columns=[])
-        if frame is None:
-            return None
-        return frame.height
-
     def write(self, rel: str, frame: pl.DataFrame) -> None:
         import obstore
 
@@ -157,8 +144,9 @@ class ObjectCache:
         return [meta for chunk in obstore.list(self.store, prefix) for meta in chunk]
 
     def names(self, folder: str, prefix: str = "") -> list[str]:
-        start = f"{folder.rstrip('/')}/{prefix}"
-        return sorted(m["path"].rsplit("/", 1)[-1] for m in self._list(start) if m["path"].endswith(".parquet"))
+        # An object-store listing prefix is a whole path segment: filter the names here.
+        names = (m["path"].rsplit("/", 1)[-1] for m in self._list(folder.rstrip("/")))
+        return sorted(n for n in names if n.startswith(prefix) and n.endswith(".parquet"))
 
     def delete(self, rel: str) -> None:
         import obstore
