@@ -23,7 +23,7 @@ import pytest
 
 from datasets import batch_files, cache_store, snapshots
 from datasets.demo import generate_demo
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, IN_CI, ROOT, _free_port, _wait_healthy
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, IN_CI, ROOT, _free_port, _wait_healthy, _wait_idle
 
 pytestmark = pytest.mark.browser
 TIMEOUT = 60_000  # ms
@@ -45,6 +45,7 @@ def _index_shown(page, url: str) -> str:
     page.goto(url + "/")
     metric = page.get_by_test_id("stMetric").first
     expect(metric).to_contain_text("效能指数", timeout=TIMEOUT)
+    _wait_idle(page, TIMEOUT / 1000)  # the rest of the page (alert lists) is done too
     return metric.inner_text()
 
 
