@@ -191,3 +191,23 @@ def test_bucket_operations(bucket):
     assert sorted(cache.mtimes()) == ["y/c.parquet"]
     cache.delete("y/c.parquet")
     assert cache.mtimes() == {}
+
+
+@pytest.mark.parametrize(("setting", "kind"), [
+    ("s3://dash-cache/prod", cache_store.ObjectCache),
+    ("/srv/cache", cache_store.LocalCache),
+    ("file:///srv/cache", cache_store.LocalCache),
+])
+def test_cache_url_setting_picks_the_location(tmp_path, monkeypatch, setting, kind):
+    monkeypatch.setenv("CACHE_URL", setting)
+    engine = store.make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        cache = snapshots.cache_of(engine)
+        assert isinstance(cache, kind)
+        assert cache.describe() in (setting, "/srv/cache")
+    finally:
+        engine.dispose()
+    monkeypatch.delenv("CACHE_URL")
+    default = store.make_engine(f"sqlite:///{tmp_path / 'y.db'}")
+    assert snapshots.cache_of(default).describe() == str(tmp_path / "y.db.snapshots")
+    assert snapshots.cache_of(store.make_engine("sqlite://")) is None
