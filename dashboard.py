@@ -106,7 +106,8 @@ def _connect(app: AppSettings) -> tuple[Engine, int]:
             shown = make_url(app.url).render_as_string(hide_password=True)
         except Exception:  # an unparsable URL is shown by its scheme only
             shown = app.url.split(":", 1)[0] + "://…"
-        st.error(f"无法连接数据库 {shown}：{type(exc).__name__}。请检查 DATABASE_URL 配置及数据库服务是否可用。")
+        st.error(f"数据库暂时不可用：无法连接数据库 {shown}（{type(exc).__name__}）。请稍后刷新页面重试；"
+                 "如持续出现，请检查 DATABASE_URL 配置及数据库服务是否可用。")
         st.stop()
         raise
     return engine, version
@@ -345,6 +346,8 @@ def main() -> None:
     shared.begin_run()
     try:
         _main()
+    except shared.UNAVAILABLE_ERRORS as exc:  # the database restarted or dropped the connection mid-run
+        shared.database_unavailable(exc)
     finally:
         shared.end_run()
 

@@ -419,7 +419,7 @@ def check_import_scope(user: User, districts: Iterable[str], *, rollback: bool =
         mine = "、".join(user.districts) or "（未分配区县）"
         if rollback:
             raise PermissionDenied(
-                f"账号“{user.username}”只能回滚 {mine} 的数据，不能回滚 {'、'.join(outside)} 的数据，未回滚"
+                f"账号“{user.username}”只能回滚 {mine} 的数据，不能回滚 {'、'.join(outside)} 的数据"
             )
         raise PermissionDenied(
             f"账号“{user.username}”只能上传或回滚 {mine} 的数据，文件中含有 {'、'.join(outside)} 的数据行，未入库"

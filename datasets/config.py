@@ -24,6 +24,10 @@ class AppSettings(BaseSettings):
     demo_seed: int = 7
     demo_scale: float = Field(default=0.05, gt=0, description="首次启动自动生成的示例数据规模（0.05 约 5 万件办件）")
     session_secret: str = Field(default="", description="签名登录 Cookie 的服务器密钥（另与账号的密码哈希组合）")
+    cache_url: str = Field(
+        default="",
+        description="计算缓存位置：本地目录或 s3://桶/前缀（多台服务器共用）；为空时放在数据库文件旁或 data/snapshots/ 下",
+    )
     anonymous_view: bool | None = Field(
         default=None, description="未登录时可查看看板页面；不设置时示例模式允许、正式数据库不允许"
     )

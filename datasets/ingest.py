@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -152,4 +153,18 @@ def import_frame(
             store.add_revision(conn, f"import {kind} {file_name}")
             if audit is not None:
                 audit(conn, result)
+    _write_batch_files(engine, kind, sha256, result, parts)
     return result
+
+
+def _write_batch_files(engine: Engine, kind: str, sha256: str, result: ImportResult, parts: dict) -> None:
+    """After the commit: the new batches' columnar copies (datasets/batch_files.py). A failure loses
+    nothing (the file is recreated from SQL when first needed), so it is logged, not raised."""
+    from datasets import batch_files, snapshots
+
+    new = [(r.batch_id, r.district, parts[(r.district,)]) for r in result.results
+           if not r.unchanged and r.batch_id is not None]
+    try:
+        batch_files.write_imported(engine, snapshots.cache_of(engine), kind, sha256, new)
+    except Exception:  # the import itself has committed; see above
+        logging.getLogger(__name__).exception("batch files of %s not written", result.file_name)

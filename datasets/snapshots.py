@@ -1,38 +1,44 @@
 """Per-district Parquet snapshots of the current records, and of frames derived from them.
 
 The store (SQLite or PostgreSQL) keeps every batch of every import; what counts is, per district
-and id, the newest active row (store.load_records). Working that out for 10 million rows takes
-minutes and all of them in memory at once, so the current rows of each district × kind are kept as a
-Parquet file named after the active batches they come from. An import or rollback changes the active
-batches of one district and kind: only that file is rebuilt, the other districts are read as they
-are (a district of the scale-10 demo in well under a second). Frames derived from a district's
-records (its indicator components, its alert lists) are cached the same way, keyed by the snapshot
-keys they were built from.
+and id, the newest active row (store.load_records). The current rows of each district × kind are
+kept as a Parquet file named after the active batches they come from, built from the batch files
+(datasets/batch_files.py: one immutable file per imported batch, written at import), not from the
+SQL tables, which are read only to recreate a batch file that is missing. An import or rollback
+changes the active batches of one district and kind: only that file is rebuilt. Frames derived from
+a district's records (its indicator components, its alert lists) are cached the same way, keyed by
+the snapshot keys they were built from.
 
-The files are a cache: deleting the directory loses nothing. They live next to a SQLite file
-(``dashboard.db.snapshots/``) or, for a server database, under ``data/snapshots/<hash of the URL>``.
+The files are a cache: deleting them loses nothing. Where they live is a setting (``cache_url``:
+a directory or an S3-compatible bucket shared by several app servers, datasets/cache_store.py);
+by default next to a SQLite file (``dashboard.db.snapshots/``) or, for a server database, under
+``data/snapshots/<hash of the URL>``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
+import threading
+import weakref
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from datasets import store
+from datasets import batch_files, store
+from datasets.cache_store import Cache, LocalCache, build_lock, open_cache
 from datasets.schema import KINDS, MONTH_COLUMNS
 
 SNAPSHOT_ROOT = store.DEFAULT_SQLITE_PATH.parent / "snapshots"
+_LOCATIONS: weakref.WeakKeyDictionary[Engine, Cache | None] = weakref.WeakKeyDictionary()
+_LOCATIONS_GUARD = threading.Lock()
 
 
 def snapshot_dir(engine: Engine) -> Path | None:
-    """Where the snapshots of this store live; None for an in-memory SQLite database (nothing to key on)."""
+    """The default local cache directory of this store; None for an in-memory SQLite database."""
     url = engine.url
     if url.get_backend_name() == "sqlite":
         if not url.database or url.database == ":memory:":
@@ -41,6 +47,36 @@ def snapshot_dir(engine: Engine) -> Path | None:
         return db.with_name(db.name + ".snapshots")
     ident = url.render_as_string(hide_password=True)
     return SNAPSHOT_ROOT / hashlib.sha1(ident.encode()).hexdigest()[:16]
+
+
+def use_cache(engine: Engine, location: str | Cache | None) -> Cache | None:
+    """Set where this engine's cache lives: a directory, ``s3://bucket/prefix``, a Cache, or None (default)."""
+    cache = open_cache(location) if isinstance(location, str) and location else location or None
+    with _LOCATIONS_GUARD:
+        if cache is None:
+            _LOCATIONS.pop(engine, None)
+        else:
+            _LOCATIONS[engine] = cache  # type: ignore[assignment]
+    return cache_of(engine)
+
+
+def cache_of(engine: Engine) -> Cache | None:
+    """Where this engine's cache lives: set by use_cache, else the ``cache_url`` setting (environment
+    ``CACHE_URL`` or secrets.toml), else the default directory; None for an in-memory database."""
+    with _LOCATIONS_GUARD:
+        if engine in _LOCATIONS:
+            return _LOCATIONS[engine]
+    folder = snapshot_dir(engine)
+    if folder is None:
+        cache: Cache | None = None
+    else:
+        from datasets.config import load_settings
+
+        url = load_settings().cache_url
+        cache = open_cache(url) if url else LocalCache(folder)
+    with _LOCATIONS_GUARD:
+        _LOCATIONS[engine] = cache  # type: ignore[assignment]
+    return cache
 
 
 def digest(*parts: object) -> str:
@@ -77,23 +113,8 @@ def district_key(keys: dict[tuple[str, str], str], district: str) -> str:
     return digest(district, *(keys.get((district, kind), "-") for kind in KINDS))
 
 
-def _write_atomic(frame: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        # Uncompressed-fast codec: the files are read far more often than written.
-        frame.write_parquet(tmp, compression="lz4", statistics=False)
-        os.replace(tmp, path)  # readers see the old file or the whole new one, never half of it
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _drop_older(folder: Path, prefix: str, keep: Path) -> None:
-    for old in folder.glob(f"{prefix}-*.parquet"):
-        if old != keep:
-            old.unlink(missing_ok=True)
+def _name(kind: str, district: str, key: str) -> str:
+    return f"{kind}/{kind}-{district_tag(district)}-{key}.parquet"
 
 
 def cached(
@@ -106,22 +127,29 @@ def cached(
 ) -> pl.DataFrame:
     """The frame ``name`` of one district for ``key``: read from its file, else built and saved.
 
-    Older versions of the same frame and district are removed when a new one is saved. Two processes
-    building the same file at once both write a temporary file and rename it: either result is whole.
+    Built under cache_store.build_lock, checking again once the lock is held, so several threads or
+    app servers that miss the same file at once build it once and the others read it. Older versions
+    of the same frame and district are removed when a new one is saved.
     """
-    folder = snapshot_dir(engine)
-    if folder is None:
-        frame = build()
-        return frame.select(list(columns)) if columns is not None else frame
-    path = _path(folder, name, district, key)
+    cache = cache_of(engine)
     cols = list(columns) if columns is not None else None
-    try:
-        return pl.read_parquet(path, columns=cols)
-    except FileNotFoundError:
-        pass
-    frame = build()
-    _write_atomic(frame, path)
-    _drop_older(path.parent, f"{name}-{district_tag(district)}", path)
+    if cache is None:
+        frame = build()
+        return frame.select(cols) if cols is not None else frame
+    rel = _name(name, district, key)
+    found = cache.read(rel, cols)
+    if found is not None:
+        return found
+    with build_lock(engine, cache, rel):
+        found = cache.read(rel, cols)
+        if found is not None:  # another thread or server built it while this one waited
+            return found
+        frame = build()
+        cache.write(rel, frame)
+    prefix = f"{name}-{district_tag(district)}-"
+    for old in cache.names(name, prefix):
+        if old != rel.rsplit("/", 1)[-1]:
+            cache.delete(f"{name}/{old}")
     return frame.select(cols) if cols is not None else frame
 
 
@@ -138,7 +166,12 @@ def current_records(
     if key is None:  # nothing active: no file, and nothing to read
         empty = store.load_records(engine, kind, [])
         return empty.select(list(columns)) if columns is not None else empty
-    return cached(engine, kind, district, key, lambda: store.load_records(engine, kind, [district]), columns)
+    cache = cache_of(engine)
+    if cache is None:
+        frame = store.load_records(engine, kind, [district])
+        return frame.select(list(columns)) if columns is not None else frame
+    return cached(engine, kind, district, key, lambda: batch_files.current_records(engine, cache, kind, district),
+                  columns)
 
 
 def _last_month_of(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
@@ -160,51 +193,63 @@ def last_month(engine: Engine, kind: str, district: str, keys: dict[tuple[str, s
     return frame["last"][0]
 
 
-def _path(folder: Path, kind: str, district: str, key: str) -> Path:
-    return folder / kind / f"{kind}-{district_tag(district)}-{key}.parquet"
-
-
 def ensure(engine: Engine, keys: dict[tuple[str, str], str] | None = None) -> int:
-    """Build every missing record snapshot, a kind at a time and one district in memory at a time.
+    """Build every missing record snapshot from the batch files, one district in memory at a time.
 
-    One read per kind for all the missing districts (on SQLite by a couple of child processes, see
-    store.load_records_by_district), instead of a read per district and kind. Returns how many
-    snapshots were built.
+    Batch files that are missing (a lost cache, a store written before they existed) are first
+    recreated from SQL, one read per kind for all of them (on SQLite by a couple of child processes).
+    Returns how many snapshots were built.
     """
-    folder = snapshot_dir(engine)
-    if folder is None:
+    cache = cache_of(engine)
+    if cache is None:
         return 0
     keys = active_keys(engine) if keys is None else keys
     built = 0
     for kind in KINDS:
-        missing = sorted(d for (d, k), key in keys.items() if k == kind and not _path(folder, kind, d, key).exists())
-        for district, frame in store.load_records_by_district(engine, kind, missing):
+        todo = sorted(d for (d, k), key in keys.items() if k == kind and not cache.exists(_name(kind, d, key)))
+        if not todo:
+            continue
+        active = store.active_batches(engine, kind)
+        lost = batch_files.missing(cache, kind, active.filter(pl.col("district").is_in(todo)))
+        if lost:
+            batch_files.recreate(engine, cache, kind, lost)
+
+        def one(district: str, kind: str = kind, active: pl.DataFrame = active) -> None:
             key = keys[(district, kind)]
-            # Saved through cached(), as any cached frame; the last month is kept from the same rows.
-            cached(engine, kind, district, key, lambda f=frame: f)
-            cached(engine, f"last_month_{kind}", district, key, lambda f=frame, k=kind: _last_month_of(k, f))
-            built += 1
+            frame = cached(engine, kind, district, key,
+                           lambda: batch_files.current_records(engine, cache, kind, district, active))
+            # The last month is kept from the same rows.
+            cached(engine, f"last_month_{kind}", district, key, lambda: _last_month_of(kind, frame))
+
+        # Two districts at a time, as metrics.service does: file reads and Python glue leave a core idle.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(one, todo))
+        built += len(todo)
     return built
 
 
-def record_files(engine: Engine, kind: str, keys: dict[tuple[str, str], str] | None = None) -> list[Path]:
-    """The snapshot files of the current records of a kind, one per district (built if missing)."""
-    folder = snapshot_dir(engine)
-    if folder is None:
+def record_files(engine: Engine, kind: str, keys: dict[tuple[str, str], str] | None = None) -> list[str]:
+    """The snapshot files of the current records of a kind, one per district (built if missing).
+
+    Local paths, or ``s3://`` URLs for a bucket (DuckDB and pandas read both in the benchmarks).
+    """
+    cache = cache_of(engine)
+    if cache is None:
         raise ValueError("内存数据库没有快照文件")
     keys = active_keys(engine) if keys is None else keys
     ensure(engine, keys)
-    return [_path(folder, kind, d, key) for (d, k), key in sorted(keys.items()) if k == kind]
+    base = str(cache.root) if isinstance(cache, LocalCache) else cache.url
+    return [f"{base}/{_name(kind, d, key)}" for (d, k), key in sorted(keys.items()) if k == kind]
 
 
 def districts_with_data(keys: dict[tuple[str, str], str]) -> list[str]:
     return sorted({district for district, _ in keys})
 
 
-def clear(engine: Engine) -> None:
-    """Remove every snapshot of this store (they are rebuilt on the next read)."""
-    import shutil
-
-    folder = snapshot_dir(engine)
-    if folder is not None and folder.exists():
-        shutil.rmtree(folder, ignore_errors=True)
+def clear(engine: Engine, keep_batches: bool = False) -> None:
+    """Remove every cached file of this store (rebuilt on the next read); ``keep_batches`` keeps the
+    batch files, so only what is derived from them goes (snapshots, components, alert lists)."""
+    cache = cache_of(engine)
+    if cache is None:
+        return
+    cache.clear(keep=batch_files.FOLDER if keep_batches else None)

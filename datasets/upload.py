@@ -286,13 +286,13 @@ def store_checked(engine: Engine, check: UploadCheck, page: str = "数据上传"
 
     try:
         return ingest.import_frame(
-        engine,
-        check.kind,
-        check.frame,
-        file_name=check.file_name,
-        sha256=check.sha256,
-        user_name=check.user_name,
-        period=check.period,
+            engine,
+            check.kind,
+            check.frame,
+            file_name=check.file_name,
+            sha256=check.sha256,
+            user_name=check.user_name,
+            period=check.period,
             warnings=check.warning_count,
             summary=check.summary,
             guard=guard,
@@ -323,7 +323,7 @@ def rollback(engine: Engine, batch_id: int, user: User | None, page: str = "数�
             return
         fresh = accounts.current_account(conn, user.username)  # as stored now, not as at sign-in
         if fresh is None:
-            raise PermissionDenied(f"账号“{user.username}”已不存在，未回滚")
+            raise PermissionDenied(f"账号“{user.username}”已不存在")
         accounts.check_import_scope(fresh, [target.district], rollback=True)
 
     def audit(conn, done: dict) -> None:

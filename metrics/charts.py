@@ -278,7 +278,8 @@ def compare_chart(values: pl.DataFrame, indicator_id: str, districts: Sequence[s
         .encode(
             y=alt.Y("target:Q"),
             color=alt.Color("line:N", scale=alt.Scale(domain=["目标值", f"{CITY}值"],
-                                                      range=[TARGET_COLOUR, CITY_COLOUR]), title="参考线"),
+                                                      range=[TARGET_COLOUR, CITY_COLOUR]), title="参考线",
+                            legend=alt.Legend(orient="bottom")),  # below: on a phone the bars keep the width
             strokeDash=alt.StrokeDash("line:N", scale=alt.Scale(domain=["目标值", f"{CITY}值"],
                                                                range=[[1, 0], [6, 3]]), legend=None),
             tooltip=[alt.Tooltip("line:N", title="参考线"), alt.Tooltip("target:Q", title="取值", format=fmt)],
@@ -371,7 +372,7 @@ def period_compare_chart(comparison: pl.DataFrame, indicator_id: str, districts:
                     axis=alt.Axis(format=tick_format(indicator_id, data["value"].to_list()))),
             color=alt.Color("district:N", scale=district_scale(districts), legend=None),
             opacity=alt.Opacity("period_name:N", sort=names, scale=alt.Scale(domain=names, range=[1.0, 0.45][: len(names)]),
-                                title="时段"),
+                                title="时段", legend=alt.Legend(orient="bottom")),
             tooltip=[
                 alt.Tooltip("district:N", title="区县"),
                 alt.Tooltip("period_name:N", title="时段"),

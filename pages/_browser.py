@@ -34,6 +34,12 @@ EXACT: dict[str, str] = {
     "Exit fullscreen": "退出全屏",
     "Show/hide columns": "显示/隐藏列",
     "Download as CSV": "下载 CSV",
+    "Download as PNG": "下载图片",
+    "Show data": "查看数据",
+    "Show chart": "查看图表",
+    "Copy Vega-Lite spec": "复制图表定义",
+    "Toggle fullscreen": "全屏",
+    "Clear selection": "清除选择",
     "empty": "无数据",
     "Sort ascending": "升序排列",
     "Sort descending": "降序排列",
@@ -140,15 +146,22 @@ _SCRIPT = """
 </script>
 """
 
-# The injected element takes no room; the table toolbar never offers a CSV download (the pages'
-# own download buttons are role-checked and audited; .streamlit/config.toml also disables it).
+# The injected element takes no room; table and chart toolbars offer no download, data view or spec
+# copy (the pages' own download buttons are role-checked and audited; .streamlit/config.toml also
+# disables the CSV download).
 _CSS = """
 <style>
 .element-container:has(> .stHtml > script:only-child), .stElementContainer:has(> .stHtml script:only-child),
 div[data-testid="stElementContainer"]:has(iframe[title="st.iframe"][height="0"]) { display: none; }
 [class*="st-key-emptytable_"] [data-testid="stDataFrame"] { display: none; }
 [data-testid="stElementToolbar"] button[aria-label="Download as CSV"],
-[data-testid="stElementToolbar"] button[aria-label="下载 CSV"] { display: none !important; }
+[data-testid="stElementToolbar"] button[aria-label="下载 CSV"],
+[data-testid="stElementToolbar"] button[aria-label="Download as PNG"],
+[data-testid="stElementToolbar"] button[aria-label="下载图片"],
+[data-testid="stElementToolbar"] button[aria-label="Copy Vega-Lite spec"],
+[data-testid="stElementToolbar"] button[aria-label="复制图表定义"],
+[data-testid="stElementToolbar"] button[aria-label="Show data"],
+[data-testid="stElementToolbar"] button[aria-label="查看数据"] { display: none !important; }
 </style>
 """
 

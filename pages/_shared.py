@@ -215,6 +215,38 @@ class Context:
 _RUN = threading.local()
 
 
+DB_UNAVAILABLE = "数据库暂时不可用，请稍后刷新页面重试。已保存的数据不受影响，导入要么完整入库、要么完全没有入库。"
+
+
+def _unavailable_errors() -> tuple[type[BaseException], ...]:
+    """Errors meaning the database cannot be reached now (a restart, a dropped connection)."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    errors: list[type[BaseException]] = [OperationalError, InterfaceError]
+    try:  # the columnar PostgreSQL reads (ADBC) and raw COPY (psycopg) raise their drivers' errors
+        import adbc_driver_manager
+
+        errors += [adbc_driver_manager.OperationalError, adbc_driver_manager.InterfaceError]
+    except ImportError:
+        pass
+    try:
+        import psycopg
+
+        errors += [psycopg.OperationalError, psycopg.InterfaceError]
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+UNAVAILABLE_ERRORS = _unavailable_errors()
+
+
+def database_unavailable(exc: BaseException) -> None:
+    """What a run shows when the database went away under it; the next run reconnects (pool_pre_ping)."""
+    st.error(DB_UNAVAILABLE, icon=":material/cloud_off:")
+    st.caption(f"（{type(exc).__name__}）")
+
+
 def begin_run() -> None:
     """dashboard.py marks the thread's current run; pages check it (see ``_through_dashboard``)."""
     _RUN.active = True

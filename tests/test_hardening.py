@@ -29,7 +29,8 @@ try:
     outcome, message = f"read {parsed.frame.height}", ""
 except ReadError as exc:
     outcome, message = exc.rule, exc.message
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10
+# VmHWM: this process's own peak (ru_maxrss would include the forking parent's, kept across exec)
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) >> 10
 print(json.dumps({"outcome": outcome, "message": message, "peak_mb": peak, "size": len(data)}))
 """
 
@@ -104,3 +105,27 @@ def test_upload_page_refuses_the_far_cell_file_and_the_app_stays_up(demo_copy):
     assert "工作表过大" in result["errors"] or "数据区域为" in result["errors"], result
     assert "1,048,576 行" in result["errors"]
     assert result["title"].startswith("总览"), result
+
+
+@pytest.mark.usefixtures("navigation_mode")
+def test_database_going_away_mid_run_is_a_message_and_the_next_run_recovers(demo, monkeypatch):
+    """A connection lost while a page runs (the server restarting): a Chinese message instead of a
+    traceback; once the database answers again the same session shows the page, no server restart."""
+    import sqlalchemy as sa
+
+    from datasets import auth
+    from tests.apptest_support import ALL_NAME, app, ok, texts
+
+    at = ok(app(demo.url, monkeypatch, demo.users[ALL_NAME]).run())
+    assert at.title[0].value.startswith("总览")
+    real = auth.current_user
+
+    def lost(*args, **kwargs):
+        raise sa.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(auth, "current_user", lost)
+    ok(at.run())
+    assert "数据库暂时不可用" in texts(at.error)
+    monkeypatch.setattr(auth, "current_user", real)
+    ok(at.run())
+    assert at.title[0].value.startswith("总览") and "数据库暂时不可用" not in texts(at.error)

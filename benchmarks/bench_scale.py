@@ -1,0 +1,211 @@
+"""Growth with the size of the store: cold starts, a rule change, an import until it is visible, pages.
+
+    python benchmarks/bench_scale.py --scales 1,3,10,30 [--dir /tmp/scale] [--skip-pages]
+
+For each scale the demo store ``<dir>/scale<N>.db`` (SQLite) is used, generated first when missing
+(``python -m datasets demo --scale N``, timed). Every measurement runs in a fresh child process, so
+its peak RSS (``ru_maxrss``) is its own:
+
+* cold, everything lost — the cache directory deleted: the batch files are recreated from the SQL
+  tables, then the snapshots and components are built; time to the first 总览 (AppTest, server side);
+* cold, from batch files — the cache directory restored with its batch files only (a new cache, a
+  restored backup): snapshots and components built from the batch files, no SQL record reads;
+* cold, shared cache warm — a new app server on a cache another server has built: nothing to build;
+* rule change — 黄牌宽限 + 1 day: every district's components counted again from its snapshot;
+* import → visible — a 200 k-row 办件明细 of the largest district's last month (that month's rows,
+  repeated with new case ids) imported with ``import_frame`` (SQL transaction + its batch file), then
+  总览 rendered in a new session (recomputing that district); the import is rolled back afterwards,
+  so the store is unchanged for the next run (the rolled-back batch stays in the SQL tables);
+* pages — ``bench_pages.py --repeat 1`` on the same store (the slowest first render and filter change).
+
+At the end, the growth factor per 10× data of each figure between consecutive scales:
+(t₂ / t₁) ^ (1 / log₁₀(rows₂ / rows₁)), where rows are the cases stored.
+
+Targets (issue 15): scale 10 cold start ≤ 15 s, import → visible ≤ 10 s, peak ≤ 4 GB; scale 30 cold
+start ≤ 45 s, pages within the scale-10 targets, peak ≤ 4 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS = {
+    "cold_sql": "冷启动：缓存全部丢失（批次文件由 SQL 重建）",
+    "cold_batches": "冷启动：仅有批次文件",
+    "cold_shared": "冷启动：共享缓存已就绪（新服务器）",
+    "rule_change": "规则修改后重算",
+    "import_visible": "导入 20 万行 → 总览可见",
+}
+IMPORT_ROWS = 200_000
+
+
+def _overview(url: str):
+    """A fresh 总览 session signed in as the benchmark account (see bench_pages.py)."""
+    from benchmarks import bench_pages
+
+    bench_pages._navigation_mode()
+    user = bench_pages._bench_user(url)
+    return bench_pages._open(bench_pages.PAGES["总览"], 1800, user)
+
+
+def _run_overview(url: str) -> float:
+    at = _overview(url)
+    started = time.perf_counter()
+    at.run()
+    took = time.perf_counter() - started
+    if at.exception:
+        raise SystemExit(f"总览出错：{at.exception[0].message}")
+    return took
+
+
+def _step(name: str, url: str) -> dict:
+    """One measurement, in this (child) process."""
+    os.environ["DATABASE_URL"] = url
+    from datasets import snapshots, store
+    from metrics.scoring import default_settings
+    from metrics.service import compute_components
+
+    engine = store.make_engine(url)
+    out: dict = {}
+    if name == "cold_sql":
+        snapshots.clear(engine)
+        out["seconds"] = _run_overview(url)
+    elif name == "cold_batches":
+        snapshots.clear(engine, keep_batches=True)
+        out["seconds"] = _run_overview(url)
+    elif name == "cold_shared":
+        out["seconds"] = _run_overview(url)
+    elif name == "rule_change":
+        settings = default_settings()
+        changed = settings.model_copy(update={"rules": settings.rules.model_copy(
+            update={"yellow_grace_days": settings.rules.yellow_grace_days + 1})})
+        started = time.perf_counter()
+        compute_components(engine, changed)
+        out["seconds"] = time.perf_counter() - started
+        compute_components(engine, settings)  # the default rules' components back for the next steps
+    elif name == "import_visible":
+        out.update(_import_visible(engine, url))
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def _import_visible(engine, url: str) -> dict:
+    import polars as pl
+
+    from datasets import store
+    from datasets.ingest import import_frame
+    from datasets.schema import KINDS
+
+    _run_overview(url)  # a warm server: what the overview shows before the import
+    batches = store.active_batches(engine, "cases")
+    last = batches.sort(["rows", "period"], descending=True).filter(pl.col("period") == batches["period"].max())
+    top = last.row(0, named=True)
+    rows = store.load_records(engine, "cases", [top["district"]]).filter(pl.col("batch_id") == top["id"])
+    reps = -(-IMPORT_ROWS // rows.height)
+    frame = pl.concat([rows.with_columns(pl.col("case_id") + f"-R{r}") for r in range(reps)]).head(IMPORT_ROWS)
+    frame = frame.select(KINDS["cases"].names)
+    started = time.perf_counter()
+    result = import_frame(engine, "cases", frame, file_name="bench-import.xlsx", sha256=f"{time.time_ns():064x}",
+                          period=top["period"])
+    committed = time.perf_counter() - started
+    shown = _run_overview(url)
+    total = time.perf_counter() - started
+    store.rollback_to(engine, top["id"], "bench")
+    _run_overview(url)  # caches back to the store's own state
+    return {"seconds": total, "import_s": committed, "overview_s": shown, "rows": result.rows,
+            "district": top["district"], "period": top["period"]}
+
+
+def _child(name: str, url: str) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--step", name, "--db", url], cwd=ROOT,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{name} 失败：\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _pages(url: str) -> dict:
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_pages.py"), "--db", url, "--repeat", "1"],
+                          cwd=ROOT, capture_output=True, text=True)
+    found = re.search(r"最慢：首次渲染 ([\d.]+) 秒，切换筛选 ([\d.]+) 秒", proc.stdout)
+    if proc.returncode != 0 or not found:
+        raise SystemExit(f"bench_pages 失败：\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return {"first_s": float(found[1]), "change_s": float(found[2])}
+
+
+def _store(directory: Path, scale: str) -> tuple[str, float | None]:
+    path = directory / f"scale{scale}.db"
+    url = f"sqlite:///{path}"
+    if path.exists():
+        return url, None
+    directory.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "datasets", "demo", "--db", url, "--scale", scale], cwd=ROOT, check=True)
+    return url, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="规模增长基准：冷启动、规则修改、导入到可见、页面")
+    parser.add_argument("--scales", default="1,3", help="逗号分隔的规模，例如 1,3,10,30")
+    parser.add_argument("--dir", default="/tmp/scale", help="示例库所在目录（缺少时生成 scale<N>.db）")
+    parser.add_argument("--skip-pages", action="store_true", help="不运行 bench_pages.py")
+    parser.add_argument("--step", choices=list(STEPS), help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    if args.step:
+        print(json.dumps(_step(args.step, args.db), ensure_ascii=False))
+        return 0
+
+    from datasets import store
+
+    results: dict[str, dict] = {}
+    for scale in args.scales.split(","):
+        url, generated = _store(Path(args.dir), scale)
+        engine = store.make_engine(url)
+        counts = store.record_counts(engine)
+        engine.dispose()
+        row: dict = {"cases_stored": counts["cases"], "generated_s": generated}
+        print(f"scale {scale}: {counts['cases']:,} case rows stored" +
+              (f", generated in {generated:.0f} s" if generated else ""), flush=True)
+        for name, title in STEPS.items():
+            row[name] = _child(name, url)
+            print(f"  {title}: {row[name]['seconds']:.2f} s, peak {row[name]['peak_rss_mb']:.0f} MB", flush=True)
+        if not args.skip_pages:
+            row["pages"] = _pages(url)
+            print(f"  pages: slowest first render {row['pages']['first_s']:.2f} s, "
+                  f"filter change {row['pages']['change_s']:.2f} s", flush=True)
+        results[scale] = row
+
+    print()
+    header = f"{'scale':>6} {'cases':>11}" + "".join(f" {n:>15}" for n in STEPS) + f" {'peak MB':>8}"
+    print(header)
+    print("-" * len(header))
+    for scale, row in results.items():
+        peak = max(row[n]["peak_rss_mb"] for n in STEPS)
+        print(f"{scale:>6} {row['cases_stored']:>11,}" + "".join(f" {row[n]['seconds']:>15.2f}" for n in STEPS)
+              + f" {peak:>8.0f}")
+    scales = list(results)
+    for a, b in itertools.pairwise(scales):
+        ra, rb = results[a], results[b]
+        decades = math.log10(rb["cases_stored"] / ra["cases_stored"])
+        factors = {n: (rb[n]["seconds"] / ra[n]["seconds"]) ** (1 / decades) for n in STEPS}
+        print(f"growth per 10× data, scale {a} → {b}: " + ", ".join(f"{n} ×{f:.1f}" for n, f in factors.items()))
+    print(json.dumps(results, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

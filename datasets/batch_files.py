@@ -1,0 +1,126 @@
+"""One immutable Parquet file per imported batch: the columnar copy of the store the caches start from.
+
+An import writes, after its transaction has committed, the rows of each new batch to
+``batches/<kind>/<batch id>-<sha256>-<rows>-<district>.parquet`` in the cache (datasets/cache_store.py).
+The current records of a district × kind are then those files with the newest-wins rule
+(store._current), so a cold start, a new app server or a rebuilt snapshot never reads the whole SQL
+store back. The SQL database stays the system of record: a file is used only when its name matches
+the batch (id, file hash, row count, district) and its row count matches the batch's; a missing or
+mismatched file is written again from the SQL rows of that batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+
+import polars as pl
+from sqlalchemy.engine import Engine
+
+from datasets import store
+from datasets.cache_store import Cache
+from datasets.schema import KINDS
+
+log = logging.getLogger(__name__)
+FOLDER = "batches"
+
+
+def _tag(district: str) -> str:
+    import hashlib
+
+    return hashlib.sha1(district.encode()).hexdigest()[:12]
+
+
+def file_name(kind: str, batch_id: int, sha256: str, rows: int, district: str) -> str:
+    return f"{FOLDER}/{kind}/{int(batch_id)}-{sha256[:16]}-{int(rows)}-{_tag(district)}.parquet"
+
+
+def _typed(kind: str, batch_id: int, rows: pl.DataFrame, engine: Engine) -> pl.DataFrame:
+    """The rows as the store gives them back: the kind's columns and types, batch id first."""
+    k = KINDS[kind]
+    frame = rows.select(pl.lit(batch_id, pl.Int64).alias("batch_id"),
+                        *[pl.col(f.name).cast(f.dtype) for f in k.fields])
+    if store.is_sqlite(engine):
+        # SQLite keeps datetimes as whole-second text (store.insert_records): match what it reads back.
+        frame = frame.with_columns(pl.col(pl.Datetime).dt.truncate("1s"))
+    return frame
+
+
+def write_imported(engine: Engine, cache: Cache | None, kind: str, sha256: str,
+                   batches: Iterable[tuple[int, str, pl.DataFrame]]) -> int:
+    """Write the files of freshly committed batches ``(batch id, district, rows)``; returns how many.
+
+    Idempotent: a file already there is left alone (its name fixes its content). Called after the
+    commit, so a failure here loses no data: the file is recreated from SQL when it is first needed.
+    """
+    if cache is None:
+        return 0
+    written = 0
+    for batch_id, district, rows in batches:
+        name = file_name(kind, batch_id, sha256, rows.height, district)
+        if cache.exists(name):
+            continue
+        cache.write(name, _typed(kind, batch_id, rows, engine))
+        written += 1
+    return written
+
+
+def _wanted(active: pl.DataFrame, kind: str) -> list[tuple[int, str, int, str]]:
+    return [(int(r["id"]), r["sha256"], int(r["rows"]), r["district"]) for r in active.iter_rows(named=True)
+            if r["kind"] == kind]
+
+
+def _read_checked(cache: Cache, kind: str, batch: tuple[int, str, int, str],
+                  columns: list[str] | None) -> pl.DataFrame | None:
+    batch_id, sha, rows, district = batch
+    frame = cache.read(file_name(kind, batch_id, sha, rows, district), columns)
+    if frame is None or frame.height != rows:  # a file that does not match its batch is not trusted
+        return None
+    return frame
+
+
+def recreate(engine: Engine, cache: Cache, kind: str, batches: Sequence[tuple[int, str, int, str]]) -> None:
+    """Write the files of these batches from their SQL rows (a lost or never-written cache)."""
+    by_district: dict[str, list[tuple[int, str, int, str]]] = {}
+    for b in batches:
+        by_district.setdefault(b[3], []).append(b)
+    districts = sorted(by_district)
+    sqls = [store._record_query(kind, [b[0] for b in by_district[d]], store.is_sqlite(engine)) for d in districts]
+    if store.is_sqlite(engine):
+        raws: Iterator[pl.DataFrame] = store._sqlite_read_many(engine, sqls)
+    else:
+        raws = (store._arrow_read(engine, sql) for sql in sqls)
+    k = KINDS[kind]
+    for district, raw in zip(districts, raws, strict=True):
+        raw = raw.filter(pl.col("batch_id") != store._SENTINEL_BATCH)
+        typed = raw.select(pl.col("batch_id").cast(pl.Int64), *[store._cast_column(raw, f.name, f.dtype) for f in k.fields])
+        parts = typed.partition_by("batch_id", as_dict=True)
+        for batch_id, sha, rows, _ in by_district[district]:
+            part = parts.get((batch_id,), typed.clear())
+            cache.write(file_name(kind, batch_id, sha, rows, district), part)
+        log.info("batch files of %s %s recreated from SQL (%d batches)", district, kind, len(by_district[district]))
+
+
+def missing(cache: Cache, kind: str, active: pl.DataFrame) -> list[tuple[int, str, int, str]]:
+    """The active batches of a kind whose file is not in the cache."""
+    return [b for b in _wanted(active, kind) if not cache.exists(file_name(kind, *b))]
+
+
+def current_records(engine: Engine, cache: Cache, kind: str, district: str,
+                    active: pl.DataFrame | None = None) -> pl.DataFrame:
+    """store.load_records(engine, kind, [district]), from the batch files (recreated from SQL if needed)."""
+    active = store.active_batches(engine, kind) if active is None else active
+    active = active.filter((pl.col("district") == district) & (pl.col("kind") == kind))
+    if active.height == 0:
+        return store._empty_records(kind)
+    wanted = _wanted(active, kind)
+    frames = {b: _read_checked(cache, kind, b, None) for b in wanted}
+    lost = [b for b, f in frames.items() if f is None]
+    if lost:
+        recreate(engine, cache, kind, lost)
+        for b in lost:
+            frames[b] = _read_checked(cache, kind, b, None)
+            if frames[b] is None:
+                raise RuntimeError(f"批次 {b[0]} 的缓存文件写入后无法读取")
+    raw = pl.concat([frames[b] for b in wanted], how="vertical_relaxed")  # type: ignore[misc]
+    return store._current(kind, raw, active)

@@ -1,0 +1,213 @@
+"""Batch files (datasets/batch_files.py) and the cache location (datasets/cache_store.py): snapshots are
+built from the per-batch Parquet copies without reading the SQL tables, a lost or wrong file is
+recreated from SQL, an S3-compatible bucket works like a directory and is shared by two "servers",
+and the build lock makes concurrent misses of one file build it once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import polars as pl
+import pytest
+
+from datasets import batch_files, cache_store, snapshots, store
+from datasets.demo import generate_demo
+from datasets.ingest import import_frame
+from metrics.compute import components
+from metrics.prepare import load_dataset
+from metrics.scoring import default_settings
+from metrics.service import compute_components
+from tests.factories import at, frame
+
+END = "2024-12"
+KEY = ["district", "department", "month", "since", "indicator"]
+
+
+def _whole_store(engine) -> pl.DataFrame:
+    return components(load_dataset(engine), default_settings().to_rules()).sort(KEY, nulls_last=True)
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort(KEY, nulls_last=True)
+
+
+@pytest.fixture
+def demo_engine(any_engine, tmp_path):
+    snapshots.use_cache(any_engine, str(tmp_path / "cache"))
+    generate_demo(any_engine, seed=5, scale=0.003, end_month=END)
+    return any_engine
+
+
+def _no_sql_reads(monkeypatch) -> None:
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the SQL record tables were read")
+
+    monkeypatch.setattr(store, "_arrow_read", refuse)
+    monkeypatch.setattr(store, "_sqlite_read_many", refuse)
+
+
+def test_import_writes_one_file_per_batch_and_snapshots_need_no_sql(demo_engine, monkeypatch):
+    cache = snapshots.cache_of(demo_engine)
+    active = store.active_batches(demo_engine)
+    names = {batch_files.file_name(r["kind"], r["id"], r["sha256"], r["rows"], r["district"])
+             for r in active.iter_rows(named=True)}
+    on_disk = set(cache.mtimes(batch_files.FOLDER))
+    assert names <= on_disk  # every active batch (superseded ones too are kept, for rollbacks)
+    want = _whole_store(demo_engine)  # reads SQL: before the reads are refused
+    for kind, id_field in (("cases", "case_id"), ("evaluations", "eval_id")):
+        district = active.filter(pl.col("kind") == kind)["district"][0]
+        # Row order is not part of the result (PostgreSQL returns rows in no fixed order).
+        assert batch_files.current_records(demo_engine, cache, kind, district).sort(id_field).equals(
+            store.load_records(demo_engine, kind, [district]).sort(id_field))
+    _no_sql_reads(monkeypatch)
+    got = compute_components(demo_engine, default_settings())
+    assert_same(_sorted(got), want)
+
+
+def assert_same(got: pl.DataFrame, want: pl.DataFrame) -> None:
+    assert got.height == want.height > 0
+    joined = got.join(want, on=KEY, how="full", suffix="_w", nulls_equal=True)
+    assert joined.filter(pl.col("indicator").is_null() | pl.col("indicator_w").is_null()).height == 0
+    assert (joined["numerator"] - joined["numerator_w"]).abs().max() < 1e-9
+    assert (joined["denominator"] - joined["denominator_w"]).abs().max() < 1e-9
+
+
+def test_lost_or_wrong_batch_files_are_recreated_from_sql(demo_engine):
+    cache = snapshots.cache_of(demo_engine)
+    want = _whole_store(demo_engine)
+    batch = store.active_batches(demo_engine, "cases").row(0, named=True)
+    name = batch_files.file_name("cases", batch["id"], batch["sha256"], batch["rows"], batch["district"])
+    cache.write(name, cache.read(name).head(1))  # a file that does not match its batch's row count
+    first_hotline = sorted(cache.mtimes(f"{batch_files.FOLDER}/hotline"))[0]
+    cache.delete(first_hotline)
+    snapshots.clear(demo_engine, keep_batches=True)
+    assert_same(_sorted(compute_components(demo_engine, default_settings())), want)
+    assert cache.read(name).height == batch["rows"]
+    assert cache.exists(first_hotline)
+    # Everything lost (a new cache directory): all of it comes back from SQL, the same table.
+    snapshots.clear(demo_engine)
+    assert cache.mtimes() == {}
+    assert_same(_sorted(compute_components(demo_engine, default_settings())), want)
+
+
+def test_an_import_is_visible_through_its_batch_file(demo_engine, monkeypatch):
+    settings = default_settings()
+    compute_components(demo_engine, settings)
+    district = store.list_districts(demo_engine)["name"][0]
+    new = frame("cases", [
+        {"case_id": "NEW-1", "district": district, "accepted_at": dt.datetime(2024, 12, 2, 10, 15, 30, 500_000),
+         "completed_at": at(2024, 12, 20), "legal_limit": 5.0, "promised_limit": 3.0},
+    ]).drop("batch_id", "period")
+    result = import_frame(demo_engine, "cases", new, file_name="补报.xlsx", sha256="f" * 64, period=END)
+    want = _whole_store(demo_engine)
+    stored = store.load_records(demo_engine, "cases", [district])
+    _no_sql_reads(monkeypatch)  # the new batch's file was written by the import
+    assert_same(_sorted(compute_components(demo_engine, settings)), want)
+    rows = batch_files.current_records(demo_engine, snapshots.cache_of(demo_engine), "cases", district)
+    assert rows.sort("case_id").equals(stored.sort("case_id"))  # fractions of a second as the store keeps them (none on SQLite)
+    assert rows.filter(pl.col("case_id") == "NEW-1")["batch_id"].to_list() == [result.results[0].batch_id]
+
+
+def test_concurrent_misses_build_a_file_once(any_engine, tmp_path):
+    snapshots.use_cache(any_engine, str(tmp_path / "cache"))
+    calls: list[int] = []
+
+    def build() -> pl.DataFrame:
+        calls.append(1)
+        time.sleep(0.3)  # long enough for the other threads to miss the file too
+        return pl.DataFrame({"x": [1, 2, 3]})
+
+    results: list[pl.DataFrame] = []
+    threads = [threading.Thread(target=lambda: results.append(
+        snapshots.cached(any_engine, "components", "云湖区", "k1", build))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert len(results) == 4 and all(r["x"].to_list() == [1, 2, 3] for r in results)
+
+
+# --- an S3-compatible bucket (moto's server) -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint, monkeypatch) -> str:
+    import uuid
+
+    name = f"cache-{uuid.uuid4().hex[:12]}"
+    urllib.request.urlopen(urllib.request.Request(f"{s3_endpoint}/{name}", method="PUT")).close()
+    for var, value in {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                       "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}.items():
+        monkeypatch.setenv(var, value)
+    return f"s3://{name}/dashboard"
+
+
+def test_a_bucket_is_shared_by_two_servers(pg_engine, bucket):
+    cache = snapshots.use_cache(pg_engine, bucket)
+    assert isinstance(cache, cache_store.ObjectCache)
+    generate_demo(pg_engine, seed=5, scale=0.002, end_month=END)
+    assert cache.mtimes(batch_files.FOLDER)  # the imports wrote their batch files to the bucket
+    settings = default_settings()
+    first = compute_components(pg_engine, settings)
+    assert_same(_sorted(first), _whole_store(pg_engine))
+    built = cache.mtimes()
+    assert any(n.startswith("components/") for n in built)
+
+    # A second server: its own engine on the same database, the same bucket; it builds nothing.
+    other = store.make_engine(pg_engine.url.render_as_string(hide_password=False))
+    try:
+        snapshots.use_cache(other, bucket)
+        assert compute_components(other, settings).equals(first)
+        assert cache.mtimes() == built
+    finally:
+        other.dispose()
+
+
+def test_bucket_operations(bucket):
+    cache = cache_store.open_cache(bucket)
+    assert cache.read("x/a.parquet") is None and not cache.exists("x/a.parquet")
+    cache.write("x/a.parquet", pl.DataFrame({"v": [1, 2]}))
+    cache.write("x/b.parquet", pl.DataFrame({"v": [3]}))
+    cache.write("y/c.parquet", pl.DataFrame({"v": [4]}))
+    assert cache.read("x/a.parquet", ["v"])["v"].to_list() == [1, 2]
+    assert cache.read("x/b.parquet")["v"].to_list() == [3]
+    assert cache.names("x", "a") == ["a.parquet"] and cache.names("x") == ["a.parquet", "b.parquet"]
+    cache.clear(keep="y")
+    assert sorted(cache.mtimes()) == ["y/c.parquet"]
+    cache.delete("y/c.parquet")
+    assert cache.mtimes() == {}
+
+
+@pytest.mark.parametrize(("setting", "kind"), [
+    ("s3://dash-cache/prod", cache_store.ObjectCache),
+    ("/srv/cache", cache_store.LocalCache),
+    ("file:///srv/cache", cache_store.LocalCache),
+])
+def test_cache_url_setting_picks_the_location(tmp_path, monkeypatch, setting, kind):
+    monkeypatch.setenv("CACHE_URL", setting)
+    engine = store.make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        cache = snapshots.cache_of(engine)
+        assert isinstance(cache, kind)
+        assert cache.describe() in (setting, "/srv/cache")
+    finally:
+        engine.dispose()
+    monkeypatch.delenv("CACHE_URL")
+    default = store.make_engine(f"sqlite:///{tmp_path / 'y.db'}")
+    assert snapshots.cache_of(default).describe() == str(tmp_path / "y.db.snapshots")
+    assert snapshots.cache_of(store.make_engine("sqlite://")) is None
