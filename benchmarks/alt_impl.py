@@ -165,12 +165,20 @@ case_base AS (
                 ELSE last_day(CAST(period || '-01' AS DATE)) END AS end_day
     FROM cases
 ),
--- Time-limit fallback: the newest catalog of the case's district on or before its accepted month.
+-- Time-limit fallback: the item's row in the catalog in force in the case's accepted month (the
+-- district's newest catalog version on or before it; an item that version dropped has no limits).
+catalog_versions AS (
+    SELECT DISTINCT district, pmi FROM item_rows
+),
+case_version AS (
+    SELECT c.*, v.pmi AS vpmi
+    FROM case_base c ASOF LEFT JOIN catalog_versions v ON c.district = v.district AND c.asof_mi >= v.pmi
+),
 with_catalog AS (
     SELECT c.*, k.legal_limit AS cat_legal, k.legal_limit_unit AS cat_legal_unit,
            k.promised_limit AS cat_promised, k.promised_limit_unit AS cat_promised_unit
-    FROM case_base c ASOF LEFT JOIN item_rows k
-      ON c.district = k.district AND c.item_code = k.item_code AND c.asof_mi >= k.pmi
+    FROM case_version c LEFT JOIN item_rows k
+      ON c.district = k.district AND c.item_code = k.item_code AND c.vpmi = k.pmi
 ),
 timed AS (
     SELECT w.*,
@@ -413,9 +421,12 @@ def _pandas_cases(cases: pd.DataFrame, items: pd.DataFrame, cal: WorkCalendar, r
     catalog = items[["district", "item_code", "legal_limit", "legal_limit_unit", "promised_limit",
                      "promised_limit_unit"]].rename(columns=lambda n: "cat_" + n if "limit" in n else n)
     catalog["asof_mi"] = _period_no(items["period"])
-    # Time-limit fallback: the newest catalog of the district on or before the accepted month.
-    c = pd.merge_asof(c.sort_values("asof_mi"), catalog.sort_values("asof_mi"), on="asof_mi",
-                      by=["district", "item_code"], direction="backward")
+    # Time-limit fallback: the item's row in the catalog in force in the accepted month (the district's
+    # newest version on or before it; an item that version dropped has no limits).
+    versions = catalog[["district", "asof_mi"]].drop_duplicates().sort_values("asof_mi")
+    versions["vmi"] = versions["asof_mi"]
+    c = pd.merge_asof(c.sort_values("asof_mi"), versions, on="asof_mi", by="district", direction="backward")
+    c = c.merge(catalog.rename(columns={"asof_mi": "vmi"}), on=["district", "item_code", "vmi"], how="left")
 
     completed = c["status"].eq(COMPLETED_STATUS) & c["completed_at"].notna()
     month_end = pd.to_datetime(c["period"] + "-01") + pd.offsets.MonthEnd(0)
