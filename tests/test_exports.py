@@ -10,19 +10,35 @@ import openpyxl
 import polars as pl
 import pytest
 
+from datasets import store
+from datasets.ingest import import_frame
+from datasets.quality import all_districts
 from metrics.exports import rank_csv_bytes, rank_xlsx_bytes, text_width, whole_numbers
 from metrics.periods import Period
 from metrics.registry import INDICATORS, PERCENT
-from metrics.scoring import load_settings
+from metrics.scoring import load_settings, ranking
 from metrics.service import compute_components
+from tests.factories import at, frame
 from tests.test_store_and_cli import _load_two_exports
 
 
 @pytest.fixture
 def ranked(sqlite_engine):
+    """scoring.ranking of 2024-10 as the pages compute it, with its period and settings."""
     _load_two_exports(sqlite_engine)
+    # 甲区 also reports its catalog and evaluations for both months, so it is ranked in both (a rank
+    # change of 0 to format); 乙区 has no October cases and stays 未排名.
+    import_frame(sqlite_engine, "items", frame("items", [{"item_code": "I1"}]).drop("batch_id", "period"),
+                 file_name="事项.xlsx", sha256="c" * 64, period="2024-01")
+    for month, sha in (("09", "d"), ("10", "e")):
+        rows = [{"eval_id": f"E{month}", "evaluated_at": at(2024, int(month), 20), "rating": 5}]
+        import_frame(sqlite_engine, "evaluations", frame("evaluations", rows).drop("batch_id", "period"),
+                     file_name=f"评价{month}.xlsx", sha256=sha * 64)
     settings = load_settings(sqlite_engine)
-    return compute_components(sqlite_engine, settings), Period("2024-10", "2024-10"), settings
+    period = Period("2024-10", "2024-10")
+    comps = compute_components(sqlite_engine, settings)
+    rank = ranking(comps, period, settings, store.active_batches(sqlite_engine), all_districts(sqlite_engine))
+    return rank, period, settings
 
 
 @pytest.mark.parametrize(
@@ -39,7 +55,7 @@ def test_text_width_counts_chinese_twice(text, width):
 
 
 def test_csv_numerators_and_denominators_have_no_decimal_point(ranked):
-    raw = rank_csv_bytes(*ranked).decode("utf-8-sig")
+    raw = rank_csv_bytes(ranked[0]).decode("utf-8-sig")
     table = pl.read_csv(io.StringIO(raw), infer_schema=False)
     parts = [c for c in table.columns if c.endswith(("·分子", "·分母"))]
     assert parts
@@ -65,7 +81,9 @@ def test_xlsx_formats_widths_filter_and_chinese(ranked):
             if isinstance(cell.value, int | float) and float(cell.value).is_integer():
                 assert cell.number_format == "#,##0", (ind.name, part)
                 assert isinstance(cell.value, int)
+    assert sheet.cell(2, column_of["区县"]).value == "甲区" and sheet.cell(2, column_of["排名变化"]).value == 0
     assert sheet.cell(2, column_of["排名变化"]).number_format == "+0;-0;0"
+    assert sheet.cell(3, column_of["未排名原因"]).value.startswith("未排名：缺少 2024-10 办件明细")
     # Every column is at least as wide as its widest value (Chinese characters count two).
     for name, c in column_of.items():
         letter = openpyxl.utils.get_column_letter(c)
