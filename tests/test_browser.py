@@ -54,7 +54,11 @@ LAUNCH = (
 # Latin words a user may read: file types, product and protocol names.
 ALLOWED_WORDS = {"leader", "staff", "evaluator", "admin", "demo",  # account names and passwords are data
                  "XLSX", "XLS", "CSV", "TSV", "TXT", "EXCEL", "SSO", "OIDC", "UTF", "BOM", "MB", "KB", "ID",
-                 "PC"}  # 电脑端 in the registry's 网办 description
+                 "PC",  # 电脑端 in the registry's 网办 description
+                 "PDF", "DOCX", "WORD", "WPS",  # the formats and word processors the 通报 is made for
+                 "BJ",  # the prefix of the demo's 办件编号 (data)
+                 # the placeholders an administrator writes into a 通报 template ({{ title }}, …)
+                 "title", "body", "issuer", "issue_date", "city", "period"}
 DEMO_USERS = {"leader": "demo-leader", "staff": "demo-staff", "evaluator": "demo-evaluator", "admin": "demo-admin"}
 # The visible text of the page: text nodes that are rendered, outside icon ligatures (Material Symbols
 # names such as "dashboard" render as pictures) and the screen-reader-only skip link.
