@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     from datasets.quality import all_districts
     from metrics.calendar import CalendarError
     from metrics.compute import latest_month
-    from metrics.scoring import load_settings, ranking
-    from metrics.service import compute_components
+    from metrics.scoring import ranking
+    from metrics.service import open_store
 
     if args.command == "rank":
         try:
@@ -91,11 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             return _usage_error("--format xlsx 需要用 --out 指定输出文件")
     if args.command == "report" and args.first and args.last and args.last < args.first:
         return _usage_error(f"--to {args.last} 早于 --from {args.first}")
-    engine = store.make_engine(db_url(args.db))
-    store.init_db(engine)
-    settings = load_settings(engine)
     try:
-        comps = compute_components(engine, settings)
+        engine, settings, comps = open_store(db_url(args.db))
     except CalendarError as exc:
         print(f"计算失败：{exc}", file=sys.stderr)
         return 1

@@ -19,12 +19,10 @@ def add_parser(sub) -> ChineseArgumentParser:
 
 
 def run(args) -> int:
-    from datasets import store
     from metrics import bulletin, bulletin_docx
     from metrics.calendar import CalendarError
     from metrics.periods import parse_period
-    from metrics.scoring import load_settings
-    from metrics.service import compute_components
+    from metrics.service import open_store
 
     try:
         period = parse_period(args.period)
@@ -35,11 +33,8 @@ def run(args) -> int:
         print("参数错误：--format pdf 需要服务器上安装 LibreOffice（apt-get install libreoffice-writer-nogui），"
               "或改用 --format docx", file=sys.stderr)
         return EXIT_USAGE
-    engine = store.make_engine(db_url(args.db))
-    store.init_db(engine)
-    settings = load_settings(engine)
     try:
-        comps = compute_components(engine, settings)
+        engine, settings, comps = open_store(db_url(args.db))
     except CalendarError as exc:
         print(f"计算失败：{exc}", file=sys.stderr)
         return 1

@@ -17,12 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from datasets import snapshots
+from datasets import snapshots, store
 from datasets.schema import KINDS
 from metrics import drill
 from metrics.compute import COMPONENT_SCHEMA, components
 from metrics.prepare import KEYS, counted_columns, district_dataset, load_dataset
-from metrics.scoring import ScoringSettings
+from metrics.scoring import ScoringSettings, load_settings
 from metrics.vocabulary import Rules
 
 Keys = dict[tuple[str, str], str]
@@ -80,3 +80,14 @@ def compute_components(
     if not parts:
         return pl.DataFrame(schema=COMPONENT_SCHEMA)
     return pl.concat(parts).sort([*KEYS, "indicator", "since"], nulls_last=True)
+
+
+def open_store(url: str) -> tuple[Engine, ScoringSettings, pl.DataFrame]:
+    """The CLI's start: the store at ``url`` (tables created if missing), its settings and components.
+
+    Raises metrics.calendar.CalendarError when a year the data covers has no holiday schedule.
+    """
+    engine = store.make_engine(url)
+    store.init_db(engine)
+    settings = load_settings(engine)
+    return engine, settings, compute_components(engine, settings)
