@@ -25,10 +25,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from datasets import auth, store
 from datasets.accounts import User
+from datasets.calendar import CalendarError
 from datasets.config import AppSettings, load_settings
-from metrics.calendar import CalendarError
+from datasets.periods import Period, parse_period, quarter_of
 from metrics.compute import latest_month
-from metrics.periods import Period, parse_period, quarter_of
 from metrics.registry import BY_ID, INDICATORS
 from metrics.views import (
     KEY_INDICATORS,

@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from datasets.calendar import WorkCalendar, load_calendar
 from datasets.schema import ONLINE_CHANNELS
-from metrics.calendar import WorkCalendar, load_calendar
-from metrics.prepare import Dataset
-from metrics.vocabulary import (
+from datasets.vocabulary import (
     BAD_RATING_MAX,
     COMPLETED_STATUS,
     HOTLINE_ANSWERED,
@@ -36,6 +35,7 @@ from metrics.vocabulary import (
     WORKING_DAYS,
     Rules,
 )
+from metrics.prepare import Dataset
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,7 +83,7 @@ PARTS: dict[str, tuple[str, str, str, str]] = {
     "hotline_satisfaction_rate": ("hotline", "satisfied", "hotline", "answered"),
 }
 
-# The vocabulary's names (metrics/vocabulary.py), written out as SQL and pandas below.
+# The vocabulary's names (datasets/vocabulary.py), written out as SQL and pandas below.
 RECTIFIED, ANSWERED, SATISFIED, CARDS = RECTIFIED_STATUSES, HOTLINE_ANSWERED, HOTLINE_SATISFIED, SUPERVISION_CARDS
 
 

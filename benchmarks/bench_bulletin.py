@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from datasets import store
+    from datasets.periods import Period, parse_period
     from metrics import bulletin, bulletin_docx
     from metrics.compute import latest_month
-    from metrics.periods import Period, parse_period
     from metrics.scoring import load_settings
     from metrics.service import compute_components
 

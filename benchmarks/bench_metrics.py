@@ -53,8 +53,8 @@ def run_worker(approach: str, url: str, repeat: int, out: Path) -> dict:
         sys.path.insert(0, str(ROOT))
     from benchmarks import alt_impl
     from datasets import snapshots, store
+    from datasets.calendar import load_calendar
     from datasets.schema import KINDS
-    from metrics.calendar import load_calendar
     from metrics.prepare import Rules
     from metrics.scoring import default_settings
     from metrics.service import compute_components

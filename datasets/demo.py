@@ -21,6 +21,7 @@ import polars as pl
 from sqlalchemy.engine import Engine
 
 from datasets import store
+from datasets.calendar import WorkCalendar, load_calendar
 from datasets.ingest import import_frame
 from datasets.schema import (
     CASE_STATUSES,
@@ -38,8 +39,7 @@ from datasets.schema import (
     RECTIFY_STATUSES,
     SUPERVISION,
 )
-from metrics.calendar import WorkCalendar, load_calendar
-from metrics.vocabulary import (
+from datasets.vocabulary import (
     COMPLETED_STATUS,
     ENDED_UNCOMPLETED_STATUSES,
     IN_PROGRESS_STATUS,

@@ -15,8 +15,8 @@ import polars as pl
 from sqlalchemy.engine import Engine
 
 from datasets import store
+from datasets.periods import month_range
 from datasets.schema import KINDS
-from metrics.periods import month_range
 
 PRESENT, LATE, CARRIED, MISSING = "已报送", "逾期报送", "沿用", "缺失"
 STATE_LABELS = {store.ACTIVE: "在用", store.SUPERSEDED: "已被新版本替换", store.ROLLED_BACK: "已回滚"}

@@ -32,11 +32,10 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from datasets import schema
+from datasets import schema, vocabulary
 from datasets.parsed import ERROR, WARNING, ParsedFile, Problem
 from datasets.schema import KINDS, Field, Kind
 from datasets.text import normalize
-from metrics import vocabulary
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "expectations"
 
@@ -485,7 +484,7 @@ def _h_open_days(inp: _Inputs, base: str) -> pl.Series | None:
         return None
     ends = {d: _month_end(p) for d, p in inp.periods.items()}
     end = f["district"].replace_strict(ends, default=None, return_dtype=pl.Datetime("us"))
-    # Open exactly as the indicators count it (metrics.vocabulary.open_case); a file without one of the
+    # Open exactly as the indicators count it (datasets.vocabulary.open_case); a file without one of the
     # two columns is read as if that column were empty.
     missing = [pl.lit(None, dtype=pl.String).alias(c) for c in ("status", "completed_at") if c not in f.columns]
     days = (end - f["accepted_at"]).dt.total_days()

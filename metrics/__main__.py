@@ -10,7 +10,7 @@ import sys
 import polars as pl
 
 from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url, month_arg
-from metrics.periods import Period, parse_period
+from datasets.periods import Period, parse_period
 
 REPORT_COLUMNS = [
     "district",
@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(args)
     from datasets import safe_export, store
+    from datasets.calendar import CalendarError
     from datasets.quality import all_districts
-    from metrics.calendar import CalendarError
     from metrics.compute import latest_month
     from metrics.scoring import ranking
     from metrics.service import open_store

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from datasets import quality, store
+from datasets.periods import Period
 from metrics import charts, drill, views
 from metrics.compute import CITY, aggregate
-from metrics.periods import Period
 from metrics.registry import BY_ID, DAYS, DOWN, GROUPS, INDICATORS
 from metrics.scoring import ScoringSettings, ranking
 from metrics.views import INDEX, INDEX_NAME, NULL_TEXT, fmt_delta, fmt_value

@@ -19,9 +19,9 @@ def add_parser(sub) -> ChineseArgumentParser:
 
 
 def run(args) -> int:
+    from datasets.calendar import CalendarError
+    from datasets.periods import parse_period
     from metrics import bulletin, bulletin_docx
-    from metrics.calendar import CalendarError
-    from metrics.periods import parse_period
     from metrics.service import open_store
 
     try:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from metrics.periods import Period, month_range
+from datasets.periods import Period, month_range
+from datasets.vocabulary import Rules
 from metrics.prepare import KEYS, Dataset, prepare_sources_lazy
 from metrics.registry import INDICATORS, Indicator
-from metrics.vocabulary import Rules
 
 CITY = "全市"
 COMPONENT_SCHEMA = {

@@ -17,11 +17,12 @@ import polars as pl
 from sqlalchemy.engine import Engine
 
 from datasets import snapshots
+from datasets import vocabulary as v
+from datasets.calendar import WorkCalendar, load_calendar
+from datasets.periods import Period
 from datasets.schema import KINDS, RATINGS
-from metrics import vocabulary as v
-from metrics.calendar import WorkCalendar, load_calendar
+from datasets.vocabulary import Rules
 from metrics.compute import aggregate
-from metrics.periods import Period
 from metrics.prepare import (
     Dataset,
     case_flags,
@@ -31,7 +32,6 @@ from metrics.prepare import (
     prepare_sources,
 )
 from metrics.registry import BY_ID, INDICATORS, STOCK_SOURCES, Indicator
-from metrics.vocabulary import Rules
 
 RED_CARDS, OVERDUE_OPEN, BAD_LATE, BAD_ALL = "red_cards", "overdue_open", "bad_late", "bad_all"
 # Part of the cached alert rows' key: bump it when what an alert counts changes.

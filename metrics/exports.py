@@ -14,11 +14,11 @@ import polars as pl
 from sqlalchemy.engine import Engine
 
 from datasets import safe_export
+from datasets.periods import Period
 from datasets.safe_export import neutralize, neutralize_frame
-from metrics.periods import Period
+from datasets.vocabulary import readings
 from metrics.registry import GROUPS, INDICATORS, PERCENT
 from metrics.scoring import ScoringSettings
-from metrics.vocabulary import readings
 
 __all__ = ["neutralize", "neutralize_frame"]  # re-exported: they live in datasets/safe_export.py
 

@@ -2,7 +2,7 @@
 
 Every frame has ``district``, ``department`` and ``month`` (YYYY-MM) plus the flag and measure
 columns named in metrics/registry.py. What counts (statuses, channels, cards, ratings) is named once
-in metrics/vocabulary.py; this module applies it: the period of a row, elapsed time, the catalog in
+in datasets/vocabulary.py; this module applies it: the period of a row, elapsed time, the catalog in
 force.
 """
 
@@ -15,11 +15,11 @@ import polars as pl
 from sqlalchemy.engine import Engine
 
 from datasets import snapshots, store
+from datasets import vocabulary as v
+from datasets.calendar import WorkCalendar, load_calendar
+from datasets.periods import month_range
 from datasets.schema import KINDS, MONTH_COLUMNS, empty_frame
-from metrics import vocabulary as v
-from metrics.calendar import WorkCalendar, load_calendar
-from metrics.periods import month_range
-from metrics.vocabulary import Rules
+from datasets.vocabulary import Rules
 
 KEYS = ["district", "department", "month"]
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from datasets.vocabulary import Rules
 from metrics.prepare import Dataset, prepare_sources_lazy
-from metrics.vocabulary import Rules
 
 UP, DOWN = 1, -1
 

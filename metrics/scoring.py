@@ -18,11 +18,11 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.engine import Engine
 
 from datasets import store
+from datasets.periods import Period, month_index
 from datasets.schema import KINDS
+from datasets.vocabulary import Rules
 from metrics.compute import aggregate, wide_values
-from metrics.periods import Period, month_index
 from metrics.registry import GROUPS, INDICATORS
-from metrics.vocabulary import Rules
 
 DEFAULTS_FILE = Path(__file__).resolve().parent / "scoring.toml"
 

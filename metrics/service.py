@@ -19,11 +19,11 @@ from sqlalchemy.engine import Engine
 
 from datasets import snapshots, store
 from datasets.schema import KINDS
+from datasets.vocabulary import Rules
 from metrics import drill
 from metrics.compute import COMPONENT_SCHEMA, components
 from metrics.prepare import KEYS, counted_columns, district_dataset, load_dataset
 from metrics.scoring import ScoringSettings, load_settings
-from metrics.vocabulary import Rules
 
 Keys = dict[tuple[str, str], str]
 DISTRICTS_AT_ONCE = 2
@@ -85,7 +85,7 @@ def compute_components(
 def open_store(url: str) -> tuple[Engine, ScoringSettings, pl.DataFrame]:
     """The CLI's start: the store at ``url`` (tables created if missing), its settings and components.
 
-    Raises metrics.calendar.CalendarError when a year the data covers has no holiday schedule.
+    Raises datasets.calendar.CalendarError when a year the data covers has no holiday schedule.
     """
     engine = store.make_engine(url)
     store.init_db(engine)

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import polars as pl
 from pydantic import ValidationError
 
+from datasets.periods import Period, month_range, shift_month
+from datasets.vocabulary import Rules, readings
 from metrics.compute import CITY, aggregate, wide_values
-from metrics.periods import Period, month_range, shift_month
 from metrics.registry import BY_ID, DAYS, GROUPS, INDICATORS, PERCENT, POINTS, UP
 from metrics.scoring import ScoringSettings, score_table
-from metrics.vocabulary import Rules, readings
 
 INDEX = "index"
 INDEX_NAME = "效能指数"
@@ -536,7 +536,7 @@ def indicator_reference(settings: ScoringSettings) -> pl.DataFrame:
 
 
 def readings_table(settings: ScoringSettings) -> pl.DataFrame:
-    """Every counting rule the product chose (metrics.vocabulary.readings), with the settings in force."""
+    """Every counting rule the product chose (datasets.vocabulary.readings), with the settings in force."""
     return pl.DataFrame(readings(settings.rules), schema={"口径": pl.String, "规则": pl.String}, orient="row")
 
 

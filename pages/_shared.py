@@ -22,14 +22,14 @@ from sqlalchemy.engine import Engine
 
 from datasets import store
 from datasets.config import AppSettings
+from datasets.periods import Period, parse_period
 from datasets.quality import all_districts
+from datasets.vocabulary import Rules
 from metrics.drill import Detail, load_alert_detail, load_district
-from metrics.periods import Period, parse_period
 from metrics.registry import INDICATORS
 from metrics.scoring import ScoringSettings, load_settings, ranking
 from metrics.service import compute_components
 from metrics.views import Card, is_good, percent_columns
-from metrics.vocabulary import Rules
 
 CONTEXT_KEY = "_dashboard_context"
 BASE_KEY = "_dashboard_base"

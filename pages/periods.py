@@ -4,8 +4,8 @@ trends of the chosen indicators for the chosen districts."""
 import streamlit as st
 
 from datasets import auth
+from datasets.periods import parse_period
 from metrics import charts, views
-from metrics.periods import parse_period
 from pages import _auth_ui as ui
 from pages import _shared as shared
 

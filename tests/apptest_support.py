@@ -18,9 +18,9 @@ from streamlit.testing.v1 import AppTest
 from datasets import accounts, auth, store
 from datasets.accounts import ADMIN, EVALUATOR, LEADER, ROLES, STAFF, User
 from datasets.demo import generate_demo
+from datasets.periods import Period
 from datasets.schema import KINDS
 from metrics.compute import latest_month
-from metrics.periods import Period
 from metrics.scoring import ScoringSettings, load_settings, ranking
 from metrics.service import compute_components
 

@@ -4,7 +4,7 @@ counting rules, not from the engine: plain Python over lists of dicts, record by
 Input: the imported batches as the test generated them, in import order, each a dict
 ``{"kind", "district", "period", "order", "rows": [canonical row dicts]}``. Nothing here reads the
 store or imports ``metrics``; the holiday data comes from ``chinese_calendar`` plus
-``metrics/holidays.csv`` and the weights from ``metrics/scoring.toml`` (both read as data).
+``datasets/holidays.csv`` and the weights from ``metrics/scoring.toml`` (both read as data).
 """
 
 from __future__ import annotations
@@ -68,9 +68,9 @@ def month_end(month: str) -> dt.date:
 
 
 def _holiday_file() -> dict[dt.date, bool]:
-    """metrics/holidays.csv: date → True for a make-up workday (班), False for a holiday (休)."""
+    """datasets/holidays.csv: date → True for a make-up workday (班), False for a holiday (休)."""
     out: dict[dt.date, bool] = {}
-    with (ROOT / "metrics" / "holidays.csv").open(encoding="utf-8") as fh:
+    with (ROOT / "datasets" / "holidays.csv").open(encoding="utf-8") as fh:
         for row in csv.DictReader(line for line in fh if line.strip() and not line.startswith("#")):
             out[dt.date.fromisoformat(row["date"].strip())] = row["kind"].strip() == "班"
     return out

@@ -20,9 +20,9 @@ from benchmarks.alt_impl import (
     project_table,
     to_pandas,
 )
+from datasets.vocabulary import Rules
 from metrics.prepare import Dataset, load_dataset
 from metrics.registry import INDICATORS
-from metrics.vocabulary import Rules
 from tests.factories import at, dataset
 
 pytest.importorskip("duckdb")

@@ -25,10 +25,10 @@ import polars as pl
 import pytest
 
 from datasets import accounts, store
+from datasets.periods import Period
 from datasets.quality import all_districts
 from datasets.schema import KINDS
 from metrics.compute import latest_month
-from metrics.periods import Period
 from metrics.scoring import load_settings, ranking
 from metrics.service import compute_components
 
@@ -422,7 +422,7 @@ def test_a_deep_link_survives_sign_in_and_a_reload_keeps_the_session(server: Ser
     the session through the signed cookie (no password, nothing in the URL); after signing out it does not."""
     from playwright.sync_api import expect, sync_playwright
 
-    from metrics.periods import parse_period, quarter_of
+    from datasets.periods import parse_period, quarter_of
 
     engine = store.make_engine(server.db_url)
     months = store.batch_history(engine, "cases")["period"].to_list()

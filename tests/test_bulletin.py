@@ -18,10 +18,10 @@ from docx import Document
 
 from datasets import accounts, documents, store
 from datasets.accounts import ADMIN, EVALUATOR, User
+from datasets.periods import Period, parse_period
 from metrics import bulletin, bulletin_docx, drill
 from metrics.__main__ import main
 from metrics.compute import CITY
-from metrics.periods import Period, parse_period
 from metrics.registry import BY_ID, GROUPS, INDICATORS, PERCENT
 from metrics.views import INDEX, NULL_TEXT, fmt_delta, fmt_value
 from tests.apptest_support import Demo

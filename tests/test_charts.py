@@ -12,9 +12,9 @@ import altair as alt
 import polars as pl
 import pytest
 
+from datasets.periods import Period
 from metrics import charts, views
 from metrics.compute import CITY, components
-from metrics.periods import Period
 from metrics.registry import INDICATORS
 from metrics.scoring import default_settings, ranking
 from tests.factories import at, dataset, inventory

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from datasets import store
+from datasets.calendar import load_calendar
 from datasets.demo import _default_end_month, generate_demo
 from datasets.schema import KINDS, RATINGS
-from metrics.calendar import load_calendar
 
 END = "2025-06"
 MONTHS = [f"{y}-{m:02d}" for y, m in [(2023, m) for m in range(7, 13)] + [(2024, m) for m in range(1, 13)]

@@ -12,9 +12,9 @@ import pytest
 
 from datasets import store
 from datasets.ingest import import_frame
+from datasets.periods import Period
 from datasets.quality import all_districts
 from metrics.exports import rank_csv_bytes, rank_xlsx_bytes, text_width, whole_numbers
-from metrics.periods import Period
 from metrics.registry import INDICATORS, PERCENT
 from metrics.scoring import load_settings, ranking
 from metrics.service import compute_components

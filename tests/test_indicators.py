@@ -10,10 +10,10 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from metrics.calendar import CalendarError
+from datasets.calendar import CalendarError
+from datasets.periods import Period
+from datasets.vocabulary import Rules
 from metrics.compute import aggregate, components
-from metrics.periods import Period
-from metrics.vocabulary import Rules
 from tests.factories import at, dataset
 
 OCT = Period("2024-10", "2024-10")

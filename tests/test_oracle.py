@@ -205,8 +205,8 @@ class Engine:
         self.inventory = store_mod.active_batches(engine)
 
     def table(self, first: str, last: str, by: str) -> dict[tuple, tuple]:
+        from datasets.periods import Period
         from metrics.compute import aggregate
-        from metrics.periods import Period
 
         frame = aggregate(self.comps, Period(first, last), by=by, districts=self.scope)
         keys = ["district", "department"] if by == "department" else ["district"]
@@ -214,8 +214,8 @@ class Engine:
                 for r in frame.iter_rows(named=True)}
 
     def ranking(self, first: str, last: str) -> dict[str, dict]:
+        from datasets.periods import Period
         from metrics import scoring
-        from metrics.periods import Period
 
         period = Period(first, last)
         if "inventory" in inspect.signature(scoring.ranking).parameters:

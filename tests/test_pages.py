@@ -17,11 +17,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from datasets import accounts, quality, store
+from datasets.periods import Period
 from datasets.schema import KINDS
 from metrics import drill, views
 from metrics.compute import CITY, aggregate
 from metrics.exports import rank_table_chinese
-from metrics.periods import Period
 from metrics.registry import INDICATORS
 from metrics.scoring import load_settings
 from tests.apptest_support import (

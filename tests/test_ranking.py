@@ -6,11 +6,11 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from datasets.periods import Period
+from datasets.vocabulary import Rules
 from metrics.compute import components
 from metrics.exports import rank_export_frame, rank_table_chinese
-from metrics.periods import Period
 from metrics.scoring import data_gaps, default_settings, ranking
-from metrics.vocabulary import Rules
 from tests.factories import at, dataset, inventory
 
 SEP, OCT, Q3 = Period("2024-09", "2024-09"), Period("2024-10", "2024-10"), Period("2024-07", "2024-09")

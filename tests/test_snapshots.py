@@ -9,10 +9,10 @@ import pytest
 from datasets import snapshots, store
 from datasets.demo import generate_demo
 from datasets.ingest import import_frame
+from datasets.periods import Period
 from datasets.schema import KINDS
 from metrics import drill
 from metrics.compute import components
-from metrics.periods import Period
 from metrics.prepare import NOT_COUNTED, Dataset, counted_columns, load_dataset
 from metrics.scoring import default_settings
 from metrics.service import compute_components, store_until

@@ -10,12 +10,12 @@ import pytest
 
 from datasets import quality, store
 from datasets.ingest import import_frame
+from datasets.periods import Period
+from datasets.vocabulary import Rules
 from metrics import drill, views
 from metrics.compute import CITY, aggregate, components
-from metrics.periods import Period
 from metrics.registry import INDICATORS
 from metrics.scoring import ScoringSettings, default_settings, ranking
-from metrics.vocabulary import Rules
 from tests.factories import at, dataset, frame, inventory
 
 OCT, SEP = Period("2024-10", "2024-10"), Period("2024-09", "2024-09")

@@ -1,7 +1,7 @@
 """Working-day calendar: State Council holidays and weekend make-up workdays (调休).
 
 Years 2004–2026 come from the maintained ``chinese-calendar`` package; later years from
-``metrics/holidays.csv`` (one row per holiday or make-up workday, as the State Council publishes
+``datasets/holidays.csv`` (one row per holiday or make-up workday, as the State Council publishes
 them each November). Elapsed working days are computed vectorised: a cumulative count of working
 days per calendar day, gathered by day offset.
 """
@@ -35,7 +35,7 @@ class WorkCalendar:
         if missing:
             names = "、".join(f"{y} 年" for y in missing)
             raise CalendarError(
-                f"缺少 {names} 的节假日安排，无法按工作日计算用时；请在 metrics/holidays.csv 中补充该年的放假和调休日期"
+                f"缺少 {names} 的节假日安排，无法按工作日计算用时；请在 datasets/holidays.csv 中补充该年的放假和调休日期"
             )
 
     def is_workday(self, day: dt.date) -> bool:
