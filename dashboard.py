@@ -27,19 +27,21 @@ from datasets import auth, store
 from datasets.accounts import User
 from datasets.calendar import CalendarError
 from datasets.config import AppSettings, load_settings
-from datasets.periods import Period, parse_period, quarter_of
-from metrics.compute import latest_month
-from metrics.registry import BY_ID, INDICATORS
-from metrics.views import (
-    KEY_INDICATORS,
+from datasets.periods import (
     MONTH,
     PERIOD_TYPES,
     QUARTER,
     YEAR,
+    Period,
+    parse_period,
     period_choices,
     period_has_data,
     period_type,
+    quarter_of,
 )
+from metrics.compute import latest_month
+from metrics.overview import KEY_INDICATORS
+from metrics.registry import BY_ID, INDICATORS
 from pages import _auth_ui as auth_ui
 from pages import _browser as browser
 from pages import _shared as shared

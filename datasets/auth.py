@@ -560,7 +560,7 @@ def save_scoring(engine: Engine, actor: User, new: ScoringSettings) -> list[tupl
     Returns the changes (key, old, new); nothing is saved or audited when nothing changed.
     """
     from metrics.scoring import save_settings
-    from metrics.views import setting_label, setting_value_text
+    from metrics.settings_form import setting_label, setting_value_text
 
     actor = _check_actor(engine, actor)
     changes = save_settings(engine, new, actor.username)

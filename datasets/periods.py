@@ -6,6 +6,7 @@ Months are ``YYYY-MM`` strings throughout (they sort correctly as text).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 _MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
@@ -111,3 +112,33 @@ def quarter_of(month: str) -> Period:
     year, mon = month.split("-")
     q = (int(mon) - 1) // 3 + 1
     return parse_period(f"{year}-Q{q}")
+
+
+# --- period pickers: the kinds of period a user picks from, and the keys that have data -----------
+
+MONTH, QUARTER, YEAR, CUSTOM = "月", "季", "年", "自定义"
+PERIOD_TYPES: tuple[str, ...] = (MONTH, QUARTER, YEAR, CUSTOM)
+
+
+def period_type(period: Period) -> str:
+    """月, 季, 年 or 自定义, from the shape of the period."""
+    key = period.key
+    if period.length == 1:
+        return MONTH
+    if "-Q" in key:
+        return QUARTER
+    if "-" not in key:
+        return YEAR
+    return CUSTOM
+
+
+def period_choices(months: Sequence[str]) -> dict[str, list[str]]:
+    """Period keys with data, newest first: months, quarters (YYYY-Qn) and years (YYYY)."""
+    ms = sorted(set(months), reverse=True)
+    quarters = sorted({f"{m[:4]}-Q{(int(m[5:7]) - 1) // 3 + 1}" for m in ms}, reverse=True)
+    years = sorted({m[:4] for m in ms}, reverse=True)
+    return {MONTH: ms, QUARTER: quarters, YEAR: years}
+
+
+def period_has_data(period: Period, months: Sequence[str]) -> bool:
+    return any(period.first <= m <= period.last for m in months)

@@ -2,7 +2,7 @@
 
 Everything here is built from the registry, the ranking, the alert lists (metrics/drill.py) and the
 data-quality grid (datasets/quality.py) for one period; the renderer (metrics/bulletin_docx.py) only
-lays it out. Every number is formatted by the page formatters in metrics/views.py, so the document
+lays it out. Every number is formatted by the page formatters in metrics/formatting.py, so the document
 shows exactly what the pages show and what ``python -m metrics report``/``rank`` give after rounding.
 No Streamlit here.
 """
@@ -17,11 +17,11 @@ import polars as pl
 
 from datasets import quality, store
 from datasets.periods import Period
-from metrics import charts, drill, views
+from metrics import charts, drill, overview
 from metrics.compute import CITY, aggregate
+from metrics.formatting import INDEX, INDEX_NAME, NULL_TEXT, fmt_delta, fmt_value, unit_of
 from metrics.registry import BY_ID, DAYS, DOWN, GROUPS, INDICATORS
 from metrics.scoring import ScoringSettings, ranking
-from metrics.views import INDEX, INDEX_NAME, NULL_TEXT, fmt_delta, fmt_value
 
 SECTION_TITLES = ("一、总体情况", "二、区县排名", "三、进步与退步", "四、存在问题", "五、下一步工作要求")
 DEFAULT_REQUIREMENTS = (
@@ -119,15 +119,15 @@ def ranked_table(
 
 
 def change_words(key: str, delta: float | None, label: str) -> str:
-    """环比上升 0.08 个百分点 / 环比持平 / 环比无可比数据 — magnitude formatted by views.fmt_delta."""
+    """环比上升 0.08 个百分点 / 环比持平 / 环比无可比数据 — magnitude formatted by formatting.fmt_delta."""
     text = fmt_delta(key, delta)
-    if text is None:
+    if text is None or delta is None:
         return f"{label}无可比数据"
-    if not text.startswith(("+", "-")):
+    unit = unit_of(key)
+    if unit.is_flat(delta):
         return f"{label}持平"
-    days = key != INDEX and BY_ID[key].unit == DAYS
-    up, down = ("增加", "减少") if days else ("上升", "下降")
-    return f"{label}{up if text.startswith('+') else down} {text[1:]}"
+    up, down = ("增加", "减少") if unit == DAYS else ("上升", "下降")
+    return f"{label}{up if delta > 0 else down} {text[1:]}"
 
 
 def value_sentence(name: str, key: str, value: float | None, mom: float | None, yoy: float | None) -> str:
@@ -154,7 +154,7 @@ def headline_indicators() -> dict[str, list[str]]:
     """Per group: the overview's key indicators of the group, else the group's first indicator."""
     out: dict[str, list[str]] = {}
     for g in GROUPS:
-        key = [i for i in views.KEY_INDICATORS if BY_ID[i].group == g]
+        key = [i for i in overview.KEY_INDICATORS if BY_ID[i].group == g]
         out[g] = key or [next(i.id for i in INDICATORS if i.group == g)]
     return out
 
@@ -269,8 +269,8 @@ def _overall(inp: Inputs, with_charts: bool) -> list[Block]:
         return [Paragraph(f"{p.label}全市尚无已报送的数据，本期不计算效能指数和各项指标。")]
     headlines = headline_indicators()
     ids = [i for g in GROUPS for i in headlines[g]]
-    cards = {c.key: c for c in views.overview_cards(inp.comps, p, inp.settings, None, ids)}
-    now, prev, year = (views.pooled_scores(inp.comps, q, inp.settings) for q in (p, p.previous(), p.year_ago()))
+    cards = {c.key: c for c in overview.overview_cards(inp.comps, p, inp.settings, None, ids)}
+    now, prev, year = (overview.pooled_scores(inp.comps, q, inp.settings) for q in (p, p.previous(), p.year_ago()))
     ranked = inp.rank().filter(pl.col("ranked"))
     index = cards[INDEX]
     blocks: list[Block] = [
@@ -292,8 +292,8 @@ def _overall(inp: Inputs, with_charts: bool) -> list[Block]:
         blocks.append(Paragraph(head, level=2))
         blocks.append(Paragraph("；".join(parts) + "。"))
     if with_charts:
-        months = views.trend_months(p, inp.months)
-        trend = views.index_trend(inp.comps, inp.settings, months)
+        months = overview.trend_months(p, inp.months)
+        trend = overview.index_trend(inp.comps, inp.settings, months)
         if trend.height:
             blocks.append(Figure(f"图1　全市效能指数走势（{months[0]}至{months[-1]}）",
                                  _sized(charts.index_trend_chart(trend, inp.districts), 560, 220)))
@@ -352,7 +352,7 @@ def _movers_section(inp: Inputs) -> list[Block]:
     p = inp.period
     now = inp.rank().filter(pl.col("ranked"))
     before = inp.rank(p.previous()).filter(pl.col("ranked"))
-    moves = views.movers(now, before, n=max(now.height, 1)).to_dicts()
+    moves = overview.movers(now, before, n=max(now.height, 1)).to_dicts()
     if not moves:
         return [Paragraph(f"{p.previous().label}没有可比的效能指数，本期不作进退步比较。")]
     ups = [m for m in moves if m["指数变化"] is not None and m["指数变化"] > 0][:TOP_N]

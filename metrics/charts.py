@@ -14,7 +14,7 @@ import altair as alt
 import polars as pl
 
 from metrics.compute import CITY
-from metrics.registry import BY_ID, INDICATORS, PERCENT
+from metrics.registry import BY_ID, INDICATORS
 
 Chart = alt.Chart | alt.LayerChart | alt.FacetChart | alt.VConcatChart | alt.HConcatChart
 
@@ -49,17 +49,17 @@ def district_colour(district: str, districts: Sequence[str]) -> str:
 
 def value_format(indicator_id: str) -> str:
     """d3 format of an indicator's values (percentages as %, others with two decimals)."""
-    return ".2%" if BY_ID[indicator_id].unit == PERCENT else ",.2f"
+    return BY_ID[indicator_id].unit.d3_format
 
 
 def axis_format(indicator_id: str) -> str:
-    return ".1~%" if BY_ID[indicator_id].unit == PERCENT else ",.1~f"
+    return BY_ID[indicator_id].unit.d3_axis_format
 
 
 def axis_title(indicator_id: str) -> str | None:
     """The value axis title: the unit when it is not a percentage (the chart title names the indicator)."""
     unit = BY_ID[indicator_id].unit
-    return None if unit == PERCENT else unit
+    return None if unit.is_percent else unit.name
 
 
 GREY = "#c9c9c9"
@@ -69,11 +69,12 @@ OTHERS = "其他区县"
 def tick_format(indicator_id: str, values: pl.Series | Sequence[float | None]) -> str:
     """A d3 format with as many decimals as the values' spread needs, so that no two ticks read the
     same ("0.1%, 0.1%, 0.1%") and every tick of an axis has the same number of decimals."""
-    percent = BY_ID[indicator_id].unit == PERCENT
+    unit = BY_ID[indicator_id].unit
+    percent = unit.is_percent
     present = [float(v) for v in values if v is not None]
     if not present:
         return axis_format(indicator_id)
-    scale = 100.0 if percent else 1.0
+    scale = unit.scale
     span = (max(present) - min(present)) * scale
     step = span / 4 if span > 0 else max(abs(max(present)) * scale * 0.01, 0.01)
     decimals = max(0, min(3, math.ceil(-math.log10(step)))) if step < 1 else 0
@@ -84,7 +85,7 @@ def value_scale(indicator_id: str, values: Sequence[float | None]) -> tuple[alt.
     """The value axis of bars: from 0, except for rates that are all high (按时办结率 near 100 %), whose
     bars start at a round percentage below the lowest value so that differences show; the note says so."""
     present = [float(v) for v in values if v is not None]
-    if BY_ID[indicator_id].unit != PERCENT or not present or min(present) < 0.8:
+    if not BY_ID[indicator_id].unit.is_percent or not present or min(present) < 0.8:
         return alt.Scale(zero=True), None
     low, high = min(present), max(present)
     start = math.floor((low - max(high - low, 0.01) * 0.5) * 20) / 20  # a multiple of 5 %
@@ -246,7 +247,7 @@ def index_trend_chart(trend: pl.DataFrame, districts: Sequence[str], highlight: 
 def compare_chart(values: pl.DataFrame, indicator_id: str, districts: Sequence[str]) -> Chart:
     """One indicator across districts: bars, the target (green) and the city value (dashed).
 
-    ``values``: metrics.views.district_values() rows of this indicator.
+    ``values``: metrics.comparison.district_values() rows of this indicator.
     """
     data = values.filter(pl.col("indicator") == indicator_id)
     fmt = value_format(indicator_id)
@@ -294,7 +295,7 @@ def compare_chart(values: pl.DataFrame, indicator_id: str, districts: Sequence[s
 def heatmap_chart(scores: pl.DataFrame) -> Chart:
     """District × indicator scores (0–100); cells without data grey with “—”.
 
-    ``scores``: metrics.views.score_long() output, districts in ranking order.
+    ``scores``: metrics.comparison.score_long() output, districts in ranking order.
     """
     data = scores.with_columns(
         pl.col("score").round(1),
@@ -337,7 +338,7 @@ def trend_chart(values: pl.DataFrame, indicator_id: str, districts: Sequence[str
                 highlight: Sequence[str] | None = None) -> Chart:
     """One indicator by month: the chosen districts and 全市 (dashed) stand out, the other districts grey.
 
-    ``values``: metrics.views.monthly_values().
+    ``values``: metrics.comparison.monthly_values().
     """
     data = values.filter(pl.col("indicator") == indicator_id)
     fmt = value_format(indicator_id)

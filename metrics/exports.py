@@ -17,10 +17,16 @@ from datasets import safe_export
 from datasets.periods import Period
 from datasets.safe_export import neutralize, neutralize_frame
 from datasets.vocabulary import readings
-from metrics.registry import GROUPS, INDICATORS, PERCENT
+from metrics.registry import GROUPS, INDICATORS
 from metrics.scoring import ScoringSettings
+from metrics.units import PERCENT
 
 __all__ = ["neutralize", "neutralize_frame"]  # re-exported: they live in datasets/safe_export.py
+
+# Number formats of cells that are not indicator values (those take their unit's Excel format).
+INT_FORMAT, DEC_FORMAT, SIGNED_FORMAT = "#,##0", "#,##0.00", "+0;-0;0"
+# How a number reads in each format, to size the column.
+_SHOWN = {PERCENT.excel_format: "{:.2%}", INT_FORMAT: "{:,}", DEC_FORMAT: "{:,.2f}", SIGNED_FORMAT: "{:+d}"}
 
 
 def rank_export_frame(rank: pl.DataFrame) -> pl.DataFrame:
@@ -101,7 +107,7 @@ def write_rank_xlsx(
 ) -> None:
     """Sheet 排名: frozen header, autofilter, widths that fit, whole numbers as whole numbers, rates as
     percentages, rank changes with a sign; sheet 指标说明: formulas and settings used, all in Chinese."""
-    from metrics.views import rules_table
+    from metrics.reference import rules_table
 
     table = rank_table_chinese(rank)
     if imported_at is None and engine is not None:
@@ -111,20 +117,16 @@ def write_rank_xlsx(
         imported_at = history["created_at"].max() if history.height else None
     book = safe_export.workbook(out, in_memory=True)
     head = book.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True, "valign": "top"})
-    formats = {
-        "pct": book.add_format({"num_format": "0.00%"}),
-        "int": book.add_format({"num_format": "#,##0"}),
-        "dec": book.add_format({"num_format": "#,##0.00"}),
-        "signed": book.add_format({"num_format": "+0;-0;0"}),
-    }
+    codes = dict.fromkeys([*(i.unit.excel_format for i in INDICATORS), INT_FORMAT, DEC_FORMAT, SIGNED_FORMAT])
+    formats = {code: book.add_format({"num_format": code}) for code in codes}
     wrap = book.add_format({"text_wrap": True, "valign": "top"})
     sheet = book.add_worksheet("排名")
-    percent_cols = {i.name for i in INDICATORS if i.unit == PERCENT}
+    value_formats = {i.name: i.unit.excel_format for i in INDICATORS}
     for c, name in enumerate(table.columns):
         sheet.write_string(0, c, name, head)
         dtype = table.schema[name]
-        key = ("signed" if name == "排名变化" else "pct" if name in percent_cols
-               else "int" if dtype.is_integer() else "dec")
+        key = (SIGNED_FORMAT if name == "排名变化" else value_formats[name] if name in value_formats
+               else INT_FORMAT if dtype.is_integer() else DEC_FORMAT)
         fmt = formats[key]
         widest = 0
         for r, value in enumerate(table[name].to_list(), start=1):
@@ -136,8 +138,7 @@ def write_rank_xlsx(
                 shown = value
             else:
                 sheet.write_number(r, c, value, fmt)
-                shown = (f"{value:.2%}" if key == "pct" else f"{value:+d}" if key == "signed"
-                         else f"{value:,}" if key == "int" else f"{value:,.2f}")
+                shown = _SHOWN[key].format(value)
             widest = max(widest, text_width(shown))
         # Headers wrap onto up to three lines; values never get cut.
         sheet.set_column(c, c, max(widest + 2, min(text_width(name) + 2, 18) if c else text_width(name) + 2, 8))
@@ -154,11 +155,11 @@ def write_rank_xlsx(
     info.write_row(5, 0, headers, head)
     for r, i in enumerate(INDICATORS, start=6):
         t = settings.indicators[i.id]
-        info.write_row(r, 0, [i.name, f"{i.group} {i.group_name}", i.arrow, i.unit], None)
+        info.write_row(r, 0, [i.name, f"{i.group} {i.group_name}", i.arrow, i.unit.name], None)
         for c, text in enumerate((i.formula, i.describe(settings.rules), i.data_source), start=4):
             info.write_string(r, c, str(text), wrap)
-        fmt = formats["pct"] if i.unit == PERCENT else formats["dec"]
-        info.write_number(r, 7, t.weight, formats["dec"])
+        fmt = formats[i.unit.excel_format]
+        info.write_number(r, 7, t.weight, formats[DEC_FORMAT])
         info.write_number(r, 8, t.target, fmt)
         info.write_number(r, 9, t.floor, fmt)
     info.autofilter(5, 0, 5 + len(INDICATORS), len(headers) - 1)
@@ -171,7 +172,7 @@ def write_rank_xlsx(
         if isinstance(value, bool) or not isinstance(value, int | float):
             info.write_string(k, 1, "是" if value is True else "否" if value is False else str(value))
         else:
-            info.write_number(k, 1, value, formats["int"] if float(value).is_integer() else formats["dec"])
+            info.write_number(k, 1, value, formats[INT_FORMAT if float(value).is_integer() else DEC_FORMAT])
         info.write_string(k, 2, str(row["说明"]), wrap)
     r = k + 2
     info.write_row(r, 0, ["统计口径", "规则"], head)

@@ -8,12 +8,14 @@ scoring and exports all read this registry.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import polars as pl
 
 from datasets.vocabulary import Rules
 from metrics.prepare import Dataset, prepare_sources_lazy
+from metrics.units import DAYS, PERCENT, POINTS, UNITS, Unit  # declared once, in metrics/units.py
 
 UP, DOWN = 1, -1
 
@@ -40,14 +42,12 @@ STOCK_SOURCES = ("items", "items_coverage")
 
 LEVELS = {"item": "事项", "case": "办件", "eval": "评价", "hotline": "工单"}
 
-PERCENT, DAYS, POINTS = "%", "工作日", "分"
-
 
 @dataclass(frozen=True)
 class Indicator:
     id: str
     name: str
-    unit: str  # PERCENT: value is a fraction shown as %; DAYS; POINTS
+    unit: Unit  # PERCENT: value is a fraction shown as %; DAYS; POINTS
     direction: int  # UP (↑ higher is better) or DOWN (↓)
     group: str  # A–E
     level: str  # item | case | eval | hotline
@@ -62,8 +62,9 @@ class Indicator:
     def __post_init__(self) -> None:
         missing = [f for f in ("id", "name", "unit", "group", "level", "source", "description",
                                "numerator_label", "denominator_label") if not getattr(self, f)]
-        if missing or self.direction not in (UP, DOWN) or self.group not in GROUPS or self.level not in LEVELS:
-            raise ValueError(f"indicator {self.id!r} is incomplete: {missing or 'direction/group/level'}")
+        if (missing or self.direction not in (UP, DOWN) or self.group not in GROUPS or self.level not in LEVELS
+                or self.unit not in UNITS):
+            raise ValueError(f"indicator {self.id!r} is incomplete: {missing or 'direction/group/level/unit'}")
 
     @property
     def is_stock(self) -> bool:
@@ -513,6 +514,23 @@ INDICATORS: tuple[Indicator, ...] = (
 )
 
 BY_ID: dict[str, Indicator] = {i.id: i for i in INDICATORS}
+
+
+@functools.cache
+def indicator_frame() -> pl.DataFrame:
+    """indicator, name, unit, arrow, group, order (registry order): the lookup table joined onto results."""
+    return pl.DataFrame(
+        {
+            "indicator": [i.id for i in INDICATORS],
+            "name": [i.name for i in INDICATORS],
+            "unit": [i.unit.name for i in INDICATORS],
+            "arrow": [i.arrow for i in INDICATORS],
+            "group": [i.group for i in INDICATORS],
+            "order": list(range(len(INDICATORS))),
+        },
+        schema={"indicator": pl.String, "name": pl.String, "unit": pl.String, "arrow": pl.String,
+                "group": pl.String, "order": pl.Int64},
+    )
 
 
 def get(indicator_id: str) -> Indicator:

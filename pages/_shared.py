@@ -26,10 +26,11 @@ from datasets.periods import Period, parse_period
 from datasets.quality import all_districts
 from datasets.vocabulary import Rules
 from metrics.drill import Detail, load_alert_detail, load_district
+from metrics.formatting import fmt_value, is_good, percent_columns
+from metrics.overview import Card
 from metrics.registry import INDICATORS
 from metrics.scoring import ScoringSettings, load_settings, ranking
 from metrics.service import compute_components
-from metrics.views import Card, is_good, percent_columns
 
 CONTEXT_KEY = "_dashboard_context"
 BASE_KEY = "_dashboard_base"
@@ -382,8 +383,6 @@ def _num(value: float | None) -> str:
 
 
 def _fmt_prev(card: Card, value: float | None) -> str:
-    from metrics.views import fmt_value
-
     return fmt_value(card.key, value)
 
 

@@ -4,7 +4,7 @@ district × indicator heatmap of scores, and drill-down district → departments
 import streamlit as st
 
 from datasets import auth
-from metrics import charts, drill, views
+from metrics import charts, comparison, drill
 from pages import _auth_ui as ui
 from pages import _shared as shared
 
@@ -18,22 +18,22 @@ st.title(f"区县对比 · {period.label}")
 st.caption("柱形为各区县实际值，绿色实线为目标值，灰色虚线为全市值；鼠标悬停可查看分子和分母。"
            "在左侧选择指标和区县（不选区县即全部区县）。")
 
-values = views.district_values(ctx.comps, period, ctx.settings, ctx.scope, ctx.indicators)
+values = comparison.district_values(ctx.comps, period, ctx.settings, ctx.scope, ctx.indicators)
 chart_columns = st.columns(2)
 for n, indicator_id in enumerate(ctx.indicators):
     with chart_columns[n % 2]:
         shared.chart(charts.compare_chart(values, indicator_id, ctx.districts_all))
 with st.expander("查看数据表"):
-    shared.table(views.compare_table(values), key="compare_values")
+    shared.table(comparison.compare_table(values), key="compare_values")
 
 st.subheader("得分热力图")
 st.caption("每格为该区县该指标的得分（0–100，按目标值和底线值折算）；悬停可查看实际值、分子和分母。")
 show_all = st.toggle("显示全部指标", value=True, key="heat_all")
-scores = views.score_long(ctx.ranking(), None if show_all else ctx.indicators, ctx.scope)
+scores = comparison.score_long(ctx.ranking(), None if show_all else ctx.indicators, ctx.scope)
 shared.chart(charts.heatmap_chart(scores))
 
 st.subheader("逐级下钻：区县 → 部门 → 事项 → 办件")
-with_data = views.districts_with_data(ctx.comps, period, ctx.shown_districts)
+with_data = comparison.districts_with_data(ctx.comps, period, ctx.shown_districts)
 if st.session_state.get("drill_district") not in ctx.shown_districts and with_data:
     st.session_state["drill_district"] = with_data[0]  # start where there is something to see
 district = st.selectbox("区县", ctx.shown_districts, key="drill_district",

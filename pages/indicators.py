@@ -4,14 +4,14 @@ floor — generated from the registry and the settings in force."""
 import streamlit as st
 
 from datasets import auth
-from metrics import views
+from metrics import reference
 from metrics.registry import GROUPS
 from pages import _auth_ui as ui
 from pages import _shared as shared
 
 ui.gate(auth.PAGE_INDICATORS)
 settings = shared.scoring_now()
-reference = views.indicator_reference(settings)
+reference = reference.indicator_reference(settings)
 
 st.title("指标说明")
 st.markdown(
@@ -26,14 +26,14 @@ st.markdown(
 )
 
 st.subheader("分组与权重")
-shared.table(views.group_weights(settings), key="group_weights")
+shared.table(reference.group_weights(settings), key="group_weights")
 
 st.subheader("统计口径")
 st.caption("口径文件未规定或需要取舍之处，本看板一律按下列规则计算（取值随“设置”页的当前设置）。")
-shared.table(views.readings_table(settings), key="readings")
+shared.table(reference.readings_table(settings), key="readings")
 
 st.subheader("可调整的规则")
-shared.table(views.rules_table(settings), key="rules")
+shared.table(reference.rules_table(settings), key="rules")
 
 st.subheader("指标一览")
 shared.table(reference, key="indicator_reference", height=38 * (reference.height + 1) + 4)

@@ -4,21 +4,21 @@ the biggest movers and the alerts, each a click away from its list."""
 import streamlit as st
 
 from datasets import auth
-from metrics import charts, drill, views
+from metrics import charts, drill, formatting, overview
 from pages import _auth_ui as ui
 from pages import _shared as shared
 
 engine, app, user = ui.gate(auth.PAGE_OVERVIEW)
 ctx = shared.current()
 period = ctx.period
-scope = shared.plain(views.scope_label(ctx.districts, ctx.districts_all))
+scope = shared.plain(formatting.scope_label(ctx.districts, ctx.districts_all))
 
 st.title(f"总览 · {period.label}")
 st.caption(f"范围：{scope}　环比对照：{period.previous().label}　同比对照：{period.year_ago().label}")
 
-cards = views.overview_cards(ctx.comps, period, ctx.settings, ctx.scope, ctx.indicators)
+cards = overview.overview_cards(ctx.comps, period, ctx.settings, ctx.scope, ctx.indicators)
 rank = ctx.ranking()
-if notes := views.unranked_notes(rank):
+if notes := overview.unranked_notes(rank):
     st.warning(shared.plain(f"{len(notes)} 个区县本期数据不全，未参与排名：" + "；".join(notes)))
 # The index and the ranking first (on a phone the columns stack: index, ranking, then the cards).
 index_col, rank_col = st.columns([2, 3])
@@ -26,17 +26,17 @@ with index_col:
     shared.metric_card(cards[0])
     st.subheader("变化最大的区县")
     st.caption(f"效能指数与{period.previous().label}相比变化最大的区县")
-    shared.table(views.movers(rank, ctx.ranking(period.previous())), key="overview_movers")
+    shared.table(overview.movers(rank, ctx.ranking(period.previous())), key="overview_movers")
 with rank_col:
     st.subheader("区县效能指数排名")
     shared.chart(charts.ranking_chart(rank, ctx.districts_all))
     with st.expander("查看排名表"):
-        shared.table(views.ranking_brief(rank), key="overview_rank")
+        shared.table(overview.ranking_brief(rank), key="overview_rank")
 shared.metric_row(cards[1:], per_row=4)
 
 st.subheader("效能指数走势")
-months = views.trend_months(period, ctx.months)
-trend = views.index_trend(ctx.comps, ctx.settings, months, ctx.scope)
+months = overview.trend_months(period, ctx.months)
+trend = overview.index_trend(ctx.comps, ctx.settings, months, ctx.scope)
 shared.chart(charts.index_trend_chart(trend, ctx.districts_all, highlight=ctx.districts))
 if not ctx.districts:
     st.caption("黑色虚线为全市，灰色细线为各区县；在左侧“区县”中选择区县，可将其突出显示。")

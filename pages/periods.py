@@ -3,9 +3,9 @@ trends of the chosen indicators for the chosen districts."""
 
 import streamlit as st
 
-from datasets import auth
+from datasets import auth, periods
 from datasets.periods import parse_period
-from metrics import charts, views
+from metrics import charts, comparison, formatting, overview
 from pages import _auth_ui as ui
 from pages import _shared as shared
 
@@ -27,24 +27,24 @@ if mode == OTHER:
     except ValueError as exc:
         st.error(f"对比时段无效：{exc}")
         st.stop()
-    if not views.period_has_data(other, ctx.months):
+    if not periods.period_has_data(other, ctx.months):
         st.warning(f"{other.label}没有数据，对比值显示为“—”。")
-st.caption(f"本期：{period.label}　对比期：{other.label}　范围：{shared.plain(views.scope_label(ctx.districts, ctx.districts_all))}")
+st.caption(f"本期：{period.label}　对比期：{other.label}　范围：{shared.plain(formatting.scope_label(ctx.districts, ctx.districts_all))}")
 
-comparison = views.period_comparison(ctx.comps, period, other, ctx.scope, ctx.indicators)
+comparison = comparison.period_comparison(ctx.comps, period, other, ctx.scope, ctx.indicators)
 chart_columns = st.columns(2)
 for n, indicator_id in enumerate(ctx.indicators):
     with chart_columns[n % 2]:
         shared.chart(charts.period_compare_chart(comparison, indicator_id, ctx.districts_all))
 st.markdown("变化明细（每项指标内按变化幅度从大到小排列；“改善/退步”已按指标方向判断：↓ 指标下降为改善）")
-shared.table(views.period_change_table(comparison), key="period_changes")
+shared.table(comparison.period_change_table(comparison), key="period_changes")
 
 st.subheader("月度走势")
 if not ctx.districts:
     st.caption("黑色虚线为全市，灰色细线为各区县；在左侧“区县”中选择区县，可将其突出显示。")
 length = st.select_slider("走势月份数", options=[6, 12, 18, 24, 36], value=12, key="trend_len")
-months = views.trend_months(period, ctx.months, length)
-trend = views.monthly_values(ctx.comps, months, ctx.scope, ctx.indicators)
+months = overview.trend_months(period, ctx.months, length)
+trend = comparison.monthly_values(ctx.comps, months, ctx.scope, ctx.indicators)
 trend_columns = st.columns(2)
 for n, indicator_id in enumerate(ctx.indicators):
     with trend_columns[n % 2]:

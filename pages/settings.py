@@ -4,7 +4,7 @@ old/new (and in the audit log), and applied to the index at once; the change his
 import streamlit as st
 
 from datasets import accounts, auth
-from metrics import views
+from metrics import settings_form
 from metrics.scoring import default_settings, settings_history
 from pages import _auth_ui as ui
 from pages import _bulletin_settings as bulletin_settings
@@ -31,7 +31,7 @@ round_no = st.session_state.setdefault(ROUND, 0)
 with st.form(f"settings_form_{round_no}"):
     st.markdown("**指标权重、目标值与底线值**")
     edited = st.data_editor(
-        views.settings_frame(settings),
+        settings_form.settings_frame(settings),
         key=f"settings_editor_{round_no}",
         hide_index=True,
         disabled=["编号", "分组", "指标", "方向", "单位"],
@@ -48,7 +48,7 @@ with st.form(f"settings_form_{round_no}"):
     st.markdown("**统计与排名规则**")
     rule_columns = st.columns(3)
     rules: dict[str, float | bool] = {}
-    for n, (name, (label, description)) in enumerate(views.RULE_LABELS.items()):
+    for n, (name, (label, description)) in enumerate(settings_form.RULE_LABELS.items()):
         value, col = getattr(settings.rules, name), rule_columns[n % 3]
         if isinstance(value, bool):
             rules[name] = col.checkbox(label, value=value, help=description, key=f"rule_{name}_{round_no}")
@@ -59,16 +59,16 @@ with st.form(f"settings_form_{round_no}"):
 
 if submitted:
     try:
-        new = views.settings_from_frame(views.as_polars(edited), rules)
+        new = settings_form.settings_from_frame(settings_form.as_polars(edited), rules)
         changes = auth.save_scoring(engine, admin, new)
-    except views.SettingsError as exc:
+    except settings_form.SettingsError as exc:
         st.error("设置未保存：" + "；".join(exc.messages))
     except accounts.PermissionDenied as exc:
         st.error(shared.plain(f"设置未保存：{exc}"))
     else:
         if changes:
             st.session_state[FLASH] = [("success", f"已保存 {len(changes)} 项修改，效能指数和排名已按新设置重新计算。",
-                                        views.changes_table(changes))]
+                                        settings_form.changes_table(changes))]
         else:
             st.session_state[FLASH] = [("info", "设置没有变化，未保存。", None)]
         st.session_state[ROUND] = round_no + 1
@@ -78,11 +78,11 @@ with st.expander("恢复为配置文件中的默认值"):
     st.caption("将全部权重、目标值、底线值和统计规则恢复为系统默认取值（随程序发布的配置文件中的取值）（作为一次修改记录在日志中）。")
     if st.button("恢复默认值", key="settings_reset"):
         changes = auth.save_scoring(engine, admin, default_settings())
-        st.session_state[FLASH] = [("success", f"已恢复默认值（{len(changes)} 项修改）。", views.changes_table(changes))]
+        st.session_state[FLASH] = [("success", f"已恢复默认值（{len(changes)} 项修改）。", settings_form.changes_table(changes))]
         st.session_state[ROUND] = round_no + 1
         st.rerun()
 
 bulletin_settings.render(engine, admin)
 
 st.subheader("修改记录")
-shared.table(views.history_table(settings_history(engine)), key="settings_history", height=320)
+shared.table(settings_form.history_table(settings_history(engine)), key="settings_history", height=320)

@@ -2,7 +2,7 @@
 
 The bulletins are generated from the session's small demo store and parsed back with python-docx;
 every number is compared with what ``python -m metrics report`` / ``rank`` write for the same
-period, formatted with the page formatters (metrics/views.py).
+period, formatted with the page formatters (metrics/formatting.py).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from datasets.periods import Period, parse_period
 from metrics import bulletin, bulletin_docx, drill
 from metrics.__main__ import main
 from metrics.compute import CITY
+from metrics.formatting import INDEX, NULL_TEXT, fmt_delta, fmt_value
 from metrics.registry import BY_ID, GROUPS, INDICATORS, PERCENT
-from metrics.views import INDEX, NULL_TEXT, fmt_delta, fmt_value
 from tests.apptest_support import Demo
 
 EMPTY = parse_period("2031-01")

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from datasets.periods import Period
-from metrics import charts, views
+from metrics import charts, comparison, overview
 from metrics.compute import CITY, components
 from metrics.registry import INDICATORS
 from metrics.scoring import default_settings, ranking
@@ -78,13 +78,13 @@ def test_one_colour_per_district_on_every_chart(comps, inv):
     subset = ["乙区"]
     built = [
         charts.ranking_chart(ranking(comps, OCT, settings, inv), DISTRICTS),
-        charts.compare_chart(views.district_values(comps, OCT, settings, subset, ["online_case_rate"]),
+        charts.compare_chart(comparison.district_values(comps, OCT, settings, subset, ["online_case_rate"]),
                              "online_case_rate", DISTRICTS),
-        charts.trend_chart(views.monthly_values(comps, ["2024-09", "2024-10"], subset, ["online_case_rate"]),
+        charts.trend_chart(comparison.monthly_values(comps, ["2024-09", "2024-10"], subset, ["online_case_rate"]),
                            "online_case_rate", DISTRICTS, highlight=subset),
-        charts.period_compare_chart(views.period_comparison(comps, OCT, OCT.previous(), subset, ["online_case_rate"]),
+        charts.period_compare_chart(comparison.period_comparison(comps, OCT, OCT.previous(), subset, ["online_case_rate"]),
                                     "online_case_rate", DISTRICTS),
-        charts.index_trend_chart(views.index_trend(comps, settings, ["2024-09", "2024-10"], subset), DISTRICTS,
+        charts.index_trend_chart(overview.index_trend(comps, settings, ["2024-09", "2024-10"], subset), DISTRICTS,
                                  highlight=subset),
     ]
     for chart in built:
@@ -134,7 +134,7 @@ def test_high_rates_get_a_scale_where_differences_show(values, domain, note):
 
 
 def test_lines_grey_out_the_districts_not_chosen(comps):
-    monthly = views.monthly_values(comps, ["2024-09", "2024-10"], None, ["online_case_rate"])
+    monthly = comparison.monthly_values(comps, ["2024-09", "2024-10"], None, ["online_case_rate"])
     chart_spec = spec(charts.trend_chart(monthly, "online_case_rate", DISTRICTS, highlight=["甲区"]))
     rows = dataset_rows(chart_spec)
     shown = {r["district"]: r["shown"] for r in rows}
@@ -170,7 +170,7 @@ def test_ranking_chart_orders_by_rank_and_labels_changes(comps, inv):
 
 def test_compare_chart_target_city_and_tooltips(comps):
     settings = default_settings()
-    values = views.district_values(comps, OCT, settings, None, ["online_case_rate", "avg_handling_days"])
+    values = comparison.district_values(comps, OCT, settings, None, ["online_case_rate", "avg_handling_days"])
     chart_spec = spec(charts.compare_chart(values, "online_case_rate", DISTRICTS))
     bars, rules = chart_spec["layer"]
     assert rules["mark"]["type"] == "rule"
@@ -192,7 +192,7 @@ def test_compare_chart_target_city_and_tooltips(comps):
 
 def test_heatmap_shows_missing_scores_as_dash(comps, inv):
     rank = ranking(comps, OCT, default_settings(), inv)
-    scores = views.score_long(rank)
+    scores = comparison.score_long(rank)
     chart_spec = spec(charts.heatmap_chart(scores))
     rows = dataset_rows(chart_spec)
     assert len(rows) == len(DISTRICTS) * len(INDICATORS)
@@ -207,13 +207,13 @@ def test_heatmap_shows_missing_scores_as_dash(comps, inv):
 
 
 def test_trend_and_period_charts_keep_nulls(comps):
-    values = views.monthly_values(comps, ["2024-08", "2024-09", "2024-10"], None, ["on_time_rate"])
+    values = comparison.monthly_values(comps, ["2024-08", "2024-09", "2024-10"], None, ["on_time_rate"])
     rows = dataset_rows(spec(charts.trend_chart(values, "on_time_rate", DISTRICTS)))
     august = [r for r in rows if r["month"] == "2024-08"]
     assert all(r["value"] is None for r in august)  # no data: a gap, never 0
     assert {r["district"] for r in rows} == {*DISTRICTS, CITY}
-    comparison = views.period_comparison(comps, OCT, OCT.previous(), None, ["on_time_rate"])
-    chart_spec = spec(charts.period_compare_chart(comparison, "on_time_rate", DISTRICTS))
+    compared = comparison.period_comparison(comps, OCT, OCT.previous(), None, ["on_time_rate"])
+    chart_spec = spec(charts.period_compare_chart(compared, "on_time_rate", DISTRICTS))
     assert chart_spec["encoding"]["xOffset"]["field"] == "period_name"
     assert {r["period_name"] for r in dataset_rows(chart_spec)} == {"本期：2024年10月", "对比期：2024年9月"}
 

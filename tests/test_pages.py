@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from datasets import accounts, quality, store
 from datasets.periods import Period
 from datasets.schema import KINDS
-from metrics import drill, views
+from metrics import drill, formatting, overview
 from metrics.compute import CITY, aggregate
 from metrics.exports import rank_table_chinese
 from metrics.registry import INDICATORS
@@ -64,8 +64,8 @@ def test_overview_index_for_a_district_equals_ranking(demo: Demo, monkeypatch):
     # Key indicator cards: value of the district, 环比 against the previous month.
     prev = demo.ranking(demo.period.previous()).filter(pl.col("district") == row["district"])
     card = next(m for m in at.metric if m.label.startswith("按时办结率"))
-    assert card.value == views.fmt_value("on_time_rate", row["on_time_rate"])
-    assert card.proto.delta == views.fmt_delta("on_time_rate", row["on_time_rate"] - prev["on_time_rate"][0])
+    assert card.value == formatting.fmt_value("on_time_rate", row["on_time_rate"])
+    assert card.proto.delta == formatting.fmt_delta("on_time_rate", row["on_time_rate"] - prev["on_time_rate"][0])
     # Alerts use the counting rules of the indicators.
     assert shown["红牌办件"] == f"{int(row['red_card_rate__num'])} 件"
     late = row["bad_rectified_on_time_rate__den"] - row["bad_rectified_on_time_rate__num"]
@@ -75,12 +75,12 @@ def test_overview_index_for_a_district_equals_ranking(demo: Demo, monkeypatch):
 def test_overview_city_cards_ranking_chart_and_alert_lists(demo: Demo, monkeypatch):
     at = ok(app(demo, monkeypatch).run())  # no query string: latest month, whole city
     assert at.title[0].value == f"总览 · {demo.period.label}"
-    city = views.pooled_scores(demo.comps, demo.period, demo.settings)
+    city = overview.pooled_scores(demo.comps, demo.period, demo.settings)
     assert metrics(at)["效能指数"] == f"{city['index']:.1f}"
     down = next(m for m in at.metric if m.label.startswith("平均办理用时"))
     assert down.proto.delta_description == "环比"
     # A ↓ indicator: its delta colour is inverted (a decrease is good).
-    before = views.pooled_scores(demo.comps, demo.period.previous(), demo.settings)["avg_handling_days"]
+    before = overview.pooled_scores(demo.comps, demo.period.previous(), demo.settings)["avg_handling_days"]
     if before is not None and city["avg_handling_days"] is not None and before != city["avg_handling_days"]:
         improved = city["avg_handling_days"] < before
         assert (down.proto.color == down.proto.GREEN) == improved
@@ -150,7 +150,7 @@ def test_compare_page_charts_heatmap_and_drill_down(demo: Demo, monkeypatch):
     at = app(demo, monkeypatch, period=demo.period.key)
     at = open_page(at, "pages/compare.py")
     specs = charts(at)
-    chosen = list(views.KEY_INDICATORS)
+    chosen = list(overview.KEY_INDICATORS)
     assert len(specs) == len(chosen) + 1  # one chart per chosen indicator, then the heatmap
     # One colour scale for districts on every chart.
     domains = {json.dumps(layer["encoding"]["color"]["scale"]["domain"], ensure_ascii=False)
@@ -204,10 +204,10 @@ def test_periods_page_compares_two_periods(demo: Demo, monkeypatch):
     city_now = aggregate(demo.comps, demo.period, by="city").filter(pl.col("indicator") == "on_time_rate")
     city_before = aggregate(demo.comps, demo.period.previous(), by="city").filter(pl.col("indicator") == "on_time_rate")
     row = changes.filter(pl.col("区县") == CITY, pl.col("指标") == "按时办结率 ↑").row(0, named=True)
-    assert row[f"本期（{demo.period.label}）"] == views.fmt_value("on_time_rate", city_now["value"][0])
-    assert row[f"对比期（{demo.period.previous().label}）"] == views.fmt_value("on_time_rate", city_before["value"][0])
+    assert row[f"本期（{demo.period.label}）"] == formatting.fmt_value("on_time_rate", city_now["value"][0])
+    assert row[f"对比期（{demo.period.previous().label}）"] == formatting.fmt_value("on_time_rate", city_before["value"][0])
     assert row["本期分母"] == city_now["denominator"][0]
-    assert len(charts(at)) == 2 * len(views.KEY_INDICATORS)  # comparison and trend per indicator
+    assert len(charts(at)) == 2 * len(overview.KEY_INDICATORS)  # comparison and trend per indicator
 
     at.radio(key="vs_mode").set_value("自选时段")
     ok(at.run())
@@ -316,7 +316,7 @@ def test_indicator_reference_lists_all_indicators(demo: Demo, monkeypatch):
     assert shown["指标"].to_list() == [i.name for i in INDICATORS]
     assert shown["公式"].to_list() == [i.formula for i in INDICATORS]
     assert shown["权重"].to_list() == [demo.settings.indicators[i.id].weight for i in INDICATORS]
-    assert shown["目标值"][0] == views.fmt_value(INDICATORS[0].id, demo.settings.indicators[INDICATORS[0].id].target)
+    assert shown["目标值"][0] == formatting.fmt_value(INDICATORS[0].id, demo.settings.indicators[INDICATORS[0].id].target)
     assert table(at, "权重合计")["权重合计"].sum() == pytest.approx(
         sum(t.weight for t in demo.settings.indicators.values()))
 

@@ -1,5 +1,6 @@
-"""The numbers behind the pages: metrics/views.py, metrics/drill.py and datasets/quality.py, on small
-hand-made data (tests/factories.py) so that every count can be checked by hand."""
+"""The numbers behind the pages: metrics/overview.py, comparison.py, reference.py, settings_form.py,
+metrics/drill.py and datasets/quality.py, on small hand-made data (tests/factories.py) so that every count
+can be checked by hand."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from datasets import quality, store
+from datasets import periods, quality, store
 from datasets.ingest import import_frame
 from datasets.periods import Period
 from datasets.vocabulary import Rules
-from metrics import drill, views
+from metrics import comparison, drill, formatting, overview, reference, settings_form
 from metrics.compute import CITY, aggregate, components
 from metrics.registry import INDICATORS
 from metrics.scoring import ScoringSettings, default_settings, ranking
@@ -75,34 +76,34 @@ def detail(data) -> drill.Detail:
 
 
 def test_formatting_is_direction_and_unit_aware():
-    assert views.fmt_value("on_time_rate", 0.8534) == "85.34%"
-    assert views.fmt_value("avg_handling_days", 3.2) == "3.20 工作日"
-    assert views.fmt_value("satisfaction_score", 92.06) == "92.1 分"
-    assert views.fmt_value("on_time_rate", None) == "—"
-    assert views.fmt_value(views.INDEX, 71.64) == "71.6"
-    assert views.fmt_delta("on_time_rate", -0.0123) == "-1.23 个百分点"
-    assert views.fmt_delta("on_time_rate", 0.00001) == "0.00 个百分点"  # flat: no sign
-    assert views.fmt_delta("avg_handling_days", 0.5) == "+0.50 工作日"
-    assert views.is_good("avg_handling_days", -0.5) is True  # ↓ indicator: a decrease is good
-    assert views.is_good("red_card_rate", 0.01) is False
-    assert views.is_good("on_time_rate", 0.01) is True
-    assert views.is_good("on_time_rate", 0.00001) is None
-    assert views.is_good("on_time_rate", None) is None
+    assert formatting.fmt_value("on_time_rate", 0.8534) == "85.34%"
+    assert formatting.fmt_value("avg_handling_days", 3.2) == "3.20 工作日"
+    assert formatting.fmt_value("satisfaction_score", 92.06) == "92.1 分"
+    assert formatting.fmt_value("on_time_rate", None) == "—"
+    assert formatting.fmt_value(formatting.INDEX, 71.64) == "71.6"
+    assert formatting.fmt_delta("on_time_rate", -0.0123) == "-1.23 个百分点"
+    assert formatting.fmt_delta("on_time_rate", 0.00001) == "0.00 个百分点"  # flat: no sign
+    assert formatting.fmt_delta("avg_handling_days", 0.5) == "+0.50 工作日"
+    assert formatting.is_good("avg_handling_days", -0.5) is True  # ↓ indicator: a decrease is good
+    assert formatting.is_good("red_card_rate", 0.01) is False
+    assert formatting.is_good("on_time_rate", 0.01) is True
+    assert formatting.is_good("on_time_rate", 0.00001) is None
+    assert formatting.is_good("on_time_rate", None) is None
 
 
 def test_period_helpers():
     months = ["2023-11", "2023-12", "2024-01", "2024-02"]
-    choices = views.period_choices(months)
+    choices = periods.period_choices(months)
     assert choices["月"] == ["2024-02", "2024-01", "2023-12", "2023-11"]
     assert choices["季"] == ["2024-Q1", "2023-Q4"]
     assert choices["年"] == ["2024", "2023"]
-    assert views.period_type(Period("2024-04", "2024-06")) == "季"
-    assert views.period_type(Period("2024-01", "2024-12")) == "年"
-    assert views.period_type(Period("2024-02", "2024-05")) == "自定义"
-    assert views.trend_months(Period("2024-02", "2024-02"), months, 12) == months  # clipped to the data
-    assert views.trend_months(Period("2024-01", "2024-02"), [], 1) == ["2024-01", "2024-02"]
-    assert views.scope_label([], ["甲区", "乙区"]) == CITY
-    assert views.scope_label(["乙区"], ["甲区", "乙区"]) == "乙区"
+    assert periods.period_type(Period("2024-04", "2024-06")) == "季"
+    assert periods.period_type(Period("2024-01", "2024-12")) == "年"
+    assert periods.period_type(Period("2024-02", "2024-05")) == "自定义"
+    assert overview.trend_months(Period("2024-02", "2024-02"), months, 12) == months  # clipped to the data
+    assert overview.trend_months(Period("2024-01", "2024-02"), [], 1) == ["2024-01", "2024-02"]
+    assert formatting.scope_label([], ["甲区", "乙区"]) == CITY
+    assert formatting.scope_label(["乙区"], ["甲区", "乙区"]) == "乙区"
 
 
 # --- overview ----------------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ def test_period_helpers():
 
 def test_overview_cards_match_ranking_for_one_district(comps, inv):
     settings = default_settings()
-    cards = views.overview_cards(comps, OCT, settings, ["甲区"], ["on_time_rate", "avg_handling_days"])
+    cards = overview.overview_cards(comps, OCT, settings, ["甲区"], ["on_time_rate", "avg_handling_days"])
     rank = ranking(comps, OCT, settings, inv).filter(pl.col("district") == "甲区").row(0, named=True)
     index, on_time, days = cards
     assert index.value == pytest.approx(rank["index"])
@@ -125,7 +126,7 @@ def test_overview_cards_match_ranking_for_one_district(comps, inv):
 
 def test_city_cards_pool_numerators_and_denominators(comps):
     settings = default_settings()
-    (_, on_time) = views.overview_cards(comps, OCT, settings, None, ["on_time_rate"])
+    (_, on_time) = overview.overview_cards(comps, OCT, settings, None, ["on_time_rate"])
     # 甲区 1/2 and 乙区 C5 (1 working day, promised 1) on time 1/1 → 2/3, not the mean of 50% and 100%
     assert (on_time.numerator, on_time.denominator) == (2.0, 3.0)
     assert on_time.value == pytest.approx(2 / 3)
@@ -133,13 +134,13 @@ def test_city_cards_pool_numerators_and_denominators(comps):
 
 def test_movers_and_index_trend(comps, inv):
     settings = default_settings()
-    trend = views.index_trend(comps, settings, ["2024-09", "2024-10"])
+    trend = overview.index_trend(comps, settings, ["2024-09", "2024-10"])
     assert set(trend["district"].to_list()) == {"甲区", "乙区", CITY}
     october = ranking(comps, OCT, settings, inv)
     for row in october.iter_rows(named=True):
         shown = trend.filter(pl.col("district") == row["district"], pl.col("month") == "2024-10")["index"][0]
         assert shown == pytest.approx(row["index"])
-    movers = views.movers(october, ranking(comps, SEP, settings, inv))
+    movers = overview.movers(october, ranking(comps, SEP, settings, inv))
     september = ranking(comps, SEP, settings, inv).filter(pl.col("district") == "甲区")["index"][0]
     jia = movers.filter(pl.col("区县") == "甲区").row(0, named=True)
     assert jia["指数变化"] == pytest.approx(round(october.filter(pl.col("district") == "甲区")["index"][0] - september, 1),
@@ -154,16 +155,16 @@ def test_movers_and_index_trend(comps, inv):
 
 def test_district_values_and_period_comparison(comps):
     settings = default_settings()
-    values = views.district_values(comps, OCT, settings, None, ["online_case_rate"])
+    values = comparison.district_values(comps, OCT, settings, None, ["online_case_rate"])
     jia = values.filter(pl.col("district") == "甲区").row(0, named=True)
     assert (jia["numerator"], jia["denominator"], jia["value_text"]) == (1.0, 4.0, "25.00%")
     assert jia["city"] == pytest.approx(1 / 5)
     assert jia["target"] == settings.indicators["online_case_rate"].target
-    table = views.compare_table(values)
+    table = comparison.compare_table(values)
     assert table.filter(pl.col("区县") == "甲区")["全市值"][0] == "20.00%"
 
-    comparison = views.period_comparison(comps, OCT, SEP, ["甲区"], ["on_time_rate"])
-    changes = views.period_change_table(comparison)
+    compared = comparison.period_comparison(comps, OCT, SEP, ["甲区"], ["on_time_rate"])
+    changes = comparison.period_change_table(compared)
     assert changes["区县"].to_list() == ["甲区", CITY]  # districts first, the city last
     row = changes.row(0, named=True)
     assert (row["本期（2024年10月）"], row["对比期（2024年9月）"], row["变化"], row["评价"]) == (
@@ -172,8 +173,8 @@ def test_district_values_and_period_comparison(comps):
 
 
 def test_period_changes_are_sorted_by_the_size_of_the_change(comps):
-    comparison = views.period_comparison(comps, OCT, SEP, None, ["on_time_rate", "online_case_rate"])
-    changes = views.period_change_table(comparison)
+    compared = comparison.period_comparison(comps, OCT, SEP, None, ["on_time_rate", "online_case_rate"])
+    changes = comparison.period_change_table(compared)
     for name in changes["指标"].unique().to_list():
         rows = changes.filter(pl.col("指标") == name, pl.col("区县") != CITY)
         a, b = rows["本期（2024年10月）"].to_list(), rows["对比期（2024年9月）"].to_list()
@@ -183,7 +184,7 @@ def test_period_changes_are_sorted_by_the_size_of_the_change(comps):
 
 
 def test_monthly_values_are_ratios_of_sums(comps):
-    monthly = views.monthly_values(comps, ["2024-09", "2024-10"], None, ["on_time_rate"])
+    monthly = comparison.monthly_values(comps, ["2024-09", "2024-10"], None, ["on_time_rate"])
     city = monthly.filter(pl.col("district") == CITY, pl.col("month") == "2024-10").row(0, named=True)
     expected = aggregate(comps, OCT, by="city").filter(pl.col("indicator") == "on_time_rate").row(0, named=True)
     assert (city["numerator"], city["denominator"]) == (expected["numerator"], expected["denominator"])
@@ -191,7 +192,7 @@ def test_monthly_values_are_ratios_of_sums(comps):
 
 def test_score_long_from_ranking(comps, inv):
     rank = ranking(comps, OCT, default_settings(), inv)
-    scores = views.score_long(rank, ["on_time_rate", "hotline_completion_rate"], ["甲区"])
+    scores = comparison.score_long(rank, ["on_time_rate", "hotline_completion_rate"], ["甲区"])
     assert scores.height == 2
     hotline = scores.filter(pl.col("indicator") == "hotline_completion_rate").row(0, named=True)
     assert hotline["score"] is None and hotline["value_text"] == "—"  # no hotline data: null, never 0
@@ -202,24 +203,24 @@ def test_score_long_from_ranking(comps, inv):
 
 def test_indicator_reference_is_generated_from_registry_and_settings():
     settings = default_settings()
-    table = views.indicator_reference(settings)
+    table = reference.indicator_reference(settings)
     assert table.height == 28
     assert table["编号"].to_list() == [i.id for i in INDICATORS]
     row = table.filter(pl.col("编号") == "card_rate").row(0, named=True)
     assert row["方向"].startswith("↓")
     assert row["目标值"] == "0.00%" and row["底线值"] == "5.00%"
-    weights = views.group_weights(settings)
+    weights = reference.group_weights(settings)
     assert weights["占指数比重（%）"].sum() == pytest.approx(100, abs=0.3)
 
 
 def test_settings_table_round_trip_has_no_spurious_changes():
     settings = default_settings()
-    rebuilt = views.settings_from_frame(views.settings_frame(settings), settings.rules.model_dump())
+    rebuilt = settings_form.settings_from_frame(settings_form.settings_frame(settings), settings.rules.model_dump())
     assert rebuilt == settings
-    edited = views.settings_frame(settings).with_columns(
+    edited = settings_form.settings_frame(settings).with_columns(
         pl.when(pl.col("编号") == "good_rate").then(99.5).otherwise(pl.col("目标值")).alias("目标值")
     )
-    changed = views.settings_from_frame(edited, settings.rules.model_dump())
+    changed = settings_form.settings_from_frame(edited, settings.rules.model_dump())
     assert changed.indicators["good_rate"].target == 0.995
     diff = {k: v for k, v in changed.flat().items() if settings.flat()[k] != v}
     assert diff == {"indicators.good_rate.target": 0.995}
@@ -227,27 +228,27 @@ def test_settings_table_round_trip_has_no_spurious_changes():
 
 def test_settings_errors_are_chinese_and_name_the_indicator():
     settings = default_settings()
-    frame = views.settings_frame(settings).with_columns(
+    frame = settings_form.settings_frame(settings).with_columns(
         pl.when(pl.col("编号") == "on_time_rate").then(pl.col("底线值")).otherwise(pl.col("目标值")).alias("目标值"),
         pl.when(pl.col("编号") == "good_rate").then(-2.0).otherwise(pl.col("权重")).alias("权重"),
     )
-    with pytest.raises(views.SettingsError) as err:
-        views.settings_from_frame(frame, {**settings.rules.model_dump(), "rectify_days": 0})
+    with pytest.raises(settings_form.SettingsError) as err:
+        settings_form.settings_from_frame(frame, {**settings.rules.model_dump(), "rectify_days": 0})
     messages = err.value.messages
     assert "按时办结率：目标值与底线值不能相同" in messages
     assert "好评率的权重不能小于 0" in messages
     assert "差评整改时限（工作日）不能小于 1" in messages
-    empty = views.settings_frame(settings).with_columns(pl.lit(None, dtype=pl.Float64).alias("权重"))
-    with pytest.raises(views.SettingsError, match="权重不能为空"):
-        views.settings_from_frame(empty, settings.rules.model_dump())
+    empty = settings_form.settings_frame(settings).with_columns(pl.lit(None, dtype=pl.Float64).alias("权重"))
+    with pytest.raises(settings_form.SettingsError, match="权重不能为空"):
+        settings_form.settings_from_frame(empty, settings.rules.model_dump())
 
 
 def test_change_labels():
-    assert views.setting_label("indicators.on_time_rate.target") == "按时办结率 · 目标值"
-    assert views.setting_label("rules.rectify_days") == "差评整改时限（工作日）"
-    assert views.setting_value_text("indicators.on_time_rate.target", 0.95) == "95.00%"
-    assert views.setting_value_text("indicators.on_time_rate.weight", 8.0) == "8"
-    table = views.changes_table([("indicators.card_rate.floor", 0.05, 0.04)])
+    assert settings_form.setting_label("indicators.on_time_rate.target") == "按时办结率 · 目标值"
+    assert settings_form.setting_label("rules.rectify_days") == "差评整改时限（工作日）"
+    assert settings_form.setting_value_text("indicators.on_time_rate.target", 0.95) == "95.00%"
+    assert settings_form.setting_value_text("indicators.on_time_rate.weight", 8.0) == "8"
+    table = settings_form.changes_table([("indicators.card_rate.floor", 0.05, 0.04)])
     assert table.rows() == [("红黄牌发生率 · 底线值", "5.00%", "4.00%")]
     assert isinstance(ScoringSettings.model_validate(default_settings().model_dump()), ScoringSettings)
 
@@ -405,5 +406,5 @@ def test_empty_store_quality(sqlite_engine):
 def test_districts_with_data_keep_the_order_given(comps):
     present = set(comps.filter(pl.col("month") == "2024-10")["district"].to_list())
     order = [*sorted(present, reverse=True), "无数据区"]
-    assert views.districts_with_data(comps, OCT, order) == sorted(present, reverse=True)
-    assert views.districts_with_data(comps, Period("1999-01", "1999-01"), order) == []
+    assert comparison.districts_with_data(comps, OCT, order) == sorted(present, reverse=True)
+    assert comparison.districts_with_data(comps, Period("1999-01", "1999-01"), order) == []

@@ -1,0 +1,197 @@
+"""District and period comparison: chosen indicators across districts, against the target and the
+city, between two periods, and month by month (区县对比, 时段对比)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from datasets.periods import Period
+from metrics.compute import CITY, aggregate
+from metrics.formatting import NULL_TEXT, fmt_delta, fmt_value, is_good, scope, value_text
+from metrics.registry import BY_ID, INDICATORS, indicator_frame
+from metrics.scoring import ScoringSettings
+
+PERIOD_A, PERIOD_B = "本期", "对比期"
+
+
+def district_values(
+    comps: pl.DataFrame,
+    period: Period,
+    settings: ScoringSettings,
+    districts: Sequence[str] | None,
+    indicator_ids: Sequence[str],
+) -> pl.DataFrame:
+    """Long: district, indicator, name, value, numerator, denominator, value_text, target, city.
+
+    ``city`` is the 全市 value of the indicator, for the reference line.
+    """
+    by_district = aggregate(comps, period, by="district", districts=scope(districts))
+    city = aggregate(comps, period, by="city").select("indicator", pl.col("value").alias("city"))
+    meta = indicator_meta(settings).select("indicator", "name", "target", "order")
+    out = (
+        by_district.filter(pl.col("indicator").is_in(list(indicator_ids)))
+        .join(city, on="indicator", how="left")
+        .join(meta, on="indicator", how="left")
+    )
+    return out.with_columns(value_text("value")).sort(["order", "district"]).drop("order")
+
+
+def indicator_meta(settings: ScoringSettings) -> pl.DataFrame:
+    """indicator, name, unit, arrow, group, target, floor, weight, order (registry order)."""
+    return indicator_frame().with_columns(
+        *[pl.Series(field, [getattr(settings.indicators[i.id], field) for i in INDICATORS])
+          for field in ("target", "floor", "weight")]
+    ).select("indicator", "name", "unit", "arrow", "group", "target", "floor", "weight", "order")
+
+
+def compare_table(values: pl.DataFrame) -> pl.DataFrame:
+    """district_values() as a Chinese table: 区县, 指标, 实际值, 分子, 分母, 目标值, 全市值 (text values)."""
+    rows = [
+        {
+            "区县": r["district"],
+            "指标": f"{r['name']} {BY_ID[r['indicator']].arrow}",
+            "实际值": r["value_text"],
+            "分子": r["numerator"],
+            "分母": r["denominator"],
+            "目标值": fmt_value(r["indicator"], r["target"]),
+            f"{CITY}值": fmt_value(r["indicator"], r["city"]),
+        }
+        for r in values.iter_rows(named=True)
+    ]
+    return pl.DataFrame(rows, schema={"区县": pl.String, "指标": pl.String, "实际值": pl.String, "分子": pl.Float64,
+                                      "分母": pl.Float64, "目标值": pl.String, f"{CITY}值": pl.String})
+
+
+def score_long(
+    rank: pl.DataFrame, indicator_ids: Sequence[str] | None = None, districts: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """district, indicator, name, group, score, value, numerator, denominator, value_text from ranking()."""
+    ids = list(indicator_ids) if indicator_ids else [i.id for i in INDICATORS]
+    if districts:
+        rank = rank.filter(pl.col("district").is_in(list(districts)))
+    frames = [
+        rank.select(
+            "district",
+            pl.lit(i).alias("indicator"),
+            pl.lit(BY_ID[i].name).alias("name"),
+            pl.lit(BY_ID[i].group).alias("group"),
+            pl.col(f"score_{i}").alias("score"),
+            pl.col(i).alias("value"),
+            pl.col(f"{i}__num").alias("numerator"),
+            pl.col(f"{i}__den").alias("denominator"),
+        )
+        for i in ids
+    ]
+    if not frames:
+        return pl.DataFrame()
+    return pl.concat(frames).with_columns(value_text("value"))
+
+
+def period_comparison(
+    comps: pl.DataFrame,
+    a: Period,
+    b: Period,
+    districts: Sequence[str] | None,
+    indicator_ids: Sequence[str],
+    include_city: bool = True,
+) -> pl.DataFrame:
+    """Long: district, indicator, name, period, period_label, value, numerator, denominator, value_text.
+
+    ``period`` is 本期 (a) or 对比期 (b); the city (全市) is added when ``include_city``.
+    """
+    frames = []
+    for tag, p in ((PERIOD_A, a), (PERIOD_B, b)):
+        parts = [aggregate(comps, p, by="district", districts=scope(districts))]
+        if include_city:
+            parts.append(aggregate(comps, p, by="city"))
+        frames.append(
+            pl.concat(parts).with_columns(pl.lit(tag).alias("period"), pl.lit(p.label).alias("period_label"))
+        )
+    names = indicator_frame().select("indicator", "name", "order")
+    return (
+        pl.concat(frames)
+        .filter(pl.col("indicator").is_in(list(indicator_ids)))
+        .join(names, on="indicator")
+        .with_columns(value_text("value"))
+        .sort(["order", "district", "period"])
+        .drop("order")
+    )
+
+
+def period_change_table(comparison: pl.DataFrame) -> pl.DataFrame:
+    """One row per district × indicator: both periods' values (text), the change, numerators, denominators."""
+    if comparison.height == 0:
+        return pl.DataFrame(schema={"区县": pl.String, "指标": pl.String})
+    a = comparison.filter(pl.col("period") == PERIOD_A)
+    b = comparison.filter(pl.col("period") == PERIOD_B)
+    label_a = a["period_label"][0] if a.height else PERIOD_A
+    label_b = b["period_label"][0] if b.height else PERIOD_B
+    keys = ["district", "indicator", "name"]
+    joined = a.select(*keys, "value", "numerator", "denominator", "value_text").join(
+        b.select(*keys, "value", "numerator", "denominator", "value_text"), on=keys, how="full",
+        coalesce=True, suffix="_b",
+    ).join(indicator_frame().select("indicator", pl.col("order").alias("_order")), on="indicator", how="left")
+    # Within each indicator, the biggest changes first (no change, then no data, last); the city last.
+    joined = joined.with_columns(
+        (pl.col("district") == CITY).alias("_city"),
+        (pl.col("value") - pl.col("value_b")).abs().fill_null(-1.0).alias("_size"),
+    ).sort(["_order", "_city", "_size", "district"], descending=[False, False, True, False])
+    rows = []
+    for r in joined.iter_rows(named=True):
+        delta = None if r["value"] is None or r["value_b"] is None else r["value"] - r["value_b"]
+        good = is_good(r["indicator"], delta)
+        arrow = "" if delta is None or good is None else ("▲ " if delta > 0 else "▼ ")
+        rows.append(
+            {
+                "区县": r["district"],
+                "指标": f"{r['name']} {BY_ID[r['indicator']].arrow}",
+                f"{PERIOD_A}（{label_a}）": r["value_text"] or NULL_TEXT,
+                f"{PERIOD_B}（{label_b}）": r["value_text_b"] or NULL_TEXT,
+                "变化": arrow + (fmt_delta(r["indicator"], delta) or NULL_TEXT),
+                "评价": (NULL_TEXT if delta is None else "持平") if good is None else ("改善" if good else "退步"),
+                f"{PERIOD_A}分子": r["numerator"],
+                f"{PERIOD_A}分母": r["denominator"],
+                f"{PERIOD_B}分子": r["numerator_b"],
+                f"{PERIOD_B}分母": r["denominator_b"],
+            }
+        )
+    return pl.DataFrame(rows)
+
+
+def monthly_values(
+    comps: pl.DataFrame,
+    months: Sequence[str],
+    districts: Sequence[str] | None,
+    indicator_ids: Sequence[str],
+    include_city: bool = True,
+) -> pl.DataFrame:
+    """Long: district, month, indicator, name, value, numerator, denominator, value_text (trends)."""
+    schema = {"district": pl.String, "month": pl.String, "indicator": pl.String, "name": pl.String,
+              "numerator": pl.Float64, "denominator": pl.Float64, "value": pl.Float64, "value_text": pl.String}
+    if not months:
+        return pl.DataFrame(schema=schema)
+    span = Period(months[0], months[-1])
+    parts = [aggregate(comps, span, by="month", districts=scope(districts))]
+    if include_city:
+        parts.append(aggregate(comps, span, by="city_month"))
+    names = indicator_frame().select("indicator", "name")
+    return (
+        pl.concat(parts)
+        .filter(pl.col("indicator").is_in(list(indicator_ids)))
+        .join(names, on="indicator")
+        .with_columns(value_text("value"))
+        .select(list(schema))
+        .sort(["indicator", "district", "month"])
+    )
+
+
+def districts_with_data(comps: pl.DataFrame, period: Period, districts: Sequence[str]) -> list[str]:
+    """The districts (in the order given) with any component in the period: where a drill-down can start."""
+    first, last = period.first, period.last
+    present = set(
+        comps.filter(pl.col("month").is_between(pl.lit(first), pl.lit(last)), pl.col("district").is_in(list(districts)))
+        ["district"].unique().to_list()
+    )
+    return [d for d in districts if d in present]

@@ -1,0 +1,73 @@
+"""Indicator values and changes as users read them, through each indicator's Unit (metrics/units.py).
+
+``key`` is an indicator id or INDEX (the efficiency index, which has its own unit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from metrics.compute import CITY
+from metrics.registry import BY_ID, INDICATORS, UP
+from metrics.units import INDEX_UNIT, NULL_TEXT, PERCENT, Unit
+
+INDEX = "index"
+INDEX_NAME = "效能指数"
+
+
+def unit_of(key: str) -> Unit:
+    return INDEX_UNIT if key == INDEX else BY_ID[key].unit
+
+
+def fmt_value(key: str, value: float | None) -> str:
+    """An indicator value as users read it: 85.30%, 3.21 工作日, 92.1 分; null as —."""
+    return unit_of(key).value_text(value)
+
+
+def fmt_delta(key: str, delta: float | None) -> str | None:
+    """A change with its sign: +1.20 个百分点; no sign when it rounds to zero (Unit.change_text)."""
+    return unit_of(key).change_text(delta)
+
+
+def direction(key: str) -> int:
+    return UP if key == INDEX else BY_ID[key].direction
+
+
+def is_good(key: str, delta: float | None) -> bool | None:
+    """Whether a change is an improvement (↓ indicators improve when they fall); None when unknown or flat
+    at the precision shown (0.00 个百分点, 0.0 分)."""
+    if delta is None or unit_of(key).is_flat(delta):
+        return None
+    return (delta > 0) == (direction(key) == UP)
+
+
+def value_text(column: str, alias: str = "value_text") -> pl.Expr:
+    """fmt_value as an expression over ``indicator`` and a value column (small tables only)."""
+    return (
+        pl.struct("indicator", column)
+        .map_elements(lambda r: fmt_value(r["indicator"], r[column]), return_dtype=pl.String)
+        .fill_null(NULL_TEXT)
+        .alias(alias)
+    )
+
+
+def percent_columns(columns: Sequence[str]) -> list[str]:
+    """Columns of a Chinese table that hold a percent indicator's value (named exactly as the indicator)."""
+    names = {i.name for i in INDICATORS if i.unit == PERCENT}
+    return [c for c in columns if c in names]
+
+
+def scope_label(districts: Sequence[str] | None, all_districts: Sequence[str]) -> str:
+    """全市, the district's name, or 所选 n 个区县."""
+    if not districts or set(districts) >= set(all_districts):
+        return CITY
+    if len(districts) == 1:
+        return districts[0]
+    return f"所选 {len(districts)} 个区县"
+
+
+def scope(districts: Sequence[str] | None) -> list[str] | None:
+    """The selected districts as compute.aggregate takes them (None: every district)."""
+    return list(districts) if districts else None
