@@ -1,7 +1,7 @@
 """The counting vocabulary: every rule that decides whether a record counts, declared once.
 
 Each rule is a named Polars expression over the stored columns (or a small function returning
-one). The indicator source frames (metrics/prepare.py), the alert lists (metrics/drill.py), the
+one). The indicator source frames (metrics/prepare.py), the alert lists (metrics/alerts.py), the
 upload checks (datasets/validate.py), the demo generator and the benchmarks' reference
 implementations use these names, so a status means the same thing everywhere.
 

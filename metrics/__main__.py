@@ -54,13 +54,12 @@ def _usage_error(message: str) -> int:
 def report_table(comps: pl.DataFrame, period: Period, by: str, districts: list[str] | None = None) -> pl.DataFrame:
     """The full grid: every district (or department, or the city) in scope × every indicator."""
     from metrics.compute import aggregate
-    from metrics.registry import INDICATORS
+    from metrics.registry import indicator_frame
 
     long = aggregate(comps, period, by=by, districts=districts)
     if by != "department":
         long = long.with_columns(pl.lit("").alias("department"))
-    names = pl.DataFrame({"indicator": [i.id for i in INDICATORS], "name": [i.name for i in INDICATORS],
-                          "_order": list(range(len(INDICATORS)))})
+    names = indicator_frame().select("indicator", "name", pl.col("order").alias("_order"))
     return (
         long.join(names, on="indicator", how="inner")
         .with_columns(pl.lit(period.first).alias("period_from"), pl.lit(period.last).alias("period_to"))

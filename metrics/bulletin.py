@@ -1,6 +1,6 @@
 """The monthly bulletin (月度通报) and the district report cards (区县报告单) as plain data.
 
-Everything here is built from the registry, the ranking, the alert lists (metrics/drill.py) and the
+Everything here is built from the registry, the ranking, the alert lists (metrics/alerts.py) and the
 data-quality grid (datasets/quality.py) for one period; the renderer (metrics/bulletin_docx.py) only
 lays it out. Every number is formatted by the page formatters in metrics/formatting.py, so the document
 shows exactly what the pages show and what ``python -m metrics report``/``rank`` give after rounding.
@@ -17,7 +17,7 @@ import polars as pl
 
 from datasets import quality, store
 from datasets.periods import Period
-from metrics import charts, drill, overview
+from metrics import alerts, charts, detail_store, overview
 from metrics.compute import CITY, aggregate
 from metrics.formatting import INDEX, INDEX_NAME, NULL_TEXT, fmt_delta, fmt_value, unit_of
 from metrics.registry import BY_ID, DAYS, DOWN, GROUPS, INDICATORS
@@ -179,7 +179,7 @@ class Inputs:
     period: Period
     districts: list[str]  # every configured district, in order
     inventory: pl.DataFrame  # the active batches (district, kind, period): ranking completeness
-    detail: drill.Detail  # alert rows (drill.load_alert_detail)
+    detail: alerts.Detail  # alert rows (detail_store.load_alert_detail)
     grid: pl.DataFrame  # quality.completeness for the period's months
     months: list[str] = field(default_factory=list)  # months with any data (for the trend)
     city: str = "本市"
@@ -198,14 +198,14 @@ class Inputs:
 
 
 def load_inputs(engine, comps: pl.DataFrame, settings: ScoringSettings, period: Period,
-                detail: drill.Detail | None = None, today: dt.date | None = None) -> Inputs:
+                detail: alerts.Detail | None = None, today: dt.date | None = None) -> Inputs:
     """Read the alert rows, the quality grid and the administrator's texts for ``period``."""
     from datasets import documents
 
     districts = quality.all_districts(engine)
     districts += sorted(set(comps["district"].unique().to_list()) - set(districts))
     if detail is None:
-        detail = drill.load_alert_detail(engine, settings.to_rules())
+        detail = detail_store.load_alert_detail(engine, settings.to_rules())
     return Inputs(
         comps=comps,
         settings=settings,
@@ -379,7 +379,7 @@ _DISTRICT = "所属区县"
 
 
 def alert_frames(inp: Inputs, districts: Sequence[str] | None = None) -> dict[str, pl.DataFrame]:
-    return {a: drill.alert_list(inp.detail, a, inp.period, districts) for a in drill.ALERTS}
+    return {a: alerts.alert_list(inp.detail, a, inp.period, districts) for a in alerts.ALERTS}
 
 
 def _counts_by_district(frame: pl.DataFrame) -> dict[str, int]:
@@ -392,14 +392,14 @@ def _worst(alert_id: str, frame: pl.DataFrame) -> str:
     """The item (or department) behind most rows of an alert list, or the longest overdue case."""
     if frame.height == 0:
         return ""
-    if alert_id == drill.OVERDUE_OPEN:
+    if alert_id == alerts.OVERDUE_OPEN:
         row = frame.sort(["超出承诺时限", "办件编号"], descending=[True, False], nulls_last=True).row(0, named=True)
         return (f"超期最长的是{row['实施部门']}办理的“{row['事项名称']}”（办件编号 {row['办件编号']}，"
                 f"超出承诺时限 {row['超出承诺时限']:.0f} 天）")
-    key = "事项名称" if alert_id == drill.RED_CARDS else "实施部门"
+    key = "事项名称" if alert_id == alerts.RED_CARDS else "实施部门"
     top = frame.group_by(key).len().sort(["len", key], descending=[True, False], nulls_last=True).row(0)
     what = "事项" if key == "事项名称" else "部门"
-    return f"最多的{what}是“{top[0]}”（{top[1]} {drill.ALERTS[alert_id].unit}）"
+    return f"最多的{what}是“{top[0]}”（{top[1]} {alerts.ALERTS[alert_id].unit}）"
 
 
 def uploads_problems(grid: pl.DataFrame, districts: Sequence[str] | None = None) -> pl.DataFrame:
@@ -419,10 +419,10 @@ def _problems_section(inp: Inputs) -> list[Block]:
     rows = []
     counts = {a: _counts_by_district(f) for a, f in frames.items()}
     for d in inp.districts:
-        values = [counts[a].get(d, 0) for a in drill.ALERTS]
+        values = [counts[a].get(d, 0) for a in alerts.ALERTS]
         if any(values):
             rows.append([d, *[str(v) for v in values]])
-    for n, (alert_id, alert) in enumerate(drill.ALERTS.items()):
+    for n, (alert_id, alert) in enumerate(alerts.ALERTS.items()):
         frame = frames[alert_id]
         head = f"（{'一二三'[n]}）{alert.title}"
         blocks.append(Paragraph(head, level=2))
@@ -436,7 +436,7 @@ def _problems_section(inp: Inputs) -> list[Block]:
                 f"{worst_district}最多（{worst_n} {alert.unit}），{_worst(alert_id, frame.filter(pl.col(_DISTRICT) == worst_district))}。")
         blocks.append(Paragraph(text))
     if rows:
-        blocks.append(Table(["区县", *[a.title + f"（{a.unit}）" for a in drill.ALERTS.values()]], rows,
+        blocks.append(Table(["区县", *[a.title + f"（{a.unit}）" for a in alerts.ALERTS.values()]], rows,
                             f"表2　各区县预警情况（{inp.period.label}）"))
     blocks.append(Paragraph("（四）数据报送", level=2))
     late = uploads_problems(inp.grid)
@@ -486,17 +486,17 @@ def build_reports(inp: Inputs, districts: Sequence[str] | None = None) -> list[D
         met = sum(1 for row in rows if row[-1] == PASS)
         missed = sum(1 for row in rows if row[-1] == FAIL)
         summary = f"{len(INDICATORS)} 项指标中达到目标值的 {met} 项、未达到的 {missed} 项（表中标{FAIL}）。"
-        alerts = []
-        for alert_id, alert in drill.ALERTS.items():
+        alert_texts = []
+        for alert_id, alert in alerts.ALERTS.items():
             n = frames[alert_id].filter(pl.col(_DISTRICT) == d).height if frames[alert_id].height else 0
-            alerts.append(f"{alert.title} {n} {alert.unit}")
+            alert_texts.append(f"{alert.title} {n} {alert.unit}")
         own_late = late.filter(pl.col("区县") == d)
         upload_text = ("数据均按时报送" if own_late.height == 0 else
                        "数据报送：" + "、".join(f"{x['月份']}{x['数据类型']}{x['状态']}" for x in own_late.iter_rows(named=True)))
         blocks: list[Block] = [
             Paragraph(head + summary),
             Table(["指标", "本区县", CITY, "目标值", "达标"], rows),
-            Paragraph("预警：" + "，".join(alerts) + f"；{upload_text}。"),
+            Paragraph("预警：" + "，".join(alert_texts) + f"；{upload_text}。"),
         ]
         out.append(DistrictReport(d, f"{d}政务服务效能评估报告单（{p.label}）", blocks))
     return out

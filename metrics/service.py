@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from datasets import snapshots, store
 from datasets.schema import KINDS
 from datasets.vocabulary import Rules
-from metrics import drill
+from metrics import detail_store
 from metrics.compute import COMPONENT_SCHEMA, components
 from metrics.prepare import KEYS, counted_columns, district_dataset, load_dataset
 from metrics.scoring import ScoringSettings, load_settings
@@ -44,14 +44,14 @@ def district_components(
     """One district's component rows, from its cache or computed from its snapshot.
 
     ``alerts``: when they are computed, also cache the district's alert rows from the same records
-    (drill.district_alerts), so the overview's lists are ready when the indicators are.
+    (detail_store.district_alerts), so the overview's lists are ready when the indicators are.
     """
     key = snapshots.digest(snapshots.district_key(keys, district), rules.key(), until, COMPONENTS_VERSION)
 
     def build() -> pl.DataFrame:
         if alerts:  # the alert lists need every column; the components only the counted ones
             data = district_dataset(engine, district, keys)
-            drill.district_alerts(engine, district, rules, keys, data)
+            detail_store.district_alerts(engine, district, rules, keys, data)
         else:
             data = district_dataset(engine, district, keys, {kind: counted_columns(kind) for kind in KINDS})
         return components(data, rules, until=until).cast(COMPONENT_SCHEMA)  # type: ignore[arg-type]

@@ -25,7 +25,8 @@ from datasets.config import AppSettings
 from datasets.periods import Period, parse_period
 from datasets.quality import all_districts
 from datasets.vocabulary import Rules
-from metrics.drill import Detail, load_alert_detail, load_district
+from metrics.alerts import Detail
+from metrics.detail_store import load_alert_detail, load_district
 from metrics.formatting import fmt_value, is_good, percent_columns
 from metrics.overview import Card
 from metrics.registry import INDICATORS

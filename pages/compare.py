@@ -4,7 +4,7 @@ district × indicator heatmap of scores, and drill-down district → departments
 import streamlit as st
 
 from datasets import auth
-from metrics import charts, comparison, drill
+from metrics import alerts, charts, comparison, drill
 from pages import _auth_ui as ui
 from pages import _shared as shared
 
@@ -60,15 +60,11 @@ item_choice = st.selectbox("事项", [ALL_ITEMS, *names], key="drill_item", form
 item_code = None if item_choice == ALL_ITEMS else item_choice
 
 st.markdown("数字背后的办件和评价")
-tabs = st.tabs(["超期在办件", "差评", "红牌办件"])
-lists = (
-    drill.alert_list(detail, drill.OVERDUE_OPEN, period, [district], department, item_code),
-    drill.alert_list(detail, drill.BAD_ALL, period, [district], department, item_code),
-    drill.alert_list(detail, drill.RED_CARDS, period, [district], department, item_code),
-)
-notes = (drill.ALERTS[drill.OVERDUE_OPEN].description, "本期的全部差评（不满意、非常不满意），含整改状态和是否按时整改。",
-         drill.ALERTS[drill.RED_CARDS].description)
-for tab, frame, note, key in zip(tabs, lists, notes, ("overdue", "bad", "red"), strict=True):
+# Alert list → widget key of its table.
+shown = {alerts.OVERDUE_OPEN: "overdue", alerts.BAD_ALL: "bad", alerts.RED_CARDS: "red"}
+tabs = st.tabs([alerts.LISTS[a].title for a in shown])
+for tab, (alert_id, key) in zip(tabs, shown.items(), strict=True):
+    frame = alerts.alert_list(detail, alert_id, period, [district], department, item_code)
     with tab:
-        st.caption(f"{note} 共 {frame.height} 条。")
+        st.caption(f"{alerts.LISTS[alert_id].description} 共 {frame.height} 条。")
         shared.table(frame, key=f"drill_list_{key}")

@@ -11,11 +11,11 @@ from pages import _shared as shared
 
 ui.gate(auth.PAGE_INDICATORS)
 settings = shared.scoring_now()
-reference = reference.indicator_reference(settings)
+indicator_table = reference.indicator_reference(settings)
 
 st.title("指标说明")
 st.markdown(
-    f"共 {reference.height} 项指标，分为 {len(GROUPS)} 组。每项指标都是“分子之和 ÷ 分母之和”：区县的全年值等于各月分子、"
+    f"共 {indicator_table.height} 项指标，分为 {len(GROUPS)} 组。每项指标都是“分子之和 ÷ 分母之和”：区县的全年值等于各月分子、"
     "分母分别相加后再相除，全市值等于各区县相加后再相除，从不对百分比求平均；分母为 0 时显示为“—”。"
 )
 st.markdown(
@@ -36,4 +36,4 @@ st.subheader("可调整的规则")
 shared.table(reference.rules_table(settings), key="rules")
 
 st.subheader("指标一览")
-shared.table(reference, key="indicator_reference", height=38 * (reference.height + 1) + 4)
+shared.table(indicator_table, key="indicator_reference", height=38 * (indicator_table.height + 1) + 4)

@@ -4,7 +4,7 @@ the biggest movers and the alerts, each a click away from its list."""
 import streamlit as st
 
 from datasets import auth
-from metrics import charts, drill, formatting, overview
+from metrics import alerts, charts, formatting, overview
 from pages import _auth_ui as ui
 from pages import _shared as shared
 
@@ -43,17 +43,17 @@ if not ctx.districts:
 
 st.subheader("预警")
 st.caption(f"{scope} · {period.label}")
-counts = drill.alert_counts_from_components(ctx.comps, period, ctx.scope)
+counts = alerts.alert_counts_from_components(ctx.comps, period, ctx.scope)
 alert_cards = st.container()
 # The alert rows of each district are prepared with its indicators (metrics/service.py), so the
 # lists cost a read of a few small files.
-lists = {a: drill.alert_list(ctx.detail(), a, period, ctx.scope) for a in drill.ALERTS}
-counts[drill.OVERDUE_OPEN] = lists[drill.OVERDUE_OPEN].height
-columns = alert_cards.columns(len(drill.ALERTS))
-for col, alert in zip(columns, drill.ALERTS.values(), strict=True):
+lists = {a: alerts.alert_list(ctx.detail(), a, period, ctx.scope) for a in alerts.ALERTS}
+counts[alerts.OVERDUE_OPEN] = lists[alerts.OVERDUE_OPEN].height
+columns = alert_cards.columns(len(alerts.ALERTS))
+for col, alert in zip(columns, alerts.ALERTS.values(), strict=True):
     count = counts.get(alert.id)
     col.metric(alert.title, "—" if count is None else f"{count} {alert.unit}", help=alert.description)
-for alert in drill.ALERTS.values():
+for alert in alerts.ALERTS.values():
     frame = lists[alert.id]
     with st.expander(f"{alert.title}清单（{frame.height} {alert.unit}）"):
         st.caption(alert.description)

@@ -19,7 +19,7 @@ from docx import Document
 from datasets import accounts, documents, store
 from datasets.accounts import ADMIN, EVALUATOR, User
 from datasets.periods import Period, parse_period
-from metrics import bulletin, bulletin_docx, drill
+from metrics import alerts, bulletin, bulletin_docx, detail_store
 from metrics.__main__ import main
 from metrics.compute import CITY
 from metrics.formatting import INDEX, NULL_TEXT, fmt_delta, fmt_value
@@ -165,10 +165,10 @@ def test_problems_count_the_alert_lists(demo: Demo, month_doc):
     paragraphs, _tables = docx_text(content)
     text = "\n".join(paragraphs)
     engine = store.make_engine(demo.url)
-    detail = drill.load_alert_detail(engine, demo.settings.to_rules())
+    detail = detail_store.load_alert_detail(engine, demo.settings.to_rules())
     engine.dispose()
-    for alert_id, alert in drill.ALERTS.items():
-        n = drill.alert_list(detail, alert_id, inp.period).height
+    for alert_id, alert in alerts.ALERTS.items():
+        n = alerts.alert_list(detail, alert_id, inp.period).height
         if n:
             assert f"全市共有{alert.title} {n} {alert.unit}" in text
         else:

@@ -11,7 +11,7 @@ from datasets.demo import generate_demo
 from datasets.ingest import import_frame
 from datasets.periods import Period
 from datasets.schema import KINDS
-from metrics import drill
+from metrics import alerts, detail_store
 from metrics.compute import components
 from metrics.prepare import NOT_COUNTED, Dataset, counted_columns, load_dataset
 from metrics.scoring import default_settings
@@ -100,14 +100,14 @@ def test_rollback_follows_and_alert_lists_match_the_full_detail(demo_engine):
         store.rollback_to(demo_engine, prev["id"][0], "test")
     _assert_same(compute_components(demo_engine, settings), _whole_store(demo_engine))
 
-    full = drill.load_detail(demo_engine, rules)
-    alerts = drill.load_alert_detail(demo_engine, rules)
-    assert alerts.cases.height < full.cases.height / 5
+    full = detail_store.load_detail(demo_engine, rules)
+    alert_rows = detail_store.load_alert_detail(demo_engine, rules)
+    assert alert_rows.cases.height < full.cases.height / 5
     shown = 0
     for period in (Period(END, END), Period("2024-01", END), Period("2023-01", "2023-12")):
-        for alert in (drill.RED_CARDS, drill.OVERDUE_OPEN, drill.BAD_LATE, drill.BAD_ALL):
-            want = drill.alert_list(full, alert, period)
-            got = drill.alert_list(alerts, alert, period)
+        for alert in (alerts.RED_CARDS, alerts.OVERDUE_OPEN, alerts.BAD_LATE, alerts.BAD_ALL):
+            want = alerts.alert_list(full, alert, period)
+            got = alerts.alert_list(alert_rows, alert, period)
             assert got.equals(want), (alert, period)
             shown += want.height
     assert shown > 0

@@ -13,7 +13,7 @@ from datasets import periods, quality, store
 from datasets.ingest import import_frame
 from datasets.periods import Period
 from datasets.vocabulary import Rules
-from metrics import comparison, drill, formatting, overview, reference, settings_form
+from metrics import alerts, comparison, detail_store, drill, formatting, overview, reference, settings_form
 from metrics.compute import CITY, aggregate, components
 from metrics.registry import INDICATORS
 from metrics.scoring import ScoringSettings, default_settings, ranking
@@ -68,8 +68,8 @@ def inv(data) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def detail(data) -> drill.Detail:
-    return drill.build_detail(data, Rules())
+def detail(data) -> alerts.Detail:
+    return alerts.build_detail(data, Rules())
 
 
 # --- formatting ---------------------------------------------------------------------------------------
@@ -258,25 +258,25 @@ def test_change_labels():
 
 def test_alert_lists_count_like_the_indicators(comps, detail, inv):
     rank = ranking(comps, OCT, default_settings(), inv).filter(pl.col("district") == "甲区").row(0, named=True)
-    red = drill.red_card_cases(detail, OCT, ["甲区"])
+    red = alerts.alert_list(detail, alerts.RED_CARDS, OCT, ["甲区"])
     assert red["办件编号"].to_list() == ["C1"]
     assert red.height == rank["red_card_rate__num"]
-    overdue = drill.overdue_open_cases(detail, OCT, ["甲区"])
+    overdue = alerts.alert_list(detail, alerts.OVERDUE_OPEN, OCT, ["甲区"])
     assert overdue["办件编号"].to_list() == ["C2"]  # C3 is open but within its 20 working days
     assert overdue["超出承诺时限"][0] > 0
-    late = drill.bad_evaluations(detail, OCT, ["甲区"], only_late=True)
+    late = alerts.alert_list(detail, alerts.BAD_LATE, OCT, ["甲区"])
     assert late["评价编号"].to_list() == ["E2"]
     assert late.height == rank["bad_rectified_on_time_rate__den"] - rank["bad_rectified_on_time_rate__num"]
     assert late["评价等级"][0] == "不满意"
-    assert drill.bad_evaluations(detail, OCT, ["甲区"])["评价编号"].to_list() == ["E1", "E2"]
-    assert drill.alert_counts(detail, OCT) == {drill.RED_CARDS: 1, drill.OVERDUE_OPEN: 1, drill.BAD_LATE: 1}
-    assert drill.alert_counts(detail, SEP) == {drill.RED_CARDS: 0, drill.OVERDUE_OPEN: 0, drill.BAD_LATE: 0}
-    one = drill.for_district(detail, "甲区")
-    for alert in drill.ALERTS:
-        assert drill.alert_list(one, alert, OCT).equals(drill.alert_list(detail, alert, OCT, ["甲区"]))
+    assert alerts.alert_list(detail, alerts.BAD_ALL, OCT, ["甲区"])["评价编号"].to_list() == ["E1", "E2"]
+    assert alerts.alert_counts(detail, OCT) == {alerts.RED_CARDS: 1, alerts.OVERDUE_OPEN: 1, alerts.BAD_LATE: 1}
+    assert alerts.alert_counts(detail, SEP) == {alerts.RED_CARDS: 0, alerts.OVERDUE_OPEN: 0, alerts.BAD_LATE: 0}
+    one = alerts.for_district(detail, "甲区")
+    for alert in alerts.ALERTS:
+        assert alerts.alert_list(one, alert, OCT).equals(alerts.alert_list(detail, alert, OCT, ["甲区"]))
     # Narrowed to a department and an item.
-    assert drill.alert_list(detail, drill.OVERDUE_OPEN, OCT, ["甲区"], "区人社局", "I2").height == 1
-    assert drill.alert_list(detail, drill.OVERDUE_OPEN, OCT, ["甲区"], "区市场监管局").height == 0
+    assert alerts.alert_list(detail, alerts.OVERDUE_OPEN, OCT, ["甲区"], "区人社局", "I2").height == 1
+    assert alerts.alert_list(detail, alerts.OVERDUE_OPEN, OCT, ["甲区"], "区市场监管局").height == 0
 
 
 def test_departments_and_items_add_up_to_the_district(comps, data):
@@ -286,7 +286,7 @@ def test_departments_and_items_add_up_to_the_district(comps, data):
     district = aggregate(comps, OCT, districts=["甲区"]).filter(pl.col("indicator") == "online_case_rate")
     assert departments["实际网办率·分母"].sum() == district["denominator"][0]
     sources = drill.build_sources(data, Rules())
-    items = drill.item_table(sources, drill.build_detail(data, Rules()), OCT, "甲区", None, ids)
+    items = drill.item_table(sources, alerts.build_detail(data, Rules()), OCT, "甲区", None, ids)
     assert items["事项编码"].to_list() == ["I1", "I2"]
     assert items["事项名称"].to_list() == ["食品经营许可", "社保转移"]
     for name in ("实际网办率", "按时办结率", "差评率", "全程网办率"):
@@ -294,9 +294,9 @@ def test_departments_and_items_add_up_to_the_district(comps, data):
             pl.col("indicator") == next(i.id for i in INDICATORS if i.name == name))
         assert items[f"{name}·分子"].sum() == total["numerator"][0]
         assert items[f"{name}·分母"].sum() == total["denominator"][0]
-    assert drill.item_table(drill.sources_for_district(sources, "甲区"), drill.build_detail(data, Rules()), OCT, "甲区",
+    assert drill.item_table(drill.sources_for_district(sources, "甲区"), alerts.build_detail(data, Rules()), OCT, "甲区",
                             None, ids).equals(items)
-    one = drill.item_table(sources, drill.build_detail(data, Rules()), OCT, "甲区", "区人社局", ids)
+    one = drill.item_table(sources, alerts.build_detail(data, Rules()), OCT, "甲区", "区人社局", ids)
     assert one["事项编码"].to_list() == ["I2"]
     assert drill.item_level_indicators(["hotline_completion_rate", "good_rate"], drill.item_sources(sources)) == [
         "good_rate"]
@@ -324,7 +324,7 @@ def test_a_district_read_alone_adds_up_like_the_city(sqlite_engine):
 
     comps = components(load_dataset(sqlite_engine))
     months = sorted(comps["month"].unique().to_list())
-    detail, sources = drill.load_district(sqlite_engine, "乙区", Rules(), months)
+    detail, sources = detail_store.load_district(sqlite_engine, "乙区", Rules(), months)
     # Only 乙区's rows were read; the detail holds its alert rows only (none here: no card, no 差评).
     assert set(sources["cases_accepted"]["district"].to_list()) == {"乙区"}
     assert set(detail.item_names["district"].to_list()) == {"乙区"} and detail.cases.height == 0

@@ -1,0 +1,76 @@
+"""Reading the row-level detail from the store: the alert rows of each district (cached with its
+snapshot), one district's detail and source frames for drill-down, and the whole store for tests.
+
+The lists themselves are pure functions of these frames (metrics/alerts.py, metrics/drill.py).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import polars as pl
+from sqlalchemy.engine import Engine
+
+from datasets import snapshots
+from datasets.calendar import load_calendar
+from datasets.vocabulary import Rules
+from metrics.alerts import Detail, alert_rows, build_detail, item_names
+from metrics.drill import build_sources
+from metrics.prepare import Dataset, district_dataset, load_dataset
+
+# Part of the cached alert rows' key: bump it when what an alert list counts changes
+# (metrics/alerts.py ALERT_LISTS).
+ALERTS_VERSION = "2"
+
+_NO_NAMES = {"district": pl.String, "item_code": pl.String, "item_name": pl.String}
+
+
+def district_alerts(
+    engine: Engine, district: str, rules: Rules, keys: dict[tuple[str, str], str], data: Dataset | None = None
+) -> Detail:
+    """alert_rows() of one district, cached with its snapshot (``data``: its records, if already read)."""
+    key = snapshots.digest(snapshots.district_key(keys, district), rules.key(), ALERTS_VERSION)
+
+    @functools.cache  # both files come from one build when neither is cached
+    def rows() -> Detail:
+        records = data if data is not None else district_dataset(engine, district, keys)
+        return alert_rows(build_detail(records, rules))
+
+    cases = snapshots.cached(engine, "alert_cases", district, key, lambda: rows().cases)
+    evaluations = snapshots.cached(engine, "alert_evaluations", district, key, lambda: rows().evaluations)
+    return Detail(cases, evaluations, pl.DataFrame(schema=_NO_NAMES))
+
+
+def load_alert_detail(engine: Engine, rules: Rules) -> Detail:
+    """alert_rows() of every district (see district_alerts)."""
+    keys = snapshots.active_keys(engine)
+    snapshots.ensure(engine, keys)
+    parts = [district_alerts(engine, d, rules, keys) for d in snapshots.districts_with_data(keys)]
+    if not parts:
+        return alert_rows(build_detail(Dataset.empty(), rules))
+    return Detail(
+        pl.concat([p.cases for p in parts], how="vertical_relaxed"),
+        pl.concat([p.evaluations for p in parts], how="vertical_relaxed"),
+        pl.DataFrame(schema=_NO_NAMES),
+    )
+
+
+def load_district(
+    engine: Engine, district: str, rules: Rules, months: Sequence[str]
+) -> tuple[Detail, dict[str, pl.DataFrame]]:
+    """Detail and source frames of one district, from its snapshot (a tenth of the rows of the city).
+
+    The detail holds the alert rows only (district_alerts, cached): the drill-down's case lists are
+    alert lists narrowed to a department or item.
+    """
+    keys = snapshots.active_keys(engine)
+    data = district_dataset(engine, district, keys)
+    alerts = district_alerts(engine, district, rules, keys, data)
+    detail = Detail(alerts.cases, alerts.evaluations, item_names(data))
+    return detail, build_sources(data, rules, load_calendar(), months)
+
+
+def load_detail(engine: Engine, rules: Rules) -> Detail:
+    """Every case and evaluation with its flags (the whole store in memory: for tests and small stores)."""
+    return build_detail(load_dataset(engine), rules)
