@@ -15,6 +15,7 @@ import polars as pl
 
 from metrics.compute import CITY
 from metrics.registry import BY_ID, INDICATORS
+from metrics.units import NULL_TEXT
 
 Chart = alt.Chart | alt.LayerChart | alt.FacetChart | alt.VConcatChart | alt.HConcatChart
 
@@ -299,7 +300,7 @@ def heatmap_chart(scores: pl.DataFrame) -> Chart:
     """
     data = scores.with_columns(
         pl.col("score").round(1),
-        pl.when(pl.col("score").is_null()).then(pl.lit("—")).otherwise(pl.col("score").round(0).cast(pl.Int64)
+        pl.when(pl.col("score").is_null()).then(pl.lit(NULL_TEXT)).otherwise(pl.col("score").round(0).cast(pl.Int64)
                                                                         .cast(pl.String)).alias("score_text"),
     )
     order = [i.name for i in INDICATORS if i.name in set(data["name"].to_list())]

@@ -19,7 +19,7 @@ from datasets.safe_export import neutralize, neutralize_frame
 from datasets.vocabulary import readings
 from metrics.registry import GROUPS, INDICATORS
 from metrics.scoring import ScoringSettings
-from metrics.units import PERCENT
+from metrics.units import NULL_TEXT, PERCENT
 
 __all__ = ["neutralize", "neutralize_frame"]  # re-exported: they live in datasets/safe_export.py
 
@@ -131,8 +131,8 @@ def write_rank_xlsx(
         widest = 0
         for r, value in enumerate(table[name].to_list(), start=1):
             if value is None:
-                sheet.write_string(r, c, "—")
-                shown = "—"
+                sheet.write_string(r, c, NULL_TEXT)
+                shown = NULL_TEXT
             elif isinstance(value, str):
                 safe_export.write_text(sheet, r, c, value)
                 shown = value
@@ -148,7 +148,7 @@ def write_rank_xlsx(
 
     info = book.add_worksheet("指标说明")
     info.write_row(0, 0, ["统计时段", period.label, f"{period.first} 至 {period.last}"], head)
-    info.write_row(1, 0, ["数据导入时间", str(imported_at or "—")])
+    info.write_row(1, 0, ["数据导入时间", str(imported_at or NULL_TEXT)])
     info.write_row(2, 0, ["导出时间", dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")])
     info.write_row(3, 0, ["指数算法", INDEX_RULE])
     headers = ["指标", "分组", "方向", "单位", "公式", "口径说明", "数据来源", "权重", "目标值", "底线值"]

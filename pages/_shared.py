@@ -27,7 +27,7 @@ from datasets.quality import all_districts
 from datasets.vocabulary import Rules
 from metrics.alerts import Detail
 from metrics.detail_store import load_alert_detail, load_district
-from metrics.formatting import fmt_value, is_good, percent_columns
+from metrics.formatting import NULL_TEXT, fmt_value, is_good, percent_columns
 from metrics.overview import Card
 from metrics.registry import INDICATORS
 from metrics.scoring import ScoringSettings, load_settings, ranking
@@ -37,7 +37,6 @@ CONTEXT_KEY = "_dashboard_context"
 BASE_KEY = "_dashboard_base"
 DASHBOARD_FILE = Path(__file__).resolve().parent.parent / "dashboard.py"
 NO_DATA = "empty"
-NULL_TEXT = "—"
 EMPTY_TABLE = "emptytable_"  # key prefix of the container of an empty table (hidden by CSS)
 
 

@@ -52,7 +52,7 @@ counts[alerts.OVERDUE_OPEN] = lists[alerts.OVERDUE_OPEN].height
 columns = alert_cards.columns(len(alerts.ALERTS))
 for col, alert in zip(columns, alerts.ALERTS.values(), strict=True):
     count = counts.get(alert.id)
-    col.metric(alert.title, "—" if count is None else f"{count} {alert.unit}", help=alert.description)
+    col.metric(alert.title, formatting.NULL_TEXT if count is None else f"{count} {alert.unit}", help=alert.description)
 for alert in alerts.ALERTS.values():
     frame = lists[alert.id]
     with st.expander(f"{alert.title}清单（{frame.height} {alert.unit}）"):
