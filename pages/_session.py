@@ -61,7 +61,7 @@ def page_access(user: User | None, page_name: str, *, anonymous_ok: bool = False
 
 
 def pages_for(user: User | None, *, anonymous_ok: bool = False) -> list[str]:
-    """The page names ``user`` may open, in the table's order (the login page last, for visitors)."""
+    """The page names ``user`` may open, in the catalog's order (the login page last, for visitors)."""
     names = [p.title for p in CATALOG if p.title != PAGE_LOGIN and page_access(user, p.title, anonymous_ok=anonymous_ok)]
     return [*names, PAGE_LOGIN] if user is None else names
 
