@@ -203,10 +203,9 @@ HOME_ALIAS = "-home"  # the internal path of the default page, which Streamlit s
 
 def _page(name: str, *, default: bool = False, hidden: bool = False) -> st.Page:
     spec = catalog.BY_TITLE[name]
-    file, icon = spec.file, spec.icon
     # The default page lives at "/"; its own path (e.g. /overview) stays free for an alias, so that a
     # bookmarked /overview opens it instead of Streamlit's English "Page not found".
-    return st.Page(f"pages/{file}.py", title=name, icon=icon, url_path=file + HOME_ALIAS if default else file,
+    return st.Page(spec.path, title=name, icon=spec.icon, url_path=spec.file + HOME_ALIAS if default else spec.file,
                    default=default, visibility="hidden" if hidden else "visible")
 
 
@@ -226,7 +225,7 @@ def _run(nav: dict[str, list[str]], engine: Engine, user: User | None, anonymous
     page = st.navigation(sections)
     st.session_state[PAGE_SHOWN] = True
     target = session.route(st.session_state, user, page.title, anonymous_ok=anonymous_ok,
-                        among=[name for names in menu.values() for name in names])
+                           among=[name for names in menu.values() for name in names])
     if target is not None:
         st.switch_page(pages[target], query_params={k: st.query_params.get_all(k) for k in st.query_params})
     if page.title != catalog.PAGE_LOGIN:  # the login page shows its notices itself

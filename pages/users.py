@@ -62,7 +62,7 @@ if create:
     else:
         try:
             made = actions.create_account(engine, admin, username, display_name, roles, scope,
-                                       None if sso_only else password)
+                                          None if sso_only else password)
         except (ValueError, accounts.PermissionDenied) as exc:
             failed(exc)
         else:
