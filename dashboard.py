@@ -8,7 +8,7 @@ Started with nothing configured it uses the embedded SQLite file and, when that 
 demo city at scale 0.1 (about 100 000 办件, 10–20 seconds on first start). Started on an empty
 configured database (DATABASE_URL) it shows how to begin instead.
 
-Accounts: the signed-in user (datasets/auth.py) decides which pages the menu lists; the other pages
+Accounts: the signed-in user (pages/_session.py) decides which pages the menu lists; the other pages
 stay registered but hidden, so that a link to one of them is redirected (to the login page, or home
 with a notice) instead of failing. Every page checks the user again itself (pages/_auth_ui.gate).
 """
@@ -23,7 +23,8 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from datasets import auth, store
+from datasets import admin as actions
+from datasets import store
 from datasets.accounts import User
 from datasets.calendar import CalendarError
 from datasets.config import AppSettings, load_settings
@@ -44,43 +45,19 @@ from metrics.overview import KEY_INDICATORS
 from metrics.registry import BY_ID, INDICATORS
 from pages import _auth_ui as auth_ui
 from pages import _browser as browser
+from pages import _catalog as catalog
+from pages import _session as session
 from pages import _shared as shared
 
-# Page name (auth.PAGE_*, also the navigation title) -> (file in pages/ = url path, icon). Every url_path
-# is its file's name: a page that Streamlit ran straight from pages/ (before any st.navigation) is the
-# same page here (see pages/_shared.py).
-PAGES = {
-    auth.PAGE_OVERVIEW: ("overview", ":material/dashboard:"),
-    auth.PAGE_COMPARE: ("compare", ":material/compare_arrows:"),
-    auth.PAGE_PERIODS: ("periods", ":material/timeline:"),
-    auth.PAGE_RANKING: ("ranking", ":material/leaderboard:"),
-    auth.PAGE_BULLETIN: ("bulletin", ":material/description:"),
-    auth.PAGE_UPLOAD: ("upload", ":material/upload_file:"),
-    auth.PAGE_QUALITY: ("quality", ":material/fact_check:"),
-    auth.PAGE_INDICATORS: ("indicators", ":material/menu_book:"),
-    auth.PAGE_SETTINGS: ("settings", ":material/settings:"),
-    auth.PAGE_START: ("start", ":material/rocket_launch:"),
-    auth.PAGE_USERS: ("users", ":material/manage_accounts:"),
-    auth.PAGE_DISTRICTS: ("districts", ":material/location_city:"),
-    auth.PAGE_AUDIT: ("audit", ":material/policy:"),
-    auth.PAGE_ACCOUNT: ("account", ":material/key:"),
-    auth.PAGE_LOGIN: ("login", ":material/login:"),
-}
-
-ACCOUNT_SECTION = {"账号": [auth.PAGE_LOGIN, auth.PAGE_ACCOUNT, auth.PAGE_USERS, auth.PAGE_DISTRICTS, auth.PAGE_AUDIT]}
-FULL_NAV = {
-    "看板": [auth.PAGE_OVERVIEW, auth.PAGE_COMPARE, auth.PAGE_PERIODS, auth.PAGE_RANKING, auth.PAGE_BULLETIN],
-    "数据": [auth.PAGE_UPLOAD, auth.PAGE_QUALITY],
-    "说明与设置": [auth.PAGE_INDICATORS, auth.PAGE_SETTINGS],
-    **ACCOUNT_SECTION,
-}
-EMPTY_NAV = {"开始": [auth.PAGE_START], "数据": [auth.PAGE_UPLOAD], "说明与设置": [auth.PAGE_INDICATORS, auth.PAGE_SETTINGS],
-             **ACCOUNT_SECTION}
-BROKEN_NAV = {"数据": [auth.PAGE_UPLOAD, auth.PAGE_QUALITY], "说明与设置": [auth.PAGE_INDICATORS, auth.PAGE_SETTINGS],
-              **ACCOUNT_SECTION}
+# The navigations come from the page catalog (pages/_catalog.py). Every url_path is its file's name: a
+# page that Streamlit ran straight from pages/ (before any st.navigation) is the same page here (see
+# pages/_shared.py).
+FULL_NAV = catalog.navigation(catalog.FULL)
+EMPTY_NAV = catalog.navigation(catalog.EMPTY)
+BROKEN_NAV = catalog.navigation(catalog.BROKEN)
 # A visitor who may see nothing before signing in: every page is registered (links redirect to the
 # login page), nothing is computed.
-SIGNED_OUT_NAV = {"页面": [p for p in PAGES if p not in ACCOUNT_SECTION["账号"]], **ACCOUNT_SECTION}
+SIGNED_OUT_NAV = catalog.signed_out_navigation()
 
 Q_PERIOD, Q_DISTRICT, Q_INDICATOR = "period", "district", "indicator"
 SEEDED = "_filters_seeded"
@@ -151,8 +128,6 @@ def _seed_filters(months: list[str], default: str, districts_all: list[str]) -> 
     st.session_state["f_indicators"] = chosen or list(KEY_INDICATORS)
 
 
-# The pages that read the sidebar filters; elsewhere the sidebar shows no filters.
-FILTERED_PAGES = frozenset({auth.PAGE_OVERVIEW, auth.PAGE_COMPARE, auth.PAGE_PERIODS, auth.PAGE_RANKING})
 FILTER_KEYS = ("f_type", "f_month", "f_quarter", "f_year", "f_from", "f_to", "f_districts", "f_indicators")
 
 
@@ -229,17 +204,17 @@ HOME_ALIAS = "-home"  # the internal path of the default page, which Streamlit s
 
 
 def _page(name: str, *, default: bool = False, hidden: bool = False) -> st.Page:
-    file, icon = PAGES[name]
+    spec = catalog.BY_TITLE[name]
     # The default page lives at "/"; its own path (e.g. /overview) stays free for an alias, so that a
     # bookmarked /overview opens it instead of Streamlit's English "Page not found".
-    return st.Page(f"pages/{file}.py", title=name, icon=icon, url_path=file + HOME_ALIAS if default else file,
+    return st.Page(spec.path, title=name, icon=spec.icon, url_path=spec.file + HOME_ALIAS if default else spec.file,
                    default=default, visibility="hidden" if hidden else "visible")
 
 
 def _run(nav: dict[str, list[str]], engine: Engine, user: User | None, anonymous_ok: bool,
          before: Callable[[str], None] | None = None) -> None:
     """Show the navigation the user may use and run the page chosen (or redirect away from it)."""
-    menu, hidden, home = auth.arrange(nav, user, anonymous_ok=anonymous_ok)
+    menu, hidden, home = session.arrange(nav, user, anonymous_ok=anonymous_ok)
     pages = {name: _page(name, default=name == home) for names in menu.values() for name in names}
     pages.update({name: _page(name, hidden=True) for name in hidden})
     sections = {section: [pages[name] for name in names] for section, names in menu.items()}
@@ -247,16 +222,16 @@ def _run(nav: dict[str, list[str]], engine: Engine, user: User | None, anonymous
     last = list(sections)[-1]
     sections[last] = [*sections[last], *(pages[name] for name in hidden)]
     # The home page again at its own path (hidden), so that a link to it (/overview) opens it.
-    sections[last].append(st.Page(f"pages/{PAGES[home][0]}.py", title=home, url_path=PAGES[home][0],
+    sections[last].append(st.Page(catalog.BY_TITLE[home].path, title=home, url_path=catalog.BY_TITLE[home].file,
                                   visibility="hidden"))
     page = st.navigation(sections)
     st.session_state[PAGE_SHOWN] = True
-    target = auth.route(st.session_state, user, page.title, anonymous_ok=anonymous_ok,
-                        among=[name for names in menu.values() for name in names])
+    target = session.route(st.session_state, user, page.title, anonymous_ok=anonymous_ok,
+                           among=[name for names in menu.values() for name in names])
     if target is not None:
         st.switch_page(pages[target], query_params={k: st.query_params.get_all(k) for k in st.query_params})
-    if page.title != auth.PAGE_LOGIN:  # the login page shows its notices itself
-        notice = auth.pop_notice(st.session_state)
+    if page.title != catalog.PAGE_LOGIN:  # the login page shows its notices itself
+        notice = session.pop_notice(st.session_state)
         if notice:
             st.warning(shared.plain(notice), icon=":material/info:")
     if before is not None:
@@ -268,13 +243,13 @@ def _run(nav: dict[str, list[str]], engine: Engine, user: User | None, anonymous
 def _signed_in(engine: Engine, app: AppSettings) -> User | None:
     """The signed-in user; back from the identity provider (SSO), the identity is mapped to an account
     first; after a page reload, the signed session cookie signs the account in again."""
-    auth.restore_from_token(st.session_state, engine, browser.cookie(), app.session_secret)
-    user = auth.current_user(st.session_state, engine)
-    if user is None and auth.sso_configured(st.secrets):
+    session.restore_from_token(st.session_state, engine, browser.cookie(), app.session_secret)
+    user = session.current_user(st.session_state, engine)
+    if user is None and session.sso_configured(st.secrets):
         identity = st.user.to_dict()
-        if auth.sso_pending(st.session_state, identity):
+        if session.sso_pending(st.session_state, identity):
             # No account for the identity: a notice explains it on the next page shown.
-            user = auth.sign_in_sso(st.session_state, engine, identity)
+            user = session.sign_in_sso(st.session_state, engine, identity)
     return user
 
 
@@ -282,14 +257,14 @@ def _sync_cookie(engine: Engine, app: AppSettings, user: User | None) -> None:
     """Keep the reload cookie in step with the session: refreshed while signed in, removed after sign-out."""
     state = st.session_state
     if user is None:
-        if state.pop(auth.TOKEN_KEY, None) is not None:
+        if state.pop(session.TOKEN_KEY, None) is not None:
             browser.clear_cookie()
         return
-    if auth.token_due(state):
-        token = auth.session_token(engine, user, app.session_secret)
+    if session.token_due(state):
+        token = session.session_token(engine, user, app.session_secret)
         if token:
-            browser.set_cookie(token, auth.TOKEN_MINUTES * 60)
-            state[auth.TOKEN_KEY] = store.now()
+            browser.set_cookie(token, session.TOKEN_MINUTES * 60)
+            state[session.TOKEN_KEY] = store.now()
 
 
 # --- the first start ------------------------------------------------------------------------------
@@ -310,7 +285,7 @@ def _prepare(app: AppSettings, engine: Engine) -> None:
     """A Chinese progress view with the steps of the first start, then the page asked for."""
     wanted = st.context.url.rstrip("/").rsplit("/", 1)[-1] if st.context.url else ""
     pages = [st.Page(_preparing_view, title="正在准备看板", icon=":material/hourglass_top:", default=True)]
-    if wanted in {file for file, _icon in PAGES.values()}:
+    if wanted in catalog.BY_FILE:
         # Same path as the deep link, so the link (and its query) is kept until the page opens.
         pages.append(st.Page(_preparing_view, title=f"正在准备看板 {wanted}", url_path=wanted))
     st.navigation({"": pages}, position="hidden").run()
@@ -360,7 +335,7 @@ def _main() -> None:
     app = _app_settings()
     engine, version = _connect(app)
     st.session_state[shared.BASE_KEY] = (engine, app)
-    problem = auth.startup_problem(engine, app)
+    problem = actions.startup_problem(engine, app)
     if problem:
         st.error(shared.plain(problem), icon=":material/gpp_bad:")
         st.stop()
@@ -371,7 +346,7 @@ def _main() -> None:
         return
     user = _signed_in(engine, app)
     _sync_cookie(engine, app, user)
-    anonymous_ok = auth.anonymous_allowed(app)
+    anonymous_ok = session.anonymous_allowed(app)
     if user is None and not anonymous_ok:
         st.session_state.pop(shared.CONTEXT_KEY, None)
         _run(SIGNED_OUT_NAV, engine, user, anonymous_ok)
@@ -403,7 +378,7 @@ def _main() -> None:
 
     def with_filters(page_title: str) -> None:
         """The sidebar filters and the context, for the pages they filter (the others keep the choice)."""
-        if page_title not in FILTERED_PAGES:
+        if not catalog.BY_TITLE[page_title].filtered:
             _keep_filters()
             return
         period, districts, indicators = sidebar_filters(months, default, districts_all)

@@ -93,11 +93,11 @@ def _check(at, where: str) -> None:
 def _open(page: str, timeout: float, user):
     from streamlit.testing.v1 import AppTest
 
-    from datasets import auth
+    from pages import _session as session
 
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=timeout)
     state: dict = {}
-    auth.sign_in(state, user)  # what the login page puts into the session
+    session.sign_in(state, user)  # what the login page puts into the session
     for key, value in state.items():
         at.session_state[key] = value
     if page != PAGES["总览"]:

@@ -15,7 +15,7 @@ What it does:
    each, taking turns), so at most 4 pages render at once next to the importers and the settings
    writer: the machine this was written on has 2 cores shared with others. Imports go through
    ``upload.check_file`` + ``upload.store_checked`` (what the 数据上传 page calls), settings through
-   ``auth.save_scoring`` (what the 设置 page calls).
+   ``save_scoring`` (what the 设置 page calls).
 3. Phase "fault" (same length): the same, and the PostgreSQL server is restarted once in the middle
    (``pg_ctl restart -m fast``). During the outage pages must show "数据库暂时不可用" (counted, not
    errors), importers retry, and afterwards everything recovers without restarting anything else.
@@ -126,7 +126,8 @@ def _role_worker(url: str, role: str, names: list[str], seconds: float, out: str
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.testing.v1 import AppTest
 
-    from datasets import accounts, auth, store
+    from datasets import accounts, store
+    from pages import _session as session
 
     original = PagesManager.__init__
 
@@ -154,7 +155,7 @@ def _role_worker(url: str, role: str, names: list[str], seconds: float, out: str
             if at is None:
                 at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=300)
                 state: dict = {}
-                auth.sign_in(state, users[name])
+                session.sign_in(state, users[name])
                 for k, v in state.items():
                     at.session_state[k] = v
                 at.run()
@@ -217,7 +218,8 @@ def _importer(url: str, name: str, district: str, month: str, seconds: float, lo
 
 
 def _settings_writer(url: str, name: str, seconds: float, log: list[dict]) -> None:
-    from datasets import accounts, auth, store
+    from datasets import accounts, store
+    from metrics.admin import save_scoring
     from metrics.registry import INDICATORS
     from metrics.scoring import load_settings
 
@@ -234,7 +236,7 @@ def _settings_writer(url: str, name: str, seconds: float, log: list[dict]) -> No
             changed = current.model_copy(deep=True)
             # a value different from the one in force, so that every save is a change
             changed.indicators[ind].weight = 1.5 if current.indicators[ind].weight != 1.5 else 1.0
-            changes = auth.save_scoring(engine, admin, changed)
+            changes = save_scoring(engine, admin, changed)
             entry.update(outcome="saved" if changes else "unchanged", changes=len(changes))
         except Exception as exc:
             entry.update(outcome="failed", reason=f"{type(exc).__name__}: {str(exc)[:200]}")

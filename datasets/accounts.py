@@ -21,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Engine
 
 from datasets import store
+from datasets.tables import audit_log, users
 
 LEADER, STAFF, EVALUATOR, ADMIN = "领导", "工作人员", "评估人员", "管理员"
 ROLES = (LEADER, STAFF, EVALUATOR, ADMIN)
@@ -54,35 +55,6 @@ FAILED_LOGIN_AUDIT_WINDOW = 60.0  # … per this many seconds
 _hasher = PasswordHasher()
 # Verified when the account does not exist, so that an unknown name takes as long as a wrong password.
 _DUMMY_HASH = _hasher.hash("dummy-password-for-timing")
-
-users = sa.Table(
-    "users",
-    store.metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("username", sa.String(100), nullable=False, unique=True),
-    sa.Column("display_name", sa.String(100), nullable=False),
-    sa.Column("password_hash", sa.String(200)),
-    sa.Column("roles", sa.Text, nullable=False, default="[]"),
-    sa.Column("districts", sa.Text, nullable=False, default="[]"),
-    sa.Column("active", sa.Boolean, nullable=False, default=True),
-    sa.Column("failed_attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("locked_until", sa.DateTime),
-    sa.Column("is_demo_password", sa.Boolean, nullable=False, default=False),
-    sa.Column("sso_subject", sa.String(200), unique=True),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("password_changed_at", sa.DateTime),
-)
-
-audit_log = sa.Table(
-    "audit_log",
-    store.metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("at", sa.DateTime, nullable=False),
-    sa.Column("user_name", sa.String(100), nullable=False),
-    sa.Column("action", sa.String(50), nullable=False),
-    sa.Column("detail", sa.Text, nullable=False, default=""),
-    sa.Column("page", sa.String(100), nullable=False, default=""),
-)
 
 ACTION_LABELS = {
     "login": "登录",
@@ -264,6 +236,35 @@ def current_account(conn: sa.Connection, username: str) -> User | None:
     until it ends, so a role or district change made meanwhile waits instead of slipping past a check."""
     row = conn.execute(sa.select(users).where(users.c.username == username).with_for_update(read=True)).first()
     return _row_to_user(row) if row else None
+
+
+def password_state(engine: Engine, username: str) -> tuple[str | None, bool] | None:
+    """(password hash, active) of an account, None when there is no such account (for signing tokens)."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(users.c.password_hash, users.c.active).where(users.c.username == username)).first()
+    return None if row is None else (row.password_hash, bool(row.active))
+
+
+def active_admins(engine: Engine) -> list[str]:
+    """The active accounts with the administrator role."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(users.c.username, users.c.roles).where(users.c.active.is_(True))).all()
+    return [r.username for r in rows if ADMIN in json.loads(r.roles)]
+
+
+def account_names(engine: Engine) -> list[str]:
+    """Every account name, in creation order."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(users.c.username).order_by(users.c.id)).all()
+    return [r.username for r in rows]
+
+
+def audit_user_names(engine: Engine) -> list[str]:
+    """Every name that appears in the audit log (including failed sign-ins with unknown names)."""
+    column = audit_log.c.user_name
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(column).distinct().order_by(column)).all()
+    return [r.user_name for r in rows]
 
 
 def list_users(engine: Engine) -> pl.DataFrame:

@@ -12,20 +12,12 @@ from sqlalchemy.engine import Engine
 
 from datasets import accounts, store
 from datasets.accounts import PermissionDenied, User
+from datasets.tables import documents
 
 TEMPLATE, REQUIREMENTS, CITY_NAME, ISSUER = "bulletin_template", "bulletin_requirements", "bulletin_city", "bulletin_issuer"
 TEXT_LABELS = {REQUIREMENTS: "下一步工作要求", CITY_NAME: "城市名称", ISSUER: "发文单位"}
 PAGE = "设置"
 
-documents = sa.Table(
-    "documents",
-    store.metadata,
-    sa.Column("key", sa.String(50), primary_key=True),
-    sa.Column("content", sa.LargeBinary, nullable=False),
-    sa.Column("file_name", sa.String(200), nullable=False, default=""),
-    sa.Column("user_name", sa.String(100), nullable=False),
-    sa.Column("at", sa.DateTime, nullable=False),
-)
 
 
 def get(engine: Engine, key: str) -> bytes | None:

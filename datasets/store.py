@@ -20,92 +20,14 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from datasets.schema import KINDS, Kind
+from datasets.schema import KINDS
+from datasets.tables import batches, districts, metadata, record_tables, revisions, settings_changes
 
 DEFAULT_SQLITE_PATH = Path(__file__).resolve().parent.parent / "data" / "dashboard.db"
 
 ACTIVE, SUPERSEDED, ROLLED_BACK = "active", "superseded", "rolled_back"
 
-metadata = sa.MetaData()
-
-_SA_TYPES: dict[type, Any] = {
-    pl.String: sa.String(200),
-    pl.Float64: sa.Float(),
-    pl.Int64: sa.BigInteger(),
-    pl.Int8: sa.SmallInteger(),
-    pl.Boolean: sa.Boolean(),
-    pl.Datetime: sa.DateTime(),
-}
-
-districts = sa.Table(
-    "districts",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("name", sa.String(100), nullable=False, unique=True),
-    sa.Column("code", sa.String(50), unique=True),
-    sa.Column("aliases", sa.Text, nullable=False, default="[]"),  # JSON list
-    sa.Column("sort_order", sa.Integer, nullable=False, default=0),
-)
-
-batches = sa.Table(
-    "batches",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("upload_id", sa.String(64), nullable=False),  # shared by the batches of one file
-    sa.Column("kind", sa.String(20), nullable=False),
-    sa.Column("district", sa.String(100), nullable=False),
-    sa.Column("period", sa.String(7), nullable=False),  # YYYY-MM
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("state", sa.String(20), nullable=False),
-    sa.Column("file_name", sa.String(500), nullable=False),
-    sa.Column("sha256", sa.String(64), nullable=False),
-    sa.Column("user_name", sa.String(100), nullable=False),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("rows", sa.Integer, nullable=False),
-    sa.Column("rows_replaced", sa.Integer, nullable=False, default=0),
-    sa.Column("warnings", sa.Integer, nullable=False, default=0),
-    sa.Column("summary", sa.Text, nullable=False, default="{}"),  # JSON validation summary
-    sa.Column("late", sa.Boolean, nullable=False, default=False),
-    sa.Index("ix_batches_slot", "kind", "district", "period", "state"),
-)
-
-# Every change of what counts (import, replace, rollback, settings) adds a revision, so caches key
-# on one number.
-revisions = sa.Table(
-    "revisions",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("at", sa.DateTime, nullable=False),
-    sa.Column("what", sa.String(200), nullable=False),
-)
-
-settings_changes = sa.Table(
-    "settings_changes",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("user_name", sa.String(100), nullable=False),
-    sa.Column("at", sa.DateTime, nullable=False),
-    sa.Column("key", sa.String(200), nullable=False),
-    sa.Column("old_value", sa.Text),
-    sa.Column("new_value", sa.Text),
-)
-
-
-def _record_table(k: Kind) -> sa.Table:
-    cols = [sa.Column("batch_id", sa.Integer, sa.ForeignKey("batches.id"), nullable=False)]
-    for f in k.fields:
-        sa_type = _SA_TYPES[type(f.dtype)] if type(f.dtype) in _SA_TYPES else _SA_TYPES[f.dtype]
-        cols.append(sa.Column(f.name, sa_type, nullable=f.name not in ("district", k.id_field)))
-    return sa.Table(
-        k.name,
-        metadata,
-        *cols,
-        sa.Index(f"ix_{k.name}_batch", "batch_id"),
-        sa.Index(f"ix_{k.name}_key", "district", k.id_field),
-    )
-
-
-record_tables: dict[str, sa.Table] = {name: _record_table(k) for name, k in KINDS.items()}
+# The tables are declared in datasets/tables.py (one metadata for every store-side module).
 
 
 # --- engine -------------------------------------------------------------------------------------
@@ -146,10 +68,7 @@ def make_engine(url: str | None = None) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
-    # Accounts and audit tables live in datasets/accounts.py, the bulletin's template and texts in
-    # datasets/documents.py, on the same metadata.
-    from datasets import accounts, documents  # noqa: F401
-
+    # Every table (accounts, audit log and documents included) is on datasets/tables.py's metadata.
     metadata.create_all(engine)
 
 
@@ -207,6 +126,14 @@ def add_district(engine: Engine, name: str, code: str | None = None, aliases: Se
                     name=name, code=code, aliases=json.dumps(list(aliases), ensure_ascii=False), sort_order=count
                 )
             )
+        add_revision(conn, f"district {name}")
+
+
+def set_district(engine: Engine, name: str, code: str | None, aliases: Sequence[str]) -> None:
+    """Replace an existing district's code and aliases (``add_district`` merges aliases instead)."""
+    with engine.begin() as conn:
+        conn.execute(districts.update().where(districts.c.name == name)
+                     .values(code=code, aliases=json.dumps(list(aliases), ensure_ascii=False)))
         add_revision(conn, f"district {name}")
 
 
@@ -306,19 +233,9 @@ def _arrow_read(engine: Engine, sql: str) -> pl.DataFrame:
     return pl.from_arrow(table)  # type: ignore[return-value]
 
 
-_ARROW_CHILD = """
-import json, sys, adbc_driver_sqlite.dbapi as adbc, pyarrow as pa
-conn = adbc.connect(sys.argv[1])
-for sql, path in json.load(open(sys.argv[2], encoding="utf-8")):
-    cur = conn.cursor()
-    cur.execute(sql)
-    reader = cur.fetch_record_batch()
-    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
-        for batch in reader:
-            writer.write_batch(batch)
-    cur.close()
-conn.close()
-"""
+# Run as a script with -P: the datasets/ folder must not come first on its sys.path (datasets/calendar.py
+# would shadow the standard library's calendar).
+_ARROW_CHILD = Path(__file__).with_name("arrow_child.py")
 
 
 READ_PROCESSES = 2  # the machines this runs on have 2 or more cores; reading is CPU-bound in the child
@@ -352,7 +269,7 @@ def _sqlite_read_many(engine: Engine, sqls: Sequence[str]) -> Iterator[pl.DataFr
                 job_file.write_text(json.dumps(share), encoding="utf-8")
                 with err_file.open("w") as err:
                     children.append(subprocess.Popen(
-                        [sys.executable, "-c", _ARROW_CHILD, str(engine.url.database), str(job_file)],
+                        [sys.executable, "-P", str(_ARROW_CHILD), str(engine.url.database), str(job_file)],
                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                     ))
             for k, (child, share) in enumerate(zip(children, shares, strict=True)):
@@ -601,3 +518,73 @@ def batch_history(engine: Engine, kind: str | None = None, district: str | None 
     if district:
         query = query.where(batches.c.district == district)
     return read_query(engine, query)
+
+
+def batch_district(engine: Engine, batch_id: int) -> str | None:
+    """The district of a stored batch (None: no such batch)."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(batches.c.district).where(batches.c.id == batch_id)).scalar()
+
+
+def active_periods_of_file(engine: Engine, kind: str, sha256: str) -> set[tuple[str, str]]:
+    """(district, period) of the active batches imported from a file with this content."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(batches.c.district, batches.c.period).where(
+                (batches.c.kind == kind) & (batches.c.sha256 == sha256) & (batches.c.state == ACTIVE)
+            )
+        ).all()
+    return {(r.district, r.period) for r in rows}
+
+
+def active_catalog_codes(engine: Engine) -> pl.DataFrame:
+    """district, period, item_code of the active catalogs (a small metadata read, not load_records' bulk path)."""
+    items = record_tables["items"]
+    query = (
+        sa.select(batches.c.district, batches.c.period, items.c.item_code)
+        .select_from(items.join(batches, items.c.batch_id == batches.c.id))
+        .where((batches.c.kind == "items") & (batches.c.state == ACTIVE))
+        .distinct()
+    )
+    return read_query(engine, query)
+
+
+def active_rows(engine: Engine, kind: str, district: str, period: str) -> int | None:
+    """Rows of the active batches of one slot; None when the slot has no active batch."""
+    table = read_query(
+        engine,
+        sa.select(batches.c.rows).where(
+            (batches.c.kind == kind) & (batches.c.district == district)
+            & (batches.c.period == period) & (batches.c.state == ACTIVE)
+        ),
+    )
+    return int(table["rows"].sum()) if table.height else None
+
+
+# --- scoring settings (metrics/scoring.py decides what they mean) ---------------------------------
+
+
+def settings_values(engine: Engine) -> list[tuple[str, str | None]]:
+    """Every saved settings change as (key, new value as JSON), oldest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(settings_changes.c.key, settings_changes.c.new_value)
+                            .order_by(settings_changes.c.id)).all()
+    return [(r.key, r.new_value) for r in rows]
+
+
+def record_settings(engine: Engine, user_name: str, changes: Iterable[tuple[str, Any, Any]]) -> None:
+    """Store settings changes (key, old, new; values as JSON) in one transaction, with a revision."""
+    with engine.begin() as conn:
+        at = now()
+        for key, before, after in changes:
+            conn.execute(
+                settings_changes.insert().values(
+                    user_name=user_name, at=at, key=key, old_value=json.dumps(before), new_value=json.dumps(after)
+                )
+            )
+        add_revision(conn, f"settings by {user_name}")
+
+
+def settings_history(engine: Engine) -> pl.DataFrame:
+    """Every saved settings change, newest first."""
+    return read_query(engine, sa.select(settings_changes).order_by(settings_changes.c.id.desc()))

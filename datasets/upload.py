@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from datasets import accounts, ingest, report, schema, store
@@ -243,14 +242,7 @@ def check_file(
 
 
 def _already_imported(engine: Engine, check: UploadCheck) -> bool:
-    b = store.batches
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(b.c.district, b.c.period).where(
-                (b.c.kind == check.kind) & (b.c.sha256 == check.sha256) & (b.c.state == store.ACTIVE)
-            )
-        ).all()
-    active = {(r.district, r.period) for r in rows}
+    active = store.active_periods_of_file(engine, check.kind, check.sha256)
     return all((d, p) in active for d, p in check.periods.items())
 
 
@@ -309,9 +301,7 @@ def rollback(engine: Engine, batch_id: int, user: User | None, page: str = "数�
 
     ``actor_name`` is recorded when there is no account (the shell, or a page's typed operator name).
     """
-    b = store.batches
-    with engine.connect() as conn:
-        district = conn.execute(sa.select(b.c.district).where(b.c.id == batch_id)).scalar()
+    district = store.batch_district(engine, batch_id)
     if district is None:
         raise ValueError(f"批次 {batch_id} 不存在")
     if user is not None:

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from datasets import schema, vocabulary
@@ -298,15 +297,7 @@ def store_context(engine: Engine, kind_name: str) -> StoreContext:
 
     ctx = StoreContext(districts=store.district_lookup(engine))
     if kind_name in ("cases", "evaluations"):
-        # Item codes of the active catalogs (a small metadata read, not load_records' bulk path).
-        b, items = store.batches, store.record_tables["items"]
-        query = (
-            sa.select(b.c.district, b.c.period, items.c.item_code)
-            .select_from(items.join(b, items.c.batch_id == b.c.id))
-            .where((b.c.kind == "items") & (b.c.state == store.ACTIVE))
-            .distinct()
-        )
-        catalog = store.read_query(engine, query)
+        catalog = store.active_catalog_codes(engine)
         for (district, period), part in catalog.group_by(["district", "period"]) if catalog.height else []:
             ctx.catalogs.setdefault(str(district), []).append(
                 (str(period), frozenset(part["item_code"].drop_nulls().to_list()))
@@ -314,16 +305,8 @@ def store_context(engine: Engine, kind_name: str) -> StoreContext:
 
     def previous_rows(kind: str, district: str, period: str) -> tuple[str, int] | None:
         prev = _previous_month(period)
-        table = store.read_query(
-            engine,
-            sa.select(store.batches.c.rows).where(
-                (store.batches.c.kind == kind)
-                & (store.batches.c.district == district)
-                & (store.batches.c.period == prev)
-                & (store.batches.c.state == store.ACTIVE)
-            ),
-        )
-        return (prev, int(table["rows"].sum())) if table.height else None
+        rows = store.active_rows(engine, kind, district, prev)
+        return None if rows is None else (prev, rows)
 
     ctx.previous_rows = previous_rows
     return ctx

@@ -1,1 +1,1 @@
-"""Working-day calendar, indicator registry, computation, composite index and ranking."""
+"""Indicator registry, computation, composite index and ranking, exports and the bulletin."""

@@ -13,7 +13,6 @@ import tomllib
 from pathlib import Path
 
 import polars as pl
-import sqlalchemy as sa
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.engine import Engine
 
@@ -88,9 +87,7 @@ def load_settings(engine: Engine | None = None, path: Path = DEFAULTS_FILE) -> S
     settings = default_settings(path)
     if engine is None:
         return settings
-    t = store.settings_changes
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(t.c.key, t.c.new_value).order_by(t.c.id)).all()
+    rows = store.settings_values(engine)
     if not rows:
         return settings
     flat = settings.flat()
@@ -106,21 +103,12 @@ def save_settings(engine: Engine, new: ScoringSettings, user_name: str) -> list[
     changes = [(k, old.get(k), v) for k, v in new.flat().items() if old.get(k) != v]
     if not changes:
         return []
-    with engine.begin() as conn:
-        at = store.now()
-        for key, before, after in changes:
-            conn.execute(
-                store.settings_changes.insert().values(
-                    user_name=user_name, at=at, key=key, old_value=json.dumps(before), new_value=json.dumps(after)
-                )
-            )
-        store.add_revision(conn, f"settings by {user_name}")
+    store.record_settings(engine, user_name, changes)
     return changes
 
 
 def settings_history(engine: Engine) -> pl.DataFrame:
-    t = store.settings_changes
-    return store.read_query(engine, sa.select(t).order_by(t.c.id.desc()))
+    return store.settings_history(engine)
 
 
 # --- scores -------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """What the account pages share: the permission gate and the signed-in user box for the sidebar.
 
 The engine and settings come from dashboard.py through ``pages._shared.engine_only()`` like every
-other page; the permission rules are in datasets/auth.py.
+other page; the permission rules are in pages/_session.py and pages/_catalog.py.
 """
 
 from __future__ import annotations
@@ -9,19 +9,20 @@ from __future__ import annotations
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from datasets import auth
+from datasets import admin as actions
 from datasets.accounts import User
 from datasets.config import AppSettings
+from pages import _session as session
 from pages import _shared as shared
 
 
 def gate(page_name: str) -> tuple[Engine, AppSettings, User | None]:
     """The engine, the settings and the signed-in user; stops the page when the user may not open it."""
     engine, app = shared.engine_only()
-    user = auth.current_user(st.session_state, engine)
-    if not auth.page_access(user, page_name, anonymous_ok=auth.anonymous_allowed(app)):
+    user = session.current_user(st.session_state, engine)
+    if not session.page_access(user, page_name, anonymous_ok=session.anonymous_allowed(app)):
         st.title(page_name)
-        notice = auth.pop_notice(st.session_state)
+        notice = session.pop_notice(st.session_state)
         if notice:
             st.warning(shared.plain(notice))
         if user is None:
@@ -34,12 +35,12 @@ def gate(page_name: str) -> tuple[Engine, AppSettings, User | None]:
 
 def who(user: User) -> str:
     """Name, account and roles of a user, made inert for Markdown."""
-    return shared.plain(f"{user.display_name}（{user.username}）· {auth.roles_text(user)}")
+    return shared.plain(f"{user.display_name}（{user.username}）· {actions.roles_text(user)}")
 
 
 def finish_sign_out(method: str | None) -> None:
-    """After ``auth.sign_out``: an SSO session also drops the identity cookie (st.logout starts a new session)."""
-    if method == auth.SSO:
+    """After ``session.sign_out``: an SSO session also drops the identity cookie (st.logout starts a new session)."""
+    if method == session.SSO:
         st.logout()
     st.rerun()
 
@@ -52,4 +53,4 @@ def account_box(engine: Engine, user: User | None, page: str = "") -> None:
         st.caption("当前账号")
         st.markdown(who(user))
         if st.button("退出登录", key="sidebar_sign_out", icon=":material/logout:"):
-            finish_sign_out(auth.sign_out(st.session_state, engine, page=page))
+            finish_sign_out(session.sign_out(st.session_state, engine, page=page))

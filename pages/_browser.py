@@ -7,7 +7,7 @@ that rewrites exactly those texts (text nodes and the title/aria-label/placehold
 Chinese as they appear. The table below is the whole list; tests/test_browser.py checks the result
 for every role on every page.
 
-``set_cookie``/``clear_cookie`` write the signed session token cookie (datasets/auth.py makes and
+``set_cookie``/``clear_cookie`` write the signed session token cookie (pages/_session.py makes and
 checks the token; the page reads it back through ``st.context.cookies`` after a reload).
 """
 

@@ -2,16 +2,18 @@
 
 import streamlit as st
 
-from datasets import accounts, auth
+from datasets import accounts
 from pages import _auth_ui as ui
+from pages import _catalog as catalog
+from pages import _session as session
 
-engine, app, user = ui.gate(auth.PAGE_ACCOUNT)
+engine, app, user = ui.gate(catalog.PAGE_ACCOUNT)
 assert user is not None  # the gate admits signed-in users only
 
 st.title("修改密码")
 st.markdown(f"当前账号：{ui.who(user)}")
 
-if auth.session_method(st.session_state) == auth.SSO:
+if session.session_method(st.session_state) == session.SSO:
     st.info("您通过统一身份认证登录，密码由统一身份认证系统管理，请在该系统中修改。", icon=":material/badge:")
 else:
     st.caption(f"新密码至少 {accounts.MIN_PASSWORD_LENGTH} 位。修改后请使用新密码登录。")
@@ -27,7 +29,7 @@ else:
             st.error("两次输入的新密码不一致。")
         else:
             try:
-                accounts.change_own_password(engine, user.username, old, new, page=auth.PAGE_ACCOUNT)
+                accounts.change_own_password(engine, user.username, old, new, page=catalog.PAGE_ACCOUNT)
             except ValueError as exc:
                 st.error(f"密码未修改：{exc}。")
             else:
@@ -36,4 +38,4 @@ else:
 st.divider()
 st.subheader("退出登录")
 if st.button("退出登录", key="account_sign_out", icon=":material/logout:"):
-    ui.finish_sign_out(auth.sign_out(st.session_state, engine, page=auth.PAGE_ACCOUNT))
+    ui.finish_sign_out(session.sign_out(st.session_state, engine, page=catalog.PAGE_ACCOUNT))

@@ -1,17 +1,19 @@
 """月度通报 (evaluators, administrators; leaders preview): the bulletin of the sidebar's period as text,
 tables and charts, with .docx/.pdf downloads of the bulletin and of the district report cards for
-the accounts that may download (auth.may_download), each download recorded in the audit log."""
+the accounts that may download (session.may_download), each download recorded in the audit log."""
 
 import streamlit as st
 
-from datasets import auth
+from datasets import admin as actions
 from metrics import bulletin, bulletin_docx
 from pages import _auth_ui as ui
+from pages import _catalog as catalog
+from pages import _session as session
 from pages import _shared as shared
 
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
-engine, app, user = ui.gate(auth.PAGE_BULLETIN)
+engine, app, user = ui.gate(catalog.PAGE_BULLETIN)
 ctx = shared.current()
 period = ctx.period
 
@@ -36,12 +38,12 @@ def _download(label: str, district: str | None, fmt: str, key: str) -> None:
         file_name=name,
         mime=DOCX_MIME if fmt == "docx" else "application/pdf",
         key=key,
-        on_click=auth.record_download,
-        args=(engine, user, f"{name}（{what}，{period.label}）", auth.PAGE_BULLETIN),
+        on_click=actions.record_download,
+        args=(engine, user, f"{name}（{what}，{period.label}）", catalog.PAGE_BULLETIN),
     )
 
 
-if auth.may_download(user):
+if session.may_download(user, catalog.PAGE_BULLETIN):
     pdf = bulletin_docx.soffice() is not None
     c1, c2 = st.columns(2)
     with c1.container(border=True):

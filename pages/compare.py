@@ -3,14 +3,14 @@ district × indicator heatmap of scores, and drill-down district → departments
 
 import streamlit as st
 
-from datasets import auth
 from metrics import alerts, charts, comparison, drill
 from pages import _auth_ui as ui
+from pages import _catalog as catalog
 from pages import _shared as shared
 
 ALL_DEPARTMENTS, ALL_ITEMS = "（全部部门）", "（全部事项）"
 
-ui.gate(auth.PAGE_COMPARE)
+ui.gate(catalog.PAGE_COMPARE)
 ctx = shared.current()
 period = ctx.period
 

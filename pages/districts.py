@@ -3,13 +3,15 @@ and aliases — listed, added and edited; every change is audited."""
 
 import streamlit as st
 
-from datasets import accounts, auth, store
+from datasets import accounts, store
+from datasets import admin as actions
 from pages import _auth_ui as ui
+from pages import _catalog as catalog
 from pages import _shared as shared
 
 NEW = "（新增区县）"
 
-engine, app, user = ui.gate(auth.PAGE_DISTRICTS)
+engine, app, user = ui.gate(catalog.PAGE_DISTRICTS)
 assert user is not None  # the gate admits 管理员 only
 st.title("区县配置")
 st.caption("上传文件中的区县名称、区划代码或别名必须能对应到这里配置的区县。名称一经使用不可修改（已导入的数据按名称归属）；"
@@ -42,7 +44,7 @@ with st.form("district_form"):
 if submitted:
     parts = [a for chunk in aliases.replace("，", "、").replace(",", "、").split("、") for a in [chunk.strip()] if a]
     try:
-        message = auth.save_district(engine, user, current["name"] if current else name, code, parts)
+        message = actions.save_district(engine, user, current["name"] if current else name, code, parts)
     except (ValueError, accounts.PermissionDenied) as exc:
         st.error(shared.plain(str(exc)))
     else:

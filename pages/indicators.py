@@ -3,13 +3,13 @@ floor — generated from the registry and the settings in force."""
 
 import streamlit as st
 
-from datasets import auth
 from metrics import reference
 from metrics.registry import GROUPS
 from pages import _auth_ui as ui
+from pages import _catalog as catalog
 from pages import _shared as shared
 
-ui.gate(auth.PAGE_INDICATORS)
+ui.gate(catalog.PAGE_INDICATORS)
 settings = shared.scoring_now()
 indicator_table = reference.indicator_reference(settings)
 

@@ -3,12 +3,13 @@ the biggest movers and the alerts, each a click away from its list."""
 
 import streamlit as st
 
-from datasets import auth
+from datasets import admin as actions
 from metrics import alerts, charts, formatting, overview
 from pages import _auth_ui as ui
+from pages import _catalog as catalog
 from pages import _shared as shared
 
-engine, app, user = ui.gate(auth.PAGE_OVERVIEW)
+engine, app, user = ui.gate(catalog.PAGE_OVERVIEW)
 ctx = shared.current()
 period = ctx.period
 scope = shared.plain(formatting.scope_label(ctx.districts, ctx.districts_all))
@@ -61,5 +62,5 @@ for alert in alerts.ALERTS.values():
         if user is not None:  # visitors (anonymous viewing) see the lists but do not download them
             file_name = f"{alert.title}_{shared.file_period(period)}.csv"
             st.download_button("下载清单（CSV）", shared.csv_bytes(frame), file_name=file_name, mime="text/csv",
-                               key=f"dl_{alert.id}", on_click=auth.record_download,
-                               args=(engine, user, f"{file_name}（{frame.height} {alert.unit}）", auth.PAGE_OVERVIEW))
+                               key=f"dl_{alert.id}", on_click=actions.record_download,
+                               args=(engine, user, f"{file_name}（{frame.height} {alert.unit}）", catalog.PAGE_OVERVIEW))

@@ -3,15 +3,16 @@ trends of the chosen indicators for the chosen districts."""
 
 import streamlit as st
 
-from datasets import auth, periods
+from datasets import periods
 from datasets.periods import parse_period
 from metrics import charts, comparison, formatting, overview
 from pages import _auth_ui as ui
+from pages import _catalog as catalog
 from pages import _shared as shared
 
 PREVIOUS, YEAR_AGO, OTHER = "环比（上一期）", "同比（去年同期）", "自选时段"
 
-ui.gate(auth.PAGE_PERIODS)
+ui.gate(catalog.PAGE_PERIODS)
 ctx = shared.current()
 period = ctx.period
 

@@ -3,12 +3,13 @@ validation history of the stored imports, and each district's last upload."""
 
 import streamlit as st
 
-from datasets import auth, quality
+from datasets import quality
 from metrics import charts
 from pages import _auth_ui as ui
+from pages import _catalog as catalog
 from pages import _shared as shared
 
-engine, app, user = ui.gate(auth.PAGE_QUALITY)
+engine, app, user = ui.gate(catalog.PAGE_QUALITY)
 st.title("数据质量")
 
 grid = quality.completeness(engine)

@@ -1,15 +1,17 @@
 """排名下载 (evaluators): the ranked table — rank, rank change, index, group scores and every
 indicator's value, numerator and denominator — with .xlsx and CSV downloads for the accounts that
-may download (auth.may_download), each download recorded in the audit log."""
+may download (session.may_download), each download recorded in the audit log."""
 
 import streamlit as st
 
-from datasets import auth
+from datasets import admin as actions
 from metrics.exports import rank_csv_bytes, rank_table_chinese, rank_xlsx_bytes
 from pages import _auth_ui as ui
+from pages import _catalog as catalog
+from pages import _session as session
 from pages import _shared as shared
 
-engine, app, user = ui.gate(auth.PAGE_RANKING)
+engine, app, user = ui.gate(catalog.PAGE_RANKING)
 ctx = shared.current()
 period = ctx.period
 
@@ -23,7 +25,7 @@ st.caption(
 rank = ctx.ranking()
 table = rank_table_chinese(rank)
 name = f"效能指数排名_{shared.file_period(period)}"
-if auth.may_download(user):
+if session.may_download(user, catalog.PAGE_RANKING):
     c1, c2, _ = st.columns([1, 1, 3])
     c1.download_button(
         "下载 Excel（.xlsx）",
@@ -32,12 +34,12 @@ if auth.may_download(user):
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         key="dl_rank_xlsx",
         type="primary",
-        on_click=auth.record_download,
-        args=(engine, user, f"{name}.xlsx（排名表 Excel，{period.label}）", auth.PAGE_RANKING),
+        on_click=actions.record_download,
+        args=(engine, user, f"{name}.xlsx（排名表 Excel，{period.label}）", catalog.PAGE_RANKING),
     )
     c2.download_button("下载 CSV", rank_csv_bytes(rank), file_name=f"{name}.csv",
-                       mime="text/csv", key="dl_rank_csv", on_click=auth.record_download,
-                       args=(engine, user, f"{name}.csv（排名表 CSV，{period.label}）", auth.PAGE_RANKING))
+                       mime="text/csv", key="dl_rank_csv", on_click=actions.record_download,
+                       args=(engine, user, f"{name}.csv（排名表 CSV，{period.label}）", catalog.PAGE_RANKING))
 else:
     st.caption("下载排名表（Excel、CSV）需要“评估人员”或“管理员”角色。")
 shared.table(table, key="rank_table", height=min(38 * (table.height + 1) + 4, 800))

@@ -3,16 +3,18 @@ old/new (and in the audit log), and applied to the index at once; the change his
 
 import streamlit as st
 
-from datasets import accounts, auth
+from datasets import accounts
 from metrics import settings_form
+from metrics.admin import save_scoring
 from metrics.scoring import default_settings, settings_history
 from pages import _auth_ui as ui
 from pages import _bulletin_settings as bulletin_settings
+from pages import _catalog as catalog
 from pages import _shared as shared
 
 ROUND, FLASH = "_settings_round", "_settings_flash"
 
-engine, app, admin = ui.gate(auth.PAGE_SETTINGS)
+engine, app, admin = ui.gate(catalog.PAGE_SETTINGS)
 assert admin is not None  # the gate admits administrators only
 settings = shared.scoring_now()
 
@@ -60,7 +62,7 @@ with st.form(f"settings_form_{round_no}"):
 if submitted:
     try:
         new = settings_form.settings_from_frame(settings_form.as_polars(edited), rules)
-        changes = auth.save_scoring(engine, admin, new)
+        changes = save_scoring(engine, admin, new)
     except settings_form.SettingsError as exc:
         st.error("设置未保存：" + "；".join(exc.messages))
     except accounts.PermissionDenied as exc:
@@ -77,7 +79,7 @@ if submitted:
 with st.expander("恢复为配置文件中的默认值"):
     st.caption("将全部权重、目标值、底线值和统计规则恢复为系统默认取值（随程序发布的配置文件中的取值）（作为一次修改记录在日志中）。")
     if st.button("恢复默认值", key="settings_reset"):
-        changes = auth.save_scoring(engine, admin, default_settings())
+        changes = save_scoring(engine, admin, default_settings())
         st.session_state[FLASH] = [("success", f"已恢复默认值（{len(changes)} 项修改）。", settings_form.changes_table(changes))]
         st.session_state[ROUND] = round_no + 1
         st.rerun()

@@ -3,11 +3,13 @@
 
 import streamlit as st
 
-from datasets import accounts, auth
+from datasets import accounts
+from datasets import admin as actions
 from pages import _auth_ui as ui
+from pages import _catalog as catalog
 from pages import _shared as shared
 
-engine, app, user = ui.gate(auth.PAGE_START)
+engine, app, user = ui.gate(catalog.PAGE_START)
 st.title("政务服务效能评估看板")
 st.info("数据库中还没有数据。可以按以下步骤开始：", icon=":material/waving_hand:")
 st.markdown(
@@ -23,7 +25,7 @@ if user is None or not user.is_admin:
 elif st.button(f"载入示例数据（规模 {app.demo_scale}，需要 10–20 秒）", key="load_demo"):
     try:
         with st.spinner("正在生成示例数据…"):
-            summary = auth.load_demo_data(engine, user, seed=app.demo_seed, scale=app.demo_scale)
+            summary = actions.load_demo_data(engine, user, seed=app.demo_seed, scale=app.demo_scale)
     except (ValueError, accounts.PermissionDenied) as exc:
         st.error(shared.plain(f"载入示例数据失败：{exc}"))
     else:

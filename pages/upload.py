@@ -6,15 +6,17 @@ scope itself (a file with rows of another district is refused), the page only of
 
 import streamlit as st
 
-from datasets import accounts, auth, quality, report, store, templates, upload
+from datasets import accounts, quality, report, store, templates, upload
+from datasets import admin as actions
 from datasets.schema import KINDS
 from pages import _auth_ui as ui
+from pages import _catalog as catalog
 from pages import _shared as shared
 
 AUTO, NO_DISTRICT = "（按表头自动识别）", "（文件中已有区县列）"
 CHECKS, FLASH, UPLOADER = "_upload_checks", "_upload_flash", "_upload_round"
 
-engine, app, user = ui.gate(auth.PAGE_UPLOAD)
+engine, app, user = ui.gate(catalog.PAGE_UPLOAD)
 assert user is not None  # the gate admits 工作人员 only
 st.title("数据上传")
 st.caption(
@@ -25,7 +27,7 @@ st.caption(
 for level, message in st.session_state.pop(FLASH, []):
     getattr(st, level)(shared.plain(message))
 
-scope = auth.upload_districts(engine, user)
+scope = actions.upload_districts(engine, user)
 st.markdown(f"操作人：{ui.who(user)}　负责区县：{shared.plain('、'.join(scope) or '（未分配）')}")
 if not scope:
     st.warning("当前账号尚未分配负责的区县，不能上传数据。请联系管理员在“账号管理”页分配区县。")
@@ -111,7 +113,7 @@ if candidates.height:
                           key="rb_confirm")
     if st.button("回滚", disabled=not confirm, key="rb_go"):
         try:
-            done = upload.rollback(engine, int(target), user, page=auth.PAGE_UPLOAD)
+            done = upload.rollback(engine, int(target), user, page=catalog.PAGE_UPLOAD)
         except (ValueError, accounts.PermissionDenied) as exc:
             st.error(shared.plain(f"未回滚：{exc}"))
         else:

@@ -1,23 +1,25 @@
 """账号管理 (administrators): list, create, reset passwords, disable/enable, change roles and districts.
 
-Every change goes through datasets/auth.py, which checks the administrator role again and records
+Every change goes through datasets/admin.py, which checks the administrator role again and records
 the actor in the audit log.
 """
 
 import streamlit as st
 
-from datasets import accounts, auth
+from datasets import accounts
+from datasets import admin as actions
 from pages import _auth_ui as ui
+from pages import _catalog as catalog
 from pages import _shared as shared
 
 FLASH = "_users_flash"
 
-engine, app, admin = ui.gate(auth.PAGE_USERS)
+engine, app, admin = ui.gate(catalog.PAGE_USERS)
 assert admin is not None
 accounts.require_admin(admin)
 
 st.title("账号管理")
-st.caption("角色：领导（查看看板）、工作人员（上传所负责区县的数据）、评估人员（查看并下载排名）、管理员（设置与账号管理）。"
+st.caption(catalog.roles_caption() + "工作人员只能上传所负责区县的数据。"
            "使用统一身份认证时，账号名填写该人员的邮箱。所有操作记入审计日志。")
 flash = st.session_state.pop(FLASH, None)
 if flash:
@@ -25,8 +27,8 @@ if flash:
 
 shared.table(accounts.list_users(engine), key="users_table")
 
-districts = auth.district_names(engine)
-names = auth.account_names(engine)
+districts = actions.district_names(engine)
+names = accounts.account_names(engine)
 
 
 def done(message: str) -> None:
@@ -59,13 +61,13 @@ if create:
         st.error("两次输入的初始密码不一致。")
     else:
         try:
-            made = auth.create_account(engine, admin, username, display_name, roles, scope,
-                                       None if sso_only else password)
+            made = actions.create_account(engine, admin, username, display_name, roles, scope,
+                                          None if sso_only else password)
         except (ValueError, accounts.PermissionDenied) as exc:
             failed(exc)
         else:
             note = "。注意：尚未分配区县，暂不能上传数据" if made.can_upload and not made.districts else ""
-            done(f"已新建账号 {made.username}（{auth.roles_text(made)}）{note}")
+            done(f"已新建账号 {made.username}（{actions.roles_text(made)}）{note}")
 
 with password_tab, st.form("user_password", clear_on_submit=True):
     target = st.selectbox("账号", names, key="pw_target", index=None, placeholder="选择账号")
@@ -80,7 +82,7 @@ if reset:
         st.error("两次输入的新密码不一致。")
     else:
         try:
-            auth.reset_password(engine, admin, target, new_password)
+            actions.reset_password(engine, admin, target, new_password)
         except (ValueError, accounts.PermissionDenied) as exc:
             failed(exc)
         else:
@@ -95,7 +97,7 @@ if apply_active:
         st.error("请选择账号。")
     else:
         try:
-            auth.set_account_active(engine, admin, target, action == "启用")
+            actions.set_account_active(engine, admin, target, action == "启用")
         except (ValueError, accounts.PermissionDenied) as exc:
             failed(exc)
         else:
@@ -114,7 +116,7 @@ with edit_tab:
             save = st.form_submit_button("保存", type="primary")
         if save:
             try:
-                auth.change_account(engine, admin, target, roles, scope)
+                actions.change_account(engine, admin, target, roles, scope)
             except (ValueError, accounts.PermissionDenied) as exc:
                 failed(exc)
             else:

@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 from streamlit.testing.v1 import AppTest
 
-from datasets import accounts, auth, store
+from datasets import accounts, store
 from datasets.accounts import ADMIN, EVALUATOR, LEADER, ROLES, STAFF, User
 from datasets.demo import generate_demo
 from datasets.periods import Period
@@ -23,6 +23,7 @@ from datasets.schema import KINDS
 from metrics.compute import latest_month
 from metrics.scoring import ScoringSettings, load_settings, ranking
 from metrics.service import compute_components
+from pages import _session as session
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = str(ROOT / "dashboard.py")
@@ -83,9 +84,9 @@ def make_demo(path: Path) -> Demo:
 
 
 def sign_in(at: AppTest, user: User) -> AppTest:
-    """Put a signed-in session (as ``auth.sign_in`` makes it) into the app's session state."""
+    """Put a signed-in session (as ``session.sign_in`` makes it) into the app's session state."""
     state: dict = {}
-    auth.sign_in(state, user)
+    session.sign_in(state, user)
     for key, value in state.items():
         at.session_state[key] = value
     return at

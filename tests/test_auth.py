@@ -15,9 +15,13 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from datasets import accounts, auth, store
+from datasets import accounts, store
+from datasets import admin as actions
 from datasets.accounts import ADMIN, EVALUATOR, LEADER, STAFF, User
 from datasets.config import AppSettings
+from metrics.admin import save_scoring
+from pages import _catalog as catalog
+from pages import _session as session
 from pages._shared import plain
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +47,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def url(tmp_path: Path) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'auth.db'}"
+    url = f"sqlite:///{tmp_path / 'session.db'}"
     engine = store.make_engine(url)
     store.init_db(engine)
     store.add_district(engine, "甲区")
@@ -74,7 +78,7 @@ def audit_rows(engine: sa.Engine) -> list[sa.Row]:
 
 # --- the permission table -------------------------------------------------------------------------
 
-P = auth
+P = catalog
 # page -> (领导, 工作人员, 评估人员, 管理员, visitor when anonymous viewing is allowed)
 EXPECTED = {
     P.PAGE_OVERVIEW: (1, 1, 1, 1, 1),
@@ -100,63 +104,65 @@ ROLE_ORDER = (LEADER, STAFF, EVALUATOR, ADMIN)
 def test_permission_table_for_every_role_and_page(page: str):
     for role, expected in zip(ROLE_ORDER, EXPECTED[page][:4], strict=True):
         user = User("u", "u", (role,), ("甲区",))
-        assert auth.page_access(user, page) is bool(expected), (role, page)
-        assert auth.page_access(user, page, anonymous_ok=True) is bool(expected), (role, page)
-    assert auth.page_access(None, page, anonymous_ok=True) is bool(EXPECTED[page][4])
+        assert session.page_access(user, page) is bool(expected), (role, page)
+        assert session.page_access(user, page, anonymous_ok=True) is bool(expected), (role, page)
+    assert session.page_access(None, page, anonymous_ok=True) is bool(EXPECTED[page][4])
     # Without anonymous viewing a visitor sees the login page only.
-    assert auth.page_access(None, page) is (page == P.PAGE_LOGIN)
+    assert session.page_access(None, page) is (page == P.PAGE_LOGIN)
 
 
 def test_table_covers_every_page_and_roles_add_up():
-    assert set(EXPECTED) == {*auth.PAGE_ROLES, auth.PAGE_LOGIN}
+    assert set(EXPECTED) == {p.title for p in catalog.CATALOG}
     both = User("u", "u", (LEADER, STAFF), ("甲区",))
-    assert auth.page_access(both, P.PAGE_UPLOAD) and auth.page_access(both, P.PAGE_RANKING)
-    assert not auth.page_access(both, P.PAGE_USERS)
-    assert not auth.page_access(User("u", "u", (ADMIN,)), "不存在的页面")
+    assert session.page_access(both, P.PAGE_UPLOAD) and session.page_access(both, P.PAGE_RANKING)
+    assert not session.page_access(both, P.PAGE_USERS)
+    assert not session.page_access(User("u", "u", (ADMIN,)), "不存在的页面")
     # Downloads: evaluators and administrators; leaders only view the ranking.
-    assert [auth.may_download(User("u", "u", (r,))) for r in ROLE_ORDER] == [False, False, True, True]
-    assert not auth.may_download(None)
+    for page in (P.PAGE_RANKING, P.PAGE_BULLETIN):
+        assert [session.may_download(User("u", "u", (r,)), page) for r in ROLE_ORDER] == [False, False, True, True]
+        assert not session.may_download(None, page)
+    assert not session.may_download(User("u", "u", (ADMIN,)), P.PAGE_OVERVIEW)  # no ranked tables there
 
 
 def test_home_page_and_redirects():
     staff = User("s", "s", (STAFF,), ("甲区",))
-    assert auth.home_page(staff) == P.PAGE_OVERVIEW
-    assert auth.home_page(None) == P.PAGE_LOGIN
-    assert auth.home_page(None, anonymous_ok=True) == P.PAGE_OVERVIEW
-    assert auth.redirect_for(staff, P.PAGE_UPLOAD) is None
-    assert auth.redirect_for(staff, P.PAGE_USERS) == P.PAGE_OVERVIEW
+    assert session.home_page(staff) == P.PAGE_OVERVIEW
+    assert session.home_page(None) == P.PAGE_LOGIN
+    assert session.home_page(None, anonymous_ok=True) == P.PAGE_OVERVIEW
+    assert session.redirect_for(staff, P.PAGE_UPLOAD) is None
+    assert session.redirect_for(staff, P.PAGE_USERS) == P.PAGE_OVERVIEW
     no_data = [P.PAGE_START, P.PAGE_UPLOAD, P.PAGE_INDICATORS, P.PAGE_SETTINGS, P.PAGE_LOGIN, P.PAGE_ACCOUNT]
-    assert auth.redirect_for(staff, P.PAGE_LOGIN, among=no_data) == P.PAGE_START
-    assert auth.home_page(User("a", "a", (ADMIN,)), among=[P.PAGE_UPLOAD, P.PAGE_USERS]) == P.PAGE_USERS
-    assert auth.redirect_for(staff, P.PAGE_LOGIN) == P.PAGE_OVERVIEW  # signed in: away from the login page
-    assert auth.redirect_for(None, P.PAGE_RANKING, anonymous_ok=True) == P.PAGE_LOGIN
-    assert auth.pages_for(None)[-1] == P.PAGE_LOGIN
-    assert auth.pages_for(User("a", "a", (ADMIN,)))[-5:] == [P.PAGE_SETTINGS, P.PAGE_USERS, P.PAGE_AUDIT,
-                                                            P.PAGE_DISTRICTS, P.PAGE_ACCOUNT]
+    assert session.redirect_for(staff, P.PAGE_LOGIN, among=no_data) == P.PAGE_START
+    assert session.home_page(User("a", "a", (ADMIN,)), among=[P.PAGE_UPLOAD, P.PAGE_USERS]) == P.PAGE_USERS
+    assert session.redirect_for(staff, P.PAGE_LOGIN) == P.PAGE_OVERVIEW  # signed in: away from the login page
+    assert session.redirect_for(None, P.PAGE_RANKING, anonymous_ok=True) == P.PAGE_LOGIN
+    assert session.pages_for(None)[-1] == P.PAGE_LOGIN
+    assert session.pages_for(User("a", "a", (ADMIN,)))[-5:] == [P.PAGE_SETTINGS, P.PAGE_ACCOUNT, P.PAGE_USERS,
+                                                                P.PAGE_DISTRICTS, P.PAGE_AUDIT]
 
 
 def test_anonymous_viewing_defaults_per_mode():
-    assert auth.anonymous_allowed(demo_mode()) is True
-    assert auth.anonymous_allowed(configured()) is False
-    assert auth.anonymous_allowed(configured(anonymous_view=True)) is True
-    assert auth.anonymous_allowed(demo_mode(anonymous_view=False)) is False
+    assert session.anonymous_allowed(demo_mode()) is True
+    assert session.anonymous_allowed(configured()) is False
+    assert session.anonymous_allowed(configured(anonymous_view=True)) is True
+    assert session.anonymous_allowed(demo_mode(anonymous_view=False)) is False
 
 
 def test_anonymous_view_from_the_environment(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("ANONYMOUS_VIEW", "true")
-    assert auth.anonymous_allowed(configured()) is True
+    assert session.anonymous_allowed(configured()) is True
 
 
 def test_navigation_is_arranged_per_user():
     sections = {"看板": [P.PAGE_OVERVIEW, P.PAGE_RANKING], "数据": [P.PAGE_UPLOAD],
                 "账号": [P.PAGE_LOGIN, P.PAGE_ACCOUNT, P.PAGE_USERS]}
     leader = User("l", "l", (LEADER,))
-    menu, hidden, home = auth.arrange(sections, leader)
+    menu, hidden, home = session.arrange(sections, leader)
     assert menu == {"看板": [P.PAGE_OVERVIEW, P.PAGE_RANKING], "账号": [P.PAGE_ACCOUNT]}  # empty 数据 dropped
     assert hidden == [P.PAGE_UPLOAD, P.PAGE_LOGIN, P.PAGE_USERS] and home == P.PAGE_OVERVIEW
-    menu, hidden, home = auth.arrange(sections, None)
+    menu, hidden, home = session.arrange(sections, None)
     assert menu == {"账号": [P.PAGE_LOGIN]} and home == P.PAGE_LOGIN and P.PAGE_OVERVIEW in hidden
-    menu, _, home = auth.arrange(sections, None, anonymous_ok=True)
+    menu, _, home = session.arrange(sections, None, anonymous_ok=True)
     assert menu == {"看板": [P.PAGE_OVERVIEW], "账号": [P.PAGE_LOGIN]} and home == P.PAGE_OVERVIEW
 
 
@@ -164,21 +170,21 @@ def test_route_redirects_with_a_notice_and_remembers_the_page_asked_for():
     staff = User("s", "s", (STAFF,), ("甲区",))
     evaluator = User("e", "e", (EVALUATOR,))
     state: dict = {}
-    assert auth.route(state, staff, P.PAGE_UPLOAD) is None and state == {}
-    assert auth.route(state, staff, P.PAGE_SETTINGS) == P.PAGE_OVERVIEW
-    assert auth.pop_notice(state) == "当前账号没有“设置”页面的权限，已转到“总览”页面。"
+    assert session.route(state, staff, P.PAGE_UPLOAD) is None and state == {}
+    assert session.route(state, staff, P.PAGE_SETTINGS) == P.PAGE_OVERVIEW
+    assert session.pop_notice(state) == "当前账号没有“设置”页面的权限，已转到“总览”页面。"
     # A visitor: to the login page, and after signing in to the page asked for (when allowed).
-    assert auth.route(state, None, P.PAGE_RANKING) == P.PAGE_LOGIN
-    assert "请先登录" in auth.pop_notice(state)
-    assert auth.route(state, None, P.PAGE_LOGIN) is None
-    assert auth.route(state, evaluator, P.PAGE_LOGIN) == P.PAGE_RANKING
-    assert auth.route(state, evaluator, P.PAGE_LOGIN) == P.PAGE_OVERVIEW  # remembered once
-    auth.route(state, None, P.PAGE_RANKING)
-    assert auth.route(state, staff, P.PAGE_LOGIN) == P.PAGE_OVERVIEW  # staff may not open 排名下载
+    assert session.route(state, None, P.PAGE_RANKING) == P.PAGE_LOGIN
+    assert "请先登录" in session.pop_notice(state)
+    assert session.route(state, None, P.PAGE_LOGIN) is None
+    assert session.route(state, evaluator, P.PAGE_LOGIN) == P.PAGE_RANKING
+    assert session.route(state, evaluator, P.PAGE_LOGIN) == P.PAGE_OVERVIEW  # remembered once
+    session.route(state, None, P.PAGE_RANKING)
+    assert session.route(state, staff, P.PAGE_LOGIN) == P.PAGE_OVERVIEW  # staff may not open 排名下载
     # A waiting notice (why the session ended) is not replaced.
-    state = {auth.NOTICE_KEY: "超过 30 分钟未操作"}
-    assert auth.route(state, None, P.PAGE_UPLOAD) == P.PAGE_LOGIN
-    assert auth.pop_notice(state) == "超过 30 分钟未操作"
+    state = {session.NOTICE_KEY: "超过 30 分钟未操作"}
+    assert session.route(state, None, P.PAGE_UPLOAD) == P.PAGE_LOGIN
+    assert session.pop_notice(state) == "超过 30 分钟未操作"
 
 
 def test_downloads_settings_and_demo_loading_are_audited_and_checked(engine):
@@ -186,57 +192,57 @@ def test_downloads_settings_and_demo_loading_are_audited_and_checked(engine):
 
     admin = accounts.add_user(engine, "root", PW, [ADMIN])
     leader = accounts.add_user(engine, "lead", PW, [LEADER])
-    auth.record_download(engine, leader, "效能指数排名_2024-05.xlsx", P.PAGE_RANKING)
-    auth.record_download(engine, None, "红牌办件_2024-05.csv", P.PAGE_OVERVIEW)
+    actions.record_download(engine, leader, "效能指数排名_2024-05.xlsx", P.PAGE_RANKING)
+    actions.record_download(engine, None, "红牌办件_2024-05.csv", P.PAGE_OVERVIEW)
     rows = [(r.user_name, r.action, r.detail, r.page) for r in audit_rows(engine) if r.action == "download"]
     assert rows == [("lead", "download", "效能指数排名_2024-05.xlsx", P.PAGE_RANKING),
-                    (auth.ANONYMOUS_NAME, "download", "红牌办件_2024-05.csv", P.PAGE_OVERVIEW)]
+                    (actions.ANONYMOUS_NAME, "download", "红牌办件_2024-05.csv", P.PAGE_OVERVIEW)]
 
     new = default_settings()
     new.indicators["online_case_rate"].weight = 40.0
     with pytest.raises(accounts.PermissionDenied):
-        auth.save_scoring(engine, leader, new)
+        save_scoring(engine, leader, new)
     assert load_settings(engine).indicators["online_case_rate"].weight != 40.0
-    assert len(auth.save_scoring(engine, admin, new)) == 1
-    assert auth.save_scoring(engine, admin, new) == []  # no change: nothing saved, nothing audited
+    assert len(save_scoring(engine, admin, new)) == 1
+    assert save_scoring(engine, admin, new) == []  # no change: nothing saved, nothing audited
     logged = [r for r in audit_rows(engine) if r.action == "settings"]
     assert [(r.user_name, r.page) for r in logged] == [("root", P.PAGE_SETTINGS)]
     assert "实际网办率 · 权重：8 → 40" in logged[0].detail
     with pytest.raises(accounts.PermissionDenied):
-        auth.load_demo_data(engine, leader, seed=1, scale=0.01)
+        actions.load_demo_data(engine, leader, seed=1, scale=0.01)
 
 
 def test_upload_districts_follow_the_scope(engine):
-    assert auth.upload_districts(engine, User("s", "s", (STAFF,), ("乙区",))) == ["乙区"]
-    assert auth.upload_districts(engine, User("s", "s", (STAFF,), ("*",))) == ["甲区", "乙区"]
-    assert auth.upload_districts(engine, User("l", "l", (LEADER,), ("甲区",))) == []
-    assert auth.upload_districts(engine, None) == []
+    assert actions.upload_districts(engine, User("s", "s", (STAFF,), ("乙区",))) == ["乙区"]
+    assert actions.upload_districts(engine, User("s", "s", (STAFF,), ("*",))) == ["甲区", "乙区"]
+    assert actions.upload_districts(engine, User("l", "l", (LEADER,), ("甲区",))) == []
+    assert actions.upload_districts(engine, None) == []
 
 
 # --- startup refusal ------------------------------------------------------------------------------
 
 
 def test_configured_database_with_demo_passwords_refuses_to_start(engine):
-    assert auth.startup_problem(engine, configured()) is None  # no accounts at all
+    assert actions.startup_problem(engine, configured()) is None  # no accounts at all
     accounts.ensure_demo_accounts(engine)
-    problem = auth.startup_problem(engine, configured())
+    problem = actions.startup_problem(engine, configured())
     assert problem is not None and "拒绝启动" in problem
     assert all(name in problem for name in ("leader", "staff", "evaluator", "admin"))
     assert "users passwd" in problem
     # The demo mode (embedded store) is where demo accounts belong.
-    assert auth.startup_problem(engine, demo_mode()) is None
+    assert actions.startup_problem(engine, demo_mode()) is None
     # Once every demo password is changed or the account disabled, the deployment may start.
     for name in ("leader", "staff", "evaluator"):
         accounts.set_password(engine, name, "a-real-password")
-    assert "admin" in auth.startup_problem(engine, configured())
+    assert "admin" in actions.startup_problem(engine, configured())
     accounts.set_active(engine, "admin", False)
-    assert auth.startup_problem(engine, configured()) is None
+    assert actions.startup_problem(engine, configured()) is None
 
 
 def test_demo_accounts_are_listed_only_in_demo_mode(engine):
-    assert auth.demo_accounts(engine, configured()).height == 0
+    assert actions.demo_accounts(engine, configured()).height == 0
     assert accounts.count_users(engine) == 0
-    table = auth.demo_accounts(engine, demo_mode())
+    table = actions.demo_accounts(engine, demo_mode())
     assert table.columns == ["账号", "密码", "角色"]
     assert ("admin", "demo-admin") in [(r[0], r[1]) for r in table.iter_rows()]
 
@@ -247,46 +253,46 @@ def test_demo_accounts_are_listed_only_in_demo_mode(engine):
 def test_session_expires_after_inactivity_and_activity_keeps_it(engine):
     user = accounts.add_user(engine, "zhang", PW, [STAFF], ["甲区"], "张三")
     state: dict = {}
-    auth.sign_in(state, user, now=T0)
+    session.sign_in(state, user, now=T0)
     idle = accounts.SESSION_IDLE_MINUTES
     step = dt.timedelta(minutes=idle - 1)
     # Each run within the idle time refreshes the last-seen time: well past 30 minutes in total.
-    assert auth.current_user(state, engine, T0 + step) == user
-    assert auth.current_user(state, engine, T0 + 2 * step) == user
-    assert state[auth.SEEN_KEY] == T0 + 2 * step
+    assert session.current_user(state, engine, T0 + step) == user
+    assert session.current_user(state, engine, T0 + 2 * step) == user
+    assert state[session.SEEN_KEY] == T0 + 2 * step
     # Then nothing for longer than the idle time: the session ends, once, with a notice and a log entry.
     late = T0 + 2 * step + dt.timedelta(minutes=idle, seconds=1)
-    assert auth.current_user(state, engine, late) is None
-    assert auth.session_user(state) is None
-    assert "未操作" in auth.pop_notice(state)
-    assert auth.pop_notice(state) is None
+    assert session.current_user(state, engine, late) is None
+    assert session.session_user(state) is None
+    assert "未操作" in session.pop_notice(state)
+    assert session.pop_notice(state) is None
     last = audit_rows(engine)[-1]
     assert (last.user_name, last.action) == ("zhang", "logout") and "会话过期" in last.detail
-    assert auth.current_user(state, engine, late) is None
+    assert session.current_user(state, engine, late) is None
 
 
 def test_session_follows_account_changes(engine):
     user = accounts.add_user(engine, "li", PW, [LEADER], [], "李四")
     state: dict = {}
-    auth.sign_in(state, user, now=T0)
+    session.sign_in(state, user, now=T0)
     accounts.update_user(engine, "li", roles=[LEADER, STAFF], districts=["乙区"], actor="admin")
-    fresh = auth.current_user(state, engine, T0)
+    fresh = session.current_user(state, engine, T0)
     assert fresh is not None and fresh.can_upload and fresh.districts == ("乙区",)
     accounts.set_active(engine, "li", False)
-    assert auth.current_user(state, engine, T0) is None
-    assert "停用" in auth.pop_notice(state)
+    assert session.current_user(state, engine, T0) is None
+    assert "停用" in session.pop_notice(state)
 
 
 def test_sign_out_is_audited(engine):
     user = accounts.add_user(engine, "wang", PW, [EVALUATOR])
     state: dict = {"other": 1}
-    auth.sign_in(state, user, now=T0)
-    assert auth.session_method(state) == auth.PASSWORD
-    assert auth.sign_out(state, engine, page=auth.PAGE_ACCOUNT) == auth.PASSWORD
-    assert auth.session_user(state) is None and state["other"] == 1
+    session.sign_in(state, user, now=T0)
+    assert session.session_method(state) == session.PASSWORD
+    assert session.sign_out(state, engine, page=catalog.PAGE_ACCOUNT) == session.PASSWORD
+    assert session.session_user(state) is None and state["other"] == 1
     last = audit_rows(engine)[-1]
-    assert (last.user_name, last.action, last.page) == ("wang", "logout", auth.PAGE_ACCOUNT)
-    assert auth.sign_out(state, engine) is None  # nobody signed in: nothing logged
+    assert (last.user_name, last.action, last.page) == ("wang", "logout", catalog.PAGE_ACCOUNT)
+    assert session.sign_out(state, engine) is None  # nobody signed in: nothing logged
     assert audit_rows(engine)[-1].id == last.id
 
 
@@ -294,42 +300,42 @@ def test_sign_out_is_audited(engine):
 
 
 def test_sso_configured_needs_a_complete_auth_section():
-    assert auth.sso_configured(SSO_SECRETS)
-    assert not auth.sso_configured({})
-    assert not auth.sso_configured({"auth": {**SSO_SECRETS["auth"], "client_secret": ""}})
-    assert not auth.sso_configured({"auth": "yes"})
+    assert session.sso_configured(SSO_SECRETS)
+    assert not session.sso_configured({})
+    assert not session.sso_configured({"auth": {**SSO_SECRETS["auth"], "client_secret": ""}})
+    assert not session.sso_configured({"auth": "yes"})
 
     class NoFile(dict):
         def get(self, key, default=None):
             raise FileNotFoundError("no secrets.toml")
 
-    assert not auth.sso_configured(NoFile())
+    assert not session.sso_configured(NoFile())
 
 
 def test_sso_identity_maps_to_an_account_or_to_no_access(engine):
     identity = {"is_logged_in": True, "sub": "idp|42", "email": "Li.Si@Example.gov", "name": "李四"}
     state: dict = {}
-    assert auth.sso_pending(state, identity)
+    assert session.sso_pending(state, identity)
     # No account with that e-mail: no access, a clear message, and no second attempt in this session.
-    assert auth.sign_in_sso(state, engine, identity) is None
-    assert auth.session_user(state) is None
-    assert "没有对应的可用账号" in auth.pop_notice(state)
-    assert not auth.sso_pending(state, identity)
+    assert session.sign_in_sso(state, engine, identity) is None
+    assert session.session_user(state) is None
+    assert "没有对应的可用账号" in session.pop_notice(state)
+    assert not session.sso_pending(state, identity)
     assert audit_rows(engine)[-1].action == "login_failed"
     # An administrator creates the account (username = e-mail) and assigns the roles.
     admin = accounts.add_user(engine, "root", PW, [ADMIN])
-    auth.create_account(engine, admin, "li.si@example.gov", "李四", [EVALUATOR], password=None)
+    actions.create_account(engine, admin, "li.si@example.gov", "李四", [EVALUATOR], password=None)
     state = {}
-    user = auth.sign_in_sso(state, engine, identity, now=T0)
+    user = session.sign_in_sso(state, engine, identity, now=T0)
     assert user is not None and user.username == "li.si@example.gov" and user.roles == (EVALUATOR,)
-    assert auth.session_method(state) == auth.SSO and auth.current_user(state, engine, T0) == user
+    assert session.session_method(state) == session.SSO and session.current_user(state, engine, T0) == user
     # The subject is bound: a changed e-mail at the provider still finds the account.
-    assert auth.sign_in_sso({}, engine, {**identity, "email": "new@example.gov"}) == user
+    assert session.sign_in_sso({}, engine, {**identity, "email": "new@example.gov"}) == user
     # After signing out, the identity cookie does not sign the session in again by itself.
-    assert auth.sign_out(state, engine) == auth.SSO
-    assert not auth.sso_pending(state, identity)
-    assert not auth.sso_pending({}, {"is_logged_in": False})
-    assert auth.sign_in_sso({}, engine, {"is_logged_in": False, "email": "li.si@example.gov"}) is None
+    assert session.sign_out(state, engine) == session.SSO
+    assert not session.sso_pending(state, identity)
+    assert not session.sso_pending({}, {"is_logged_in": False})
+    assert session.sign_in_sso({}, engine, {"is_logged_in": False, "email": "li.si@example.gov"}) is None
 
 
 # --- account administration -----------------------------------------------------------------------
@@ -337,30 +343,30 @@ def test_sso_identity_maps_to_an_account_or_to_no_access(engine):
 
 def test_administration_checks_the_actor_and_keeps_an_administrator(engine):
     admin = accounts.add_user(engine, "root", PW, [ADMIN], [], "管理员")
-    staff = auth.create_account(engine, admin, "zhao", "赵六", [STAFF], ["甲区"], PW)
+    staff = actions.create_account(engine, admin, "zhao", "赵六", [STAFF], ["甲区"], PW)
     with pytest.raises(accounts.PermissionDenied):
-        auth.create_account(engine, staff, "x", "x", [ADMIN], [], PW)
+        actions.create_account(engine, staff, "x", "x", [ADMIN], [], PW)
     with pytest.raises(accounts.PermissionDenied):
-        auth.reset_password(engine, staff, "root", "another-pass")
+        actions.reset_password(engine, staff, "root", "another-pass")
     with pytest.raises(accounts.PermissionDenied):
-        auth.set_account_active(engine, staff, "root", False)
+        actions.set_account_active(engine, staff, "root", False)
     with pytest.raises(accounts.PermissionDenied):
-        auth.change_account(engine, staff, "zhao", [ADMIN], [])
+        actions.change_account(engine, staff, "zhao", [ADMIN], [])
     with pytest.raises(ValueError, match="区县未配置"):
-        auth.change_account(engine, admin, "zhao", [STAFF], ["丙县"])
+        actions.change_account(engine, admin, "zhao", [STAFF], ["丙县"])
     with pytest.raises(ValueError, match="不存在"):
-        auth.reset_password(engine, admin, "nobody", "another-pass")
+        actions.reset_password(engine, admin, "nobody", "another-pass")
     with pytest.raises(ValueError, match="自己"):
-        auth.set_account_active(engine, admin, "root", False)
+        actions.set_account_active(engine, admin, "root", False)
     with pytest.raises(ValueError, match="自己"):
-        auth.change_account(engine, admin, "root", [LEADER], [])
-    other = auth.create_account(engine, admin, "qian", "钱七", [ADMIN], [], PW)
-    auth.set_account_active(engine, admin, "zhao", False)
-    auth.set_account_active(engine, other, "root", False)
+        actions.change_account(engine, admin, "root", [LEADER], [])
+    other = actions.create_account(engine, admin, "qian", "钱七", [ADMIN], [], PW)
+    actions.set_account_active(engine, admin, "zhao", False)
+    actions.set_account_active(engine, other, "root", False)
     # The actor is checked as stored now: a disabled administrator can no longer act.
     with pytest.raises(accounts.PermissionDenied, match="已停用"):
-        auth.change_account(engine, admin, "qian", [LEADER], [])
-    auth.change_account(engine, other, "zhao", [STAFF, LEADER], ["乙区"])
+        actions.change_account(engine, admin, "qian", [LEADER], [])
+    actions.change_account(engine, other, "zhao", [STAFF, LEADER], ["乙区"])
     assert accounts.get_user(engine, "zhao").districts == ("乙区",)
     actors = [r.user_name for r in audit_rows(engine) if r.action == "account"]
     assert actors[0] == "system" and set(actors[1:]) == {"root", "qian"}  # root itself was made by "system"
@@ -368,7 +374,7 @@ def test_administration_checks_the_actor_and_keeps_an_administrator(engine):
 
 def test_audit_csv_has_a_bom_and_neutralises_formulas(engine):
     accounts.audit(engine, "=cmd|' /C calc'!A0", "login_failed", "+SUM(1)", "登录")
-    data = auth.audit_csv(accounts.audit_entries(engine))
+    data = actions.audit_csv(accounts.audit_entries(engine))
     assert data.startswith("\ufeff".encode())
     text = data.decode("utf-8-sig")
     assert "'=cmd" in text and "'+SUM(1)" in text and "登录失败" in text
@@ -400,9 +406,9 @@ def page(name: str, url: str, *, embedded: bool = False, user: User | None = Non
     at = AppTest.from_function(_host, kwargs={"page": str(PAGES / f"{name}.py"), "url": url, "embedded": embedded},
                                default_timeout=30)
     if user is not None:
-        at.session_state[auth.USER_KEY] = user
-        at.session_state[auth.SEEN_KEY] = seen or store.now()
-        at.session_state[auth.METHOD_KEY] = auth.PASSWORD
+        at.session_state[session.USER_KEY] = user
+        at.session_state[session.SEEN_KEY] = seen or store.now()
+        at.session_state[session.METHOD_KEY] = session.PASSWORD
     return at
 
 
@@ -416,7 +422,7 @@ def texts(elements) -> str:
 
 
 def signed_in(at: AppTest) -> User | None:
-    return at.session_state[auth.USER_KEY] if auth.USER_KEY in at.session_state else None
+    return at.session_state[session.USER_KEY] if session.USER_KEY in at.session_state else None
 
 
 def login(at: AppTest, username: str, password: str) -> AppTest:
@@ -439,7 +445,7 @@ def test_login_page_password_errors_and_success(url, engine):
     assert user is not None and user.username == "zhang"
     assert "已登录" in texts(at.success)
     assert [r.action for r in audit_rows(engine)][-2:] == ["login_failed", "login"]
-    assert audit_rows(engine)[-1].page == auth.PAGE_LOGIN
+    assert audit_rows(engine)[-1].page == catalog.PAGE_LOGIN
 
 
 def test_login_page_lists_demo_accounts_in_demo_mode(url):
@@ -472,7 +478,7 @@ def test_login_page_maps_an_sso_identity(url, engine):
     ok(at.run())
     user = signed_in(at)
     assert user is not None and user.username == "li.si@example.gov"
-    assert at.session_state[auth.METHOD_KEY] == auth.SSO
+    assert at.session_state[session.METHOD_KEY] == session.SSO
 
     stranger = page("login", url)
     stranger.secrets = SSO_SECRETS
@@ -526,7 +532,7 @@ def test_account_page_changes_the_password_and_signs_out(url, engine):
     assert signed_in(at) is None
     assert "请先登录" in texts(at.warning)
     last = [r for r in audit_rows(engine) if r.action == "logout"][-1]
-    assert (last.user_name, last.page) == ("sun", auth.PAGE_ACCOUNT)
+    assert (last.user_name, last.page) == ("sun", catalog.PAGE_ACCOUNT)
 
 
 def test_an_idle_session_is_ended_on_the_next_page_run(url, engine):
@@ -580,7 +586,7 @@ def test_users_page_is_for_administrators_and_audits_every_change(url, engine):
     # Change roles and districts.
     at.selectbox(key="edit_target").set_value("zheng")
     ok(at.run())
-    index = auth.account_names(engine).index("zheng")
+    index = accounts.account_names(engine).index("zheng")
     assert at.multiselect(key=f"edit_roles_{index}").value == [STAFF]
     at.multiselect(key=f"edit_roles_{index}").set_value([STAFF, LEADER])
     at.multiselect(key=f"edit_districts_{index}").set_value(["甲区", "乙区"])
@@ -619,19 +625,19 @@ def test_audit_page_filters_and_downloads(url, engine):
 def _sidebar_host(url: str) -> None:
     import streamlit as st
 
-    from datasets import auth
     from pages import _auth_ui as ui
+    from pages import _session as session
     from pages import _shared as shared
 
     engine = shared.get_engine(url)
-    ui.account_box(engine, auth.current_user(st.session_state, engine), page="总览")
+    ui.account_box(engine, session.current_user(st.session_state, engine), page="总览")
 
 
 def test_sidebar_account_box_shows_the_user_and_signs_out(url, engine):
     user = accounts.add_user(engine, "feng", PW, [LEADER], [], "<i>冯</i>")
     at = AppTest.from_function(_sidebar_host, kwargs={"url": url}, default_timeout=30)
-    at.session_state[auth.USER_KEY] = user
-    at.session_state[auth.SEEN_KEY] = store.now()
+    at.session_state[session.USER_KEY] = user
+    at.session_state[session.SEEN_KEY] = store.now()
     ok(at.run())
     assert plain("<i>冯</i>（feng）· 领导") in texts(at.sidebar.markdown)
     ok(at.sidebar.button(key="sidebar_sign_out").click().run())
@@ -647,17 +653,17 @@ def test_districts_are_added_and_edited_by_administrators_only_and_audited(engin
     admin = accounts.add_user(engine, "root", PW, [ADMIN])
     leader = accounts.add_user(engine, "lead2", PW, [LEADER])
     with pytest.raises(accounts.PermissionDenied):
-        auth.save_district(engine, leader, "云湖区", "370102", ["云湖"])
-    assert "新增区县 云湖区" in auth.save_district(engine, admin, "云湖区", "370102", ["云湖", " 云湖 "])
-    auth.save_district(engine, admin, "青山区", None, ["青山"])
+        actions.save_district(engine, leader, "云湖区", "370102", ["云湖"])
+    assert "新增区县 云湖区" in actions.save_district(engine, admin, "云湖区", "370102", ["云湖", " 云湖 "])
+    actions.save_district(engine, admin, "青山区", None, ["青山"])
     # Editing replaces the code and the aliases (the old alias no longer matches).
-    assert "修改区县 云湖区" in auth.save_district(engine, admin, "云湖区", "370199", ["云湖新区"])
+    assert "修改区县 云湖区" in actions.save_district(engine, admin, "云湖区", "370199", ["云湖新区"])
     lookup = store.district_lookup(engine)
     assert lookup["370199"] == "云湖区" and lookup["云湖新区"] == "云湖区" and "云湖" not in lookup
     with pytest.raises(ValueError, match="已是区县“青山区”"):
-        auth.save_district(engine, admin, "云湖区", None, ["青山"])
+        actions.save_district(engine, admin, "云湖区", None, ["青山"])
     with pytest.raises(ValueError, match="不能为空"):
-        auth.save_district(engine, admin, "  ", None, [])
+        actions.save_district(engine, admin, "  ", None, [])
     logged = [(r.user_name, r.action, r.detail, r.page) for r in audit_rows(engine) if r.action == "district"]
     assert logged == [("root", "district", "新增区县 云湖区：代码 370102；别名 云湖", "区县配置"),
                       ("root", "district", "新增区县 青山区：代码 无；别名 青山", "区县配置"),
@@ -681,38 +687,38 @@ def test_districts_page_adds_a_district(url, engine):
 def test_session_token_signs_in_again_until_it_expires_or_the_password_changes(engine):
     user = accounts.add_user(engine, "eva", PW, [EVALUATOR])
     now = dt.datetime(2026, 5, 1, 9, 0)
-    token = auth.session_token(engine, user, "server-secret", now=now)
+    token = session.session_token(engine, user, "server-secret", now=now)
     assert token is not None and PW not in token and token.split(".")[0] != "eva"  # the name is encoded
-    assert auth.user_from_token(engine, token, "server-secret", now=now) == user
+    assert session.user_from_token(engine, token, "server-secret", now=now) == user
     # Expired, another server secret, a forged or truncated token: nobody.
-    later = now + dt.timedelta(minutes=auth.TOKEN_MINUTES, seconds=1)
-    assert auth.user_from_token(engine, token, "server-secret", now=later) is None
-    assert auth.user_from_token(engine, token, "other-secret", now=now) is None
+    later = now + dt.timedelta(minutes=session.TOKEN_MINUTES, seconds=1)
+    assert session.user_from_token(engine, token, "server-secret", now=later) is None
+    assert session.user_from_token(engine, token, "other-secret", now=now) is None
     name, expires, signature = token.split(".")
-    assert auth.user_from_token(engine, f"{name}.{int(expires) + 3600}.{signature}", "server-secret", now=now) is None
-    assert auth.user_from_token(engine, f"{name}.{expires}", "server-secret", now=now) is None
-    assert auth.user_from_token(engine, None, "server-secret", now=now) is None
+    assert session.user_from_token(engine, f"{name}.{int(expires) + 3600}.{signature}", "server-secret", now=now) is None
+    assert session.user_from_token(engine, f"{name}.{expires}", "server-secret", now=now) is None
+    assert session.user_from_token(engine, None, "server-secret", now=now) is None
     # A new password (or a disabled account) ends every token issued before.
     accounts.set_password(engine, "eva", "a-new-password-2")
-    assert auth.user_from_token(engine, token, "server-secret", now=now) is None
-    fresh = auth.session_token(engine, user, "server-secret", now=now)
+    assert session.user_from_token(engine, token, "server-secret", now=now) is None
+    fresh = session.session_token(engine, user, "server-secret", now=now)
     accounts.set_active(engine, "eva", False)
-    assert auth.user_from_token(engine, fresh, "server-secret", now=now) is None
+    assert session.user_from_token(engine, fresh, "server-secret", now=now) is None
 
 
 def test_restore_from_token_once_per_session_and_refresh_every_few_minutes(engine):
     user = accounts.add_user(engine, "eva", PW, [EVALUATOR])
     now = dt.datetime(2026, 5, 1, 9, 0)
-    token = auth.session_token(engine, user, "", now=now)
+    token = session.session_token(engine, user, "", now=now)
     state: dict = {}
-    assert auth.restore_from_token(state, engine, token, "", now=now) == user
-    assert auth.session_user(state) == user and auth.session_method(state) == auth.PASSWORD
+    assert session.restore_from_token(state, engine, token, "", now=now) == user
+    assert session.session_user(state) == user and session.session_method(state) == session.PASSWORD
     # Signed out in this session: the cookie the page was loaded with does not sign in again.
-    auth.sign_out(state, engine)
-    assert auth.restore_from_token(state, engine, token, "", now=now) is None and auth.session_user(state) is None
+    session.sign_out(state, engine)
+    assert session.restore_from_token(state, engine, token, "", now=now) is None and session.session_user(state) is None
     # Cookie refresh: due at once, then every TOKEN_REFRESH_MINUTES.
-    auth.sign_in(state, user, now=now)
-    assert auth.token_due(state, now)
-    state[auth.TOKEN_KEY] = now
-    assert not auth.token_due(state, now + dt.timedelta(minutes=auth.TOKEN_REFRESH_MINUTES - 1))
-    assert auth.token_due(state, now + dt.timedelta(minutes=auth.TOKEN_REFRESH_MINUTES))
+    session.sign_in(state, user, now=now)
+    assert session.token_due(state, now)
+    state[session.TOKEN_KEY] = now
+    assert not session.token_due(state, now + dt.timedelta(minutes=session.TOKEN_REFRESH_MINUTES - 1))
+    assert session.token_due(state, now + dt.timedelta(minutes=session.TOKEN_REFRESH_MINUTES))

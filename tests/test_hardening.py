@@ -113,19 +113,19 @@ def test_database_going_away_mid_run_is_a_message_and_the_next_run_recovers(demo
     traceback; once the database answers again the same session shows the page, no server restart."""
     import sqlalchemy as sa
 
-    from datasets import auth
+    from pages import _session as session
     from tests.apptest_support import ALL_NAME, app, ok, texts
 
     at = ok(app(demo.url, monkeypatch, demo.users[ALL_NAME]).run())
     assert at.title[0].value.startswith("总览")
-    real = auth.current_user
+    real = session.current_user
 
     def lost(*args, **kwargs):
         raise sa.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
 
-    monkeypatch.setattr(auth, "current_user", lost)
+    monkeypatch.setattr(session, "current_user", lost)
     ok(at.run())
     assert "数据库暂时不可用" in texts(at.error)
-    monkeypatch.setattr(auth, "current_user", real)
+    monkeypatch.setattr(session, "current_user", real)
     ok(at.run())
     assert at.title[0].value.startswith("总览") and "数据库暂时不可用" not in texts(at.error)

@@ -16,9 +16,12 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from datasets import accounts, auth, store, upload
+from datasets import accounts, store, upload
 from datasets.accounts import User
 from datasets.config import AppSettings
+from metrics.admin import save_scoring
+from pages import _catalog as catalog
+from pages import _session as session
 from pages._shared import plain
 from tests.apptest_support import (
     ADMIN_NAME,
@@ -42,7 +45,7 @@ from tests.apptest_support import (
 
 pytestmark = pytest.mark.usefixtures("navigation_mode")
 
-P = auth
+P = catalog
 DATA_PAGES = [P.PAGE_OVERVIEW, P.PAGE_COMPARE, P.PAGE_PERIODS, P.PAGE_RANKING, P.PAGE_BULLETIN]
 # account (None: a visitor) and ANONYMOUS_VIEW -> the pages the menu lists.
 MENUS = {
@@ -96,7 +99,7 @@ def test_menu_and_a_forbidden_link_per_role(demo: Demo, monkeypatch, menus, acco
         monkeypatch.setenv("ANONYMOUS_VIEW", anonymous)
     at = ok(app(demo.url, monkeypatch, demo.users[account] if account else None).run())
     assert menus[-1] == MENUS[account, anonymous]
-    home = auth.home_page(demo.users[account] if account else None, anonymous_ok=anonymous == "true")
+    home = session.home_page(demo.users[account] if account else None, anonymous_ok=anonymous == "true")
     assert at.title[0].value.startswith(home)
     if home == P.PAGE_LOGIN:
         shows_no_data(at)
@@ -169,9 +172,9 @@ def _forbidden_pages() -> list[tuple[str | None, bool, str]]:
     for account, roles in [(LEADER_NAME, (accounts.LEADER,)), (STAFF_NAME, (accounts.STAFF,)),
                            (EVALUATOR_NAME, (accounts.EVALUATOR,)), (ADMIN_NAME, (accounts.ADMIN,))]:
         user = User(account, account, roles, ("x",))
-        cases += [(account, False, page) for page in FILES if not auth.page_access(user, page)]
+        cases += [(account, False, page) for page in FILES if not session.page_access(user, page)]
     cases += [(None, False, page) for page in FILES]
-    cases += [(None, True, page) for page in FILES if not auth.page_access(None, page, anonymous_ok=True)]
+    cases += [(None, True, page) for page in FILES if not session.page_access(None, page, anonymous_ok=True)]
     return cases
 
 
@@ -182,7 +185,7 @@ def test_every_page_refuses_itself_without_permission(demo: Demo, account: str |
                                               "anonymous_view": anonymous}, default_timeout=TIMEOUT)
     if account is not None:
         state: dict = {}
-        auth.sign_in(state, demo.users[account])
+        session.sign_in(state, demo.users[account])
         for key, value in state.items():
             at.session_state[key] = value
     ok(at.run())
@@ -270,7 +273,7 @@ def test_settings_are_for_administrators(demo: Demo, monkeypatch, account: str):
     assert not at.data_editor and not at.form_submit_button
     engine = store.make_engine(demo.url)
     with pytest.raises(accounts.PermissionDenied):
-        auth.save_scoring(engine, demo.users[account], demo.settings)
+        save_scoring(engine, demo.users[account], demo.settings)
     engine.dispose()
 
 
@@ -318,7 +321,7 @@ def test_a_link_opened_before_signing_in_is_shown_after(demo_copy: Demo, monkeyp
 
 def test_idle_session_ends_with_a_notice_on_the_login_page(demo: Demo, monkeypatch):
     at = app(demo.url, monkeypatch, demo.users[LEADER_NAME])
-    at.session_state[auth.SEEN_KEY] = store.now() - dt.timedelta(minutes=accounts.SESSION_IDLE_MINUTES + 1)
+    at.session_state[session.SEEN_KEY] = store.now() - dt.timedelta(minutes=accounts.SESSION_IDLE_MINUTES + 1)
     ok(at.run())
     assert at.title[0].value == "登录"
     assert "未操作，已自动退出登录" in texts(at.warning)
@@ -339,7 +342,7 @@ def test_back_from_single_sign_on_the_identity_is_mapped_to_an_account(demo_copy
     at.user = {"is_logged_in": True, "sub": "idp|7", "email": "li.si@example.gov", "name": "李四"}
     ok(at.run())
     assert at.title[0].value.startswith(P.PAGE_OVERVIEW)
-    assert at.session_state[auth.METHOD_KEY] == auth.SSO
+    assert at.session_state[session.METHOD_KEY] == session.SSO
     assert audit_rows(demo_copy.url, "login")["内容"].to_list() == ["单点登录"]
 
     stranger = app(demo_copy.url, monkeypatch)

@@ -1,4 +1,4 @@
-"""Sign-in sessions, the page permission table and account administration for the dashboard.
+"""Sign-in sessions and page permissions: the dashboard's UI state (a page or dashboard.py imports this).
 
 Independent of Streamlit widgets: every function takes the session as a plain mutable mapping
 (``st.session_state`` in the app, a dict in tests), the engine and, where it matters, ``now``.
@@ -6,10 +6,10 @@ Independent of Streamlit widgets: every function takes the session as a plain mu
 - ``current_user`` is called on every run: it ends a session after ``SESSION_IDLE_MINUTES`` without
   activity, re-reads the account (a disabled account or changed roles take effect at once) and
   refreshes the last-seen time.
-- ``page_access`` is the single permission table; page names are the constants ``PAGE_*`` below and
-  are also the navigation titles.
-- The administration functions (``create_account`` …) take the acting ``User`` and check
-  ``require_admin`` themselves, so a page that forgot to check cannot bypass them.
+- ``page_access`` reads the page catalog (pages/_catalog.py): who may open which page, which pages
+  are public, where a session lands.
+- Account data, the audit log and the administration actions stay in datasets/ (accounts.py,
+  admin.py); this module only keeps who is signed in.
 """
 
 from __future__ import annotations
@@ -18,64 +18,15 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
-import json
-import secrets as _secrets
 from collections.abc import Iterable, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import polars as pl
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from datasets import accounts, store
-from datasets.accounts import ADMIN, EVALUATOR, LEADER, ROLES, SESSION_IDLE_MINUTES, STAFF, User
+from datasets.accounts import SESSION_IDLE_MINUTES, User
 from datasets.config import AppSettings
-
-if TYPE_CHECKING:
-    from metrics.scoring import ScoringSettings
-
-# --- page names (navigation titles) ---------------------------------------------------------------
-
-PAGE_OVERVIEW = "总览"
-PAGE_COMPARE = "区县对比"
-PAGE_PERIODS = "时段对比"
-PAGE_RANKING = "排名下载"
-PAGE_BULLETIN = "月度通报"
-PAGE_UPLOAD = "数据上传"
-PAGE_QUALITY = "数据质量"
-PAGE_INDICATORS = "指标说明"
-PAGE_START = "开始使用"
-PAGE_SETTINGS = "设置"
-PAGE_USERS = "账号管理"
-PAGE_AUDIT = "审计日志"
-PAGE_ACCOUNT = "修改密码"
-PAGE_DISTRICTS = "区县配置"
-PAGE_LOGIN = "登录"
-
-_EVERYONE = frozenset(ROLES)
-
-# page -> roles that may open it (a user with several roles gets the union).
-PAGE_ROLES: dict[str, frozenset[str]] = {
-    PAGE_OVERVIEW: _EVERYONE,
-    PAGE_COMPARE: _EVERYONE,
-    PAGE_PERIODS: _EVERYONE,
-    PAGE_INDICATORS: _EVERYONE,
-    PAGE_START: _EVERYONE,
-    PAGE_RANKING: frozenset({EVALUATOR, LEADER, ADMIN}),
-    PAGE_BULLETIN: frozenset({EVALUATOR, LEADER, ADMIN}),  # leaders preview; downloads: may_download
-    PAGE_UPLOAD: frozenset({STAFF}),
-    PAGE_QUALITY: frozenset({STAFF, ADMIN, LEADER}),
-    PAGE_SETTINGS: frozenset({ADMIN}),
-    PAGE_USERS: frozenset({ADMIN}),
-    PAGE_AUDIT: frozenset({ADMIN}),
-    PAGE_DISTRICTS: frozenset({ADMIN}),
-    PAGE_ACCOUNT: _EVERYONE,
-}
-# Pages that a visitor who has not signed in may open when anonymous viewing is allowed.
-PUBLIC_PAGES = frozenset({PAGE_OVERVIEW, PAGE_COMPARE, PAGE_PERIODS, PAGE_INDICATORS, PAGE_START})
-# Where a session lands, in order of preference.
-HOME_ORDER = (PAGE_OVERVIEW, PAGE_START, PAGE_UPLOAD, PAGE_QUALITY, PAGE_USERS, PAGE_INDICATORS, PAGE_ACCOUNT)
-DOWNLOAD_ROLES = frozenset({EVALUATOR, ADMIN})
+from pages._catalog import BY_TITLE, CATALOG, HOME_ORDER, PAGE_ACCOUNT, PAGE_LOGIN
 
 # --- session keys -------------------------------------------------------------------------------
 
@@ -101,15 +52,17 @@ def page_access(user: User | None, page_name: str, *, anonymous_ok: bool = False
     """
     if page_name == PAGE_LOGIN:
         return user is None
+    spec = BY_TITLE.get(page_name)
+    if spec is None:
+        return False
     if user is None:
-        return anonymous_ok and page_name in PUBLIC_PAGES
-    allowed = PAGE_ROLES.get(page_name)
-    return bool(allowed and allowed & set(user.roles))
+        return anonymous_ok and spec.public
+    return bool(spec.roles & set(user.roles))
 
 
 def pages_for(user: User | None, *, anonymous_ok: bool = False) -> list[str]:
-    """The page names ``user`` may open, in the table's order (the login page last, for visitors)."""
-    names = [p for p in PAGE_ROLES if page_access(user, p, anonymous_ok=anonymous_ok)]
+    """The page names ``user`` may open, in the catalog's order (the login page last, for visitors)."""
+    names = [p.title for p in CATALOG if p.title != PAGE_LOGIN and page_access(user, p.title, anonymous_ok=anonymous_ok)]
     return [*names, PAGE_LOGIN] if user is None else names
 
 
@@ -187,9 +140,13 @@ def route(state: MutableMapping[str, Any], user: User | None, page_name: str, *,
     return target
 
 
-def may_download(user: User | None) -> bool:
-    """Downloads of ranked tables are for 评估人员 and 管理员; leaders view the ranking only."""
-    return user is not None and bool(DOWNLOAD_ROLES & set(user.roles))
+def may_download(user: User | None, page_name: str) -> bool:
+    """Whether ``user`` may download the ranked tables of a page (the catalog's ``download_roles``).
+
+    Leaders view the ranking and preview the bulletin only.
+    """
+    spec = BY_TITLE.get(page_name)
+    return user is not None and spec is not None and bool(spec.download_roles & set(user.roles))
 
 
 def anonymous_allowed(app_settings: AppSettings) -> bool:
@@ -197,26 +154,6 @@ def anonymous_allowed(app_settings: AppSettings) -> bool:
     if app_settings.anonymous_view is not None:
         return bool(app_settings.anonymous_view)
     return app_settings.embedded
-
-
-def startup_problem(engine: Engine, app_settings: AppSettings) -> str | None:
-    """Why the dashboard must not start, or None.
-
-    A configured (non-embedded) database must not hold an active account whose password is a
-    published demo password.
-    """
-    if app_settings.embedded:
-        return None
-    names = accounts.accounts_with_demo_password(engine)
-    if not names:
-        return None
-    listed = "、".join(names)
-    return (
-        f"数据库中仍有使用示例密码的账号：{listed}。示例密码是公开的，为安全起见看板拒绝启动。"
-        # No Markdown here: the page shows the message as plain text (account names are user input).
-        f"请在服务器上运行“python -m datasets users passwd 账号名”重设密码，"
-        f"或运行“python -m datasets users disable 账号名”停用这些账号后再启动。"
-    )
 
 
 # --- sessions -------------------------------------------------------------------------------------
@@ -314,12 +251,10 @@ def _token_key(engine: Engine, username: str, server_secret: str) -> bytes | Non
 
     A password change, reset or account removal therefore invalidates every token issued before it.
     """
-    with engine.connect() as conn:
-        row = conn.execute(sa.select(accounts.users.c.password_hash, accounts.users.c.active)
-                           .where(accounts.users.c.username == username)).first()
-    if row is None or not row.password_hash or not row.active:
+    state = accounts.password_state(engine, username)
+    if state is None or not state[0] or not state[1]:
         return None
-    return hashlib.sha256(f"{server_secret}\x00{row.password_hash}".encode()).digest()
+    return hashlib.sha256(f"{server_secret}\x00{state[0]}".encode()).digest()
 
 
 def _b64(raw: bytes) -> str:
@@ -439,219 +374,3 @@ def sign_in_sso(state: MutableMapping[str, Any], engine: Engine, identity: Mappi
         return None
     sign_in(state, user, method=SSO, now=now)
     return user
-
-
-# --- demo accounts --------------------------------------------------------------------------------
-
-
-def demo_accounts(engine: Engine, app_settings: AppSettings) -> pl.DataFrame:
-    """In demo mode (embedded store): create the demo accounts if missing and list them with passwords.
-
-    Empty on a configured database: demo accounts never exist there.
-    """
-    schema = {"账号": pl.String, "密码": pl.String, "角色": pl.String}
-    if not app_settings.embedded:
-        return pl.DataFrame(schema=schema)
-    rows = accounts.ensure_demo_accounts(engine)
-    return pl.DataFrame(rows, schema=schema, orient="row")
-
-
-def needs_first_admin(engine: Engine) -> bool:
-    """No active administrator yet: nobody can manage accounts from the dashboard."""
-    return not _active_admins(engine)
-
-
-# --- account administration (administrators only) -------------------------------------------------
-
-
-def _active_admins(engine: Engine) -> list[str]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(accounts.users.c.username, accounts.users.c.roles).where(accounts.users.c.active.is_(True))
-        ).all()
-    return [r.username for r in rows if ADMIN in json.loads(r.roles)]
-
-
-def _check_actor(engine: Engine, actor: User) -> User:
-    """The acting account as stored now: it must still exist, be active and be an administrator."""
-    accounts.require_admin(actor)
-    stored = accounts.get_user(engine, actor.username)
-    if stored is None or not stored.active:
-        raise accounts.PermissionDenied(f"账号“{actor.username}”已停用或不存在，不能执行管理员操作")
-    accounts.require_admin(stored)
-    return stored
-
-
-def _existing(engine: Engine, username: str) -> User:
-    user = accounts.get_user(engine, username)
-    if user is None:
-        raise ValueError(f"账号“{username}”不存在")
-    return user
-
-
-def _check_districts(engine: Engine, districts: Iterable[str]) -> list[str]:
-    districts = list(dict.fromkeys(districts))
-    configured = set(district_names(engine))
-    unknown = [d for d in districts if d not in configured]
-    if unknown:
-        raise ValueError(f"区县未配置：{'、'.join(unknown)}")
-    return districts
-
-
-def _keeps_an_admin(engine: Engine, username: str) -> None:
-    if _active_admins(engine) == [username]:
-        raise ValueError("不能停用或取消最后一个管理员账号，否则将无人能管理账号")
-
-
-def create_account(engine: Engine, actor: User, username: str, display_name: str, roles: Iterable[str],
-                   districts: Iterable[str] = (), password: str | None = None) -> User:
-    """New account. ``password=None``: an unguessable random password (the account signs in by SSO only)."""
-    actor = _check_actor(engine, actor)
-    districts = _check_districts(engine, districts)
-    secret = password if password is not None else _secrets.token_urlsafe(32)
-    return accounts.add_user(engine, username, secret, roles, districts, display_name.strip() or None,
-                             actor=actor.username, page=PAGE_USERS)
-
-
-def reset_password(engine: Engine, actor: User, username: str, new_password: str) -> None:
-    actor = _check_actor(engine, actor)
-    _existing(engine, username)
-    accounts.set_password(engine, username, new_password, actor=actor.username, page=PAGE_USERS)
-
-
-def set_account_active(engine: Engine, actor: User, username: str, active: bool) -> None:
-    actor = _check_actor(engine, actor)
-    target = _existing(engine, username)
-    if not active:
-        if username == actor.username:
-            raise ValueError("不能停用自己正在使用的账号")
-        if target.is_admin:
-            _keeps_an_admin(engine, username)
-    accounts.set_active(engine, username, active, actor=actor.username, page=PAGE_USERS)
-
-
-def change_account(engine: Engine, actor: User, username: str, roles: Iterable[str],
-                   districts: Iterable[str]) -> None:
-    """Replace the roles and districts of an account."""
-    actor = _check_actor(engine, actor)
-    target = _existing(engine, username)
-    roles = list(dict.fromkeys(roles))
-    districts = _check_districts(engine, districts)
-    if target.is_admin and ADMIN not in roles:
-        if username == actor.username:
-            raise ValueError("不能取消自己账号的管理员角色")
-        _keeps_an_admin(engine, username)
-    accounts.update_user(engine, username, roles=roles, districts=districts, actor=actor.username, page=PAGE_USERS)
-
-
-# --- audited actions of the data pages -----------------------------------------------------------
-
-ANONYMOUS_NAME = "（未登录）"
-
-
-def record_download(engine: Engine, user: User | None, what: str, page: str) -> None:
-    """Audit one download: who, what (file and period), from which page."""
-    accounts.audit(engine, user.username if user is not None else ANONYMOUS_NAME, "download", what, page)
-
-
-def save_scoring(engine: Engine, actor: User, new: ScoringSettings) -> list[tuple[str, float, float]]:
-    """Save scoring settings as an administrator; audited.
-
-    Returns the changes (key, old, new); nothing is saved or audited when nothing changed.
-    """
-    from metrics.scoring import save_settings
-    from metrics.settings_form import setting_label, setting_value_text
-
-    actor = _check_actor(engine, actor)
-    changes = save_settings(engine, new, actor.username)
-    if changes:
-        listed = "；".join(f"{setting_label(k)}：{setting_value_text(k, old)} → {setting_value_text(k, value)}"
-                          for k, old, value in changes)
-        accounts.audit(engine, actor.username, "settings", f"修改 {len(changes)} 项设置：{listed}", PAGE_SETTINGS)
-    return changes
-
-
-def load_demo_data(engine: Engine, actor: User, *, seed: int, scale: float) -> str:
-    """Generate the demo city into an empty store (administrators only); audited. Returns the summary."""
-    from datasets.demo import generate_demo
-
-    actor = _check_actor(engine, actor)
-    summary = generate_demo(engine, seed=seed, scale=scale)
-    accounts.audit(engine, actor.username, "import", f"载入示例数据：{summary}", PAGE_START)
-    return summary
-
-
-def save_district(engine: Engine, actor: User, name: str, code: str | None, aliases: Iterable[str],
-                  page: str = PAGE_DISTRICTS) -> str:
-    """Add a district or set an existing one's code and aliases (administrators; audited).
-
-    Names, codes and aliases identify districts in uploaded files, so none may belong to two districts.
-    Returns a Chinese summary for the page.
-    """
-    from datasets.text import normalize
-
-    actor = _check_actor(engine, actor)
-    name = name.strip()
-    if not name:
-        raise ValueError("区县名称不能为空。")
-    code = (code or "").strip() or None
-    wanted = sorted({a.strip() for a in aliases if a and a.strip() and a.strip() != name})
-    taken = {key: owner for key, owner in store.district_lookup(engine).items() if owner != name}
-    clashes = [t for t in (name, code, *wanted) if t and normalize(t) in taken]
-    if clashes:
-        owner = taken[normalize(clashes[0])]
-        raise ValueError(f"“{clashes[0]}”已是区县“{owner}”的名称、代码或别名，不能重复使用。")
-    existing = set(store.list_districts(engine)["name"].to_list())
-    if name in existing:
-        with engine.begin() as conn:
-            conn.execute(store.districts.update().where(store.districts.c.name == name)
-                         .values(code=code, aliases=json.dumps(wanted, ensure_ascii=False)))
-            store.add_revision(conn, f"district {name}")
-        what = "修改"
-    else:
-        store.add_district(engine, name, code, wanted)
-        what = "新增"
-    detail = f"{what}区县 {name}：代码 {code or '无'}；别名 {'、'.join(wanted) or '无'}"
-    accounts.audit(engine, actor.username, "district", detail, page)
-    return f"已{detail}。"
-
-
-def upload_districts(engine: Engine, user: User | None) -> list[str]:
-    """The configured districts ``user`` may upload and roll back (all of them for the ``*`` scope)."""
-    if user is None or not user.can_upload:
-        return []
-    names = district_names(engine)
-    return names if "*" in user.districts else [d for d in names if d in user.districts]
-
-
-# --- small look-ups for the pages -----------------------------------------------------------------
-
-
-def district_names(engine: Engine) -> list[str]:
-    """Configured districts, in their order."""
-    return store.list_districts(engine)["name"].to_list()
-
-
-def account_names(engine: Engine) -> list[str]:
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(accounts.users.c.username).order_by(accounts.users.c.id)).all()
-    return [r.username for r in rows]
-
-
-def audit_user_names(engine: Engine) -> list[str]:
-    """Every name that appears in the audit log (including failed sign-ins with unknown names)."""
-    column = accounts.audit_log.c.user_name
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(column).distinct().order_by(column)).all()
-    return [r.user_name for r in rows]
-
-
-def roles_text(user: User) -> str:
-    return "、".join(user.roles)
-
-
-def audit_csv(frame: pl.DataFrame) -> bytes:
-    """An audit table as CSV: UTF-8 with BOM (Excel), cells that a spreadsheet would run neutralised."""
-    from datasets import safe_export
-
-    return safe_export.csv_bytes(frame)
