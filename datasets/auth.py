@@ -573,10 +573,11 @@ def save_scoring(engine: Engine, actor: User, new: ScoringSettings) -> list[tupl
 
 def load_demo_data(engine: Engine, actor: User, *, seed: int, scale: float) -> str:
     """Generate the demo city into an empty store (administrators only); audited. Returns the summary."""
+    from datasets.calendar import load_calendar
     from datasets.demo import generate_demo
 
     actor = _check_actor(engine, actor)
-    summary = generate_demo(engine, seed=seed, scale=scale)
+    summary = generate_demo(engine, calendar=load_calendar(), seed=seed, scale=scale)
     accounts.audit(engine, actor.username, "import", f"载入示例数据：{summary}", PAGE_START)
     return summary
 

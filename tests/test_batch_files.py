@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 
 from datasets import batch_files, cache_store, snapshots, store
+from datasets.calendar import load_calendar
 from datasets.demo import generate_demo
 from datasets.ingest import import_frame
 from metrics.compute import components
@@ -38,7 +39,7 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
 @pytest.fixture
 def demo_engine(any_engine, tmp_path):
     snapshots.use_cache(any_engine, str(tmp_path / "cache"))
-    generate_demo(any_engine, seed=5, scale=0.003, end_month=END)
+    generate_demo(any_engine, calendar=load_calendar(), seed=5, scale=0.003, end_month=END)
     return any_engine
 
 
@@ -160,7 +161,7 @@ def bucket(s3_endpoint, monkeypatch) -> str:
 def test_a_bucket_is_shared_by_two_servers(pg_engine, bucket):
     cache = snapshots.use_cache(pg_engine, bucket)
     assert isinstance(cache, cache_store.ObjectCache)
-    generate_demo(pg_engine, seed=5, scale=0.002, end_month=END)
+    generate_demo(pg_engine, calendar=load_calendar(), seed=5, scale=0.002, end_month=END)
     assert cache.mtimes(batch_files.FOLDER)  # the imports wrote their batch files to the bucket
     settings = default_settings()
     first = compute_components(pg_engine, settings)
