@@ -198,6 +198,7 @@ def ensure(engine: Engine, keys: dict[tuple[str, str], str] | None = None) -> in
 
     Batch files that are missing (a lost cache, a store written before they existed) are first
     recreated from SQL, one read per kind for all of them (on SQLite by a couple of child processes).
+    After building, the files of batches no longer active are removed (batch_files.prune).
     Returns how many snapshots were built.
     """
     cache = cache_of(engine)
@@ -225,6 +226,8 @@ def ensure(engine: Engine, keys: dict[tuple[str, str], str] | None = None) -> in
         with ThreadPoolExecutor(max_workers=2) as pool:
             list(pool.map(one, todo))
         built += len(todo)
+    if built:  # the active batches changed since the last build: files of replaced ones can go
+        batch_files.prune(engine, cache)
     return built
 
 

@@ -57,7 +57,7 @@ def test_import_writes_one_file_per_batch_and_snapshots_need_no_sql(demo_engine,
     names = {batch_files.file_name(r["kind"], r["id"], r["sha256"], r["rows"], r["district"])
              for r in active.iter_rows(named=True)}
     on_disk = set(cache.mtimes(batch_files.FOLDER))
-    assert names <= on_disk  # every active batch (superseded ones too are kept, for rollbacks)
+    assert names <= on_disk  # every active batch
     want = _whole_store(demo_engine)  # reads SQL: before the reads are refused
     for kind, id_field in (("cases", "case_id"), ("evaluations", "eval_id")):
         district = active.filter(pl.col("kind") == kind)["district"][0]
@@ -111,6 +111,27 @@ def test_an_import_is_visible_through_its_batch_file(demo_engine, monkeypatch):
     rows = batch_files.current_records(demo_engine, snapshots.cache_of(demo_engine), "cases", district)
     assert rows.sort("case_id").equals(stored.sort("case_id"))  # fractions of a second as the store keeps them (none on SQLite)
     assert rows.filter(pl.col("case_id") == "NEW-1")["batch_id"].to_list() == [result.results[0].batch_id]
+
+
+def test_files_of_replaced_batches_are_removed_and_come_back_on_rollback(demo_engine):
+    settings = default_settings()
+    compute_components(demo_engine, settings)
+    cache = snapshots.cache_of(demo_engine)
+    old = store.active_batches(demo_engine, "cases").row(0, named=True)
+    old_name = batch_files.file_name("cases", old["id"], old["sha256"], old["rows"], old["district"])
+    assert cache.exists(old_name)
+    corrected = store.load_records(demo_engine, "cases", [old["district"]]).filter(pl.col("batch_id") == old["id"])
+    corrected = corrected.head(corrected.height - 1).drop("batch_id", "period")
+    import_frame(demo_engine, "cases", corrected, file_name="更正.xlsx", sha256="c" * 64, period=old["period"])
+    compute_components(demo_engine, settings)
+    assert not cache.exists(old_name)  # replaced: its file went with the rebuild
+    active = store.active_batches(demo_engine)
+    assert set(cache.mtimes(batch_files.FOLDER)) == {
+        batch_files.file_name(r["kind"], r["id"], r["sha256"], r["rows"], r["district"]) for r in active.iter_rows(named=True)}
+    store.rollback_to(demo_engine, old["id"], "test")
+    want = _whole_store(demo_engine)
+    assert_same(_sorted(compute_components(demo_engine, settings)), want)
+    assert cache.exists(old_name)  # recreated from SQL when the rolled-back batch was read
 
 
 def test_concurrent_misses_build_a_file_once(any_engine, tmp_path):
