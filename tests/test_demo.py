@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from datasets import batch_files, snapshots, store
 from datasets.calendar import load_calendar
 from datasets.demo import _City, _default_end_month, generate_demo, write_bulk
+from datasets.ingest import district_parts
 from datasets.schema import KINDS, RATINGS
 
 END = "2025-06"
@@ -346,3 +347,15 @@ def test_end_month_rules(tmp_path):
     with pytest.raises(ValueError, match="无效"):
         generate_demo(engine, calendar=load_calendar(), end_month="2025-13")
     assert store.record_counts(engine)["batches"] == 0
+
+
+def test_staged_records_refuse_parts_out_of_the_announced_order(tmp_path):
+    """A part inserted out of turn would copy another part's rows under its batch: refused."""
+    engine = _engine(tmp_path / "order.db")
+    export = next(_City(load_calendar(), 7, SCALE, END, dt.datetime(2026, 1, 1)).exports())
+    (d1, p1), (d2, p2) = district_parts(export.frame)[:2]
+    with engine.connect() as conn, store.staged_records(conn, [("items", d1, p1), ("items", d2, p2)],
+                                                        tmp_path) as insert, conn.begin():
+        with pytest.raises(RuntimeError, match="顺序错误"):
+            insert(conn, "items", 1, p2)
+    assert not (tmp_path / "stage.db").exists()
