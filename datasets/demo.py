@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -1123,7 +1122,7 @@ def write_bulk(engine: Engine, exports: Iterable[Export], rows_per_commit: int =
     """
     made = 0
     with (store.bulk_load(engine) as conn, ThreadPoolExecutor(max_workers=1) as files,
-          tempfile.TemporaryDirectory(prefix="dashboard-bulk-", dir=_scratch_dir()) as scratch):
+          tempfile.TemporaryDirectory(prefix="dashboard-bulk-") as scratch):
         writing: Future | None = None
         for group in _groups(exports, rows_per_commit):
             splits = [district_parts(e.frame) for e in group]
@@ -1139,12 +1138,6 @@ def write_bulk(engine: Engine, exports: Iterable[Export], rows_per_commit: int =
         if writing is not None:
             writing.result()
     return made
-
-
-def _scratch_dir() -> str | None:
-    """Memory-backed /dev/shm where there is one (a group's staged rows are written and read once)."""
-    shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
 def _groups(exports: Iterable[Export], rows: int) -> Iterator[list[Export]]:
