@@ -1125,12 +1125,12 @@ def write_bulk(engine: Engine, exports: Iterable[Export], rows_per_commit: int =
           tempfile.TemporaryDirectory(prefix="dashboard-bulk-") as scratch):
         writing: Future | None = None
         for group in _groups(exports, rows_per_commit):
-            splits = [district_parts(e.frame) for e in group]
-            announced = [(e.kind, d, part) for e, split in zip(group, splits, strict=True) for d, part in split]
+            announced = [(n, e.kind, d, part) for n, e in enumerate(group) for d, part in district_parts(e.frame)]
             done: list[tuple[ImportResult, Parts]] = []
-            with store.staged_records(conn, announced, Path(scratch)) as insert, conn.begin():
-                for export in group:
-                    done.append(store_parts(conn, export.kind, export.frame, insert=insert, **_store_args(export)))
+            with store.staged_records(conn, announced, Path(scratch)) as for_file, conn.begin():
+                for n, export in enumerate(group):
+                    done.append(store_parts(conn, export.kind, export.frame, insert=for_file(n),
+                                            **_store_args(export)))
             made += sum(len(result.results) for result, _ in done)
             if writing is not None:
                 writing.result()  # one group's frames waiting at most: memory stays bounded

@@ -316,27 +316,27 @@ conn.close()
 
 
 @contextlib.contextmanager
-def staged_records(conn: Connection, parts: Sequence[tuple[str, str, pl.DataFrame]],
-                   scratch: Path) -> Iterator[Inserter]:
-    """An insert_records for a bulk load of ``parts`` ((kind, district, rows), in the order they will be
-    inserted), to be used in a transaction opened inside this block.
+def staged_records(conn: Connection, parts: Sequence[tuple[int, str, str, pl.DataFrame]],
+                   scratch: Path) -> Iterator[Callable[[int], Inserter]]:
+    """insert_records for a bulk load of ``parts`` ((file number, kind, district, rows)), to be used in
+    a transaction opened inside this block: ``for_file(n)`` is the inserter for file n's batches.
 
     On SQLite the rows are first written to a scratch database in ``scratch`` by a child process
-    through ADBC's bulk ingest (not in this process: see _sqlite_read_many) and attached; the returned
-    function copies one part into the store with INSERT … SELECT in the caller's transaction, so the
+    through ADBC's bulk ingest (not in this process: see _sqlite_read_many) and attached; the
+    inserter copies one part into the store with INSERT … SELECT in the caller's transaction, so the
     records, their batch and its revision still commit together. Elsewhere it is insert_records.
-    The parts must arrive in the announced order (checked: kind, district and row count).
+    A part that was not announced (file, kind, district, row count) is refused.
     """
     if not is_sqlite(conn):
-        yield insert_records
+        yield lambda _file: insert_records
         return
     import subprocess
 
-    queues: dict[str, list[tuple[str, int, int]]] = {}
+    ranges: dict[tuple[int, str], tuple[str, int, int]] = {}
     frames: dict[str, list[pl.DataFrame]] = {}
-    for kind, district, part in parts:
+    for file, kind, district, part in parts:
         done = sum(f.height for f in frames.get(kind, []))
-        queues.setdefault(kind, []).append((district, done, done + part.height))
+        ranges[(file, district)] = (kind, done, done + part.height)
         frames.setdefault(kind, []).append(_canonical(kind, part, True))
     db = scratch / "stage.db"
     args: list[str] = []
@@ -350,26 +350,28 @@ def staged_records(conn: Connection, parts: Sequence[tuple[str, str, pl.DataFram
     for path in args[1::2]:
         Path(path).unlink()
     if proc.returncode != 0:
+        db.unlink(missing_ok=True)
         raise RuntimeError(f"批量写入失败：{proc.stderr.strip()[-500:]}")
     raw = conn.connection.driver_connection
     raw.execute("ATTACH DATABASE ? AS stage", (str(db),))  # outside any transaction: SQLite requires it
     try:
-        position = dict.fromkeys(queues, 0)
+        def for_file(file: int) -> Inserter:
+            def insert(c: Connection, kind_name: str, batch_id: int, frame: pl.DataFrame) -> None:
+                district = frame["district"][0] if frame.height else None
+                kind, lo, hi = ranges.get((file, district), ("", 0, -1))
+                if kind != kind_name or frame.height != hi - lo:
+                    raise RuntimeError(f"批量写入的数据与登记的不一致：{kind_name} {district}")
+                names = ", ".join(KINDS[kind_name].names)
+                # Ingest appends in order to a new table, so a part's rows are rowids lo+1 … hi.
+                c.exec_driver_sql(
+                    f"INSERT INTO main.{record_tables[kind_name].name} (batch_id, {names}) "
+                    f"SELECT ?, {names} FROM stage.stage_{kind_name} WHERE rowid > ? AND rowid <= ?",
+                    (int(batch_id), lo, hi),
+                )
 
-        def insert(c: Connection, kind_name: str, batch_id: int, frame: pl.DataFrame) -> None:
-            district, lo, hi = queues[kind_name][position[kind_name]]
-            if frame.height != hi - lo or (frame.height and frame["district"][0] != district):
-                raise RuntimeError(f"批量写入顺序错误：{kind_name} {district}")
-            position[kind_name] += 1
-            names = ", ".join(KINDS[kind_name].names)
-            # Ingest appends in order to a new table, so a part's rows are rowids lo+1 … hi.
-            c.exec_driver_sql(
-                f"INSERT INTO main.{record_tables[kind_name].name} (batch_id, {names}) "
-                f"SELECT ?, {names} FROM stage.stage_{kind_name} WHERE rowid > ? AND rowid <= ?",
-                (int(batch_id), lo, hi),
-            )
+            return insert
 
-        yield insert
+        yield for_file
     finally:
         if conn.in_transaction():
             conn.rollback()

@@ -349,13 +349,27 @@ def test_end_month_rules(tmp_path):
     assert store.record_counts(engine)["batches"] == 0
 
 
-def test_staged_records_refuse_parts_out_of_the_announced_order(tmp_path):
-    """A part inserted out of turn would copy another part's rows under its batch: refused."""
+def test_staged_records_refuse_parts_not_announced(tmp_path):
+    """A part inserted under another file or district would copy other rows under its batch: refused."""
     engine = _engine(tmp_path / "order.db")
     export = next(_City(load_calendar(), 7, SCALE, END, dt.datetime(2026, 1, 1)).exports())
     (d1, p1), (d2, p2) = district_parts(export.frame)[:2]
-    with engine.connect() as conn, store.staged_records(conn, [("items", d1, p1), ("items", d2, p2)],
-                                                        tmp_path) as insert, conn.begin():
-        with pytest.raises(RuntimeError, match="顺序错误"):
-            insert(conn, "items", 1, p2)
+    with engine.connect() as conn, store.staged_records(conn, [(0, "items", d1, p1), (0, "items", d2, p2)],
+                                                        tmp_path) as for_file, conn.begin():
+        with pytest.raises(RuntimeError, match="不一致"):
+            for_file(1)(conn, "items", 1, p2)
+        with pytest.raises(RuntimeError, match="不一致"):
+            for_file(0)(conn, "items", 1, p2.head(1))
     assert not (tmp_path / "stage.db").exists()
+
+
+def test_generating_again_into_the_same_store_changes_nothing(tmp_path):
+    """The same files again are identical imports: no new batch, no new record (as with import_frame)."""
+    engine = _engine(tmp_path / "twice.db")
+    exports = list(_City(load_calendar(), 7, SCALE, END, dt.datetime(2026, 1, 1)).exports())[:12]
+    write_bulk(engine, exports)
+    counts = store.record_counts(engine)
+    write_bulk(engine, [*exports[:3], dataclasses.replace(exports[3], sha256="e" * 64), *exports[4:]])
+    after = store.record_counts(engine)
+    assert after["batches"] == counts["batches"] + len(district_parts(exports[3].frame))  # only the changed file
+    assert after[exports[3].kind] == counts[exports[3].kind] + exports[3].frame.height
