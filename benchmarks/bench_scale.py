@@ -1,10 +1,11 @@
 """Growth with the size of the store: cold starts, a rule change, an import until it is visible, pages.
 
-    python benchmarks/bench_scale.py --scales 1,3,10,30 [--dir /tmp/scale] [--skip-pages]
+    python benchmarks/bench_scale.py --scales 1,3,10,30 [--dir /tmp/scale] [--skip-pages] [--steps a,b]
 
 For each scale the demo store ``<dir>/scale<N>.db`` (SQLite) is used, generated first when missing
 (``python -m datasets demo --scale N``, timed). Every measurement runs in a fresh child process, so
-its peak RSS (``ru_maxrss``) is its own:
+its peak RSS (``ru_maxrss``) is its own, and the 1-minute load average is recorded before and after
+it (the machine is shared: a figure taken under load is an upper bound). ``--steps`` runs only some:
 
 * cold, everything lost — the cache directory deleted: the batch files are recreated from the SQL
   tables, then the snapshots and components are built; time to the first 总览 (AppTest, server side);
@@ -128,11 +129,14 @@ def _import_visible(engine, url: str) -> dict:
 
 
 def _child(name: str, url: str) -> dict:
+    load_before = os.getloadavg()[0]
     proc = subprocess.run([sys.executable, __file__, "--step", name, "--db", url], cwd=ROOT,
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{name} 失败：\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["load"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
+    return out
 
 
 def _pages(url: str) -> dict:
@@ -160,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", default="1,3", help="逗号分隔的规模，例如 1,3,10,30")
     parser.add_argument("--dir", default="/tmp/scale", help="示例库所在目录（缺少时生成 scale<N>.db）")
     parser.add_argument("--skip-pages", action="store_true", help="不运行 bench_pages.py")
+    parser.add_argument("--steps", default=",".join(STEPS), help="逗号分隔的测量项（默认全部）：" + "、".join(STEPS))
     parser.add_argument("--step", choices=list(STEPS), help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -171,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from datasets import store
 
+    steps = [n for n in args.steps.split(",") if n]
+    unknown = [n for n in steps if n not in STEPS]
+    if unknown:
+        parser.error(f"未知的测量项：{'、'.join(unknown)}")
     results: dict[str, dict] = {}
     for scale in args.scales.split(","):
         url, generated = _store(Path(args.dir), scale)
@@ -180,9 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         row: dict = {"cases_stored": counts["cases"], "generated_s": generated}
         print(f"scale {scale}: {counts['cases']:,} case rows stored" +
               (f", generated in {generated:.0f} s" if generated else ""), flush=True)
-        for name, title in STEPS.items():
+        for name in steps:
             row[name] = _child(name, url)
-            print(f"  {title}: {row[name]['seconds']:.2f} s, peak {row[name]['peak_rss_mb']:.0f} MB", flush=True)
+            print(f"  {STEPS[name]}: {row[name]['seconds']:.2f} s, peak {row[name]['peak_rss_mb']:.0f} MB, "
+                  f"load {row[name]['load'][0]} → {row[name]['load'][1]}", flush=True)
         if not args.skip_pages:
             row["pages"] = _pages(url)
             print(f"  pages: slowest first render {row['pages']['first_s']:.2f} s, "
@@ -190,18 +200,18 @@ def main(argv: list[str] | None = None) -> int:
         results[scale] = row
 
     print()
-    header = f"{'scale':>6} {'cases':>11}" + "".join(f" {n:>15}" for n in STEPS) + f" {'peak MB':>8}"
+    header = f"{'scale':>6} {'cases':>11}" + "".join(f" {n:>15}" for n in steps) + f" {'peak MB':>8}"
     print(header)
     print("-" * len(header))
     for scale, row in results.items():
-        peak = max(row[n]["peak_rss_mb"] for n in STEPS)
-        print(f"{scale:>6} {row['cases_stored']:>11,}" + "".join(f" {row[n]['seconds']:>15.2f}" for n in STEPS)
+        peak = max(row[n]["peak_rss_mb"] for n in steps)
+        print(f"{scale:>6} {row['cases_stored']:>11,}" + "".join(f" {row[n]['seconds']:>15.2f}" for n in steps)
               + f" {peak:>8.0f}")
     scales = list(results)
     for a, b in itertools.pairwise(scales):
         ra, rb = results[a], results[b]
         decades = math.log10(rb["cases_stored"] / ra["cases_stored"])
-        factors = {n: (rb[n]["seconds"] / ra[n]["seconds"]) ** (1 / decades) for n in STEPS}
+        factors = {n: (rb[n]["seconds"] / ra[n]["seconds"]) ** (1 / decades) for n in steps}
         print(f"growth per 10× data, scale {a} → {b}: " + ", ".join(f"{n} ×{f:.1f}" for n, f in factors.items()))
     print(json.dumps(results, ensure_ascii=False))
     return 0

@@ -98,11 +98,12 @@ class Postgres:
 
 def prepare(url: str, scale: float) -> dict:
     from datasets import accounts, store
+    from datasets.calendar import load_calendar
     from datasets.demo import generate_demo
 
     engine = store.make_engine(url)
     store.init_db(engine)
-    generate_demo(engine, seed=7, scale=scale)
+    generate_demo(engine, calendar=load_calendar(), seed=7, scale=scale)
     districts = store.list_districts(engine)["name"].to_list()
     names: dict[str, list[str]] = {}
     for role in ROLE_PAGES:

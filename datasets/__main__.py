@@ -78,9 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.scale <= 0:
             print("参数错误：--scale 必须大于 0", file=sys.stderr)
             return EXIT_USAGE
+        from datasets.calendar import load_calendar
         from datasets.demo import generate_demo
 
-        summary = generate_demo(engine, seed=args.seed, scale=args.scale)
+        summary = generate_demo(engine, calendar=load_calendar(), seed=args.seed, scale=args.scale)
         print(summary)
         return 0
     if args.command == "districts":

@@ -150,10 +150,11 @@ def record_download(engine: Engine, user: User | None, what: str, page: str) -> 
 
 def load_demo_data(engine: Engine, actor: User, *, seed: int, scale: float, page: str = START_PAGE) -> str:
     """Generate the demo city into an empty store (administrators only); audited. Returns the summary."""
+    from datasets.calendar import load_calendar
     from datasets.demo import generate_demo  # the generator is heavy; only this action needs it
 
     actor = check_actor(engine, actor)
-    summary = generate_demo(engine, seed=seed, scale=scale)
+    summary = generate_demo(engine, calendar=load_calendar(), seed=seed, scale=scale)
     accounts.audit(engine, actor.username, "import", f"载入示例数据：{summary}", page)
     return summary
 

@@ -1,8 +1,12 @@
-"""The child process of ``store._sqlite_read_many``: run SQLite queries through ADBC, write Arrow IPC files.
+"""The ADBC child process of ``store.py``: SQLite reads to Arrow IPC files, and bulk ingests.
 
-Run as a script (``python -P datasets/arrow_child.py <database> <jobs.json>``), never imported by the
-dashboard: the ADBC driver bundles its own SQLite, which must not share a process with the pool's
-connections (see store._sqlite_read_many). ``jobs.json`` holds ``[[sql, output path], ...]``.
+Run as a script, never imported by the dashboard: the ADBC driver bundles its own SQLite, which must not
+share a process with the pool's connections (see store._sqlite_read_many).
+
+- ``python -P datasets/arrow_child.py <database> <jobs.json>``: ``jobs.json`` holds
+  ``[[sql, output path], ...]``; each query's result is written to its path (``store._sqlite_read_many``).
+- ``python -P datasets/arrow_child.py ingest <database> <table> <ipc file> ...``: create each table in a
+  scratch database from its Arrow IPC file, in one transaction (``store.staged_records``).
 """
 
 import json
@@ -27,5 +31,21 @@ def main(database: str, jobs_file: str) -> None:
     conn.close()
 
 
+def ingest(database: str, pairs: list[str]) -> None:
+    import adbc_driver_sqlite.dbapi as adbc
+    import pyarrow as pa
+
+    conn = adbc.connect(database)
+    cur = conn.cursor()
+    for table, path in zip(pairs[0::2], pairs[1::2], strict=True):
+        with pa.memory_map(path) as source:
+            cur.adbc_ingest(table, pa.ipc.open_file(source).read_all(), mode="create")
+    conn.commit()
+    conn.close()
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "ingest":
+        ingest(sys.argv[2], sys.argv[3:])
+    else:
+        main(sys.argv[1], sys.argv[2])

@@ -101,6 +101,31 @@ def recreate(engine: Engine, cache: Cache, kind: str, batches: Sequence[tuple[in
         log.info("batch files of %s %s recreated from SQL (%d batches)", district, kind, len(by_district[district]))
 
 
+def prune(engine: Engine, cache: Cache | None) -> int:
+    """Delete the files of batches that are no longer active (superseded, rolled back); returns how many.
+
+    A rollback that makes such a batch active again gets its file back from SQL when it is first
+    read (current_records), so nothing is lost, and the cache no longer grows with every corrected
+    export. The files are listed before the active batches are read: a file is written only after its
+    batch has committed, so the file of a batch imported meanwhile is either not listed or its batch
+    is already seen as active, and is never deleted.
+    """
+    if cache is None:
+        return 0
+    listed = {kind: cache.names(f"{FOLDER}/{kind}") for kind in KINDS}
+    active = store.active_batches(engine)
+    removed = 0
+    for kind, names in listed.items():
+        keep = {file_name(kind, *b).rsplit("/", 1)[-1] for b in _wanted(active, kind)}
+        for name in names:
+            if name not in keep:
+                cache.delete(f"{FOLDER}/{kind}/{name}")
+                removed += 1
+    if removed:
+        log.info("%d batch files of inactive batches removed", removed)
+    return removed
+
+
 def missing(cache: Cache, kind: str, active: pl.DataFrame) -> list[tuple[int, str, int, str]]:
     """The active batches of a kind whose file is not in the cache."""
     return [b for b in _wanted(active, kind) if not cache.exists(file_name(kind, *b))]

@@ -6,23 +6,29 @@ completed, the next month), limits left empty on part of the cases (catalog fall
 column in some districts only, late uploads and a few missing district-months.
 
 Everything is drawn from one ``numpy.random.Generator`` in a fixed order, so a seed always gives the
-same records. Rows are generated vectorised per month for all districts at once.
+same records. Rows are generated vectorised per month for all districts at once. Generating and
+writing are apart: ``_City.exports`` yields the export files, ``write_bulk`` (large stores, quickly)
+or ``write_imports`` (one import per file, as uploaded) stores them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import tempfile
 import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 from sqlalchemy.engine import Engine
 
 from datasets import store
-from datasets.calendar import WorkCalendar, load_calendar
-from datasets.ingest import import_frame
+from datasets.calendar import WorkCalendar
+from datasets.ingest import ImportResult, Parts, district_parts, import_frame, store_parts, write_batch_files
 from datasets.schema import (
     CASE_STATUSES,
     CASE_TYPES,
@@ -388,6 +394,20 @@ class _Catalog:
     weight: np.ndarray
 
 
+@dataclass(frozen=True)
+class Export:
+    """One export file of the demo city as a district office would upload it."""
+
+    kind: str
+    frame: pl.DataFrame
+    month: str  # YYYY-MM the export belongs to (the batches' period)
+    file_name: str
+    sha256: str  # stands in for the file's hash: fixed by seed, scale, end month, kind, month and tag
+    created_at: dt.datetime  # upload time
+    late: bool | None  # None: late if uploaded after the deadline (ingest.is_late)
+    user: str
+
+
 @dataclass
 class _Stats:
     cases: int = 0
@@ -405,11 +425,10 @@ class _Stats:
 
 
 class _City:
-    def __init__(self, engine: Engine, seed: int, scale: float, end_month: str, now: dt.datetime) -> None:
-        self.engine = engine
+    def __init__(self, calendar: WorkCalendar, seed: int, scale: float, end_month: str, now: dt.datetime) -> None:
         self.seed, self.scale, self.end_month = seed, scale, end_month
         self.rng = np.random.default_rng(seed)
-        self.cal: WorkCalendar = load_calendar()
+        self.cal = calendar
         self.cum = self.cal.cum.astype(np.int64)
         self.work = np.diff(self.cum, prepend=0).astype(bool)
         self.offset = (self.cal.start - _UNIX_EPOCH).days  # calendar day index → days since 1970
@@ -957,31 +976,24 @@ class _City:
         base = dt.datetime.combine(self.cal.start + dt.timedelta(days=day), dt.time(9, 30))
         return min(base + dt.timedelta(days=days), self.now)
 
-    def _import(self, kind: str, frame: pl.DataFrame, month: _Month, *, name: str, created_at: dt.datetime,
-                late: bool | None = None, tag: str = "", user: str = USER) -> None:
+    def _export(self, kind: str, frame: pl.DataFrame, month: _Month, *, name: str, created_at: dt.datetime,
+                late: bool | None = None, tag: str = "", user: str = USER) -> Iterator[Export]:
         if frame.height == 0:
             return
-        result = import_frame(
-            self.engine,
-            kind,
-            frame,
-            file_name=name,
-            sha256=_sha(self.seed, self.scale, self.end_month, kind, month.label, tag),
-            user_name=user,
-            period=month.label,  # an export's month, even where re-exported open rows outnumber new ones
-            created_at=created_at,
-            late=late,
-        )
-        self.stats.batches += len(result.results)
+        yield Export(kind, frame, month.label, name, _sha(self.seed, self.scale, self.end_month, kind, month.label, tag),
+                     created_at, late, user)
 
-    def run(self) -> _Stats:
+    def exports(self) -> Iterator[Export]:
+        """Every export of the 24 months in upload order; ``stats`` is complete once exhausted.
+
+        All draws come from one generator in a fixed order, and nothing here writes: what a writer
+        does with an export cannot change the next one.
+        """
         rng, stats = self.rng, self.stats
         months = self.months
         self.month_firsts = np.array([m.first for m in months])
         self.horizon_us = min(months[-1].end_us(self.offset) + 5 * _DAY_US, self.now_us)
         self.day_weights = self._day_weights()
-        for p in self.profiles:
-            store.add_district(self.engine, p.name, p.code, p.aliases)
 
         # Volumes per district × month: working-day weight, growth, a little noise.
         month_w = np.array([self.day_weights[m.first:m.last + 1].sum() for m in months])
@@ -1021,7 +1033,7 @@ class _City:
                         cats[d] = self._revise(d, cats[d], strength[d])
                     items = self._active_items(cats)
                 frame = pl.concat([self._catalog_frame(d, cats[d]) for d in changed])
-                self._import("items", frame, month, name=f"{CITY}事项清单（{month.label}起适用）.xlsx",
+                yield from self._export("items", frame, month, name=f"{CITY}事项清单（{month.label}起适用）.xlsx",
                              created_at=self._created_at(month.first, -3))
                 stats.items += frame.height
 
@@ -1037,13 +1049,13 @@ class _City:
             stats.cases += int((exported & ~truth["seen"].to_numpy()).sum())  # distinct cases stored
             truth = truth.with_columns(pl.col("seen") | pl.Series(exported))
             pending = truth.filter(pl.Series(still_open))
-            self._write_slots("cases", export, d_idx, mi, month, late_cases, missing,
+            yield from self._slots("cases", export, d_idx, mi, month, late_cases, missing,
                               f"{CITY}{month.label}办件明细.xlsx")
 
             if eval_buckets[mi]:
                 evals = pl.concat(eval_buckets[mi]).sort("d", "evaluated_at", maintain_order=True)
                 eval_buckets[mi] = []
-                self._write_slots("evaluations", self._eval_export(evals, month), evals["d"].to_numpy(), mi,
+                yield from self._slots("evaluations", self._eval_export(evals, month), evals["d"].to_numpy(), mi,
                                   month, late_evals, missing, f"{CITY}{month.label}好差评明细.xlsx")
 
             new_tickets = self._hotline(mi, month, hot_exp)
@@ -1051,24 +1063,23 @@ class _City:
             tickets = new_tickets if open_tickets is None else pl.concat([open_tickets, new_tickets])
             hot, again = self._hotline_export(tickets, month)
             open_tickets = tickets.filter(pl.Series(again))
-            self._import("hotline", hot, month, name=f"{CITY}{month.label}12345工单.xlsx",
+            yield from self._export("hotline", hot, month, name=f"{CITY}{month.label}12345工单.xlsx",
                          created_at=self._created_at(month.last, 2))
             stats.hotline_rows += hot.height
-        return stats
 
-    def _write_slots(self, kind: str, frame: pl.DataFrame, d_idx: np.ndarray, mi: int, month: _Month,
-                     late: set[tuple[int, int]], missing: set[tuple[int, int]], name: str) -> None:
-        """Import a month's export: on time for most districts, late for some, none for the missing."""
+    def _slots(self, kind: str, frame: pl.DataFrame, d_idx: np.ndarray, mi: int, month: _Month,
+               late: set[tuple[int, int]], missing: set[tuple[int, int]], name: str) -> Iterator[Export]:
+        """A month's export: on time for most districts, late for some, none for the missing."""
         late_d = sorted(d for d, m in late if m == mi)
         skip = {d for d, m in missing if m == mi}
         normal = ~np.isin(d_idx, [*late_d, *skip])
-        self._import(kind, frame.filter(pl.Series(normal)), month, name=name,
+        yield from self._export(kind, frame.filter(pl.Series(normal)), month, name=name,
                      created_at=self._created_at(month.last, 3))
         self._count(kind, int(normal.sum()))
         for d in late_d:
             sel = d_idx == d
             days = float(self.rng.integers(30, 75))
-            self._import(kind, frame.filter(pl.Series(sel)), month, name=name, late=True, tag=f"late{d}",
+            yield from self._export(kind, frame.filter(pl.Series(sel)), month, name=name, late=True, tag=f"late{d}",
                          created_at=self._created_at(month.last, days), user=f"{self.profiles[d].name}数据专员")
             self._count(kind, int(sel.sum()))
             self.stats.late.append((self.profiles[d].name, month.label, kind))
@@ -1085,11 +1096,74 @@ def _default_end_month(today: dt.date) -> str:
     return f"{first.year:04d}-{first.month:02d}"
 
 
-def generate_demo(engine: Engine, seed: int = 7, scale: float = 1.0, end_month: str | None = None) -> str:
+# A bulk load commits about this many rows at a time: big transactions, bounded memory.
+ROWS_PER_COMMIT = 2_000_000
+
+
+def _store_args(export: Export) -> dict:
+    return {"file_name": export.file_name, "sha256": export.sha256, "user_name": export.user,
+            "period": export.month,  # an export's month, even where re-exported open rows outnumber new ones
+            "created_at": export.created_at, "late": export.late}
+
+
+def write_imports(engine: Engine, exports: Iterable[Export]) -> int:
+    """Store each export as the upload page does (ingest.import_frame); returns the batches made."""
+    return sum(len(import_frame(engine, e.kind, e.frame, **_store_args(e)).results) for e in exports)
+
+
+def write_bulk(engine: Engine, exports: Iterable[Export], rows_per_commit: int = ROWS_PER_COMMIT) -> int:
+    """Store the exports as write_imports does (same batches, versions, revisions, batch files), faster.
+
+    Exports are taken in groups of about ``rows_per_commit`` rows, one transaction each, on a
+    store.bulk_load connection (secondary indexes built once at the end); on SQLite a group's records
+    go through store.staged_records (bulk ingest in a child process, then INSERT … SELECT). Each
+    group's batch files are written by a second thread while the next group is generated and stored.
+    Returns the batches made.
+    """
+    made = 0
+    with (store.bulk_load(engine) as conn, ThreadPoolExecutor(max_workers=1) as files,
+          tempfile.TemporaryDirectory(prefix="dashboard-bulk-") as scratch):
+        writing: Future | None = None
+        for group in _groups(exports, rows_per_commit):
+            announced = [(n, e.kind, d, part) for n, e in enumerate(group) for d, part in district_parts(e.frame)]
+            done: list[tuple[ImportResult, Parts]] = []
+            with store.staged_records(conn, announced, Path(scratch)) as for_file, conn.begin():
+                for n, export in enumerate(group):
+                    done.append(store_parts(conn, export.kind, export.frame, insert=for_file(n),
+                                            **_store_args(export)))
+            made += sum(len(result.results) for result, _ in done)
+            if writing is not None:
+                writing.result()  # one group's frames waiting at most: memory stays bounded
+            writing = files.submit(_write_files, engine, done)
+        if writing is not None:
+            writing.result()
+    return made
+
+
+def _groups(exports: Iterable[Export], rows: int) -> Iterator[list[Export]]:
+    group: list[Export] = []
+    for export in exports:
+        group.append(export)
+        if sum(e.frame.height for e in group) >= rows:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def _write_files(engine: Engine, done: list[tuple[ImportResult, Parts]]) -> None:
+    for result, parts in done:
+        write_batch_files(engine, result, parts)
+
+
+def generate_demo(engine: Engine, *, calendar: WorkCalendar, seed: int = 7, scale: float = 1.0,
+                  end_month: str | None = None, bulk: bool = True) -> str:
     """Write the demo city into the store and return a one-line Chinese summary.
 
     ``scale`` 1 gives about a million 办件 over 10 districts × 24 months ending ``end_month``
-    (YYYY-MM, default: the month before today). The same seed always writes the same records.
+    (YYYY-MM, default: the month before today); ``calendar`` gives the working days the cases run
+    on. The same seed always writes the same records. ``bulk`` writes through write_bulk (the
+    default), else one import per export (write_imports).
     """
     started = time.perf_counter()
     now = dt.datetime.now().replace(microsecond=0)
@@ -1106,8 +1180,11 @@ def generate_demo(engine: Engine, seed: int = 7, scale: float = 1.0, end_month: 
     if scale <= 0:
         raise ValueError("规模（scale）必须大于 0")
     store.init_db(engine)
-    city = _City(engine, seed, scale, end_month, now)
-    stats = city.run()
+    city = _City(calendar, seed, scale, end_month, now)
+    for p in city.profiles:
+        store.add_district(engine, p.name, p.code, p.aliases)
+    stats = city.stats
+    stats.batches = (write_bulk if bulk else write_imports)(engine, city.exports())
     seconds = time.perf_counter() - started
     missing = "、".join(f"{d}{m}" for d, m in stats.missing)
     return (

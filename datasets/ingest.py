@@ -99,65 +99,104 @@ def import_frame(
     transaction and may refuse (raise); ``audit(conn, result)`` writes the audit row inside it when
     something was stored, so the data and its audit row commit together or not at all.
     """
-    k = KINDS[kind]
+    _check(kind, frame, period)
+    with engine.begin() as conn:
+        if guard is not None:
+            guard(conn)
+        result, parts = store_parts(conn, kind, frame, file_name=file_name, sha256=sha256, user_name=user_name,
+                                    period=period, warnings=warnings, summary=summary, created_at=created_at,
+                                    late=late)
+        if not result.unchanged and audit is not None:
+            audit(conn, result)
+    write_batch_files(engine, result, parts)
+    return result
+
+
+Parts = dict[tuple[str], pl.DataFrame]
+
+
+def district_parts(frame: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
+    """A file's rows per district, in the order they are stored (one batch each)."""
+    parts = frame.partition_by("district", as_dict=True, maintain_order=True)
+    return [(district, part) for (district,), part in sorted(parts.items())]
+
+
+def _check(kind: str, frame: pl.DataFrame, period: str | None) -> None:
     if kind == "items" and not period:
         raise ValueError("事项清单必须指定适用月份（--period YYYY-MM）")
     if frame.height == 0:
         raise ValueError("文件中没有数据行")
     if frame["district"].null_count():
         raise ValueError("存在未指定区县的数据行")
+
+
+def store_parts(
+    conn: Connection,
+    kind: str,
+    frame: pl.DataFrame,
+    *,
+    file_name: str,
+    sha256: str,
+    user_name: str = "system",
+    period: str | None = None,
+    warnings: int = 0,
+    summary: dict | None = None,
+    created_at=None,
+    late: bool | None = None,
+    insert: store.Inserter = store.insert_records,
+) -> tuple[ImportResult, Parts]:
+    """The body of import_frame inside the caller's transaction: one batch per district, its records
+    and a revision. Returns the result and the rows of each district, for write_batch_files once the
+    transaction has committed (a bulk load runs many of these in one transaction, with ``insert`` from
+    store.staged_records)."""
+    k = KINDS[kind]
+    _check(kind, frame, period)
     result = ImportResult(file_name=file_name, kind=kind, sha256=sha256)
     upload_id = uuid.uuid4().hex
-    parts = frame.partition_by("district", as_dict=True, maintain_order=True)
-    with engine.begin() as conn:
-        if guard is not None:
-            guard(conn)
-        for (district,), part in sorted(parts.items()):
-            slot_period = period or majority_month(part, k.date_field)
-            store.lock_slot(conn, kind, district, slot_period)
-            same = conn.execute(
-                sa.select(store.batches.c.id, store.batches.c.version).where(
-                    (store.batches.c.kind == kind)
-                    & (store.batches.c.district == district)
-                    & (store.batches.c.period == slot_period)
-                    & (store.batches.c.state == store.ACTIVE)
-                    & (store.batches.c.sha256 == sha256)
-                )
-            ).first()
-            if same is not None:
-                result.results.append(
-                    DistrictResult(district, slot_period, same.id, part.height, 0, same.version, unchanged=True)
-                )
-                continue
-            batch_id, replaced = store.create_batch(
-                conn,
-                upload_id=upload_id,
-                kind=kind,
-                district=district,
-                period=slot_period,
-                file_name=file_name,
-                sha256=sha256,
-                user_name=user_name,
-                rows=part.height,
-                warnings=warnings,
-                summary=summary,
-                created_at=created_at,
-                late=is_late(slot_period, created_at or store.now()) if late is None else late,
+    parts = dict(district_parts(frame))
+    for district, part in parts.items():
+        slot_period = period or majority_month(part, k.date_field)
+        store.lock_slot(conn, kind, district, slot_period)
+        same = conn.execute(
+            sa.select(store.batches.c.id, store.batches.c.version).where(
+                (store.batches.c.kind == kind)
+                & (store.batches.c.district == district)
+                & (store.batches.c.period == slot_period)
+                & (store.batches.c.state == store.ACTIVE)
+                & (store.batches.c.sha256 == sha256)
             )
-            store.insert_records(conn, kind, batch_id, part)
-            version = conn.execute(
-                sa.select(store.batches.c.version).where(store.batches.c.id == batch_id)
-            ).scalar()
-            result.results.append(DistrictResult(district, slot_period, batch_id, part.height, replaced, version))
-        if not result.unchanged:
-            store.add_revision(conn, f"import {kind} {file_name}")
-            if audit is not None:
-                audit(conn, result)
-    _write_batch_files(engine, kind, sha256, result, parts)
-    return result
+        ).first()
+        if same is not None:
+            result.results.append(
+                DistrictResult(district, slot_period, same.id, part.height, 0, same.version, unchanged=True)
+            )
+            continue
+        batch_id, replaced = store.create_batch(
+            conn,
+            upload_id=upload_id,
+            kind=kind,
+            district=district,
+            period=slot_period,
+            file_name=file_name,
+            sha256=sha256,
+            user_name=user_name,
+            rows=part.height,
+            warnings=warnings,
+            summary=summary,
+            created_at=created_at,
+            late=is_late(slot_period, created_at or store.now()) if late is None else late,
+        )
+        insert(conn, kind, batch_id, part)
+        version = conn.execute(
+            sa.select(store.batches.c.version).where(store.batches.c.id == batch_id)
+        ).scalar()
+        result.results.append(DistrictResult(district, slot_period, batch_id, part.height, replaced, version))
+    if not result.unchanged:
+        store.add_revision(conn, f"import {kind} {file_name}")
+    return result, {(d,): part for d, part in parts.items()}
 
 
-def _write_batch_files(engine: Engine, kind: str, sha256: str, result: ImportResult, parts: dict) -> None:
+def write_batch_files(engine: Engine, result: ImportResult, parts: Parts) -> None:
     """After the commit: the new batches' columnar copies (datasets/batch_files.py). A failure loses
     nothing (the file is recreated from SQL when first needed), so it is logged, not raised."""
     from datasets import batch_files, snapshots
@@ -165,6 +204,6 @@ def _write_batch_files(engine: Engine, kind: str, sha256: str, result: ImportRes
     new = [(r.batch_id, r.district, parts[(r.district,)]) for r in result.results
            if not r.unchanged and r.batch_id is not None]
     try:
-        batch_files.write_imported(engine, snapshots.cache_of(engine), kind, sha256, new)
+        batch_files.write_imported(engine, snapshots.cache_of(engine), result.kind, result.sha256, new)
     except Exception:  # the import itself has committed; see above
         logging.getLogger(__name__).exception("batch files of %s not written", result.file_name)

@@ -8,6 +8,7 @@ district, the row of the newest active batch, so overlapping exports count once.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sys
@@ -155,25 +156,30 @@ def district_lookup(engine: Engine) -> dict[str, str]:
 _DT_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
+def _canonical(kind_name: str, frame: pl.DataFrame, sqlite: bool) -> pl.DataFrame:
+    """The kind's columns in order and type; for SQLite, datetimes as ISO text (what SQLAlchemy writes
+    too) and booleans as 0/1."""
+    k = KINDS[kind_name]
+    frame = frame.select(
+        (pl.col(f.name) if f.name in frame.columns else pl.lit(None, dtype=f.dtype)).cast(f.dtype).alias(f.name)
+        for f in k.fields
+    )
+    if sqlite:
+        frame = frame.with_columns(pl.col(pl.Datetime).dt.strftime(_DT_FORMAT), pl.col(pl.Boolean).cast(pl.Int8))
+    return frame
+
+
 def insert_records(conn: Connection, kind_name: str, batch_id: int, frame: pl.DataFrame) -> None:
     """Bulk-insert canonical rows of a kind inside the caller's transaction."""
     k = KINDS[kind_name]
     table = record_tables[kind_name]
     cols = ["batch_id", *k.names]
-    frame = frame.select(
-        pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"),
-        *[
-            (pl.col(f.name) if f.name in frame.columns else pl.lit(None, dtype=f.dtype)).cast(f.dtype).alias(f.name)
-            for f in k.fields
-        ],
+    frame = _canonical(kind_name, frame, is_sqlite(conn)).select(
+        pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"), pl.all()
     )
     if frame.height == 0:
         return
     if is_sqlite(conn):
-        # pysqlite needs plain Python values; datetimes as ISO text (what SQLAlchemy writes too).
-        frame = frame.with_columns(
-            pl.col(pl.Datetime).dt.strftime(_DT_FORMAT), pl.col(pl.Boolean).cast(pl.Int8)
-        )
         placeholders = ", ".join("?" for _ in cols)
         sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({placeholders})"
         cursor = conn.connection.driver_connection.cursor()
@@ -187,6 +193,108 @@ def insert_records(conn: Connection, kind_name: str, batch_id: int, frame: pl.Da
                 copy.write_row(row)
     else:  # any other SQLAlchemy backend: portable but slower
         conn.execute(table.insert(), frame.to_dicts())
+
+
+@contextlib.contextmanager
+def bulk_load(engine: Engine) -> Iterator[Connection]:
+    """A connection for loading many batches at once (the demo city); the caller runs its
+    transactions on it (``with conn.begin():``) and writes through the usual functions.
+
+    The record tables' secondary indexes are dropped for the load and built once at the end (also
+    when the load fails): building an index from the finished table is far cheaper than updating it
+    row by row. On SQLite the connection also skips fsync and gets a large page cache, for the load
+    only: a crash mid-load loses the load, which is started again from nothing anyway.
+    """
+    indexes = [ix for table in record_tables.values() for ix in table.indexes]
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection if is_sqlite(engine) else None
+        if raw is not None:  # autocommit driver connection: pragmas outside any transaction
+            raw.execute("PRAGMA synchronous=OFF")
+            raw.execute("PRAGMA cache_size=-262144")  # KiB: 256 MiB
+        with conn.begin():
+            for ix in indexes:
+                ix.drop(conn, checkfirst=True)
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction():
+                conn.rollback()
+            with conn.begin():
+                for ix in indexes:
+                    ix.create(conn, checkfirst=True)
+            if raw is not None:
+                raw.execute("PRAGMA synchronous=NORMAL")
+                raw.execute("PRAGMA cache_size=-2000")  # SQLite's default
+
+
+Inserter = Callable[[Connection, str, int, pl.DataFrame], None]
+
+# staged_records runs arrow_child.py's ingest: ADBC's bulk ingest binds Arrow columns in C, no Python
+# object per value.
+
+
+@contextlib.contextmanager
+def staged_records(conn: Connection, parts: Sequence[tuple[int, str, str, pl.DataFrame]],
+                   scratch: Path) -> Iterator[Callable[[int], Inserter]]:
+    """insert_records for a bulk load of ``parts`` ((file number, kind, district, rows)), to be used in
+    a transaction opened inside this block: ``for_file(n)`` is the inserter for file n's batches.
+
+    On SQLite the rows are first written to a scratch database in ``scratch`` by a child process
+    through ADBC's bulk ingest (not in this process: see _sqlite_read_many) and attached; the
+    inserter copies one part into the store with INSERT … SELECT in the caller's transaction, so the
+    records, their batch and its revision still commit together. Elsewhere it is insert_records.
+    A part that was not announced (file, kind, district, row count) is refused.
+    """
+    if not is_sqlite(conn):
+        yield lambda _file: insert_records
+        return
+    import subprocess
+
+    ranges: dict[tuple[int, str], tuple[str, int, int]] = {}
+    frames: dict[str, list[pl.DataFrame]] = {}
+    for file, kind, district, part in parts:
+        done = sum(f.height for f in frames.get(kind, []))
+        ranges[(file, district)] = (kind, done, done + part.height)
+        frames.setdefault(kind, []).append(_canonical(kind, part, True))
+    db = scratch / "stage.db"
+    args: list[str] = []
+    for kind, fs in frames.items():
+        path = scratch / f"{kind}.arrow"
+        pl.concat(fs).write_ipc(path)
+        args += [f"stage_{kind}", str(path)]
+    del frames
+    proc = subprocess.run([sys.executable, "-P", str(_ARROW_CHILD), "ingest", str(db), *args], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True)
+    for path in args[1::2]:
+        Path(path).unlink()
+    if proc.returncode != 0:
+        db.unlink(missing_ok=True)
+        raise RuntimeError(f"批量写入失败：{proc.stderr.strip()[-500:]}")
+    raw = conn.connection.driver_connection
+    raw.execute("ATTACH DATABASE ? AS stage", (str(db),))  # outside any transaction: SQLite requires it
+    try:
+        def for_file(file: int) -> Inserter:
+            def insert(c: Connection, kind_name: str, batch_id: int, frame: pl.DataFrame) -> None:
+                district = frame["district"][0] if frame.height else None
+                kind, lo, hi = ranges.get((file, district), ("", 0, -1))
+                if kind != kind_name or frame.height != hi - lo:
+                    raise RuntimeError(f"批量写入的数据与登记的不一致：{kind_name} {district}")
+                names = ", ".join(KINDS[kind_name].names)
+                # Ingest appends in order to a new table, so a part's rows are rowids lo+1 … hi.
+                c.exec_driver_sql(
+                    f"INSERT INTO main.{record_tables[kind_name].name} (batch_id, {names}) "
+                    f"SELECT ?, {names} FROM stage.stage_{kind_name} WHERE rowid > ? AND rowid <= ?",
+                    (int(batch_id), lo, hi),
+                )
+
+            return insert
+
+        yield for_file
+    finally:
+        if conn.in_transaction():
+            conn.rollback()
+        raw.execute("DETACH DATABASE stage")
+        db.unlink(missing_ok=True)
 
 
 # --- reading for computation --------------------------------------------------------------------

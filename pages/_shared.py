@@ -86,12 +86,13 @@ def is_demo(url: str, version: int) -> bool:
 @st.cache_resource(show_spinner=False)
 def load_demo_once(url: str, seed: int, scale: float) -> str | None:
     """Generate the demo city into an empty store, once per server (concurrent sessions wait)."""
+    from datasets.calendar import load_calendar
     from datasets.demo import generate_demo
 
     engine = get_engine(url)
     if store.active_batches(engine).height:
         return None
-    return generate_demo(engine, seed=seed, scale=scale)
+    return generate_demo(engine, calendar=load_calendar(), seed=seed, scale=scale)
 
 
 def rules_key(settings: ScoringSettings) -> str:

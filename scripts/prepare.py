@@ -27,9 +27,10 @@ def main() -> int:
     engine = store.make_engine(app.url)
     store.init_db(engine)
     if app.embedded and app.load_demo_if_empty and store.active_batches(engine).height == 0:
+        from datasets.calendar import load_calendar
         from datasets.demo import generate_demo
         _step(f"[3/4] 首次启动：生成示例数据（虚构的“澄州市”，规模 {app.demo_scale}，本机约 5–10 秒）")
-        print(generate_demo(engine, seed=app.demo_seed, scale=app.demo_scale), flush=True)
+        print(generate_demo(engine, calendar=load_calendar(), seed=app.demo_seed, scale=app.demo_scale), flush=True)
     if store.active_batches(engine).height == 0:
         print("数据库中还没有数据：打开看板后按“开始使用”页的步骤上传数据。", flush=True)
         return 0

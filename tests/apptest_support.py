@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from datasets import accounts, store
 from datasets.accounts import ADMIN, EVALUATOR, LEADER, ROLES, STAFF, User
+from datasets.calendar import load_calendar
 from datasets.demo import generate_demo
 from datasets.periods import Period
 from datasets.schema import KINDS
@@ -69,7 +70,7 @@ def make_demo(path: Path) -> Demo:
     url = sqlite_url(path)
     engine = store.make_engine(url)
     store.init_db(engine)
-    generate_demo(engine, seed=7, scale=0.01)
+    generate_demo(engine, calendar=load_calendar(), seed=7, scale=0.01)
     settings = load_settings(engine)
     comps = compute_components(engine, settings)
     districts = store.list_districts(engine)["name"].to_list()

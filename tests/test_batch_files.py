@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 
 from datasets import batch_files, cache_store, snapshots, store
+from datasets.calendar import load_calendar
 from datasets.demo import generate_demo
 from datasets.ingest import import_frame
 from metrics.compute import components
@@ -38,7 +39,7 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
 @pytest.fixture
 def demo_engine(any_engine, tmp_path):
     snapshots.use_cache(any_engine, str(tmp_path / "cache"))
-    generate_demo(any_engine, seed=5, scale=0.003, end_month=END)
+    generate_demo(any_engine, calendar=load_calendar(), seed=5, scale=0.003, end_month=END)
     return any_engine
 
 
@@ -56,7 +57,7 @@ def test_import_writes_one_file_per_batch_and_snapshots_need_no_sql(demo_engine,
     names = {batch_files.file_name(r["kind"], r["id"], r["sha256"], r["rows"], r["district"])
              for r in active.iter_rows(named=True)}
     on_disk = set(cache.mtimes(batch_files.FOLDER))
-    assert names <= on_disk  # every active batch (superseded ones too are kept, for rollbacks)
+    assert names <= on_disk  # every active batch
     want = _whole_store(demo_engine)  # reads SQL: before the reads are refused
     for kind, id_field in (("cases", "case_id"), ("evaluations", "eval_id")):
         district = active.filter(pl.col("kind") == kind)["district"][0]
@@ -112,6 +113,27 @@ def test_an_import_is_visible_through_its_batch_file(demo_engine, monkeypatch):
     assert rows.filter(pl.col("case_id") == "NEW-1")["batch_id"].to_list() == [result.results[0].batch_id]
 
 
+def test_files_of_replaced_batches_are_removed_and_come_back_on_rollback(demo_engine):
+    settings = default_settings()
+    compute_components(demo_engine, settings)
+    cache = snapshots.cache_of(demo_engine)
+    old = store.active_batches(demo_engine, "cases").row(0, named=True)
+    old_name = batch_files.file_name("cases", old["id"], old["sha256"], old["rows"], old["district"])
+    assert cache.exists(old_name)
+    corrected = store.load_records(demo_engine, "cases", [old["district"]]).filter(pl.col("batch_id") == old["id"])
+    corrected = corrected.head(corrected.height - 1).drop("batch_id", "period")
+    import_frame(demo_engine, "cases", corrected, file_name="更正.xlsx", sha256="c" * 64, period=old["period"])
+    compute_components(demo_engine, settings)
+    assert not cache.exists(old_name)  # replaced: its file went with the rebuild
+    active = store.active_batches(demo_engine)
+    assert set(cache.mtimes(batch_files.FOLDER)) == {
+        batch_files.file_name(r["kind"], r["id"], r["sha256"], r["rows"], r["district"]) for r in active.iter_rows(named=True)}
+    store.rollback_to(demo_engine, old["id"], "test")
+    want = _whole_store(demo_engine)
+    assert_same(_sorted(compute_components(demo_engine, settings)), want)
+    assert cache.exists(old_name)  # recreated from SQL when the rolled-back batch was read
+
+
 def test_concurrent_misses_build_a_file_once(any_engine, tmp_path):
     snapshots.use_cache(any_engine, str(tmp_path / "cache"))
     calls: list[int] = []
@@ -160,7 +182,7 @@ def bucket(s3_endpoint, monkeypatch) -> str:
 def test_a_bucket_is_shared_by_two_servers(pg_engine, bucket):
     cache = snapshots.use_cache(pg_engine, bucket)
     assert isinstance(cache, cache_store.ObjectCache)
-    generate_demo(pg_engine, seed=5, scale=0.002, end_month=END)
+    generate_demo(pg_engine, calendar=load_calendar(), seed=5, scale=0.002, end_month=END)
     assert cache.mtimes(batch_files.FOLDER)  # the imports wrote their batch files to the bucket
     settings = default_settings()
     first = compute_components(pg_engine, settings)

@@ -151,9 +151,10 @@ def test_compare_reports_differences():
 
 
 def test_demo_city_agrees(sqlite_engine):
+    from datasets.calendar import load_calendar
     from datasets.demo import generate_demo
 
-    generate_demo(sqlite_engine, seed=3, scale=0.003, end_month="2025-06")
+    generate_demo(sqlite_engine, calendar=load_calendar(), seed=3, scale=0.003, end_month="2025-06")
     data = load_dataset(sqlite_engine)
     assert data.cases.height > 1000
     _assert_same(data)

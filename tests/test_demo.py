@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from types import SimpleNamespace
+import hashlib
 
+import numpy as np
 import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from datasets import store
+from datasets import batch_files, snapshots, store
 from datasets.calendar import load_calendar
-from datasets.demo import _default_end_month, generate_demo
+from datasets.demo import _City, _default_end_month, generate_demo, write_bulk
+from datasets.ingest import district_parts
 from datasets.schema import KINDS, RATINGS
 
 END = "2025-06"
@@ -29,7 +32,7 @@ def _engine(path) -> sa.Engine:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     engine = _engine(tmp_path_factory.mktemp("demo") / "demo.db")
-    summary = generate_demo(engine, seed=7, scale=SCALE, end_month=END)
+    summary = generate_demo(engine, calendar=load_calendar(), seed=7, scale=SCALE, end_month=END)
     data = {k: store.load_records(engine, k) for k in KINDS}
     yield engine, summary, data
     engine.dispose()
@@ -42,29 +45,107 @@ def test_summary_is_one_chinese_line(demo):
     assert f"{data['cases'].height:,}" in summary  # distinct cases stored
 
 
-def test_same_seed_same_records(demo, tmp_path):
-    _, _, data = demo
+# sha256 of the stored batches and current records of the demo fixture (seed 7, scale 0.01, ending
+# 2025-06), computed with the generator as it was before generation and writing were separated
+# (one import_frame per export): the bulk writer must store exactly the same city.
+GOLDEN = "20e9df14b4b98179cfc616eebd19d2de6b3dc3d244c0d1d5ab3f4b090763c2d8"
+
+
+def _store_digest(engine: sa.Engine) -> str:
+    b = store.batches.c
+    digest = hashlib.sha256()
+    batches = store.read_query(engine, sa.select(b.id, b.kind, b.district, b.period, b.version, b.state, b.file_name,
+                                                 b.sha256, b.user_name, b.created_at, b.rows, b.late).order_by(b.id))
+    digest.update(batches.write_csv().encode())
+    for kind in KINDS:
+        records = store.load_records(engine, kind).sort(["district", KINDS[kind].id_field, "period"])
+        digest.update(records.write_csv().encode())
+    return digest.hexdigest()
+
+
+def test_same_records_as_before_the_bulk_writer(demo):
+    engine, _, _ = demo
+    assert _store_digest(engine) == GOLDEN
+
+
+def test_import_writer_and_bulk_writer_store_the_same(demo, tmp_path):
+    engine, _, data = demo
     again = _engine(tmp_path / "again.db")
-    generate_demo(again, seed=7, scale=SCALE, end_month=END)
+    generate_demo(again, calendar=load_calendar(), seed=7, scale=SCALE, end_month=END, bulk=False)
     for kind in KINDS:
         assert store.load_records(again, kind).equals(data[kind]), kind
+    assert store.record_counts(again) == store.record_counts(engine)
 
 
-def test_other_seed_other_records(tmp_path, monkeypatch):
-    """Compared on the frames handed to import (no database writes, so it stays fast)."""
-    captured: dict[int, dict[str, list[pl.DataFrame]]] = {}
+def _exports(seed: int, calendar=None) -> dict[str, pl.DataFrame]:
+    """The generated export files by kind, nothing written."""
+    now = dt.datetime(2026, 1, 1)
+    city = _City(calendar or load_calendar(), seed, SCALE, END, now)
+    frames: dict[str, list[pl.DataFrame]] = {}
+    for export in city.exports():
+        frames.setdefault(export.kind, []).append(export.frame)
+    return {kind: pl.concat(fs) for kind, fs in frames.items()}
 
-    def fake_import(engine, kind, frame, **kwargs):
-        captured[seed].setdefault(kind, []).append(frame)
-        return SimpleNamespace(results=[None])
 
-    monkeypatch.setattr("datasets.demo.import_frame", fake_import)
-    for seed in (7, 8):
-        captured[seed] = {}
-        generate_demo(_engine(tmp_path / f"s{seed}.db"), seed=seed, scale=SCALE, end_month=END)
+def test_other_seed_other_records():
+    first, second = _exports(7), _exports(8)
     for kind in KINDS:
-        first, second = (pl.concat(captured[s][kind]) for s in (7, 8))
-        assert not first.equals(second), kind
+        assert not first[kind].equals(second[kind]), kind
+
+
+def test_cases_follow_the_calendar_it_is_given():
+    """A week made a holiday in the calendar passed in gets no applications (the default one has some)."""
+    usual = load_calendar()
+    off = np.arange((dt.date(2024, 3, 11) - usual.start).days, (dt.date(2024, 3, 15) - usual.start).days + 1)
+    work = np.diff(usual.cum, prepend=0)
+    work[off] = 0
+    holiday = dataclasses.replace(usual, cum=np.cumsum(work).astype(usual.cum.dtype))
+
+    def in_week(cases: pl.DataFrame) -> int:
+        day = pl.col("applied_at").dt.date()
+        return cases.filter(day.is_between(dt.date(2024, 3, 11), dt.date(2024, 3, 15))).height
+
+    assert in_week(_exports(7)["cases"]) > 0
+    assert in_week(_exports(7, holiday)["cases"]) == 0
+
+
+def test_bulk_load_keeps_indexes_and_writes_every_batch_file(demo):
+    engine, _, _ = demo
+    inspector = sa.inspect(engine)
+    for table in store.record_tables.values():
+        assert {ix["name"] for ix in inspector.get_indexes(table.name)} == {ix.name for ix in table.indexes}
+    cache = snapshots.cache_of(engine)
+    for kind in KINDS:
+        assert batch_files.missing(cache, kind, store.active_batches(engine, kind)) == []
+
+
+def test_failed_bulk_load_stores_nothing_of_its_group_and_restores_indexes(tmp_path):
+    engine = _engine(tmp_path / "fail.db")
+    exports = _City(load_calendar(), 7, SCALE, END, dt.datetime(2026, 1, 1)).exports()
+    first = next(exports)
+
+    def broken():
+        yield first
+        yield dataclasses.replace(first, frame=first.frame.with_columns(pl.lit(None, pl.String).alias("district")))
+
+    with pytest.raises(ValueError, match="未指定区县"):
+        write_bulk(engine, broken())
+    assert store.record_counts(engine)["batches"] == 0
+    assert store.record_counts(engine)["items"] == 0
+    names = {ix["name"] for ix in sa.inspect(engine).get_indexes("cases")}
+    assert names == {ix.name for ix in store.record_tables["cases"].indexes}
+
+
+def test_bulk_load_commits_in_groups(tmp_path):
+    """Small groups (one export each) store the same as one big transaction."""
+    engine = _engine(tmp_path / "groups.db")
+    city = _City(load_calendar(), 7, SCALE, END, dt.datetime(2026, 1, 1))
+    exports = list(city.exports())[:12]
+    made = write_bulk(engine, exports, rows_per_commit=1)
+    other = _engine(tmp_path / "one.db")
+    assert write_bulk(other, exports) == made == store.record_counts(engine)["batches"]
+    for kind in KINDS:
+        assert store.load_records(engine, kind).drop("batch_id").equals(store.load_records(other, kind).drop("batch_id"))
 
 
 def test_districts(demo):
@@ -262,7 +343,33 @@ def test_end_month_rules(tmp_path):
     engine = _engine(tmp_path / "x.db")
     future = _default_end_month(dt.date.today() + dt.timedelta(days=62))
     with pytest.raises(ValueError, match="尚未结束"):
-        generate_demo(engine, end_month=future)
+        generate_demo(engine, calendar=load_calendar(), end_month=future)
     with pytest.raises(ValueError, match="无效"):
-        generate_demo(engine, end_month="2025-13")
+        generate_demo(engine, calendar=load_calendar(), end_month="2025-13")
     assert store.record_counts(engine)["batches"] == 0
+
+
+def test_staged_records_refuse_parts_not_announced(tmp_path):
+    """A part inserted under another file or district would copy other rows under its batch: refused."""
+    engine = _engine(tmp_path / "order.db")
+    export = next(_City(load_calendar(), 7, SCALE, END, dt.datetime(2026, 1, 1)).exports())
+    (d1, p1), (d2, p2) = district_parts(export.frame)[:2]
+    with engine.connect() as conn, store.staged_records(conn, [(0, "items", d1, p1), (0, "items", d2, p2)],
+                                                        tmp_path) as for_file, conn.begin():
+        with pytest.raises(RuntimeError, match="不一致"):
+            for_file(1)(conn, "items", 1, p2)
+        with pytest.raises(RuntimeError, match="不一致"):
+            for_file(0)(conn, "items", 1, p2.head(1))
+    assert not (tmp_path / "stage.db").exists()
+
+
+def test_generating_again_into_the_same_store_changes_nothing(tmp_path):
+    """The same files again are identical imports: no new batch, no new record (as with import_frame)."""
+    engine = _engine(tmp_path / "twice.db")
+    exports = list(_City(load_calendar(), 7, SCALE, END, dt.datetime(2026, 1, 1)).exports())[:12]
+    write_bulk(engine, exports)
+    counts = store.record_counts(engine)
+    write_bulk(engine, [*exports[:3], dataclasses.replace(exports[3], sha256="e" * 64), *exports[4:]])
+    after = store.record_counts(engine)
+    assert after["batches"] == counts["batches"] + len(district_parts(exports[3].frame))  # only the changed file
+    assert after[exports[3].kind] == counts[exports[3].kind] + exports[3].frame.height

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from datasets import snapshots, store
+from datasets.calendar import load_calendar
 from datasets.demo import generate_demo
 from datasets.ingest import import_frame
 from datasets.periods import Period
@@ -26,7 +27,7 @@ KEY = ["district", "department", "month", "since", "indicator"]
 def demo_engine(any_engine, tmp_path, monkeypatch):
     # A server database's snapshots go under data/snapshots; keep the test's out of the repository.
     monkeypatch.setattr(snapshots, "SNAPSHOT_ROOT", tmp_path / "snapshots")
-    generate_demo(any_engine, seed=3, scale=0.004, end_month=END)
+    generate_demo(any_engine, calendar=load_calendar(), seed=3, scale=0.004, end_month=END)
     return any_engine
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from datasets import batch_files, cache_store, snapshots
+from datasets.calendar import load_calendar
 from datasets.demo import generate_demo
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, IN_CI, ROOT, _free_port, _wait_healthy, _wait_idle
 
@@ -72,7 +73,7 @@ def test_second_server_shows_the_overview_without_rebuilding(pg_engine, tmp_path
         cache_url = f"s3://{bucket}/dashboard"
         cache = snapshots.use_cache(pg_engine, cache_url)
         assert isinstance(cache, cache_store.ObjectCache)
-        generate_demo(pg_engine, seed=7, scale=0.002)
+        generate_demo(pg_engine, calendar=load_calendar(), seed=7, scale=0.002)
         assert cache.mtimes(batch_files.FOLDER)
         assert not cache.mtimes("components")
 
