@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from datasets import store
+from datasets import snapshots, store
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -39,36 +42,38 @@ def sqlite_engine(tmp_path) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _postgres_admin_url() -> str | None:
-    return os.environ.get("TEST_POSTGRES_URL")
-
-
-@pytest.fixture
-def pg_engine() -> Iterator[Engine]:
-    """A fresh database on the PostgreSQL server named by TEST_POSTGRES_URL.
+def _postgres_admin() -> Engine:
+    """An AUTOCOMMIT engine on the PostgreSQL server named by TEST_POSTGRES_URL.
 
     Locally the tests skip with the reason; in CI (CI=true) a missing server fails them.
     """
-    admin_url = _postgres_admin_url()
+    admin_url = os.environ.get("TEST_POSTGRES_URL")
     reason = "未设置 TEST_POSTGRES_URL，无法连接 PostgreSQL 服务器"
     if admin_url:
         try:
             admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
+            return admin
         except Exception as exc:  # any connection failure means "no server"
             reason = f"PostgreSQL 服务器不可用：{exc}"
-            admin_url = None
-    if not admin_url:
-        if IN_CI:
-            pytest.fail(f"CI 环境必须提供 PostgreSQL：{reason}")
-        pytest.skip(reason)
+    if IN_CI:
+        pytest.fail(f"CI 环境必须提供 PostgreSQL：{reason}")
+    pytest.skip(reason)
+
+
+def _database_url(admin: Engine, name: str) -> str:
+    return admin.url.set(database=name).render_as_string(hide_password=False)
+
+
+@contextmanager
+def _pg_database(template: str | None = None) -> Iterator[Engine]:
+    """A new database on the test server (a copy of ``template`` when given), dropped afterwards."""
+    admin = _postgres_admin()
     name = f"t_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(admin_url).set(database=name)
-    engine = store.make_engine(url.render_as_string(hide_password=False))
-    store.init_db(engine)
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+    engine = store.make_engine(_database_url(admin, name))
     try:
         yield engine
     finally:
@@ -76,6 +81,14 @@ def pg_engine() -> Iterator[Engine]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_engine() -> Iterator[Engine]:
+    """A fresh database on the PostgreSQL server named by TEST_POSTGRES_URL."""
+    with _pg_database() as engine:
+        store.init_db(engine)
+        yield engine
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -121,3 +134,59 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
 def demo_copy(demo, tmp_path):
     """A private copy of the demo store for tests that import, save settings or sign in."""
     return demo.copy(tmp_path / "copy.db")
+
+
+# --- a small demo store on both engines (store-level tests: snapshots, batch files) -------------------
+
+# Generated once per session and per engine; each test gets its own copy (a file copy for SQLite,
+# CREATE DATABASE … TEMPLATE for PostgreSQL), with the batch files the imports wrote.
+SMALL_DEMO = {"seed": 3, "scale": 0.004, "end_month": "2024-12"}
+
+
+@pytest.fixture(scope="session")
+def small_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from datasets.demo import generate_demo
+
+    path = tmp_path_factory.mktemp("small") / "small.db"
+    engine = store.make_engine(f"sqlite:///{path}")
+    store.init_db(engine)
+    generate_demo(engine, **SMALL_DEMO)
+    engine.dispose()  # the last connection's close checkpoints the WAL: the .db file is complete
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_pg_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """(database name, cache directory) of the small demo on the test server."""
+    from datasets.demo import generate_demo
+
+    cache = tmp_path_factory.mktemp("small_pg") / "cache"
+    with _pg_database() as engine:
+        snapshots.use_cache(engine, str(cache))
+        store.init_db(engine)
+        generate_demo(engine, **SMALL_DEMO)
+        name = engine.url.database
+        engine.dispose()  # a template database must have no open connections
+        assert name is not None
+        yield name, cache
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def small_demo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A private copy of the small demo store (``SMALL_DEMO``) on SQLite and on PostgreSQL, its cache in tmp_path."""
+    cache = tmp_path / "cache"
+    if request.param == "sqlite":
+        template = request.getfixturevalue("small_sqlite_template")
+        target = tmp_path / "small.db"
+        shutil.copy(template, target)
+        shutil.copytree(template.with_name(template.name + ".snapshots"), cache)  # its default cache directory
+        engine = store.make_engine(f"sqlite:///{target}")
+        snapshots.use_cache(engine, str(cache))
+        yield engine
+        engine.dispose()
+        return
+    name, template_cache = request.getfixturevalue("small_pg_template")
+    with _pg_database(template=name) as engine:
+        shutil.copytree(template_cache, cache)
+        snapshots.use_cache(engine, str(cache))
+        yield engine
