@@ -111,8 +111,12 @@ record_tables: dict[str, sa.Table] = {name: _record_table(k) for name, k in KIND
 # --- engine -------------------------------------------------------------------------------------
 
 
+def sqlite_url(path: Path | str) -> str:
+    return f"sqlite:///{path}"
+
+
 def default_url() -> str:
-    return f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    return sqlite_url(DEFAULT_SQLITE_PATH)
 
 
 def make_engine(url: str | None = None) -> Engine:
