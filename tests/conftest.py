@@ -83,11 +83,22 @@ def _pg_database(template: str | None = None) -> Iterator[Engine]:
         admin.dispose()
 
 
-@pytest.fixture
-def pg_engine() -> Iterator[Engine]:
-    """A fresh database on the PostgreSQL server named by TEST_POSTGRES_URL."""
+@pytest.fixture(scope="session")
+def pg_empty_template() -> Iterator[str]:
+    """An initialised, empty store on the test server: copying it is several times faster than creating
+    the tables again in every test."""
     with _pg_database() as engine:
         store.init_db(engine)
+        name = engine.url.database
+        engine.dispose()  # a template database must have no open connections
+        assert name is not None
+        yield name
+
+
+@pytest.fixture
+def pg_engine(pg_empty_template: str) -> Iterator[Engine]:
+    """A fresh, initialised database on the PostgreSQL server named by TEST_POSTGRES_URL."""
+    with _pg_database(template=pg_empty_template) as engine:
         yield engine
 
 
@@ -108,6 +119,12 @@ def navigation_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     starts each run from the page file (as a fresh server does for a deep link, see
     ``test_deep_link_before_navigation``). A running server leaves that mode after its first
     st.navigation call; these tests open the app in that state.
+
+    This stays a patch: AppTest.run sets ``PagesManager.uses_pages_directory = None`` and builds a new
+    PagesManager for every run, whose constructor sets it from whether the script's folder has a pages/
+    directory (streamlit/testing/v1/app_test.py, runtime/pages_manager.py, Streamlit 1.67); no AppTest
+    argument, option or environment variable chooses the mode. scripts/serve.py sets the same flag for
+    the real server.
     """
     if "deep_link" in request.node.name:
         return
@@ -171,22 +188,59 @@ def small_pg_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
         yield name, cache
 
 
+def _sqlite_copy(template: Path, folder: Path) -> Engine:
+    """A copy of a SQLite store and of its default cache directory, the cache passed to the engine."""
+    target, cache = folder / template.name, folder / "cache"
+    shutil.copy(template, target)
+    shutil.copytree(template.with_name(template.name + ".snapshots"), cache)
+    engine = store.make_engine(f"sqlite:///{target}")
+    snapshots.use_cache(engine, str(cache))
+    return engine
+
+
+@pytest.fixture
+def small_sqlite(small_sqlite_template: Path, tmp_path: Path) -> Iterator[Engine]:
+    """A private copy of the small demo store (``SMALL_DEMO``) on SQLite."""
+    engine = _sqlite_copy(small_sqlite_template, tmp_path)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
-def small_demo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+def small_demo(request: pytest.FixtureRequest) -> Engine:
     """A private copy of the small demo store (``SMALL_DEMO``) on SQLite and on PostgreSQL, its cache in tmp_path."""
-    cache = tmp_path / "cache"
-    if request.param == "sqlite":
-        template = request.getfixturevalue("small_sqlite_template")
-        target = tmp_path / "small.db"
-        shutil.copy(template, target)
-        shutil.copytree(template.with_name(template.name + ".snapshots"), cache)  # its default cache directory
-        engine = store.make_engine(f"sqlite:///{target}")
-        snapshots.use_cache(engine, str(cache))
-        yield engine
-        engine.dispose()
-        return
-    name, template_cache = request.getfixturevalue("small_pg_template")
+    return request.getfixturevalue("small_sqlite" if request.param == "sqlite" else "small_pg")
+
+
+@pytest.fixture
+def small_pg(small_pg_template: tuple[str, Path], tmp_path: Path) -> Iterator[Engine]:
+    """A private copy (CREATE DATABASE … TEMPLATE) of the small demo store on PostgreSQL, with a copy of
+    the batch files its imports wrote (tmp_path/cache)."""
+    name, template_cache = small_pg_template
     with _pg_database(template=name) as engine:
+        cache = tmp_path / "cache"
         shutil.copytree(template_cache, cache)
         snapshots.use_cache(engine, str(cache))
         yield engine
+
+
+# --- the dashboard in a real browser (tests/test_browser.py, test_bulletin_browser.py) -----------------
+
+
+@pytest.fixture(scope="session")
+def browser_server(demo, tmp_path_factory: pytest.TempPathFactory):
+    """The dashboard as scripts/start.sh runs it (scripts/serve.py), one server for the session, in demo
+    mode: nothing configured, the embedded SQLite file (``SQLITE_PATH``) a copy of the session's demo
+    store without its caches, so that the first visit (recorded in ``Server.first``) computes the
+    indicators under the first-run view."""
+    from tests.browser_support import Server, first_visit, launcher, need_chromium, running_server
+
+    need_chromium()
+    base = tmp_path_factory.mktemp("browser")
+    db_path = base / "demo.db"
+    shutil.copy(demo.path, db_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ANONYMOUS_VIEW", "CACHE_URL")}
+    env["SQLITE_PATH"] = str(db_path)
+    log = base / "streamlit.log"
+    with running_server(launcher(), env, log) as url:
+        yield Server(url, f"sqlite:///{db_path}", log, first_visit(url))
