@@ -34,6 +34,20 @@ def _keep_main_module() -> Iterator[None]:
         sys.modules["__main__"] = main
 
 
+@pytest.fixture(autouse=True)
+def _fresh_audit_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with the full budget of audited failed sign-ins, as a fresh server does.
+
+    The limit (accounts.failed_login_audit) counts per process and per minute: without this, the
+    failures of earlier tests in the same minute (test_races locks an account with 29 attempts) leave
+    a later test's attempts on a locked account unaudited, depending on how fast the suite runs.
+    """
+    from datasets import accounts
+
+    monkeypatch.setattr(accounts, "failed_login_audit",
+                        accounts._RateLimit(accounts.failed_login_audit.limit, accounts.failed_login_audit.window))
+
+
 @pytest.fixture
 def sqlite_engine(tmp_path) -> Iterator[Engine]:
     engine = store.make_engine(f"sqlite:///{tmp_path / 'test.db'}")
