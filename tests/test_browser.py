@@ -139,6 +139,8 @@ def test_overview_upload_import_and_ranking_download(browser_server: Server, tmp
                 page.get_by_role("button", name="下载 Excel（.xlsx）").click()
             target = tmp_path / "ranking.xlsx"
             download.value.save_as(target)
+            # The click's rerun audits the download; the file can arrive before that rerun has run.
+            wait_idle(page)
         finally:
             b.close()
 
