@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from datasets.store import default_url
+from datasets.store import DEFAULT_SQLITE_PATH, sqlite_url
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRETS_FILE = ROOT / ".streamlit" / "secrets.toml"
@@ -19,6 +19,7 @@ class AppSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", toml_file=SECRETS_FILE)
 
     database_url: str = Field(default="", description="SQLAlchemy URL；为空时使用内置 SQLite 文件")
+    sqlite_path: Path = Field(default=DEFAULT_SQLITE_PATH, description="内置 SQLite 文件的位置（未设置数据库时使用）")
     upload_max_mb: int = Field(default=50, ge=1, description="单个上传文件的大小上限（MB）")
     load_demo_if_empty: bool = Field(default=True, description="内置库为空时自动载入示例数据")
     demo_seed: int = 7
@@ -34,7 +35,7 @@ class AppSettings(BaseSettings):
 
     @property
     def url(self) -> str:
-        return self.database_url or default_url()
+        return self.database_url or sqlite_url(self.sqlite_path)
 
     @property
     def embedded(self) -> bool:

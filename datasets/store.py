@@ -34,8 +34,12 @@ ACTIVE, SUPERSEDED, ROLLED_BACK = "active", "superseded", "rolled_back"
 # --- engine -------------------------------------------------------------------------------------
 
 
+def sqlite_url(path: Path | str) -> str:
+    return f"sqlite:///{path}"
+
+
 def default_url() -> str:
-    return f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    return sqlite_url(DEFAULT_SQLITE_PATH)
 
 
 def make_engine(url: str | None = None) -> Engine:

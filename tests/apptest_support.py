@@ -1,7 +1,7 @@
 """Helpers for opening the dashboard with streamlit.testing.v1.AppTest (tests/test_pages.py, test_roles.py).
 
 The demo store (``make_demo``, the ``demo`` fixture in conftest.py) holds the demo city at scale 0.01
-and one account per role; ``app`` opens the dashboard on it through DATABASE_URL (a configured
+ending ``DEMO_END`` (fixed, so that no test depends on today's date) and one account per role; ``app`` opens the dashboard on it through DATABASE_URL (a configured
 database: anonymous viewing is off unless ANONYMOUS_VIEW says otherwise) with an account signed in.
 """
 
@@ -31,6 +31,7 @@ DASHBOARD = str(ROOT / "dashboard.py")
 PAGES = ROOT / "pages"
 TIMEOUT = 120
 PW = "page-test-pass"
+DEMO_SEED, DEMO_SCALE, DEMO_END = 7, 0.01, "2025-06"
 
 # Test accounts: name -> roles ("tester" holds every role and every district).
 LEADER_NAME, STAFF_NAME, EVALUATOR_NAME, ADMIN_NAME, ALL_NAME = "leader1", "staff1", "evaluator1", "admin1", "tester"
@@ -47,6 +48,7 @@ class Demo:
     districts: list[str]
     inventory: pl.DataFrame
     users: dict[str, User] = field(default_factory=dict)
+    summary: str = ""  # what generate_demo said
 
     def ranking(self, period: Period | None = None, settings: ScoringSettings | None = None) -> pl.DataFrame:
         """scoring.ranking as the pages compute it (every configured district, completeness from the batches)."""
@@ -70,7 +72,7 @@ def make_demo(path: Path) -> Demo:
     url = sqlite_url(path)
     engine = store.make_engine(url)
     store.init_db(engine)
-    generate_demo(engine, calendar=load_calendar(), seed=7, scale=0.01)
+    summary = generate_demo(engine, calendar=load_calendar(), seed=DEMO_SEED, scale=DEMO_SCALE, end_month=DEMO_END)
     settings = load_settings(engine)
     comps = compute_components(engine, settings)
     districts = store.list_districts(engine)["name"].to_list()
@@ -81,7 +83,7 @@ def make_demo(path: Path) -> Demo:
     assert month is not None
     inventory = store.active_batches(engine).select("district", "kind", "period")
     engine.dispose()
-    return Demo(path, url, comps, settings, Period(month, month), districts, inventory, users)
+    return Demo(path, url, comps, settings, Period(month, month), districts, inventory, users, summary)
 
 
 def sign_in(at: AppTest, user: User) -> AppTest:

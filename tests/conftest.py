@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from datasets import store
+from datasets import snapshots, store
+from datasets.calendar import load_calendar
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -31,6 +35,20 @@ def _keep_main_module() -> Iterator[None]:
         sys.modules["__main__"] = main
 
 
+@pytest.fixture(autouse=True)
+def _fresh_audit_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with the full budget of audited failed sign-ins, as a fresh server does.
+
+    The limit (accounts.failed_login_audit) counts per process and per minute: without this, the
+    failures of earlier tests in the same minute (test_races locks an account with 29 attempts) leave
+    a later test's attempts on a locked account unaudited, depending on how fast the suite runs.
+    """
+    from datasets import accounts
+
+    monkeypatch.setattr(accounts, "failed_login_audit",
+                        accounts._RateLimit(accounts.failed_login_audit.limit, accounts.failed_login_audit.window))
+
+
 @pytest.fixture
 def sqlite_engine(tmp_path) -> Iterator[Engine]:
     engine = store.make_engine(f"sqlite:///{tmp_path / 'test.db'}")
@@ -39,36 +57,38 @@ def sqlite_engine(tmp_path) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _postgres_admin_url() -> str | None:
-    return os.environ.get("TEST_POSTGRES_URL")
-
-
-@pytest.fixture
-def pg_engine() -> Iterator[Engine]:
-    """A fresh database on the PostgreSQL server named by TEST_POSTGRES_URL.
+def _postgres_admin() -> Engine:
+    """An AUTOCOMMIT engine on the PostgreSQL server named by TEST_POSTGRES_URL.
 
     Locally the tests skip with the reason; in CI (CI=true) a missing server fails them.
     """
-    admin_url = _postgres_admin_url()
+    admin_url = os.environ.get("TEST_POSTGRES_URL")
     reason = "未设置 TEST_POSTGRES_URL，无法连接 PostgreSQL 服务器"
     if admin_url:
         try:
             admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
+            return admin
         except Exception as exc:  # any connection failure means "no server"
             reason = f"PostgreSQL 服务器不可用：{exc}"
-            admin_url = None
-    if not admin_url:
-        if IN_CI:
-            pytest.fail(f"CI 环境必须提供 PostgreSQL：{reason}")
-        pytest.skip(reason)
+    if IN_CI:
+        pytest.fail(f"CI 环境必须提供 PostgreSQL：{reason}")
+    pytest.skip(reason)
+
+
+def _database_url(admin: Engine, name: str) -> str:
+    return admin.url.set(database=name).render_as_string(hide_password=False)
+
+
+@contextmanager
+def _pg_database(template: str | None = None) -> Iterator[Engine]:
+    """A new database on the test server (a copy of ``template`` when given), dropped afterwards."""
+    admin = _postgres_admin()
     name = f"t_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(admin_url).set(database=name)
-    engine = store.make_engine(url.render_as_string(hide_password=False))
-    store.init_db(engine)
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+    engine = store.make_engine(_database_url(admin, name))
     try:
         yield engine
     finally:
@@ -76,6 +96,25 @@ def pg_engine() -> Iterator[Engine]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_empty_template() -> Iterator[str]:
+    """An initialised, empty store on the test server: copying it is several times faster than creating
+    the tables again in every test."""
+    with _pg_database() as engine:
+        store.init_db(engine)
+        name = engine.url.database
+        engine.dispose()  # a template database must have no open connections
+        assert name is not None
+        yield name
+
+
+@pytest.fixture
+def pg_engine(pg_empty_template: str) -> Iterator[Engine]:
+    """A fresh, initialised database on the PostgreSQL server named by TEST_POSTGRES_URL."""
+    with _pg_database(template=pg_empty_template) as engine:
+        yield engine
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -95,6 +134,12 @@ def navigation_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     starts each run from the page file (as a fresh server does for a deep link, see
     ``test_deep_link_before_navigation``). A running server leaves that mode after its first
     st.navigation call; these tests open the app in that state.
+
+    This stays a patch: AppTest.run sets ``PagesManager.uses_pages_directory = None`` and builds a new
+    PagesManager for every run, whose constructor sets it from whether the script's folder has a pages/
+    directory (streamlit/testing/v1/app_test.py, runtime/pages_manager.py, Streamlit 1.67); no AppTest
+    argument, option or environment variable chooses the mode. scripts/serve.py sets the same flag for
+    the real server.
     """
     if "deep_link" in request.node.name:
         return
@@ -121,3 +166,96 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
 def demo_copy(demo, tmp_path):
     """A private copy of the demo store for tests that import, save settings or sign in."""
     return demo.copy(tmp_path / "copy.db")
+
+
+# --- a small demo store on both engines (store-level tests: snapshots, batch files) -------------------
+
+# Generated once per session and per engine; each test gets its own copy (a file copy for SQLite,
+# CREATE DATABASE … TEMPLATE for PostgreSQL), with the batch files the imports wrote.
+SMALL_DEMO = {"seed": 3, "scale": 0.004, "end_month": "2024-12"}
+
+
+@pytest.fixture(scope="session")
+def small_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from datasets.demo import generate_demo
+
+    path = tmp_path_factory.mktemp("small") / "small.db"
+    engine = store.make_engine(f"sqlite:///{path}")
+    store.init_db(engine)
+    generate_demo(engine, calendar=load_calendar(), **SMALL_DEMO)
+    engine.dispose()  # the last connection's close checkpoints the WAL: the .db file is complete
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_pg_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """(database name, cache directory) of the small demo on the test server."""
+    from datasets.demo import generate_demo
+
+    cache = tmp_path_factory.mktemp("small_pg") / "cache"
+    with _pg_database() as engine:
+        snapshots.use_cache(engine, str(cache))
+        store.init_db(engine)
+        generate_demo(engine, calendar=load_calendar(), **SMALL_DEMO)
+        name = engine.url.database
+        engine.dispose()  # a template database must have no open connections
+        assert name is not None
+        yield name, cache
+
+
+def _sqlite_copy(template: Path, folder: Path) -> Engine:
+    """A copy of a SQLite store and of its default cache directory, the cache passed to the engine."""
+    target, cache = folder / template.name, folder / "cache"
+    shutil.copy(template, target)
+    shutil.copytree(template.with_name(template.name + ".snapshots"), cache)
+    engine = store.make_engine(f"sqlite:///{target}")
+    snapshots.use_cache(engine, str(cache))
+    return engine
+
+
+@pytest.fixture
+def small_sqlite(small_sqlite_template: Path, tmp_path: Path) -> Iterator[Engine]:
+    """A private copy of the small demo store (``SMALL_DEMO``) on SQLite."""
+    engine = _sqlite_copy(small_sqlite_template, tmp_path)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def small_demo(request: pytest.FixtureRequest) -> Engine:
+    """A private copy of the small demo store (``SMALL_DEMO``) on SQLite and on PostgreSQL, its cache in tmp_path."""
+    return request.getfixturevalue("small_sqlite" if request.param == "sqlite" else "small_pg")
+
+
+@pytest.fixture
+def small_pg(small_pg_template: tuple[str, Path], tmp_path: Path) -> Iterator[Engine]:
+    """A private copy (CREATE DATABASE … TEMPLATE) of the small demo store on PostgreSQL, with a copy of
+    the batch files its imports wrote (tmp_path/cache)."""
+    name, template_cache = small_pg_template
+    with _pg_database(template=name) as engine:
+        cache = tmp_path / "cache"
+        shutil.copytree(template_cache, cache)
+        snapshots.use_cache(engine, str(cache))
+        yield engine
+
+
+# --- the dashboard in a real browser (tests/test_browser.py, test_bulletin_browser.py) -----------------
+
+
+@pytest.fixture(scope="session")
+def browser_server(demo, tmp_path_factory: pytest.TempPathFactory):
+    """The dashboard as scripts/start.sh runs it (scripts/serve.py), one server for the session, in demo
+    mode: nothing configured, the embedded SQLite file (``SQLITE_PATH``) a copy of the session's demo
+    store without its caches, so that the first visit (recorded in ``Server.first``) computes the
+    indicators under the first-run view."""
+    from tests.browser_support import Server, first_visit, launcher, need_chromium, running_server
+
+    need_chromium()
+    base = tmp_path_factory.mktemp("browser")
+    db_path = base / "demo.db"
+    shutil.copy(demo.path, db_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ANONYMOUS_VIEW", "CACHE_URL")}
+    env["SQLITE_PATH"] = str(db_path)
+    log = base / "streamlit.log"
+    with running_server(launcher(), env, log) as url:
+        yield Server(url, f"sqlite:///{db_path}", log, first_visit(url))

@@ -22,9 +22,10 @@ from metrics.compute import components
 from metrics.prepare import load_dataset
 from metrics.scoring import default_settings
 from metrics.service import compute_components
+from tests.conftest import SMALL_DEMO
 from tests.factories import at, frame
 
-END = "2024-12"
+END = SMALL_DEMO["end_month"]
 KEY = ["district", "department", "month", "since", "indicator"]
 
 
@@ -37,10 +38,9 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 @pytest.fixture
-def demo_engine(any_engine, tmp_path):
-    snapshots.use_cache(any_engine, str(tmp_path / "cache"))
-    generate_demo(any_engine, calendar=load_calendar(), seed=5, scale=0.003, end_month=END)
-    return any_engine
+def demo_engine(small_demo):
+    """A copy of the session's small demo store and of the batch files its imports wrote (tmp_path/cache)."""
+    return small_demo
 
 
 def _no_sql_reads(monkeypatch) -> None:

@@ -150,11 +150,8 @@ def test_compare_reports_differences():
     assert mismatch_total(summary) == rows["card_rate"]["numerator_mismatches"] + 1
 
 
-def test_demo_city_agrees(sqlite_engine):
-    from datasets.calendar import load_calendar
-    from datasets.demo import generate_demo
-
-    generate_demo(sqlite_engine, calendar=load_calendar(), seed=3, scale=0.003, end_month="2025-06")
-    data = load_dataset(sqlite_engine)
+def test_demo_city_agrees(small_sqlite):
+    """On the session's small demo city (conftest.SMALL_DEMO)."""
+    data = load_dataset(small_sqlite)
     assert data.cases.height > 1000
     _assert_same(data)

@@ -374,12 +374,10 @@ def test_settings_errors_are_messages(demo_copy: Demo, monkeypatch):
 
 def test_first_start_without_configuration_loads_the_demo(tmp_path: Path, monkeypatch):
     """Nothing configured: the embedded SQLite file is used and, being empty, gets the demo city."""
-    from datasets import config
-
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.setattr(store, "DEFAULT_SQLITE_PATH", tmp_path / "dashboard.db")
-    monkeypatch.setattr(config, "load_settings",
-                        lambda: config.AppSettings(database_url="", load_demo_if_empty=True, demo_scale=0.01))
+    monkeypatch.setenv("SQLITE_PATH", str(tmp_path / "dashboard.db"))
+    monkeypatch.setenv("LOAD_DEMO_IF_EMPTY", "true")
+    monkeypatch.setenv("DEMO_SCALE", "0.002")  # the smallest city: this test is about the first start
     at = ok(AppTest.from_file(DASHBOARD, default_timeout=TIMEOUT).run())
     assert (tmp_path / "dashboard.db").exists()
     assert "示例数据" in texts(at.info)

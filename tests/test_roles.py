@@ -155,7 +155,6 @@ def _host(page: str, url: str, anonymous_view: bool) -> None:
 
     import streamlit as st
 
-    from datasets.config import AppSettings
     from pages import _shared as shared
 
     engine = shared.get_engine(url)
@@ -358,14 +357,14 @@ def test_back_from_single_sign_on_the_identity_is_mapped_to_an_account(demo_copy
 # --- demo mode and startup ------------------------------------------------------------------------------
 
 
-def _embedded(demo_copy: Demo, monkeypatch, **settings: object) -> AppTest:
-    """The dashboard in demo mode: nothing configured, the embedded SQLite file is the demo store's copy."""
-    from datasets import config
-
+def _embedded(demo_copy: Demo, monkeypatch, **settings: str) -> AppTest:
+    """The dashboard in demo mode: nothing configured, the embedded SQLite file (SQLITE_PATH) is the demo
+    store's copy; ``settings`` are further environment variables."""
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("ANONYMOUS_VIEW", raising=False)
-    monkeypatch.setattr(store, "DEFAULT_SQLITE_PATH", demo_copy.path)
-    monkeypatch.setattr(config, "load_settings", lambda: AppSettings(database_url="", **settings))
+    monkeypatch.setenv("SQLITE_PATH", str(demo_copy.path))
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
     return AppTest.from_file(DASHBOARD, default_timeout=TIMEOUT)
 
 
@@ -382,7 +381,7 @@ def test_demo_mode_lists_the_demo_accounts_and_allows_viewing(demo_copy: Demo, m
     assert at.selectbox(key="up_district").options == ["（文件中已有区县列）", demo_copy.districts[0]]
 
     # ANONYMOUS_VIEW=false turns anonymous viewing off in demo mode too.
-    off = ok(_embedded(demo_copy, monkeypatch, anonymous_view=False).run())
+    off = ok(_embedded(demo_copy, monkeypatch, ANONYMOUS_VIEW="false").run())
     assert off.title[0].value == "登录" and not off.metric
 
 

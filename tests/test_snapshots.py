@@ -7,8 +7,6 @@ import polars as pl
 import pytest
 
 from datasets import snapshots, store
-from datasets.calendar import load_calendar
-from datasets.demo import generate_demo
 from datasets.ingest import import_frame
 from datasets.periods import Period
 from datasets.schema import KINDS
@@ -17,18 +15,17 @@ from metrics.compute import components
 from metrics.prepare import NOT_COUNTED, Dataset, counted_columns, load_dataset
 from metrics.scoring import default_settings
 from metrics.service import compute_components, store_until
+from tests.conftest import SMALL_DEMO
 from tests.factories import at, frame
 
-END = "2024-12"
+END = SMALL_DEMO["end_month"]
 KEY = ["district", "department", "month", "since", "indicator"]
 
 
 @pytest.fixture
-def demo_engine(any_engine, tmp_path, monkeypatch):
-    # A server database's snapshots go under data/snapshots; keep the test's out of the repository.
-    monkeypatch.setattr(snapshots, "SNAPSHOT_ROOT", tmp_path / "snapshots")
-    generate_demo(any_engine, calendar=load_calendar(), seed=3, scale=0.004, end_month=END)
-    return any_engine
+def demo_engine(small_demo):
+    """A copy of the session's small demo store (conftest.SMALL_DEMO), its cache in the test's directory."""
+    return small_demo
 
 
 def _whole_store(engine) -> pl.DataFrame:
@@ -44,7 +41,7 @@ def _assert_same(got: pl.DataFrame, want: pl.DataFrame) -> None:
 
 
 def _files(engine, kind: str) -> dict[str, float]:
-    folder = snapshots.snapshot_dir(engine)
+    folder = snapshots.cache_of(engine).root
     return {p.name: p.stat().st_mtime_ns for p in (folder / kind).glob("*.parquet")}
 
 
@@ -118,7 +115,7 @@ def test_deleted_snapshots_are_rebuilt_and_memory_stores_work(demo_engine, tmp_p
     settings = default_settings()
     first = compute_components(demo_engine, settings)
     snapshots.clear(demo_engine)
-    assert not snapshots.snapshot_dir(demo_engine).exists()
+    assert not snapshots.cache_of(demo_engine).root.exists()
     assert compute_components(demo_engine, settings).equals(first)
 
     memory = store.make_engine("sqlite://")

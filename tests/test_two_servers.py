@@ -1,8 +1,9 @@
 """Two app servers, one PostgreSQL, one S3-compatible bucket (the deployment of docs/deploy.md).
 
 Two ``streamlit run dashboard.py`` processes on loopback ports share the database named by
-TEST_POSTGRES_URL (a fresh database per test) and a bucket on a local moto server (``CACHE_URL``).
-The demo city is imported first, which writes one Parquet file per batch to the bucket. The first
+TEST_POSTGRES_URL (a copy of the session's small demo store, conftest ``small_pg``) and a bucket on a
+local moto server (``CACHE_URL``) holding the Parquet file of every batch that the demo's imports wrote
+(how imports write them to a bucket: tests/test_batch_files.py). The first
 server's 总览, opened in Chromium, builds the snapshots and indicator components from those files;
 the second server's 总览 then shows the same index without writing anything to the bucket: every
 object keeps its modification time, and no object is added.
@@ -22,9 +23,7 @@ from pathlib import Path
 import pytest
 
 from datasets import batch_files, cache_store, snapshots
-from datasets.calendar import load_calendar
-from datasets.demo import generate_demo
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, IN_CI, ROOT, _free_port, _wait_healthy, _wait_idle
+from tests.browser_support import ROOT, SERVER_OPTIONS, browser, free_port, need_chromium, wait_healthy, wait_idle
 
 pytestmark = pytest.mark.browser
 TIMEOUT = 60_000  # ms
@@ -33,9 +32,7 @@ TIMEOUT = 60_000  # ms
 def _start(name: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("w", encoding="utf-8") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
+            [sys.executable, "-m", "streamlit", "run", "dashboard.py", *SERVER_OPTIONS, "--server.port", str(port)],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
 
@@ -46,15 +43,12 @@ def _index_shown(page, url: str) -> str:
     page.goto(url + "/")
     metric = page.get_by_test_id("stMetric").first
     expect(metric).to_contain_text("效能指数", timeout=TIMEOUT)
-    _wait_idle(page, TIMEOUT / 1000)  # the rest of the page (alert lists) is done too
+    wait_idle(page, TIMEOUT / 1000)  # the rest of the page (alert lists) is done too
     return metric.inner_text()
 
 
-def test_second_server_shows_the_overview_without_rebuilding(pg_engine, tmp_path, monkeypatch):
-    if not CHROMIUM.exists():
-        if IN_CI:
-            pytest.fail(f"CI 环境必须提供 {CHROMIUM}")
-        pytest.skip(f"未找到 {CHROMIUM}，跳过浏览器测试")
+def test_second_server_shows_the_overview_without_rebuilding(small_pg, tmp_path, monkeypatch):
+    need_chromium()
     from moto.server import ThreadedMotoServer
     from playwright.sync_api import sync_playwright
 
@@ -71,34 +65,36 @@ def test_second_server_shows_the_overview_without_rebuilding(pg_engine, tmp_path
         for var, value in aws.items():
             monkeypatch.setenv(var, value)
         cache_url = f"s3://{bucket}/dashboard"
-        cache = snapshots.use_cache(pg_engine, cache_url)
+        local = snapshots.cache_of(small_pg)
+        cache = snapshots.use_cache(small_pg, cache_url)
         assert isinstance(cache, cache_store.ObjectCache)
-        generate_demo(pg_engine, calendar=load_calendar(), seed=7, scale=0.002)
+        for name in local.mtimes(batch_files.FOLDER):
+            cache.write(name, local.read(name))
         assert cache.mtimes(batch_files.FOLDER)
         assert not cache.mtimes("components")
 
-        db_url = pg_engine.url.render_as_string(hide_password=False)
+        db_url = small_pg.url.render_as_string(hide_password=False)
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CACHE_URL", "ANONYMOUS_VIEW")}
         env.update(aws, DATABASE_URL=db_url, CACHE_URL=cache_url, ANONYMOUS_VIEW="true")
         urls = []
         for name in ("a", "b"):  # both start now; the second is opened only after the first has built
-            port = _free_port()
+            port = free_port()
             procs.append(_start(name, port, env, tmp_path / f"server-{name}.log"))
             urls.append(f"http://127.0.0.1:{port}")
         for url, proc, name in zip(urls, procs, "ab", strict=True):
-            _wait_healthy(url, proc, tmp_path / f"server-{name}.log")
+            wait_healthy(url, proc, tmp_path / f"server-{name}.log")
 
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+            b = browser(p)
             try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page = b.new_page(viewport={"width": 1400, "height": 1000})
                 first = _index_shown(page, urls[0])
                 built = cache.mtimes()
                 assert any(n.startswith("components/") for n in built)
                 assert any(n.startswith("cases/") for n in built)
-                second = _index_shown(browser.new_page(viewport={"width": 1400, "height": 1000}), urls[1])
+                second = _index_shown(b.new_page(viewport={"width": 1400, "height": 1000}), urls[1])
             finally:
-                browser.close()
+                b.close()
         assert second == first
         assert cache.mtimes() == built  # nothing rebuilt, nothing added by the second server
     finally:
