@@ -18,7 +18,6 @@ from streamlit.testing.v1 import AppTest
 
 from datasets import accounts, store, upload
 from datasets.accounts import User
-from datasets.config import AppSettings
 from metrics.admin import save_scoring
 from pages import _catalog as catalog
 from pages import _session as session
@@ -155,6 +154,7 @@ def _host(page: str, url: str, anonymous_view: bool) -> None:
 
     import streamlit as st
 
+    from datasets.config import AppSettings
     from pages import _shared as shared
 
     engine = shared.get_engine(url)
