@@ -112,7 +112,7 @@ def import_frame(
     return result
 
 
-Parts = dict[tuple[str], pl.DataFrame]
+Parts = dict[str, pl.DataFrame]  # a file's rows by district
 
 
 def district_parts(frame: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
@@ -193,7 +193,7 @@ def store_parts(
         result.results.append(DistrictResult(district, slot_period, batch_id, part.height, replaced, version))
     if not result.unchanged:
         store.add_revision(conn, f"import {kind} {file_name}")
-    return result, {(d,): part for d, part in parts.items()}
+    return result, parts
 
 
 def write_batch_files(engine: Engine, result: ImportResult, parts: Parts) -> None:
@@ -201,7 +201,7 @@ def write_batch_files(engine: Engine, result: ImportResult, parts: Parts) -> Non
     nothing (the file is recreated from SQL when first needed), so it is logged, not raised."""
     from datasets import batch_files, snapshots
 
-    new = [(r.batch_id, r.district, parts[(r.district,)]) for r in result.results
+    new = [(r.batch_id, r.district, parts[r.district]) for r in result.results
            if not r.unchanged and r.batch_id is not None]
     try:
         batch_files.write_imported(engine, snapshots.cache_of(engine), result.kind, result.sha256, new)
