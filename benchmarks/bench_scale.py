@@ -57,7 +57,7 @@ def _overview(url: str):
 
     bench_pages._navigation_mode()
     user = bench_pages._bench_user(url)
-    return bench_pages._open(bench_pages.PAGES["总览"], 1800, user)
+    return bench_pages._open(bench_pages._page_file("总览"), 1800, user)
 
 
 def _run_overview(url: str) -> float:
