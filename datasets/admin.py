@@ -199,6 +199,15 @@ def upload_districts(engine: Engine, user: User | None) -> list[str]:
 # --- small look-ups for the pages -----------------------------------------------------------------
 
 
+def districts_shown(table: pl.DataFrame) -> pl.DataFrame:
+    """The 区县配置 table (``store.list_districts``) with Chinese headers, aliases joined by 、."""
+    return table.select(
+        table["name"].alias("区县"),
+        table["code"].alias("区划代码"),
+        table["aliases"].list.join("、").alias("别名"),
+    )
+
+
 def district_names(engine: Engine) -> list[str]:
     """Configured districts, in their order."""
     return store.list_districts(engine)["name"].to_list()

@@ -59,6 +59,13 @@ def percent_columns(columns: Sequence[str]) -> list[str]:
     return [c for c in columns if c in names]
 
 
+def in_percentage_points(frame: pl.DataFrame) -> pl.DataFrame:
+    """Percent indicator columns scaled as the unit shows them (fractions → percentage points), for
+    widgets that format the number themselves (Streamlit's "percent" format drops decimals: 100%, 54.55%)."""
+    percents = [c for c in percent_columns(frame.columns) if frame.schema[c].is_numeric()]
+    return frame.with_columns(pl.col(c) * PERCENT.scale for c in percents) if percents else frame
+
+
 def scope_label(districts: Sequence[str] | None, all_districts: Sequence[str]) -> str:
     """全市, the district's name, or 所选 n 个区县."""
     if not districts or set(districts) >= set(all_districts):

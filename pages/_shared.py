@@ -27,11 +27,12 @@ from datasets.quality import all_districts
 from datasets.vocabulary import Rules
 from metrics.alerts import Detail
 from metrics.detail_store import load_alert_detail, load_district
-from metrics.formatting import NULL_TEXT, fmt_value, is_good, percent_columns
+from metrics.formatting import NULL_TEXT, fmt_value, in_percentage_points, is_good, percent_columns
 from metrics.overview import Card
 from metrics.registry import INDICATORS
 from metrics.scoring import ScoringSettings, load_settings, ranking
 from metrics.service import compute_components
+from metrics.units import PERCENT
 
 CONTEXT_KEY = "_dashboard_context"
 BASE_KEY = "_dashboard_base"
@@ -310,7 +311,7 @@ def column_config(frame: pl.DataFrame) -> dict[str, object]:
         if not dtype.is_numeric():
             continue
         if name in percents:
-            config[name] = st.column_config.NumberColumn(name, format="%.2f%%")
+            config[name] = st.column_config.NumberColumn(name, format=f"%.{PERCENT.decimals}f%%")
         elif name.endswith(("分子", "分母")):
             config[name] = st.column_config.NumberColumn(name, format="localized")
         elif "变化" in name:
@@ -318,13 +319,6 @@ def column_config(frame: pl.DataFrame) -> dict[str, object]:
         elif dtype.is_float():
             config[name] = st.column_config.NumberColumn(name, format="%.2f")
     return config
-
-
-def _shown(frame: pl.DataFrame) -> pl.DataFrame:
-    """Percent indicator columns in percentage points, so that every cell shows two decimals
-    (Streamlit's "percent" format drops them: 100%, 54.55%)."""
-    percents = [c for c in percent_columns(frame.columns) if frame.schema[c].is_numeric()]
-    return frame.with_columns(pl.col(c) * 100 for c in percents) if percents else frame
 
 
 def table(frame: pl.DataFrame, *, key: str | None = None, height: int | str = "auto") -> None:
@@ -336,7 +330,7 @@ def table(frame: pl.DataFrame, *, key: str | None = None, height: int | str = "a
             st.caption("暂无记录")
             st.dataframe(frame, hide_index=True, key=key, height=40)
         return
-    st.dataframe(_shown(frame), hide_index=True, placeholder=NULL_TEXT, column_config=column_config(frame),
+    st.dataframe(in_percentage_points(frame), hide_index=True, placeholder=NULL_TEXT, column_config=column_config(frame),
                  key=key, height=height)
 
 

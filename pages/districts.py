@@ -21,12 +21,7 @@ if flash:
     st.success(shared.plain(flash))
 
 table = store.list_districts(engine)
-shown = table.select(
-    table["name"].alias("区县"),
-    table["code"].alias("区划代码"),
-    table["aliases"].list.join("、").alias("别名"),
-)
-shared.table(shown, key="districts_table")
+shared.table(actions.districts_shown(table), key="districts_table")
 
 st.subheader("新增或修改")
 names = table["name"].to_list()
