@@ -87,7 +87,7 @@ def recreate(engine: Engine, cache: Cache, kind: str, batches: Sequence[tuple[in
     districts = sorted(by_district)
     sqls = [store._record_query(kind, [b[0] for b in by_district[d]], store.is_sqlite(engine)) for d in districts]
     if store.is_sqlite(engine):
-        raws: Iterator[pl.DataFrame] = store._sqlite_read_many(engine, sqls)
+        raws: Iterator[pl.DataFrame] = store._sqlite_read_many(engine, sqls, sum(b[2] for b in batches))
     else:
         raws = (store._arrow_read(engine, sql) for sql in sqls)
     k = KINDS[kind]

@@ -1111,12 +1111,14 @@ def write_imports(engine: Engine, exports: Iterable[Export]) -> int:
     return sum(len(import_frame(engine, e.kind, e.frame, **_store_args(e)).results) for e in exports)
 
 
-def write_bulk(engine: Engine, exports: Iterable[Export], rows_per_commit: int = ROWS_PER_COMMIT) -> int:
+def write_bulk(engine: Engine, exports: Iterable[Export], rows_per_commit: int = ROWS_PER_COMMIT,
+               stage_min_rows: int = store.STAGE_MIN_ROWS) -> int:
     """Store the exports as write_imports does (same batches, versions, revisions, batch files), faster.
 
     Exports are taken in groups of about ``rows_per_commit`` rows, one transaction each, on a
     store.bulk_load connection (secondary indexes built once at the end); on SQLite a group's records
-    go through store.staged_records (bulk ingest in a child process, then INSERT … SELECT). Each
+    go through store.staged_records (bulk ingest in a child process, then INSERT … SELECT, for a
+    group of at least ``stage_min_rows`` rows). Each
     group's batch files are written by a second thread while the next group is generated and stored.
     Returns the batches made.
     """
@@ -1127,7 +1129,7 @@ def write_bulk(engine: Engine, exports: Iterable[Export], rows_per_commit: int =
         for group in _groups(exports, rows_per_commit):
             announced = [(n, e.kind, d, part) for n, e in enumerate(group) for d, part in district_parts(e.frame)]
             done: list[tuple[ImportResult, Parts]] = []
-            with store.staged_records(conn, announced, Path(scratch)) as for_file, conn.begin():
+            with store.staged_records(conn, announced, Path(scratch), stage_min_rows) as for_file, conn.begin():
                 for n, export in enumerate(group):
                     done.append(store_parts(conn, export.kind, export.frame, insert=for_file(n),
                                             **_store_args(export)))

@@ -237,19 +237,24 @@ Inserter = Callable[[Connection, str, int, pl.DataFrame], None]
 # object per value.
 
 
+# A bulk load of fewer rows than this inserts them in this process (insert_records): starting the
+# ingest child costs more than it saves on a small group (a small demo city, a test).
+STAGE_MIN_ROWS = 50_000
+
+
 @contextlib.contextmanager
 def staged_records(conn: Connection, parts: Sequence[tuple[int, str, str, pl.DataFrame]],
-                   scratch: Path) -> Iterator[Callable[[int], Inserter]]:
+                   scratch: Path, min_rows: int = STAGE_MIN_ROWS) -> Iterator[Callable[[int], Inserter]]:
     """insert_records for a bulk load of ``parts`` ((file number, kind, district, rows)), to be used in
     a transaction opened inside this block: ``for_file(n)`` is the inserter for file n's batches.
 
     On SQLite the rows are first written to a scratch database in ``scratch`` by a child process
     through ADBC's bulk ingest (not in this process: see _sqlite_read_many) and attached; the
     inserter copies one part into the store with INSERT … SELECT in the caller's transaction, so the
-    records, their batch and its revision still commit together. Elsewhere it is insert_records.
-    A part that was not announced (file, kind, district, row count) is refused.
+    records, their batch and its revision still commit together. Elsewhere, and for fewer than
+    ``min_rows`` rows in all, it is insert_records. A part that was not announced (file, kind, district, row count) is refused.
     """
-    if not is_sqlite(conn):
+    if not is_sqlite(conn) or sum(part.height for *_, part in parts) < min_rows:
         yield lambda _file: insert_records
         return
     import subprocess
@@ -320,14 +325,16 @@ def read_query(engine: Engine, query: sa.Select) -> pl.DataFrame:
                             infer_schema_length=None)
 
 
-def _arrow_read(engine: Engine, sql: str) -> pl.DataFrame:
+def _arrow_read(engine: Engine, sql: str, rows: int | None = None) -> pl.DataFrame:
+    """A columnar read; ``rows`` (how many the query returns, when known) lets a small SQLite read stay
+    in this process (_sqlite_read_many)."""
     url = engine.url
     if url.get_backend_name() == "sqlite":
         # Not through ADBC: its driver bundles a second copy of SQLite, and two copies on one file in
         # one process break each other's POSIX locks; closing the ADBC connection even deletes the WAL
         # the pool's connections still write to, so later reads miss committed imports
         # (sqlite.org/howtocorrupt.html §2.2). Read with the engine's own driver, in chunks.
-        return _sqlite_read(engine, sql)
+        return _sqlite_read(engine, sql, rows)
     if url.get_backend_name() == "postgresql":
         import adbc_driver_postgresql.dbapi as adbc
 
@@ -351,9 +358,28 @@ _ARROW_CHILD = Path(__file__).with_name("arrow_child.py")
 
 
 READ_PROCESSES = 2  # the machines this runs on have 2 or more cores; reading is CPU-bound in the child
+# Below this many rows in all, a read stays in this process (the engine's own driver, row by row):
+# starting a child costs ≈ 0.6 s, reading 50 k rows through sqlite3 about as much.
+IN_PROCESS_ROWS = 50_000
 
 
-def _sqlite_read_many(engine: Engine, sqls: Sequence[str]) -> Iterator[pl.DataFrame]:
+def _sqlite_read_here(engine: Engine, sql: str) -> pl.DataFrame:
+    """One query through the engine's own sqlite3 connection (no second SQLite copy, no child)."""
+    with engine.connect() as conn:
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute(sql)
+            names = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+        except Exception as exc:  # sqlite3.Error: worded as the child's failures are
+            raise RuntimeError(f"读取数据库失败：{exc}") from exc
+        finally:
+            cursor.close()
+    # Every row decides a column's type (the sentinel row of _record_query comes first anyway).
+    return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+
+
+def _sqlite_read_many(engine: Engine, sqls: Sequence[str], rows: int | None = None) -> Iterator[pl.DataFrame]:
     """Columnar reads of SQLite queries through ADBC in child processes, yielded one at a time, in order.
 
     Not in this process: the ADBC driver bundles a second copy of SQLite, and two copies on one file
@@ -362,10 +388,16 @@ def _sqlite_read_many(engine: Engine, sqls: Sequence[str]) -> Iterator[pl.DataFr
     ordinary second SQLite client, and Arrow IPC brings the columns back without per-row objects.
     Starting a child costs about a second, so each of up to READ_PROCESSES children runs a consecutive
     share of the queries; the first share's results are handed out while the others are still read.
-    The caller holds one result at a time.
+    The caller holds one result at a time. ``rows``: how many rows the queries return in all, when
+    known; up to IN_PROCESS_ROWS they are read in this process instead (cheaper than a child).
     """
     import subprocess
     import tempfile
+
+    if rows is not None and rows <= IN_PROCESS_ROWS:
+        for sql in sqls:
+            yield _sqlite_read_here(engine, sql)
+        return
 
     with tempfile.TemporaryDirectory(prefix="dashboard-read-") as tmp:
         outs = [Path(tmp) / f"result{i}.arrow" for i in range(len(sqls))]
@@ -401,8 +433,8 @@ def _sqlite_read_many(engine: Engine, sqls: Sequence[str]) -> Iterator[pl.DataFr
                     child.wait()
 
 
-def _sqlite_read(engine: Engine, sql: str) -> pl.DataFrame:
-    return next(_sqlite_read_many(engine, [sql]))
+def _sqlite_read(engine: Engine, sql: str, rows: int | None = None) -> pl.DataFrame:
+    return next(_sqlite_read_many(engine, [sql], rows))
 
 
 _SENTINEL_BATCH = -1
@@ -470,7 +502,8 @@ def load_records(
         active = active.filter(pl.col("district").is_in(list(district_names)))
     if active.height == 0:
         return _empty_records(kind_name)
-    raw = _arrow_read(engine, _record_query(kind_name, active["id"].to_list(), is_sqlite(engine)))
+    raw = _arrow_read(engine, _record_query(kind_name, active["id"].to_list(), is_sqlite(engine)),
+                      int(active["rows"].sum()))
     return _current(kind_name, raw, active)
 
 
@@ -483,7 +516,7 @@ def load_records_by_district(
     present = [(d, a) for d, a in wanted if a.height]
     sqls = [_record_query(kind_name, a["id"].to_list(), is_sqlite(engine)) for _, a in present]
     if is_sqlite(engine) and sqls:
-        raws: Iterator[pl.DataFrame] = _sqlite_read_many(engine, sqls)
+        raws: Iterator[pl.DataFrame] = _sqlite_read_many(engine, sqls, sum(int(a["rows"].sum()) for _, a in present))
     else:
         raws = (_arrow_read(engine, sql) for sql in sqls)
     results = iter(zip(present, raws, strict=True))

@@ -144,12 +144,13 @@ def test_failed_bulk_load_stores_nothing_of_its_group_and_restores_indexes(tmp_p
 
 
 def test_bulk_load_commits_in_groups(tmp_path):
-    """Small groups (one export each) store the same as one big transaction."""
+    """Small groups (one export each) staged through the ingest child store the same as one big
+    transaction inserted in this process."""
     engine = _engine(tmp_path / "groups.db")
     city = _City(load_calendar(), 7, TINY, END, dt.datetime(2026, 1, 1))
     exports = list(itertools.islice(city.exports(), 6))  # the first month's files, more than one group
-    made = write_bulk(engine, exports, rows_per_commit=1)
-    other = _engine(tmp_path / "one.db")
+    made = write_bulk(engine, exports, rows_per_commit=1, stage_min_rows=0)  # every group through the ingest child
+    other = _engine(tmp_path / "one.db")  # one group, small enough to be inserted in this process
     assert write_bulk(other, exports) == made == store.record_counts(engine)["batches"]
     for kind in KINDS:
         assert store.load_records(engine, kind).drop("batch_id").equals(store.load_records(other, kind).drop("batch_id"))
@@ -362,7 +363,7 @@ def test_staged_records_refuse_parts_not_announced(tmp_path):
     export = next(_City(load_calendar(), 7, SCALE, END, dt.datetime(2026, 1, 1)).exports())
     (d1, p1), (d2, p2) = district_parts(export.frame)[:2]
     with engine.connect() as conn, store.staged_records(conn, [(0, "items", d1, p1), (0, "items", d2, p2)],
-                                                        tmp_path) as for_file, conn.begin():
+                                                        tmp_path, min_rows=0) as for_file, conn.begin():
         with pytest.raises(RuntimeError, match="不一致"):
             for_file(1)(conn, "items", 1, p2)
         with pytest.raises(RuntimeError, match="不一致"):

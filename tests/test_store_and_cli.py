@@ -187,6 +187,19 @@ def test_a_column_empty_in_the_first_thousands_of_rows_is_read_with_its_type(sql
     assert by_district["甲区"].equals(cases) and by_district["乙区"].height == 0
 
 
-def test_a_failed_read_says_so_in_chinese(sqlite_engine):
+@pytest.mark.parametrize("rows", [None, 0], ids=["child", "in_process"])
+def test_a_failed_read_says_so_in_chinese(sqlite_engine, rows):
     with pytest.raises(RuntimeError, match=r"读取数据库失败.*no such column"):
-        list(store._sqlite_read_many(sqlite_engine, ["SELECT 1 AS a", "SELECT nope FROM cases"]))
+        list(store._sqlite_read_many(sqlite_engine, ["SELECT 1 AS a", "SELECT nope FROM cases"], rows))
+
+
+def test_small_reads_in_this_process_equal_the_child_reads(small_sqlite):
+    """Reads of up to store.IN_PROCESS_ROWS rows stay in this process: the same current records as the
+    ADBC child gives (types from the sentinel row, datetimes parsed from text)."""
+    for kind in ("cases", "items", "evaluations", "hotline"):
+        active = store.active_batches(small_sqlite, kind)
+        sql = store._record_query(kind, active["id"].to_list(), sqlite=True)
+        child, = store._sqlite_read_many(small_sqlite, [sql])
+        here, = store._sqlite_read_many(small_sqlite, [sql], rows=0)
+        assert here.height == child.height == int(active["rows"].sum()) + 1, kind
+        assert store._current(kind, here, active).equals(store._current(kind, child, active)), kind
