@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -237,6 +238,30 @@ def small_pg(small_pg_template: tuple[str, Path], tmp_path: Path) -> Iterator[En
         shutil.copytree(template_cache, cache)
         snapshots.use_cache(engine, str(cache))
         yield engine
+
+
+# --- an S3-compatible bucket (moto's server, one per session) ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint, monkeypatch) -> str:
+    """A new bucket on the session's moto server, the AWS variables pointing at it; its cache URL."""
+    name = f"cache-{uuid.uuid4().hex[:12]}"
+    urllib.request.urlopen(urllib.request.Request(f"{s3_endpoint}/{name}", method="PUT")).close()
+    for var, value in {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                       "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}.items():
+        monkeypatch.setenv(var, value)
+    return f"s3://{name}/dashboard"
 
 
 # --- the dashboard in a real browser (tests/test_browser.py, test_bulletin_browser.py) -----------------

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import Any
 
 import polars as pl
+from sqlalchemy.engine import Engine
 
+from datasets import store
+from datasets.calendar import load_calendar
+from datasets.demo import _City, write_bulk
 from datasets.schema import KINDS
 from metrics.prepare import Dataset
 
@@ -76,3 +81,14 @@ def inventory(data: Dataset) -> pl.DataFrame:
     """What the store's active batches would say of ``data``: district, kind and period of each batch."""
     frames = [getattr(data, kind).select("district", pl.lit(kind).alias("kind"), "period") for kind in KINDS]
     return pl.concat(frames).unique().sort("district", "kind", "period")
+
+
+def write_first_exports(engine: Engine, exports: int = 12, seed: int = 5, scale: float = 0.002,
+                        end_month: str = "2024-12") -> int:
+    """The demo city's districts and its first ``exports`` export files (every kind, its first months),
+    written as generate_demo writes them: a store with data in every district and few batches (each
+    batch costs a file, and a request where the cache is a bucket). Returns the batches made."""
+    city = _City(load_calendar(), seed, scale, end_month, dt.datetime(2026, 1, 1))
+    for p in city.profiles:
+        store.add_district(engine, p.name, p.code, p.aliases)
+    return write_bulk(engine, itertools.islice(city.exports(), exports))

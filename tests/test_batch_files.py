@@ -8,22 +8,18 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator
 
 import polars as pl
 import pytest
 
 from datasets import batch_files, cache_store, snapshots, store
-from datasets.calendar import load_calendar
-from datasets.demo import generate_demo
 from datasets.ingest import import_frame
 from metrics.compute import components
 from metrics.prepare import load_dataset
 from metrics.scoring import default_settings
 from metrics.service import compute_components
 from tests.conftest import SMALL_DEMO
-from tests.factories import at, frame
+from tests.factories import at, frame, write_first_exports
 
 END = SMALL_DEMO["end_month"]
 KEY = ["district", "department", "month", "since", "indicator"]
@@ -157,32 +153,10 @@ def test_concurrent_misses_build_a_file_once(any_engine, tmp_path):
 # --- an S3-compatible bucket (moto's server) -----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    moto_server = pytest.importorskip("moto.server")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def bucket(s3_endpoint, monkeypatch) -> str:
-    import uuid
-
-    name = f"cache-{uuid.uuid4().hex[:12]}"
-    urllib.request.urlopen(urllib.request.Request(f"{s3_endpoint}/{name}", method="PUT")).close()
-    for var, value in {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                       "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}.items():
-        monkeypatch.setenv(var, value)
-    return f"s3://{name}/dashboard"
-
-
 def test_a_bucket_is_shared_by_two_servers(pg_engine, bucket):
     cache = snapshots.use_cache(pg_engine, bucket)
     assert isinstance(cache, cache_store.ObjectCache)
-    generate_demo(pg_engine, calendar=load_calendar(), seed=5, scale=0.002, end_month=END)
+    write_first_exports(pg_engine)
     assert cache.mtimes(batch_files.FOLDER)  # the imports wrote their batch files to the bucket
     settings = default_settings()
     first = compute_components(pg_engine, settings)

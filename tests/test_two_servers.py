@@ -1,9 +1,9 @@
 """Two app servers, one PostgreSQL, one S3-compatible bucket (the deployment of docs/deploy.md).
 
 Two ``streamlit run dashboard.py`` processes on loopback ports share the database named by
-TEST_POSTGRES_URL (a copy of the session's small demo store, conftest ``small_pg``) and a bucket on a
-local moto server (``CACHE_URL``) holding the Parquet file of every batch that the demo's imports wrote
-(how imports write them to a bucket: tests/test_batch_files.py). The first
+TEST_POSTGRES_URL (the demo city's districts and first export files, ``write_first_exports``) and a
+bucket on the session's moto server (``CACHE_URL``, conftest ``bucket``) holding the Parquet file of
+every batch, written there by the imports. The first
 server's 总览, opened in Chromium, builds the snapshots and indicator components from those files;
 the second server's 总览 then shows the same index without writing anything to the bucket: every
 object keeps its modification time, and no object is added.
@@ -16,14 +16,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
 
 from datasets import batch_files, cache_store, snapshots
 from tests.browser_support import ROOT, SERVER_OPTIONS, browser, free_port, need_chromium, wait_healthy, wait_idle
+from tests.factories import write_first_exports
 
 pytestmark = pytest.mark.browser
 TIMEOUT = 60_000  # ms
@@ -47,35 +46,21 @@ def _index_shown(page, url: str) -> str:
     return metric.inner_text()
 
 
-def test_second_server_shows_the_overview_without_rebuilding(small_pg, tmp_path, monkeypatch):
+def test_second_server_shows_the_overview_without_rebuilding(pg_engine, bucket, tmp_path):
     need_chromium()
-    from moto.server import ThreadedMotoServer
     from playwright.sync_api import sync_playwright
 
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
     procs: list[subprocess.Popen] = []
     try:
-        host, port = moto.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        bucket = f"cache-{uuid.uuid4().hex[:12]}"
-        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{bucket}", method="PUT")).close()
-        aws = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-               "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}
-        for var, value in aws.items():
-            monkeypatch.setenv(var, value)
-        cache_url = f"s3://{bucket}/dashboard"
-        local = snapshots.cache_of(small_pg)
-        cache = snapshots.use_cache(small_pg, cache_url)
+        cache = snapshots.use_cache(pg_engine, bucket)
         assert isinstance(cache, cache_store.ObjectCache)
-        for name in local.mtimes(batch_files.FOLDER):
-            cache.write(name, local.read(name))
+        write_first_exports(pg_engine)  # the imports write their batch files to the bucket
         assert cache.mtimes(batch_files.FOLDER)
         assert not cache.mtimes("components")
-
-        db_url = small_pg.url.render_as_string(hide_password=False)
+        db_url = pg_engine.url.render_as_string(hide_password=False)
+        # The bucket fixture's AWS variables go along with the rest of the environment.
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CACHE_URL", "ANONYMOUS_VIEW")}
-        env.update(aws, DATABASE_URL=db_url, CACHE_URL=cache_url, ANONYMOUS_VIEW="true")
+        env.update(DATABASE_URL=db_url, CACHE_URL=bucket, ANONYMOUS_VIEW="true")
         urls = []
         for name in ("a", "b"):  # both start now; the second is opened only after the first has built
             port = free_port()
@@ -105,4 +90,3 @@ def test_second_server_shows_the_overview_without_rebuilding(small_pg, tmp_path,
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        moto.stop()
