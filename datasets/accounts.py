@@ -7,6 +7,7 @@ only in the UI: the CLI and every page go through the same rules.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import threading
 import time
@@ -16,11 +17,13 @@ from dataclasses import dataclass, field
 
 import polars as pl
 import sqlalchemy as sa
-from argon2 import PasswordHasher
+from argon2 import Parameters, PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.profiles import RFC_9106_LOW_MEMORY
 from sqlalchemy.engine import Engine
 
 from datasets import store
+from datasets.config import load_settings
 from datasets.tables import audit_log, users
 
 LEADER, STAFF, EVALUATOR, ADMIN = "领导", "工作人员", "评估人员", "管理员"
@@ -52,9 +55,29 @@ UNKNOWN_ACCOUNT = "（未知账号）"
 FAILED_LOGIN_AUDIT_LIMIT = 20  # rows …
 FAILED_LOGIN_AUDIT_WINDOW = 60.0  # … per this many seconds
 
-_hasher = PasswordHasher()
-# Verified when the account does not exist, so that an unknown name takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("dummy-password-for-timing")
+# Argon2id parameters per ``password_hash_profile`` setting. "test" makes a hash cost microseconds
+# instead of ≈ 0.3 s of CPU: the test suite hashes and verifies a few hundred passwords.
+HASH_PROFILES = {
+    "standard": RFC_9106_LOW_MEMORY,  # argon2-cffi's default: 64 MiB, 3 passes, 4 lanes
+    "test": Parameters(type=Type.ID, version=19, salt_len=16, hash_len=32, time_cost=1, memory_cost=8, parallelism=1),
+}
+
+
+@functools.cache
+def _hasher_for(profile: str) -> tuple[PasswordHasher, str]:
+    """The hasher of a ``password_hash_profile`` setting, and a hash it made of a dummy password
+    (verified when the account does not exist, so that an unknown name takes as long as a wrong
+    password). Verification reads the parameters from the stored hash, whatever the profile."""
+    hasher = PasswordHasher.from_parameters(HASH_PROFILES[profile])
+    return hasher, hasher.hash("dummy-password-for-timing")
+
+
+def _hasher() -> PasswordHasher:
+    return _hasher_for(load_settings().password_hash_profile)[0]
+
+
+def _dummy_hash() -> str:
+    return _hasher_for(load_settings().password_hash_profile)[1]
 
 ACTION_LABELS = {
     "login": "登录",
@@ -127,7 +150,7 @@ def _check_password(password: str) -> None:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def add_user(
@@ -295,7 +318,7 @@ def _verify(password_hash: str | None, password: str) -> bool:
     if not password_hash:
         return False
     try:
-        return _hasher.verify(password_hash, password)
+        return _hasher().verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -345,12 +368,12 @@ def authenticate(engine: Engine, username: str, password: str, *, now: dt.dateti
     with engine.begin() as conn:
         row = conn.execute(sa.select(users).where(users.c.username == username).with_for_update()).first()
         if row is None:
-            _verify(_DUMMY_HASH, password)
+            _verify(_dummy_hash(), password)
             if failed_login_audit.allow():
                 _audit(conn, UNKNOWN_ACCOUNT, "login_failed", "账号不存在", page)
             return LoginResult(None, LOGIN_FAILED)
         if row.locked_until and row.locked_until > now:
-            _verify(_DUMMY_HASH, password)  # never the real hash: a locked account answers no guesses
+            _verify(_dummy_hash(), password)  # never the real hash: a locked account answers no guesses
             if failed_login_audit.allow():
                 _audit(conn, username, "login_failed", "账号已锁定", page)
             return LoginResult(None, LOGIN_FAILED)

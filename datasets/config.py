@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -28,6 +29,10 @@ class AppSettings(BaseSettings):
     cache_url: str = Field(
         default="",
         description="计算缓存位置：本地目录或 s3://桶/前缀（多台服务器共用）；为空时放在数据库文件旁或 data/snapshots/ 下",
+    )
+    password_hash_profile: Literal["standard", "test"] = Field(
+        default="standard",
+        description="密码哈希强度：standard（默认，Argon2id 64 MiB、3 轮）；test 几乎不耗时，仅供自动化测试，正式部署切勿使用",
     )
     anonymous_view: bool | None = Field(
         default=None, description="未登录时可查看看板页面；不设置时示例模式允许、正式数据库不允许"

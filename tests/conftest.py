@@ -19,6 +19,10 @@ from datasets import snapshots, store
 from datasets.calendar import load_calendar
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Passwords hashed at the "test" cost (datasets/accounts.HASH_PROFILES): a few hundred hashes and
+# verifications would otherwise take about a minute of CPU. Set in the environment, so the servers the
+# tests start inherit it; tests/test_accounts.py checks the standard cost.
+os.environ.setdefault("PASSWORD_HASH_PROFILE", "test")
 
 
 @pytest.fixture(autouse=True)

@@ -25,6 +25,20 @@ def test_passwords_are_hashed_with_argon2(engine):
     assert accounts.authenticate(engine, "zhang", "wrong").user is None
 
 
+@pytest.mark.parametrize(("profile", "parameters"), [("standard", "m=65536,t=3,p=4"), ("test", "m=8,t=1,p=1")])
+def test_the_hash_profile_sets_the_argon2_cost_and_any_stored_hash_still_verifies(engine, monkeypatch, profile,
+                                                                                     parameters):
+    monkeypatch.setenv("PASSWORD_HASH_PROFILE", profile)
+    accounts.add_user(engine, "zhang", "correct horse", [accounts.STAFF], ["甲区"])
+    with engine.connect() as conn:
+        stored = conn.execute(accounts.users.select()).first().password_hash
+    assert stored.startswith(f"$argon2id$v=19${parameters}$")
+    # A server with the other profile still signs the account in (the hash names its own parameters).
+    monkeypatch.setenv("PASSWORD_HASH_PROFILE", "test" if profile == "standard" else "standard")
+    assert accounts.authenticate(engine, "zhang", "correct horse").user is not None
+    assert accounts.authenticate(engine, "zhang", "wrong").user is None
+
+
 def test_weak_password_unknown_role_and_district_are_refused(engine):
     with pytest.raises(ValueError, match="至少 8 位"):
         accounts.add_user(engine, "a", "short", [accounts.LEADER])
