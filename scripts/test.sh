@@ -9,6 +9,7 @@ if [ -z "${TEST_POSTGRES_URL:-}" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/
   TEST_POSTGRES_URL=$(bash .ci/start-postgres.sh) && export TEST_POSTGRES_URL
 fi
 ruff check .
-# Two workers, one test file each at a time (module fixtures stay per file); every test has its own
-# ports, temporary directories and databases, and session stores are built once per worker.
-python -m pytest -n 2 --dist loadfile "$@"
+# Two workers, one test file each at a time (module fixtures stay per file; the two files sharing the
+# browser server go together; the longest first: tests/conftest.py); every test has its own ports,
+# temporary directories and databases, and session stores are built once per worker.
+python -m pytest -n 2 --dist loadgroup --no-loadscope-reorder "$@"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pickle
 import shutil
 import sys
 import urllib.request
@@ -23,6 +25,34 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # verifications would otherwise take about a minute of CPU. Set in the environment, so the servers the
 # tests start inherit it; tests/test_accounts.py checks the standard cost.
 os.environ.setdefault("PASSWORD_HASH_PROFILE", "test")
+
+
+# --- how pytest-xdist shares the work out (scripts/test.sh: --dist loadgroup --no-loadscope-reorder) ----
+
+# Files using the session's demo-mode browser server (conftest ``browser_server``): one work unit, so
+# one worker starts that server once.
+SHARED_SERVER_FILES = ("test_browser.py", "test_bulletin_browser.py")
+# The longest units first (seconds of a full run, 2026-11-30), so that no long unit starts last and
+# keeps one worker busy while the other has nothing left; the rest follow in file order.
+HEAVY_FIRST = ("browser", "test_batch_files.py", "test_snapshots.py", "test_roles.py", "test_demo.py",
+               "test_pages.py", "test_upload.py", "test_bulletin.py", "test_two_servers.py")
+
+
+def work_unit(item: pytest.Item) -> str:
+    name = item.path.name
+    return "browser" if name in SHARED_SERVER_FILES else name
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """One xdist group per test file (module fixtures are built once), the browser files together; the
+    heaviest groups first. Runs before xdist turns the groups into work units."""
+    if getattr(config.option, "dist", "no") != "loadgroup":
+        return
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(work_unit(item)))
+    rank = {unit: n for n, unit in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(work_unit(item), len(rank)))  # stable: file order otherwise
 
 
 @pytest.fixture(autouse=True)
@@ -103,6 +133,60 @@ def _pg_database(template: str | None = None) -> Iterator[Engine]:
         admin.dispose()
 
 
+# --- stores built once per run, shared by the xdist workers ------------------------------------------
+
+
+def _run_root(factory: pytest.TempPathFactory) -> Path:
+    """The temporary folder of the whole run: every xdist worker's own folder is inside it."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def _run_tag(factory: pytest.TempPathFactory) -> str:
+    """A name part unique to this run (pytest numbers the runs' folders), for shared databases."""
+    return _run_root(factory).name.replace("-", "_")
+
+
+@contextmanager
+def built_once(factory: pytest.TempPathFactory, name: str) -> Iterator[tuple[Path, bool]]:
+    """(folder, already built) for a fixture the xdist workers of one run share, under a lock: the first
+    worker builds it into the folder and calls ``done``; the others wait, then find it built.
+
+    Generating a demo store takes 5–10 s; each worker used to generate its own.
+    """
+    folder = _run_root(factory) / f"shared-{name}"
+    folder.mkdir(exist_ok=True)
+    with (folder.parent / f"shared-{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield folder, (folder / "built").exists()
+        (folder / "built").touch()
+
+
+def _drop_run_databases(tag: str) -> None:
+    admin_url = os.environ.get("TEST_POSTGRES_URL")
+    if not admin_url:
+        return
+    try:
+        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            names = conn.execute(sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
+                                 {"p": f"run_{tag}_%"}).scalars().all()
+            for name in names:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    except sa.exc.OperationalError:
+        pass  # no server: nothing was created on it
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The run's shared template databases go when the whole run ends (not when one worker does)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is not None:
+        _drop_run_databases(_run_tag(factory))
+
+
 @pytest.fixture(scope="session")
 def pg_empty_template() -> Iterator[str]:
     """An initialised, empty store on the test server: copying it is several times faster than creating
@@ -161,10 +245,16 @@ def navigation_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory):
-    """A small demo store (scale 0.01) with one account per role, generated once per test session."""
+    """A small demo store (scale 0.01) with one account per role, generated once per run (built_once).
+    Only read through this fixture; tests that write use ``demo_copy``."""
     from tests.apptest_support import make_demo
 
-    return make_demo(tmp_path_factory.mktemp("pages") / "demo.db")
+    with built_once(tmp_path_factory, "demo") as (folder, built):
+        if built:
+            return pickle.loads((folder / "demo.pickle").read_bytes())
+        made = make_demo(folder / "demo.db")
+        (folder / "demo.pickle").write_bytes(pickle.dumps(made))
+        return made
 
 
 @pytest.fixture
@@ -184,28 +274,37 @@ SMALL_DEMO = {"seed": 3, "scale": 0.004, "end_month": "2024-12"}
 def small_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from datasets.demo import generate_demo
 
-    path = tmp_path_factory.mktemp("small") / "small.db"
-    engine = store.make_engine(f"sqlite:///{path}")
-    store.init_db(engine)
-    generate_demo(engine, calendar=load_calendar(), **SMALL_DEMO)
-    engine.dispose()  # the last connection's close checkpoints the WAL: the .db file is complete
-    return path
+    with built_once(tmp_path_factory, "small") as (folder, built):
+        path = folder / "small.db"
+        if not built:
+            engine = store.make_engine(f"sqlite:///{path}")
+            store.init_db(engine)
+            generate_demo(engine, calendar=load_calendar(), **SMALL_DEMO)
+            engine.dispose()  # the last connection's close checkpoints the WAL: the .db file is complete
+        return path
 
 
 @pytest.fixture(scope="session")
-def small_pg_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """(database name, cache directory) of the small demo on the test server."""
+def small_pg_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """(database name, cache directory) of the small demo on the test server, built once per run; the
+    database is dropped when the run ends (pytest_sessionfinish)."""
     from datasets.demo import generate_demo
 
-    cache = tmp_path_factory.mktemp("small_pg") / "cache"
-    with _pg_database() as engine:
-        snapshots.use_cache(engine, str(cache))
-        store.init_db(engine)
-        generate_demo(engine, calendar=load_calendar(), **SMALL_DEMO)
-        name = engine.url.database
-        engine.dispose()  # a template database must have no open connections
-        assert name is not None
-        yield name, cache
+    admin = _postgres_admin()
+    name = f"run_{_run_tag(tmp_path_factory)}_small"
+    with built_once(tmp_path_factory, "small_pg") as (folder, built):
+        cache = folder / "cache"
+        if not built:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            engine = store.make_engine(_database_url(admin, name))
+            snapshots.use_cache(engine, str(cache))
+            store.init_db(engine)
+            generate_demo(engine, calendar=load_calendar(), **SMALL_DEMO)
+            engine.dispose()  # a template database must have no open connections
+    admin.dispose()
+    return name, cache
 
 
 def _sqlite_copy(template: Path, folder: Path) -> Engine:
