@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from datasets import snapshots, store
 from datasets.calendar import load_calendar
+from tests.apptest_support import link_tree
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Passwords hashed at the "test" cost (datasets/accounts.HASH_PROFILES): a few hundred hashes and
@@ -328,7 +329,7 @@ def _sqlite_copy(template: Path, folder: Path) -> Engine:
     """A copy of a SQLite store and of its default cache directory, the cache passed to the engine."""
     target, cache = folder / template.name, folder / "cache"
     shutil.copy(template, target)
-    shutil.copytree(template.with_name(template.name + ".snapshots"), cache)
+    link_tree(template.with_name(template.name + ".snapshots"), cache)
     engine = store.make_engine(f"sqlite:///{target}")
     snapshots.use_cache(engine, str(cache))
     return engine
@@ -355,7 +356,7 @@ def small_pg(small_pg_template: tuple[str, Path], tmp_path: Path) -> Iterator[En
     name, template_cache = small_pg_template
     with _pg_database(template=name) as engine:
         cache = tmp_path / "cache"
-        shutil.copytree(template_cache, cache)
+        link_tree(template_cache, cache)
         snapshots.use_cache(engine, str(cache))
         yield engine
 
