@@ -239,7 +239,7 @@ Inserter = Callable[[Connection, str, int, pl.DataFrame], None]
 
 # A bulk load of fewer rows than this inserts them in this process (insert_records): starting the
 # ingest child costs more than it saves on a small group (a small demo city, a test).
-STAGE_MIN_ROWS = 50_000
+STAGE_MIN_ROWS = 100_000
 
 
 @contextlib.contextmanager
