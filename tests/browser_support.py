@@ -75,7 +75,7 @@ def wait_idle(page, timeout: float = 60.0) -> None:
         running += page.get_by_test_id("stStatusWidgetRunningManIcon").count()
         if running == 0:
             quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since > 1.0:
+            if time.monotonic() - quiet_since > 0.6:
                 return
         else:
             quiet_since = None

@@ -202,9 +202,11 @@ def _texts_after(page, title: str) -> list[str]:
     expect_heading(page, re.compile(f"^{re.escape(title)}"))
     wait_idle(page)
     # Expanders and tabs hide part of a page: open every expander so its tables are read too.
-    for summary in page.locator("[data-testid='stExpander'] summary").all():
+    expanders = page.locator("[data-testid='stExpander'] summary").all()
+    for summary in expanders:
         summary.click()
-    page.wait_for_timeout(300)
+    if expanders:
+        page.wait_for_timeout(300)
     return visible_texts(page)
 
 
