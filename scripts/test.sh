@@ -11,5 +11,5 @@ fi
 ruff check .
 # Two workers, one test file each at a time (module fixtures stay per file; the two files sharing the
 # browser server go together; the longest first: tests/conftest.py); every test has its own ports,
-# temporary directories and databases, and session stores are built once per worker.
-python -m pytest -n 2 --dist loadgroup --no-loadscope-reorder "$@"
+# temporary directories and databases; the demo stores are built once per run and shared.
+python -m pytest -n 2 --dist loadfile --no-loadscope-reorder "$@"

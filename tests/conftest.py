@@ -45,7 +45,7 @@ def _scan_installed_components_once() -> None:
 _scan_installed_components_once()
 
 
-# --- how pytest-xdist shares the work out (scripts/test.sh: --dist loadgroup --no-loadscope-reorder) ----
+# --- how pytest-xdist shares the work out (scripts/test.sh: -n 2 --dist loadfile --no-loadscope-reorder) --
 
 # Files using the session's demo-mode browser server (conftest ``browser_server``): one work unit, so
 # one worker starts that server once.
@@ -56,21 +56,34 @@ HEAVY_FIRST = ("browser", "test_batch_files.py", "test_snapshots.py", "test_role
                "test_pages.py", "test_upload.py", "test_bulletin.py", "test_two_servers.py")
 
 
-def work_unit(item: pytest.Item) -> str:
-    name = item.path.name
+def work_unit(nodeid: str) -> str:
+    """The unit of work a test belongs to: its file, or "browser" for the files sharing the browser server."""
+    name = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
     return "browser" if name in SHARED_SERVER_FILES else name
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """--dist loadfile with the browser files as one unit (xdist's loadgroup cannot group here: it
+    renames items through ``_nodeid``, which pytest 9 no longer reads)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return FileUnits(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """One xdist group per test file (module fixtures are built once), the browser files together; the
-    heaviest groups first. Runs before xdist turns the groups into work units."""
-    if getattr(config.option, "dist", "no") != "loadgroup":
+    """In xdist workers, the heaviest units first: xdist hands the units out in collection order
+    (with --no-loadscope-reorder)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(work_unit(item)))
     rank = {unit: n for n, unit in enumerate(HEAVY_FIRST)}
-    items.sort(key=lambda item: rank.get(work_unit(item), len(rank)))  # stable: file order otherwise
+    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))  # stable: file order otherwise
 
 
 @pytest.fixture(autouse=True)
