@@ -13,11 +13,14 @@ from collections.abc import Iterator
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datasets import batch_files, cache_store, snapshots, store
 from datasets.calendar import load_calendar
 from datasets.demo import generate_demo
 from datasets.ingest import import_frame
+from datasets.schema import KINDS
 from metrics.compute import components
 from metrics.prepare import load_dataset
 from metrics.scoring import default_settings
@@ -233,3 +236,53 @@ def test_cache_url_setting_picks_the_location(tmp_path, monkeypatch, setting, ki
     default = store.make_engine(f"sqlite:///{tmp_path / 'y.db'}")
     assert snapshots.cache_of(default).describe() == str(tmp_path / "y.db.snapshots")
     assert snapshots.cache_of(store.make_engine("sqlite://")) is None
+
+
+# --- newest-wins from the batch files, two passes (batch_files.newest_wins) ----------------------
+
+_BATCH = st.tuples(
+    st.sampled_from([None, "2025-01", "2025-02", "2025-03"]),  # the export month (equal ones included)
+    # rows: (district, id); few distinct values, so duplicates within one batch and across batches abound
+    st.lists(st.tuples(st.sampled_from(["甲区", "乙区"]), st.sampled_from(["a", "b", "c", "d", None])),
+             max_size=8),
+)
+
+
+def _batch_frame(kind: str, batch_id: int, rows: list[tuple[str, str | None]]) -> pl.DataFrame:
+    """A typed batch file: the kind's columns, ``item_name`` (or ``department``) marking each row."""
+    k = KINDS[kind]
+    marker = "item_name" if "item_name" in k.polars_schema else "department"
+    data: dict[str, list] = {f.name: [None] * len(rows) for f in k.fields}
+    data["district"] = [d for d, _ in rows]
+    data[k.id_field] = [i for _, i in rows]
+    data[marker] = [f"{batch_id}-{n}" for n in range(len(rows))]
+    return pl.DataFrame(data, schema=k.polars_schema).select(pl.lit(batch_id, pl.Int64).alias("batch_id"), pl.all())
+
+
+@settings(max_examples=150, deadline=None)
+@given(kind=st.sampled_from(["cases", "items", "evaluations"]),
+       batches=st.lists(_BATCH, max_size=6), order=st.randoms(use_true_random=False))
+def test_newest_wins_equals_the_rule_on_every_batch_at_once(kind, batches, order):
+    """Same rows, order and types as store._current on all the batches concatenated: duplicates
+    within a batch, equal and missing periods, re-exports of older months (batch ids not in period
+    order), catalogs keyed by period too, empty batches."""
+    ids = list(range(1, len(batches) + 1))
+    order.shuffle(ids)  # a later import may carry an older month
+    files = {i: _batch_frame(kind, i, rows) for i, (_, rows) in zip(ids, batches, strict=True)}
+    active = pl.DataFrame({"id": ids, "period": [p for p, _ in batches]}, schema={"id": pl.Int64, "period": pl.String})
+    reads: list[tuple[int, list[str] | None]] = []
+
+    def read(batch_id: int, columns: list[str] | None) -> pl.DataFrame:
+        reads.append((batch_id, columns))
+        return files[batch_id].select(columns) if columns is not None else files[batch_id]
+
+    got = batch_files.newest_wins(kind, active, read)
+    want = (store._current(kind, pl.concat(list(files.values())), active) if files
+            else store._empty_records(kind))
+    assert got.schema == want.schema
+    assert got.to_dicts() == want.to_dicts()
+    # The first pass reads only the key columns of every batch; the second only batches with a winner.
+    key_reads = [b for b, cols in reads if cols is not None]
+    assert sorted(key_reads) == sorted(ids)
+    winners = set(want["batch_id"].to_list())
+    assert {b for b, cols in reads if cols is None} == winners
