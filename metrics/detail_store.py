@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from datasets import snapshots
 from datasets.calendar import load_calendar
 from datasets.vocabulary import Rules
-from metrics.alerts import Detail, alert_rows, build_detail, item_names
+from metrics.alerts import Detail, alert_detail, alert_rows, build_detail, item_names
 from metrics.drill import build_sources
 from metrics.prepare import Dataset, district_dataset, load_dataset
 
@@ -35,7 +35,7 @@ def district_alerts(
     @functools.cache  # both files come from one build when neither is cached
     def rows() -> Detail:
         records = data if data is not None else district_dataset(engine, district, keys)
-        return alert_rows(build_detail(records, rules))
+        return alert_detail(records, rules)
 
     cases = snapshots.cached(engine, "alert_cases", district, key, lambda: rows().cases)
     evaluations = snapshots.cached(engine, "alert_evaluations", district, key, lambda: rows().evaluations)

@@ -22,7 +22,7 @@ from datasets.schema import KINDS
 from datasets.vocabulary import Rules
 from metrics import detail_store
 from metrics.compute import COMPONENT_SCHEMA, components
-from metrics.prepare import KEYS, counted_columns, district_dataset, load_dataset
+from metrics.prepare import KEYS, Dataset, counted_columns, district_dataset, load_dataset
 from metrics.scoring import ScoringSettings, load_settings
 
 Keys = dict[tuple[str, str], str]
@@ -52,6 +52,8 @@ def district_components(
         if alerts:  # the alert lists need every column; the components only the counted ones
             data = district_dataset(engine, district, keys)
             detail_store.district_alerts(engine, district, rules, keys, data)
+            # The other columns are let go before counting (a large district's names and ids are GBs).
+            data = Dataset(*(getattr(data, kind).select(counted_columns(kind)) for kind in KINDS))
         else:
             data = district_dataset(engine, district, keys, {kind: counted_columns(kind) for kind in KINDS})
         return components(data, rules, until=until).cast(COMPONENT_SCHEMA)  # type: ignore[arg-type]

@@ -130,3 +130,20 @@ def test_columns_the_rules_do_not_count_can_be_left_out(demo_engine):
     assert all(set(NOT_COUNTED[kind]) <= set(getattr(data, kind).columns) for kind in KINDS)
     rules = default_settings().to_rules()
     _assert_same(components(lean, rules).sort(KEY), components(data, rules).sort(KEY))
+
+
+@pytest.mark.parametrize("rows_at_once", [1_000, 10_000_000])
+def test_alert_rows_in_slices_equal_the_alert_rows_of_the_full_detail(demo_engine, monkeypatch, rows_at_once):
+    """alerts.alert_detail flags the rows slice by slice (ROWS_AT_ONCE): the same rows as filtering
+    build_detail's every-row frames, in whatever order."""
+    monkeypatch.setattr(alerts, "ROWS_AT_ONCE", rows_at_once)
+    rules = default_settings().to_rules()
+    data = load_dataset(demo_engine)
+    assert data.cases.height > 3 * 1_000 and data.evaluations.height > 3 * 1_000  # several slices
+    want = alerts.alert_rows(alerts.build_detail(data, rules))
+    got = alerts.alert_detail(data, rules)
+    for kind, ids in (("cases", ["district", "case_id"]), ("evaluations", ["district", "eval_id"])):
+        w, g = getattr(want, kind), getattr(got, kind)
+        assert w.height > 0
+        assert g.schema == w.schema
+        assert g.sort(ids).equals(w.sort(ids)), kind
