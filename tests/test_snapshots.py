@@ -3,6 +3,10 @@ imports and rollbacks district by district (datasets/snapshots.py, metrics/servi
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import polars as pl
 import pytest
 
@@ -10,11 +14,11 @@ from datasets import snapshots, store
 from datasets.ingest import import_frame
 from datasets.periods import Period
 from datasets.schema import KINDS
-from metrics import alerts, detail_store
+from metrics import alerts, detail_store, service
 from metrics.compute import components
 from metrics.prepare import NOT_COUNTED, Dataset, counted_columns, load_dataset
 from metrics.scoring import default_settings
-from metrics.service import compute_components, store_until
+from metrics.service import RowBudget, compute_components, store_until
 from tests.conftest import SMALL_DEMO
 from tests.factories import at, frame
 
@@ -147,3 +151,44 @@ def test_alert_rows_in_slices_equal_the_alert_rows_of_the_full_detail(demo_engin
         assert w.height > 0
         assert g.schema == w.schema
         assert g.sort(ids).equals(w.sort(ids)), kind
+
+
+def test_row_budget_runs_small_districts_side_by_side_and_the_largest_alone():
+    budget = RowBudget(10)
+    both_in = threading.Barrier(2, timeout=10)
+    alone: list[int] = []
+
+    def small(rows: int) -> None:
+        with budget.hold(rows):
+            both_in.wait()  # returns only when the other small one is inside too
+
+    def large() -> None:
+        with budget.hold(12):  # more than the budget: runs, but only with nothing else
+            alone.append(budget.running)
+            time.sleep(0.05)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for f in [pool.submit(large), pool.submit(small, 4), pool.submit(small, 6)]:
+            f.result(timeout=30)
+    assert alone == [1]
+    assert budget.used == budget.running == 0
+    assert budget.peak == 12  # the large one alone; the small ones together held 10
+
+
+def test_districts_are_computed_largest_first_within_the_row_budget(demo_engine, monkeypatch):
+    """compute_components holds each district's rows of active batches while computing it."""
+    rows = service.district_rows(demo_engine)
+    assert sum(rows.values()) == store.active_batches(demo_engine)["rows"].sum()
+    held: list[tuple[str, int]] = []
+    real = RowBudget.hold
+
+    def hold(self, n: int):
+        held.append((threading.current_thread().name, n))
+        return real(self, n)
+
+    monkeypatch.setattr(RowBudget, "hold", hold)
+    monkeypatch.setattr(service, "ROWS_SIDE_BY_SIDE", 1)  # every district alone: same table
+    got = compute_components(demo_engine, default_settings(), alerts=False)
+    _assert_same(got, _whole_store(demo_engine))
+    assert sorted(n for _, n in held) == sorted(rows.values())
+    assert held[0][1] == max(rows.values()) or held[1][1] == max(rows.values())  # the largest starts first
