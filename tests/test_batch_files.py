@@ -286,3 +286,48 @@ def test_newest_wins_equals_the_rule_on_every_batch_at_once(kind, batches, order
     assert sorted(key_reads) == sorted(ids)
     winners = set(want["batch_id"].to_list())
     assert {b for b, cols in reads if cols is None} == winners
+
+
+_PERIODS = ["2025-01", "2025-02", "2025-03"]
+_ROWS = st.lists(st.sampled_from(["a", "b", "c", "d", None]), max_size=8)
+
+
+@settings(max_examples=100, deadline=None)
+@given(kind=st.sampled_from(["cases", "items"]),
+       old=st.lists(st.tuples(st.sampled_from(_PERIODS), _ROWS), max_size=5),
+       new=st.tuples(st.sampled_from(_PERIODS), _ROWS), new_id=st.integers(0, 6))
+def test_a_snapshot_extended_by_a_newer_batch_equals_the_full_rebuild(tmp_path_factory, kind, old, new, new_id):
+    """snapshots.extend: the previous snapshot without the new batch's keys, then the new batch's rows,
+    is the full newest-wins rule whenever the new batch sorts after every previous one; otherwise
+    (an older month re-exported, an id below an older batch's of the same month) it declines."""
+    cache = cache_store.LocalCache(tmp_path_factory.mktemp("cache"))
+    district = "甲区"
+
+    def batch(batch_id: int, period: str, ids: list[str | None]) -> dict:
+        rows = [(district, i) for i in ids]
+        sha = f"{batch_id:064x}"
+        cache.write(batch_files.file_name(kind, batch_id, sha, len(rows), district), _batch_frame(kind, batch_id, rows))
+        return {"id": batch_id, "created_at": dt.datetime(2025, 1, 1) + dt.timedelta(days=batch_id), "sha256": sha,
+                "rows": len(rows), "period": period, "district": district, "kind": kind}
+
+    before = pl.DataFrame([batch(i + 1, p, ids) for i, (p, ids) in enumerate(old)],
+                          schema={"id": pl.Int64, "created_at": pl.Datetime("us"), "sha256": pl.String,
+                                  "rows": pl.Int64, "period": pl.String, "district": pl.String, "kind": pl.String})
+    # The new batch's id: after every old one (an import), or among them (not a newer batch).
+    added_id = len(old) + 1 if new_id >= len(old) else new_id + 100
+    after = pl.concat([before, pl.DataFrame([batch(added_id, new[0], new[1])], schema=before.schema)])
+    first = snapshots.build_records(None, cache, kind, district, "k1", before)  # type: ignore[arg-type]
+    cache.write(snapshots._name(kind, district, "k1"), first)
+
+    got = snapshots.extend(None, cache, kind, district, after)  # type: ignore[arg-type]
+    full = batch_files.current_records(None, cache, kind, district, after)  # type: ignore[arg-type]
+    newest = all((p, i + 1) < (new[0], added_id) for i, (p, _) in enumerate(old))
+    if newest:
+        assert got is not None
+        assert got.schema == full.schema
+        assert got.to_dicts() == full.to_dicts()
+    else:
+        assert got is None
+    # Through build_records (which also records what the new snapshot was built from).
+    assert snapshots.build_records(None, cache, kind, district, "k2", after).to_dicts() == full.to_dicts()  # type: ignore[arg-type]
+    assert cache.names(f"built_from_{kind}") == [snapshots._name(f"built_from_{kind}", district, "k2").rsplit("/")[-1]]
