@@ -14,10 +14,11 @@ from sqlalchemy.engine import Engine
 
 from datasets import snapshots
 from datasets.calendar import load_calendar
+from datasets.schema import KINDS
 from datasets.vocabulary import Rules
 from metrics.alerts import Detail, alert_detail, alert_rows, build_detail, item_names
 from metrics.drill import build_sources
-from metrics.prepare import Dataset, district_dataset, load_dataset
+from metrics.prepare import NOT_COUNTED, Dataset, counted_columns, district_dataset, load_dataset
 
 # Part of the cached alert rows' key: bump it when what an alert list counts changes
 # (metrics/alerts.py ALERT_LISTS).
@@ -65,8 +66,11 @@ def load_district(
     alert lists narrowed to a department or item.
     """
     keys = snapshots.active_keys(engine)
-    data = district_dataset(engine, district, keys)
-    alerts = district_alerts(engine, district, rules, keys, data)
+    alerts = district_alerts(engine, district, rules, keys)  # cached with the components, as a rule
+    # Only the columns the sources and the item names read (not every id and name of a large district).
+    data = district_dataset(engine, district, keys, {
+        kind: [*counted_columns(kind), *(["item_name"] if "item_name" in NOT_COUNTED[kind] else [])] for kind in KINDS
+    })
     detail = Detail(alerts.cases, alerts.evaluations, item_names(data))
     return detail, build_sources(data, rules, load_calendar(), months)
 
