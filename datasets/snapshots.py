@@ -5,7 +5,8 @@ and id, the newest active row (store.load_records). The current rows of each dis
 kept as a Parquet file named after the active batches they come from, built from the batch files
 (datasets/batch_files.py: one immutable file per imported batch, written at import), not from the
 SQL tables, which are read only to recreate a batch file that is missing. An import or rollback
-changes the active batches of one district and kind: only that file is rebuilt. Frames derived from
+changes the active batches of one district and kind: only that file is rebuilt, and an import that
+only adds a newer batch extends the previous file instead (extend). Frames derived from
 a district's records (its indicator components, its alert lists) are cached the same way, keyed by
 the snapshot keys they were built from.
 
