@@ -14,9 +14,10 @@ from datasets import snapshots, store
 from datasets.ingest import import_frame
 from datasets.periods import Period
 from datasets.schema import KINDS
-from metrics import alerts, detail_store, service
-from metrics.compute import components
+from metrics import alerts, detail_store, drill, service
+from metrics.compute import aggregate, components
 from metrics.prepare import NOT_COUNTED, Dataset, counted_columns, load_dataset
+from metrics.registry import INDICATORS
 from metrics.scoring import default_settings
 from metrics.service import RowBudget, compute_components, store_until
 from tests.conftest import SMALL_DEMO
@@ -192,3 +193,29 @@ def test_districts_are_computed_largest_first_within_the_row_budget(demo_engine,
     _assert_same(got, _whole_store(demo_engine))
     assert sorted(n for _, n in held) == sorted(rows.values())
     assert held[0][1] == max(rows.values()) or held[1][1] == max(rows.values())  # the largest starts first
+
+
+def test_item_parts_add_up_to_each_district_and_are_cached(demo_engine):
+    """The drill-down's item table sums drill.item_parts (cached per district): over the items it gives
+    each district's own numbers, for one month and longer ranges (catalog stocks, coverage)."""
+    rules = default_settings().to_rules()
+    comps = compute_components(demo_engine, default_settings())
+    months = sorted(comps["month"].unique().to_list())
+    ids = drill.item_level_indicators([i.id for i in INDICATORS])
+    assert "hotline_completion_rate" not in ids and {"eval_item_coverage", "full_online_rate"} <= set(ids)
+    for district in store.list_districts(demo_engine)["name"].to_list()[:3]:
+        _, parts = detail_store.load_district(demo_engine, district, rules, months)
+        assert 0 < parts.height
+        for period in (Period(END, END), Period("2024-01", END)):
+            items = drill.item_values(parts, period, district, None, ids)
+            summed = items.group_by("indicator").agg(pl.col("numerator").sum(), pl.col("denominator").sum())
+            want = aggregate(comps, period, districts=[district]).filter(pl.col("indicator").is_in(ids))
+            joined = want.join(summed, on="indicator", how="left", suffix="_items").fill_null(0.0)
+            assert joined.height == len(ids)
+            assert (joined["numerator"] - joined["numerator_items"]).abs().max() < 1e-6, (district, period)
+            assert (joined["denominator"] - joined["denominator_items"]).abs().max() < 1e-6, (district, period)
+    # A second read comes from the cache files.
+    before = _files(demo_engine, "item_parts")
+    assert len(before) == 3
+    _, again = detail_store.load_district(demo_engine, district, rules, months)
+    assert again.equals(parts) and _files(demo_engine, "item_parts") == before
