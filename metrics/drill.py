@@ -16,7 +16,7 @@ from datasets.calendar import WorkCalendar, load_calendar
 from datasets.periods import Period
 from datasets.vocabulary import Rules
 from metrics.alerts import Detail, header, in_period
-from metrics.compute import COVERAGE_IDS, STOCK_IDS, _sum_by_source, aggregate
+from metrics.compute import COVERAGE_IDS, STOCK_IDS, aggregate
 from metrics.prepare import KEYS, Dataset, prepare_sources, prepare_sources_lazy
 from metrics.registry import BY_ID, INDICATORS
 
@@ -78,8 +78,37 @@ def item_parts(sources: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> pl.DataFra
     month × 事项 (× ``since`` for coverage): the component table with the item as a key. A few
     thousand rows per district where its source frames hold millions, and item_values reads only these.
     """
-    usable = tuple(i for i in INDICATORS if i.source in _item_sources() and i.den_source in _item_sources())
-    return _sum_by_source({n: f for n, f in sources.items() if n in _item_sources()}, usable, keys=ITEM_KEYS)
+    usable = [i for i in INDICATORS if i.source in _item_sources() and i.den_source in _item_sources()]
+    names = [n for n in sources if n in _item_sources()]
+    queries = []
+    for name in names:
+        lazy = sources[name].lazy()
+        if "since" not in lazy.collect_schema():
+            lazy = lazy.with_columns(pl.lit(None, dtype=pl.String).alias("since"))
+        aggs = [i.numerator.cast(pl.Float64).sum().alias(f"{i.id}\x1fn") for i in usable if i.source == name]
+        aggs += [i.denominator.cast(pl.Float64).sum().alias(f"{i.id}\x1fd") for i in usable if i.den_source == name]
+        queries.append(lazy.group_by(ITEM_KEYS).agg(aggs))
+    sums = dict(zip(names, pl.collect_all(queries), strict=True))
+    # One frame per indicator, selected from its source's sums (sharing their key columns), rather than
+    # compute's unpivot and pivot: that made millions of long rows for a large district.
+    parts = []
+    for ind in usable:
+        if ind.source not in sums or ind.den_source not in sums:
+            continue
+        numerator = pl.col(f"{ind.id}\x1fn").alias("numerator")
+        denominator = pl.col(f"{ind.id}\x1fd").alias("denominator")
+        if ind.den_source == ind.source:
+            frame = sums[ind.source].select(*ITEM_KEYS, numerator, denominator)
+        else:  # e.g. evaluations over completed cases: a key may be on one side only
+            frame = sums[ind.source].select(*ITEM_KEYS, numerator).join(
+                sums[ind.den_source].select(*ITEM_KEYS, denominator), on=ITEM_KEYS, how="full", coalesce=True,
+                nulls_equal=True)
+        parts.append(frame.select(*ITEM_KEYS, pl.lit(ind.id).alias("indicator"), pl.col("numerator").fill_null(0.0),
+                                  pl.col("denominator").fill_null(0.0)))
+    if not parts:
+        return pl.DataFrame(schema={**{k: pl.String for k in ITEM_KEYS}, "indicator": pl.String,
+                                    "numerator": pl.Float64, "denominator": pl.Float64})
+    return pl.concat(parts, how="vertical")
 
 
 def item_values(
