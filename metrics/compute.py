@@ -37,11 +37,9 @@ COVERAGE_IDS = [i.id for i in INDICATORS if i.source == "items_coverage"]
 
 
 def _sum_by_source(
-    sources: dict[str, pl.DataFrame] | dict[str, pl.LazyFrame], indicators: tuple[Indicator, ...],
-    keys: list[str] = COMPONENT_KEYS,
+    sources: dict[str, pl.DataFrame] | dict[str, pl.LazyFrame], indicators: tuple[Indicator, ...]
 ) -> pl.DataFrame:
-    """Sum every indicator's numerator and denominator per key (``keys``, ending with ``since``), one
-    group_by per source frame."""
+    """Sum every indicator's numerator and denominator per key, one group_by per source frame."""
     queries: list[pl.LazyFrame] = []
     for source, frame in sources.items():
         aggs: list[pl.Expr] = []
@@ -55,28 +53,27 @@ def _sum_by_source(
         lazy = frame.lazy()
         if "since" not in lazy.collect_schema():
             lazy = lazy.with_columns(pl.lit(None, dtype=pl.String).alias("since"))
-        queries.append(lazy.group_by(keys).agg(aggs))
+        queries.append(lazy.group_by(COMPONENT_KEYS).agg(aggs))
     # All sources in one go: the engine runs them side by side and never keeps a filtered copy.
-    parts = [summed.unpivot(index=keys, variable_name="what", value_name="amount")
+    parts = [summed.unpivot(index=COMPONENT_KEYS, variable_name="what", value_name="amount")
              for summed in pl.collect_all(queries)]
     if not parts:
-        return pl.DataFrame(schema={**{k: pl.String for k in keys}, **COMPONENT_SCHEMA})
+        return pl.DataFrame(schema=COMPONENT_SCHEMA)
     both = pl.concat(parts).with_columns(
         pl.col("what").str.split_exact("\x1f", 1).struct.rename_fields(["indicator", "part"]).alias("w")
     ).unnest("w")
-    wide = both.pivot(on="part", index=[*keys, "indicator"], values="amount", aggregate_function="sum")
+    wide = both.pivot(on="part", index=[*COMPONENT_KEYS, "indicator"], values="amount", aggregate_function="sum")
     for col in ("numerator", "denominator"):
         if col not in wide.columns:
             wide = wide.with_columns(pl.lit(None, dtype=pl.Float64).alias(col))
     # A key present on one side only (e.g. evaluations in a month with no completed cases).
-    grouping = [k for k in keys if k != "since"]
     return wide.select(
-        *grouping,
+        *KEYS,
         "since",
         "indicator",
         pl.col("numerator").fill_null(0.0),
         pl.col("denominator").fill_null(0.0),
-    ).sort([*grouping, "indicator", "since"], nulls_last=True)
+    ).sort([*KEYS, "indicator", "since"], nulls_last=True)
 
 
 def components(data: Dataset, rules: Rules | None = None, until: str | None = None) -> pl.DataFrame:
