@@ -12,7 +12,7 @@ mismatched file is written again from the SQL rows of that batch.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import polars as pl
 from sqlalchemy.engine import Engine
@@ -133,19 +133,80 @@ def missing(cache: Cache, kind: str, active: pl.DataFrame) -> list[tuple[int, st
 
 def current_records(engine: Engine, cache: Cache, kind: str, district: str,
                     active: pl.DataFrame | None = None) -> pl.DataFrame:
-    """store.load_records(engine, kind, [district]), from the batch files (recreated from SQL if needed)."""
+    """store.load_records(engine, kind, [district]), from the batch files (recreated from SQL if needed).
+
+    The same rows, order and types as store._current on all the district's files concatenated, in
+    two passes so that no more than one batch file is held beside the result: the key columns of
+    every file decide which row of which batch wins (store._current's rule: order by period, then
+    batch id, then position in the file; the last row of a key wins), then each file is read again
+    and only its winning rows are kept. Holding every batch at once, cast, joined and sorted, made
+    several copies of the largest district (4.3 GB at scale 30 for 1 GB of current cases).
+    """
     active = store.active_batches(engine, kind) if active is None else active
     active = active.filter((pl.col("district") == district) & (pl.col("kind") == kind))
     if active.height == 0:
         return store._empty_records(kind)
-    wanted = _wanted(active, kind)
-    frames = {b: _read_checked(cache, kind, b, None) for b in wanted}
-    lost = [b for b, f in frames.items() if f is None]
+    wanted = {b[0]: b for b in _wanted(active, kind)}
+    checked: set[tuple[int, str, int, str]] = set()
+
+    def read(batch_id: int, columns: list[str] | None) -> pl.DataFrame:
+        b = wanted[batch_id]
+        frame = _read_checked(cache, kind, b, columns)
+        if frame is None and b not in checked:
+            recreate(engine, cache, kind, [b])
+            frame = _read_checked(cache, kind, b, columns)
+        if frame is None:
+            raise RuntimeError(f"批次 {b[0]} 的缓存文件写入后无法读取")
+        checked.add(b)
+        return frame
+
+    # Lost files are recreated together, one SQL read for all (as before), not one per batch.
+    lost = [b for b in wanted.values() if not cache.exists(file_name(kind, *b))]
     if lost:
         recreate(engine, cache, kind, lost)
-        for b in lost:
-            frames[b] = _read_checked(cache, kind, b, None)
-            if frames[b] is None:
-                raise RuntimeError(f"批次 {b[0]} 的缓存文件写入后无法读取")
-    raw = pl.concat([frames[b] for b in wanted], how="vertical_relaxed")  # type: ignore[misc]
-    return store._current(kind, raw, active)
+    return newest_wins(kind, active, read)
+
+
+def newest_wins(kind: str, active: pl.DataFrame,
+                read: Callable[[int, list[str] | None], pl.DataFrame]) -> pl.DataFrame:
+    """store._current over the batches in ``active`` (columns ``id``, ``period``), reading each batch's
+    typed rows with ``read(batch id, columns or None for all)``, one batch at a time."""
+    k = KINDS[kind]
+    # Batches in the order store._current sorts their rows (nulls first, as its sort puts them).
+    order = (active.select(pl.col("id").cast(pl.Int64), pl.col("period").cast(pl.String))
+             .sort(["period", "id"], maintain_order=True).rows())
+    key = ["district", k.id_field] + (["period"] if kind == "items" else [])
+    parts = []
+    for pos, (batch_id, period) in enumerate(order):
+        keys = read(batch_id, ["district", k.id_field])
+        parts.append(keys.select(
+            pl.col("district").cast(pl.String),
+            pl.col(k.id_field).cast(k.polars_schema[k.id_field]),
+            pl.lit(period, pl.String).alias("period"),
+            # (batch position << 32) + row: one number that orders rows as store._current does.
+            (pl.lit(pos, pl.UInt64) * (1 << 32) + pl.int_range(keys.height, dtype=pl.UInt64)).alias("_at"),
+        ))
+    if not parts:
+        return store._empty_records(kind)
+    # The last occurrence of each key in this order wins (a struct's fields compare like unique's subset).
+    winners = (pl.concat(parts).filter(pl.struct(key).is_last_distinct())
+               .select((pl.col("_at") // (1 << 32)).alias("_b"), (pl.col("_at") % (1 << 32)).alias("_r"))
+               .sort("_b", "_r"))
+    del parts
+    rows_of = {b: part["_r"] for (b,), part in winners.partition_by("_b", as_dict=True, include_key=False).items()}
+    del winners
+    kept = []
+    for pos, (batch_id, period) in enumerate(order):
+        rows = rows_of.pop(pos, None)
+        if rows is None:  # every row of this batch replaced by a later one: not read at all
+            continue
+        frame = read(batch_id, None)
+        frame = frame if rows.len() == frame.height else frame[rows]
+        kept.append(frame.select(
+            pl.col("batch_id").cast(pl.Int64),
+            *[store._cast_column(frame, f.name, f.dtype) for f in k.fields],
+            pl.lit(period, pl.String).alias("period"),
+        ).rechunk())  # one chunk per column and batch: a select on columns chunked unlike each other copies them all
+    if not kept:
+        return store._empty_records(kind)
+    return pl.concat(kept, how="vertical")

@@ -35,10 +35,14 @@ _THREAD_LOCKS: dict[str, threading.Lock] = {}
 _THREAD_LOCKS_GUARD = threading.Lock()
 
 
+def _write_parquet(frame: pl.DataFrame, out: io.BufferedIOBase | io.BytesIO) -> None:
+    # A fast codec: the files are read far more often than written.
+    frame.write_parquet(out, compression="lz4", statistics=False)
+
+
 def _write_bytes(frame: pl.DataFrame) -> bytes:
     buf = io.BytesIO()
-    # A fast codec: the files are read far more often than written.
-    frame.write_parquet(buf, compression="lz4", statistics=False)
+    _write_parquet(frame, buf)
     return buf.getvalue()
 
 
@@ -66,7 +70,8 @@ class LocalCache:
         fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as out:
-                out.write(_write_bytes(frame))
+                # Straight to the file: a buffer and its copy held a large district's file twice over.
+                _write_parquet(frame, out)
             os.replace(tmp, path)  # readers see the old file or the whole new one, never half of it
         finally:
             if os.path.exists(tmp):

@@ -5,7 +5,8 @@ and id, the newest active row (store.load_records). The current rows of each dis
 kept as a Parquet file named after the active batches they come from, built from the batch files
 (datasets/batch_files.py: one immutable file per imported batch, written at import), not from the
 SQL tables, which are read only to recreate a batch file that is missing. An import or rollback
-changes the active batches of one district and kind: only that file is rebuilt. Frames derived from
+changes the active batches of one district and kind: only that file is rebuilt, and an import that
+only adds a newer batch extends the previous file instead (extend). Frames derived from
 a district's records (its indicator components, its alert lists) are cached the same way, keyed by
 the snapshot keys they were built from.
 
@@ -169,8 +170,74 @@ def current_records(
     if cache is None:
         frame = store.load_records(engine, kind, [district])
         return frame.select(list(columns)) if columns is not None else frame
-    return cached(engine, kind, district, key, lambda: batch_files.current_records(engine, cache, kind, district),
-                  columns)
+    return cached(engine, kind, district, key, lambda: build_records(engine, cache, kind, district, key), columns)
+
+
+# What each record snapshot was built from: its district's active batches of that kind, kept beside it
+# (``built_from_<kind>/…-<key>.parquet``) so that the next import can extend it instead of rebuilding.
+_BATCH_COLUMNS = ["id", "created_at", "sha256", "rows", "period"]
+
+
+def _built_from(kind: str) -> str:
+    return f"built_from_{kind}"
+
+
+def build_records(engine: Engine, cache: Cache, kind: str, district: str, key: str,
+                  active: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The current records of one district × kind for its snapshot ``key``: extended from the previous
+    snapshot when the only change is one batch that sorts after all its batches (extend), else built
+    from every batch file (batch_files.current_records)."""
+    active = store.active_batches(engine, kind) if active is None else active
+    mine = active.filter((pl.col("district") == district) & (pl.col("kind") == kind)).select(_BATCH_COLUMNS)
+    frame = extend(engine, cache, kind, district, mine)
+    if frame is None:
+        frame = batch_files.current_records(engine, cache, kind, district, active)
+    # Written directly, not through cached(): already under this snapshot's build lock.
+    folder, prefix = _built_from(kind), f"{_built_from(kind)}-{district_tag(district)}-"
+    cache.write(_name(folder, district, key), mine)
+    for old in cache.names(folder, prefix):
+        if old != _name(folder, district, key).rsplit("/", 1)[-1]:
+            cache.delete(f"{folder}/{old}")
+    return frame
+
+
+def _order(period: str | None, batch_id: int) -> tuple[bool, str, int]:
+    """store._current's order of batches: by period (missing first), then id."""
+    return (period is not None, period or "", batch_id)
+
+
+def extend(engine: Engine, cache: Cache, kind: str, district: str, mine: pl.DataFrame) -> pl.DataFrame | None:
+    """The new snapshot from the previous one, when ``mine`` (the active batches now) is the previous
+    snapshot's batches plus one whose (period, id) sorts after every one of them; else None.
+
+    Exactly the full rule (store._current): the new batch's rows sort after every other row, so a key
+    it holds is won by its last row there, placed after all the others, and every other key keeps
+    its winner and place. So: the previous rows without the new batch's keys, then the new batch's
+    rows with newest-wins among themselves.
+    """
+    names = cache.names(_built_from(kind), f"{_built_from(kind)}-{district_tag(district)}-")
+    if len(names) != 1:
+        return None
+    before = cache.read(f"{_built_from(kind)}/{names[0]}")
+    if before is None or before.columns != _BATCH_COLUMNS:
+        return None
+    old, now = set(before.rows()), set(mine.select(_BATCH_COLUMNS).rows())
+    added = now - old
+    if not old < now or len(added) != 1:
+        return None
+    (new,) = added
+    new_order = _order(new[4], new[0])
+    if any(_order(b[4], b[0]) >= new_order for b in old):
+        return None
+    previous = cache.read(f"{kind}/{kind}-{names[0].removeprefix(_built_from(kind) + '-')}")
+    if previous is None:
+        return None
+    rows = batch_files.current_records(engine, cache, kind, district,
+                                       mine.filter(pl.col("id") == new[0]).with_columns(
+                                           pl.lit(district).alias("district"), pl.lit(kind).alias("kind")))
+    key = ["district", KINDS[kind].id_field] + (["period"] if kind == "items" else [])
+    kept = previous.join(rows.select(key), on=key, how="anti", nulls_equal=True, maintain_order="left")
+    return pl.concat([kept, rows], how="vertical")
 
 
 def _last_month_of(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
@@ -217,7 +284,7 @@ def ensure(engine: Engine, keys: dict[tuple[str, str], str] | None = None) -> in
         def one(district: str, kind: str = kind, active: pl.DataFrame = active) -> None:
             key = keys[(district, kind)]
             frame = cached(engine, kind, district, key,
-                           lambda: batch_files.current_records(engine, cache, kind, district, active))
+                           lambda: build_records(engine, cache, kind, district, key, active))
             # The last month is kept from the same rows.
             cached(engine, f"last_month_{kind}", district, key, lambda: _last_month_of(kind, frame))
 

@@ -482,7 +482,7 @@ def _current(kind_name: str, raw: pl.DataFrame, active: pl.DataFrame) -> pl.Data
     # September file imported after October cannot turn October's 已办结 back into 在办.
     # A catalog is a snapshot valid from its period on, so catalog rows are unique per period instead.
     key = ["district", k.id_field] + (["period"] if kind_name == "items" else [])
-    frame = frame.sort(["period", "batch_id"]).unique(subset=key, keep="last", maintain_order=True)
+    frame = frame.sort(["period", "batch_id"], maintain_order=True).unique(subset=key, keep="last", maintain_order=True)
     return frame.select(list(schema))
 
 

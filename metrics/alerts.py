@@ -11,6 +11,7 @@ metrics/detail_store.py.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ from datasets.periods import Period
 from datasets.schema import KINDS, RATINGS
 from datasets.vocabulary import Rules
 from metrics.compute import aggregate
-from metrics.prepare import Dataset, case_flags, evaluation_flags
+from metrics.prepare import Dataset, case_flags_lazy, evaluation_flags_lazy
 from metrics.registry import BY_ID
 
 
@@ -36,13 +37,24 @@ class Detail:
 
 
 def build_detail(data: Dataset, rules: Rules, cal: WorkCalendar | None = None) -> Detail:
-    cal = cal or load_calendar()
-    cases = case_flags(data, cal, rules).with_columns(
+    cases, evaluations = _flagged(data, rules, cal or load_calendar())
+    return Detail(cases.collect(), evaluations.collect(), item_names(data))
+
+
+def _flagged(data: Dataset, rules: Rules, cal: WorkCalendar) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """The cases and evaluations of build_detail, as lazy queries."""
+    return _flagged_cases(data, rules, cal), _flagged_evaluations(data, rules, cal)
+
+
+def _flagged_cases(data: Dataset, rules: Rules, cal: WorkCalendar) -> pl.LazyFrame:
+    return case_flags_lazy(data, cal, rules).with_columns(
         pl.col("accepted_at").dt.strftime("%Y-%m").alias("accepted_month"),
         pl.col("completed_at").dt.strftime("%Y-%m").alias("completed_month"),
     )
-    evaluations = evaluation_flags(data, cal, rules).with_columns(pl.col("department").fill_null(""))
-    return Detail(cases, evaluations, item_names(data))
+
+
+def _flagged_evaluations(data: Dataset, rules: Rules, cal: WorkCalendar) -> pl.LazyFrame:
+    return evaluation_flags_lazy(data, cal, rules).with_columns(pl.col("department").fill_null(""))
 
 
 def item_names(data: Dataset) -> pl.DataFrame:
@@ -154,6 +166,9 @@ class AlertList:
             raise ValueError(f"alert list {self.id!r} is incomplete: {missing or 'source/indicator'}")
 
 
+# Rows whose flags alert_detail works out at once (a large district's cases in several slices).
+ROWS_AT_ONCE = 1_000_000
+
 RED_CARDS, OVERDUE_OPEN, BAD_LATE, BAD_ALL = "red_cards", "overdue_open", "bad_late", "bad_all"
 
 ALERT_LISTS: tuple[AlertList, ...] = (
@@ -240,14 +255,37 @@ def alert_rows(detail: Detail) -> Detail:
     cases and evaluations of a large city would not.
     """
 
-    def any_list(source: str) -> pl.Expr:
-        return pl.any_horizontal([a.filter for a in ALERT_LISTS if a.source == source])
-
     return Detail(
-        detail.cases.filter(any_list(CASES)),
-        detail.evaluations.filter(any_list(EVALUATIONS)),
+        detail.cases.filter(_in_any_list(CASES)),
+        detail.evaluations.filter(_in_any_list(EVALUATIONS)),
         detail.item_names.head(0),
     )
+
+
+def _in_any_list(source: str) -> pl.Expr:
+    return pl.any_horizontal([a.filter for a in ALERT_LISTS if a.source == source])
+
+
+def alert_detail(data: Dataset, rules: Rules, cal: WorkCalendar | None = None) -> Detail:
+    """alert_rows(build_detail(data, rules)), in slices of ROWS_AT_ONCE cases and evaluations.
+
+    A row's flags depend on that row alone (with the catalog and the calendar), so slices give the
+    same rows; every case's flags of a large district at once took gigabytes for the few per cent
+    of rows the lists show. Row order differs, as it already does between runs (the catalog join).
+    """
+    cal = cal or load_calendar()
+
+    def rows(kind: str, source: str) -> pl.DataFrame:
+        frame: pl.DataFrame = getattr(data, kind)
+        parts = []
+        for start in range(0, max(frame.height, 1), ROWS_AT_ONCE):
+            part = dataclasses.replace(data, **{kind: frame.slice(start, ROWS_AT_ONCE)})
+            flagged = (_flagged_cases if kind == "cases" else _flagged_evaluations)(part, rules, cal)
+            parts.append(flagged.filter(_in_any_list(source)).collect())
+        return pl.concat(parts)
+
+    return Detail(rows("cases", CASES), rows("evaluations", EVALUATIONS),
+                  pl.DataFrame(schema={"district": pl.String, "item_code": pl.String, "item_name": pl.String}))
 
 
 def alert_counts(detail: Detail, period: Period, districts: Sequence[str] | None = None) -> dict[str, int]:

@@ -14,14 +14,17 @@ from sqlalchemy.engine import Engine
 
 from datasets import snapshots
 from datasets.calendar import load_calendar
+from datasets.schema import KINDS
 from datasets.vocabulary import Rules
-from metrics.alerts import Detail, alert_rows, build_detail, item_names
-from metrics.drill import build_sources
-from metrics.prepare import Dataset, district_dataset, load_dataset
+from metrics.alerts import Detail, alert_detail, alert_rows, build_detail, item_names
+from metrics.drill import item_parts
+from metrics.prepare import NOT_COUNTED, Dataset, counted_columns, district_dataset, load_dataset, prepare_sources_lazy
 
 # Part of the cached alert rows' key: bump it when what an alert list counts changes
 # (metrics/alerts.py ALERT_LISTS).
 ALERTS_VERSION = "2"
+# Part of the cached item parts' key: bump it when their shape or counting changes (metrics/drill.py).
+ITEM_PARTS_VERSION = "1"
 
 _NO_NAMES = {"district": pl.String, "item_code": pl.String, "item_name": pl.String}
 
@@ -35,7 +38,7 @@ def district_alerts(
     @functools.cache  # both files come from one build when neither is cached
     def rows() -> Detail:
         records = data if data is not None else district_dataset(engine, district, keys)
-        return alert_rows(build_detail(records, rules))
+        return alert_detail(records, rules)
 
     cases = snapshots.cached(engine, "alert_cases", district, key, lambda: rows().cases)
     evaluations = snapshots.cached(engine, "alert_evaluations", district, key, lambda: rows().evaluations)
@@ -58,17 +61,33 @@ def load_alert_detail(engine: Engine, rules: Rules) -> Detail:
 
 def load_district(
     engine: Engine, district: str, rules: Rules, months: Sequence[str]
-) -> tuple[Detail, dict[str, pl.DataFrame]]:
-    """Detail and source frames of one district, from its snapshot (a tenth of the rows of the city).
+) -> tuple[Detail, pl.DataFrame]:
+    """Detail and item parts (drill.item_parts) of one district, cached with its snapshot.
 
     The detail holds the alert rows only (district_alerts, cached): the drill-down's case lists are
-    alert lists narrowed to a department or item.
+    alert lists narrowed to a department or item. ``months``: the months of the whole store (catalogs
+    are in force up to the last one, as in the component table).
     """
     keys = snapshots.active_keys(engine)
-    data = district_dataset(engine, district, keys)
-    alerts = district_alerts(engine, district, rules, keys, data)
-    detail = Detail(alerts.cases, alerts.evaluations, item_names(data))
-    return detail, build_sources(data, rules, load_calendar(), months)
+    alerts = district_alerts(engine, district, rules, keys)  # cached with the components, as a rule
+    until = max(months) if months else None
+    key = snapshots.digest(snapshots.district_key(keys, district), rules.key(), until, ITEM_PARTS_VERSION)
+
+    @functools.cache
+    def data() -> Dataset:
+        # Only the columns the sources and the item names read (not every id and name of the district).
+        return district_dataset(engine, district, keys, {
+            kind: [*counted_columns(kind), *(["item_name"] if "item_name" in NOT_COUNTED[kind] else [])]
+            for kind in KINDS
+        })
+
+    names = snapshots.cached(engine, "item_names", district, snapshots.digest(snapshots.district_key(keys, district)),
+                             lambda: item_names(data()))
+    # Summed per item as the components are (lazily, no row-level frame kept): the row-level sources
+    # of a large district were gigabytes and seconds to build on every first view of 区县对比.
+    parts = snapshots.cached(engine, "item_parts", district, key,
+                             lambda: item_parts(prepare_sources_lazy(data(), rules, load_calendar(), until)))
+    return Detail(alerts.cases, alerts.evaluations, names), parts
 
 
 def load_detail(engine: Engine, rules: Rules) -> Detail:

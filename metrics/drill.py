@@ -7,7 +7,8 @@ lists (metrics/alerts.py); reading the rows is metrics/detail_store.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
@@ -15,9 +16,9 @@ from datasets.calendar import WorkCalendar, load_calendar
 from datasets.periods import Period
 from datasets.vocabulary import Rules
 from metrics.alerts import Detail, header, in_period
-from metrics.compute import aggregate
-from metrics.prepare import Dataset, prepare_sources
-from metrics.registry import BY_ID, INDICATORS, STOCK_SOURCES, Indicator
+from metrics.compute import COVERAGE_IDS, STOCK_IDS, aggregate
+from metrics.prepare import KEYS, Dataset, prepare_sources, prepare_sources_lazy
+from metrics.registry import BY_ID, INDICATORS
 
 
 def sources_for_district(sources: dict[str, pl.DataFrame], district: str) -> dict[str, pl.DataFrame]:
@@ -62,67 +63,84 @@ def item_options(items: pl.DataFrame) -> dict[str, str]:
     return {c: f"{c} {n or ''}".strip() for c, n in zip(items[code].to_list(), items[name].to_list(), strict=True)}
 
 
+# The keys of item_parts: the component keys with the item.
+ITEM_KEYS = [*KEYS, "item_code", "since"]
+
+
+@functools.cache
+def _item_sources() -> tuple[str, ...]:
+    """The source frames that carry an item code (prepare_sources' shapes, read off empty data)."""
+    return tuple(item_sources(prepare_sources_lazy(Dataset.empty(), Rules(), until="2000-01")))
+
+
+def item_parts(sources: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> pl.DataFrame:
+    """Numerator and denominator of every indicator that has items, summed per district × department ×
+    month × 事项 (× ``since`` for coverage): the component table with the item as a key. A few
+    thousand rows per district where its source frames hold millions, and item_values reads only these.
+    """
+    usable = [i for i in INDICATORS if i.source in _item_sources() and i.den_source in _item_sources()]
+    names = [n for n in sources if n in _item_sources()]
+    queries = []
+    for name in names:
+        lazy = sources[name].lazy()
+        if "since" not in lazy.collect_schema():
+            lazy = lazy.with_columns(pl.lit(None, dtype=pl.String).alias("since"))
+        aggs = [i.numerator.cast(pl.Float64).sum().alias(f"{i.id}\x1fn") for i in usable if i.source == name]
+        aggs += [i.denominator.cast(pl.Float64).sum().alias(f"{i.id}\x1fd") for i in usable if i.den_source == name]
+        queries.append(lazy.group_by(ITEM_KEYS).agg(aggs))
+    sums = dict(zip(names, pl.collect_all(queries), strict=True))
+    # One frame per indicator, selected from its source's sums (sharing their key columns), rather than
+    # compute's unpivot and pivot: that made millions of long rows for a large district.
+    parts = []
+    for ind in usable:
+        if ind.source not in sums or ind.den_source not in sums:
+            continue
+        numerator = pl.col(f"{ind.id}\x1fn").alias("numerator")
+        denominator = pl.col(f"{ind.id}\x1fd").alias("denominator")
+        if ind.den_source == ind.source:
+            frame = sums[ind.source].select(*ITEM_KEYS, numerator, denominator)
+        else:  # e.g. evaluations over completed cases: a key may be on one side only
+            frame = sums[ind.source].select(*ITEM_KEYS, numerator).join(
+                sums[ind.den_source].select(*ITEM_KEYS, denominator), on=ITEM_KEYS, how="full", coalesce=True,
+                nulls_equal=True)
+        parts.append(frame.select(*ITEM_KEYS, pl.lit(ind.id).alias("indicator"), pl.col("numerator").fill_null(0.0),
+                                  pl.col("denominator").fill_null(0.0)))
+    if not parts:
+        return pl.DataFrame(schema={**{k: pl.String for k in ITEM_KEYS}, "indicator": pl.String,
+                                    "numerator": pl.Float64, "denominator": pl.Float64})
+    return pl.concat(parts, how="vertical")
+
+
 def item_values(
-    sources: dict[str, pl.DataFrame],
+    parts: pl.DataFrame,
     period: Period,
     district: str,
     department: str | None,
     indicator_ids: Sequence[str],
 ) -> pl.DataFrame:
     """Long: item_code, indicator, numerator, denominator, value — the registry's expressions summed per
-    事项 (indicators whose source has no item, such as the hotline's, are left out). Catalog indicators
-    are read in the period's last month, coverage over the whole period, as in compute.aggregate."""
-    conds = [pl.col("district") == district, in_period(period, "month")]
+    事项 (indicators whose source has no item, such as the hotline's, are left out), from item_parts.
+    Catalog indicators are read in the period's last month, coverage over the whole period, as in
+    compute.aggregate."""
+    conds = [pl.col("district") == district, in_period(period, "month"), pl.col("item_code").is_not_null(),
+             pl.col("indicator").is_in(item_level_indicators(indicator_ids)),
+             ~pl.col("indicator").is_in(STOCK_IDS) | (pl.col("month") == period.last)]
     if department is not None:
         conds.append(pl.col("department") == department)
-    wanted = [BY_ID[i] for i in indicator_ids]
-    usable = [i for i in wanted if i.source in sources and i.den_source in sources
-              and "item_code" in sources[i.source].columns and "item_code" in sources[i.den_source].columns]
-    parts: list[pl.DataFrame] = []
-    for name in sorted({i.source for i in usable} | {i.den_source for i in usable}):
-        aggs = [_item_numerator(i, period).cast(pl.Float64).sum().alias(f"{i.id}\x1fnumerator")
-                for i in usable if i.source == name]
-        aggs += [i.denominator.cast(pl.Float64).sum().alias(f"{i.id}\x1fdenominator")
-                 for i in usable if i.den_source == name]
-        stock = [pl.col("month") == period.last] if name in STOCK_SOURCES else []
-        # One filter and one group_by per source frame.
-        summed = sources[name].lazy().filter(*conds, *stock).group_by("item_code").agg(aggs).collect()
-        parts.append(summed.unpivot(index="item_code", variable_name="what", value_name="amount"))
-    schema = {"item_code": pl.String, "indicator": pl.String, "numerator": pl.Float64,
-              "denominator": pl.Float64, "value": pl.Float64}
-    if not parts:
-        return pl.DataFrame(schema=schema)
-    long = (
-        pl.concat(parts)
-        .filter(pl.col("item_code").is_not_null())
-        .with_columns(pl.col("what").str.split_exact("\x1f", 1).struct.rename_fields(["indicator", "part"]).alias("w"))
-        .unnest("w")
-    )
-    if long.height == 0:
-        return pl.DataFrame(schema=schema)
-    wide = long.pivot(on="part", index=["item_code", "indicator"], values="amount", aggregate_function="sum")
-    for col in ("numerator", "denominator"):
-        if col not in wide.columns:
-            wide = wide.with_columns(pl.lit(None, dtype=pl.Float64).alias(col))
-    return wide.select(
-        "item_code",
-        "indicator",
-        pl.col("numerator").fill_null(0.0),
-        pl.col("denominator").fill_null(0.0),
-    ).with_columns(
+    # Coverage counts an item evaluated anywhere in the period (``since``: its latest evaluated month).
+    numerator = (pl.when(pl.col("indicator").is_in(COVERAGE_IDS))
+                 .then(pl.when(pl.col("since") >= period.first).then(pl.col("denominator")).otherwise(0.0))
+                 .otherwise(pl.col("numerator")))
+    summed = parts.lazy().filter(*conds).group_by("item_code", "indicator").agg(
+        numerator.sum().alias("numerator"), pl.col("denominator").sum()
+    ).collect()
+    return summed.with_columns(
         pl.when(pl.col("denominator") != 0).then(pl.col("numerator") / pl.col("denominator")).alias("value")
-    ).select(list(schema))
-
-
-def _item_numerator(ind: Indicator, period: Period) -> pl.Expr:
-    """Coverage counts an item evaluated anywhere in the period (``since``: its latest evaluated month)."""
-    if ind.source == "items_coverage":
-        return (pl.col("since") >= period.first).fill_null(False)
-    return ind.numerator
+    ).select("item_code", "indicator", "numerator", "denominator", "value").sort("item_code", "indicator")
 
 
 def item_table(
-    sources: dict[str, pl.DataFrame],
+    parts: pl.DataFrame,
     detail: Detail,
     period: Period,
     district: str,
@@ -130,8 +148,8 @@ def item_table(
     indicator_ids: Sequence[str],
 ) -> pl.DataFrame:
     """事项编码, 事项名称 × chosen indicators (value, numerator, denominator) for a district's department."""
-    long = item_values(sources, period, district, department, indicator_ids)
-    used = item_level_indicators(indicator_ids, item_sources(sources))
+    long = item_values(parts, period, district, department, indicator_ids)
+    used = item_level_indicators(indicator_ids)
     wide = _wide_chinese(long, "item_code", header("items", "item_code"), used)
     names = detail.item_names.filter(pl.col("district") == district).select(
         pl.col("item_code").alias(header("items", "item_code")), pl.col("item_name").alias(header("items", "item_name"))
@@ -144,14 +162,14 @@ def item_table(
     return joined.select(*first, *[c for c in joined.columns if c not in first]).sort(code)
 
 
-def item_level_indicators(indicator_ids: Sequence[str], detail_sources: Sequence[str]) -> list[str]:
+def item_level_indicators(indicator_ids: Sequence[str]) -> list[str]:
     """The indicators that can be broken down by 事项 (their source frames carry an item code)."""
-    ok = set(detail_sources)
+    ok = set(_item_sources())
     return [i for i in indicator_ids if BY_ID[i].source in ok and BY_ID[i].den_source in ok]
 
 
-def item_sources(sources: dict[str, pl.DataFrame]) -> list[str]:
-    return [name for name, frame in sources.items() if "item_code" in frame.columns]
+def item_sources(sources: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> list[str]:
+    return [name for name, frame in sources.items() if "item_code" in frame.lazy().collect_schema()]
 
 
 def _wide_chinese(long: pl.DataFrame, key: str, key_label: str, indicator_ids: Sequence[str]) -> pl.DataFrame:

@@ -165,11 +165,11 @@ def case_flags(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.DataFrame:
     ``el_promised``, ``is_accepted``, ``is_open``, ``is_completed``, ``red_card``, ``any_card`` and
     ``is_online`` to the stored columns; used by the indicators and by drill-down lists.
     """
-    return _case_flags_lazy(data, cal, rules).collect()
+    return case_flags_lazy(data, cal, rules).collect()
 
 
-def _case_flags_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.LazyFrame:
-    """case_flags as a lazy query: callers that need a few of its columns compute only those."""
+def case_flags_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.LazyFrame:
+    """case_flags as a lazy query: callers that need a few of its columns or rows compute only those."""
     cases = data.cases
     if cases.height:
         # Every year from the first to the last date (min and max instead of a scan for distinct years).
@@ -210,7 +210,7 @@ def _cases_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> tuple[pl.Lazy
     """The accepted-cases frame (by 受理 month) and the completed-cases frame (by 办结 month)."""
     # The flags are worked out once, for the columns the two frames use (a lazy plan would work them
     # out for each), then each frame filters and selects from that.
-    frame = _case_flags_lazy(data, cal, rules).select(
+    frame = case_flags_lazy(data, cal, rules).select(
         "district", "department", "item_code", "case_id", "accepted_at", "completed_at", "is_accepted",
         "is_online", "any_card", "red_card", "is_completed", "elapsed_wd", "legal", "promised", "el_legal",
         "el_promised",
@@ -329,10 +329,10 @@ def _coverage_lazy(in_force: pl.LazyFrame, data: Dataset) -> pl.LazyFrame:
 
 def evaluation_flags(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.DataFrame:
     """Every evaluation with its month and flags (good, bad, rectified, rectified on time)."""
-    return _evaluation_flags_lazy(data, cal, rules).collect()
+    return evaluation_flags_lazy(data, cal, rules).collect()
 
 
-def _evaluation_flags_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.LazyFrame:
+def evaluation_flags_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.LazyFrame:
     ev = data.evaluations
     if ev.height:
         cal.check_years(set(ev["evaluated_at"].dt.year().drop_nulls().unique().to_list()))
@@ -349,7 +349,7 @@ def _evaluation_flags_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl
 
 
 def _evaluations_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.LazyFrame:
-    return _evaluation_flags_lazy(data, cal, rules).select(
+    return evaluation_flags_lazy(data, cal, rules).select(
         "district",
         _dept(pl.col("department")),
         "month",

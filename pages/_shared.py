@@ -140,8 +140,8 @@ def get_detail(url: str, fingerprint: str, rules_key: str) -> Detail:
 @st.cache_resource(show_spinner="正在读取该区县的办件和评价明细…", max_entries=24)
 def get_district_drill(
     url: str, fingerprint: str, rules_key: str, district: str, months: tuple[str, ...]
-) -> tuple[Detail, dict[str, pl.DataFrame]]:
-    """The detail and source rows of one district, read for that district alone, for drill-down."""
+) -> tuple[Detail, pl.DataFrame]:
+    """The alert rows and item parts (metrics.drill.item_parts) of one district, for drill-down."""
     return load_district(get_engine(url), district, _rules(rules_key), months)
 
 
@@ -209,8 +209,8 @@ class Context:
     def detail(self) -> Detail:
         return get_detail(self.url, self.fingerprint, self.rules_key)
 
-    def district_drill(self, district: str) -> tuple[Detail, dict[str, pl.DataFrame]]:
-        """Detail and source rows of one district (cached per district)."""
+    def district_drill(self, district: str) -> tuple[Detail, pl.DataFrame]:
+        """Alert rows and item parts of one district (cached per district)."""
         months = tuple(sorted(self.comps["month"].unique().to_list()))
         return get_district_drill(self.url, self.fingerprint, self.rules_key, district, months)
 

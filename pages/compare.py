@@ -47,9 +47,9 @@ department_choice = st.selectbox(
 )
 department = None if department_choice == ALL_DEPARTMENTS else department_choice
 
-detail, sources = ctx.district_drill(district)
-item_indicators = drill.item_level_indicators(ctx.indicators, drill.item_sources(sources))
-items = drill.item_table(sources, detail, period, district, department, item_indicators)
+detail, parts = ctx.district_drill(district)
+item_indicators = drill.item_level_indicators(ctx.indicators)
+items = drill.item_table(parts, detail, period, district, department, item_indicators)
 st.markdown("各事项" + ("" if department is None else f"（{shared.plain(department or '未填写部门')}）"))
 if not item_indicators:
     st.info("所选指标没有事项层级的数据（如 12345 热线指标），请在左侧加选办件、事项或好差评类指标。")

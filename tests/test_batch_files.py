@@ -11,9 +11,12 @@ import time
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datasets import batch_files, cache_store, snapshots, store
 from datasets.ingest import import_frame
+from datasets.schema import KINDS
 from metrics.compute import components
 from metrics.prepare import load_dataset
 from metrics.scoring import default_settings
@@ -207,3 +210,98 @@ def test_cache_url_setting_picks_the_location(tmp_path, monkeypatch, setting, ki
     default = store.make_engine(f"sqlite:///{tmp_path / 'y.db'}")
     assert snapshots.cache_of(default).describe() == str(tmp_path / "y.db.snapshots")
     assert snapshots.cache_of(store.make_engine("sqlite://")) is None
+
+
+# --- newest-wins from the batch files, two passes (batch_files.newest_wins) ----------------------
+
+_BATCH = st.tuples(
+    st.sampled_from([None, "2025-01", "2025-02", "2025-03"]),  # the export month (equal ones included)
+    # rows: (district, id); few distinct values, so duplicates within one batch and across batches abound
+    st.lists(st.tuples(st.sampled_from(["甲区", "乙区"]), st.sampled_from(["a", "b", "c", "d", None])),
+             max_size=8),
+)
+
+
+def _batch_frame(kind: str, batch_id: int, rows: list[tuple[str, str | None]]) -> pl.DataFrame:
+    """A typed batch file: the kind's columns, ``item_name`` (or ``department``) marking each row."""
+    k = KINDS[kind]
+    marker = "item_name" if "item_name" in k.polars_schema else "department"
+    data: dict[str, list] = {f.name: [None] * len(rows) for f in k.fields}
+    data["district"] = [d for d, _ in rows]
+    data[k.id_field] = [i for _, i in rows]
+    data[marker] = [f"{batch_id}-{n}" for n in range(len(rows))]
+    return pl.DataFrame(data, schema=k.polars_schema).select(pl.lit(batch_id, pl.Int64).alias("batch_id"), pl.all())
+
+
+@settings(max_examples=150, deadline=None)
+@given(kind=st.sampled_from(["cases", "items", "evaluations"]),
+       batches=st.lists(_BATCH, max_size=6), order=st.randoms(use_true_random=False))
+def test_newest_wins_equals_the_rule_on_every_batch_at_once(kind, batches, order):
+    """Same rows, order and types as store._current on all the batches concatenated: duplicates
+    within a batch, equal and missing periods, re-exports of older months (batch ids not in period
+    order), catalogs keyed by period too, empty batches."""
+    ids = list(range(1, len(batches) + 1))
+    order.shuffle(ids)  # a later import may carry an older month
+    files = {i: _batch_frame(kind, i, rows) for i, (_, rows) in zip(ids, batches, strict=True)}
+    active = pl.DataFrame({"id": ids, "period": [p for p, _ in batches]}, schema={"id": pl.Int64, "period": pl.String})
+    reads: list[tuple[int, list[str] | None]] = []
+
+    def read(batch_id: int, columns: list[str] | None) -> pl.DataFrame:
+        reads.append((batch_id, columns))
+        return files[batch_id].select(columns) if columns is not None else files[batch_id]
+
+    got = batch_files.newest_wins(kind, active, read)
+    want = (store._current(kind, pl.concat(list(files.values())), active) if files
+            else store._empty_records(kind))
+    assert got.schema == want.schema
+    assert got.to_dicts() == want.to_dicts()
+    # The first pass reads only the key columns of every batch; the second only batches with a winner.
+    key_reads = [b for b, cols in reads if cols is not None]
+    assert sorted(key_reads) == sorted(ids)
+    winners = set(want["batch_id"].to_list())
+    assert {b for b, cols in reads if cols is None} == winners
+
+
+_PERIODS = ["2025-01", "2025-02", "2025-03"]
+_ROWS = st.lists(st.sampled_from(["a", "b", "c", "d", None]), max_size=8)
+
+
+@settings(max_examples=100, deadline=None)
+@given(kind=st.sampled_from(["cases", "items"]),
+       old=st.lists(st.tuples(st.sampled_from(_PERIODS), _ROWS), max_size=5),
+       new=st.tuples(st.sampled_from(_PERIODS), _ROWS), new_id=st.integers(0, 6))
+def test_a_snapshot_extended_by_a_newer_batch_equals_the_full_rebuild(tmp_path_factory, kind, old, new, new_id):
+    """snapshots.extend: the previous snapshot without the new batch's keys, then the new batch's rows,
+    is the full newest-wins rule whenever the new batch sorts after every previous one; otherwise
+    (an older month re-exported, an id below an older batch's of the same month) it declines."""
+    cache = cache_store.LocalCache(tmp_path_factory.mktemp("cache"))
+    district = "甲区"
+
+    def batch(batch_id: int, period: str, ids: list[str | None]) -> dict:
+        rows = [(district, i) for i in ids]
+        sha = f"{batch_id:064x}"
+        cache.write(batch_files.file_name(kind, batch_id, sha, len(rows), district), _batch_frame(kind, batch_id, rows))
+        return {"id": batch_id, "created_at": dt.datetime(2025, 1, 1) + dt.timedelta(days=batch_id), "sha256": sha,
+                "rows": len(rows), "period": period, "district": district, "kind": kind}
+
+    before = pl.DataFrame([batch(i + 1, p, ids) for i, (p, ids) in enumerate(old)],
+                          schema={"id": pl.Int64, "created_at": pl.Datetime("us"), "sha256": pl.String,
+                                  "rows": pl.Int64, "period": pl.String, "district": pl.String, "kind": pl.String})
+    # The new batch's id: after every old one (an import), or among them (not a newer batch).
+    added_id = len(old) + 1 if new_id >= len(old) else new_id + 100
+    after = pl.concat([before, pl.DataFrame([batch(added_id, new[0], new[1])], schema=before.schema)])
+    first = snapshots.build_records(None, cache, kind, district, "k1", before)  # type: ignore[arg-type]
+    cache.write(snapshots._name(kind, district, "k1"), first)
+
+    got = snapshots.extend(None, cache, kind, district, after)  # type: ignore[arg-type]
+    full = batch_files.current_records(None, cache, kind, district, after)  # type: ignore[arg-type]
+    newest = all((p, i + 1) < (new[0], added_id) for i, (p, _) in enumerate(old))
+    if newest:
+        assert got is not None
+        assert got.schema == full.schema
+        assert got.to_dicts() == full.to_dicts()
+    else:
+        assert got is None
+    # Through build_records (which also records what the new snapshot was built from).
+    assert snapshots.build_records(None, cache, kind, district, "k2", after).to_dicts() == full.to_dicts()  # type: ignore[arg-type]
+    assert cache.names(f"built_from_{kind}") == [snapshots._name(f"built_from_{kind}", district, "k2").rsplit("/")[-1]]

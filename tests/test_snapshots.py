@@ -3,6 +3,10 @@ imports and rollbacks district by district (datasets/snapshots.py, metrics/servi
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import polars as pl
 import pytest
 
@@ -10,11 +14,12 @@ from datasets import snapshots, store
 from datasets.ingest import import_frame
 from datasets.periods import Period
 from datasets.schema import KINDS
-from metrics import alerts, detail_store
-from metrics.compute import components
+from metrics import alerts, detail_store, drill, service
+from metrics.compute import aggregate, components
 from metrics.prepare import NOT_COUNTED, Dataset, counted_columns, load_dataset
+from metrics.registry import INDICATORS
 from metrics.scoring import default_settings
-from metrics.service import compute_components, store_until
+from metrics.service import RowBudget, compute_components, store_until
 from tests.conftest import SMALL_DEMO
 from tests.factories import at, frame
 
@@ -130,3 +135,87 @@ def test_columns_the_rules_do_not_count_can_be_left_out(demo_engine):
     assert all(set(NOT_COUNTED[kind]) <= set(getattr(data, kind).columns) for kind in KINDS)
     rules = default_settings().to_rules()
     _assert_same(components(lean, rules).sort(KEY), components(data, rules).sort(KEY))
+
+
+@pytest.mark.parametrize("rows_at_once", [1_000, 10_000_000])
+def test_alert_rows_in_slices_equal_the_alert_rows_of_the_full_detail(demo_engine, monkeypatch, rows_at_once):
+    """alerts.alert_detail flags the rows slice by slice (ROWS_AT_ONCE): the same rows as filtering
+    build_detail's every-row frames, in whatever order."""
+    monkeypatch.setattr(alerts, "ROWS_AT_ONCE", rows_at_once)
+    rules = default_settings().to_rules()
+    data = load_dataset(demo_engine)
+    assert data.cases.height > 3 * 1_000 and data.evaluations.height > 3 * 1_000  # several slices
+    want = alerts.alert_rows(alerts.build_detail(data, rules))
+    got = alerts.alert_detail(data, rules)
+    for kind, ids in (("cases", ["district", "case_id"]), ("evaluations", ["district", "eval_id"])):
+        w, g = getattr(want, kind), getattr(got, kind)
+        assert w.height > 0
+        assert g.schema == w.schema
+        assert g.sort(ids).equals(w.sort(ids)), kind
+
+
+def test_row_budget_runs_small_districts_side_by_side_and_the_largest_alone():
+    budget = RowBudget(10)
+    both_in = threading.Barrier(2, timeout=10)
+    alone: list[int] = []
+
+    def small(rows: int) -> None:
+        with budget.hold(rows):
+            both_in.wait()  # returns only when the other small one is inside too
+
+    def large() -> None:
+        with budget.hold(12):  # more than the budget: runs, but only with nothing else
+            alone.append(budget.running)
+            time.sleep(0.05)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for f in [pool.submit(large), pool.submit(small, 4), pool.submit(small, 6)]:
+            f.result(timeout=30)
+    assert alone == [1]
+    assert budget.used == budget.running == 0
+    assert budget.peak == 12  # the large one alone; the small ones together held 10
+
+
+def test_districts_are_computed_largest_first_within_the_row_budget(demo_engine, monkeypatch):
+    """compute_components holds each district's rows of active batches while computing it."""
+    rows = service.district_rows(demo_engine)
+    assert sum(rows.values()) == store.active_batches(demo_engine)["rows"].sum()
+    held: list[tuple[str, int]] = []
+    real = RowBudget.hold
+
+    def hold(self, n: int):
+        held.append((threading.current_thread().name, n))
+        return real(self, n)
+
+    monkeypatch.setattr(RowBudget, "hold", hold)
+    monkeypatch.setattr(service, "ROWS_SIDE_BY_SIDE", 1)  # every district alone: same table
+    got = compute_components(demo_engine, default_settings(), alerts=False)
+    _assert_same(got, _whole_store(demo_engine))
+    assert sorted(n for _, n in held) == sorted(rows.values())
+    assert held[0][1] == max(rows.values()) or held[1][1] == max(rows.values())  # the largest starts first
+
+
+def test_item_parts_add_up_to_each_district_and_are_cached(demo_engine):
+    """The drill-down's item table sums drill.item_parts (cached per district): over the items it gives
+    each district's own numbers, for one month and longer ranges (catalog stocks, coverage)."""
+    rules = default_settings().to_rules()
+    comps = compute_components(demo_engine, default_settings())
+    months = sorted(comps["month"].unique().to_list())
+    ids = drill.item_level_indicators([i.id for i in INDICATORS])
+    assert "hotline_completion_rate" not in ids and {"eval_item_coverage", "full_online_rate"} <= set(ids)
+    for district in store.list_districts(demo_engine)["name"].to_list()[:3]:
+        _, parts = detail_store.load_district(demo_engine, district, rules, months)
+        assert 0 < parts.height
+        for period in (Period(END, END), Period("2024-01", END)):
+            items = drill.item_values(parts, period, district, None, ids)
+            summed = items.group_by("indicator").agg(pl.col("numerator").sum(), pl.col("denominator").sum())
+            want = aggregate(comps, period, districts=[district]).filter(pl.col("indicator").is_in(ids))
+            joined = want.join(summed, on="indicator", how="left", suffix="_items").fill_null(0.0)
+            assert joined.height == len(ids)
+            assert (joined["numerator"] - joined["numerator_items"]).abs().max() < 1e-6, (district, period)
+            assert (joined["denominator"] - joined["denominator_items"]).abs().max() < 1e-6, (district, period)
+    # A second read comes from the cache files.
+    before = _files(demo_engine, "item_parts")
+    assert len(before) == 3
+    _, again = detail_store.load_district(demo_engine, district, rules, months)
+    assert again.equals(parts) and _files(demo_engine, "item_parts") == before

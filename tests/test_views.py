@@ -286,7 +286,8 @@ def test_departments_and_items_add_up_to_the_district(comps, data):
     district = aggregate(comps, OCT, districts=["甲区"]).filter(pl.col("indicator") == "online_case_rate")
     assert departments["实际网办率·分母"].sum() == district["denominator"][0]
     sources = drill.build_sources(data, Rules())
-    items = drill.item_table(sources, alerts.build_detail(data, Rules()), OCT, "甲区", None, ids)
+    parts = drill.item_parts(sources)
+    items = drill.item_table(parts, alerts.build_detail(data, Rules()), OCT, "甲区", None, ids)
     assert items["事项编码"].to_list() == ["I1", "I2"]
     assert items["事项名称"].to_list() == ["食品经营许可", "社保转移"]
     for name in ("实际网办率", "按时办结率", "差评率", "全程网办率"):
@@ -294,12 +295,12 @@ def test_departments_and_items_add_up_to_the_district(comps, data):
             pl.col("indicator") == next(i.id for i in INDICATORS if i.name == name))
         assert items[f"{name}·分子"].sum() == total["numerator"][0]
         assert items[f"{name}·分母"].sum() == total["denominator"][0]
-    assert drill.item_table(drill.sources_for_district(sources, "甲区"), alerts.build_detail(data, Rules()), OCT, "甲区",
-                            None, ids).equals(items)
-    one = drill.item_table(sources, alerts.build_detail(data, Rules()), OCT, "甲区", "区人社局", ids)
+    assert drill.item_table(drill.item_parts(drill.sources_for_district(sources, "甲区")),
+                            alerts.build_detail(data, Rules()), OCT, "甲区", None, ids).equals(items)
+    one = drill.item_table(parts, alerts.build_detail(data, Rules()), OCT, "甲区", "区人社局", ids)
     assert one["事项编码"].to_list() == ["I2"]
-    assert drill.item_level_indicators(["hotline_completion_rate", "good_rate"], drill.item_sources(sources)) == [
-        "good_rate"]
+    assert drill.item_level_indicators(["hotline_completion_rate", "good_rate"]) == ["good_rate"]
+    assert "hotline" not in drill.item_sources(sources) and "evaluations" in drill.item_sources(sources)
     assert drill.item_options(items) == {"I1": "I1 食品经营许可", "I2": "I2 社保转移"}
 
 
@@ -324,13 +325,13 @@ def test_a_district_read_alone_adds_up_like_the_city(sqlite_engine):
 
     comps = components(load_dataset(sqlite_engine))
     months = sorted(comps["month"].unique().to_list())
-    detail, sources = detail_store.load_district(sqlite_engine, "乙区", Rules(), months)
+    detail, parts = detail_store.load_district(sqlite_engine, "乙区", Rules(), months)
     # Only 乙区's rows were read; the detail holds its alert rows only (none here: no card, no 差评).
-    assert set(sources["cases_accepted"]["district"].to_list()) == {"乙区"}
+    assert set(parts["district"].to_list()) == {"乙区"}
     assert set(detail.item_names["district"].to_list()) == {"乙区"} and detail.cases.height == 0
     ids = ["full_online_rate", "online_available_rate", "online_case_rate"]
     for period in (SEP, OCT):
-        items_table = drill.item_table(sources, detail, period, "乙区", None, ids)
+        items_table = drill.item_table(parts, detail, period, "乙区", None, ids)
         expected = aggregate(comps, period, districts=["乙区"])
         for ind in ids:
             name = next(i.name for i in INDICATORS if i.id == ind)
@@ -338,7 +339,7 @@ def test_a_district_read_alone_adds_up_like_the_city(sqlite_engine):
             assert items_table[f"{name}·分母"].sum() == (row["denominator"][0] if row.height else 0), (period, ind)
             assert items_table[f"{name}·分子"].sum() == (row["numerator"][0] if row.height else 0), (period, ind)
     # October: 乙区 reported nothing, yet its two catalog items are in force, as in the city's table.
-    october = drill.item_table(sources, detail, OCT, "乙区", None, ids)
+    october = drill.item_table(parts, detail, OCT, "乙区", None, ids)
     assert october["全程网办率·分母"].sum() == 2
 
 
