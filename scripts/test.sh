@@ -9,7 +9,8 @@ if [ -z "${TEST_POSTGRES_URL:-}" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/
   TEST_POSTGRES_URL=$(bash .ci/start-postgres.sh) && export TEST_POSTGRES_URL
 fi
 ruff check .
-# Two workers, one test file each at a time (module fixtures stay per file; the two files sharing the
-# browser server go together; the longest first: tests/conftest.py); every test has its own ports,
-# temporary directories and databases; the demo stores are built once per run and shared.
-python -m pytest -n 2 --dist loadfile --no-loadscope-reorder "$@"
+# Three workers on two cores (the browser and server tests spend much of their time waiting on the
+# processes they drive), one test file each at a time (module fixtures stay per file; the two files
+# sharing the browser server go together; the longest first: tests/conftest.py); every test has its own
+# ports, temporary directories and databases; the demo stores are built once per run and shared.
+python -m pytest -n 3 --dist loadfile --no-loadscope-reorder "$@"
