@@ -146,11 +146,16 @@ def cached(
             return found
         frame = build()
         cache.write(rel, frame)
-    prefix = f"{name}-{district_tag(district)}-"
-    for old in cache.names(name, prefix):
-        if old != rel.rsplit("/", 1)[-1]:
-            cache.delete(f"{name}/{old}")
+    _drop_older(cache, name, district, key)
     return frame.select(cols) if cols is not None else frame
+
+
+def _drop_older(cache: Cache, name: str, district: str, key: str) -> None:
+    """Remove the other versions of frame ``name`` of this district (any key but ``key``)."""
+    keep = _name(name, district, key).rsplit("/", 1)[-1]
+    for old in cache.names(name, f"{name}-{district_tag(district)}-"):
+        if old != keep:
+            cache.delete(f"{name}/{old}")
 
 
 def current_records(
@@ -193,11 +198,8 @@ def build_records(engine: Engine, cache: Cache, kind: str, district: str, key: s
     if frame is None:
         frame = batch_files.current_records(engine, cache, kind, district, active)
     # Written directly, not through cached(): already under this snapshot's build lock.
-    folder, prefix = _built_from(kind), f"{_built_from(kind)}-{district_tag(district)}-"
-    cache.write(_name(folder, district, key), mine)
-    for old in cache.names(folder, prefix):
-        if old != _name(folder, district, key).rsplit("/", 1)[-1]:
-            cache.delete(f"{folder}/{old}")
+    cache.write(_name(_built_from(kind), district, key), mine)
+    _drop_older(cache, _built_from(kind), district, key)
     return frame
 
 

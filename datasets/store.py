@@ -252,7 +252,8 @@ def staged_records(conn: Connection, parts: Sequence[tuple[int, str, str, pl.Dat
     through ADBC's bulk ingest (not in this process: see _sqlite_read_many) and attached; the
     inserter copies one part into the store with INSERT … SELECT in the caller's transaction, so the
     records, their batch and its revision still commit together. Elsewhere, and for fewer than
-    ``min_rows`` rows in all, it is insert_records. A part that was not announced (file, kind, district, row count) is refused.
+    ``min_rows`` rows in all, it is insert_records. A part that was not announced (file, kind,
+    district, row count) is refused.
     """
     if not is_sqlite(conn) or sum(part.height for *_, part in parts) < min_rows:
         yield lambda _file: insert_records

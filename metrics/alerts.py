@@ -37,13 +37,9 @@ class Detail:
 
 
 def build_detail(data: Dataset, rules: Rules, cal: WorkCalendar | None = None) -> Detail:
-    cases, evaluations = _flagged(data, rules, cal or load_calendar())
-    return Detail(cases.collect(), evaluations.collect(), item_names(data))
-
-
-def _flagged(data: Dataset, rules: Rules, cal: WorkCalendar) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """The cases and evaluations of build_detail, as lazy queries."""
-    return _flagged_cases(data, rules, cal), _flagged_evaluations(data, rules, cal)
+    cal = cal or load_calendar()
+    return Detail(_flagged_cases(data, rules, cal).collect(), _flagged_evaluations(data, rules, cal).collect(),
+                  item_names(data))
 
 
 def _flagged_cases(data: Dataset, rules: Rules, cal: WorkCalendar) -> pl.LazyFrame:
@@ -55,6 +51,10 @@ def _flagged_cases(data: Dataset, rules: Rules, cal: WorkCalendar) -> pl.LazyFra
 
 def _flagged_evaluations(data: Dataset, rules: Rules, cal: WorkCalendar) -> pl.LazyFrame:
     return evaluation_flags_lazy(data, cal, rules).with_columns(pl.col("department").fill_null(""))
+
+
+# The item names of a Detail that holds none (alert rows only).
+NO_NAMES = {"district": pl.String, "item_code": pl.String, "item_name": pl.String}
 
 
 def item_names(data: Dataset) -> pl.DataFrame:
@@ -284,8 +284,7 @@ def alert_detail(data: Dataset, rules: Rules, cal: WorkCalendar | None = None) -
             parts.append(flagged.filter(_in_any_list(source)).collect())
         return pl.concat(parts)
 
-    return Detail(rows("cases", CASES), rows("evaluations", EVALUATIONS),
-                  pl.DataFrame(schema={"district": pl.String, "item_code": pl.String, "item_name": pl.String}))
+    return Detail(rows("cases", CASES), rows("evaluations", EVALUATIONS), pl.DataFrame(schema=NO_NAMES))
 
 
 def alert_counts(detail: Detail, period: Period, districts: Sequence[str] | None = None) -> dict[str, int]:

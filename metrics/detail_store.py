@@ -16,7 +16,7 @@ from datasets import snapshots
 from datasets.calendar import load_calendar
 from datasets.schema import KINDS
 from datasets.vocabulary import Rules
-from metrics.alerts import Detail, alert_detail, alert_rows, build_detail, item_names
+from metrics.alerts import NO_NAMES, Detail, alert_detail, alert_rows, build_detail, item_names
 from metrics.drill import item_parts
 from metrics.prepare import NOT_COUNTED, Dataset, counted_columns, district_dataset, load_dataset, prepare_sources_lazy
 
@@ -25,8 +25,6 @@ from metrics.prepare import NOT_COUNTED, Dataset, counted_columns, district_data
 ALERTS_VERSION = "2"
 # Part of the cached item parts' key: bump it when their shape or counting changes (metrics/drill.py).
 ITEM_PARTS_VERSION = "1"
-
-_NO_NAMES = {"district": pl.String, "item_code": pl.String, "item_name": pl.String}
 
 
 def district_alerts(
@@ -42,7 +40,7 @@ def district_alerts(
 
     cases = snapshots.cached(engine, "alert_cases", district, key, lambda: rows().cases)
     evaluations = snapshots.cached(engine, "alert_evaluations", district, key, lambda: rows().evaluations)
-    return Detail(cases, evaluations, pl.DataFrame(schema=_NO_NAMES))
+    return Detail(cases, evaluations, pl.DataFrame(schema=NO_NAMES))
 
 
 def load_alert_detail(engine: Engine, rules: Rules) -> Detail:
@@ -55,7 +53,7 @@ def load_alert_detail(engine: Engine, rules: Rules) -> Detail:
     return Detail(
         pl.concat([p.cases for p in parts], how="vertical_relaxed"),
         pl.concat([p.evaluations for p in parts], how="vertical_relaxed"),
-        pl.DataFrame(schema=_NO_NAMES),
+        pl.DataFrame(schema=NO_NAMES),
     )
 
 
