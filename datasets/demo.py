@@ -425,8 +425,10 @@ class _Stats:
 
 
 class _City:
-    def __init__(self, calendar: WorkCalendar, seed: int, scale: float, end_month: str, now: dt.datetime) -> None:
+    def __init__(self, calendar: WorkCalendar, seed: int, scale: float, end_month: str, now: dt.datetime,
+                 n_months: int = N_MONTHS, districts: int | None = None) -> None:
         self.seed, self.scale, self.end_month = seed, scale, end_month
+        self.n_months = n_months
         self.rng = np.random.default_rng(seed)
         self.cal = calendar
         self.cum = self.cal.cum.astype(np.int64)
@@ -435,10 +437,10 @@ class _City:
         self.now = now
         self.now_us = int((now - dt.datetime(1970, 1, 1)).total_seconds()) * _SEC_US
         self.combos = _combos()
-        self.profiles = PROFILES
-        self.n = len(PROFILES)
-        self.names = pl.Series([p.name for p in PROFILES], dtype=pl.String)
-        self.codes = pl.Series([p.code for p in PROFILES], dtype=pl.String)
+        self.profiles = PROFILES[:districts]
+        self.n = len(self.profiles)
+        self.names = pl.Series([p.name for p in self.profiles], dtype=pl.String)
+        self.codes = pl.Series([p.code for p in self.profiles], dtype=pl.String)
         self.months = self._months()
         self.cal.check_years({int(m.label[:4]) for m in self.months})
         self.stats = _Stats()
@@ -448,14 +450,14 @@ class _City:
 
     def _months(self) -> list[_Month]:
         year, mon = int(self.end_month[:4]), int(self.end_month[5:])
-        index = year * 12 + mon - 1 - (N_MONTHS - 1)
+        index = year * 12 + mon - 1 - (self.n_months - 1)
         out = []
-        for i in range(N_MONTHS):
+        for i in range(self.n_months):
             y, m = divmod(index + i, 12)
             first = dt.date(y, m + 1, 1)
             nxt = dt.date(y + (m + 1) // 12, (m + 1) % 12 + 1, 1)
             out.append(_Month(f"{y:04d}-{m + 1:02d}", (first - self.cal.start).days,
-                              (nxt - self.cal.start).days - 1, i / (N_MONTHS - 1)))
+                              (nxt - self.cal.start).days - 1, i / (self.n_months - 1)))
         return out
 
     def _params(self) -> None:
@@ -868,7 +870,7 @@ class _City:
         rstatus = np.where(too_late, _RS["整改中"], rstatus)
         has_fix = bad & finished & ~too_late
         m = np.searchsorted(self.month_firsts, ev_day, side="right") - 1
-        m = np.where(ev_day > self.months[-1].last, N_MONTHS, m)  # after the last export
+        m = np.where(ev_day > self.months[-1].last, self.n_months, m)  # after the last export
         return pl.DataFrame(
             {
                 "d": d.astype(np.int32),
@@ -888,7 +890,7 @@ class _City:
         ).with_columns(
             pl.when(pl.col("bad")).then(pl.col("rectify_status")).alias("rectify_status"),
             pl.when(pl.col("has_fix")).then(pl.col("rectified_at")).alias("rectified_at"),
-        ).filter((pl.col("m") >= 0) & (pl.col("m") < N_MONTHS))
+        ).filter((pl.col("m") >= 0) & (pl.col("m") < self.n_months))
 
     def _eval_export(self, evals: pl.DataFrame, month: _Month) -> pl.DataFrame:
         """The month's 好差评 export; ``evals`` sorted by district and time."""
@@ -1012,7 +1014,7 @@ class _City:
         strength = rng.uniform(0.2, 0.4, self.n)
 
         # Late uploads and missing district-months (distinct slots, never the first or last months).
-        slots = rng.choice(self.n * (N_MONTHS - 5), size=6, replace=False)
+        slots = rng.choice(self.n * (self.n_months - 5), size=6, replace=False)
         slot_pairs = [(int(s) % self.n, 2 + int(s) // self.n) for s in slots]
         late_cases = set(slot_pairs[:3])
         late_evals = {slot_pairs[3]}
@@ -1159,13 +1161,15 @@ def _write_files(engine: Engine, done: list[tuple[ImportResult, Parts]]) -> None
 
 
 def generate_demo(engine: Engine, *, calendar: WorkCalendar, seed: int = 7, scale: float = 1.0,
-                  end_month: str | None = None, bulk: bool = True) -> str:
+                  end_month: str | None = None, bulk: bool = True, months: int = N_MONTHS,
+                  districts: int | None = None) -> str:
     """Write the demo city into the store and return a one-line Chinese summary.
 
     ``scale`` 1 gives about a million 办件 over 10 districts × 24 months ending ``end_month``
     (YYYY-MM, default: the month before today); ``calendar`` gives the working days the cases run
     on. The same seed always writes the same records. ``bulk`` writes through write_bulk (the
-    default), else one import per export (write_imports).
+    default), else one import per export (write_imports). ``months`` (at least 8) and ``districts``
+    (the first n of the 10, at least 2) make a smaller city with fewer batches, for the store tests.
     """
     started = time.perf_counter()
     now = dt.datetime.now().replace(microsecond=0)
@@ -1181,8 +1185,11 @@ def generate_demo(engine: Engine, *, calendar: WorkCalendar, seed: int = 7, scal
         raise ValueError(f"结束月份 {end_month} 尚未结束，示例数据最晚只能生成到 {latest}")
     if scale <= 0:
         raise ValueError("规模（scale）必须大于 0")
+    # Six late or missing district-months are drawn from months 3 … n-4: at least 8 months, 2 districts.
+    if months < 8 or not 2 <= (districts or len(PROFILES)) <= len(PROFILES):
+        raise ValueError(f"示例城市至少 8 个月，区县数在 2 至 {len(PROFILES)} 之间")
     store.init_db(engine)
-    city = _City(calendar, seed, scale, end_month, now)
+    city = _City(calendar, seed, scale, end_month, now, months, districts)
     for p in city.profiles:
         store.add_district(engine, p.name, p.code, p.aliases)
     stats = city.stats
@@ -1190,7 +1197,7 @@ def generate_demo(engine: Engine, *, calendar: WorkCalendar, seed: int = 7, scal
     seconds = time.perf_counter() - started
     missing = "、".join(f"{d}{m}" for d, m in stats.missing)
     return (
-        f"已生成示例城市“{CITY}”：{city.n} 个区县，{city.months[0].label} 至 {city.months[-1].label} 共 {N_MONTHS} 个月；"
+        f"已生成示例城市“{CITY}”：{city.n} 个区县，{city.months[0].label} 至 {city.months[-1].label} 共 {city.n_months} 个月；"
         f"办件 {stats.cases:,} 件（导出 {stats.case_rows:,} 行，含跨月重复导出）、事项清单 {stats.items:,} 行、"
         f"好差评 {stats.evaluations:,} 条、12345 工单 {stats.hotline:,} 件（导出 {stats.hotline_rows:,} 行）；"
         f"共 {stats.batches:,} 个批次，迟报 {len(stats.late)} 批，缺报 {len(stats.missing)} 个区县月（{missing}）；"
