@@ -96,7 +96,8 @@ def aggregate(
     every indicator, with numerator and denominator 0 and a null value where nothing is counted.
     Value is null when the denominator is 0. ``period`` None means every month in ``comps``.
     """
-    scope = sorted(set(comps["district"].to_list())) if districts is None else list(districts)
+    # unique() first: a components table has hundreds of thousands of rows, and this runs on every rerun
+    scope = sorted(comps["district"].unique().to_list()) if districts is None else list(districts)
     frame = comps.filter(pl.col("district").is_in(scope))
     if period is not None:
         first, last = period.first, period.last

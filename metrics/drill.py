@@ -52,7 +52,7 @@ def department_table(
 def departments(comps: pl.DataFrame, period: Period, district: str) -> list[str]:
     """Departments of a district with any component in the period ("" = not filled in)."""
     frame = comps.filter(pl.col("district") == district, in_period(period, "month"))
-    return sorted(set(frame["department"].to_list()))
+    return sorted(frame["department"].unique().to_list())
 
 
 def item_options(items: pl.DataFrame) -> dict[str, str]:

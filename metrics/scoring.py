@@ -167,7 +167,7 @@ def ranking(
     <id> (value), <id>__num, <id>__den, score_<id>.
     """
     scope = districts if districts is not None else sorted(
-        set(comps["district"].to_list()) | set(inventory["district"].to_list()))
+        set(comps["district"].unique().to_list()) | set(inventory["district"].unique().to_list()))
     current = _ranked(comps, period, settings, inventory, scope)
     previous = _ranked(comps, period.previous(), settings, inventory, scope).select(
         "district", pl.col("rank").alias("prev_rank")

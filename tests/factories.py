@@ -84,11 +84,12 @@ def inventory(data: Dataset) -> pl.DataFrame:
 
 
 def write_first_exports(engine: Engine, exports: int = 12, seed: int = 5, scale: float = 0.002,
-                        end_month: str = "2024-12") -> int:
-    """The demo city's districts and its first ``exports`` export files (every kind, its first months),
-    written as generate_demo writes them: a store with data in every district and few batches (each
-    batch costs a file, and a request where the cache is a bucket). Returns the batches made."""
-    city = _City(load_calendar(), seed, scale, end_month, dt.datetime(2026, 1, 1))
+                        end_month: str = "2024-12", districts: int = 3) -> int:
+    """The first ``districts`` of the demo city and its first ``exports`` export files (every kind, its
+    first months), written as generate_demo writes them: a store with data in every district and few
+    batches (each batch costs a file, and a request where the cache is a bucket). Returns the batches
+    made."""
+    city = _City(load_calendar(), seed, scale, end_month, dt.datetime(2026, 1, 1), districts=districts)
     for p in city.profiles:
         store.add_district(engine, p.name, p.code, p.aliases)
     return write_bulk(engine, itertools.islice(city.exports(), exports))
