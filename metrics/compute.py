@@ -14,6 +14,9 @@ range. Cities and departments still add up: every rollup is a sum over districts
 
 from __future__ import annotations
 
+import threading
+import weakref
+
 import polars as pl
 
 from datasets.periods import Period, month_range
@@ -98,7 +101,8 @@ def aggregate(
     """
     # unique() first: a components table has hundreds of thousands of rows, and this runs on every rerun
     scope = sorted(comps["district"].unique().to_list()) if districts is None else list(districts)
-    frame = comps.filter(pl.col("district").is_in(scope))
+    source = comps if by == "department" else department_totals(comps)
+    frame = source.filter(pl.col("district").is_in(scope))
     if period is not None:
         first, last = period.first, period.last
     elif comps.height:
@@ -132,6 +136,30 @@ def aggregate(
     ).with_columns(
         pl.when(pl.col("denominator") != 0).then(pl.col("numerator") / pl.col("denominator")).alias("value")
     ).sort([*keys, "indicator"])
+
+
+_TOTALS: dict[int, pl.DataFrame] = {}
+_TOTALS_LOCK = threading.Lock()
+
+
+def department_totals(comps: pl.DataFrame) -> pl.DataFrame:
+    """``comps`` summed over its departments (one row per district, month, since and indicator).
+
+    Every rollup but the department one sums over departments anyway; summed once, the tables of a
+    page run over a tenth of the rows. Kept while ``comps`` lives: the pages share one component
+    table per data version (pages/_shared.get_components), so each version is summed once.
+    """
+    key = id(comps)
+    with _TOTALS_LOCK:
+        hit = _TOTALS.get(key)
+    if hit is None:
+        hit = comps.group_by(["district", "month", "since", "indicator"]).agg(
+            pl.col("numerator").sum(), pl.col("denominator").sum())
+        with _TOTALS_LOCK:
+            if key not in _TOTALS:  # an id is reused only after its frame is gone: drop the entry then
+                weakref.finalize(comps, _TOTALS.pop, key, None)
+            _TOTALS[key] = hit
+    return hit
 
 
 def _grid(by: str, scope: list[str], frame: pl.DataFrame, first: str | None, last: str | None) -> pl.DataFrame:

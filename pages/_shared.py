@@ -106,9 +106,13 @@ def _rules(rules_key: str) -> Rules:
     return Rules(**json.loads(rules_key))
 
 
-@st.cache_data(show_spinner="正在计算指标…", max_entries=8)
+@st.cache_resource(show_spinner="正在计算指标…", max_entries=8)
 def get_components(url: str, fingerprint: str, rules_key: str) -> pl.DataFrame:
     """The additive component table (district × department × month × indicator).
+
+    One frame shared by every run and session (a cached resource, not a copy per run: polars frames
+    are never changed in place), so that its department totals (metrics.compute.department_totals)
+    are summed once per data version.
 
     metrics.service.compute_components reads each district's part from its cache file when the
     district's records and the rules are unchanged, so a restarted server does not recount. Keyed by the stored records and the
