@@ -507,23 +507,28 @@ def _month_end(period: str) -> dt.datetime:
 _GX_LOCK = threading.Lock()
 
 
+_POSITION = "_position"  # an expectation's place in the suite, carried in its meta between the passes
+_COMPLETE = {"result_format": "COMPLETE", "return_unexpected_index_query": False}
+
+
 def run_expectations(
     data: pl.DataFrame, expectations: list[dict], parameters: dict[str, Any], suite_name: str = "upload"
 ) -> list[tuple[dict, dict]]:
-    """Validate ``data`` with GX (ephemeral context, pandas) and return ``(meta, result)`` per failure.
+    """Validate ``data`` with GX (ephemeral context, pandas) and return ``(meta, result)`` per failure,
+    in suite order.
 
     ``result`` is GX's COMPLETE result: ``unexpected_index_list`` holds row positions in ``data``.
+    Most files pass: a first pass asks GX only whether each expectation holds (BOOLEAN_ONLY, about
+    half the work of the complete result); the complete result, with the failing rows, is computed
+    for the expectations that do not hold.
     """
     import great_expectations as gx
-    from great_expectations.core import ExpectationSuite
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    tagged = [{**copy.deepcopy(e), "meta": {**(e.get("meta") or {}), _POSITION: n}} for n, e in enumerate(expectations)]
     # GX compares datetime64[ns] columns vectorised (other resolutions go row by row in Python).
     pdf = data.with_columns(pl.col(pl.Datetime).cast(pl.Datetime("ns"))).to_pandas()
     with _GX_LOCK:  # GX keeps the current context in module state
-        suite = ExpectationSuite(name=suite_name, expectations=copy.deepcopy(expectations))
-        if len(suite.expectations) != len(expectations):
-            raise RuntimeError("校验规则文件中有无效的期望配置（Great Expectations 无法加载）")
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
         batch = (
@@ -532,19 +537,30 @@ def run_expectations(
             .add_batch_definition_whole_dataframe("all")
             .get_batch(batch_parameters={"dataframe": pdf})
         )
-        result = batch.validate(
-            suite,
-            result_format={"result_format": "COMPLETE", "return_unexpected_index_query": False},
-            expectation_parameters=parameters,
-        )
+        held = _gx_results(batch, tagged, {"result_format": "BOOLEAN_ONLY"}, parameters, suite_name)
+        failing = sorted(r.expectation_config.meta[_POSITION] for r in held if not r.success)
+        results = _gx_results(batch, [tagged[n] for n in failing], _COMPLETE, parameters, suite_name) if failing else []
     failures = []
-    for r in result.results:
+    for r in sorted(results, key=lambda r: r.expectation_config.meta[_POSITION]):
+        if not r.success:
+            meta = {k: v for k, v in (r.expectation_config.meta or {}).items() if k != _POSITION}
+            failures.append((meta, dict(r.result or {})))
+    return failures
+
+
+def _gx_results(batch, expectations: list[dict], result_format: dict, parameters: dict[str, Any], suite_name: str) -> list:
+    """GX's result per expectation; an expectation GX could not load or run is an error of the rules."""
+    from great_expectations.core import ExpectationSuite
+
+    suite = ExpectationSuite(name=suite_name, expectations=copy.deepcopy(expectations))
+    if len(suite.expectations) != len(expectations):
+        raise RuntimeError("校验规则文件中有无效的期望配置（Great Expectations 无法加载）")
+    results = batch.validate(suite, result_format=result_format, expectation_parameters=parameters).results
+    for r in results:
         info = r.exception_info or {}
         if info.get("raised_exception"):
             raise RuntimeError(f"校验规则执行出错（{r.expectation_config.type}）：{info.get('exception_message')}")
-        if not r.success:
-            failures.append((dict(r.expectation_config.meta or {}), dict(r.result or {})))
-    return failures
+    return results
 
 
 # --- validation ---------------------------------------------------------------------------------
