@@ -71,7 +71,7 @@ def _compile_app_scripts_once() -> None:
 _compile_app_scripts_once()
 
 
-# --- how pytest-xdist shares the work out (scripts/test.sh: -n 2 --dist loadfile --no-loadscope-reorder) --
+# --- how pytest-xdist shares the work out (scripts/test.sh: -n 4 --dist loadfile --no-loadscope-reorder) --
 
 # Files using the session's demo-mode browser server (conftest ``browser_server``): one work unit, so
 # one worker starts that server once.
