@@ -15,7 +15,7 @@ ruff check .
 unset PYTHONDONTWRITEBYTECODE
 python -m compileall -q -x '/\.venv/' dashboard.py datasets metrics pages scripts tests benchmarks >/dev/null
 # Four workers on two cores (the browser and server tests spend much of their time waiting on the
-# processes they drive: 183–196 s against 246–277 s with three, 2026-11-30), one test file each at a time (module fixtures stay per file; the two files
+# processes they drive: 183–196 s against 211 s with three, 2026-11-30), one test file each at a time (module fixtures stay per file; the two files
 # sharing the browser server go together; the longest first: tests/conftest.py); every test has its own
 # ports, temporary directories and databases; the demo stores are built once per run and shared.
 python -m pytest -n 4 --dist loadfile --no-loadscope-reorder "$@"
