@@ -27,7 +27,10 @@ if [ ! -x .venv/bin/uv ]; then
 fi
 if [ -x .venv/bin/uv ]; then
   step "[2/4] 安装依赖（$req，uv 并行下载安装，下面显示进度）"
-  VIRTUAL_ENV="$PWD/.venv" .venv/bin/uv pip install --python .venv/bin/python -r "$req"
+  # --compile-bytecode: uv leaves the .pyc files out by default (pip writes them); without them every
+  # process compiles the libraries it imports again where PYTHONDONTWRITEBYTECODE is set, and the
+  # first start pays for it anyway.
+  VIRTUAL_ENV="$PWD/.venv" .venv/bin/uv pip install --compile-bytecode --python .venv/bin/python -r "$req"
 else
   step "[2/4] 安装依赖（$req，pip，下面显示进度）"
   .venv/bin/python -m pip install --progress-bar on -r "$req"
