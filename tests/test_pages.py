@@ -9,7 +9,6 @@ metrics/ and datasets/ computed independently here.
 
 from __future__ import annotations
 
-import gc
 import json
 from pathlib import Path
 
@@ -71,14 +70,6 @@ def test_overview_index_for_a_district_equals_ranking(demo: Demo, monkeypatch):
     assert shown["红牌办件"] == f"{int(row['red_card_rate__num'])} 件"
     late = row["bad_rectified_on_time_rate__den"] - row["bad_rectified_on_time_rate__num"]
     assert shown["差评未按时整改"] == f"{int(late)} 条"
-
-
-def test_the_libraries_are_frozen_out_of_the_collection_after_every_run(demo: Demo, monkeypatch):
-    """Streamlit collects garbage fully after every run (runner.postScriptGC); the libraries' objects are
-    frozen on a process's first run (pages/_shared.begin_run), so that collection scans only what the
-    runs made."""
-    ok(app(demo, monkeypatch).run())
-    assert gc.get_freeze_count() > 100_000
 
 
 def test_overview_city_cards_ranking_chart_and_alert_lists(demo: Demo, monkeypatch):
