@@ -211,7 +211,7 @@ def _page(name: str, *, default: bool = False, hidden: bool = False) -> st.Page:
                    default=default, visibility="hidden" if hidden else "visible")
 
 
-def _run(nav: dict[str, list[str]], engine: Engine, user: User | None, anonymous_ok: bool,
+def _run(nav: dict[str, list[str]], engine: Engine, app: AppSettings, user: User | None, anonymous_ok: bool,
          before: Callable[[str], None] | None = None) -> None:
     """Show the navigation the user may use and run the page chosen (or redirect away from it)."""
     menu, hidden, home = session.arrange(nav, user, anonymous_ok=anonymous_ok)
@@ -230,6 +230,10 @@ def _run(nav: dict[str, list[str]], engine: Engine, user: User | None, anonymous
                            among=[name for names in menu.values() for name in names])
     if target is not None:
         st.switch_page(pages[target], query_params={k: st.query_params.get_all(k) for k in st.query_params})
+    # Only on the run that shows a page: a run left for another page (the redirect above) may be
+    # replaced before the browser has run its cookie script, and the cookie would then be missing
+    # (after signing in) or left behind (after signing out).
+    _sync_cookie(engine, app, user)
     if page.title != catalog.PAGE_LOGIN:  # the login page shows its notices itself
         notice = session.pop_notice(st.session_state)
         if notice:
@@ -345,16 +349,15 @@ def _main() -> None:
         _prepare(app, engine)
         return
     user = _signed_in(engine, app)
-    _sync_cookie(engine, app, user)
     anonymous_ok = session.anonymous_allowed(app)
     if user is None and not anonymous_ok:
         st.session_state.pop(shared.CONTEXT_KEY, None)
-        _run(SIGNED_OUT_NAV, engine, user, anonymous_ok)
+        _run(SIGNED_OUT_NAV, engine, app, user, anonymous_ok)
         return
     fingerprint = shared.data_fingerprint(app.url, version)
     if fingerprint == shared.NO_DATA:
         st.session_state.pop(shared.CONTEXT_KEY, None)
-        _run(EMPTY_NAV, engine, user, anonymous_ok)
+        _run(EMPTY_NAV, engine, app, user, anonymous_ok)
         return
     settings = shared.get_scoring(app.url, version)
     try:
@@ -362,12 +365,12 @@ def _main() -> None:
     except (CalendarError, ValueError) as exc:
         st.session_state.pop(shared.CONTEXT_KEY, None)
         st.error(f"指标计算失败：{exc}。可在“数据质量”页核对数据，或在“数据上传”页回滚有问题的批次。")
-        _run(BROKEN_NAV, engine, user, anonymous_ok)
+        _run(BROKEN_NAV, engine, app, user, anonymous_ok)
         return
     months = sorted(comps["month"].drop_nulls().unique().to_list())
     if not months:
         st.session_state.pop(shared.CONTEXT_KEY, None)
-        _run(EMPTY_NAV, engine, user, anonymous_ok)
+        _run(EMPTY_NAV, engine, app, user, anonymous_ok)
         return
     districts_all = shared.get_districts(app.url, version, tuple(sorted(comps["district"].unique().to_list())))
     demo = shared.is_demo(app.url, version)
@@ -404,7 +407,7 @@ def _main() -> None:
         st.sidebar.info("示例数据：虚构的“澄州市”，仅供演示。", icon=":material/science:")
         st.info("**示例数据** —— 当前显示的是系统自动生成的虚构城市“澄州市”的数据，仅用于演示看板功能，"
                 "不代表任何真实区县。接入真实数据需由管理员配置正式数据库。", icon=":material/science:")
-    _run(FULL_NAV, engine, user, anonymous_ok, before=with_filters)
+    _run(FULL_NAV, engine, app, user, anonymous_ok, before=with_filters)
 
 
 main()
