@@ -67,12 +67,15 @@ def free_port() -> int:
 
 
 def wait_idle(page, timeout: float = 60.0) -> None:
-    """Wait until Streamlit's "running" indicator has been gone for a moment."""
+    """Wait until Streamlit's "running" indicator has been gone for a moment and no element of an
+    earlier run is left on the page (``data-stale``: the previous page's elements stay until the new
+    run has finished, and a short run may end before the indicator shows)."""
     deadline = time.monotonic() + timeout
     quiet_since = None
     while time.monotonic() < deadline:
         running = page.get_by_test_id("stStatusWidgetRunningIcon").count()
         running += page.get_by_test_id("stStatusWidgetRunningManIcon").count()
+        running += page.locator("[data-stale='true']").count()
         if running == 0:
             quiet_since = quiet_since or time.monotonic()
             if time.monotonic() - quiet_since > 0.6:
