@@ -525,7 +525,8 @@ def run_expectations(
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    tagged = [{**copy.deepcopy(e), "meta": {**(e.get("meta") or {}), _POSITION: n}} for n, e in enumerate(expectations)]
+    # A new meta per expectation; the rest is copied by _gx_results for each pass.
+    tagged = [{**e, "meta": {**(e.get("meta") or {}), _POSITION: n}} for n, e in enumerate(expectations)]
     # GX compares datetime64[ns] columns vectorised (other resolutions go row by row in Python).
     pdf = data.with_columns(pl.col(pl.Datetime).cast(pl.Datetime("ns"))).to_pandas()
     with _GX_LOCK:  # GX keeps the current context in module state

@@ -138,6 +138,8 @@ def aggregate(
     ).sort([*keys, "indicator"])
 
 
+# The component keys without the department: what department_totals sums over.
+TOTAL_KEYS = [*(k for k in COMPONENT_KEYS if k != "department"), "indicator"]
 _TOTALS: dict[int, pl.DataFrame] = {}
 _TOTALS_LOCK = threading.Lock()
 
@@ -153,7 +155,7 @@ def department_totals(comps: pl.DataFrame) -> pl.DataFrame:
     with _TOTALS_LOCK:
         hit = _TOTALS.get(key)
     if hit is None:
-        hit = comps.group_by(["district", "month", "since", "indicator"]).agg(
+        hit = comps.group_by(TOTAL_KEYS).agg(
             pl.col("numerator").sum(), pl.col("denominator").sum())
         with _TOTALS_LOCK:
             if key not in _TOTALS:  # an id is reused only after its frame is gone: drop the entry then

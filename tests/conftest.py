@@ -29,8 +29,6 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 os.environ.setdefault("PASSWORD_HASH_PROFILE", "test")
 
 
-
-
 def _scan_installed_components_once() -> None:
     """Every new AppTest scans the metadata of every installed distribution for Streamlit components
     (BidiComponentManager.discover_and_register_components, Streamlit 1.67): ≈ 0.4 s of CPU per AppTest,
