@@ -49,6 +49,7 @@ STEPS = {
     "import_visible": "导入 20 万行 → 总览可见",
 }
 IMPORT_ROWS = 200_000
+BENCH_FILE = "bench-import.xlsx"
 
 
 def _overview(url: str):
@@ -108,6 +109,7 @@ def _import_visible(engine, url: str) -> dict:
     from datasets.ingest import import_frame
     from datasets.schema import KINDS
 
+    _forget(engine, _leftovers(engine))  # a run killed before its clean-up
     _run_overview(url)  # a warm server: what the overview shows before the import
     batches = store.active_batches(engine, "cases")
     last = batches.sort(["rows", "period"], descending=True).filter(pl.col("period") == batches["period"].max())
@@ -120,15 +122,50 @@ def _import_visible(engine, url: str) -> dict:
     frame = pl.concat([rows.with_columns(pl.col("case_id") + f"-R{r}") for r in range(reps)]).head(IMPORT_ROWS)
     frame = frame.select(KINDS["cases"].names)
     started = time.perf_counter()
-    result = import_frame(engine, "cases", frame, file_name="bench-import.xlsx", sha256=f"{time.time_ns():064x}",
+    result = import_frame(engine, "cases", frame, file_name=BENCH_FILE, sha256=f"{time.time_ns():064x}",
                           period=top["period"])
     committed = time.perf_counter() - started
     shown = _run_overview(url)
     total = time.perf_counter() - started
     store.rollback_to(engine, top["id"], "bench")
+    _forget(engine, [r.batch_id for r in result.results if r.batch_id is not None])
     _run_overview(url)  # caches back to the store's own state
     return {"seconds": total, "import_s": committed, "overview_s": shown, "rows": result.rows,
             "district": top["district"], "period": top["period"]}
+
+
+def _forget(engine, batch_ids) -> None:
+    """Delete the benchmark's own rolled-back batches, their rows and files.
+
+    The product never deletes an import (rollback keeps it); a benchmark that kept its 200 k rows
+    would grow the store at every run and time a larger table each time.
+    """
+    from datasets import batch_files, snapshots, store
+    from datasets.tables import batches, record_tables
+
+    ids = list(batch_ids)
+    if not ids:
+        return
+    with engine.begin() as conn:
+        gone = list(conn.execute(batches.select().where(batches.c.id.in_(ids) & (batches.c.state != store.ACTIVE))))
+        for table in record_tables.values():
+            conn.execute(table.delete().where(table.c.batch_id.in_([b.id for b in gone])))
+        conn.execute(batches.delete().where(batches.c.id.in_([b.id for b in gone])))
+    cache = snapshots.cache_of(engine)
+    for b in gone if cache is not None else []:
+        cache.delete(batch_files.file_name(b.kind, b.id, b.sha256, b.rows, b.district))
+
+
+def _leftovers(engine) -> list[int]:
+    """Rolled-back batches an interrupted or older benchmark run left behind."""
+    import sqlalchemy as sa
+
+    from datasets import store
+    from datasets.tables import batches
+
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(batches.c.id).where(
+            (batches.c.file_name == BENCH_FILE) & (batches.c.state != store.ACTIVE))).scalars())
 
 
 def _child(name: str, url: str) -> dict:
@@ -180,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     from datasets import store
 
     steps = [n for n in args.steps.split(",") if n]
+    shown = list(dict.fromkeys(steps))
     unknown = [n for n in steps if n not in STEPS]
     if unknown:
         parser.error(f"未知的测量项：{'、'.join(unknown)}")
@@ -193,9 +231,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scale {scale}: {counts['cases']:,} case rows stored" +
               (f", generated in {generated:.0f} s" if generated else ""), flush=True)
         for name in steps:
-            row[name] = _child(name, url)
-            print(f"  {STEPS[name]}: {row[name]['seconds']:.2f} s, peak {row[name]['peak_rss_mb']:.0f} MB, "
-                  f"load {row[name]['load'][0]} → {row[name]['load'][1]}", flush=True)
+            run = _child(name, url)
+            print(f"  {STEPS[name]}: {run['seconds']:.2f} s, peak {run['peak_rss_mb']:.0f} MB, "
+                  f"load {run['load'][0]} → {run['load'][1]}", flush=True)
+            # A step named twice: every run is kept, the table shows the fastest.
+            row.setdefault(f"{name}_runs", []).append(run)
+            row[name] = min(row[f"{name}_runs"], key=lambda r: r["seconds"])
         if not args.skip_pages:
             row["pages"] = _pages(url)
             print(f"  pages: slowest first render {row['pages']['first_s']:.2f} s, "
@@ -203,18 +244,18 @@ def main(argv: list[str] | None = None) -> int:
         results[scale] = row
 
     print()
-    header = f"{'scale':>6} {'cases':>11}" + "".join(f" {n:>15}" for n in steps) + f" {'peak MB':>8}"
+    header = f"{'scale':>6} {'cases':>11}" + "".join(f" {n:>15}" for n in shown) + f" {'peak MB':>8}"
     print(header)
     print("-" * len(header))
     for scale, row in results.items():
-        peak = max(row[n]["peak_rss_mb"] for n in steps)
-        print(f"{scale:>6} {row['cases_stored']:>11,}" + "".join(f" {row[n]['seconds']:>15.2f}" for n in steps)
+        peak = max(r["peak_rss_mb"] for n in shown for r in row[f"{n}_runs"])
+        print(f"{scale:>6} {row['cases_stored']:>11,}" + "".join(f" {row[n]['seconds']:>15.2f}" for n in shown)
               + f" {peak:>8.0f}")
     scales = list(results)
     for a, b in itertools.pairwise(scales):
         ra, rb = results[a], results[b]
         decades = math.log10(rb["cases_stored"] / ra["cases_stored"])
-        factors = {n: (rb[n]["seconds"] / ra[n]["seconds"]) ** (1 / decades) for n in steps}
+        factors = {n: (rb[n]["seconds"] / ra[n]["seconds"]) ** (1 / decades) for n in shown}
         print(f"growth per 10× data, scale {a} → {b}: " + ", ".join(f"{n} ×{f:.1f}" for n, f in factors.items()))
     print(json.dumps(results, ensure_ascii=False))
     return 0
