@@ -84,7 +84,7 @@ def run_worker(approach: str, url: str, repeat: int, out: Path) -> dict:
             shutil.rmtree(folder / "components", ignore_errors=True)
         t0, c0 = time.perf_counter(), time.process_time()
         if approach == "a":
-            comps = compute_components(engine, settings, alerts=False)
+            comps = compute_components(engine, settings, detail=False)
             result = alt_impl.monthly_table(comps)
         elif approach == "b":
             result = alt_impl.duckdb_table_from_files(files, rules, cal)

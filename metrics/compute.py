@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -39,10 +41,31 @@ STOCK_IDS = [i.id for i in INDICATORS if i.is_stock]
 COVERAGE_IDS = [i.id for i in INDICATORS if i.source == "items_coverage"]
 
 
-def _sum_by_source(
-    sources: dict[str, pl.DataFrame] | dict[str, pl.LazyFrame], indicators: tuple[Indicator, ...]
-) -> pl.DataFrame:
-    """Sum every indicator's numerator and denominator per key, one group_by per source frame."""
+@dataclass(frozen=True)
+class Pending:
+    """Lazy group-bys and how to turn their results into one table: several Pendings are collected
+    together (collect_together), so queries over the same source frames share their preparation."""
+
+    queries: list[pl.LazyFrame]
+    finish: Callable[[list[pl.DataFrame]], pl.DataFrame]
+
+
+def collect_together(*pending: Pending) -> list[pl.DataFrame]:
+    """Every Pending's table, all of their queries collected in one go (the engine runs them side by side
+    and computes the source frames they have in common once)."""
+    done = pl.collect_all([q for p in pending for q in p.queries])
+    out, at = [], 0
+    for p in pending:
+        out.append(p.finish(done[at:at + len(p.queries)]))
+        at += len(p.queries)
+    return out
+
+
+def component_queries(
+    sources: dict[str, pl.DataFrame] | dict[str, pl.LazyFrame], indicators: tuple[Indicator, ...] = INDICATORS
+) -> Pending:
+    """components() of prepared source frames, not yet collected: every indicator's numerator and
+    denominator summed per key, one group_by per source frame."""
     queries: list[pl.LazyFrame] = []
     for source, frame in sources.items():
         aggs: list[pl.Expr] = []
@@ -57,9 +80,11 @@ def _sum_by_source(
         if "since" not in lazy.collect_schema():
             lazy = lazy.with_columns(pl.lit(None, dtype=pl.String).alias("since"))
         queries.append(lazy.group_by(COMPONENT_KEYS).agg(aggs))
-    # All sources in one go: the engine runs them side by side and never keeps a filtered copy.
-    parts = [summed.unpivot(index=COMPONENT_KEYS, variable_name="what", value_name="amount")
-             for summed in pl.collect_all(queries)]
+    return Pending(queries, _long_components)
+
+
+def _long_components(summed: list[pl.DataFrame]) -> pl.DataFrame:
+    parts = [s.unpivot(index=COMPONENT_KEYS, variable_name="what", value_name="amount") for s in summed]
     if not parts:
         return pl.DataFrame(schema=COMPONENT_SCHEMA)
     both = pl.concat(parts).with_columns(
@@ -81,8 +106,7 @@ def _sum_by_source(
 
 def components(data: Dataset, rules: Rules | None = None, until: str | None = None) -> pl.DataFrame:
     """The additive base table for every indicator of the registry (see prepare_sources for until)."""
-    sources = prepare_sources_lazy(data, rules, until=until)
-    return _sum_by_source(sources, INDICATORS)
+    return collect_together(component_queries(prepare_sources_lazy(data, rules, until=until)))[0]
 
 
 def aggregate(

@@ -7,7 +7,7 @@ The lists themselves are pure functions of these frames (metrics/alerts.py, metr
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import polars as pl
 from sqlalchemy.engine import Engine
@@ -57,6 +57,25 @@ def load_alert_detail(engine: Engine, rules: Rules) -> Detail:
     )
 
 
+def district_item_names(
+    engine: Engine, district: str, keys: dict[tuple[str, str], str], build: Callable[[], Dataset]
+) -> pl.DataFrame:
+    """The item names of one district (alerts.item_names), cached with its snapshot; ``build`` gives its
+    records (with item_name) when they are not cached."""
+    return snapshots.cached(engine, "item_names", district, snapshots.digest(snapshots.district_key(keys, district)),
+                            lambda: item_names(build()))
+
+
+def district_item_parts(
+    engine: Engine, district: str, rules: Rules, keys: dict[tuple[str, str], str], until: str | None,
+    build: Callable[[], pl.DataFrame],
+) -> pl.DataFrame:
+    """drill.item_parts of one district, cached with its snapshot (``until``: the store's last month,
+    as for its components); ``build`` computes them when they are not cached."""
+    key = snapshots.digest(snapshots.district_key(keys, district), rules.key(), until, ITEM_PARTS_VERSION)
+    return snapshots.cached(engine, "item_parts", district, key, build)
+
+
 def load_district(
     engine: Engine, district: str, rules: Rules, months: Sequence[str]
 ) -> tuple[Detail, pl.DataFrame]:
@@ -64,12 +83,13 @@ def load_district(
 
     The detail holds the alert rows only (district_alerts, cached): the drill-down's case lists are
     alert lists narrowed to a department or item. ``months``: the months of the whole store (catalogs
-    are in force up to the last one, as in the component table).
+    are in force up to the last one, as in the component table). All three are cached when the
+    district's components are computed (metrics.service.district_components); they are built here
+    only when missing.
     """
     keys = snapshots.active_keys(engine)
-    alerts = district_alerts(engine, district, rules, keys)  # cached with the components, as a rule
+    alerts = district_alerts(engine, district, rules, keys)
     until = max(months) if months else None
-    key = snapshots.digest(snapshots.district_key(keys, district), rules.key(), until, ITEM_PARTS_VERSION)
 
     @functools.cache
     def data() -> Dataset:
@@ -79,12 +99,11 @@ def load_district(
             for kind in KINDS
         })
 
-    names = snapshots.cached(engine, "item_names", district, snapshots.digest(snapshots.district_key(keys, district)),
-                             lambda: item_names(data()))
+    names = district_item_names(engine, district, keys, data)
     # Summed per item as the components are (lazily, no row-level frame kept): the row-level sources
     # of a large district were gigabytes and seconds to build on every first view of 区县对比.
-    parts = snapshots.cached(engine, "item_parts", district, key,
-                             lambda: item_parts(prepare_sources_lazy(data(), rules, load_calendar(), until)))
+    parts = district_item_parts(engine, district, rules, keys, until,
+                                lambda: item_parts(prepare_sources_lazy(data(), rules, load_calendar(), until)))
     return Detail(alerts.cases, alerts.evaluations, names), parts
 
 

@@ -16,9 +16,9 @@ from datasets.calendar import WorkCalendar, load_calendar
 from datasets.periods import Period
 from datasets.vocabulary import Rules
 from metrics.alerts import Detail, header, in_period
-from metrics.compute import COVERAGE_IDS, STOCK_IDS, aggregate
+from metrics.compute import COVERAGE_IDS, STOCK_IDS, Pending, aggregate, collect_together, component_queries
 from metrics.prepare import KEYS, Dataset, prepare_sources, prepare_sources_lazy
-from metrics.registry import BY_ID, INDICATORS
+from metrics.registry import BY_ID, INDICATORS, Indicator
 
 
 def sources_for_district(sources: dict[str, pl.DataFrame], district: str) -> dict[str, pl.DataFrame]:
@@ -75,9 +75,14 @@ def _item_sources() -> tuple[str, ...]:
 
 def item_parts(sources: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> pl.DataFrame:
     """Numerator and denominator of every indicator that has items, summed per district × department ×
-    month × 事项 (× ``since`` for coverage): the component table with the item as a key. A few
-    thousand rows per district where its source frames hold millions, and item_values reads only these.
+    month × 事项 (× ``since`` for coverage): the component table with the item as a key. Far fewer rows
+    than the district's source frames, and item_values reads only these.
     """
+    return collect_together(item_queries(sources))[0]
+
+
+def item_queries(sources: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> Pending:
+    """item_parts() not yet collected (to be collected with the components from the same sources)."""
     usable = [i for i in INDICATORS if i.source in _item_sources() and i.den_source in _item_sources()]
     names = [n for n in sources if n in _item_sources()]
     queries = []
@@ -88,7 +93,11 @@ def item_parts(sources: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> pl.DataFra
         aggs = [i.numerator.cast(pl.Float64).sum().alias(f"{i.id}\x1fn") for i in usable if i.source == name]
         aggs += [i.denominator.cast(pl.Float64).sum().alias(f"{i.id}\x1fd") for i in usable if i.den_source == name]
         queries.append(lazy.group_by(ITEM_KEYS).agg(aggs))
-    sums = dict(zip(names, pl.collect_all(queries), strict=True))
+    return Pending(queries, functools.partial(_long_item_parts, usable, names))
+
+
+def _long_item_parts(usable: list[Indicator], names: list[str], summed: list[pl.DataFrame]) -> pl.DataFrame:
+    sums = dict(zip(names, summed, strict=True))
     # One frame per indicator, selected from its source's sums (sharing their key columns), rather than
     # compute's unpivot and pivot: that made millions of long rows for a large district.
     parts = []
@@ -109,6 +118,13 @@ def item_parts(sources: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> pl.DataFra
         return pl.DataFrame(schema={**{k: pl.String for k in ITEM_KEYS}, "indicator": pl.String,
                                     "numerator": pl.Float64, "denominator": pl.Float64})
     return pl.concat(parts, how="vertical")
+
+
+def components_and_item_parts(data: Dataset, rules: Rules, until: str | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """compute.components and item_parts of one district's records, from one preparation of its sources."""
+    sources = prepare_sources_lazy(data, rules, load_calendar(), until)
+    comps, parts = collect_together(component_queries(sources), item_queries(sources))
+    return comps, parts
 
 
 def item_values(

@@ -25,6 +25,7 @@ from datasets.schema import KINDS
 from datasets.vocabulary import Rules
 from metrics import detail_store
 from metrics.compute import COMPONENT_SCHEMA, components
+from metrics.drill import components_and_item_parts
 from metrics.prepare import KEYS, Dataset, counted_columns, district_dataset, load_dataset
 from metrics.scoring import ScoringSettings, load_settings
 
@@ -83,13 +84,16 @@ def district_rows(engine: Engine) -> dict[str, int]:
 
 
 def district_components(
-    engine: Engine, district: str, rules: Rules, until: str | None, keys: Keys, alerts: bool = True,
+    engine: Engine, district: str, rules: Rules, until: str | None, keys: Keys, detail: bool = True,
     gate: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
 ) -> pl.DataFrame:
     """One district's component rows, from its cache or computed from its snapshot.
 
-    ``alerts``: when they are computed, also cache the district's alert rows from the same records
-    (detail_store.district_alerts), so the overview's lists are ready when the indicators are.
+    ``detail``: when they are computed, also cache what the pages read beside them from the same records
+    (detail_store: the alert rows, the item names and the item parts of 区县对比's drill-down), so the
+    overview's lists and the drill-down are ready when the indicators are. The item parts are collected
+    with the components from one preparation of the sources (at scale 30 the largest district's parts
+    cost ≈ 3 s on their own, the first view of 区县对比 after an import waited ≈ 7 s for them).
     ``gate``: entered around the computation only (not around reading a cached table).
     """
     key = snapshots.digest(snapshots.district_key(keys, district), rules.key(), until, COMPONENTS_VERSION)
@@ -99,24 +103,29 @@ def district_components(
             return compute()
 
     def compute() -> pl.DataFrame:
-        if alerts:  # the alert lists need every column; the components only the counted ones
-            data = district_dataset(engine, district, keys)
-            detail_store.district_alerts(engine, district, rules, keys, data)
-            # The other columns are let go before counting (a large district's names and ids are GBs).
-            data = Dataset(*(getattr(data, kind).select(counted_columns(kind)) for kind in KINDS))
-        else:
+        if not detail:
             data = district_dataset(engine, district, keys, {kind: counted_columns(kind) for kind in KINDS})
-        return components(data, rules, until=until).cast(COMPONENT_SCHEMA)  # type: ignore[arg-type]
+            return components(data, rules, until=until).cast(COMPONENT_SCHEMA)  # type: ignore[arg-type]
+        # The alert lists and item names need every column; the counting only the counted ones.
+        data = district_dataset(engine, district, keys)
+        detail_store.district_alerts(engine, district, rules, keys, data)
+        detail_store.district_item_names(engine, district, keys, lambda: data)
+        # The other columns are let go before counting (a large district's names and ids are GBs).
+        data = Dataset(*(getattr(data, kind).select(counted_columns(kind)) for kind in KINDS))
+        comps, parts = components_and_item_parts(data, rules, until)
+        detail_store.district_item_parts(engine, district, rules, keys, until, lambda: parts)
+        return comps.cast(COMPONENT_SCHEMA)  # type: ignore[arg-type]
 
     return snapshots.cached(engine, "components", district, key, build)
 
 
 def compute_components(
-    engine: Engine, settings: ScoringSettings, use_cache: bool = True, alerts: bool = True
+    engine: Engine, settings: ScoringSettings, use_cache: bool = True, detail: bool = True
 ) -> pl.DataFrame:
     """The additive base table (district × department × month × indicator) for the store's data.
 
-    ``use_cache=False`` counts the whole store at once from store.load_records (for cross-checks).
+    ``use_cache=False`` counts the whole store at once from store.load_records (for cross-checks);
+    ``detail``: see district_components (False: the indicators only, as the CLI and benchmarks need).
     """
     rules = settings.to_rules()
     if not use_cache:
@@ -134,7 +143,7 @@ def compute_components(
     budget = RowBudget(max([ROWS_SIDE_BY_SIDE, *rows.values()]))
 
     def one(district: str) -> pl.DataFrame:
-        return district_components(engine, district, rules, until, keys, alerts,
+        return district_components(engine, district, rules, until, keys, detail,
                                    gate=lambda: budget.hold(rows.get(district, 0)))
 
     with ThreadPoolExecutor(max_workers=DISTRICTS_AT_ONCE) as pool:

@@ -189,7 +189,7 @@ def test_districts_are_computed_within_the_row_budget(demo_engine, monkeypatch):
 
     monkeypatch.setattr(RowBudget, "hold", hold)
     monkeypatch.setattr(service, "ROWS_SIDE_BY_SIDE", 1)  # every district alone: same table
-    got = compute_components(demo_engine, default_settings(), alerts=False)
+    got = compute_components(demo_engine, default_settings(), detail=False)
     _assert_same(got, _whole_store(demo_engine))
     assert sorted(n for _, n in held) == sorted(rows.values())  # each district holds its own rows
 
@@ -213,8 +213,32 @@ def test_item_parts_add_up_to_each_district_and_are_cached(demo_engine):
             assert joined.height == len(ids)
             assert (joined["numerator"] - joined["numerator_items"]).abs().max() < 1e-6, (district, period)
             assert (joined["denominator"] - joined["denominator_items"]).abs().max() < 1e-6, (district, period)
-    # A second read comes from the cache files.
+    # The parts were cached with every district's components (the same key as the page's read), and
+    # equal what the drill-down builds on its own when the file is missing.
     before = _files(demo_engine, "item_parts")
-    assert len(before) == 3
+    assert len(before) == len(store.list_districts(demo_engine))
     _, again = detail_store.load_district(demo_engine, district, rules, months)
     assert again.equals(parts) and _files(demo_engine, "item_parts") == before
+    names = {n for n in before if n.startswith(f"item_parts-{snapshots.district_tag(district)}-")}
+    assert len(names) == 1
+    (snapshots.cache_of(demo_engine).root / "item_parts" / names.pop()).unlink()
+    _, rebuilt = detail_store.load_district(demo_engine, district, rules, months)
+    assert rebuilt.sort(drill.ITEM_KEYS + ["indicator"], nulls_last=True).equals(
+        parts.sort(drill.ITEM_KEYS + ["indicator"], nulls_last=True))
+
+
+def test_the_drill_down_finds_its_parts_cached_after_the_components(demo_engine, monkeypatch):
+    """compute_components caches each district's item parts and names with its alert rows: the first
+    view of 区县对比 after an import builds nothing."""
+    comps = compute_components(demo_engine, default_settings())
+    months = sorted(comps["month"].unique().to_list())
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("built again")
+
+    monkeypatch.setattr(detail_store, "item_parts", refuse)
+    monkeypatch.setattr(detail_store, "item_names", refuse)
+    monkeypatch.setattr(detail_store, "alert_detail", refuse)
+    for district in store.list_districts(demo_engine)["name"].to_list():
+        detail, parts = detail_store.load_district(demo_engine, district, default_settings().to_rules(), months)
+        assert parts.height > 0 and detail.item_names.height > 0
