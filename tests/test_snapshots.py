@@ -223,8 +223,8 @@ def test_item_parts_add_up_to_each_district_and_are_cached(demo_engine):
     assert len(names) == 1
     (snapshots.cache_of(demo_engine).root / "item_parts" / names.pop()).unlink()
     _, rebuilt = detail_store.load_district(demo_engine, district, rules, months)
-    assert rebuilt.sort(drill.ITEM_KEYS + ["indicator"], nulls_last=True).equals(
-        parts.sort(drill.ITEM_KEYS + ["indicator"], nulls_last=True))
+    assert rebuilt.sort([*drill.ITEM_KEYS, "indicator"], nulls_last=True).equals(
+        parts.sort([*drill.ITEM_KEYS, "indicator"], nulls_last=True))
 
 
 def test_the_drill_down_finds_its_parts_cached_after_the_components(demo_engine, monkeypatch):
