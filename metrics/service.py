@@ -125,7 +125,7 @@ def compute_components(
     """The additive base table (district × department × month × indicator) for the store's data.
 
     ``use_cache=False`` counts the whole store at once from store.load_records (for cross-checks);
-    ``detail``: see district_components (False: the indicators only, as the CLI and benchmarks need).
+    ``detail``: see district_components (False: the indicators only, e.g. bench_metrics' indicator table).
     """
     rules = settings.to_rules()
     if not use_cache:

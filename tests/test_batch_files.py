@@ -96,6 +96,25 @@ def test_lost_or_wrong_batch_files_are_recreated_from_sql(demo_engine):
     assert_same(_sorted(compute_components(demo_engine, default_settings())), want)
 
 
+def test_batch_files_recreated_in_small_groups_are_the_same_files(demo_engine):
+    """recreate reads groups of batches of a bounded size (memory), across districts: every file comes
+    back with exactly its batch's rows, whatever the grouping."""
+    cache = snapshots.cache_of(demo_engine)
+    active = store.active_batches(demo_engine, "cases")
+    batches = batch_files._wanted(active, "cases")
+    names = [batch_files.file_name("cases", *b) for b in batches]
+    before = {n: cache.read(n).sort(pl.all(), nulls_last=True) for n in names}
+    largest = max(b[2] for b in batches)
+    groups = batch_files._groups(batches, largest // 2)
+    assert sum(len(g) for g in groups) == len(batches) and len(groups) > len({b[3] for b in batches})
+    assert all(len(g) == 1 or sum(b[2] for b in g) <= largest // 2 for g in groups)
+    for name in names:
+        cache.delete(name)
+    batch_files.recreate(demo_engine, cache, "cases", batches, group_rows=largest // 2)
+    for name in names:
+        assert cache.read(name).sort(pl.all(), nulls_last=True).equals(before[name]), name
+
+
 def test_an_import_is_visible_through_its_batch_file(demo_engine, monkeypatch):
     settings = default_settings()
     compute_components(demo_engine, settings)
