@@ -13,15 +13,13 @@ any component is computed, and is part of every district's cache key.
 from __future__ import annotations
 
 import contextlib
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
 from sqlalchemy.engine import Engine
 
 from datasets import snapshots, store
 from datasets.schema import KINDS
+from datasets.side_by_side import Gate, each_district
 from datasets.vocabulary import Rules
 from metrics import detail_store
 from metrics.compute import COMPONENT_SCHEMA, components
@@ -30,12 +28,6 @@ from metrics.prepare import KEYS, Dataset, counted_columns, district_dataset, lo
 from metrics.scoring import ScoringSettings, load_settings
 
 Keys = dict[tuple[str, str], str]
-DISTRICTS_AT_ONCE = 2
-# Districts computed side by side hold together at most this many rows of active batches, or the
-# largest district's alone if it has more: memory stays bounded by the largest district. At scale 10
-# any two districts fit (the largest two: 6.4 M rows); at scale 30 the largest (10.9 M rows, ≈ 3.2 GB
-# while computed) runs alone.
-ROWS_SIDE_BY_SIDE = 8_000_000
 # Part of every cached district's key: bump it when the components' shape or counting changes.
 COMPONENTS_VERSION = "2"
 
@@ -47,45 +39,9 @@ def store_until(engine: Engine, keys: Keys | None = None) -> str | None:
     return max(months) if months else None
 
 
-class RowBudget:
-    """Lets threads compute districts side by side while their rows together stay within ``budget``
-    (a district larger than the budget alone waits until nothing else runs)."""
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self.used = 0
-        self.running = 0
-        self.peak = 0  # the most rows held at once (tests)
-        self._cond = threading.Condition()
-
-    @contextlib.contextmanager
-    def hold(self, rows: int) -> Iterator[None]:
-        with self._cond:
-            self._cond.wait_for(lambda: self.running == 0 or self.used + rows <= self.budget)
-            self.used += rows
-            self.running += 1
-            self.peak = max(self.peak, self.used)
-        try:
-            yield
-        finally:
-            with self._cond:
-                self.used -= rows
-                self.running -= 1
-                self._cond.notify_all()
-
-
-def district_rows(engine: Engine) -> dict[str, int]:
-    """Rows of each district's active batches (all kinds): what computing it holds, roughly."""
-    active = store.active_batches(engine)
-    if active.height == 0:
-        return {}
-    sums = active.group_by("district").agg(pl.col("rows").sum())
-    return dict(zip(sums["district"].to_list(), sums["rows"].to_list(), strict=True))
-
-
 def district_components(
     engine: Engine, district: str, rules: Rules, until: str | None, keys: Keys, detail: bool = True,
-    gate: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
+    gate: Gate | None = None,
 ) -> pl.DataFrame:
     """One district's component rows, from its cache or computed from its snapshot.
 
@@ -134,20 +90,11 @@ def compute_components(
     snapshots.ensure(engine, keys)
     districts = snapshots.districts_with_data(keys)
     until = store_until(engine, keys)
-    # Two districts at a time: Polars keeps both cores busy within a district only part of the time
-    # (joins, Python glue); a second district fills the gaps. Side by side only within the row budget,
-    # so the largest districts of a large store are computed one at a time. In name order: largest
+    # Two districts at a time within the row budget (datasets/side_by_side.py). In name order: largest
     # first was slower at scale 10 (bench_metrics (a), best of 3: 7.43 s against 7.23 s, peak 2.3 GB
     # against 1.8 GB), the two largest then running together.
-    rows = district_rows(engine)
-    budget = RowBudget(max([ROWS_SIDE_BY_SIDE, *rows.values()]))
-
-    def one(district: str) -> pl.DataFrame:
-        return district_components(engine, district, rules, until, keys, detail,
-                                   gate=lambda: budget.hold(rows.get(district, 0)))
-
-    with ThreadPoolExecutor(max_workers=DISTRICTS_AT_ONCE) as pool:
-        parts = list(pool.map(one, districts))
+    parts = each_district(districts, snapshots.district_rows(engine), lambda district, gate: district_components(
+        engine, district, rules, until, keys, detail, gate=gate))
     if not parts:
         return pl.DataFrame(schema=COMPONENT_SCHEMA)
     return pl.concat(parts).sort([*KEYS, "indicator", "since"], nulls_last=True)

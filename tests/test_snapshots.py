@@ -10,16 +10,17 @@ from concurrent.futures import ThreadPoolExecutor
 import polars as pl
 import pytest
 
-from datasets import snapshots, store
+from datasets import side_by_side, snapshots, store
 from datasets.ingest import import_frame
 from datasets.periods import Period
 from datasets.schema import KINDS
-from metrics import alerts, detail_store, drill, service
+from datasets.side_by_side import RowBudget
+from metrics import alerts, detail_store, drill
 from metrics.compute import aggregate, components
 from metrics.prepare import NOT_COUNTED, Dataset, counted_columns, load_dataset
 from metrics.registry import INDICATORS
 from metrics.scoring import default_settings
-from metrics.service import RowBudget, compute_components, store_until
+from metrics.service import compute_components, store_until
 from tests.conftest import SMALL_DEMO
 from tests.factories import at, frame
 
@@ -178,8 +179,9 @@ def test_row_budget_runs_small_districts_side_by_side_and_the_largest_alone():
 
 def test_districts_are_computed_within_the_row_budget(demo_engine, monkeypatch):
     """compute_components holds each district's rows of active batches while computing it."""
-    rows = service.district_rows(demo_engine)
+    rows = snapshots.district_rows(demo_engine)
     assert sum(rows.values()) == store.active_batches(demo_engine)["rows"].sum()
+    snapshots.ensure(demo_engine)  # the snapshots' builds hold the budget too: not counted here
     held: list[tuple[str, int]] = []
     real = RowBudget.hold
 
@@ -188,10 +190,36 @@ def test_districts_are_computed_within_the_row_budget(demo_engine, monkeypatch):
         return real(self, n)
 
     monkeypatch.setattr(RowBudget, "hold", hold)
-    monkeypatch.setattr(service, "ROWS_SIDE_BY_SIDE", 1)  # every district alone: same table
+    monkeypatch.setattr(side_by_side, "ROWS_SIDE_BY_SIDE", 1)  # every district alone: same table
     got = compute_components(demo_engine, default_settings(), detail=False)
     _assert_same(got, _whole_store(demo_engine))
     assert sorted(n for _, n in held) == sorted(rows.values())  # each district holds its own rows
+
+
+def test_snapshots_are_built_within_the_row_budget(demo_engine, monkeypatch):
+    """ensure builds districts side by side, each holding its rows of the kind being built, and the
+    snapshots are those of a build one district at a time."""
+    held: list[tuple[str, int]] = []
+    real = RowBudget.hold
+
+    def hold(self, n: int):
+        held.append((threading.current_thread().name, n))
+        return real(self, n)
+
+    snapshots.ensure(demo_engine)
+    want = {kind: {d: snapshots.current_records(demo_engine, kind, d) for d in snapshots.districts_with_data(
+        snapshots.active_keys(demo_engine))} for kind in KINDS}
+    snapshots.clear(demo_engine, keep_batches=True)
+    monkeypatch.setattr(RowBudget, "hold", hold)
+    assert snapshots.ensure(demo_engine) == sum(len(v) for v in want.values())
+    active = store.active_batches(demo_engine)
+    per_kind = active.group_by("kind", "district").agg(pl.col("rows").sum())["rows"].to_list()
+    assert sorted(n for _, n in held) == sorted(per_kind)
+    # One pool per kind, AT_ONCE threads each (ThreadPoolExecutor-<pool>_<thread>).
+    assert {name.rsplit("_", 1)[1] for name, _ in held} == {str(i) for i in range(side_by_side.AT_ONCE)}
+    for kind, by_district in want.items():
+        for district, records in by_district.items():
+            assert snapshots.current_records(demo_engine, kind, district).equals(records), (kind, district)
 
 
 def test_item_parts_add_up_to_each_district_and_are_cached(demo_engine):
