@@ -7,6 +7,8 @@ Festival holiday.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 import pytest
 
@@ -457,3 +459,27 @@ def test_catalog_fallback_uses_the_catalog_in_force_not_an_older_row():
     )
     # No limits: not counted in the speed-up denominators, not on time, no card (8 working days)
     check(data, {"statutory_speedup": (0, 0, None), "on_time_rate": (0, 1, 0.0), "card_rate": (0, 1, 0.0)})
+
+
+def test_catalog_limits_are_scattered_onto_the_cases_that_lack_their_own() -> None:
+    """prepare._with_catalog keeps the cases' order: the catalog in force in the accepted month (none
+    before its first version, none without an accepted time) fills only the cases without a limit."""
+    from metrics.prepare import _with_catalog
+
+    unit = {"legal_limit_unit": pl.String, "promised_limit_unit": pl.String}
+    cases = pl.DataFrame({
+        "district": ["A", "A", "A", "A", "B"],
+        "item_code": ["x", "y", "y", "y", "y"],
+        "accepted_at": [dt.datetime(2026, 1, 5), dt.datetime(2026, 1, 5), dt.datetime(2025, 11, 5), None,
+                        dt.datetime(2026, 1, 5)],
+        "legal_limit": [5.0, None, None, None, None], "promised_limit": [3.0, None, 2.0, None, None],
+        "legal_limit_unit": [None] * 5, "promised_limit_unit": [None] * 5,
+    }, schema_overrides=unit)
+    items = pl.DataFrame({"district": ["A", "A"], "item_code": ["y", "y"], "period": ["2025-12", "2026-02"],
+                          "legal_limit": [9.0, 7.0], "legal_limit_unit": ["工作日", "工作日"],
+                          "promised_limit": [4.0, 1.0], "promised_limit_unit": ["自然日", "自然日"]})
+    got = _with_catalog(cases, items).collect()
+    assert got.select(cases.columns).equals(cases)
+    assert got["cat_legal"].to_list() == [None, 9.0, None, None, None]
+    assert got["cat_promised_unit"].to_list() == [None, "自然日", None, None, None]
+    assert _with_catalog(cases.filter(pl.col("legal_limit").is_not_null()), items).collect()["cat_legal"].to_list() == [None]
