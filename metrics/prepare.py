@@ -8,6 +8,7 @@ force.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -92,8 +93,19 @@ def district_dataset(
     ))
 
 
+@functools.cache
+def _month_names() -> pl.Series:
+    """"YYYY-MM" of every month of the years 1–9999, in order (index: year × 12 + month − 13)."""
+    return pl.Series("month", [f"{y:04d}-{m:02d}" for y in range(1, 10000) for m in range(1, 13)])
+
+
 def _month(expr: pl.Expr) -> pl.Expr:
-    return expr.dt.strftime("%Y-%m")
+    """A datetime's "YYYY-MM" (null stays null). Looked up by month number rather than formatted: the
+    sources format tens of millions of dates, and strftime cost 2.5× the look-up (scale 10's indicator
+    table: 12 % of its CPU)."""
+    names = _month_names()
+    index = (expr.dt.year().cast(pl.Int64) * 12 + expr.dt.month().cast(pl.Int64) - 13).clip(0, names.len() - 1)
+    return pl.lit(names).gather(index)
 
 
 def _month_number(expr: pl.Expr) -> pl.Expr:

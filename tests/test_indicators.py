@@ -483,3 +483,16 @@ def test_catalog_limits_are_scattered_onto_the_cases_that_lack_their_own() -> No
     assert got["cat_legal"].to_list() == [None, 9.0, None, None, None]
     assert got["cat_promised_unit"].to_list() == [None, "自然日", None, None, None]
     assert _with_catalog(cases.filter(pl.col("legal_limit").is_not_null()), items).collect()["cat_legal"].to_list() == [None]
+
+
+@pytest.mark.parametrize("when", [
+    dt.datetime(2026, 1, 31, 23, 59, 59), dt.datetime(2026, 12, 1), dt.datetime(2004, 2, 29, 12), dt.datetime(1, 1, 1),
+    dt.datetime(9999, 12, 31), None,
+])
+def test_month_of_a_date_is_its_year_and_month(when) -> None:
+    """prepare._month looks the "YYYY-MM" up by month number: the same text as strftime, null for null."""
+    from metrics.prepare import _month
+
+    frame = pl.DataFrame({"t": [when]}, schema={"t": pl.Datetime("us")})
+    got = frame.lazy().select(_month(pl.col("t"))).collect().item()
+    assert got == (None if when is None else f"{when.year:04d}-{when.month:02d}")
