@@ -23,7 +23,7 @@ from datasets.periods import Period
 from datasets.schema import KINDS, RATINGS
 from datasets.vocabulary import Rules
 from metrics.compute import aggregate
-from metrics.prepare import Dataset, case_flags_lazy, evaluation_flags_lazy
+from metrics.prepare import Dataset, case_flags_lazy, evaluation_flags_lazy, month_text
 from metrics.registry import BY_ID
 
 
@@ -44,8 +44,8 @@ def build_detail(data: Dataset, rules: Rules, cal: WorkCalendar | None = None) -
 
 def _flagged_cases(data: Dataset, rules: Rules, cal: WorkCalendar) -> pl.LazyFrame:
     return case_flags_lazy(data, cal, rules).with_columns(
-        pl.col("accepted_at").dt.strftime("%Y-%m").alias("accepted_month"),
-        pl.col("completed_at").dt.strftime("%Y-%m").alias("completed_month"),
+        month_text(pl.col("accepted_at")).alias("accepted_month"),
+        month_text(pl.col("completed_at")).alias("completed_month"),
     )
 
 

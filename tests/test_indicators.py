@@ -490,9 +490,9 @@ def test_catalog_limits_are_scattered_onto_the_cases_that_lack_their_own() -> No
     dt.datetime(9999, 12, 31), None,
 ])
 def test_month_of_a_date_is_its_year_and_month(when) -> None:
-    """prepare._month looks the "YYYY-MM" up by month number: the same text as strftime, null for null."""
-    from metrics.prepare import _month
+    """prepare.month_text looks the "YYYY-MM" up by month number: the same text as strftime, null for null."""
+    from metrics.prepare import month_text
 
     frame = pl.DataFrame({"t": [when]}, schema={"t": pl.Datetime("us")})
-    got = frame.lazy().select(_month(pl.col("t"))).collect().item()
+    got = frame.lazy().select(month_text(pl.col("t"))).collect().item()
     assert got == (None if when is None else f"{when.year:04d}-{when.month:02d}")
