@@ -256,11 +256,11 @@ def _batch_frame(kind: str, batch_id: int, rows: list[tuple[str, str | None]]) -
 
 @settings(max_examples=150, deadline=None)
 @given(kind=st.sampled_from(["cases", "items", "evaluations"]),
-       batches=st.lists(_BATCH, max_size=6), order=st.randoms(use_true_random=False))
-def test_newest_wins_equals_the_rule_on_every_batch_at_once(kind, batches, order):
+       batches=st.lists(_BATCH, max_size=6), order=st.randoms(use_true_random=False), hold=st.booleans())
+def test_newest_wins_equals_the_rule_on_every_batch_at_once(kind, batches, order, hold):
     """Same rows, order and types as store._current on all the batches concatenated: duplicates
     within a batch, equal and missing periods, re-exports of older months (batch ids not in period
-    order), catalogs keyed by period too, empty batches."""
+    order), catalogs keyed by period too, empty batches; files read twice or (``hold``) once."""
     ids = list(range(1, len(batches) + 1))
     order.shuffle(ids)  # a later import may carry an older month
     files = {i: _batch_frame(kind, i, rows) for i, (_, rows) in zip(ids, batches, strict=True)}
@@ -271,11 +271,14 @@ def test_newest_wins_equals_the_rule_on_every_batch_at_once(kind, batches, order
         reads.append((batch_id, columns))
         return files[batch_id].select(columns) if columns is not None else files[batch_id]
 
-    got = batch_files.newest_wins(kind, active, read)
+    got = batch_files.newest_wins(kind, active, read, hold=hold)
     want = (store._current(kind, pl.concat(list(files.values())), active) if files
             else store._empty_records(kind))
     assert got.schema == want.schema
     assert got.to_dicts() == want.to_dicts()
+    if hold:  # every batch read once, whole
+        assert sorted(reads) == sorted((i, None) for i in ids)
+        return
     # The first pass reads only the key columns of every batch; the second only batches with a winner.
     key_reads = [b for b, cols in reads if cols is not None]
     assert sorted(key_reads) == sorted(ids)
@@ -326,3 +329,16 @@ def test_a_snapshot_extended_by_a_newer_batch_equals_the_full_rebuild(tmp_path_f
     # Through build_records (which also records what the new snapshot was built from).
     assert snapshots.build_records(None, cache, kind, district, "k2", after).to_dicts() == full.to_dicts()  # type: ignore[arg-type]
     assert cache.names(f"built_from_{kind}") == [snapshots._name(f"built_from_{kind}", district, "k2").rsplit("/")[-1]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(st.sampled_from(["甲区", "乙区"]), st.sampled_from(["a", "b", "c", "ab", None]),
+                               st.sampled_from(["2025-01", "2025-02", None])), max_size=30))
+def test_last_of_each_is_the_last_distinct_key(rows):
+    """The hash shortcut gives exactly is_last_distinct on the whole key: the same id in two districts
+    (or, for catalogs, two periods) is two keys, a repeated key only its last row wins, nulls included."""
+    frame = pl.DataFrame(rows, schema={"district": pl.String, "case_id": pl.String, "period": pl.String},
+                         orient="row")
+    for key in (["district", "case_id"], ["district", "case_id", "period"]):
+        want = frame.select(pl.struct(key).is_last_distinct()).to_series()
+        assert batch_files._last_of_each(frame, key, "case_id").to_list() == want.to_list(), key
