@@ -23,7 +23,15 @@ from datasets.periods import Period
 from datasets.schema import KINDS, RATINGS
 from datasets.vocabulary import Rules
 from metrics.compute import aggregate
-from metrics.prepare import Dataset, case_flags_lazy, evaluation_flags_lazy, month_text
+from metrics.prepare import (
+    CASE_FLAG_COLUMNS,
+    EVALUATION_FLAG_COLUMNS,
+    Dataset,
+    Flags,
+    case_flags_lazy,
+    evaluation_flags_lazy,
+    month_text,
+)
 from metrics.registry import BY_ID
 
 
@@ -43,14 +51,22 @@ def build_detail(data: Dataset, rules: Rules, cal: WorkCalendar | None = None) -
 
 
 def _flagged_cases(data: Dataset, rules: Rules, cal: WorkCalendar) -> pl.LazyFrame:
-    return case_flags_lazy(data, cal, rules).with_columns(
+    return _case_months(case_flags_lazy(data, cal, rules))
+
+
+def _case_months(flags: pl.LazyFrame) -> pl.LazyFrame:
+    return flags.with_columns(
         month_text(pl.col("accepted_at")).alias("accepted_month"),
         month_text(pl.col("completed_at")).alias("completed_month"),
     )
 
 
 def _flagged_evaluations(data: Dataset, rules: Rules, cal: WorkCalendar) -> pl.LazyFrame:
-    return evaluation_flags_lazy(data, cal, rules).with_columns(pl.col("department").fill_null(""))
+    return _evaluation_department(evaluation_flags_lazy(data, cal, rules))
+
+
+def _evaluation_department(flags: pl.LazyFrame) -> pl.LazyFrame:
+    return flags.with_columns(pl.col("department").fill_null(""))
 
 
 # The item names of a Detail that holds none (alert rows only).
@@ -267,24 +283,37 @@ def _in_any_list(source: str) -> pl.Expr:
 
 
 def alert_detail(data: Dataset, rules: Rules, cal: WorkCalendar | None = None) -> Detail:
-    """alert_rows(build_detail(data, rules)), in slices of ROWS_AT_ONCE cases and evaluations.
+    """alert_rows(build_detail(data, rules)) (see flags_and_alert_rows)."""
+    return flags_and_alert_rows(data, rules, cal)[1]
+
+
+def flags_and_alert_rows(data: Dataset, rules: Rules, cal: WorkCalendar | None = None) -> tuple[Flags, Detail]:
+    """The flags the indicators read (prepare.CASE_FLAG_COLUMNS, EVALUATION_FLAG_COLUMNS, for
+    prepare_sources_lazy) and the alert rows (alert_rows(build_detail(data, rules))), from one working
+    out of the flags (worked out twice, they were a fifth of a cold start), in slices of ROWS_AT_ONCE
+    cases and evaluations.
 
     A row's flags depend on that row alone (with the catalog and the calendar), so slices give the
-    same rows; every case's flags of a large district at once took gigabytes for the few per cent
-    of rows the lists show. Row order differs, as it already does between runs (the catalog join).
+    same rows; every case's flags with every column of a large district at once took gigabytes for
+    the few per cent of rows the lists show. The lists' filters read flags, not months: the rows are
+    picked before their months are written. Row order differs, as it already does between runs.
     """
     cal = cal or load_calendar()
 
-    def rows(kind: str, source: str) -> pl.DataFrame:
+    def rows(kind: str, source: str, columns: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
         frame: pl.DataFrame = getattr(data, kind)
-        parts = []
+        counted, listed = [], []
         for start in range(0, max(frame.height, 1), ROWS_AT_ONCE):
             part = dataclasses.replace(data, **{kind: frame.slice(start, ROWS_AT_ONCE)})
-            flagged = (_flagged_cases if kind == "cases" else _flagged_evaluations)(part, rules, cal)
-            parts.append(flagged.filter(_in_any_list(source)).collect())
-        return pl.concat(parts)
+            flagged = (case_flags_lazy if kind == "cases" else evaluation_flags_lazy)(part, cal, rules).collect()
+            counted.append(flagged.select(columns))
+            picked = flagged.lazy().filter(_in_any_list(source))
+            listed.append((_case_months(picked) if kind == "cases" else _evaluation_department(picked)).collect())
+        return pl.concat(counted), pl.concat(listed)
 
-    return Detail(rows("cases", CASES), rows("evaluations", EVALUATIONS), pl.DataFrame(schema=NO_NAMES))
+    cases, case_rows = rows("cases", CASES, CASE_FLAG_COLUMNS)
+    evaluations, evaluation_rows = rows("evaluations", EVALUATIONS, EVALUATION_FLAG_COLUMNS)
+    return Flags(cases, evaluations), Detail(case_rows, evaluation_rows, pl.DataFrame(schema=NO_NAMES))
 
 
 def alert_counts(detail: Detail, period: Period, districts: Sequence[str] | None = None) -> dict[str, int]:

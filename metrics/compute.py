@@ -23,7 +23,7 @@ import polars as pl
 
 from datasets.periods import Period, month_range
 from datasets.vocabulary import Rules
-from metrics.prepare import KEYS, Dataset, prepare_sources_lazy
+from metrics.prepare import KEYS, Dataset, Flags, prepare_sources_lazy
 from metrics.registry import INDICATORS, Indicator
 
 CITY = "全市"
@@ -104,9 +104,11 @@ def _long_components(summed: list[pl.DataFrame]) -> pl.DataFrame:
     ).sort([*KEYS, "indicator", "since"], nulls_last=True)
 
 
-def components(data: Dataset, rules: Rules | None = None, until: str | None = None) -> pl.DataFrame:
-    """The additive base table for every indicator of the registry (see prepare_sources for until)."""
-    return collect_together(component_queries(prepare_sources_lazy(data, rules, until=until)))[0]
+def components(data: Dataset, rules: Rules | None = None, until: str | None = None,
+               flags: Flags | None = None) -> pl.DataFrame:
+    """The additive base table for every indicator of the registry (see prepare_sources_lazy for until
+    and flags)."""
+    return collect_together(component_queries(prepare_sources_lazy(data, rules, until=until, flags=flags)))[0]
 
 
 def aggregate(

@@ -17,7 +17,7 @@ from datasets.periods import Period
 from datasets.vocabulary import Rules
 from metrics.alerts import Detail, header, in_period
 from metrics.compute import COVERAGE_IDS, STOCK_IDS, Pending, aggregate, collect_together, component_queries
-from metrics.prepare import KEYS, Dataset, prepare_sources, prepare_sources_lazy
+from metrics.prepare import KEYS, Dataset, Flags, prepare_sources, prepare_sources_lazy
 from metrics.registry import BY_ID, INDICATORS, Indicator
 
 
@@ -120,9 +120,10 @@ def _long_item_parts(usable: list[Indicator], names: list[str], summed: list[pl.
     return pl.concat(parts, how="vertical")
 
 
-def components_and_item_parts(data: Dataset, rules: Rules, until: str | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+def components_and_item_parts(data: Dataset, rules: Rules, until: str | None,
+                              flags: Flags | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """compute.components and item_parts of one district's records, from one preparation of its sources."""
-    sources = prepare_sources_lazy(data, rules, load_calendar(), until)
+    sources = prepare_sources_lazy(data, rules, load_calendar(), until, flags)
     comps, parts = collect_together(component_queries(sources), item_queries(sources))
     return comps, parts
 

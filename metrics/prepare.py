@@ -85,11 +85,13 @@ def district_dataset(
     district: str,
     keys: dict[tuple[str, str], str] | None = None,
     columns: dict[str, Iterable[str]] | None = None,
+    keep: bool = True,
 ) -> Dataset:
-    """The current records of one district, from its snapshots (``columns``: per kind, to read only those)."""
+    """The current records of one district, from its snapshots (``columns``: per kind, to read only
+    those; ``keep``: see snapshots.current_records)."""
     keys = snapshots.active_keys(engine) if keys is None else keys
     return Dataset(*(
-        snapshots.current_records(engine, kind, district, keys, (columns or {}).get(kind)) for kind in KINDS
+        snapshots.current_records(engine, kind, district, keys, (columns or {}).get(kind), keep) for kind in KINDS
     ))
 
 
@@ -219,15 +221,34 @@ def case_flags_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.LazyFr
     return frame.with_columns(v.red_card(rules).alias("red_card"), v.any_card(rules).alias("any_card"))
 
 
-def _cases_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+# The columns of case_flags and evaluation_flags the indicators read (the alert lists read them all).
+CASE_FLAG_COLUMNS = [
+    "district", "department", "item_code", "case_id", "accepted_at", "completed_at", "is_accepted", "is_online",
+    "any_card", "red_card", "is_completed", "elapsed_wd", "legal", "promised", "el_legal", "el_promised",
+]
+EVALUATION_FLAG_COLUMNS = [
+    "district", "department", "month", "item_code", "rating", "active", "is_good", "is_bad", "bad_rectified",
+    "bad_rectified_on_time",
+]
+
+
+@dataclass(frozen=True)
+class Flags:
+    """Every case and every evaluation of a Dataset with the flags the indicators read (case_flags,
+    evaluation_flags: CASE_FLAG_COLUMNS, EVALUATION_FLAG_COLUMNS), when already worked out with the
+    alert lists' (alerts.flags_and_alert_rows)."""
+
+    cases: pl.DataFrame
+    evaluations: pl.DataFrame
+
+
+def _cases_lazy(data: Dataset, cal: WorkCalendar, rules: Rules,
+                flags: pl.DataFrame | None = None) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """The accepted-cases frame (by 受理 month) and the completed-cases frame (by 办结 month)."""
     # The flags are worked out once, for the columns the two frames use (a lazy plan would work them
     # out for each), then each frame filters and selects from that.
-    frame = case_flags_lazy(data, cal, rules).select(
-        "district", "department", "item_code", "case_id", "accepted_at", "completed_at", "is_accepted",
-        "is_online", "any_card", "red_card", "is_completed", "elapsed_wd", "legal", "promised", "el_legal",
-        "el_promised",
-    ).collect().lazy()
+    frame = (flags.lazy() if flags is not None else case_flags_lazy(data, cal, rules)).select(
+        CASE_FLAG_COLUMNS).collect().lazy()
     accepted = frame.filter(pl.col("is_accepted")).select(
         "district",
         "department",
@@ -361,8 +382,8 @@ def evaluation_flags_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.
     )
 
 
-def _evaluations_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.LazyFrame:
-    return evaluation_flags_lazy(data, cal, rules).select(
+def _evaluations_lazy(data: Dataset, cal: WorkCalendar, rules: Rules, flags: pl.DataFrame | None = None) -> pl.LazyFrame:
+    return (flags.lazy() if flags is not None else evaluation_flags_lazy(data, cal, rules)).select(
         "district",
         _dept(pl.col("department")),
         "month",
@@ -401,12 +422,16 @@ def prepare_sources(
 
 
 def prepare_sources_lazy(
-    data: Dataset, rules: Rules | None = None, cal: WorkCalendar | None = None, until: str | None = None
+    data: Dataset, rules: Rules | None = None, cal: WorkCalendar | None = None, until: str | None = None,
+    flags: Flags | None = None,
 ) -> dict[str, pl.LazyFrame]:
-    """prepare_sources as lazy queries, for callers that aggregate them at once (no large frame is kept)."""
+    """prepare_sources as lazy queries, for callers that aggregate them at once (no large frame is kept).
+
+    ``flags``: the cases' and evaluations' flags, if already worked out (alerts.flags_and_alert_rows;
+    the cases and evaluations of ``data`` are then not read)."""
     rules = rules or Rules()
     cal = cal or load_calendar()
-    accepted, completed = _cases_lazy(data, cal, rules)
+    accepted, completed = _cases_lazy(data, cal, rules, flags.cases if flags is not None else None)
     # Only the last month matters to the catalogs (they stay in force up to it): with ``until`` given
     # the data's months need not be scanned.
     months = [until] if until is not None else data.months()
@@ -416,6 +441,6 @@ def prepare_sources_lazy(
         "items_coverage": _coverage_lazy(in_force, data),
         "cases_accepted": accepted,
         "cases_completed": completed,
-        "evaluations": _evaluations_lazy(data, cal, rules),
+        "evaluations": _evaluations_lazy(data, cal, rules, flags.evaluations if flags is not None else None),
         "hotline": _hotline_lazy(data),
     }
