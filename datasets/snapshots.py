@@ -151,6 +151,19 @@ def cached(
     return frame.select(cols) if cols is not None else frame
 
 
+def is_cached(engine: Engine, name: str, district: str, key: str) -> bool:
+    """Whether the frame ``name`` of one district for ``key`` is cached (without reading it)."""
+    cache = cache_of(engine)
+    return cache is not None and cache.exists(_name(name, district, key))
+
+
+def read_cached(engine: Engine, name: str, district: str, key: str,
+                columns: Iterable[str] | None = None) -> pl.DataFrame | None:
+    """The frame ``name`` of one district for ``key`` if it is cached (never builds it)."""
+    cache = cache_of(engine)
+    return None if cache is None else cache.read(_name(name, district, key), list(columns) if columns is not None else None)
+
+
 def _drop_older(cache: Cache, name: str, district: str, key: str) -> None:
     """Remove the other versions of frame ``name`` of this district (any key but ``key``)."""
     keep = _name(name, district, key).rsplit("/", 1)[-1]
@@ -165,8 +178,14 @@ def current_records(
     district: str,
     keys: dict[tuple[str, str], str] | None = None,
     columns: Iterable[str] | None = None,
+    keep: bool = True,
 ) -> pl.DataFrame:
-    """The current rows of one kind in one district (store.load_records), from its snapshot."""
+    """The current rows of one kind in one district (store.load_records), from its snapshot.
+
+    ``keep=False``: a missing snapshot is built from the batch files in memory but not saved (only its
+    last month is): a cold start counts every district before its snapshots are written
+    (metrics/service.py), and writing them cost a third of building them.
+    """
     keys = active_keys(engine) if keys is None else keys
     key = keys.get((district, kind))
     if key is None:  # nothing active: no file, and nothing to read
@@ -175,6 +194,13 @@ def current_records(
     cache = cache_of(engine)
     if cache is None:
         frame = store.load_records(engine, kind, [district])
+        return frame.select(list(columns)) if columns is not None else frame
+    if not keep:
+        found = read_cached(engine, kind, district, key, columns)
+        if found is not None:
+            return found
+        frame = batch_files.current_records(engine, cache, kind, district, store.active_batches(engine, kind))
+        cached(engine, f"last_month_{kind}", district, key, lambda: _last_month_of(kind, frame))
         return frame.select(list(columns)) if columns is not None else frame
     return cached(engine, kind, district, key, lambda: build_records(engine, cache, kind, district, key), columns)
 
@@ -262,6 +288,33 @@ def last_month(engine: Engine, kind: str, district: str, keys: dict[tuple[str, s
     return frame["last"][0]
 
 
+def last_month_or_bound(engine: Engine, kind: str, district: str, keys: dict[tuple[str, str], str],
+                        active: pl.DataFrame) -> tuple[str | None, bool]:
+    """(month, exact): last_month when it is cached, else batch_files.last_month_bound (not exact),
+    without building the snapshot. ``active``: the kind's active batches."""
+    key = keys.get((district, kind))
+    if key is None:
+        return None, True
+    found = read_cached(engine, f"last_month_{kind}", district, key)
+    if found is not None:
+        return found["last"][0], True
+    cache = cache_of(engine)
+    if cache is None:
+        return last_month(engine, kind, district, keys), True
+    return batch_files.last_month_bound(engine, cache, kind, district, active), False
+
+
+def recreate_lost_batches(engine: Engine, kind: str, active: pl.DataFrame, districts: Iterable[str]) -> None:
+    """Recreate from SQL the batch files of these districts' active batches that are missing (one read
+    for all of them, on SQLite by a couple of child processes)."""
+    cache = cache_of(engine)
+    if cache is None:
+        return
+    lost = batch_files.missing(cache, kind, active.filter(pl.col("district").is_in(list(districts))))
+    if lost:
+        batch_files.recreate(engine, cache, kind, lost)
+
+
 def ensure(engine: Engine, keys: dict[tuple[str, str], str] | None = None) -> int:
     """Build every missing record snapshot from the batch files, one district in memory at a time.
 
@@ -280,9 +333,7 @@ def ensure(engine: Engine, keys: dict[tuple[str, str], str] | None = None) -> in
         if not todo:
             continue
         active = store.active_batches(engine, kind)
-        lost = batch_files.missing(cache, kind, active.filter(pl.col("district").is_in(todo)))
-        if lost:
-            batch_files.recreate(engine, cache, kind, lost)
+        recreate_lost_batches(engine, kind, active, todo)
 
         def one(district: str, gate: Gate, kind: str = kind, active: pl.DataFrame = active) -> None:
             key = keys[(district, kind)]

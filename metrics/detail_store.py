@@ -28,15 +28,16 @@ ITEM_PARTS_VERSION = "1"
 
 
 def district_alerts(
-    engine: Engine, district: str, rules: Rules, keys: dict[tuple[str, str], str], data: Dataset | None = None
+    engine: Engine, district: str, rules: Rules, keys: dict[tuple[str, str], str],
+    build: Callable[[], Detail] | None = None,
 ) -> Detail:
-    """alert_rows() of one district, cached with its snapshot (``data``: its records, if already read)."""
+    """alert_rows() of one district, cached with its snapshot (``build``: gives them when they are not
+    cached, e.g. from flags already worked out; by default from the district's records)."""
     key = snapshots.digest(snapshots.district_key(keys, district), rules.key(), ALERTS_VERSION)
 
     @functools.cache  # both files come from one build when neither is cached
     def rows() -> Detail:
-        records = data if data is not None else district_dataset(engine, district, keys)
-        return alert_detail(records, rules)
+        return build() if build is not None else alert_detail(district_dataset(engine, district, keys), rules)
 
     cases = snapshots.cached(engine, "alert_cases", district, key, lambda: rows().cases)
     evaluations = snapshots.cached(engine, "alert_evaluations", district, key, lambda: rows().evaluations)
@@ -46,7 +47,6 @@ def district_alerts(
 def load_alert_detail(engine: Engine, rules: Rules) -> Detail:
     """alert_rows() of every district (see district_alerts)."""
     keys = snapshots.active_keys(engine)
-    snapshots.ensure(engine, keys)
     parts = [district_alerts(engine, d, rules, keys) for d in snapshots.districts_with_data(keys)]
     if not parts:
         return alert_rows(build_detail(Dataset.empty(), rules))
@@ -89,7 +89,14 @@ def load_district(
     """
     keys = snapshots.active_keys(engine)
     alerts = district_alerts(engine, district, rules, keys)
-    until = max(months) if months else None
+    names, parts = district_drill(engine, district, rules, keys, max(months) if months else None)
+    return Detail(alerts.cases, alerts.evaluations, names), parts
+
+
+def district_drill(
+    engine: Engine, district: str, rules: Rules, keys: dict[tuple[str, str], str], until: str | None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The item names and item parts of one district, read from the cache or built (and cached)."""
 
     @functools.cache
     def data() -> Dataset:
@@ -104,7 +111,7 @@ def load_district(
     # of a large district were gigabytes and seconds to build on every first view of 区县对比.
     parts = district_item_parts(engine, district, rules, keys, until,
                                 lambda: item_parts(prepare_sources_lazy(data(), rules, load_calendar(), until)))
-    return Detail(alerts.cases, alerts.evaluations, names), parts
+    return names, parts
 
 
 def load_detail(engine: Engine, rules: Rules) -> Detail:

@@ -121,7 +121,8 @@ def get_components(url: str, fingerprint: str, rules_key: str) -> pl.DataFrame:
     from metrics.scoring import default_settings
 
     settings = default_settings().model_copy(update={"rules": _rules(rules_key)})
-    comps = compute_components(get_engine(url), settings)
+    # The drill-down parts and snapshots a cold start leaves out follow in the background.
+    comps = compute_components(get_engine(url), settings, finish="background")
     _ready().add((url, fingerprint, rules_key))
     return comps
 

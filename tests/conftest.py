@@ -126,6 +126,16 @@ def _keep_main_module() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _background_cache_work_done() -> Iterator[None]:
+    """A page's cold start finishes the cache in a background thread (metrics.service.finish_cache):
+    it is waited for before the test's store is removed, and it must have ended."""
+    yield
+    from metrics import service
+
+    assert service.wait_background(timeout=600), "后台缓存补全未结束"
+
+
+@pytest.fixture(autouse=True)
 def _fresh_audit_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts with the full budget of audited failed sign-ins, as a fresh server does.
 
