@@ -15,7 +15,7 @@ from datasets.ingest import import_frame
 from datasets.periods import Period
 from datasets.schema import KINDS
 from datasets.side_by_side import RowBudget
-from metrics import alerts, detail_store, drill
+from metrics import alerts, detail_store, drill, service
 from metrics.compute import aggregate, components
 from metrics.prepare import NOT_COUNTED, Dataset, counted_columns, load_dataset
 from metrics.registry import INDICATORS
@@ -270,3 +270,95 @@ def test_the_drill_down_finds_its_parts_cached_after_the_components(demo_engine,
     for district in store.list_districts(demo_engine)["name"].to_list():
         detail, parts = detail_store.load_district(demo_engine, district, default_settings().to_rules(), months)
         assert parts.height > 0 and detail.item_names.height > 0
+
+
+def _no_sql_record_reads(monkeypatch) -> None:
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the SQL record tables were read")
+
+    monkeypatch.setattr(store, "_arrow_read", refuse)
+    monkeypatch.setattr(store, "_sqlite_read_many", refuse)
+
+
+def test_a_cold_start_counts_from_the_batch_files_and_leaves_the_rest_for_afterwards(demo_engine, monkeypatch):
+    """With only the batch files left (a restored cache), every district is counted from them in memory:
+    the same table, the alert lists and last months cached, no record snapshot or drill-down part
+    written yet. Afterwards (finish_cache) and on first use they are built; an import still follows."""
+    settings = default_settings()
+    want = compute_components(demo_engine, settings)
+    districts = store.list_districts(demo_engine)["name"].to_list()
+    snapshots.clear(demo_engine, keep_batches=True)
+    with monkeypatch.context() as m:
+        _no_sql_record_reads(m)
+        got = compute_components(demo_engine, settings, finish="later")
+    assert got.equals(want)
+    for kind in KINDS:
+        assert _files(demo_engine, kind) == {}, kind  # no snapshot written
+        assert len(_files(demo_engine, f"last_month_{kind}")) > 0
+    assert len(_files(demo_engine, "alert_cases")) == len(_files(demo_engine, "components")) == len(districts)
+    assert _files(demo_engine, "item_parts") == {} and _files(demo_engine, "item_names") == {}
+    # The overview's lists read the cached alert rows; the same rows as from the whole store.
+    rules = settings.to_rules()
+    full = detail_store.load_detail(demo_engine, rules)
+    listed = detail_store.load_alert_detail(demo_engine, rules)
+    for alert in (alerts.RED_CARDS, alerts.OVERDUE_OPEN, alerts.BAD_LATE, alerts.BAD_ALL):
+        assert alerts.alert_list(listed, alert, Period("2023-01", END)).equals(
+            alerts.alert_list(full, alert, Period("2023-01", END))), alert
+    # First use of one district's drill-down builds its snapshots and parts; finish_cache the rest.
+    months = sorted(want["month"].unique().to_list())
+    detail_store.load_district(demo_engine, districts[0], rules, months)
+    assert len(_files(demo_engine, "item_parts")) == 1 and len(_files(demo_engine, "cases")) == 1
+    service.finish_cache(demo_engine, rules, snapshots.active_keys(demo_engine), END, districts)
+    assert len(_files(demo_engine, "item_parts")) == len(_files(demo_engine, "cases")) == len(districts)
+    assert compute_components(demo_engine, settings).equals(want)
+    # An import into a district whose snapshot a cold start did not write (no previous file to extend).
+    snapshots.clear(demo_engine, keep_batches=True)
+    compute_components(demo_engine, settings, finish="later")
+    new = frame("cases", [
+        {"case_id": "COLD-1", "district": districts[1], "accepted_at": at(2024, 12, 2),
+         "completed_at": at(2024, 12, 20), "legal_limit": 5.0, "promised_limit": 3.0},
+    ]).drop("batch_id", "period")
+    import_frame(demo_engine, "cases", new, file_name="补报.xlsx", sha256="d" * 64, period=END)
+    _assert_same(compute_components(demo_engine, settings, finish="later"), _whole_store(demo_engine))
+
+
+def test_the_background_finish_writes_what_the_cold_start_left(demo_engine):
+    settings = default_settings()
+    want = compute_components(demo_engine, settings)
+    parts_before = {n: snapshots.cache_of(demo_engine).read(f"item_parts/{n}") for n in _files(demo_engine, "item_parts")}
+    snapshots.clear(demo_engine, keep_batches=True)
+    assert compute_components(demo_engine, settings, finish="background").equals(want)
+    assert service.wait_background(timeout=120)
+    districts = store.list_districts(demo_engine)["name"].to_list()
+    assert len(_files(demo_engine, "cases")) == len(_files(demo_engine, "item_parts")) == len(districts)
+    for name, parts in parts_before.items():  # the same files, under the same keys
+        again = snapshots.cache_of(demo_engine).read(f"item_parts/{name}")
+        assert again is not None and again.sort(pl.all(), nulls_last=True).equals(parts.sort(pl.all(), nulls_last=True))
+    with pytest.raises(ValueError):
+        compute_components(demo_engine, settings, finish="soon")
+
+
+def test_a_superseded_row_with_the_latest_date_is_counted_again_with_the_real_last_month(demo_engine):
+    """The store's last month (catalogs stay in force up to it) is bounded from every row of the batch
+    files before the districts are counted; a superseded row dated after everything else makes that
+    bound too late, and the districts are counted again with the real one: the same table as the whole
+    store's."""
+    settings = default_settings()
+    district = store.list_districts(demo_engine)["name"].to_list()[0]
+    # A wrong date in an old month's export (a re-export of the same month would replace that batch
+    # instead), then a later month's export with the right date: the old row stays, superseded.
+    wrong = frame("cases", [{"case_id": "LATE-1", "district": district, "accepted_at": at(2025, 3, 2),
+                             "completed_at": at(2025, 3, 4), "legal_limit": 5.0, "promised_limit": 3.0}])
+    import_frame(demo_engine, "cases", wrong.drop("batch_id", "period"), file_name="错.xlsx", sha256="a" * 64,
+                 period="2022-06")
+    right = wrong.with_columns(pl.lit(at(2024, 12, 2)).alias("accepted_at"), pl.lit(at(2024, 12, 4)).alias("completed_at"))
+    import_frame(demo_engine, "cases", right.drop("batch_id", "period"), file_name="更正.xlsx", sha256="b" * 64,
+                 period=END)
+    snapshots.clear(demo_engine, keep_batches=True)
+    keys = snapshots.active_keys(demo_engine)
+    bound, unknown = service._until_bound(demo_engine, keys)
+    assert bound == "2025-03" and len(unknown) == len(store.list_districts(demo_engine))
+    got = compute_components(demo_engine, settings, finish="later")
+    assert store_until(demo_engine, keys) == END
+    _assert_same(got, _whole_store(demo_engine))
+    assert got["month"].max() <= END
