@@ -40,6 +40,7 @@ from datasets.periods import (
     period_type,
     quarter_of,
 )
+from metrics import service
 from metrics.compute import latest_month
 from metrics.overview import KEY_INDICATORS
 from metrics.registry import BY_ID, INDICATORS
@@ -327,6 +328,8 @@ def main() -> None:
     shared.begin_run()
     try:
         _main()
+        # Once the page is shown (not on a rerun or stop): the cache work a cold start left queued.
+        service.start_background()
     except shared.UNAVAILABLE_ERRORS as exc:  # the database restarted or dropped the connection mid-run
         shared.database_unavailable(exc)
     finally:

@@ -304,7 +304,11 @@ def flags_and_alert_rows(data: Dataset, rules: Rules, cal: WorkCalendar | None =
         frame: pl.DataFrame = getattr(data, kind)
         counted, listed = [], []
         for start in range(0, max(frame.height, 1), ROWS_AT_ONCE):
-            part = dataclasses.replace(data, **{kind: frame.slice(start, ROWS_AT_ONCE)})
+            # One chunk per column first: the records come in a chunk per batch file, and selecting
+            # the counted columns of flags worked out on such a slice copied them (rechunked: 0.40 s
+            # against 0.62–0.76 s for a district's 1.7 M cases). A slice at a time: a copy of the
+            # whole frame beside it was a gigabyte more for the largest district at scale 30.
+            part = dataclasses.replace(data, **{kind: frame.slice(start, ROWS_AT_ONCE).rechunk()})
             flagged = (case_flags_lazy if kind == "cases" else evaluation_flags_lazy)(part, cal, rules).collect()
             counted.append(flagged.select(columns))
             picked = flagged.lazy().filter(_in_any_list(source))

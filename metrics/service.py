@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
@@ -175,6 +176,7 @@ def compute_components(
 
 
 _BACKGROUND: list[threading.Thread] = []
+_PENDING: list[Callable[[], None]] = []
 _BACKGROUND_GUARD = threading.Lock()
 _log = logging.getLogger(__name__)
 
@@ -184,8 +186,9 @@ def finish_cache(engine: Engine, rules: Rules, keys: Keys, until: str | None, di
     """What a deferred count left out: every record snapshot (snapshots.ensure), then the drill-down's
     item names and parts of ``districts``. Pages that need them before this is done build them.
 
-    ``background``: in a daemon thread (one at a time: a later call waits for the earlier ones), so the
-    first overview of a cold start does not wait; wait_background joins it.
+    ``background``: queued for start_background (the app calls it once a page has been shown, so the
+    first overview of a cold start neither waits for this nor shares the CPU with it); ``later``: not
+    at all.
     """
     def work() -> None:
         snapshots.ensure(engine, keys)
@@ -196,23 +199,35 @@ def finish_cache(engine: Engine, rules: Rules, keys: Keys, until: str | None, di
         work()
     elif mode == "background":
         with _BACKGROUND_GUARD:
-            earlier = list(_BACKGROUND)
+            _PENDING.append(work)
 
-            def run() -> None:
-                for thread in earlier:
-                    thread.join()
+
+def start_background() -> None:
+    """Start the queued finish_cache work in a daemon thread (one after another: a later thread waits
+    for the earlier ones). Cheap when nothing is queued."""
+    with _BACKGROUND_GUARD:
+        if not _PENDING:
+            return
+        todo, earlier = list(_PENDING), list(_BACKGROUND)
+        _PENDING.clear()
+
+        def run() -> None:
+            for thread in earlier:
+                thread.join()
+            for work in todo:
                 try:
                     work()
                 except Exception:  # a cache left incomplete is built on first use; the app goes on
                     _log.exception("后台缓存补全失败")
 
-            thread = threading.Thread(target=run, name="finish-cache", daemon=True)
-            _BACKGROUND.append(thread)
-            thread.start()
+        thread = threading.Thread(target=run, name="finish-cache", daemon=True)
+        _BACKGROUND.append(thread)
+        thread.start()
 
 
 def wait_background(timeout: float | None = None) -> bool:
-    """Wait for finish_cache's background work; True when none is left running."""
+    """Start what is queued and wait for it (finish_cache); True when none is left running."""
+    start_background()
     with _BACKGROUND_GUARD:
         threads = list(_BACKGROUND)
     for thread in threads:
