@@ -5,9 +5,14 @@ cases, catalog and evaluations), so they are computed one district at a time fro
 snapshot (datasets/snapshots.py) and cached per district. Memory is bounded by the largest district,
 not the city, and after an import only the districts it touched are read and counted again.
 
+A cold start (many districts to count: a restored or lost cache, a rule change) counts each district
+from its batch files in memory with its alert lists, and leaves the record snapshots and the drill-down
+parts for afterwards (finish_cache: in the app, in the background once a page has been shown).
+
 The one thing that crosses districts is how long catalogs stay in force: up to the last month with
-any data in the whole store (``until``). It is known from each district's cached last month before
-any component is computed, and is part of every district's cache key.
+any data in the whole store (``until``), part of every district's cache key. It is known from each
+district's cached last month; on a cold start it is bounded from the batch files first and checked
+once every district is counted (compute_components).
 """
 
 from __future__ import annotations
@@ -98,10 +103,10 @@ def district_components(
         # The alert lists and item names need every column; the counting only the counted ones. The
         # flags of every case and evaluation are worked out once, for the alert lists and the counting.
         data = district_dataset(engine, district, keys, keep=not deferred)
+        if not deferred:  # before the flags: the names' working frames beside them topped 4 GB at scale 30
+            detail_store.district_item_names(engine, district, keys, lambda: data)
         flags, alert_rows = flags_and_alert_rows(data, rules)
         detail_store.district_alerts(engine, district, rules, keys, lambda: alert_rows)
-        if not deferred:
-            detail_store.district_item_names(engine, district, keys, lambda: data)
         # The other columns are let go before counting (a large district's names and ids are GBs).
         data = Dataset(*(getattr(data, kind).select(counted[kind]) for kind in KINDS))
         if deferred:
@@ -166,7 +171,7 @@ def compute_components(
     if unknown and (exact := store_until(engine, keys)) != until:
         until = exact  # the bound was after the real last month: counted again with the real one
         parts = count(until)
-    if deferred:
+    if deferred and detail:  # (the indicators alone leave nothing for afterwards: no drill-down parts wanted)
         finish_cache(engine, rules, keys, until, todo, finish)
     elif todo:  # an import or rollback: the files of batches it replaced can go (ensure does it otherwise)
         batch_files.prune(engine, snapshots.cache_of(engine))
