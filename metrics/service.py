@@ -156,9 +156,6 @@ def compute_components(
             if not snapshots.is_cached(engine, "components", d, _components_key(keys, d, rules, until))]
     # Without a cache (an in-memory database) nothing is kept, so nothing is left for afterwards.
     deferred = len(todo) > FEW_DISTRICTS and snapshots.cache_of(engine) is not None
-    if deferred and not unknown:
-        for kind in KINDS:  # lost batch files, recreated together (one SQL read per kind, not per district)
-            snapshots.recreate_lost_batches(engine, kind, store.active_batches(engine, kind), todo)
 
     def count(until: str | None) -> list[pl.DataFrame]:
         # Two districts at a time within the row budget (datasets/side_by_side.py). In name order:
@@ -173,7 +170,7 @@ def compute_components(
         parts = count(until)
     if deferred and detail:  # (the indicators alone leave nothing for afterwards: no drill-down parts wanted)
         finish_cache(engine, rules, keys, until, todo, finish)
-    elif todo:  # an import or rollback: the files of batches it replaced can go (ensure does it otherwise)
+    elif todo and not deferred:  # an import or rollback: the files of batches it replaced can go (ensure does it otherwise)
         batch_files.prune(engine, snapshots.cache_of(engine))
     if not parts:
         return pl.DataFrame(schema=COMPONENT_SCHEMA)
