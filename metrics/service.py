@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from datasets import batch_files, snapshots, store
+from datasets import snapshots, store
 from datasets.schema import KINDS
 from datasets.side_by_side import Gate, each_district
 from datasets.vocabulary import Rules
@@ -55,13 +55,10 @@ def store_until(engine: Engine, keys: Keys | None = None) -> str | None:
     return max(months) if months else None
 
 
-def _until_bound(engine: Engine, keys: Keys) -> tuple[str | None, list[str]]:
-    """(store_until or a month after it, the districts whose last months are not known yet), without
-    building any snapshot: the known last months, and for the others batch_files.last_month_bound
-    (their lost batch files recreated first, one SQL read per kind). With few unknown, store_until."""
-    unknown = sorted({d for (d, kind), key in keys.items() if not snapshots.is_cached(engine, f"last_month_{kind}", d, key)})
-    if len(unknown) <= FEW_DISTRICTS:
-        return store_until(engine, keys), []  # exact: builds the few missing snapshots (an import's: extended)
+def _until_bound(engine: Engine, keys: Keys, unknown: list[str]) -> str | None:
+    """store_until or a month after it, without building any snapshot: the known last months, and for
+    the ``unknown`` districts' batch_files.last_month_bound (their lost batch files recreated first,
+    one SQL read per kind)."""
     active = {kind: store.active_batches(engine, kind) for kind in KINDS}
     for kind in KINDS:
         snapshots.recreate_lost_batches(engine, kind, active[kind], unknown)
@@ -70,7 +67,7 @@ def _until_bound(engine: Engine, keys: Keys) -> tuple[str | None, list[str]]:
         months = [m for m, _ in pool.map(
             lambda slot: snapshots.last_month_or_bound(engine, slot[1], slot[0], keys, active[slot[1]]), list(keys))
             if m is not None]
-    return (max(months) if months else None), unknown
+    return max(months) if months else None
 
 
 def district_components(
@@ -122,9 +119,12 @@ def _components_key(keys: Keys, district: str, rules: Rules, until: str | None) 
     return snapshots.digest(snapshots.district_key(keys, district), rules.key(), until, COMPONENTS_VERSION)
 
 
-# Counting more districts than this at once is "many" (district_components' ``deferred``): an import
-# touches one district, whose snapshot and drill-down parts are best ready with its indicators.
+# Counting more districts than this at once, with more rows of active batches than DEFER_ROWS, is
+# "many" (district_components' ``deferred``): an import touches one district, whose snapshot and
+# drill-down parts are best ready with its indicators; a small store is counted faster in one pass
+# (writing its snapshots first, the drill-down parts with the indicators) than in two.
 FEW_DISTRICTS = 1
+DEFER_ROWS = 1_000_000
 FINISH_MODES = ("now", "background", "later")
 
 
@@ -140,7 +140,7 @@ def compute_components(
     first use, by whoever reads it).
 
     ``until`` (the store's last month) is part of every district's key, and known only from every
-    district's records. When some are not built yet (a cold start), the districts are counted with an
+    district's records. When many are not built yet (a cold start), the districts are counted with an
     upper bound of it from the batch files (_until_bound); it is equal to the real one unless a
     superseded row held the store's latest date, and in that case every district is counted again.
     """
@@ -151,17 +151,29 @@ def compute_components(
         return components(load_dataset(engine), rules)
     keys = snapshots.active_keys(engine)
     districts = snapshots.districts_with_data(keys)
-    until, unknown = _until_bound(engine, keys)
+    rows = snapshots.district_rows(engine)
+
+    def many(some: list[str]) -> bool:
+        # Without a cache (an in-memory database) nothing is kept, so nothing is left for afterwards.
+        return (len(some) > FEW_DISTRICTS and sum(rows.get(d, 0) for d in some) > DEFER_ROWS
+                and snapshots.cache_of(engine) is not None)
+
+    unknown = sorted({d for (d, kind), key in keys.items() if not snapshots.is_cached(engine, f"last_month_{kind}", d, key)})
+    if many(unknown):
+        until = _until_bound(engine, keys, unknown)
+    else:  # the few missing snapshots written first (an import's extended), and the exact last month
+        unknown = []
+        snapshots.ensure(engine, keys)
+        until = store_until(engine, keys)
     todo = [d for d in districts
             if not snapshots.is_cached(engine, "components", d, _components_key(keys, d, rules, until))]
-    # Without a cache (an in-memory database) nothing is kept, so nothing is left for afterwards.
-    deferred = len(todo) > FEW_DISTRICTS and snapshots.cache_of(engine) is not None
+    deferred = many(todo)
 
     def count(until: str | None) -> list[pl.DataFrame]:
         # Two districts at a time within the row budget (datasets/side_by_side.py). In name order:
         # largest first was slower at scale 10 (bench_metrics (a), best of 3: 7.43 s against 7.23 s,
         # peak 2.3 GB against 1.8 GB), the two largest then running together.
-        return each_district(districts, snapshots.district_rows(engine), lambda district, gate: district_components(
+        return each_district(districts, rows, lambda district, gate: district_components(
             engine, district, rules, until, keys, detail, gate=gate, deferred=deferred))
 
     parts = count(until)
@@ -170,8 +182,6 @@ def compute_components(
         parts = count(until)
     if deferred and detail:  # (the indicators alone leave nothing for afterwards: no drill-down parts wanted)
         finish_cache(engine, rules, keys, until, todo, finish)
-    elif todo and not deferred:  # an import or rollback: the files of batches it replaced can go (ensure does it otherwise)
-        batch_files.prune(engine, snapshots.cache_of(engine))
     if not parts:
         return pl.DataFrame(schema=COMPONENT_SCHEMA)
     return pl.concat(parts).sort([*KEYS, "indicator", "since"], nulls_last=True)

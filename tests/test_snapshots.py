@@ -287,6 +287,7 @@ def test_a_cold_start_counts_from_the_batch_files_and_leaves_the_rest_for_afterw
     settings = default_settings()
     want = compute_components(demo_engine, settings)
     districts = store.list_districts(demo_engine)["name"].to_list()
+    monkeypatch.setattr(service, "DEFER_ROWS", 0)  # the small demo counted as a large store is
     snapshots.clear(demo_engine, keep_batches=True)
     with monkeypatch.context() as m:
         _no_sql_record_reads(m)
@@ -322,9 +323,10 @@ def test_a_cold_start_counts_from_the_batch_files_and_leaves_the_rest_for_afterw
     _assert_same(compute_components(demo_engine, settings, finish="later"), _whole_store(demo_engine))
 
 
-def test_the_background_finish_writes_what_the_cold_start_left(demo_engine):
+def test_the_background_finish_writes_what_the_cold_start_left(demo_engine, monkeypatch):
     settings = default_settings()
     want = compute_components(demo_engine, settings)
+    monkeypatch.setattr(service, "DEFER_ROWS", 0)
     parts_before = {n: snapshots.cache_of(demo_engine).read(f"item_parts/{n}") for n in _files(demo_engine, "item_parts")}
     snapshots.clear(demo_engine, keep_batches=True)
     assert compute_components(demo_engine, settings, finish="background").equals(want)
@@ -338,7 +340,20 @@ def test_the_background_finish_writes_what_the_cold_start_left(demo_engine):
         compute_components(demo_engine, settings, finish="soon")
 
 
-def test_a_superseded_row_with_the_latest_date_is_counted_again_with_the_real_last_month(demo_engine):
+def test_a_small_store_is_counted_in_one_pass_with_its_snapshots_and_drill_down_parts(demo_engine):
+    """Under DEFER_ROWS rows a cold start writes the snapshots first and the drill-down parts with the
+    indicators (nothing left for afterwards, nothing queued for the background)."""
+    settings = default_settings()
+    want = compute_components(demo_engine, settings)
+    assert sum(snapshots.district_rows(demo_engine).values()) < service.DEFER_ROWS
+    snapshots.clear(demo_engine, keep_batches=True)
+    assert compute_components(demo_engine, settings, finish="later").equals(want)
+    districts = store.list_districts(demo_engine)["name"].to_list()
+    assert len(_files(demo_engine, "cases")) == len(_files(demo_engine, "item_parts")) == len(districts)
+    assert not service._PENDING
+
+
+def test_a_superseded_row_with_the_latest_date_is_counted_again_with_the_real_last_month(demo_engine, monkeypatch):
     """The store's last month (catalogs stay in force up to it) is bounded from every row of the batch
     files before the districts are counted; a superseded row dated after everything else makes that
     bound too late, and the districts are counted again with the real one: the same table as the whole
@@ -354,10 +369,10 @@ def test_a_superseded_row_with_the_latest_date_is_counted_again_with_the_real_la
     right = wrong.with_columns(pl.lit(at(2024, 12, 2)).alias("accepted_at"), pl.lit(at(2024, 12, 4)).alias("completed_at"))
     import_frame(demo_engine, "cases", right.drop("batch_id", "period"), file_name="更正.xlsx", sha256="b" * 64,
                  period=END)
+    monkeypatch.setattr(service, "DEFER_ROWS", 0)
     snapshots.clear(demo_engine, keep_batches=True)
     keys = snapshots.active_keys(demo_engine)
-    bound, unknown = service._until_bound(demo_engine, keys)
-    assert bound == "2025-03" and len(unknown) == len(store.list_districts(demo_engine))
+    assert service._until_bound(demo_engine, keys, store.list_districts(demo_engine)["name"].to_list()) == "2025-03"
     got = compute_components(demo_engine, settings, finish="later")
     assert store_until(demo_engine, keys) == END
     _assert_same(got, _whole_store(demo_engine))

@@ -4,8 +4,9 @@ Two ``streamlit run dashboard.py`` processes on loopback ports share the databas
 TEST_POSTGRES_URL (the demo city's districts and first export files, ``write_first_exports``) and a
 bucket on the session's moto server (``CACHE_URL``, conftest ``bucket``) holding the Parquet file of
 every batch, written there by the imports. The first
-server's 总览, opened in Chromium, counts the indicator components from those files, and the record
-snapshots and drill-down parts follow in that server's background (metrics.service.finish_cache);
+server's 总览, opened in Chromium, counts the indicator components from those files (with the record
+snapshots and drill-down parts: a store this small is counted in one pass; a large one would leave
+those to that server's background, metrics.service.finish_cache, which the test waits for too);
 the second server's 总览 then shows the same index without writing anything to the bucket: every
 object keeps its modification time, and no object is added.
 
