@@ -161,9 +161,14 @@ def compute_components(
     unknown = sorted({d for (d, kind), key in keys.items() if not snapshots.is_cached(engine, f"last_month_{kind}", d, key)})
     if many(unknown):
         until = _until_bound(engine, keys, unknown)
-    else:  # the few missing snapshots written first (an import's extended), and the exact last month
+    else:
+        # The snapshots of the few districts whose last month is not known written first (an import's
+        # extended; the replaced batches' files pruned), then the exact last month. Only theirs: the
+        # snapshots a cold start left for its background work are not waited for here if a restart
+        # came before it finished.
+        if unknown:
+            snapshots.ensure(engine, {slot: key for slot, key in keys.items() if slot[0] in unknown})
         unknown = []
-        snapshots.ensure(engine, keys)
         until = store_until(engine, keys)
     todo = [d for d in districts
             if not snapshots.is_cached(engine, "components", d, _components_key(keys, d, rules, until))]

@@ -298,6 +298,9 @@ def test_a_cold_start_counts_from_the_batch_files_and_leaves_the_rest_for_afterw
         assert len(_files(demo_engine, f"last_month_{kind}")) > 0
     assert len(_files(demo_engine, "alert_cases")) == len(_files(demo_engine, "components")) == len(districts)
     assert _files(demo_engine, "item_parts") == {} and _files(demo_engine, "item_names") == {}
+    # A restart before the rest was written reads the cached indicators without writing it first.
+    assert compute_components(demo_engine, settings, finish="later").equals(want)
+    assert all(_files(demo_engine, kind) == {} for kind in KINDS)
     # The overview's lists read the cached alert rows; the same rows as from the whole store.
     rules = settings.to_rules()
     full = detail_store.load_detail(demo_engine, rules)
