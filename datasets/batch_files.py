@@ -204,7 +204,7 @@ def current_records(engine: Engine, cache: Cache, kind: str, district: str,
     batch id, then position in the file; the last row of a key wins), then each file is read again
     and only its winning rows are kept. Holding every batch at once, cast, joined and sorted, made
     several copies of the largest district (4.3 GB at scale 30 for 1 GB of current cases). Up to
-    ``one_pass_rows`` rows in all, every file is read once and the rule applied to all at once.
+    ``one_pass_rows`` rows in all, every file is read once and held instead (newest_wins' ``hold``).
     """
     active = store.active_batches(engine, kind) if active is None else active
     active = active.filter((pl.col("district") == district) & (pl.col("kind") == kind))

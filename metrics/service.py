@@ -34,13 +34,7 @@ from metrics import detail_store
 from metrics.alerts import flags_and_alert_rows
 from metrics.compute import COMPONENT_SCHEMA, components
 from metrics.drill import components_and_item_parts
-from metrics.prepare import (
-    KEYS,
-    Dataset,
-    counted_columns,
-    district_dataset,
-    load_dataset,
-)
+from metrics.prepare import KEYS, Dataset, counted_columns, district_dataset, load_dataset
 from metrics.scoring import ScoringSettings, load_settings
 
 Keys = dict[tuple[str, str], str]

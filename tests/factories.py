@@ -93,3 +93,12 @@ def write_first_exports(engine: Engine, exports: int = 12, seed: int = 5, scale:
     for p in city.profiles:
         store.add_district(engine, p.name, p.code, p.aliases)
     return write_bulk(engine, itertools.islice(city.exports(), exports))
+
+
+def refuse_sql_record_reads(monkeypatch) -> None:
+    """Make any read of the SQL record tables fail the test (what must come from the batch files)."""
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the SQL record tables were read")
+
+    monkeypatch.setattr(store, "_arrow_read", refuse)
+    monkeypatch.setattr(store, "_sqlite_read_many", refuse)

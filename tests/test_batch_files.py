@@ -22,7 +22,7 @@ from metrics.prepare import load_dataset
 from metrics.scoring import default_settings
 from metrics.service import compute_components
 from tests.conftest import SMALL_DEMO
-from tests.factories import at, frame, write_first_exports
+from tests.factories import at, frame, refuse_sql_record_reads, write_first_exports
 
 END = SMALL_DEMO["end_month"]
 KEY = ["district", "department", "month", "since", "indicator"]
@@ -42,14 +42,6 @@ def demo_engine(small_demo):
     return small_demo
 
 
-def _no_sql_reads(monkeypatch) -> None:
-    def refuse(*_args, **_kwargs):
-        raise AssertionError("the SQL record tables were read")
-
-    monkeypatch.setattr(store, "_arrow_read", refuse)
-    monkeypatch.setattr(store, "_sqlite_read_many", refuse)
-
-
 def test_import_writes_one_file_per_batch_and_snapshots_need_no_sql(demo_engine, monkeypatch):
     cache = snapshots.cache_of(demo_engine)
     active = store.active_batches(demo_engine)
@@ -65,7 +57,7 @@ def test_import_writes_one_file_per_batch_and_snapshots_need_no_sql(demo_engine,
         for one_pass_rows in (batch_files.ONE_PASS_ROWS, 0):  # one pass (a small district), two passes
             got = batch_files.current_records(demo_engine, cache, kind, district, one_pass_rows=one_pass_rows)
             assert got.sort(id_field).equals(stored), one_pass_rows
-    _no_sql_reads(monkeypatch)
+    refuse_sql_record_reads(monkeypatch)
     got = compute_components(demo_engine, default_settings())
     assert_same(_sorted(got), want)
 
@@ -126,7 +118,7 @@ def test_an_import_is_visible_through_its_batch_file(demo_engine, monkeypatch):
     result = import_frame(demo_engine, "cases", new, file_name="补报.xlsx", sha256="f" * 64, period=END)
     want = _whole_store(demo_engine)
     stored = store.load_records(demo_engine, "cases", [district])
-    _no_sql_reads(monkeypatch)  # the new batch's file was written by the import
+    refuse_sql_record_reads(monkeypatch)  # the new batch's file was written by the import
     assert_same(_sorted(compute_components(demo_engine, settings)), want)
     rows = batch_files.current_records(demo_engine, snapshots.cache_of(demo_engine), "cases", district)
     assert rows.sort("case_id").equals(stored.sort("case_id"))  # fractions of a second as the store keeps them (none on SQLite)

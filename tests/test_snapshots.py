@@ -22,7 +22,7 @@ from metrics.registry import INDICATORS
 from metrics.scoring import default_settings
 from metrics.service import compute_components, store_until
 from tests.conftest import SMALL_DEMO
-from tests.factories import at, frame
+from tests.factories import at, frame, refuse_sql_record_reads
 
 END = SMALL_DEMO["end_month"]
 KEY = ["district", "department", "month", "since", "indicator"]
@@ -272,14 +272,6 @@ def test_the_drill_down_finds_its_parts_cached_after_the_components(demo_engine,
         assert parts.height > 0 and detail.item_names.height > 0
 
 
-def _no_sql_record_reads(monkeypatch) -> None:
-    def refuse(*_args, **_kwargs):
-        raise AssertionError("the SQL record tables were read")
-
-    monkeypatch.setattr(store, "_arrow_read", refuse)
-    monkeypatch.setattr(store, "_sqlite_read_many", refuse)
-
-
 def test_a_cold_start_counts_from_the_batch_files_and_leaves_the_rest_for_afterwards(demo_engine, monkeypatch):
     """With only the batch files left (a restored cache), every district is counted from them in memory:
     the same table, the alert lists and last months cached, no record snapshot or drill-down part
@@ -290,7 +282,7 @@ def test_a_cold_start_counts_from_the_batch_files_and_leaves_the_rest_for_afterw
     monkeypatch.setattr(service, "DEFER_ROWS", 0)  # the small demo counted as a large store is
     snapshots.clear(demo_engine, keep_batches=True)
     with monkeypatch.context() as m:
-        _no_sql_record_reads(m)
+        refuse_sql_record_reads(m)
         got = compute_components(demo_engine, settings, finish="later")
     assert got.equals(want)
     for kind in KINDS:
