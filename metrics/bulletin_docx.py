@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,15 +29,15 @@ from docx.oxml import OxmlElement, parse_xml
 from docx.oxml.ns import nsdecls, qn
 from docx.shared import Cm, Pt, RGBColor
 from docxtpl import DocxTemplate
-from jinja2 import Environment, StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2 import TemplateError as JinjaError
 
+from metrics import template_guard
 from metrics.bulletin import Block, Bulletin, DistrictReport, Figure, Paragraph, Table
+from metrics.template_guard import OPTIONAL, PLACEHOLDER_HELP, REQUIRED, TemplateError
+
+__all__ = ["OPTIONAL", "PLACEHOLDER_HELP", "REQUIRED", "TemplateError"]  # re-exported for the page and the CLI
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "bulletin.docx"
-REQUIRED = {"title": "标题", "body": "正文"}
-OPTIONAL = {"issuer": "发文单位", "issue_date": "成文日期", "city": "城市名称", "period": "统计时段"}
-PLACEHOLDER_HELP = "；".join(f"{{{{ {k} }}}}（{v}）" for k, v in {**REQUIRED, **OPTIONAL}.items()).replace(
-    "{{ body }}", "{{p body }}")
 
 TITLE_FONT, BODY_FONT, H1_FONT, H2_FONT = "方正小标宋简体", "仿宋_GB2312", "黑体", "楷体_GB2312"
 LATIN_FONT = "Times New Roman"
@@ -63,10 +62,6 @@ CARD = Layout(SIZE_4, CARD_LINE, SIZE_S5, CARD_TABLE_LINE)
 PDF_TIMEOUT_S = 180
 
 
-class TemplateError(ValueError):
-    """A template that cannot be used; the message names the problem in Chinese."""
-
-
 # --- template -------------------------------------------------------------------------------------
 
 
@@ -75,28 +70,9 @@ def default_template() -> bytes:
 
 
 def check_template(content: bytes) -> None:
-    """Raise TemplateError (Chinese) unless ``content`` is a .docx with the required placeholders."""
-    if not zipfile.is_zipfile(io.BytesIO(content)):
-        raise TemplateError("通报模板不是有效的 Word 文档（.docx）")
-    try:
-        tpl = DocxTemplate(io.BytesIO(content))
-        names = tpl.get_undeclared_template_variables(_env())
-    except TemplateSyntaxError as exc:
-        raise TemplateError(f"通报模板中的占位符写法有误（第 {exc.lineno} 处附近）：{exc.message}") from None
-    except (KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise TemplateError(f"通报模板无法读取：{exc}") from None
-    missing = [k for k in REQUIRED if k not in names]
-    if missing:
-        shown = "、".join(("{{p body }}" if k == "body" else f"{{{{ {k} }}}}") + f"（{REQUIRED[k]}）" for k in missing)
-        raise TemplateError(f"通报模板缺少占位符 {shown}。可用的占位符：{PLACEHOLDER_HELP}")
-    unknown = sorted(names - set(REQUIRED) - set(OPTIONAL))
-    if unknown:
-        shown = "、".join(f"{{{{ {k} }}}}" for k in unknown)
-        raise TemplateError(f"通报模板中有无法识别的占位符 {shown}。可用的占位符：{PLACEHOLDER_HELP}")
-
-
-def _env() -> Environment:
-    return Environment(undefined=StrictUndefined, autoescape=True)
+    """Raise TemplateError (Chinese) unless ``content`` is a .docx with the required placeholders and
+    nothing else that Jinja2 would run (metrics/template_guard.py)."""
+    template_guard.check_template(content)
 
 
 # --- formatting helpers ---------------------------------------------------------------------------
@@ -258,10 +234,10 @@ def _render(template: bytes, context: dict, build_body) -> bytes:
     tpl = DocxTemplate(io.BytesIO(template))
     body = tpl.new_subdoc()
     build_body(body)
-    try:
-        tpl.render({**context, "body": body}, _env())
-    except UndefinedError as exc:  # check_template lets nothing undeclared through; kept as a guard
-        raise TemplateError(f"通报模板中的占位符无法填写：{exc.message}") from None
+    try:  # the checked template again in the sandbox that admits placeholders only
+        tpl.render({**context, "body": body}, template_guard.BulletinEnvironment())
+    except JinjaError as exc:
+        raise template_guard.render_error(exc) from None
     out = io.BytesIO()
     tpl.save(out)
     return out.getvalue()

@@ -43,7 +43,15 @@ def _download(label: str, district: str | None, fmt: str, key: str) -> None:
     )
 
 
-if session.may_download(user, catalog.PAGE_BULLETIN):
+template_problem = None
+try:  # a stored template that is refused now (an older upload) must not fail inside a download
+    bulletin_docx.check_template(template)
+except bulletin_docx.TemplateError as exc:
+    template_problem = str(exc)
+
+if template_problem is not None and session.may_download(user, catalog.PAGE_BULLETIN):
+    st.error(shared.plain(f"通报模板不可用，暂不能下载：{template_problem}。请管理员在“设置”页上传新模板或恢复默认模板。"))
+elif session.may_download(user, catalog.PAGE_BULLETIN):
     pdf = bulletin_docx.soffice() is not None
     c1, c2 = st.columns(2)
     with c1.container(border=True):
