@@ -421,3 +421,51 @@ def test_a_stored_hostile_template_is_refused_by_the_cli_and_writes_nothing(demo
     assert code != 0
     assert "生成失败：通报模板中只能使用占位符" in err and "Traceback" not in err
     assert not out.exists() and not marker.exists()
+
+
+# --- the pages -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("navigation_mode")
+@pytest.mark.parametrize(("upload", "message"), [
+    ("ssti", "模板未保存：通报模板中只能使用占位符"),
+    ("xml", "模板未保存：通报模板中的 word/document.xml 不是有效的 XML"),
+    ("bomb", "模板未保存：通报模板解压后太大"),
+])
+def test_settings_page_refuses_hostile_uploads_in_chinese(demo_copy: Demo, monkeypatch, tmp_path: Path,
+                                                         upload: str, message: str):
+    from tests.apptest_support import app, ok, open_page, texts
+
+    marker = tmp_path / "pwned"
+    content = {"ssti": lambda: with_text(f"{{{{ lipsum.__globals__['os'].popen('touch {marker}').read() }}}}"),
+               "xml": lambda: _with_member("word/document.xml", b"<w:document><w:body>"),
+               "bomb": zip_bomb}[upload]()
+    at = open_page(app(demo_copy.url, monkeypatch, demo_copy.users["admin1"]), "pages/settings.py")
+    at.file_uploader(key="bulletin_template_upload").set_value([("红头.docx", content, "application/octet-stream")])
+    ok(at.run())
+    ok(at.button(key="bulletin_template_save").click().run())
+    assert message in texts(at.error).replace("\\", "")  # shown through shared.plain (Markdown escapes)
+    engine = store.make_engine(demo_copy.url)
+    assert documents.get(engine, documents.TEMPLATE) is None
+    engine.dispose()
+    assert not marker.exists()
+
+
+@pytest.mark.usefixtures("navigation_mode")
+def test_bulletin_page_with_a_stored_hostile_template_says_so_and_offers_no_download(demo_copy: Demo, monkeypatch,
+                                                                                    tmp_path: Path):
+    from tests.apptest_support import app, ok, open_page, texts
+
+    marker = tmp_path / "pwned"
+    engine = store.make_engine(demo_copy.url)
+    documents.put(engine, documents.TEMPLATE,
+                  with_text(f"{{{{ cycler.__init__.__globals__.os.popen('touch {marker}').read() }}}}"), "admin1",
+                  "红头.docx")
+    engine.dispose()
+    at = open_page(app(demo_copy.url, monkeypatch, demo_copy.users["evaluator1"], period=demo_copy.period.key),
+                   "pages/bulletin.py")
+    ok(at)
+    shown = texts(at.error).replace("\\", "")  # Markdown escapes (shared.plain)
+    assert "通报模板不可用，暂不能下载：通报模板中只能使用占位符" in shown and "恢复默认模板" in shown
+    assert at.get("download_button") == []
+    assert not marker.exists()
