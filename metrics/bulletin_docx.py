@@ -36,6 +36,7 @@ from metrics.bulletin import Block, Bulletin, DistrictReport, Figure, Paragraph,
 from metrics.template_guard import OPTIONAL, PLACEHOLDER_HELP, REQUIRED, TemplateError
 
 __all__ = ["OPTIONAL", "PLACEHOLDER_HELP", "REQUIRED", "TemplateError"]  # re-exported for the page and the CLI
+MAX_TEMPLATE_MIB = template_guard.MAX_TEMPLATE_BYTES // template_guard.MIB
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "bulletin.docx"
 
