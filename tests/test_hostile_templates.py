@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 from docx import Document
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from jinja2 import TemplateError as JinjaError
 
 from datasets import documents, store
@@ -193,6 +195,31 @@ def test_placeholder_counts_and_syntax(template: str, message: str | None):
     else:
         with pytest.raises(guard.TemplateError, match=re.escape(message)):
             guard.inspect_template(content)
+
+
+TOKENS = ["{{", "}}", "{%", "%}", "{#", "#}", " ", "title", "body", "city", "cycler", "__globals__", "os",
+          "popen", ".", "|", "(", ")", "[", "]", "'x'", "*", "**", "%", "9", "for", "in", "range", "endfor",
+          "set", "=", "include", "import", "macro", "raw", "endraw", "~", "-", "文字"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), max_size=14).map("".join))
+@example("{{ title }}文字{{city}}{% raw %}{{ cycler }}{% endraw %}{# os #}")
+def test_any_accepted_source_only_fills_placeholders(source: str):
+    """Whatever the parser admits renders without error to the text with each placeholder's value in
+    place: never more than the source plus one value per placeholder."""
+    env = guard.BulletinEnvironment()
+    try:
+        template = env.from_string(source)
+    except (guard.TemplateError, JinjaError):
+        return
+    values = {k: f"<{k}>" for k in guard.ALLOWED}
+    out = template.render(values)
+    assert set(env.placeholders) <= guard.ALLOWED
+    escaped = {k: f"&lt;{k}&gt;" for k in guard.ALLOWED}
+    assert len(out) <= len(source) + sum(len(escaped[k]) for k in env.placeholders)
+    for name in env.placeholders:
+        assert escaped[name] in out
 
 
 # --- the sandbox alone: inert even for a template that was never checked ------------------------------
