@@ -254,6 +254,9 @@ def test_sandbox_operators_refuse_large_results():
         with pytest.raises(SecurityError):
             env.from_string(source).render(n=400_000_000)
     assert env.from_string("{{ 'ab' * n }}|{{ 2 ** 10 }}").render(n=3) == "ababab|1024"
+    with pytest.raises(SecurityError) as exc:
+        env.from_string("{{ title.__class__ }}").render(title="x")
+    assert str(guard.render_error(exc.value)) == "通报模板试图访问不允许的内容，已拒绝（模板中只能使用占位符）"
 
 
 # --- the package: size, names, zip bombs, XML ----------------------------------------------------------
