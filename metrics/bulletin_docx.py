@@ -33,9 +33,8 @@ from jinja2 import TemplateError as JinjaError
 
 from metrics import template_guard
 from metrics.bulletin import Block, Bulletin, DistrictReport, Figure, Paragraph, Table
-from metrics.template_guard import OPTIONAL, PLACEHOLDER_HELP, REQUIRED, TemplateError
+from metrics.template_guard import TemplateError
 
-__all__ = ["OPTIONAL", "PLACEHOLDER_HELP", "REQUIRED", "TemplateError"]  # re-exported for the page and the CLI
 MAX_TEMPLATE_MIB = template_guard.MAX_TEMPLATE_BYTES // template_guard.MIB
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "bulletin.docx"
@@ -235,7 +234,7 @@ def _render(template: bytes, context: dict, build_body) -> bytes:
     tpl = DocxTemplate(io.BytesIO(template))
     body = tpl.new_subdoc()
     build_body(body)
-    try:  # the checked template again in the sandbox that admits placeholders only
+    try:  # the checked template again, in the sandbox that admits placeholders only
         tpl.render({**context, "body": body}, template_guard.BulletinEnvironment())
     except JinjaError as exc:
         raise template_guard.render_error(exc) from None
