@@ -33,8 +33,8 @@ from jinja2 import TemplateError as JinjaError
 
 from metrics import template_guard
 from metrics.bulletin import Block, Bulletin, DistrictReport, Figure, Paragraph, Table
-from metrics.template_guard import TemplateError
 
+TemplateError = template_guard.TemplateError  # what the page and the CLI catch
 MAX_TEMPLATE_MIB = template_guard.MAX_TEMPLATE_BYTES // template_guard.MIB
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "bulletin.docx"
