@@ -22,7 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.profiles import RFC_9106_LOW_MEMORY
 from sqlalchemy.engine import Engine
 
-from datasets import store
+from datasets import sessions, store
 from datasets.config import load_settings
 from datasets.tables import audit_log, users
 
@@ -31,7 +31,7 @@ ROLES = (LEADER, STAFF, EVALUATOR, ADMIN)
 
 MAX_FAILED_ATTEMPTS = 5
 LOCKOUT_MINUTES = 15
-SESSION_IDLE_MINUTES = 30
+SESSION_IDLE_MINUTES = sessions.IDLE_MINUTES
 MIN_PASSWORD_LENGTH = 8
 
 # Demo accounts exist only in the embedded demo database; their passwords are public on purpose.
@@ -76,6 +76,13 @@ def _hasher() -> PasswordHasher:
     return _hasher_for(load_settings().password_hash_profile)[0]
 
 
+# At most this many argon2 computations (64 MiB each with the standard profile) run at once in this
+# process; the others wait. Every path of a sign-in (unknown account, locked, wrong or right password)
+# takes the same one slot, so waiting tells an attacker nothing about the account.
+HASH_CONCURRENCY = 3
+_hash_slots = threading.BoundedSemaphore(HASH_CONCURRENCY)
+
+
 def _dummy_hash() -> str:
     return _hasher_for(load_settings().password_hash_profile)[1]
 
@@ -91,6 +98,7 @@ ACTION_LABELS = {
     "account": "账号管理",
     "district": "区县配置",
     "password": "修改密码",
+    "session": "结束会话",
 }
 
 
@@ -150,7 +158,9 @@ def _check_password(password: str) -> None:
 
 
 def hash_password(password: str) -> str:
-    return _hasher().hash(password)
+    hasher = _hasher()
+    with _hash_slots:
+        return hasher.hash(password)
 
 
 def add_user(
@@ -213,7 +223,12 @@ def set_password(engine: Engine, username: str, new_password: str, actor: str | 
         ).rowcount
         if not done:
             raise ValueError(f"账号“{username}”不存在")
-        _audit(conn, actor or username, "password", f"修改账号 {username} 的密码", page)
+        ended = sessions.revoke_all_in(conn, username, sessions.PASSWORD_CHANGED)
+        _audit(conn, actor or username, "password", f"修改账号 {username} 的密码{_ended(ended)}", page)
+
+
+def _ended(count: int) -> str:
+    return f"，结束其 {count} 个登录会话" if count else ""
 
 
 def change_own_password(engine: Engine, username: str, old_password: str, new_password: str, page: str = "") -> None:
@@ -231,7 +246,9 @@ def set_active(engine: Engine, username: str, active: bool, actor: str = "system
         done = conn.execute(users.update().where(users.c.username == username).values(active=active)).rowcount
         if not done:
             raise ValueError(f"账号“{username}”不存在")
-        _audit(conn, actor, "account", f"{'启用' if active else '停用'}账号 {username}", page)
+        # Enabling revives nothing: a session revoked stays revoked.
+        ended = 0 if active else sessions.revoke_all_in(conn, username, sessions.DISABLED)
+        _audit(conn, actor, "account", f"{'启用' if active else '停用'}账号 {username}{_ended(ended)}", page)
 
 
 def update_user(
@@ -259,13 +276,6 @@ def current_account(conn: sa.Connection, username: str) -> User | None:
     until it ends, so a role or district change made meanwhile waits instead of slipping past a check."""
     row = conn.execute(sa.select(users).where(users.c.username == username).with_for_update(read=True)).first()
     return _row_to_user(row) if row else None
-
-
-def password_state(engine: Engine, username: str) -> tuple[str | None, bool] | None:
-    """(password hash, active) of an account, None when there is no such account (for signing tokens)."""
-    with engine.connect() as conn:
-        row = conn.execute(sa.select(users.c.password_hash, users.c.active).where(users.c.username == username)).first()
-    return None if row is None else (row.password_hash, bool(row.active))
 
 
 def active_admins(engine: Engine) -> list[str]:
@@ -317,10 +327,12 @@ def count_users(engine: Engine) -> int:
 def _verify(password_hash: str | None, password: str) -> bool:
     if not password_hash:
         return False
-    try:
-        return _hasher().verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+    hasher = _hasher()
+    with _hash_slots:
+        try:
+            return hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
 
 
 @dataclass(frozen=True)
