@@ -253,7 +253,7 @@ def test_demo_accounts_are_listed_only_in_demo_mode(engine):
 def test_session_expires_after_inactivity_and_activity_keeps_it(engine):
     user = accounts.add_user(engine, "zhang", PW, [STAFF], ["甲区"], "张三")
     state: dict = {}
-    session.sign_in(state, user, now=T0)
+    session.sign_in(state, engine, user, now=T0)
     idle = accounts.SESSION_IDLE_MINUTES
     step = dt.timedelta(minutes=idle - 1)
     # Each run within the idle time refreshes the last-seen time: well past 30 minutes in total.
@@ -274,7 +274,7 @@ def test_session_expires_after_inactivity_and_activity_keeps_it(engine):
 def test_session_follows_account_changes(engine):
     user = accounts.add_user(engine, "li", PW, [LEADER], [], "李四")
     state: dict = {}
-    session.sign_in(state, user, now=T0)
+    session.sign_in(state, engine, user, now=T0)
     accounts.update_user(engine, "li", roles=[LEADER, STAFF], districts=["乙区"], actor="admin")
     fresh = session.current_user(state, engine, T0)
     assert fresh is not None and fresh.can_upload and fresh.districts == ("乙区",)
@@ -286,7 +286,7 @@ def test_session_follows_account_changes(engine):
 def test_sign_out_is_audited(engine):
     user = accounts.add_user(engine, "wang", PW, [EVALUATOR])
     state: dict = {"other": 1}
-    session.sign_in(state, user, now=T0)
+    session.sign_in(state, engine, user, now=T0)
     assert session.session_method(state) == session.PASSWORD
     assert session.sign_out(state, engine, page=catalog.PAGE_ACCOUNT) == session.PASSWORD
     assert session.session_user(state) is None and state["other"] == 1
@@ -406,10 +406,18 @@ def page(name: str, url: str, *, embedded: bool = False, user: User | None = Non
     at = AppTest.from_function(_host, kwargs={"page": str(PAGES / f"{name}.py"), "url": url, "embedded": embedded},
                                default_timeout=30)
     if user is not None:
-        at.session_state[session.USER_KEY] = user
-        at.session_state[session.SEEN_KEY] = seen or store.now()
-        at.session_state[session.METHOD_KEY] = session.PASSWORD
+        put_session(at, url, user, seen or store.now())
     return at
+
+
+def put_session(at: AppTest, url: str, user: User, now: dt.datetime | None = None) -> None:
+    """A signed-in session (a record in the store, as the login page makes it) in the app's state."""
+    engine = store.make_engine(url)
+    state: dict = {}
+    session.sign_in(state, engine, user, now=now)
+    engine.dispose()
+    for key, value in state.items():
+        at.session_state[key] = value
 
 
 def ok(at: AppTest) -> AppTest:
@@ -525,9 +533,11 @@ def test_account_page_changes_the_password_and_signs_out(url, engine):
     change(PW, "short", "short")
     assert "至少 8 位" in texts(at.error)
     change(PW, "new-password-1", "new-password-1")
-    assert "密码已修改" in texts(at.success)
+    # Every session of the account ended with the change, this one too: the page says why.
+    assert signed_in(at) is None and "新密码重新登录" in texts(at.warning)
     assert accounts.authenticate(engine, "sun", "new-password-1").user is not None
 
+    at = ok(page("account", url, user=user).run())
     ok(at.button(key="account_sign_out").click().run())
     assert signed_in(at) is None
     assert "请先登录" in texts(at.warning)
@@ -636,8 +646,7 @@ def _sidebar_host(url: str) -> None:
 def test_sidebar_account_box_shows_the_user_and_signs_out(url, engine):
     user = accounts.add_user(engine, "feng", PW, [LEADER], [], "<i>冯</i>")
     at = AppTest.from_function(_sidebar_host, kwargs={"url": url}, default_timeout=30)
-    at.session_state[session.USER_KEY] = user
-    at.session_state[session.SEEN_KEY] = store.now()
+    put_session(at, url, user)
     ok(at.run())
     assert plain("<i>冯</i>（feng）· 领导") in texts(at.sidebar.markdown)
     ok(at.sidebar.button(key="sidebar_sign_out").click().run())
@@ -681,44 +690,3 @@ def test_districts_page_adds_a_district(url, engine):
     assert store.district_lookup(engine)["澜湾区"] == "澜湾新区"
 
 
-# --- the reload cookie -------------------------------------------------------------------------------
-
-
-def test_session_token_signs_in_again_until_it_expires_or_the_password_changes(engine):
-    user = accounts.add_user(engine, "eva", PW, [EVALUATOR])
-    now = dt.datetime(2026, 5, 1, 9, 0)
-    token = session.session_token(engine, user, "server-secret", now=now)
-    assert token is not None and PW not in token and token.split(".")[0] != "eva"  # the name is encoded
-    assert session.user_from_token(engine, token, "server-secret", now=now) == user
-    # Expired, another server secret, a forged or truncated token: nobody.
-    later = now + dt.timedelta(minutes=session.TOKEN_MINUTES, seconds=1)
-    assert session.user_from_token(engine, token, "server-secret", now=later) is None
-    assert session.user_from_token(engine, token, "other-secret", now=now) is None
-    name, expires, signature = token.split(".")
-    assert session.user_from_token(engine, f"{name}.{int(expires) + 3600}.{signature}", "server-secret", now=now) is None
-    assert session.user_from_token(engine, f"{name}.{expires}", "server-secret", now=now) is None
-    assert session.user_from_token(engine, None, "server-secret", now=now) is None
-    # A new password (or a disabled account) ends every token issued before.
-    accounts.set_password(engine, "eva", "a-new-password-2")
-    assert session.user_from_token(engine, token, "server-secret", now=now) is None
-    fresh = session.session_token(engine, user, "server-secret", now=now)
-    accounts.set_active(engine, "eva", False)
-    assert session.user_from_token(engine, fresh, "server-secret", now=now) is None
-
-
-def test_restore_from_token_once_per_session_and_refresh_every_few_minutes(engine):
-    user = accounts.add_user(engine, "eva", PW, [EVALUATOR])
-    now = dt.datetime(2026, 5, 1, 9, 0)
-    token = session.session_token(engine, user, "", now=now)
-    state: dict = {}
-    assert session.restore_from_token(state, engine, token, "", now=now) == user
-    assert session.session_user(state) == user and session.session_method(state) == session.PASSWORD
-    # Signed out in this session: the cookie the page was loaded with does not sign in again.
-    session.sign_out(state, engine)
-    assert session.restore_from_token(state, engine, token, "", now=now) is None and session.session_user(state) is None
-    # Cookie refresh: due at once, then every TOKEN_REFRESH_MINUTES.
-    session.sign_in(state, user, now=now)
-    assert session.token_due(state, now)
-    state[session.TOKEN_KEY] = now
-    assert not session.token_due(state, now + dt.timedelta(minutes=session.TOKEN_REFRESH_MINUTES - 1))
-    assert session.token_due(state, now + dt.timedelta(minutes=session.TOKEN_REFRESH_MINUTES))
