@@ -342,7 +342,7 @@ def _main() -> None:
     app = _app_settings()
     engine, version = _connect(app)
     st.session_state[shared.BASE_KEY] = (engine, app)
-    problem = actions.startup_problem(engine, app)
+    problem = actions.startup_problem(engine, app, sso_cookie_secret=session.sso_cookie_secret(st.secrets))
     if problem:
         st.error(shared.plain(problem), icon=":material/gpp_bad:")
         st.stop()

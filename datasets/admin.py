@@ -28,14 +28,28 @@ ANONYMOUS_NAME = "（未登录）"
 # --- start-up checks and demo accounts ------------------------------------------------------------
 
 
-def startup_problem(engine: Engine, app_settings: AppSettings) -> str | None:
+# The example value of docs/sso.md, and the shortest SSO cookie secret accepted on a configured database.
+EXAMPLE_SECRETS = frozenset({"一段足够长的随机字符串", "change-me", "changeme", "secret"})
+MIN_SECRET_LENGTH = 32
+
+
+def startup_problem(engine: Engine, app_settings: AppSettings, *, sso_cookie_secret: str | None = None) -> str | None:
     """Why the dashboard must not start, or None.
 
     A configured (non-embedded) database must not hold an active account whose password is a
-    published demo password.
+    published demo password, and with single sign-on configured (``sso_cookie_secret``: the
+    ``cookie_secret`` of secrets.toml's [auth] section, None without SSO) its secret must not be the
+    documentation's example or short: it signs Streamlit's identity cookie, and whoever knows it can
+    forge an identity. (The dashboard's own sessions need no secret: the cookie is a random id.)
     """
     if app_settings.embedded:
         return None
+    if sso_cookie_secret is not None:
+        secret = sso_cookie_secret.strip()
+        if secret in EXAMPLE_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+            return ("统一身份认证的 cookie_secret（.streamlit/secrets.toml 的 [auth] 部分）为空、过短或是文档中的示例值，"
+                    f"为安全起见看板拒绝启动。请设置至少 {MIN_SECRET_LENGTH} 个字符的随机字符串，例如运行"
+                    "“python -c \"import secrets; print(secrets.token_hex(32))\"”生成，然后重启看板。")
     names = accounts.accounts_with_demo_password(engine)
     if not names:
         return None

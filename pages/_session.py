@@ -380,6 +380,13 @@ def sso_configured(secrets: Mapping[str, Any]) -> bool:
     return all(str(section.get(key) or "").strip() for key in _SSO_REQUIRED)
 
 
+def sso_cookie_secret(secrets: Mapping[str, Any]) -> str | None:
+    """The ``cookie_secret`` of the [auth] section when SSO is configured (for the start-up check), else None."""
+    if not sso_configured(secrets):
+        return None
+    return str(secrets.get("auth", {}).get("cookie_secret") or "")
+
+
 def _identity_key(identity: Mapping[str, Any]) -> str:
     return str(identity.get("sub") or identity.get("email") or "")
 

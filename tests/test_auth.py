@@ -239,6 +239,28 @@ def test_configured_database_with_demo_passwords_refuses_to_start(engine):
     assert actions.startup_problem(engine, configured()) is None
 
 
+@pytest.mark.parametrize(("secret", "refused"), [
+    ("一段足够长的随机字符串", True),  # the example of docs/sso.md
+    ("", True),
+    ("short-secret", True),
+    ("y" * 31, True),
+    ("8f0c2d9e4b7a61f35c0e9d8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f", False),  # secrets.token_hex(32)
+    (None, False),  # no single sign-on: the dashboard's sessions need no secret
+])
+def test_configured_database_refuses_a_weak_sso_cookie_secret(engine, secret, refused):
+    problem = actions.startup_problem(engine, configured(), sso_cookie_secret=secret)
+    assert (problem is not None) is refused
+    if refused:
+        assert "cookie_secret" in problem and "拒绝启动" in problem
+    assert actions.startup_problem(engine, demo_mode(), sso_cookie_secret=secret) is None
+
+
+def test_sso_cookie_secret_is_read_only_when_sso_is_configured():
+    assert session.sso_cookie_secret(SSO_SECRETS) == "x" * 32
+    assert session.sso_cookie_secret({}) is None
+    assert session.sso_cookie_secret({"auth": {**SSO_SECRETS["auth"], "client_id": ""}}) is None
+
+
 def test_demo_accounts_are_listed_only_in_demo_mode(engine):
     assert actions.demo_accounts(engine, configured()).height == 0
     assert accounts.count_users(engine) == 0
