@@ -187,6 +187,31 @@ def test_route_redirects_with_a_notice_and_remembers_the_page_asked_for():
     assert session.pop_notice(state) == "超过 30 分钟未操作"
 
 
+@pytest.mark.parametrize("nav", [catalog.FULL, catalog.EMPTY])
+def test_on_a_configured_database_signing_in_returns_to_the_page_asked_for(nav):
+    """What dashboard._run does, step by step, without anonymous viewing: /upload opened signed out goes to
+    the login page, which is the signed-out navigation's default page and so shown at "/"; after signing
+    in, "/" is the signed-in navigation's home (总览 or 开始使用), not the login page, and the session
+    must still go to /upload."""
+    staff = User("s", "s", (STAFF,), ("甲区",))
+    state: dict = {}
+    menu, _hidden, home = session.arrange(catalog.signed_out_navigation(), None)
+    assert home == P.PAGE_LOGIN  # served at "/"
+    shown = [n for names in menu.values() for n in names]
+    assert session.route(state, None, P.PAGE_UPLOAD, among=shown) == P.PAGE_LOGIN
+    assert session.route(state, None, P.PAGE_LOGIN, among=shown) is None
+    menu, _hidden, home = session.arrange(catalog.navigation(nav), staff)
+    assert home != P.PAGE_LOGIN  # the first run after signing in shows this page at "/"
+    shown = [n for names in menu.values() for n in names]
+    assert session.route(state, staff, home, among=shown) == P.PAGE_UPLOAD
+    assert session.route(state, staff, P.PAGE_UPLOAD, among=shown) is None
+    assert session.route(state, staff, home, among=shown) is None  # remembered once
+    # A page the account may not open is not where it lands.
+    leader = User("l", "l", (LEADER,))
+    session.route(state, None, P.PAGE_UPLOAD)
+    assert session.route(state, leader, P.PAGE_OVERVIEW) is None and session.NEXT_KEY not in state
+
+
 def test_downloads_settings_and_demo_loading_are_audited_and_checked(engine):
     from metrics.scoring import default_settings, load_settings
 
