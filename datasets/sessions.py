@@ -119,7 +119,7 @@ def check(engine: Engine, session_id: int, *, idle_minutes: float, now: dt.datet
 def check_token(engine: Engine, token: str | None, *, idle_minutes: float, now: dt.datetime | None = None) -> Check:
     """The session a cookie's token names. Anything that is not a token of a stored session (an old
     signed token, a forged or truncated value) is ``UNKNOWN``."""
-    if not token or len(token) > 200:
+    if not isinstance(token, str) or not token or len(token) > 200:
         return Check(None, UNKNOWN)
     with engine.connect() as conn:
         row = conn.execute(sa.select(sessions).where(sessions.c.token_hash == token_hash(token))).first()

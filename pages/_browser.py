@@ -245,9 +245,10 @@ def clear_cookie() -> None:
 def cookie() -> str | None:
     """The session token cookie sent when this session's page was loaded."""
     try:
-        return st.context.cookies.get(COOKIE)
+        value = st.context.cookies.get(COOKIE)
     except Exception:  # AppTest and bare script runs have no request context
         return None
+    return value if isinstance(value, str) else None
 
 
 def client_info() -> dict[str, str]:
