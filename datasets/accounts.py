@@ -6,13 +6,14 @@ only in the UI: the CLI and every page go through the same rules.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -81,6 +82,26 @@ def _hasher() -> PasswordHasher:
 # takes the same one slot, so waiting tells an attacker nothing about the account.
 HASH_CONCURRENCY = 3
 _hash_slots = threading.BoundedSemaphore(HASH_CONCURRENCY)
+_slot_held = threading.local()
+
+
+@contextlib.contextmanager
+def _hash_slot() -> Iterator[None]:
+    """One of the HASH_CONCURRENCY slots for this thread (re-entrant: a sign-in takes its slot before it
+    opens a transaction, so a waiting request holds no database connection or row lock)."""
+    if getattr(_slot_held, "depth", 0):
+        _slot_held.depth += 1
+        try:
+            yield
+        finally:
+            _slot_held.depth -= 1
+        return
+    with _hash_slots:
+        _slot_held.depth = 1
+        try:
+            yield
+        finally:
+            _slot_held.depth = 0
 
 
 def _dummy_hash() -> str:
@@ -159,7 +180,7 @@ def _check_password(password: str) -> None:
 
 def hash_password(password: str) -> str:
     hasher = _hasher()
-    with _hash_slots:
+    with _hash_slot():
         return hasher.hash(password)
 
 
@@ -209,12 +230,13 @@ def add_user(
 
 def set_password(engine: Engine, username: str, new_password: str, actor: str | None = None, page: str = "") -> None:
     _check_password(new_password)
+    new_hash = hash_password(new_password)  # before the transaction: no lock is held while hashing
     with engine.begin() as conn:
         done = conn.execute(
             users.update()
             .where(users.c.username == username)
             .values(
-                password_hash=hash_password(new_password),
+                password_hash=new_hash,
                 is_demo_password=new_password in DEMO_PASSWORDS,  # by value: never cleared by a flag
                 failed_attempts=0,
                 locked_until=None,
@@ -328,7 +350,7 @@ def _verify(password_hash: str | None, password: str) -> bool:
     if not password_hash:
         return False
     hasher = _hasher()
-    with _hash_slots:
+    with _hash_slot():
         try:
             return hasher.verify(password_hash, password)
         except (VerificationError, InvalidHashError):
@@ -371,13 +393,14 @@ def authenticate(engine: Engine, username: str, password: str, *, now: dt.dateti
     password is checked and the failure counter written, so parallel attempts count one by one and
     no more than MAX_FAILED_ATTEMPTS wrong passwords are ever checked before the lock. Every failure
     gets the same message (LOGIN_FAILED) after the same work (one argon2 verification, against a
-    dummy hash when there is nothing real to check). Sign-ins and wrong passwords of existing
+    dummy hash when there is nothing real to check), inside one of the process's HASH_CONCURRENCY
+    hashing slots, taken before the transaction on every path alike. Sign-ins and wrong passwords of existing
     accounts are always audited; unknown accounts (under one fixed name, not the text typed) and
     attempts on a locked account are audited up to FAILED_LOGIN_AUDIT_LIMIT per minute.
     """
     now = now or store.now()
     username = username.strip()
-    with engine.begin() as conn:
+    with _hash_slot(), engine.begin() as conn:
         row = conn.execute(sa.select(users).where(users.c.username == username).with_for_update()).first()
         if row is None:
             _verify(_dummy_hash(), password)

@@ -403,6 +403,27 @@ def test_password_hashing_runs_at_most_a_few_at_once(monkeypatch):
     assert peak[0] == accounts.HASH_CONCURRENCY == 3
 
 
+def test_a_sign_in_waiting_for_a_hashing_slot_holds_no_database_lock(sqlite_engine):
+    accounts.add_user(sqlite_engine, "eva", PW, [EVALUATOR])
+    for _ in range(accounts.HASH_CONCURRENCY):
+        accounts._hash_slots.acquire()
+    results: list = []
+    waiting = threading.Thread(target=lambda: results.append(accounts.authenticate(sqlite_engine, "eva", PW)))
+    try:
+        waiting.start()
+        time.sleep(0.3)
+        assert results == [] and waiting.is_alive()  # queued for a slot …
+        # … without SQLite's write lock (BEGIN IMMEDIATE): another writer goes ahead at once.
+        started = time.monotonic()
+        accounts.audit(sqlite_engine, "probe", "login")
+        assert time.monotonic() - started < 1.0
+    finally:
+        for _ in range(accounts.HASH_CONCURRENCY):
+            accounts._hash_slots.release()
+    waiting.join(10)
+    assert results and results[0].user is not None
+
+
 # --- 账号管理: the session list (AppTest) --------------------------------------------------------------
 
 
