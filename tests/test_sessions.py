@@ -70,6 +70,16 @@ def restore(engine, token, now=T0, idle=IDLE) -> tuple[dict, object]:
     return state, session.restore_from_cookie(state, engine, token, now, idle_minutes=idle)
 
 
+def test_an_existing_store_gets_the_sessions_table_on_start(engine, users):
+    """A store made before server-side sessions: the start-up's ``init_db`` (create_all) adds the table."""
+    sessions.sessions.drop(engine)
+    assert "sessions" not in sa.inspect(engine).get_table_names()
+    store.init_db(engine)  # what pages/_shared.get_engine and the CLI do on start
+    assert "sessions" in sa.inspect(engine).get_table_names()
+    state = signed_in(engine, users["eva"])
+    assert session.current_user(state, engine, T0, idle_minutes=IDLE) == users["eva"]
+
+
 # --- the record and the cookie ------------------------------------------------------------------------
 
 
