@@ -311,6 +311,12 @@ def test_a_deep_link_survives_sign_in_and_a_reload_keeps_the_session(browser_ser
             page.get_by_test_id("stSidebar").get_by_role("button", name=re.compile("退出登录")).click()
             expect_heading(page, "登录")
             wait_idle(page)
+            # The server removed the cookie (the session record was revoked before that).
+            for _ in range(50):
+                if "gov_dashboard_session" not in {c["name"] for c in context.cookies()}:
+                    break
+                page.wait_for_timeout(100)
+            assert "gov_dashboard_session" not in {c["name"] for c in context.cookies()}
             page.reload()
             expect_heading(page, re.compile("^(登录|总览)"))
             expect(page.get_by_test_id("stSidebar").get_by_text("示例评估人员（evaluator）")).to_have_count(0)
