@@ -88,7 +88,11 @@ _slot_held = threading.local()
 @contextlib.contextmanager
 def _hash_slot() -> Iterator[None]:
     """One of the HASH_CONCURRENCY slots for this thread (re-entrant: a sign-in takes its slot before it
-    opens a transaction, so a waiting request holds no database connection or row lock)."""
+    opens a transaction, so a waiting request holds no database connection or row lock).
+
+    Never wait for a slot inside a transaction (hash first, then write): a writer holding SQLite's lock
+    while waiting for a slot, and sign-ins holding the slots while waiting for that lock, would wait
+    for each other."""
     if getattr(_slot_held, "depth", 0):
         _slot_held.depth += 1
         try:
@@ -207,6 +211,7 @@ def add_user(
     unknown = [d for d in districts if d not in configured]
     if unknown:
         raise ValueError(f"区县未配置：{'、'.join(unknown)}")
+    password_hash = hash_password(password)  # before the transaction: no lock is held while hashing
     with engine.begin() as conn:
         if conn.execute(sa.select(users.c.id).where(users.c.username == username)).first():
             raise ValueError(f"账号“{username}”已存在")
@@ -214,7 +219,7 @@ def add_user(
             users.insert().values(
                 username=username,
                 display_name=display_name or username,
-                password_hash=hash_password(password),
+                password_hash=password_hash,
                 roles=json.dumps(roles, ensure_ascii=False),
                 districts=json.dumps(districts, ensure_ascii=False),
                 active=True,
