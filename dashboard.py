@@ -234,7 +234,7 @@ def _run(nav: dict[str, list[str]], engine: Engine, app: AppSettings, user: User
     # Only on the run that shows a page: a run left for another page (the redirect above) may be
     # replaced before the browser has run its cookie script, and the cookie would then be missing
     # (after signing in) or left behind (after signing out).
-    _sync_cookie(engine, app, user)
+    _sync_cookie()
     if page.title != catalog.PAGE_LOGIN:  # the login page shows its notices itself
         notice = session.pop_notice(st.session_state)
         if notice:
@@ -247,29 +247,29 @@ def _run(nav: dict[str, list[str]], engine: Engine, app: AppSettings, user: User
 
 def _signed_in(engine: Engine, app: AppSettings) -> User | None:
     """The signed-in user; back from the identity provider (SSO), the identity is mapped to an account
-    first; after a page reload, the signed session cookie signs the account in again."""
-    session.restore_from_token(st.session_state, engine, browser.cookie(), app.session_secret)
-    user = session.current_user(st.session_state, engine)
+    first; after a page reload, the session the cookie names (a server-side record) signs in again."""
+    session.restore_from_cookie(st.session_state, engine, browser.cookie(), idle_minutes=app.session_idle_minutes)
+    user = session.current_user(st.session_state, engine, idle_minutes=app.session_idle_minutes)
     if user is None and session.sso_configured(st.secrets):
         identity = st.user.to_dict()
         if session.sso_pending(st.session_state, identity):
             # No account for the identity: a notice explains it on the next page shown.
-            user = session.sign_in_sso(st.session_state, engine, identity)
+            user = session.sign_in_sso(st.session_state, engine, identity, max_hours=app.session_max_hours,
+                                       **browser.client_info())
     return user
 
 
-def _sync_cookie(engine: Engine, app: AppSettings, user: User | None) -> None:
-    """Keep the reload cookie in step with the session: refreshed while signed in, removed after sign-out."""
-    state = st.session_state
-    if user is None:
-        if state.pop(session.TOKEN_KEY, None) is not None:
-            browser.clear_cookie()
+def _sync_cookie() -> None:
+    """Keep the reload cookie in step with the session: written once per password session, removed
+    after it ended."""
+    action = session.cookie_action(st.session_state)
+    if action is None:
         return
-    if session.token_due(state):
-        token = session.session_token(engine, user, app.session_secret)
-        if token:
-            browser.set_cookie(token, session.TOKEN_MINUTES * 60)
-            state[session.TOKEN_KEY] = store.now()
+    kind, token, max_age = action
+    if kind == session.SET:
+        browser.set_cookie(token, max_age)
+    else:
+        browser.clear_cookie()
 
 
 # --- the first start ------------------------------------------------------------------------------
@@ -342,7 +342,7 @@ def _main() -> None:
     app = _app_settings()
     engine, version = _connect(app)
     st.session_state[shared.BASE_KEY] = (engine, app)
-    problem = actions.startup_problem(engine, app)
+    problem = actions.startup_problem(engine, app, sso_cookie_secret=session.sso_cookie_secret(st.secrets))
     if problem:
         st.error(shared.plain(problem), icon=":material/gpp_bad:")
         st.stop()

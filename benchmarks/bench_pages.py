@@ -89,11 +89,14 @@ def _page_file(title: str) -> str:
 def _open(page: str, timeout: float, user):
     from streamlit.testing.v1 import AppTest
 
+    from datasets import store
     from pages import _session as session
 
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=timeout)
     state: dict = {}
-    session.sign_in(state, user)  # what the login page puts into the session
+    engine = store.make_engine(os.environ["DATABASE_URL"])
+    session.sign_in(state, engine, user)  # what the login page puts into the session (a session record)
+    engine.dispose()
     for key, value in state.items():
         at.session_state[key] = value
     if page != _page_file("总览"):

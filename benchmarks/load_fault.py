@@ -156,7 +156,9 @@ def _role_worker(url: str, role: str, names: list[str], seconds: float, out: str
             if at is None:
                 at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=300)
                 state: dict = {}
-                session.sign_in(state, users[name])
+                signer = store.make_engine(url)
+                session.sign_in(state, signer, users[name])  # a session record, as the login page makes it
+                signer.dispose()
                 for k, v in state.items():
                     at.session_state[k] = v
                 at.run()

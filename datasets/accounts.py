@@ -6,13 +6,14 @@ only in the UI: the CLI and every page go through the same rules.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -22,7 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.profiles import RFC_9106_LOW_MEMORY
 from sqlalchemy.engine import Engine
 
-from datasets import store
+from datasets import sessions, store
 from datasets.config import load_settings
 from datasets.tables import audit_log, users
 
@@ -31,7 +32,7 @@ ROLES = (LEADER, STAFF, EVALUATOR, ADMIN)
 
 MAX_FAILED_ATTEMPTS = 5
 LOCKOUT_MINUTES = 15
-SESSION_IDLE_MINUTES = 30
+SESSION_IDLE_MINUTES = sessions.IDLE_MINUTES
 MIN_PASSWORD_LENGTH = 8
 
 # Demo accounts exist only in the embedded demo database; their passwords are public on purpose.
@@ -76,6 +77,37 @@ def _hasher() -> PasswordHasher:
     return _hasher_for(load_settings().password_hash_profile)[0]
 
 
+# At most this many argon2 computations (64 MiB each with the standard profile) run at once in this
+# process; the others wait. Every path of a sign-in (unknown account, locked, wrong or right password)
+# takes the same one slot, so waiting tells an attacker nothing about the account.
+HASH_CONCURRENCY = 3
+_hash_slots = threading.BoundedSemaphore(HASH_CONCURRENCY)
+_slot_held = threading.local()
+
+
+@contextlib.contextmanager
+def _hash_slot() -> Iterator[None]:
+    """One of the HASH_CONCURRENCY slots for this thread (re-entrant: a sign-in takes its slot before it
+    opens a transaction, so a waiting request holds no database connection or row lock).
+
+    Never wait for a slot inside a transaction (hash first, then write): a writer holding SQLite's lock
+    while waiting for a slot, and sign-ins holding the slots while waiting for that lock, would wait
+    for each other."""
+    if getattr(_slot_held, "depth", 0):
+        _slot_held.depth += 1
+        try:
+            yield
+        finally:
+            _slot_held.depth -= 1
+        return
+    with _hash_slots:
+        _slot_held.depth = 1
+        try:
+            yield
+        finally:
+            _slot_held.depth = 0
+
+
 def _dummy_hash() -> str:
     return _hasher_for(load_settings().password_hash_profile)[1]
 
@@ -91,6 +123,7 @@ ACTION_LABELS = {
     "account": "账号管理",
     "district": "区县配置",
     "password": "修改密码",
+    "session": "结束会话",
 }
 
 
@@ -150,7 +183,9 @@ def _check_password(password: str) -> None:
 
 
 def hash_password(password: str) -> str:
-    return _hasher().hash(password)
+    hasher = _hasher()
+    with _hash_slot():
+        return hasher.hash(password)
 
 
 def add_user(
@@ -176,6 +211,7 @@ def add_user(
     unknown = [d for d in districts if d not in configured]
     if unknown:
         raise ValueError(f"区县未配置：{'、'.join(unknown)}")
+    password_hash = hash_password(password)  # before the transaction: no lock is held while hashing
     with engine.begin() as conn:
         if conn.execute(sa.select(users.c.id).where(users.c.username == username)).first():
             raise ValueError(f"账号“{username}”已存在")
@@ -183,7 +219,7 @@ def add_user(
             users.insert().values(
                 username=username,
                 display_name=display_name or username,
-                password_hash=hash_password(password),
+                password_hash=password_hash,
                 roles=json.dumps(roles, ensure_ascii=False),
                 districts=json.dumps(districts, ensure_ascii=False),
                 active=True,
@@ -199,12 +235,13 @@ def add_user(
 
 def set_password(engine: Engine, username: str, new_password: str, actor: str | None = None, page: str = "") -> None:
     _check_password(new_password)
+    new_hash = hash_password(new_password)  # before the transaction: no lock is held while hashing
     with engine.begin() as conn:
         done = conn.execute(
             users.update()
             .where(users.c.username == username)
             .values(
-                password_hash=hash_password(new_password),
+                password_hash=new_hash,
                 is_demo_password=new_password in DEMO_PASSWORDS,  # by value: never cleared by a flag
                 failed_attempts=0,
                 locked_until=None,
@@ -213,7 +250,12 @@ def set_password(engine: Engine, username: str, new_password: str, actor: str | 
         ).rowcount
         if not done:
             raise ValueError(f"账号“{username}”不存在")
-        _audit(conn, actor or username, "password", f"修改账号 {username} 的密码", page)
+        ended = sessions.revoke_all_in(conn, username, sessions.PASSWORD_CHANGED)
+        _audit(conn, actor or username, "password", f"修改账号 {username} 的密码{_ended(ended)}", page)
+
+
+def _ended(count: int) -> str:
+    return f"，结束其 {count} 个登录会话" if count else ""
 
 
 def change_own_password(engine: Engine, username: str, old_password: str, new_password: str, page: str = "") -> None:
@@ -231,7 +273,9 @@ def set_active(engine: Engine, username: str, active: bool, actor: str = "system
         done = conn.execute(users.update().where(users.c.username == username).values(active=active)).rowcount
         if not done:
             raise ValueError(f"账号“{username}”不存在")
-        _audit(conn, actor, "account", f"{'启用' if active else '停用'}账号 {username}", page)
+        # Enabling revives nothing: a session revoked stays revoked.
+        ended = 0 if active else sessions.revoke_all_in(conn, username, sessions.DISABLED)
+        _audit(conn, actor, "account", f"{'启用' if active else '停用'}账号 {username}{_ended(ended)}", page)
 
 
 def update_user(
@@ -259,13 +303,6 @@ def current_account(conn: sa.Connection, username: str) -> User | None:
     until it ends, so a role or district change made meanwhile waits instead of slipping past a check."""
     row = conn.execute(sa.select(users).where(users.c.username == username).with_for_update(read=True)).first()
     return _row_to_user(row) if row else None
-
-
-def password_state(engine: Engine, username: str) -> tuple[str | None, bool] | None:
-    """(password hash, active) of an account, None when there is no such account (for signing tokens)."""
-    with engine.connect() as conn:
-        row = conn.execute(sa.select(users.c.password_hash, users.c.active).where(users.c.username == username)).first()
-    return None if row is None else (row.password_hash, bool(row.active))
 
 
 def active_admins(engine: Engine) -> list[str]:
@@ -317,10 +354,12 @@ def count_users(engine: Engine) -> int:
 def _verify(password_hash: str | None, password: str) -> bool:
     if not password_hash:
         return False
-    try:
-        return _hasher().verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+    hasher = _hasher()
+    with _hash_slot():
+        try:
+            return hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
 
 
 @dataclass(frozen=True)
@@ -359,13 +398,14 @@ def authenticate(engine: Engine, username: str, password: str, *, now: dt.dateti
     password is checked and the failure counter written, so parallel attempts count one by one and
     no more than MAX_FAILED_ATTEMPTS wrong passwords are ever checked before the lock. Every failure
     gets the same message (LOGIN_FAILED) after the same work (one argon2 verification, against a
-    dummy hash when there is nothing real to check). Sign-ins and wrong passwords of existing
+    dummy hash when there is nothing real to check), inside one of the process's HASH_CONCURRENCY
+    hashing slots, taken before the transaction on every path alike. Sign-ins and wrong passwords of existing
     accounts are always audited; unknown accounts (under one fixed name, not the text typed) and
     attempts on a locked account are audited up to FAILED_LOGIN_AUDIT_LIMIT per minute.
     """
     now = now or store.now()
     username = username.strip()
-    with engine.begin() as conn:
+    with _hash_slot(), engine.begin() as conn:
         row = conn.execute(sa.select(users).where(users.c.username == username).with_for_update()).first()
         if row is None:
             _verify(_dummy_hash(), password)

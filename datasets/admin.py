@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from datasets import accounts, safe_export, store
+from datasets import accounts, safe_export, sessions, store
 from datasets.accounts import ADMIN, User
 from datasets.config import AppSettings
 from datasets.text import normalize
@@ -28,14 +28,28 @@ ANONYMOUS_NAME = "（未登录）"
 # --- start-up checks and demo accounts ------------------------------------------------------------
 
 
-def startup_problem(engine: Engine, app_settings: AppSettings) -> str | None:
+# The example value of docs/sso.md, and the shortest SSO cookie secret accepted on a configured database.
+EXAMPLE_SECRETS = frozenset({"一段足够长的随机字符串", "change-me", "changeme", "secret"})
+MIN_SECRET_LENGTH = 32
+
+
+def startup_problem(engine: Engine, app_settings: AppSettings, *, sso_cookie_secret: str | None = None) -> str | None:
     """Why the dashboard must not start, or None.
 
     A configured (non-embedded) database must not hold an active account whose password is a
-    published demo password.
+    published demo password, and with single sign-on configured (``sso_cookie_secret``: the
+    ``cookie_secret`` of secrets.toml's [auth] section, None without SSO) its secret must not be the
+    documentation's example or short: it signs Streamlit's identity cookie, and whoever knows it can
+    forge an identity. (The dashboard's own sessions need no secret: the cookie is a random id.)
     """
     if app_settings.embedded:
         return None
+    if sso_cookie_secret is not None:
+        secret = sso_cookie_secret.strip()
+        if secret in EXAMPLE_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+            return ("统一身份认证的 cookie_secret（.streamlit/secrets.toml 的 [auth] 部分）为空、过短或是文档中的示例值，"
+                    f"为安全起见看板拒绝启动。请设置至少 {MIN_SECRET_LENGTH} 个字符的随机字符串，例如运行"
+                    "“python -c \"import secrets; print(secrets.token_hex(32))\"”生成，然后重启看板。")
     names = accounts.accounts_with_demo_password(engine)
     if not names:
         return None
@@ -138,6 +152,50 @@ def change_account(engine: Engine, actor: User, username: str, roles: Iterable[s
             raise ValueError("不能取消自己账号的管理员角色")
         _keeps_an_admin(engine, username)
     accounts.update_user(engine, username, roles=roles, districts=districts, actor=actor.username, page=page)
+
+
+# --- sign-in sessions (administrators only) -----------------------------------------------------------
+
+
+def open_sessions(engine: Engine, actor: User, *, idle_minutes: float) -> pl.DataFrame:
+    """The open sign-in sessions of every account (编号, 账号, 方式, 登录时间, 最近活动, 到期时间, 客户端)."""
+    check_actor(engine, actor)
+    return sessions.active_table(engine, idle_minutes=idle_minutes)
+
+
+def session_labels(table: pl.DataFrame) -> dict[int, str]:
+    """Record id -> how to name an open session in a choice (from ``open_sessions``)."""
+    return {n: f"{n} · {u} · {m} · {t:%m-%d %H:%M} 登录"
+            for n, u, m, t in table.select("编号", "账号", "方式", "登录时间").iter_rows()}
+
+
+def session_accounts(table: pl.DataFrame) -> list[str]:
+    """The accounts with an open session (from ``open_sessions``)."""
+    return sorted(set(table["账号"].to_list()))
+
+
+def end_session(engine: Engine, actor: User, session_id: int, *, page: str = USERS_PAGE) -> str:
+    """End one session (the account is signed out at its next action); audited. Returns the account."""
+    actor = check_actor(engine, actor)
+    record = sessions.revoke(engine, session_id, sessions.ADMIN)
+    if record is None:
+        raise ValueError(f"登录会话 {session_id} 不存在")
+    if record.revoked_at is not None:
+        raise ValueError(f"登录会话 {session_id}（账号 {record.username}）已经结束")
+    method = sessions.METHOD_LABELS.get(record.method, record.method)
+    accounts.audit(engine, actor.username, "session",
+                   f"结束账号 {record.username} 的登录会话 {session_id}（{method}，{record.created_at:%Y-%m-%d %H:%M} 登录）",
+                   page)
+    return record.username
+
+
+def end_account_sessions(engine: Engine, actor: User, username: str, *, page: str = USERS_PAGE) -> int:
+    """End every open session of an account; audited. Returns how many were open."""
+    actor = check_actor(engine, actor)
+    _existing(engine, username)
+    ended = sessions.revoke_all(engine, username, sessions.ADMIN)
+    accounts.audit(engine, actor.username, "session", f"结束账号 {username} 的全部登录会话（{ended} 个）", page)
+    return ended
 
 
 # --- audited actions of the data pages -----------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from datasets import sessions
 from datasets.store import DEFAULT_SQLITE_PATH, sqlite_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +26,9 @@ class AppSettings(BaseSettings):
     load_demo_if_empty: bool = Field(default=True, description="内置库为空时自动载入示例数据")
     demo_seed: int = 7
     demo_scale: float = Field(default=0.05, gt=0, description="首次启动自动生成的示例数据规模（0.05 约 5 万件办件）")
-    session_secret: str = Field(default="", description="签名登录 Cookie 的服务器密钥（另与账号的密码哈希组合）")
+    session_idle_minutes: int = Field(default=sessions.IDLE_MINUTES, ge=1, le=24 * 60, description="登录会话无操作多少分钟后结束")
+    session_max_hours: float = Field(default=sessions.MAX_HOURS, gt=0, le=24 * 30,
+                                     description="登录会话自登录起最长有效多少小时（到时必须重新登录，无论是否有操作）")
     cache_url: str = Field(
         default="",
         description="计算缓存位置：本地目录或 s3://桶/前缀（多台服务器共用）；为空时放在数据库文件旁或 data/snapshots/ 下",

@@ -127,6 +127,24 @@ audit_log = sa.Table(
     sa.Column("page", sa.String(100), nullable=False, default=""),
 )
 
+# Sign-in sessions (datasets/sessions.py): the browser's cookie holds a random id, the store only its
+# SHA-256, so a copied database cannot be turned into cookies.
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("username", sa.String(100), nullable=False, index=True),
+    sa.Column("method", sa.String(20), nullable=False),  # password / sso
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("last_seen_at", sa.DateTime, nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=False),  # absolute end, whatever the activity
+    sa.Column("revoked_at", sa.DateTime),
+    sa.Column("revoked_reason", sa.String(20)),  # logout / password / disabled / admin
+    sa.Column("user_agent", sa.String(300), nullable=False, default=""),
+    sa.Column("client", sa.String(100), nullable=False, default=""),  # IP address as the server saw it
+)
+
 
 # --- the bulletin's template and texts (datasets/documents.py) ---
 

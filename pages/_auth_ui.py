@@ -19,7 +19,7 @@ from pages import _shared as shared
 def gate(page_name: str) -> tuple[Engine, AppSettings, User | None]:
     """The engine, the settings and the signed-in user; stops the page when the user may not open it."""
     engine, app = shared.engine_only()
-    user = session.current_user(st.session_state, engine)
+    user = session.current_user(st.session_state, engine, idle_minutes=app.session_idle_minutes)
     if not session.page_access(user, page_name, anonymous_ok=session.anonymous_allowed(app)):
         st.title(page_name)
         notice = session.pop_notice(st.session_state)

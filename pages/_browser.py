@@ -7,8 +7,9 @@ that rewrites exactly those texts (text nodes and the title/aria-label/placehold
 Chinese as they appear. The table below is the whole list; tests/test_browser.py checks the result
 for every role on every page.
 
-``set_cookie``/``clear_cookie`` write the signed session token cookie (pages/_session.py makes and
-checks the token; the page reads it back through ``st.context.cookies`` after a reload).
+``set_cookie``/``clear_cookie`` write the session cookie: the random id of a server-side session
+(pages/_session.py, datasets/sessions.py), HttpOnly when the server runs server.py's routes
+(pages/_cookie_server.py); the page reads it back through ``st.context.cookies`` after a reload.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import json
 import re
 
 import streamlit as st
+
+from pages import _cookie_server
 
 # Exact texts (after trimming) -> Chinese.
 EXACT: dict[str, str] = {
@@ -191,30 +194,68 @@ def install() -> None:
     st.html(script(), unsafe_allow_javascript=True)
 
 
-COOKIE = "gov_dashboard_session"
-_NAME = re.compile(r"^[A-Za-z0-9._~:|=-]*$")
+COOKIE = _cookie_server.COOKIE
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]*$")  # secrets.token_urlsafe's alphabet
 
 
-def _cookie_script(value: str, max_age: int) -> str:
-    if not _NAME.match(value):
+def _https() -> bool:
+    return (st.context.url or "").startswith("https")
+
+
+def _script_cookie(value: str, max_age: int) -> str:
+    """The fallback without server.py's routes: the cookie written by JavaScript (cannot be HttpOnly)."""
+    if not _TOKEN.match(value):
         raise ValueError("cookie value has characters outside the token alphabet")
-    secure = "; Secure" if (st.context.url or "").startswith("https") else ""
+    secure = "; Secure" if _https() else ""
     return (f"<script>(window.parent.document || document).cookie = "
             f"'{COOKIE}={value}; Path=/; Max-Age={int(max_age)}; SameSite=Strict{secure}';</script>")
 
 
+def _route() -> str:
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
+    return ("/" + base if base else "") + _cookie_server.PATH
+
+
+def _post_script(path: str, body: str = "") -> str:
+    """A same-origin POST (with the header the routes require) from the page."""
+    if not _TOKEN.match(body):
+        raise ValueError("body has characters outside the token alphabet")
+    return (f"<script>fetch({json.dumps(path)}, {{method: 'POST', credentials: 'same-origin', cache: 'no-store', "
+            f"headers: {{'{_cookie_server.HEADER}': '1'}}, body: {json.dumps(body)}}});</script>")
+
+
 def set_cookie(token: str, max_age: int) -> None:
-    """Store the signed session token in the browser (read back by st.context.cookies on reload)."""
-    st.html(_cookie_script(token, max_age), unsafe_allow_javascript=True)
+    """Put the session's random token into the browser (read back by st.context.cookies on reload).
+
+    Under server.py the server sets it, HttpOnly, through a one-time code; otherwise JavaScript does."""
+    if _cookie_server.installed:
+        code = _cookie_server.handoff(token, max_age, _https())
+        st.html(_post_script(_route(), code), unsafe_allow_javascript=True)
+    else:
+        st.html(_script_cookie(token, max_age), unsafe_allow_javascript=True)
 
 
 def clear_cookie() -> None:
-    st.html(_cookie_script("", 0), unsafe_allow_javascript=True)
+    if _cookie_server.installed:
+        st.html(_post_script(_route() + "/end"), unsafe_allow_javascript=True)
+    else:
+        st.html(_script_cookie("", 0), unsafe_allow_javascript=True)
 
 
 def cookie() -> str | None:
     """The session token cookie sent when this session's page was loaded."""
     try:
-        return st.context.cookies.get(COOKIE)
+        value = st.context.cookies.get(COOKIE)
     except Exception:  # AppTest and bare script runs have no request context
         return None
+    return value if isinstance(value, str) else None
+
+
+def client_info() -> dict[str, str]:
+    """The browser's user agent and address as the server saw them (for the sessions list of 账号管理)."""
+    try:
+        agent = st.context.headers.get("User-Agent") or ""
+        address = st.context.ip_address or ""
+    except Exception:  # AppTest and bare script runs have no request context
+        return {"user_agent": "", "client": ""}
+    return {"user_agent": str(agent), "client": str(address)}

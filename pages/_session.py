@@ -3,9 +3,10 @@
 Independent of Streamlit widgets: every function takes the session as a plain mutable mapping
 (``st.session_state`` in the app, a dict in tests), the engine and, where it matters, ``now``.
 
-- ``current_user`` is called on every run: it ends a session after ``SESSION_IDLE_MINUTES`` without
-  activity, re-reads the account (a disabled account or changed roles take effect at once) and
-  refreshes the last-seen time.
+- ``current_user`` is called on every run: it checks the session's record in the store
+  (datasets/sessions.py: revoked, idle, past its absolute end), re-reads the account (a disabled
+  account or changed roles take effect at once) and records the activity.
+- ``restore_from_cookie``/``cookie_action``: the reload cookie holds only the session's random id.
 - ``page_access`` reads the page catalog (pages/_catalog.py): who may open which page, which pages
   are public, where a session lands.
 - Account data, the audit log and the administration actions stay in datasets/ (accounts.py,
@@ -14,16 +15,13 @@ Independent of Streamlit widgets: every function takes the session as a plain mu
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
-import hmac
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from datasets import accounts, store
+from datasets import accounts, sessions, store
 from datasets.accounts import SESSION_IDLE_MINUTES, User
 from datasets.config import AppSettings
 from pages._catalog import BY_TITLE, CATALOG, HOME_ORDER, PAGE_ACCOUNT, PAGE_LOGIN
@@ -31,15 +29,19 @@ from pages._catalog import BY_TITLE, CATALOG, HOME_ORDER, PAGE_ACCOUNT, PAGE_LOG
 # --- session keys -------------------------------------------------------------------------------
 
 USER_KEY = "_auth_user"
-SEEN_KEY = "_auth_last_seen"
+SEEN_KEY = "_auth_last_seen"  # this session's last run
+TOUCHED_KEY = "_auth_touched"  # when this session last wrote last_seen_at to the store
 METHOD_KEY = "_auth_method"
+SID_KEY = "_auth_session_id"  # the store's record of the session (datasets/sessions.py)
+TOKEN_KEY = "_auth_session_token"  # the random token of the cookie (server memory only)
+EXPIRES_KEY = "_auth_session_expires"
 NOTICE_KEY = "_auth_notice"
 SSO_PAUSED_KEY = "_auth_sso_paused"
 SSO_REJECTED_KEY = "_auth_sso_rejected"
 NEXT_KEY = "_auth_next_page"  # the page a visitor asked for before signing in
-_SESSION_KEYS = (USER_KEY, SEEN_KEY, METHOD_KEY)
+_SESSION_KEYS = (USER_KEY, SEEN_KEY, TOUCHED_KEY, METHOD_KEY, SID_KEY, TOKEN_KEY, EXPIRES_KEY)
 
-PASSWORD, SSO = "password", "sso"
+PASSWORD, SSO = sessions.PASSWORD, sessions.SSO
 
 
 # --- permissions ----------------------------------------------------------------------------------
@@ -119,15 +121,21 @@ def route(state: MutableMapping[str, Any], user: User | None, page_name: str, *,
     once signed in, the session goes there (when the account may open it), else home. A signed-in user
     without the role goes home ("no permission"). A notice already waiting (why the last session
     ended) is kept.
+
+    The page remembered is taken on the first run after signing in, whatever page that run shows: on a
+    configured database the login page is the default page at "/", and the signed-in navigation serves
+    its home page (总览) there, so that run is not the login page.
     """
+    present = None if among is None else set(among)
+    if user is not None and NEXT_KEY in state:
+        wanted = state.pop(NEXT_KEY)
+        if (wanted and wanted != page_name and page_access(user, wanted, anonymous_ok=anonymous_ok)
+                and (present is None or wanted in present)):
+            return wanted
     target = redirect_for(user, page_name, anonymous_ok=anonymous_ok, among=among)
     if target is None:
         return None
     if page_name == PAGE_LOGIN:
-        wanted = state.pop(NEXT_KEY, None)
-        present = None if among is None else set(among)
-        if wanted and page_access(user, wanted, anonymous_ok=anonymous_ok) and (present is None or wanted in present):
-            return wanted
         return target
     if user is None:
         state[NEXT_KEY] = page_name
@@ -157,6 +165,11 @@ def anonymous_allowed(app_settings: AppSettings) -> bool:
 
 
 # --- sessions -------------------------------------------------------------------------------------
+#
+# A session is a record in the store (datasets/sessions.py); this Streamlit session keeps its record
+# id, the account and, for a password session, the random token that the browser's cookie holds (in
+# server memory only). Every run checks the record, so a sign-out, password change, disabling or an
+# administrator's revocation elsewhere ends this session at its next run.
 
 
 def _end(state: MutableMapping[str, Any]) -> None:
@@ -164,15 +177,30 @@ def _end(state: MutableMapping[str, Any]) -> None:
         state.pop(key, None)
 
 
-def sign_in(state: MutableMapping[str, Any], user: User, *, method: str = PASSWORD,
-            now: dt.datetime | None = None) -> None:
-    """Start a session for an authenticated user (after ``accounts.authenticate`` or SSO mapping)."""
+def _adopt(state: MutableMapping[str, Any], user: User, record: sessions.Session, token: str | None,
+           now: dt.datetime) -> None:
     state[USER_KEY] = user
-    state[SEEN_KEY] = now or store.now()
-    state[METHOD_KEY] = method
+    state[SEEN_KEY] = now
+    state[TOUCHED_KEY] = now
+    state[METHOD_KEY] = record.method
+    state[SID_KEY] = record.id
+    state[EXPIRES_KEY] = record.expires_at
+    if token is not None and record.method == PASSWORD:
+        state[TOKEN_KEY] = token
     state.pop(NOTICE_KEY, None)
     state.pop(SSO_PAUSED_KEY, None)
     state.pop(SSO_REJECTED_KEY, None)
+
+
+def sign_in(state: MutableMapping[str, Any], engine: Engine, user: User, *, method: str = PASSWORD,
+            now: dt.datetime | None = None, max_hours: float = sessions.MAX_HOURS, user_agent: str = "",
+            client: str = "") -> None:
+    """Start a session for an authenticated user (after ``accounts.authenticate`` or SSO mapping): a new
+    record in the store, valid for ``max_hours`` at most."""
+    now = now or store.now()
+    token, record = sessions.create(engine, user.username, method, max_hours=max_hours, now=now,
+                                    user_agent=user_agent, client=client)
+    _adopt(state, user, record, token, now)
 
 
 def session_user(state: Mapping[str, Any]) -> User | None:
@@ -186,27 +214,66 @@ def session_method(state: Mapping[str, Any]) -> str | None:
     return state.get(METHOD_KEY) if session_user(state) else None
 
 
+def session_id(state: Mapping[str, Any]) -> int | None:
+    """The store's record id of the signed-in session (None when nobody is signed in)."""
+    sid = state.get(SID_KEY)
+    return sid if session_user(state) is not None and isinstance(sid, int) else None
+
+
+# Why a session ended, for the login page (the revocation itself was audited where it happened).
+REVOKED_NOTICES = {
+    sessions.LOGOUT: "此账号已退出登录（可能是在其他窗口或设备上），请重新登录。",
+    sessions.PASSWORD_CHANGED: "账号密码已修改或重设，此前的登录均已失效，请用新密码重新登录。",
+    sessions.DISABLED: "账号已停用，已退出登录。",
+    sessions.ADMIN: "管理员已结束此登录会话，请重新登录。",
+}
+
+
+def _ended(state: MutableMapping[str, Any], engine: Engine, user: User, found: sessions.Check,
+           idle_minutes: float) -> None:
+    _end(state)
+    state[SSO_PAUSED_KEY] = True
+    record = found.session
+    if found.status == sessions.IDLE:
+        state[NOTICE_KEY] = f"超过 {idle_minutes:g} 分钟未操作，已自动退出登录，请重新登录。"
+        accounts.audit(engine, user.username, "logout", f"超过 {idle_minutes:g} 分钟未操作，会话过期")
+    elif found.status == sessions.EXPIRED and record is not None:
+        hours = (record.expires_at - record.created_at).total_seconds() / 3600
+        state[NOTICE_KEY] = f"登录已满 {hours:g} 小时，为安全起见请重新登录。"
+        accounts.audit(engine, user.username, "logout", f"登录满 {hours:g} 小时，会话到期")
+    elif found.status == sessions.REVOKED and record is not None:
+        state[NOTICE_KEY] = REVOKED_NOTICES.get(record.revoked_reason or "", "登录会话已结束，请重新登录。")
+    else:
+        state[NOTICE_KEY] = "登录会话已失效，请重新登录。"
+
+
 def current_user(state: MutableMapping[str, Any], engine: Engine, now: dt.datetime | None = None,
-                 *, idle_minutes: int = SESSION_IDLE_MINUTES) -> User | None:
+                 *, idle_minutes: float = SESSION_IDLE_MINUTES) -> User | None:
     """The signed-in user, or None.
 
-    Ends the session (audited, with a notice for the login page) after ``idle_minutes`` without a
-    run, or when the account was disabled or removed; otherwise re-reads the account so that role
-    and district changes apply at once, and refreshes the last-seen time.
+    Checks the session's record: revoked (sign-out anywhere, password change or reset, disabling, an
+    administrator), idle for more than ``idle_minutes`` or past its absolute end, the session ends
+    here with a notice for the login page. Otherwise re-reads the account (a disabled account or
+    changed roles take effect at once) and records the activity (written to the store at most once a
+    minute).
     """
     user = session_user(state)
     if user is None:
         return None
     now = now or store.now()
-    last = state.get(SEEN_KEY)
-    if not isinstance(last, dt.datetime) or accounts.session_expired(last, now, idle_minutes):
-        _end(state)
-        state[SSO_PAUSED_KEY] = True
-        state[NOTICE_KEY] = f"超过 {idle_minutes} 分钟未操作，已自动退出登录，请重新登录。"
-        accounts.audit(engine, user.username, "logout", f"超过 {idle_minutes} 分钟未操作，会话过期")
+    sid = state.get(SID_KEY)
+    if not isinstance(sid, int):  # a signed-in state without a record is no session
+        _ended(state, engine, user, sessions.Check(None, sessions.UNKNOWN), idle_minutes)
+        return None
+    seen = state.get(SEEN_KEY)
+    found = sessions.check(engine, sid, idle_minutes=idle_minutes, now=now,
+                           seen=seen if isinstance(seen, dt.datetime) else None)
+    if not found.active or found.session is None or found.session.username != user.username:
+        _ended(state, engine, user, found, idle_minutes)
         return None
     fresh = accounts.get_user(engine, user.username)
     if fresh is None or not fresh.active:
+        sessions.revoke(engine, sid, sessions.DISABLED, now)
         _end(state)
         state[SSO_PAUSED_KEY] = True
         state[NOTICE_KEY] = "账号已停用或已删除，已退出登录。"
@@ -214,6 +281,10 @@ def current_user(state: MutableMapping[str, Any], engine: Engine, now: dt.dateti
         return None
     state[USER_KEY] = fresh
     state[SEEN_KEY] = now
+    touched = state.get(TOUCHED_KEY)
+    if not isinstance(touched, dt.datetime) or now - touched >= dt.timedelta(seconds=sessions.TOUCH_SECONDS):
+        sessions.touch(engine, sid, now)
+        state[TOUCHED_KEY] = now
     return fresh
 
 
@@ -223,7 +294,8 @@ def pop_notice(state: MutableMapping[str, Any]) -> str | None:
 
 
 def sign_out(state: MutableMapping[str, Any], engine: Engine, *, page: str = PAGE_ACCOUNT) -> str | None:
-    """End the session (audited). Returns how it had signed in (``PASSWORD``/``SSO``), None if nobody had.
+    """End the session and every other session of the account (audited). Returns how it had signed in
+    (``PASSWORD``/``SSO``), None if nobody had.
 
     After ``SSO`` the page should also call ``st.logout()`` to remove the identity cookie.
     """
@@ -233,88 +305,63 @@ def sign_out(state: MutableMapping[str, Any], engine: Engine, *, page: str = PAG
     state[SSO_PAUSED_KEY] = True
     if user is None:
         return None
+    ended = sessions.revoke_all(engine, user.username, sessions.LOGOUT)
     detail = "退出登录（统一身份认证）" if method == SSO else "退出登录"
+    if ended > 1:
+        detail += f"，同时结束该账号的其他 {ended - 1} 个登录会话"
     accounts.audit(engine, user.username, "logout", detail, page)
     return method or PASSWORD
 
 
-# --- the reload token (a signed, expiring cookie) -----------------------------------------------------
+# --- the reload cookie (an opaque session id) ---------------------------------------------------------
 
-TOKEN_MINUTES = SESSION_IDLE_MINUTES
-TOKEN_REFRESH_MINUTES = 5
-TOKEN_KEY = "_auth_token_issued"  # when this session last wrote the cookie
 RESTORED_KEY = "_auth_cookie_checked"  # the cookie is read once, on a session's first run
+COOKIE_KEY = "_auth_cookie_session"  # the session record the browser's cookie holds (0: a stale cookie)
+SET, CLEAR = "set", "clear"
 
 
-def _token_key(engine: Engine, username: str, server_secret: str) -> bytes | None:
-    """The HMAC key of one account: the server secret and the account's password hash (server-side only).
+def restore_from_cookie(state: MutableMapping[str, Any], engine: Engine, token: str | None,
+                        now: dt.datetime | None = None, *, idle_minutes: float = SESSION_IDLE_MINUTES) -> User | None:
+    """On a session's first run (a page reload), sign in again with the session the cookie names.
 
-    A password change, reset or account removal therefore invalidates every token issued before it.
+    Only an open session of an active account counts; anything else (revoked, idle, expired, an old
+    signed token from before server-side sessions, a forged value) is refused and the cookie removed.
     """
-    state = accounts.password_state(engine, username)
-    if state is None or not state[0] or not state[1]:
-        return None
-    return hashlib.sha256(f"{server_secret}\x00{state[0]}".encode()).digest()
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def session_token(engine: Engine, user: User, server_secret: str, now: dt.datetime | None = None,
-                  minutes: int = TOKEN_MINUTES) -> str | None:
-    """``<account>.<expiry>.<signature>`` for the reload cookie; None when the account has no password."""
-    key = _token_key(engine, user.username, server_secret)
-    if key is None:
-        return None
-    expires = int(((now or store.now()) + dt.timedelta(minutes=minutes)).timestamp())
-    body = f"{_b64(user.username.encode())}.{expires}"
-    return f"{body}.{_b64(hmac.new(key, body.encode(), hashlib.sha256).digest())}"
-
-
-def user_from_token(engine: Engine, token: str | None, server_secret: str,
-                    now: dt.datetime | None = None) -> User | None:
-    """The account a valid, unexpired token names (None for anything else: malformed, forged, expired)."""
-    if not token or token.count(".") != 2:
-        return None
-    name_part, expires, signature = token.split(".")
-    try:
-        username = base64.urlsafe_b64decode(name_part + "=" * (-len(name_part) % 4)).decode()
-        expiry = int(expires)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if expiry < (now or store.now()).timestamp():
-        return None
-    key = _token_key(engine, username, server_secret)
-    if key is None:
-        return None
-    wanted = _b64(hmac.new(key, f"{name_part}.{expires}".encode(), hashlib.sha256).digest())
-    if not hmac.compare_digest(wanted, signature):
-        return None
-    return accounts.get_user(engine, username)
-
-
-def restore_from_token(state: MutableMapping[str, Any], engine: Engine, token: str | None, server_secret: str,
-                       now: dt.datetime | None = None) -> User | None:
-    """On a session's first run (a page reload), sign in the account a valid cookie token names."""
     if state.get(RESTORED_KEY):
         return None
     state[RESTORED_KEY] = True
-    if session_user(state) is not None:
+    if session_user(state) is not None or not token:
         return None
-    user = user_from_token(engine, token, server_secret, now)
-    if user is not None:
-        sign_in(state, user, now=now)
+    now = now or store.now()
+    found = sessions.check_token(engine, token, idle_minutes=idle_minutes, now=now)
+    user = accounts.get_user(engine, found.session.username) if found.active and found.session else None
+    if found.session is None or user is None or not user.active:
+        state[COOKIE_KEY] = 0
+        return None
+    _adopt(state, user, found.session, token, now)
+    state[COOKIE_KEY] = found.session.id
+    sessions.touch(engine, found.session.id, now)
     return user
 
 
-def token_due(state: Mapping[str, Any], now: dt.datetime | None = None) -> bool:
-    """Whether the session should (re)write its cookie: password sessions, every few minutes."""
-    if session_method(state) != PASSWORD:
-        return False
-    issued = state.get(TOKEN_KEY)
-    now = now or store.now()
-    return not isinstance(issued, dt.datetime) or now - issued >= dt.timedelta(minutes=TOKEN_REFRESH_MINUTES)
+def cookie_action(state: MutableMapping[str, Any], now: dt.datetime | None = None) -> tuple[str, str, int] | None:
+    """What the browser's cookie needs now: (``SET``, token, max-age seconds) once per password session,
+    (``CLEAR``, "", 0) after the session ended or for a refused cookie, None when it is in step.
+
+    SSO sessions set none: Streamlit's own identity cookie signs them in again after a reload.
+    """
+    written = state.get(COOKIE_KEY)
+    sid = session_id(state)
+    if sid is None:
+        if written is None:
+            return None
+        state.pop(COOKIE_KEY, None)
+        return CLEAR, "", 0
+    token, expires = state.get(TOKEN_KEY), state.get(EXPIRES_KEY)
+    if written == sid or state.get(METHOD_KEY) != PASSWORD or not token or not isinstance(expires, dt.datetime):
+        return None
+    state[COOKIE_KEY] = sid
+    return SET, token, max(0, int((expires - (now or store.now())).total_seconds()))
 
 
 # --- single sign-on -------------------------------------------------------------------------------
@@ -331,6 +378,13 @@ def sso_configured(secrets: Mapping[str, Any]) -> bool:
     if not isinstance(section, Mapping):
         return False
     return all(str(section.get(key) or "").strip() for key in _SSO_REQUIRED)
+
+
+def sso_cookie_secret(secrets: Mapping[str, Any]) -> str | None:
+    """The ``cookie_secret`` of the [auth] section when SSO is configured (for the start-up check), else None."""
+    if not sso_configured(secrets):
+        return None
+    return str(secrets.get("auth", {}).get("cookie_secret") or "")
 
 
 def _identity_key(identity: Mapping[str, Any]) -> str:
@@ -356,7 +410,8 @@ def sso_pending(state: Mapping[str, Any], identity: Mapping[str, Any]) -> bool:
 
 
 def sign_in_sso(state: MutableMapping[str, Any], engine: Engine, identity: Mapping[str, Any],
-                now: dt.datetime | None = None) -> User | None:
+                now: dt.datetime | None = None, *, max_hours: float = sessions.MAX_HOURS, user_agent: str = "",
+                client: str = "") -> User | None:
     """Map an SSO identity (``st.user.to_dict()``) to an active account and sign it in.
 
     No account (or a disabled one) → None, a notice for the page, and no access. Audited by
@@ -372,5 +427,5 @@ def sign_in_sso(state: MutableMapping[str, Any], engine: Engine, identity: Mappi
             "请联系管理员在“账号管理”中以该邮箱为账号名开通并分配角色。"
         )
         return None
-    sign_in(state, user, method=SSO, now=now)
+    sign_in(state, engine, user, method=SSO, now=now, max_hours=max_hours, user_agent=user_agent, client=client)
     return user

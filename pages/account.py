@@ -16,7 +16,8 @@ st.markdown(f"当前账号：{ui.who(user)}")
 if session.session_method(st.session_state) == session.SSO:
     st.info("您通过统一身份认证登录，密码由统一身份认证系统管理，请在该系统中修改。", icon=":material/badge:")
 else:
-    st.caption(f"新密码至少 {accounts.MIN_PASSWORD_LENGTH} 位。修改后请使用新密码登录。")
+    st.caption(f"新密码至少 {accounts.MIN_PASSWORD_LENGTH} 位。修改后此账号的所有登录（包括本窗口和其他设备）"
+               "都会结束，请使用新密码重新登录。")
     with st.form("password_form", clear_on_submit=True):
         old = st.text_input("原密码", type="password", key="pw_old", autocomplete="current-password")
         new = st.text_input("新密码", type="password", key="pw_new", autocomplete="new-password")
@@ -33,7 +34,7 @@ else:
             except ValueError as exc:
                 st.error(f"密码未修改：{exc}。")
             else:
-                st.success("密码已修改。")
+                st.rerun()  # every session of the account has ended: the login page says why
 
 st.divider()
 st.subheader("退出登录")

@@ -6,18 +6,19 @@ from streamlit.errors import StreamlitAuthError, StreamlitMissingAuthlibError
 from datasets import accounts
 from datasets import admin as actions
 from pages import _auth_ui as ui
+from pages import _browser as browser
 from pages import _catalog as catalog
 from pages import _session as session
 from pages import _shared as shared
 
 engine, app = shared.engine_only()
 state = st.session_state
-user = session.current_user(state, engine)
+user = session.current_user(state, engine, idle_minutes=app.session_idle_minutes)
 sso = session.sso_configured(st.secrets)
 identity = st.user.to_dict() if sso else {}
 if user is None and sso and session.sso_pending(state, identity):
     # Back from the identity provider: map the identity to an account.
-    user = session.sign_in_sso(state, engine, identity)
+    user = session.sign_in_sso(state, engine, identity, max_hours=app.session_max_hours, **browser.client_info())
     if user is not None:
         st.rerun()
 
@@ -44,7 +45,8 @@ else:
         else:
             result = accounts.authenticate(engine, username, password, page=catalog.PAGE_LOGIN)
             if result.user is not None:
-                session.sign_in(state, result.user)
+                session.sign_in(state, engine, result.user, max_hours=app.session_max_hours,
+                                **browser.client_info())
                 st.rerun()
             st.error(shared.plain(result.message))
 
@@ -53,7 +55,8 @@ else:
         if st.button("使用统一身份认证登录", key="login_sso", icon=":material/badge:"):
             if identity.get("is_logged_in"):
                 # The identity cookie is still there (after a sign-out or an expired session): map it again.
-                if session.sign_in_sso(state, engine, identity) is not None:
+                if session.sign_in_sso(state, engine, identity, max_hours=app.session_max_hours,
+                                       **browser.client_info()) is not None:
                     st.rerun()
                 st.error(shared.plain(session.pop_notice(state) or "统一身份认证登录失败。"))
             else:

@@ -41,8 +41,8 @@ def failed(exc: Exception) -> None:
 
 
 # Keyed, so that the tab in use stays open after a save (st.rerun) instead of jumping back to the first.
-new_tab, password_tab, active_tab, edit_tab = st.tabs(["新建账号", "重设密码", "停用 / 启用", "修改角色与区县"],
-                                                      key="users_tab", on_change="rerun")
+new_tab, password_tab, active_tab, edit_tab, sessions_tab = st.tabs(
+    ["新建账号", "重设密码", "停用 / 启用", "修改角色与区县", "登录会话"], key="users_tab", on_change="rerun")
 
 with new_tab, st.form("user_new", clear_on_submit=True):
     c1, c2 = st.columns(2)
@@ -121,3 +121,40 @@ with edit_tab:
                 failed(exc)
             else:
                 done(f"已修改账号 {target} 的角色与区县")
+
+with sessions_tab:
+    st.caption(f"当前有效的登录会话（{app.session_idle_minutes} 分钟无操作或登录满 {app.session_max_hours:g} 小时自动结束）。"
+               "退出登录、修改或重设密码、停用账号都会结束该账号的全部会话；结束会话后，该账号在对应浏览器中的"
+               "下一次操作即需重新登录。")
+    open_now = actions.open_sessions(engine, admin, idle_minutes=app.session_idle_minutes)
+    shared.table(open_now, key="sessions_table")
+    if open_now.height:
+        labels = actions.session_labels(open_now)
+        with st.form("session_end"):
+            chosen = st.selectbox("结束一个会话", list(labels), key="session_target", index=None,
+                                  format_func=labels.get, placeholder="选择会话")
+            end_one = st.form_submit_button("结束此会话", type="primary")
+        if end_one:
+            if chosen is None:
+                st.error("请选择会话。")
+            else:
+                try:
+                    owner = actions.end_session(engine, admin, chosen)
+                except (ValueError, accounts.PermissionDenied) as exc:
+                    failed(exc)
+                else:
+                    done(f"已结束账号 {owner} 的登录会话 {chosen}")
+        with st.form("session_end_all"):
+            owner = st.selectbox("结束一个账号的全部会话", actions.session_accounts(open_now),
+                                 key="session_account", index=None, placeholder="选择账号")
+            end_all = st.form_submit_button("结束全部会话", type="primary")
+        if end_all:
+            if owner is None:
+                st.error("请选择账号。")
+            else:
+                try:
+                    count = actions.end_account_sessions(engine, admin, owner)
+                except (ValueError, accounts.PermissionDenied) as exc:
+                    failed(exc)
+                else:
+                    done(f"已结束账号 {owner} 的全部登录会话（{count} 个）")

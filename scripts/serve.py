@@ -1,8 +1,9 @@
 """Run the dashboard: ``python scripts/serve.py [streamlit options]`` (scripts/start.sh calls it).
 
-The same as ``streamlit run dashboard.py`` except that Streamlit's automatic page list of the
-``pages/`` directory is switched off before the first visitor arrives: that list (raw file names in
-English) would otherwise show in the sidebar until dashboard.py's own st.navigation replaces it.
+The same as ``streamlit run server.py`` (dashboard.py as an ``st.App`` with the HttpOnly session
+cookie routes) except that Streamlit's automatic page list of the ``pages/`` directory is switched off
+before the first visitor arrives: that list (raw file names in English) would otherwise show in the
+sidebar until dashboard.py's own st.navigation replaces it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def run(args: list[str]) -> int:
     sys.path.insert(0, ROOT)
     for name in WARM_MODULES:
         importlib.import_module(name)
-    sys.argv = ["streamlit", "run", "dashboard.py", *args]
+    sys.argv = ["streamlit", "run", "server.py", *args]
     return main()
 
 

@@ -7,6 +7,7 @@ database: anonymous viewing is off unless ANONYMOUS_VIEW says otherwise) with an
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -101,10 +102,13 @@ def make_demo(path: Path) -> Demo:
     return Demo(path, url, comps, settings, Period(month, month), districts, inventory, users, summary)
 
 
-def sign_in(at: AppTest, user: User) -> AppTest:
-    """Put a signed-in session (as ``session.sign_in`` makes it) into the app's session state."""
+def sign_in(at: AppTest, user: User, url: str, now: dt.datetime | None = None) -> AppTest:
+    """Put a signed-in session (as ``session.sign_in`` makes it: a record in the store at ``url``) into
+    the app's session state."""
+    engine = store.make_engine(url)
     state: dict = {}
-    session.sign_in(state, user)
+    session.sign_in(state, engine, user, now=now)
+    engine.dispose()
     for key, value in state.items():
         at.session_state[key] = value
     return at
@@ -116,7 +120,7 @@ def app(url: str, monkeypatch, user: User | None = None, **query: str | list[str
     at = AppTest.from_file(DASHBOARD, default_timeout=TIMEOUT)
     for key, value in query.items():
         at.query_params[key] = value
-    return sign_in(at, user) if user is not None else at
+    return sign_in(at, user, url) if user is not None else at
 
 
 def ok(at: AppTest) -> AppTest:

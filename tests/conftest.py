@@ -311,7 +311,8 @@ def navigation_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory):
     """A small demo store (scale 0.01) with one account per role, generated once per run (built_once).
-    Only read through this fixture; tests that write use ``demo_copy``."""
+    Only read through this fixture (apart from the sign-in session records that a signed-in AppTest
+    needs, written by ``apptest_support.sign_in``); tests that write use ``demo_copy``."""
     from tests.apptest_support import make_demo
 
     with built_once(tmp_path_factory, "demo") as (folder, built):

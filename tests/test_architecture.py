@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {"datasets": 0, "metrics": 1, "pages": 2, "dashboard": 3}
 # The modules that may talk SQL to the store (docs/architecture.md lists what each keeps).
 STORE_SIDE = frozenset({
-    "datasets.store", "datasets.tables", "datasets.accounts", "datasets.documents", "datasets.snapshots",
+    "datasets.store", "datasets.tables", "datasets.accounts", "datasets.sessions", "datasets.documents", "datasets.snapshots",
     "datasets.batch_files", "datasets.quality", "datasets.ingest", "datasets.cache_store", "datasets.arrow_child",
 })
 # Every module may name these: the engine type for hints and the driver's errors for messages.

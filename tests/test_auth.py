@@ -187,6 +187,31 @@ def test_route_redirects_with_a_notice_and_remembers_the_page_asked_for():
     assert session.pop_notice(state) == "超过 30 分钟未操作"
 
 
+@pytest.mark.parametrize("nav", [catalog.FULL, catalog.EMPTY])
+def test_on_a_configured_database_signing_in_returns_to_the_page_asked_for(nav):
+    """What dashboard._run does, step by step, without anonymous viewing: /upload opened signed out goes to
+    the login page, which is the signed-out navigation's default page and so shown at "/"; after signing
+    in, "/" is the signed-in navigation's home (总览 or 开始使用), not the login page, and the session
+    must still go to /upload."""
+    staff = User("s", "s", (STAFF,), ("甲区",))
+    state: dict = {}
+    menu, _hidden, home = session.arrange(catalog.signed_out_navigation(), None)
+    assert home == P.PAGE_LOGIN  # served at "/"
+    shown = [n for names in menu.values() for n in names]
+    assert session.route(state, None, P.PAGE_UPLOAD, among=shown) == P.PAGE_LOGIN
+    assert session.route(state, None, P.PAGE_LOGIN, among=shown) is None
+    menu, _hidden, home = session.arrange(catalog.navigation(nav), staff)
+    assert home != P.PAGE_LOGIN  # the first run after signing in shows this page at "/"
+    shown = [n for names in menu.values() for n in names]
+    assert session.route(state, staff, home, among=shown) == P.PAGE_UPLOAD
+    assert session.route(state, staff, P.PAGE_UPLOAD, among=shown) is None
+    assert session.route(state, staff, home, among=shown) is None  # remembered once
+    # A page the account may not open is not where it lands.
+    leader = User("l", "l", (LEADER,))
+    session.route(state, None, P.PAGE_UPLOAD)
+    assert session.route(state, leader, P.PAGE_OVERVIEW) is None and session.NEXT_KEY not in state
+
+
 def test_downloads_settings_and_demo_loading_are_audited_and_checked(engine):
     from metrics.scoring import default_settings, load_settings
 
@@ -239,6 +264,28 @@ def test_configured_database_with_demo_passwords_refuses_to_start(engine):
     assert actions.startup_problem(engine, configured()) is None
 
 
+@pytest.mark.parametrize(("secret", "refused"), [
+    ("一段足够长的随机字符串", True),  # the example of docs/sso.md
+    ("", True),
+    ("short-secret", True),
+    ("y" * 31, True),
+    ("8f0c2d9e4b7a61f35c0e9d8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f", False),  # secrets.token_hex(32)
+    (None, False),  # no single sign-on: the dashboard's sessions need no secret
+])
+def test_configured_database_refuses_a_weak_sso_cookie_secret(engine, secret, refused):
+    problem = actions.startup_problem(engine, configured(), sso_cookie_secret=secret)
+    assert (problem is not None) is refused
+    if refused:
+        assert "cookie_secret" in problem and "拒绝启动" in problem
+    assert actions.startup_problem(engine, demo_mode(), sso_cookie_secret=secret) is None
+
+
+def test_sso_cookie_secret_is_read_only_when_sso_is_configured():
+    assert session.sso_cookie_secret(SSO_SECRETS) == "x" * 32
+    assert session.sso_cookie_secret({}) is None
+    assert session.sso_cookie_secret({"auth": {**SSO_SECRETS["auth"], "client_id": ""}}) is None
+
+
 def test_demo_accounts_are_listed_only_in_demo_mode(engine):
     assert actions.demo_accounts(engine, configured()).height == 0
     assert accounts.count_users(engine) == 0
@@ -253,7 +300,7 @@ def test_demo_accounts_are_listed_only_in_demo_mode(engine):
 def test_session_expires_after_inactivity_and_activity_keeps_it(engine):
     user = accounts.add_user(engine, "zhang", PW, [STAFF], ["甲区"], "张三")
     state: dict = {}
-    session.sign_in(state, user, now=T0)
+    session.sign_in(state, engine, user, now=T0)
     idle = accounts.SESSION_IDLE_MINUTES
     step = dt.timedelta(minutes=idle - 1)
     # Each run within the idle time refreshes the last-seen time: well past 30 minutes in total.
@@ -274,7 +321,7 @@ def test_session_expires_after_inactivity_and_activity_keeps_it(engine):
 def test_session_follows_account_changes(engine):
     user = accounts.add_user(engine, "li", PW, [LEADER], [], "李四")
     state: dict = {}
-    session.sign_in(state, user, now=T0)
+    session.sign_in(state, engine, user, now=T0)
     accounts.update_user(engine, "li", roles=[LEADER, STAFF], districts=["乙区"], actor="admin")
     fresh = session.current_user(state, engine, T0)
     assert fresh is not None and fresh.can_upload and fresh.districts == ("乙区",)
@@ -286,7 +333,7 @@ def test_session_follows_account_changes(engine):
 def test_sign_out_is_audited(engine):
     user = accounts.add_user(engine, "wang", PW, [EVALUATOR])
     state: dict = {"other": 1}
-    session.sign_in(state, user, now=T0)
+    session.sign_in(state, engine, user, now=T0)
     assert session.session_method(state) == session.PASSWORD
     assert session.sign_out(state, engine, page=catalog.PAGE_ACCOUNT) == session.PASSWORD
     assert session.session_user(state) is None and state["other"] == 1
@@ -406,10 +453,18 @@ def page(name: str, url: str, *, embedded: bool = False, user: User | None = Non
     at = AppTest.from_function(_host, kwargs={"page": str(PAGES / f"{name}.py"), "url": url, "embedded": embedded},
                                default_timeout=30)
     if user is not None:
-        at.session_state[session.USER_KEY] = user
-        at.session_state[session.SEEN_KEY] = seen or store.now()
-        at.session_state[session.METHOD_KEY] = session.PASSWORD
+        put_session(at, url, user, seen or store.now())
     return at
+
+
+def put_session(at: AppTest, url: str, user: User, now: dt.datetime | None = None) -> None:
+    """A signed-in session (a record in the store, as the login page makes it) in the app's state."""
+    engine = store.make_engine(url)
+    state: dict = {}
+    session.sign_in(state, engine, user, now=now)
+    engine.dispose()
+    for key, value in state.items():
+        at.session_state[key] = value
 
 
 def ok(at: AppTest) -> AppTest:
@@ -525,9 +580,11 @@ def test_account_page_changes_the_password_and_signs_out(url, engine):
     change(PW, "short", "short")
     assert "至少 8 位" in texts(at.error)
     change(PW, "new-password-1", "new-password-1")
-    assert "密码已修改" in texts(at.success)
+    # Every session of the account ended with the change, this one too: the page says why.
+    assert signed_in(at) is None and "新密码重新登录" in texts(at.warning)
     assert accounts.authenticate(engine, "sun", "new-password-1").user is not None
 
+    at = ok(page("account", url, user=user).run())
     ok(at.button(key="account_sign_out").click().run())
     assert signed_in(at) is None
     assert "请先登录" in texts(at.warning)
@@ -636,8 +693,7 @@ def _sidebar_host(url: str) -> None:
 def test_sidebar_account_box_shows_the_user_and_signs_out(url, engine):
     user = accounts.add_user(engine, "feng", PW, [LEADER], [], "<i>冯</i>")
     at = AppTest.from_function(_sidebar_host, kwargs={"url": url}, default_timeout=30)
-    at.session_state[session.USER_KEY] = user
-    at.session_state[session.SEEN_KEY] = store.now()
+    put_session(at, url, user)
     ok(at.run())
     assert plain("<i>冯</i>（feng）· 领导") in texts(at.sidebar.markdown)
     ok(at.sidebar.button(key="sidebar_sign_out").click().run())
@@ -681,44 +737,3 @@ def test_districts_page_adds_a_district(url, engine):
     assert store.district_lookup(engine)["澜湾区"] == "澜湾新区"
 
 
-# --- the reload cookie -------------------------------------------------------------------------------
-
-
-def test_session_token_signs_in_again_until_it_expires_or_the_password_changes(engine):
-    user = accounts.add_user(engine, "eva", PW, [EVALUATOR])
-    now = dt.datetime(2026, 5, 1, 9, 0)
-    token = session.session_token(engine, user, "server-secret", now=now)
-    assert token is not None and PW not in token and token.split(".")[0] != "eva"  # the name is encoded
-    assert session.user_from_token(engine, token, "server-secret", now=now) == user
-    # Expired, another server secret, a forged or truncated token: nobody.
-    later = now + dt.timedelta(minutes=session.TOKEN_MINUTES, seconds=1)
-    assert session.user_from_token(engine, token, "server-secret", now=later) is None
-    assert session.user_from_token(engine, token, "other-secret", now=now) is None
-    name, expires, signature = token.split(".")
-    assert session.user_from_token(engine, f"{name}.{int(expires) + 3600}.{signature}", "server-secret", now=now) is None
-    assert session.user_from_token(engine, f"{name}.{expires}", "server-secret", now=now) is None
-    assert session.user_from_token(engine, None, "server-secret", now=now) is None
-    # A new password (or a disabled account) ends every token issued before.
-    accounts.set_password(engine, "eva", "a-new-password-2")
-    assert session.user_from_token(engine, token, "server-secret", now=now) is None
-    fresh = session.session_token(engine, user, "server-secret", now=now)
-    accounts.set_active(engine, "eva", False)
-    assert session.user_from_token(engine, fresh, "server-secret", now=now) is None
-
-
-def test_restore_from_token_once_per_session_and_refresh_every_few_minutes(engine):
-    user = accounts.add_user(engine, "eva", PW, [EVALUATOR])
-    now = dt.datetime(2026, 5, 1, 9, 0)
-    token = session.session_token(engine, user, "", now=now)
-    state: dict = {}
-    assert session.restore_from_token(state, engine, token, "", now=now) == user
-    assert session.session_user(state) == user and session.session_method(state) == session.PASSWORD
-    # Signed out in this session: the cookie the page was loaded with does not sign in again.
-    session.sign_out(state, engine)
-    assert session.restore_from_token(state, engine, token, "", now=now) is None and session.session_user(state) is None
-    # Cookie refresh: due at once, then every TOKEN_REFRESH_MINUTES.
-    session.sign_in(state, user, now=now)
-    assert session.token_due(state, now)
-    state[session.TOKEN_KEY] = now
-    assert not session.token_due(state, now + dt.timedelta(minutes=session.TOKEN_REFRESH_MINUTES - 1))
-    assert session.token_due(state, now + dt.timedelta(minutes=session.TOKEN_REFRESH_MINUTES))

@@ -277,7 +277,8 @@ def test_a_leader_finds_no_way_to_download_the_ranking(browser_server: Server):
 
 def test_a_deep_link_survives_sign_in_and_a_reload_keeps_the_session(browser_server: Server):
     """/ranking?period=… opened signed out: the login page, then the ranking of that period; a reload keeps
-    the session through the signed cookie (no password, nothing in the URL); after signing out it does not."""
+    the session through the cookie (an HttpOnly random id, nothing in the URL); after signing out neither
+    this browser nor another one holding a copy of the cookie is signed in."""
     from playwright.sync_api import expect, sync_playwright
 
     from datasets.periods import parse_period, quarter_of
@@ -295,9 +296,12 @@ def test_a_deep_link_survives_sign_in_and_a_reload_keeps_the_session(browser_ser
             login(page, "evaluator", "demo-evaluator")
             expect_heading(page, f"排名下载 · {parse_period(quarter.key).label}")
             wait_idle(page)
-            cookies = {c["name"]: c for c in context.cookies()}
-            token = cookies["gov_dashboard_session"]["value"]
-            assert "demo-evaluator" not in token and token.count(".") == 2
+            cookie = {c["name"]: c for c in context.cookies()}["gov_dashboard_session"]
+            token = cookie["value"]
+            # An opaque random id, set by the server: out of reach of the page's JavaScript.
+            assert len(token) == 43 and "." not in token and "evaluator" not in token
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+            assert "gov_dashboard_session" not in page.evaluate("document.cookie")
             assert "demo-evaluator" not in page.url and token not in page.url
 
             page.reload()
@@ -307,8 +311,23 @@ def test_a_deep_link_survives_sign_in_and_a_reload_keeps_the_session(browser_ser
             page.get_by_test_id("stSidebar").get_by_role("button", name=re.compile("退出登录")).click()
             expect_heading(page, "登录")
             wait_idle(page)
+            # The server removed the cookie (the session record was revoked before that).
+            for _ in range(50):
+                if "gov_dashboard_session" not in {c["name"] for c in context.cookies()}:
+                    break
+                page.wait_for_timeout(100)
+            assert "gov_dashboard_session" not in {c["name"] for c in context.cookies()}
             page.reload()
             expect_heading(page, re.compile("^(登录|总览)"))
             expect(page.get_by_test_id("stSidebar").get_by_text("示例评估人员（evaluator）")).to_have_count(0)
+            # The cookie copied before signing out signs nobody in from another browser.
+            thief = b.new_context(viewport={"width": 1400, "height": 1000})
+            thief.add_cookies([{**{k: cookie[k] for k in ("name", "value", "domain", "path")}}])
+            stolen = thief.new_page()
+            stolen.goto(f"{browser_server.url}/ranking")
+            expect_heading(stolen, re.compile("^(登录|总览)"))
+            wait_idle(stolen)
+            expect(stolen.get_by_test_id("stSidebar").get_by_text("示例评估人员（evaluator）")).to_have_count(0)
+            thief.close()
         finally:
             b.close()

@@ -37,6 +37,7 @@ from tests.apptest_support import (
     cases_csv,
     ok,
     open_page,
+    sign_in,
     table,
     tables,
     texts,
@@ -183,10 +184,7 @@ def test_every_page_refuses_itself_without_permission(demo: Demo, account: str |
     at = AppTest.from_function(_host, kwargs={"page": str(PAGES / f"{FILES[page]}.py"), "url": demo.url,
                                               "anonymous_view": anonymous}, default_timeout=TIMEOUT)
     if account is not None:
-        state: dict = {}
-        session.sign_in(state, demo.users[account])
-        for key, value in state.items():
-            at.session_state[key] = value
+        sign_in(at, demo.users[account], demo.url)
     ok(at.run())
     assert at.title[0].value == page
     if account is None:
@@ -319,8 +317,9 @@ def test_a_link_opened_before_signing_in_is_shown_after(demo_copy: Demo, monkeyp
 
 
 def test_idle_session_ends_with_a_notice_on_the_login_page(demo: Demo, monkeypatch):
-    at = app(demo.url, monkeypatch, demo.users[LEADER_NAME])
-    at.session_state[session.SEEN_KEY] = store.now() - dt.timedelta(minutes=accounts.SESSION_IDLE_MINUTES + 1)
+    at = app(demo.url, monkeypatch)
+    sign_in(at, demo.users[LEADER_NAME], demo.url,
+            now=store.now() - dt.timedelta(minutes=accounts.SESSION_IDLE_MINUTES + 1))
     ok(at.run())
     assert at.title[0].value == "登录"
     assert "未操作，已自动退出登录" in texts(at.warning)
