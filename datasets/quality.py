@@ -19,7 +19,8 @@ from datasets.periods import month_range
 from datasets.schema import KINDS
 
 PRESENT, LATE, CARRIED, MISSING = "已报送", "逾期报送", "沿用", "缺失"
-STATE_LABELS = {store.ACTIVE: "在用", store.SUPERSEDED: "已被新版本替换", store.ROLLED_BACK: "已回滚"}
+STATE_LABELS = {store.ACTIVE: "在用", store.SUPERSEDED: "已被新版本替换", store.ROLLED_BACK: "已回滚",
+                store.WITHDRAWN: "已撤销"}
 MONTHLY_KINDS = ("cases", "evaluations", "hotline")
 
 _GRID_SCHEMA = {
