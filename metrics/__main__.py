@@ -5,6 +5,7 @@ The columns and exit codes are a stable contract (0 ok, 2 bad arguments).
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 
 import polars as pl
@@ -68,14 +69,14 @@ def report_table(comps: pl.DataFrame, period: Period, by: str, districts: list[s
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, today: dt.date | None = None) -> int:
+    """``today`` decides which months have ended (the default period); tests pass a date."""
     args = build_parser().parse_args(argv)
+    today = today or dt.date.today()
     if args.command == "bulletin":
         from metrics.bulletin_cli import run
 
-        return run(args)
-    import datetime as dt
-
+        return run(args, today)
     from datasets import safe_export, store
     from datasets.calendar import CalendarError
     from datasets.coverage import coverage
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     except CalendarError as exc:
         print(f"计算失败：{exc}", file=sys.stderr)
         return 1
-    cover = coverage(engine, settings.rules, dt.date.today())
+    cover = coverage(engine, settings.rules, today)
     if args.command == "report":
         first = args.first or cover.default_month or latest_month(comps)
         if first is None:

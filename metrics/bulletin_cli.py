@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 
@@ -18,9 +19,8 @@ def add_parser(sub) -> ChineseArgumentParser:
     return cmd
 
 
-def run(args) -> int:
-    import datetime as dt
-
+def run(args, today: dt.date | None = None) -> int:
+    """``today``: which months have ended (the default period is the latest complete month)."""
     from datasets.calendar import CalendarError
     from datasets.coverage import coverage
     from datasets.periods import parse_period
@@ -41,13 +41,14 @@ def run(args) -> int:
     except CalendarError as exc:
         print(f"计算失败：{exc}", file=sys.stderr)
         return 1
-    cover = coverage(engine, settings.rules, dt.date.today())
+    today = today or dt.date.today()
+    cover = coverage(engine, settings.rules, today)
     period = period or cover.default_period
     if period is None:
         print("数据库中还没有数据：请先导入数据或运行 python -m datasets demo", file=sys.stderr)
         return 1
     period = measured_period(cover, period)
-    inputs = bulletin.load_inputs(engine, comps, settings, period, today=dt.date.today(), cover=cover)
+    inputs = bulletin.load_inputs(engine, comps, settings, period, today=today, cover=cover)
     if args.district and args.district != bulletin_docx.ALL_DISTRICTS and args.district not in inputs.districts:
         print(f"参数错误：--district 没有名为“{args.district}”的区县；可选：{'、'.join(inputs.districts)}、"
               f"{bulletin_docx.ALL_DISTRICTS}", file=sys.stderr)
