@@ -92,6 +92,7 @@ class Coverage:
     months: dict[str, MonthStatus] = field(default_factory=dict)  # every month with data, oldest first
     latest_complete: str | None = None
     default_month: str | None = None
+    this_month: str = ""  # today's month (YYYY-MM): a quarter or year ending on or after it is in progress
 
     def is_partial(self, month: str) -> bool:
         status = self.months.get(month)
@@ -108,7 +109,10 @@ class Coverage:
         return period.label + (PARTIAL_MARK if partial else "")
 
     def measured(self, period: Period) -> Period:
-        """The months a chosen period is measured over: a quarter or year in progress to date."""
+        """The months a chosen period is measured over: a quarter or year still in progress (not ended
+        by today) to date, up to the latest complete month; any other period as chosen."""
+        if period.whole.last < self.this_month:
+            return period.whole
         return to_date(period, self.latest_complete)
 
     def partial_months(self, period: Period) -> list[MonthStatus]:
@@ -150,7 +154,7 @@ def coverage_of(grid: pl.DataFrame, as_of: dict[str, dt.date], districts: list[s
     if latest is not None and (latest_complete is None
                                or latest_complete < shift_month(latest, -(WINDOW_MONTHS - 1))):
         default = latest
-    return Coverage(tuple(districts), statuses, latest_complete, default)
+    return Coverage(tuple(districts), statuses, latest_complete, default, this_month)
 
 
 def coverage(engine: Engine, rules: Rules, today: dt.date) -> Coverage:

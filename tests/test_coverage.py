@@ -331,4 +331,11 @@ def test_withdrawing_the_newest_version_leaves_the_older_one_as_it_was(sqlite_en
 def test_coverage_without_data_has_no_default():
     cover = coverage_of(pl.DataFrame(schema={"district": pl.String, "month": pl.String, "kind": pl.String,
                                              "status": pl.String}), {}, ["甲区"], Rules(), TODAY)
-    assert cover == Coverage(("甲区",)) and cover.default_period is None
+    assert cover == Coverage(("甲区",), this_month="2026-12") and cover.default_period is None
+
+
+def test_a_year_that_has_ended_is_measured_whole(city):
+    cover = coverage.coverage(city, Rules(), dt.date(2027, 2, 1))
+    assert cover.latest_complete == "2026-11"
+    assert cover.measured(parse_period("2026")) == parse_period("2026")
+    assert cover.measured(parse_period("2026-Q4")).label == "2026年第4季度"
