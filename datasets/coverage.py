@@ -158,9 +158,11 @@ def coverage_of(grid: pl.DataFrame, as_of: dict[str, dt.date], districts: list[s
 
 
 def coverage(engine: Engine, rules: Rules, today: dt.date) -> Coverage:
-    """Coverage of the store: months with monthly data (办件明细, 好差评, 12345 热线) and who reported them."""
+    """Coverage of the store: the months with the exports the ranking needs (any monthly export when it
+    needs none) and who reported them."""
     active = store.active_batches(engine)
-    monthly = active.filter(pl.col("kind").is_in(quality.MONTHLY_KINDS)) if active.height else active
+    kinds = needed_kinds(rules) or quality.MONTHLY_KINDS
+    monthly = active.filter(pl.col("kind").is_in(kinds)) if active.height else active
     configured = store.list_districts(engine)["name"].to_list()
     districts = configured or quality.all_districts(engine)
     as_of = as_of_by_month(monthly)
