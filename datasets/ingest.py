@@ -214,7 +214,8 @@ def withdraw(engine: Engine, batch_id: int, user: User | None, page: str = "数�
              actor_name: str = "命令行") -> dict:
     """撤销导入: take back an active import of one district × kind × month, within the account's district
     scope (checked again inside the transaction, as stored now); audited. Its records stop counting
-    at once (a new revision; the caches key on the active batches). A rollback to the batch restores it.
+    at once (a new revision; the caches key on the active batches) and the version it replaced, if
+    any, counts again (store.withdraw_batch). A rollback to the batch restores it.
 
     ``actor_name`` is recorded when there is no account (the shell).
     """
@@ -235,9 +236,10 @@ def withdraw(engine: Engine, batch_id: int, user: User | None, page: str = "数�
 
     def audit(conn: Connection, done: dict) -> None:
         label = KINDS[done["kind"]].label if done["kind"] in KINDS else done["kind"]
+        back = f"，恢复为第 {done['restored_version']} 版" if done["restored_version"] is not None else ""
         accounts.audit_in(conn, actor, "withdraw",
                           f"{done['district']} {done['period']} {label} 撤销第 {done['version']} 版"
-                          f"（批次 {batch_id}，{done['rows']} 行）", page)
+                          f"（批次 {batch_id}，{done['rows']} 行{back}）", page)
 
     return store.withdraw_batch(engine, batch_id, actor, guard=guard, audit=audit)
 

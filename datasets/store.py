@@ -667,8 +667,9 @@ def withdraw_batch(
     guard: Callable[[Connection, Any], None] | None = None,
     audit: Callable[[Connection, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Withdraw an active batch: its records stop counting and the slot has no active version (an
-    older one stays as it is; rollback_to makes any version active again, this one included).
+    """Withdraw an active batch: its records stop counting, and the slot is as it was before the
+    import: the newest older version that was not itself withdrawn is active again (none: the slot
+    has no active version). rollback_to makes any version active again, this one included.
 
     Like rollback_to: under the slot's lock, ``guard`` may refuse, ``audit`` writes in the transaction.
     """
@@ -682,10 +683,20 @@ def withdraw_batch(
         state = conn.execute(sa.select(batches.c.state).where(batches.c.id == batch_id)).scalar()
         if state != ACTIVE:  # read under the lock: a concurrent withdrawal or rollback came first
             raise ValueError(f"批次 {batch_id} 不是在用版本，不能撤销")
+        slot = ((batches.c.kind == target.kind) & (batches.c.district == target.district)
+                & (batches.c.period == target.period))
+        older = conn.execute(
+            sa.select(batches.c.id, batches.c.version)
+            .where(slot & (batches.c.id < batch_id) & (batches.c.state != WITHDRAWN))
+            .order_by(batches.c.id.desc()).limit(1)
+        ).first()
         conn.execute(batches.update().where(batches.c.id == batch_id).values(state=WITHDRAWN))
+        if older is not None:
+            conn.execute(batches.update().where(batches.c.id == older.id).values(state=ACTIVE))
         add_revision(conn, f"withdraw {batch_id} by {user_name}")
         done = {"kind": target.kind, "district": target.district, "period": target.period,
-                "version": target.version, "rows": target.rows}
+                "version": target.version, "rows": target.rows,
+                "restored_version": older.version if older is not None else None}
         if audit is not None:
             audit(conn, done)
     return done

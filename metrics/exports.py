@@ -85,7 +85,12 @@ def rank_table_chinese(rank: pl.DataFrame) -> pl.DataFrame:
 def rank_csv_bytes(rank: pl.DataFrame, note: str | None = None) -> bytes:
     """UTF-8 with BOM so that Excel opens the Chinese headers correctly. ``note``: for a partial month
     (datasets/coverage.py), a first line saying how far the data goes, before the header."""
-    body = safe_export.csv_bytes(rank_table_chinese(rank))
+    return csv_with_note(rank_table_chinese(rank), note)
+
+
+def csv_with_note(frame: pl.DataFrame, note: str | None) -> bytes:
+    """safe_export.csv_bytes, with ``note`` (a partial month's 数据截至 … line) as the first line."""
+    body = safe_export.csv_bytes(frame)
     if not note:
         return body
     import csv

@@ -461,11 +461,12 @@ def plain(text: object) -> str:
     return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in str(text))
 
 
-def csv_bytes(frame: pl.DataFrame) -> bytes:
-    """UTF-8 with BOM (opens correctly in Excel), formula-like cells neutralised."""
-    from datasets import safe_export
+def csv_bytes(frame: pl.DataFrame, note: str | None = None) -> bytes:
+    """UTF-8 with BOM (opens correctly in Excel), formula-like cells neutralised; ``note`` (a partial
+    month's 数据截至 … line) first."""
+    from metrics.exports import csv_with_note
 
-    return safe_export.csv_bytes(frame)
+    return csv_with_note(frame, note)
 
 
 def file_period(period: Period) -> str:

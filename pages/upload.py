@@ -124,7 +124,7 @@ with st.container(border=True):
         rows_w = {r["id"]: r for r in withdrawable.iter_rows(named=True)}
         chosen = st.selectbox("撤销以下在用版本", list(rows_w), index=None, placeholder="选择要撤销的导入",
                               key=f"wd_target_{action_round}", format_func=lambda i: quality.batch_label(rows_w[i]))
-        sure = st.checkbox("我确认：所选导入将不再计入指标（导入记录保留，标为“已撤销”，可通过回滚恢复）",
+        sure = st.checkbox("我确认：所选导入将不再计入指标，该区县该月份恢复为导入前的版本（导入记录保留，标为“已撤销”，可通过回滚恢复）",
                            key=f"wd_confirm_{action_round}")
         if st.button("撤销导入", disabled=not (sure and chosen is not None), key=f"wd_go_{action_round}"):
             try:
@@ -132,8 +132,10 @@ with st.container(border=True):
             except (ValueError, accounts.PermissionDenied) as exc:
                 st.error(shared.plain(f"未撤销：{exc}"))
             else:
+                back = (f"，恢复为第 {done['restored_version']} 版" if done["restored_version"] is not None
+                        else "，该月份暂无在用数据")
                 _done(f"已撤销{KINDS[done['kind']].label} {done['district']} {done['period']} 第 {done['version']} 版"
-                      "（可在下方回滚恢复）")
+                      f"{back}（可在下方回滚恢复）")
     else:
         st.caption("负责区县没有可撤销的在用导入。")
 

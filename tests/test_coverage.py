@@ -316,16 +316,25 @@ def test_withdraw_and_restore_an_import_without_an_older_version(any_engine):
     ]
 
 
-def test_withdrawing_the_newest_version_leaves_the_older_one_as_it_was(sqlite_engine):
+def test_withdrawing_a_corrected_version_brings_back_the_one_it_replaced(sqlite_engine):
     store.add_district(sqlite_engine, "甲区")
     first = import_frame(sqlite_engine, "cases", _cases("甲区", "2026-11"), file_name="a.xlsx",
                          sha256="a" * 64).results[0].batch_id
     second = import_frame(sqlite_engine, "cases", _cases("甲区", "2026-11", n=3), file_name="b.xlsx",
                           sha256="b" * 64).results[0].batch_id
-    ingest.withdraw(sqlite_engine, second, None, actor_name="命令行")
+    assert store.load_records(sqlite_engine, "cases").height == 3
+    done = ingest.withdraw(sqlite_engine, second, None, actor_name="命令行")
+    assert (done["version"], done["restored_version"]) == (2, 1)
     states = dict(store.batch_history(sqlite_engine).select("id", "state").iter_rows())
-    assert states == {first: store.SUPERSEDED, second: store.WITHDRAWN}
+    assert states == {first: store.ACTIVE, second: store.WITHDRAWN}
+    assert store.load_records(sqlite_engine, "cases").height == 2
+    # Withdrawing the first too leaves the month empty; a withdrawn version is never brought back.
+    ingest.withdraw(sqlite_engine, first, None, actor_name="命令行")
     assert store.load_records(sqlite_engine, "cases").height == 0
+    third = import_frame(sqlite_engine, "cases", _cases("甲区", "2026-11", n=1), file_name="c.xlsx",
+                         sha256="c" * 64).results[0].batch_id
+    assert ingest.withdraw(sqlite_engine, third, None)["restored_version"] is None
+    assert store.active_batches(sqlite_engine).height == 0
 
 
 def test_coverage_without_data_has_no_default():
