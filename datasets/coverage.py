@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from datasets import quality, store
 from datasets.periods import Period, parse_period, shift_month, to_date
+from datasets.schema import KINDS
 from datasets.vocabulary import Rules
 
 PARTIAL_MARK = "（未报齐）"
@@ -71,6 +72,8 @@ class MonthStatus:
     as_of: dt.date
     reported: tuple[str, ...]
     missing: tuple[str, ...]
+    # A missing district that sent some of the needed exports: the labels of those it lacks.
+    lacking: tuple[tuple[str, str], ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -81,7 +84,9 @@ class MonthStatus:
         """``数据截至 2026年12月7日，已报送 1/10 个区县；未报送：甲区、乙区``."""
         total = len(self.reported) + len(self.missing)
         text = f"数据截至 {date_text(self.as_of)}，已报送 {len(self.reported)}/{total} 个区县"
-        return text + (f"；未报送：{'、'.join(self.missing)}" if self.missing else "")
+        lacking = dict(self.lacking)
+        names = [f"{d}（缺{lacking[d]}）" if d in lacking else d for d in self.missing]
+        return text + (f"；未报送：{'、'.join(names)}" if names else "")
 
 
 @dataclass(frozen=True)
@@ -144,9 +149,12 @@ def coverage_of(grid: pl.DataFrame, as_of: dict[str, dt.date], districts: list[s
     present = set(have.select("district", "month", "kind").iter_rows())
     statuses: dict[str, MonthStatus] = {}
     for month in months:
-        reported = tuple(d for d in districts if all((d, month, k) in present for k in needed))
-        missing = tuple(d for d in districts if d not in reported)
-        statuses[month] = MonthStatus(month, month < this_month, as_of[month], reported, missing)
+        gaps = {d: [k for k in needed if (d, month, k) not in present] for d in districts}
+        reported = tuple(d for d in districts if not gaps[d])
+        missing = tuple(d for d in districts if gaps[d])
+        lacking = tuple((d, "、".join(KINDS[k].label for k in gaps[d])) for d in missing
+                        if len(gaps[d]) < len(needed))
+        statuses[month] = MonthStatus(month, month < this_month, as_of[month], reported, missing, lacking)
     complete = [m for m, s in statuses.items() if s.complete]
     latest_complete = complete[-1] if complete else None
     latest = months[-1] if months else None

@@ -12,6 +12,8 @@ import io
 import openpyxl
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from datasets import accounts, coverage, ingest, quality, store, upload
 from datasets.accounts import STAFF, PermissionDenied
@@ -118,6 +120,7 @@ def test_one_missing_kind_leaves_the_month_partial(city):
     _month(city, "2026-12", districts=("乙区",), kinds=("cases",), created=dt.datetime(2027, 1, 4))
     cover = coverage.coverage(city, Rules(), dt.date(2027, 1, 8))
     assert cover.months["2026-12"].missing == ("乙区",)
+    assert cover.months["2026-12"].note == "数据截至 2026年12月31日，已报送 1/2 个区县；未报送：乙区（缺好差评）"
     assert cover.default_month == "2026-11"
     # The ranking's rule decides: without 好差评 among its needs, December is complete.
     relaxed = coverage.coverage(city, Rules(rank_needs_evaluations=False), dt.date(2027, 1, 8))
@@ -348,3 +351,15 @@ def test_a_year_that_has_ended_is_measured_whole(city):
     assert cover.latest_complete == "2026-11"
     assert cover.measured(parse_period("2026")) == parse_period("2026")
     assert cover.measured(parse_period("2026-Q4")).label == "2026年第4季度"
+
+
+@given(year=st.integers(2004, 2035), quarter=st.integers(0, 4), last=st.integers(1, 12))
+def test_to_date_periods_round_trip_and_stay_inside_their_whole(year, quarter, last):
+    whole = parse_period(f"{year}-Q{quarter}" if quarter else str(year))
+    latest = f"{year:04d}-{last:02d}"
+    period = to_date(whole, latest)
+    assert parse_period(period.key) == period and period.whole == whole
+    assert period.first == whole.first and period.last <= whole.last
+    assert period.last == (latest if whole.first <= latest <= whole.last else whole.last)
+    assert period.label.startswith(whole.label)
+    assert period.previous().whole == whole.previous() and period.previous().length == period.length
