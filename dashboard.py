@@ -399,7 +399,7 @@ def _main() -> None:
         else:
             period, districts, indicators = sidebar_filters(months, default, districts_all, cover)
             if banner := cover.banner(period):
-                st.warning(shared.plain(f"{period.label}：{banner}"), icon=":material/schedule:")
+                st.warning(shared.plain(f"{period.label}数据未报齐。{banner}"), icon=":material/schedule:")
         shared.set_current(
             shared.Context(
                 url=app.url,

@@ -130,7 +130,7 @@ class Coverage:
 
     def banner(self, period: Period) -> str | None:
         notes = self.notes(period)
-        return "；".join(notes) if notes else None
+        return "。".join(notes) if notes else None
 
     @property
     def default_period(self) -> Period | None:

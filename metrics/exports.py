@@ -138,7 +138,7 @@ def write_rank_xlsx(
     sheet = book.add_worksheet("排名")
     top = 1 if note else 0  # the header's row
     if note:
-        safe_export.write_text(sheet, 0, 0, f"{period.label}：{note}")
+        safe_export.write_text(sheet, 0, 0, f"{period.label}数据未报齐。{note}")
     value_formats = {i.name: i.unit.excel_format for i in INDICATORS}
     for c, name in enumerate(table.columns):
         sheet.write_string(top, c, name, head)

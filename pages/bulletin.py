@@ -26,7 +26,7 @@ template = bulletin_docx.template_for(engine)
 
 title.title(f"月度通报 · {period.label}")
 if inputs.note:
-    st.warning(shared.plain(f"{period.label}：{inputs.note}"), icon=":material/schedule:")
+    st.warning(shared.plain(f"{period.label}数据未报齐。{inputs.note}"), icon=":material/schedule:")
 st.caption(
     "按所选时段（月、季、年；默认为最近一个数据报齐的月份）自动生成通报：总体情况、区县排名、进步与退步、存在问题和下一步工作要求。"
     "数字与排名下载、总览页面一致；模板、城市名称、发文单位和工作要求由管理员在“设置”页修改。"

@@ -257,7 +257,7 @@ def test_december_chosen_on_purpose_is_labelled(city, capsys, tmp_path):
     assert lines[0] == note and lines[1].startswith("区县,排名")
     book = openpyxl.load_workbook(io.BytesIO(rank_xlsx_bytes(rank, december, settings, note=note)))
     first = book.worksheets[0]
-    assert first.title == "排名" and first["A1"].value == f"2026年12月：{note}" and first["A2"].value == "区县"
+    assert first.title == "排名" and first["A1"].value == f"2026年12月数据未报齐。{note}" and first["A2"].value == "区县"
     plain = openpyxl.load_workbook(io.BytesIO(rank_xlsx_bytes(rank, december, settings)))
     assert plain.worksheets[0]["A1"].value == "区县"
 

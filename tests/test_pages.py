@@ -321,7 +321,24 @@ def test_a_partial_month_is_marked_in_the_picker_and_labelled_on_the_page(demo: 
     assert not [w for w in at.warning if "数据截至" in str(w.value)]
     ok(at.selectbox(key="f_month").set_value("2025-02").run())
     assert at.title[0].value == "总览 · 2025年2月"
-    assert "2025年2月：数据截至 2025年2月28日，已报送 9/10 个区县；未报送：松岭县" in texts(at.warning)
+    assert "2025年2月数据未报齐。数据截至 2025年2月28日，已报送 9/10 个区县；未报送：松岭县" in texts(at.warning)
+
+
+def test_a_year_in_progress_is_shown_and_ranked_to_date(demo: Demo, monkeypatch):
+    import datetime as dt
+
+    from pages._shared import TODAY_KEY
+
+    at = app(demo, monkeypatch, period="2025")
+    at.session_state[TODAY_KEY] = dt.date(2025, 7, 3)  # the pages' clock: 2025 is in progress
+    at = open_page(at, "pages/ranking.py")
+    assert at.title[0].value == "排名下载 · 2025年（1—6月）"
+    # 松岭县 sent nothing for 2025-02: the year is marked and the page names that month.
+    assert at.selectbox(key="f_year").options[0] == "2025年（未报齐）"
+    assert "2025年（1—6月）数据未报齐。2025年2月：数据截至 2025年2月28日" in texts(at.warning)
+    expected = rank_table_chinese(demo.ranking(Period("2025-01", "2025-06", "2025")))
+    assert table(at, "排名")["效能指数"].to_list() == pytest.approx(expected["效能指数"].to_list(), nan_ok=True)
+    assert at.query_params["period"] == "2025"  # a bookmark keeps the year, measured to date when opened
 
 
 def test_the_bulletin_page_has_its_own_period_picker(demo: Demo, monkeypatch):
