@@ -97,6 +97,7 @@ if checks:
         st.session_state[FLASH] = results
         st.session_state[CHECKS] = {}
         st.session_state[UPLOADER] = round_no + 1
+        st.session_state[ACTIONS] = st.session_state.get(ACTIONS, 0) + 1  # withdrawal/rollback pickers afresh
         st.rerun()
 
 st.subheader("导入历史、撤销与回滚")

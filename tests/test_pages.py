@@ -269,35 +269,35 @@ def test_upload_validate_import_and_roll_back(demo_copy: Demo, monkeypatch):
     assert history["批次号"][0] == newest["id"]
 
     previous = store.batch_history(engine, "cases", district).filter(pl.col("version") == 1)["id"][0]
-    assert at.selectbox(key="rb_target_0").value is None  # no version is preselected
-    assert at.button(key="rb_go_0").disabled
-    at.selectbox(key="rb_target_0").set_value(previous)
-    at.checkbox(key="rb_confirm_0").check()
+    assert at.selectbox(key="rb_target_1").value is None  # no version is preselected
+    assert at.button(key="rb_go_1").disabled
+    at.selectbox(key="rb_target_1").set_value(previous)
+    at.checkbox(key="rb_confirm_1").check()
     ok(at.run())
-    ok(at.button(key="rb_go_0").click().run())
+    ok(at.button(key="rb_go_1").click().run())
     assert "恢复为第 1 版" in texts(at.success)
     active = store.active_batches(engine, "cases").filter(pl.col("district") == district, pl.col("period") == month)
     assert active["id"].to_list() == [previous]
     # After the action nothing is ticked or chosen: a second click cannot roll back again unasked.
-    assert at.checkbox(key="rb_confirm_1").value is False and at.selectbox(key="rb_target_1").value is None
-    assert at.button(key="rb_go_1").disabled and at.button(key="wd_go_1").disabled
+    assert at.checkbox(key="rb_confirm_2").value is False and at.selectbox(key="rb_target_2").value is None
+    assert at.button(key="rb_go_2").disabled and at.button(key="wd_go_2").disabled
 
     # 撤销导入: the active version (the rolled-back-to first one) is withdrawn; its rows stop counting.
-    at.selectbox(key="wd_target_1").set_value(previous)
-    at.checkbox(key="wd_confirm_1").check()
+    at.selectbox(key="wd_target_2").set_value(previous)
+    at.checkbox(key="wd_confirm_2").check()
     ok(at.run())
-    ok(at.button(key="wd_go_1").click().run())
+    ok(at.button(key="wd_go_2").click().run())
     assert "已撤销办件明细" in texts(at.success)
     assert store.active_batches(engine, "cases").filter(pl.col("district") == district,
                                                         pl.col("period") == month).height == 0
     history = table(at, "批次号")
     assert history.filter(pl.col("批次号") == previous)["状态"].to_list() == ["已撤销"]
-    assert at.checkbox(key="wd_confirm_2").value is False and at.selectbox(key="wd_target_2").value is None
+    assert at.checkbox(key="wd_confirm_3").value is False and at.selectbox(key="wd_target_3").value is None
     # …and restored by a rollback to it.
-    at.selectbox(key="rb_target_2").set_value(previous)
-    at.checkbox(key="rb_confirm_2").check()
+    at.selectbox(key="rb_target_3").set_value(previous)
+    at.checkbox(key="rb_confirm_3").check()
     ok(at.run())
-    ok(at.button(key="rb_go_2").click().run())
+    ok(at.button(key="rb_go_3").click().run())
     active = store.active_batches(engine, "cases").filter(pl.col("district") == district, pl.col("period") == month)
     assert active["id"].to_list() == [previous]
     # The import, the rollbacks and the withdrawal are in the audit log under the account, from this page.
