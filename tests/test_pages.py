@@ -324,6 +324,30 @@ def test_a_partial_month_is_marked_in_the_picker_and_labelled_on_the_page(demo: 
     assert "2025年2月数据未报齐。数据截至 2025年2月28日，已报送 9/10 个区县；未报送：松岭县" in texts(at.warning)
 
 
+def test_an_early_upload_of_the_next_month_leaves_the_default_view(demo_copy: Demo, monkeypatch):
+    import datetime as dt
+
+    from datasets.ingest import import_frame
+
+    engine = store.make_engine(demo_copy.url)
+    cases = store.load_records(engine, "cases")
+    district = demo_copy.districts[0]
+    july = cases.filter(pl.col("district") == district,
+                        pl.col("accepted_at").dt.strftime("%Y-%m") == demo_copy.period.first).head(5).with_columns(
+        pl.col("accepted_at").dt.offset_by("1mo"), pl.col("completed_at").dt.offset_by("1mo"),
+        (pl.col("case_id") + "-7").alias("case_id")).drop("batch_id", "period")
+    assert import_frame(engine, "cases", july, file_name="7月.xlsx", sha256="7" * 64,
+                        created_at=dt.datetime(2025, 7, 7, 9)).results[0].period == "2025-07"
+    engine.dispose()
+    at = open_page(app(demo_copy, monkeypatch), "pages/overview.py")
+    assert at.title[0].value == f"总览 · {demo_copy.period.label}"  # still June
+    assert at.selectbox(key="f_month").options[0] == "2025年7月（未报齐）"
+    assert not [w for w in at.warning if "数据截至" in str(w.value)]
+    ok(at.selectbox(key="f_month").set_value("2025-07").run())
+    assert at.title[0].value == "总览 · 2025年7月"
+    assert f"2025年7月数据未报齐。数据截至 2025年7月7日，已报送 0/10 个区县；未报送：{district}（缺好差评）" in texts(at.warning)
+
+
 def test_a_year_in_progress_is_shown_and_ranked_to_date(demo: Demo, monkeypatch):
     import datetime as dt
 
