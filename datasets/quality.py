@@ -210,7 +210,7 @@ def catalog_ages(engine: Engine, month: str, max_age_months: int) -> pl.DataFram
 
 
 def rollback_candidates(history: pl.DataFrame, districts: Iterable[str] | None = None) -> pl.DataFrame:
-    """Versions that can be made active again (superseded or rolled back), newest first.
+    """Versions that can be made active again (superseded, rolled back or withdrawn), newest first.
 
     ``districts``: only the versions of these districts (an account's scope); None for all.
     """

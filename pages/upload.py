@@ -23,7 +23,7 @@ st.title("数据上传")
 st.caption(
     f"上传各区县每月导出的办件明细、事项清单、好差评和 12345 热线工单（.xlsx、.xls、.csv，以及制表符分隔的 .tsv、.txt，单个文件不超过 "
     f"{app.upload_max_mb} MB，可一次选择多个）。文件先校验、不入库；确认后才导入。"
-    "同一区县同一月份再次导入会生成新版本，旧版本保留，可随时回滚。"
+    "同一区县同一月份再次导入会生成新版本，旧版本保留，可随时回滚；导入也可以撤销。"
 )
 for level, message in st.session_state.pop(FLASH, []):
     getattr(st, level)(shared.plain(message))
