@@ -28,6 +28,7 @@ from datasets import store
 from datasets.accounts import User
 from datasets.calendar import CalendarError
 from datasets.config import AppSettings, load_settings
+from datasets.coverage import Coverage
 from datasets.periods import (
     MONTH,
     PERIOD_TYPES,
@@ -145,7 +146,9 @@ def _ensure(key: str, options: list[str], fallback: str) -> None:
         st.session_state[key] = fallback if fallback in options else options[0]
 
 
-def _period_picker(months: list[str]) -> Period:
+def _period_picker(months: list[str], cover: Coverage) -> Period:
+    """The chosen period; partial months (and the quarters and years holding one) are marked
+    （未报齐）, and a quarter or year in progress is measured to date (cover.measured)."""
     seed: Period = st.session_state["_seed_period"]
     choices = period_choices(months)
     asc = sorted(months)
@@ -154,32 +157,32 @@ def _period_picker(months: list[str]) -> Period:
     kind = st.sidebar.radio("时段类型", PERIOD_TYPES, key="f_type", horizontal=True)
     if kind == MONTH:
         _ensure("f_month", choices[MONTH], seed.last)
-        key = st.sidebar.selectbox("月份", choices[MONTH], key="f_month", format_func=lambda k: parse_period(k).label)
+        key = st.sidebar.selectbox("月份", choices[MONTH], key="f_month", format_func=cover.period_label)
         return parse_period(key)
     if kind == QUARTER:
         _ensure("f_quarter", choices[QUARTER], quarter_of(seed.last).key)
-        key = st.sidebar.selectbox("季度", choices[QUARTER], key="f_quarter",
-                                   format_func=lambda k: parse_period(k).label)
-        return parse_period(key)
+        key = st.sidebar.selectbox("季度", choices[QUARTER], key="f_quarter", format_func=cover.period_label)
+        return cover.measured(parse_period(key))
     if kind == YEAR:
         _ensure("f_year", choices[YEAR], seed.last[:4])
-        key = st.sidebar.selectbox("年度", choices[YEAR], key="f_year", format_func=lambda k: f"{k}年")
-        return parse_period(key)
+        key = st.sidebar.selectbox("年度", choices[YEAR], key="f_year", format_func=cover.period_label)
+        return cover.measured(parse_period(key))
     _ensure("f_from", asc, max(seed.first, asc[0]) if seed.first <= asc[-1] else asc[0])
     _ensure("f_to", asc, min(seed.last, asc[-1]) if seed.last >= asc[0] else asc[-1])
     c1, c2 = st.sidebar.columns(2)
-    first = c1.selectbox("起始月份", asc, key="f_from")
-    last = c2.selectbox("结束月份", asc, key="f_to")
+    first = c1.selectbox("起始月份", asc, key="f_from", format_func=cover.month_label)
+    last = c2.selectbox("结束月份", asc, key="f_to", format_func=cover.month_label)
     if first > last:
         st.sidebar.warning("起始月份晚于结束月份，已按从早到晚处理。")
         first, last = last, first
     return Period(first, last)
 
 
-def sidebar_filters(months: list[str], default: str, districts_all: list[str]) -> tuple[Period, list[str], list[str]]:
+def sidebar_filters(months: list[str], default: str, districts_all: list[str],
+                    cover: Coverage) -> tuple[Period, list[str], list[str]]:
     _seed_filters(months, default, districts_all)
     st.sidebar.header("筛选")
-    period = _period_picker(months)
+    period = _period_picker(months, cover)
     st.session_state["_seed_period"] = period
     if any(d not in districts_all for d in st.session_state.get("f_districts", [])):
         st.session_state["f_districts"] = [d for d in st.session_state["f_districts"] if d in districts_all]
@@ -192,7 +195,7 @@ def sidebar_filters(months: list[str], default: str, districts_all: list[str]) -
     if not indicators:
         st.sidebar.caption("未选择指标，按默认关键指标显示。")
         indicators = list(KEY_INDICATORS)
-    st.query_params[Q_PERIOD] = period.key
+    st.query_params[Q_PERIOD] = period.whole.key  # a bookmarked year means the year, to date or whole
     st.query_params[Q_DISTRICT] = list(districts)
     st.query_params[Q_INDICATOR] = list(indicators)
     return period, list(districts), list(indicators)
@@ -377,17 +380,26 @@ def _main() -> None:
         return
     districts_all = shared.get_districts(app.url, version, tuple(sorted(comps["district"].unique().to_list())))
     demo = shared.is_demo(app.url, version)
-    default = latest_month(comps) or months[-1]
+    latest = latest_month(comps) or months[-1]
     # Months after the latest month with 办件 hold only stray rows (evaluations of late completions,
     # catalogs in force): they are not offered as periods.
-    months = [m for m in months if m <= default]
+    months = [m for m in months if m <= latest]
+    cover = shared.get_coverage(app.url, version, shared.rules_key(settings), shared.today())
+    # The default period is the latest complete month (datasets/coverage.py): an early upload of a
+    # new month does not change what is shown until that month is chosen.
+    default = cover.default_month if cover.default_month in months else latest
 
     def with_filters(page_title: str) -> None:
-        """The sidebar filters and the context, for the pages they filter (the others keep the choice)."""
-        if not catalog.BY_TITLE[page_title].filtered:
+        """The sidebar filters and the context, for the pages they filter (the others keep the choice
+        and get the context with the default period: the bulletin page picks its own)."""
+        filtered = catalog.BY_TITLE[page_title].filtered
+        if not filtered:
             _keep_filters()
-            return
-        period, districts, indicators = sidebar_filters(months, default, districts_all)
+            period, districts, indicators = Period(default, default), [], list(KEY_INDICATORS)
+        else:
+            period, districts, indicators = sidebar_filters(months, default, districts_all, cover)
+            if banner := cover.banner(period):
+                st.warning(shared.plain(f"{period.label}数据未报齐。{banner}"), icon=":material/schedule:")
         shared.set_current(
             shared.Context(
                 url=app.url,
@@ -403,6 +415,7 @@ def _main() -> None:
                 districts=districts,
                 indicators=indicators,
                 demo=demo,
+                coverage=cover,
             )
         )
 

@@ -118,6 +118,7 @@ ACTION_LABELS = {
     "import": "导入",
     "import_rejected": "导入被拒",
     "rollback": "回滚",
+    "withdraw": "撤销导入",
     "settings": "修改设置",
     "download": "下载",
     "account": "账号管理",

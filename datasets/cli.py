@@ -12,6 +12,9 @@ import re
 import sys
 from typing import NoReturn
 
+from datasets.coverage import Coverage
+from datasets.periods import Period
+
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -47,3 +50,12 @@ def db_url(value: str | None) -> str:
     from datasets.config import load_settings
 
     return value or os.environ.get("DATABASE_URL") or load_settings().url
+
+
+def measured_period(cover: Coverage, period: Period) -> Period:
+    """The months a CLI command measures: a quarter or year in progress to date (datasets/coverage.py);
+    a partial month's note goes to standard error (standard output stays the table or the message)."""
+    period = cover.measured(Period(period.first, period.last))
+    if note := cover.banner(period):
+        print(f"注意：{period.label}数据未报齐，{note}", file=sys.stderr)
+    return period

@@ -12,7 +12,8 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from datasets import store
+from datasets import accounts, store
+from datasets.accounts import PermissionDenied, User
 from datasets.schema import KINDS
 
 
@@ -207,3 +208,54 @@ def write_batch_files(engine: Engine, result: ImportResult, parts: Parts) -> Non
         batch_files.write_imported(engine, snapshots.cache_of(engine), result.kind, result.sha256, new)
     except Exception:  # the import itself has committed; see above
         logging.getLogger(__name__).exception("batch files of %s not written", result.file_name)
+
+
+def withdraw(engine: Engine, batch_id: int, user: User | None, page: str = "数据上传",
+             actor_name: str = "命令行") -> dict:
+    """撤销导入: take back an active import of one district × kind × month, within the account's district
+    scope (checked again inside the transaction, as stored now); audited. Its records stop counting
+    at once (a new revision; the caches key on the active batches) and the version it replaced, if
+    any, counts again (store.withdraw_batch). A rollback to the batch restores it.
+
+    ``actor_name`` is recorded when there is no account (the shell).
+    """
+    district = store.batch_district(engine, batch_id)
+    if district is None:
+        raise ValueError(f"批次 {batch_id} 不存在")
+    if user is not None:
+        _check_withdraw_scope(user, district)
+    actor = user.username if user is not None else actor_name
+
+    def guard(conn: Connection, target) -> None:
+        if user is None:
+            return
+        fresh = accounts.current_account(conn, user.username)
+        if fresh is None:
+            raise PermissionDenied(f"账号“{user.username}”已不存在")
+        _check_withdraw_scope(fresh, target.district)
+
+    def audit(conn: Connection, done: dict) -> None:
+        label = KINDS[done["kind"]].label if done["kind"] in KINDS else done["kind"]
+        back = f"，恢复为第 {done['restored_version']} 版" if done["restored_version"] is not None else ""
+        accounts.audit_in(conn, actor, "withdraw",
+                          f"{done['district']} {done['period']} {label} 撤销第 {done['version']} 版"
+                          f"（批次 {batch_id}，{done['rows']} 行{back}）", page)
+
+    return store.withdraw_batch(engine, batch_id, actor, guard=guard, audit=audit)
+
+
+def _check_withdraw_scope(user: User, district: str) -> None:
+    try:
+        accounts.check_import_scope(user, [district], rollback=True)
+    except PermissionDenied as exc:  # the same rule as a rollback, worded for a withdrawal
+        raise PermissionDenied(str(exc).replace("回滚", "撤销")) from None
+
+
+def withdraw_candidates(history: pl.DataFrame, districts: list[str] | tuple[str, ...] | None = None) -> pl.DataFrame:
+    """The active imports an account may withdraw (its districts; None for all), newest first."""
+    if history.height == 0:
+        return history
+    out = history.filter(pl.col("state") == store.ACTIVE)
+    if districts is not None and "*" not in districts:
+        out = out.filter(pl.col("district").is_in(list(districts)))
+    return out.sort("id", descending=True)

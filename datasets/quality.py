@@ -19,7 +19,8 @@ from datasets.periods import month_range
 from datasets.schema import KINDS
 
 PRESENT, LATE, CARRIED, MISSING = "已报送", "逾期报送", "沿用", "缺失"
-STATE_LABELS = {store.ACTIVE: "在用", store.SUPERSEDED: "已被新版本替换", store.ROLLED_BACK: "已回滚"}
+STATE_LABELS = {store.ACTIVE: "在用", store.SUPERSEDED: "已被新版本替换", store.ROLLED_BACK: "已回滚",
+                store.WITHDRAWN: "已撤销"}
 MONTHLY_KINDS = ("cases", "evaluations", "hotline")
 
 _GRID_SCHEMA = {
@@ -209,7 +210,7 @@ def catalog_ages(engine: Engine, month: str, max_age_months: int) -> pl.DataFram
 
 
 def rollback_candidates(history: pl.DataFrame, districts: Iterable[str] | None = None) -> pl.DataFrame:
-    """Versions that can be made active again (superseded or rolled back), newest first.
+    """Versions that can be made active again (superseded, rolled back or withdrawn), newest first.
 
     ``districts``: only the versions of these districts (an account's scope); None for all.
     """

@@ -2,7 +2,8 @@
 
 Every import is a *batch* (one per district of a file). Records keep the id of the batch that
 brought them. A batch is ``active`` until a corrected export of the same district × kind × period
-supersedes it (then ``superseded``, kept for rollback). Reading returns, for each record id and
+supersedes it (then ``superseded``, kept for rollback), or until it is withdrawn (``withdrawn``: its
+records stop counting, and a rollback to it restores it). Reading returns, for each record id and
 district, the row of the newest active batch, so overlapping exports count once.
 """
 
@@ -27,6 +28,7 @@ from datasets.tables import batches, districts, metadata, record_tables, revisio
 DEFAULT_SQLITE_PATH = Path(__file__).resolve().parent.parent / "data" / "dashboard.db"
 
 ACTIVE, SUPERSEDED, ROLLED_BACK = "active", "superseded", "rolled_back"
+WITHDRAWN = "withdrawn"  # taken back by its district (撤销导入); rollback_to it restores it
 
 # The tables are declared in datasets/tables.py (one metadata for every store-side module).
 
@@ -652,6 +654,49 @@ def rollback_to(
         conn.execute(batches.update().where(batches.c.id == batch_id).values(state=ACTIVE))
         add_revision(conn, f"rollback {batch_id} by {user_name}")
         done = {"kind": target.kind, "district": target.district, "period": target.period, "version": target.version}
+        if audit is not None:
+            audit(conn, done)
+    return done
+
+
+def withdraw_batch(
+    engine: Engine,
+    batch_id: int,
+    user_name: str = "system",
+    *,
+    guard: Callable[[Connection, Any], None] | None = None,
+    audit: Callable[[Connection, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Withdraw an active batch: its records stop counting, and the slot is as it was before the
+    import: the newest older version that was not itself withdrawn is active again (none: the slot
+    has no active version). rollback_to makes any version active again, this one included.
+
+    Like rollback_to: under the slot's lock, ``guard`` may refuse, ``audit`` writes in the transaction.
+    """
+    with engine.begin() as conn:
+        target = conn.execute(sa.select(batches).where(batches.c.id == batch_id)).first()
+        if target is None:
+            raise ValueError(f"批次 {batch_id} 不存在")
+        lock_slot(conn, target.kind, target.district, target.period)
+        if guard is not None:
+            guard(conn, target)
+        state = conn.execute(sa.select(batches.c.state).where(batches.c.id == batch_id)).scalar()
+        if state != ACTIVE:  # read under the lock: a concurrent withdrawal or rollback came first
+            raise ValueError(f"批次 {batch_id} 不是在用版本，不能撤销")
+        slot = ((batches.c.kind == target.kind) & (batches.c.district == target.district)
+                & (batches.c.period == target.period))
+        older = conn.execute(
+            sa.select(batches.c.id, batches.c.version)
+            .where(slot & (batches.c.id < batch_id) & (batches.c.state != WITHDRAWN))
+            .order_by(batches.c.id.desc()).limit(1)
+        ).first()
+        conn.execute(batches.update().where(batches.c.id == batch_id).values(state=WITHDRAWN))
+        if older is not None:
+            conn.execute(batches.update().where(batches.c.id == older.id).values(state=ACTIVE))
+        add_revision(conn, f"withdraw {batch_id} by {user_name}")
+        done = {"kind": target.kind, "district": target.district, "period": target.period,
+                "version": target.version, "rows": target.rows,
+                "restored_version": older.version if older is not None else None}
         if audit is not None:
             audit(conn, done)
     return done

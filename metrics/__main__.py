@@ -5,11 +5,12 @@ The columns and exit codes are a stable contract (0 ok, 2 bad arguments).
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 
 import polars as pl
 
-from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url, month_arg
+from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url, measured_period, month_arg
 from datasets.periods import Period, parse_period
 
 REPORT_COLUMNS = [
@@ -30,14 +31,14 @@ def build_parser() -> ChineseArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ChineseArgumentParser)
     rep = sub.add_parser("report", help="指标明细（每个区县/部门 × 指标一行）")
     rep.add_argument("--db", help="数据库 URL（默认 DATABASE_URL 或内置 SQLite）")
-    rep.add_argument("--from", dest="first", type=month_arg, help="起始月份 YYYY-MM（默认最近有数据的月份）")
+    rep.add_argument("--from", dest="first", type=month_arg, help="起始月份 YYYY-MM（默认最近一个数据报齐的月份）")
     rep.add_argument("--to", dest="last", type=month_arg, help="结束月份 YYYY-MM（默认同起始月份）")
     rep.add_argument("--by", choices=["district", "department", "city"], default="district", help="汇总方式")
     rep.add_argument("--format", choices=["csv", "json"], default="csv", help="输出格式")
     rep.add_argument("--out", help="输出文件（默认标准输出）")
     rank = sub.add_parser("rank", help="区县效能指数排名")
     rank.add_argument("--db", help="数据库 URL")
-    rank.add_argument("--period", required=True, help="时段：YYYY-MM、YYYY-Qn 或 YYYY")
+    rank.add_argument("--period", help="时段：YYYY-MM、YYYY-Qn 或 YYYY（默认最近一个数据报齐的月份）")
     rank.add_argument("--format", choices=["csv", "xlsx"], default="csv", help="输出格式")
     rank.add_argument("--out", help="输出文件（xlsx 必须指定）")
     from metrics.bulletin_cli import add_parser
@@ -68,22 +69,26 @@ def report_table(comps: pl.DataFrame, period: Period, by: str, districts: list[s
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, today: dt.date | None = None) -> int:
+    """``today`` decides which months have ended (the default period); tests pass a date."""
     args = build_parser().parse_args(argv)
+    today = today or dt.date.today()
     if args.command == "bulletin":
         from metrics.bulletin_cli import run
 
-        return run(args)
+        return run(args, today)
     from datasets import safe_export, store
     from datasets.calendar import CalendarError
+    from datasets.coverage import coverage
     from datasets.quality import all_districts
     from metrics.compute import latest_month
     from metrics.scoring import ranking
     from metrics.service import open_store
 
+    period: Period | None = None
     if args.command == "rank":
         try:
-            period = parse_period(args.period)
+            period = parse_period(args.period) if args.period else None
         except ValueError as exc:
             return _usage_error(f"--period {exc}")
         if args.format == "xlsx" and not args.out:
@@ -95,12 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     except CalendarError as exc:
         print(f"计算失败：{exc}", file=sys.stderr)
         return 1
+    cover = coverage(engine, settings.rules, today)
     if args.command == "report":
-        first = args.first or latest_month(comps)
+        first = args.first or cover.default_month or latest_month(comps)
         if first is None:
             print("数据库中还没有数据：请先导入数据或运行 python -m datasets demo", file=sys.stderr)
             return 1
-        period = Period(first, args.last or first)
+        period = measured_period(cover, Period(first, args.last or first))
         table = report_table(comps, period, args.by, all_districts(engine))
         if args.format == "csv":
             safe_export.write_csv(table, args.out)
@@ -109,12 +115,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from metrics.exports import rank_export_frame, write_rank_xlsx
 
+    if period is None:
+        if cover.default_period is None:
+            print("数据库中还没有数据：请先导入数据或运行 python -m datasets demo", file=sys.stderr)
+            return 1
+        period = cover.default_period
+    period = measured_period(cover, period)
     rank = ranking(comps, period, settings, store.active_batches(engine), all_districts(engine))
     if args.format == "csv":
         safe_export.write_csv(rank_export_frame(rank), args.out)
     else:
-        write_rank_xlsx(rank, period, settings, args.out, engine=engine)
+        write_rank_xlsx(rank, period, settings, args.out, engine=engine, note=cover.banner(period))
     return 0
+
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from datasets import quality, store
+from datasets import coverage, quality, store
 from datasets.periods import Period
 from metrics import alerts, charts, detail_store, overview
 from metrics.compute import CITY, aggregate
@@ -186,6 +186,7 @@ class Inputs:
     issuer: str = DEFAULT_ISSUER
     requirements: str = DEFAULT_REQUIREMENTS
     today: dt.date = field(default_factory=dt.date.today)
+    note: str | None = None  # the period's partial months (datasets/coverage.py): 数据截至 …，已报送 N/M 个区县
 
     def __post_init__(self) -> None:
         self._rank: dict[Period, pl.DataFrame] = {}
@@ -198,9 +199,15 @@ class Inputs:
 
 
 def load_inputs(engine, comps: pl.DataFrame, settings: ScoringSettings, period: Period,
-                detail: alerts.Detail | None = None, today: dt.date | None = None) -> Inputs:
-    """Read the alert rows, the quality grid and the administrator's texts for ``period``."""
+                detail: alerts.Detail | None = None, today: dt.date | None = None,
+                cover: coverage.Coverage | None = None) -> Inputs:
+    """Read the alert rows, the quality grid, the administrator's texts and, for a partial month, how
+    far its data goes (``cover``, else computed for ``today``) for ``period``."""
     from datasets import documents
+
+    today = today or dt.date.today()
+    if cover is None:
+        cover = coverage.coverage(engine, settings.rules, today)
 
     districts = quality.all_districts(engine)
     districts += sorted(set(comps["district"].unique().to_list()) - set(districts))
@@ -218,7 +225,8 @@ def load_inputs(engine, comps: pl.DataFrame, settings: ScoringSettings, period: 
         city=documents.get_text(engine, documents.CITY_NAME) or default_city(engine),
         issuer=documents.get_text(engine, documents.ISSUER) or DEFAULT_ISSUER,
         requirements=documents.get_text(engine, documents.REQUIREMENTS) or DEFAULT_REQUIREMENTS,
-        today=today or dt.date.today(),
+        today=today,
+        note=cover.banner(period),
     )
 
 
@@ -265,8 +273,10 @@ def _has_data(inp: Inputs, period: Period) -> bool:
 
 def _overall(inp: Inputs, with_charts: bool) -> list[Block]:
     p = inp.period
+    # A partial month says how far its data goes and who has not reported, before any number.
+    lead: list[Block] = [Paragraph(f"注：本期数据未报齐，{inp.note}。")] if inp.note else []
     if not _has_data(inp, p):
-        return [Paragraph(f"{p.label}全市尚无已报送的数据，本期不计算效能指数和各项指标。")]
+        return [*lead, Paragraph(f"{p.label}全市尚无已报送的数据，本期不计算效能指数和各项指标。")]
     headlines = headline_indicators()
     ids = [i for g in GROUPS for i in headlines[g]]
     cards = {c.key: c for c in overview.overview_cards(inp.comps, p, inp.settings, None, ids)}
@@ -274,6 +284,7 @@ def _overall(inp: Inputs, with_charts: bool) -> list[Block]:
     ranked = inp.rank().filter(pl.col("ranked"))
     index = cards[INDEX]
     blocks: list[Block] = [
+        *lead,
         Paragraph(
             f"{p.label}，全市政务服务{value_sentence(INDEX_NAME, INDEX, index.value, index.mom, index.yoy)}。"
             f"参加排名的区县 {ranked.height} 个（共 {len(inp.districts)} 个）。"

@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 
-from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url
+from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url, measured_period
 
 
 def add_parser(sub) -> ChineseArgumentParser:
     cmd = sub.add_parser("bulletin", help="月度通报（Word/PDF）或区县报告单")
     cmd.add_argument("--db", help="数据库 URL")
-    cmd.add_argument("--period", required=True, help="时段：YYYY-MM、YYYY-Qn 或 YYYY")
+    cmd.add_argument("--period", help="时段：YYYY-MM、YYYY-Qn 或 YYYY（默认最近一个数据报齐的月份）")
     cmd.add_argument("--district", help="生成该区县的报告单（“全部”：每个区县一页）；不指定时生成通报")
     cmd.add_argument("--format", choices=["docx", "pdf"], default="docx", help="输出格式（pdf 需要 LibreOffice）")
     cmd.add_argument("--out", help="输出文件（默认当前目录下的“效能评估通报_时段.docx”）")
     return cmd
 
 
-def run(args) -> int:
+def run(args, today: dt.date | None = None) -> int:
+    """``today``: which months have ended (the default period is the latest complete month)."""
     from datasets.calendar import CalendarError
+    from datasets.coverage import coverage
     from datasets.periods import parse_period
     from metrics import bulletin, bulletin_docx
     from metrics.service import open_store
 
     try:
-        period = parse_period(args.period)
+        period = parse_period(args.period) if args.period else None
     except ValueError as exc:
         print(f"参数错误：--period {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -38,7 +41,14 @@ def run(args) -> int:
     except CalendarError as exc:
         print(f"计算失败：{exc}", file=sys.stderr)
         return 1
-    inputs = bulletin.load_inputs(engine, comps, settings, period)
+    today = today or dt.date.today()
+    cover = coverage(engine, settings.rules, today)
+    period = period or cover.default_period
+    if period is None:
+        print("数据库中还没有数据：请先导入数据或运行 python -m datasets demo", file=sys.stderr)
+        return 1
+    period = measured_period(cover, period)
+    inputs = bulletin.load_inputs(engine, comps, settings, period, today=today, cover=cover)
     if args.district and args.district != bulletin_docx.ALL_DISTRICTS and args.district not in inputs.districts:
         print(f"参数错误：--district 没有名为“{args.district}”的区县；可选：{'、'.join(inputs.districts)}、"
               f"{bulletin_docx.ALL_DISTRICTS}", file=sys.stderr)

@@ -82,9 +82,22 @@ def rank_table_chinese(rank: pl.DataFrame) -> pl.DataFrame:
     return whole_numbers(frame, [c for c in frame.columns if c.endswith(("·分子", "·分母"))])
 
 
-def rank_csv_bytes(rank: pl.DataFrame) -> bytes:
-    """UTF-8 with BOM so that Excel opens the Chinese headers correctly."""
-    return safe_export.csv_bytes(rank_table_chinese(rank))
+def rank_csv_bytes(rank: pl.DataFrame, note: str | None = None) -> bytes:
+    """UTF-8 with BOM so that Excel opens the Chinese headers correctly. ``note``: for a partial month
+    (datasets/coverage.py), a first line saying how far the data goes, before the header."""
+    return csv_with_note(rank_table_chinese(rank), note)
+
+
+def csv_with_note(frame: pl.DataFrame, note: str | None) -> bytes:
+    """safe_export.csv_bytes, with ``note`` (a partial month's 数据截至 … line) as the first line."""
+    body = safe_export.csv_bytes(frame)
+    if not note:
+        return body
+    import csv
+
+    line = io.StringIO()
+    csv.writer(line, lineterminator="\n").writerow([neutralize(note)])
+    return (safe_export.BOM + line.getvalue()).encode("utf-8") + body.removeprefix(safe_export.BOM.encode("utf-8"))
 
 
 def text_width(text: object) -> int:
@@ -104,9 +117,11 @@ def write_rank_xlsx(
     out: str | Path | BinaryIO,
     engine: Engine | None = None,
     imported_at: dt.datetime | None = None,
+    note: str | None = None,
 ) -> None:
     """Sheet 排名: frozen header, autofilter, widths that fit, whole numbers as whole numbers, rates as
-    percentages, rank changes with a sign; sheet 指标说明: formulas and settings used, all in Chinese."""
+    percentages, rank changes with a sign; sheet 指标说明: formulas and settings used, all in Chinese.
+    ``note``: for a partial month (datasets/coverage.py), written above the table on the first sheet."""
     from metrics.reference import rules_table
 
     table = rank_table_chinese(rank)
@@ -121,15 +136,18 @@ def write_rank_xlsx(
     formats = {code: book.add_format({"num_format": code}) for code in codes}
     wrap = book.add_format({"text_wrap": True, "valign": "top"})
     sheet = book.add_worksheet("排名")
+    top = 1 if note else 0  # the header's row
+    if note:
+        safe_export.write_text(sheet, 0, 0, f"{period.label}数据未报齐。{note}")
     value_formats = {i.name: i.unit.excel_format for i in INDICATORS}
     for c, name in enumerate(table.columns):
-        sheet.write_string(0, c, name, head)
+        sheet.write_string(top, c, name, head)
         dtype = table.schema[name]
         key = (SIGNED_FORMAT if name == "排名变化" else value_formats[name] if name in value_formats
                else INT_FORMAT if dtype.is_integer() else DEC_FORMAT)
         fmt = formats[key]
         widest = 0
-        for r, value in enumerate(table[name].to_list(), start=1):
+        for r, value in enumerate(table[name].to_list(), start=top + 1):
             if value is None:
                 sheet.write_string(r, c, NULL_TEXT)
                 shown = NULL_TEXT
@@ -142,9 +160,9 @@ def write_rank_xlsx(
             widest = max(widest, text_width(shown))
         # Headers wrap onto up to three lines; values never get cut.
         sheet.set_column(c, c, max(widest + 2, min(text_width(name) + 2, 18) if c else text_width(name) + 2, 8))
-    sheet.freeze_panes(1, 1)
-    sheet.set_row(0, 48)
-    sheet.autofilter(0, 0, max(table.height, 1), len(table.columns) - 1)
+    sheet.freeze_panes(top + 1, 1)
+    sheet.set_row(top, 48)
+    sheet.autofilter(top, 0, top + max(table.height, 1), len(table.columns) - 1)
 
     info = book.add_worksheet("指标说明")
     info.write_row(0, 0, ["统计时段", period.label, f"{period.first} 至 {period.last}"], head)
@@ -188,8 +206,9 @@ def write_rank_xlsx(
 
 
 def rank_xlsx_bytes(
-    rank: pl.DataFrame, period: Period, settings: ScoringSettings, engine: Engine | None = None
+    rank: pl.DataFrame, period: Period, settings: ScoringSettings, engine: Engine | None = None,
+    note: str | None = None,
 ) -> bytes:
     buf = io.BytesIO()
-    write_rank_xlsx(rank, period, settings, buf, engine=engine)
+    write_rank_xlsx(rank, period, settings, buf, engine=engine, note=note)
     return buf.getvalue()

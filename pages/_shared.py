@@ -8,6 +8,7 @@ version, so an import, a rollback or a settings change shows at once and repeate
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import hashlib
 import json
@@ -23,7 +24,8 @@ from sqlalchemy.engine import Engine
 
 from datasets import store
 from datasets.config import AppSettings
-from datasets.periods import Period, parse_period
+from datasets.coverage import Coverage, coverage
+from datasets.periods import MONTH, QUARTER, YEAR, Period, parse_period, period_choices
 from datasets.quality import all_districts
 from datasets.vocabulary import Rules
 from metrics.alerts import Detail
@@ -167,6 +169,21 @@ def get_inventory(url: str, fingerprint: str) -> pl.DataFrame:
     return store.active_batches(get_engine(url)).select("district", "kind", "period")
 
 
+TODAY_KEY = "_today"  # tests put a date here: the pages' clock (which months have ended)
+
+
+def today() -> dt.date:
+    """Today for deciding which months have ended: the session's injected date (tests), else the date."""
+    injected = st.session_state.get(TODAY_KEY)
+    return injected if isinstance(injected, dt.date) else dt.date.today()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def get_coverage(url: str, version: int, rules_key: str, day: dt.date) -> Coverage:
+    """datasets.coverage.coverage: complete months, the default month, the partial months' notes."""
+    return coverage(get_engine(url), _rules(rules_key), day)
+
+
 @st.cache_data(show_spinner=False)
 def template(kind: str) -> bytes:
     """The import template of a kind (.xlsx), built once."""
@@ -195,6 +212,7 @@ class Context:
     districts: list[str] = field(default_factory=list)  # chosen in the sidebar; empty = all
     indicators: list[str] = field(default_factory=list)  # chosen indicator ids
     demo: bool = False
+    coverage: Coverage | None = None  # complete months (datasets/coverage.py)
 
     @property
     def rules_key(self) -> str:
@@ -209,6 +227,10 @@ class Context:
     def shown_districts(self) -> list[str]:
         return list(self.districts) or list(self.districts_all)
 
+    def banner(self, period: Period | None = None) -> str | None:
+        """数据截至 …，已报送 N/M 个区县 for the partial months of the period (None: all complete)."""
+        return self.coverage.banner(period or self.period) if self.coverage is not None else None
+
     def ranking(self, period: Period | None = None) -> pl.DataFrame:
         return get_ranking(self.url, self.fingerprint, self.rules_key, self.version, (period or self.period).key)
 
@@ -222,6 +244,21 @@ class Context:
 
 
 _RUN = threading.local()
+
+
+def own_period_picker(ctx: Context, key: str) -> Period:
+    """A page's own period picker (月/季/年), defaulting to the latest complete month; partial months
+    marked （未报齐）, a quarter or year in progress measured to date."""
+    cover = ctx.coverage or Coverage(tuple(ctx.districts_all))
+    choices = period_choices(ctx.months)
+    c1, c2 = st.columns([1, 2])
+    kind = c1.radio("时段类型", (MONTH, QUARTER, YEAR), key=f"{key}_type", horizontal=True)
+    options = choices[kind]
+    default = {MONTH: ctx.period.last, QUARTER: f"{ctx.period.last[:4]}-Q{(int(ctx.period.last[5:7]) - 1) // 3 + 1}",
+               YEAR: ctx.period.last[:4]}[kind]
+    chosen = c2.selectbox("时段", options, index=options.index(default) if default in options else 0,
+                          key=f"{key}_{kind}", format_func=cover.period_label)
+    return cover.measured(parse_period(chosen))
 
 
 DB_UNAVAILABLE = "数据库暂时不可用，请稍后刷新页面重试。已保存的数据不受影响，导入要么完整入库、要么完全没有入库。"
@@ -424,11 +461,12 @@ def plain(text: object) -> str:
     return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in str(text))
 
 
-def csv_bytes(frame: pl.DataFrame) -> bytes:
-    """UTF-8 with BOM (opens correctly in Excel), formula-like cells neutralised."""
-    from datasets import safe_export
+def csv_bytes(frame: pl.DataFrame, note: str | None = None) -> bytes:
+    """UTF-8 with BOM (opens correctly in Excel), formula-like cells neutralised; ``note`` (a partial
+    month's 数据截至 … line) first."""
+    from metrics.exports import csv_with_note
 
-    return safe_export.csv_bytes(frame)
+    return csv_with_note(frame, note)
 
 
 def file_period(period: Period) -> str:

@@ -1,4 +1,5 @@
-"""月度通报 (evaluators, administrators; leaders preview): the bulletin of the sidebar's period as text,
+"""月度通报 (evaluators, administrators; leaders preview): the bulletin of the period picked here (default:
+the latest complete month) as text,
 tables and charts, with .docx/.pdf downloads of the bulletin and of the district report cards for
 the accounts that may download (session.may_download), each download recorded in the audit log."""
 
@@ -15,15 +16,19 @@ DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.docu
 
 engine, app, user = ui.gate(catalog.PAGE_BULLETIN)
 ctx = shared.current()
-period = ctx.period
+title = st.empty()
+period = shared.own_period_picker(ctx, "bulletin_period")
 
-inputs = bulletin.load_inputs(engine, ctx.comps, ctx.settings, period, detail=ctx.detail())
+inputs = bulletin.load_inputs(engine, ctx.comps, ctx.settings, period, detail=ctx.detail(), today=shared.today(),
+                              cover=ctx.coverage)
 doc = bulletin.build_bulletin(inputs)
 template = bulletin_docx.template_for(engine)
 
-st.title(f"月度通报 · {period.label}")
+title.title(f"月度通报 · {period.label}")
+if inputs.note:
+    st.warning(shared.plain(f"{period.label}数据未报齐。{inputs.note}"), icon=":material/schedule:")
 st.caption(
-    "按左侧选择的时段（月、季、年）自动生成通报：总体情况、区县排名、进步与退步、存在问题和下一步工作要求。"
+    "按所选时段（月、季、年；默认为最近一个数据报齐的月份）自动生成通报：总体情况、区县排名、进步与退步、存在问题和下一步工作要求。"
     "数字与排名下载、总览页面一致；模板、城市名称、发文单位和工作要求由管理员在“设置”页修改。"
 )
 

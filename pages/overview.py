@@ -61,6 +61,6 @@ for alert in alerts.ALERTS.values():
         shared.table(frame, key=f"alert_{alert.id}")
         if user is not None:  # visitors (anonymous viewing) see the lists but do not download them
             file_name = f"{alert.title}_{shared.file_period(period)}.csv"
-            st.download_button("下载清单（CSV）", shared.csv_bytes(frame), file_name=file_name, mime="text/csv",
+            st.download_button("下载清单（CSV）", shared.csv_bytes(frame, ctx.banner()), file_name=file_name, mime="text/csv",
                                key=f"dl_{alert.id}", on_click=actions.record_download,
                                args=(engine, user, f"{file_name}（{frame.height} {alert.unit}）", catalog.PAGE_OVERVIEW))

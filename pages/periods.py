@@ -25,6 +25,8 @@ if mode == OTHER:
                          help="写作 2024-05（月）、2024-Q2（季度）、2024（年度）或 2024-01~2024-06（任意月份区间）")
     try:
         other = parse_period(text)
+        if ctx.coverage is not None:  # a quarter or year in progress to date, as in the sidebar
+            other = ctx.coverage.measured(other)
     except ValueError as exc:
         st.error(f"对比时段无效：{exc}")
         st.stop()

@@ -29,7 +29,7 @@ if session.may_download(user, catalog.PAGE_RANKING):
     c1, c2, _ = st.columns([1, 1, 3])
     c1.download_button(
         "下载 Excel（.xlsx）",
-        rank_xlsx_bytes(rank, period, ctx.settings, ctx.engine),
+        rank_xlsx_bytes(rank, period, ctx.settings, ctx.engine, note=ctx.banner()),
         file_name=f"{name}.xlsx",
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         key="dl_rank_xlsx",
@@ -37,7 +37,7 @@ if session.may_download(user, catalog.PAGE_RANKING):
         on_click=actions.record_download,
         args=(engine, user, f"{name}.xlsx（排名表 Excel，{period.label}）", catalog.PAGE_RANKING),
     )
-    c2.download_button("下载 CSV", rank_csv_bytes(rank), file_name=f"{name}.csv",
+    c2.download_button("下载 CSV", rank_csv_bytes(rank, ctx.banner()), file_name=f"{name}.csv",
                        mime="text/csv", key="dl_rank_csv", on_click=actions.record_download,
                        args=(engine, user, f"{name}.csv（排名表 CSV，{period.label}）", catalog.PAGE_RANKING))
 else:

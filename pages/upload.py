@@ -1,12 +1,12 @@
 """数据上传 (staff): upload monthly exports, see the validation report (on screen and as .xlsx),
-import on confirmation, roll back to an earlier version, download import templates.
+import on confirmation, withdraw an import (撤销导入), roll back to any version, download import templates.
 
 Imports and rollbacks are made as the signed-in account: datasets/upload.py checks its district
 scope itself (a file with rows of another district is refused), the page only offers its districts."""
 
 import streamlit as st
 
-from datasets import accounts, quality, report, store, templates, upload
+from datasets import accounts, ingest, quality, report, store, templates, upload
 from datasets import admin as actions
 from datasets.schema import KINDS
 from pages import _auth_ui as ui
@@ -15,6 +15,7 @@ from pages import _shared as shared
 
 AUTO, NO_DISTRICT = "（按表头自动识别）", "（文件中已有区县列）"
 CHECKS, FLASH, UPLOADER = "_upload_checks", "_upload_flash", "_upload_round"
+ACTIONS = "_upload_action_round"  # bumped after every withdrawal or rollback
 
 engine, app, user = ui.gate(catalog.PAGE_UPLOAD)
 assert user is not None  # the gate admits 工作人员 only
@@ -22,7 +23,7 @@ st.title("数据上传")
 st.caption(
     f"上传各区县每月导出的办件明细、事项清单、好差评和 12345 热线工单（.xlsx、.xls、.csv，以及制表符分隔的 .tsv、.txt，单个文件不超过 "
     f"{app.upload_max_mb} MB，可一次选择多个）。文件先校验、不入库；确认后才导入。"
-    "同一区县同一月份再次导入会生成新版本，旧版本保留，可随时回滚。"
+    "同一区县同一月份再次导入会生成新版本，旧版本保留，可随时回滚；导入也可以撤销。"
 )
 for level, message in st.session_state.pop(FLASH, []):
     getattr(st, level)(shared.plain(message))
@@ -96,32 +97,67 @@ if checks:
         st.session_state[FLASH] = results
         st.session_state[CHECKS] = {}
         st.session_state[UPLOADER] = round_no + 1
+        st.session_state[ACTIONS] = st.session_state.get(ACTIONS, 0) + 1  # withdrawal/rollback pickers afresh
         st.rerun()
 
-st.subheader("导入历史与回滚")
+st.subheader("导入历史、撤销与回滚")
 h1, h2 = st.columns(2)
 hist_kind = h1.selectbox("数据类型", ["", *KINDS], key="hist_kind", format_func=lambda k: KINDS[k].label if k else "全部")
 hist_district = h2.selectbox("区县", ["", *quality.all_districts(engine)], key="hist_district",
                              format_func=lambda d: d or "全部")
 history = store.batch_history(engine, hist_kind or None, hist_district or None)
 shared.table(quality.batch_table(history), key="batch_history", height=320)
+# Every action starts a new round of the pickers and confirmations below: nothing stays ticked or
+# chosen for a second click to act on without asking again.
+action_round = st.session_state.setdefault(ACTIONS, 0)
+
+
+def _done(message: str) -> None:
+    st.session_state[FLASH] = [("success", message)]
+    st.session_state[ACTIONS] = action_round + 1
+    st.rerun()
+
+
+withdrawable = ingest.withdraw_candidates(history, scope)
+with st.container(border=True):
+    st.markdown("**撤销导入**")
+    if withdrawable.height:
+        rows_w = {r["id"]: r for r in withdrawable.iter_rows(named=True)}
+        chosen = st.selectbox("撤销以下在用版本", list(rows_w), index=None, placeholder="选择要撤销的导入",
+                              key=f"wd_target_{action_round}", format_func=lambda i: quality.batch_label(rows_w[i]))
+        sure = st.checkbox("我确认：所选导入将不再计入指标，该区县该月份恢复为导入前的版本（导入记录保留，标为“已撤销”，可通过回滚恢复）",
+                           key=f"wd_confirm_{action_round}")
+        if st.button("撤销导入", disabled=not (sure and chosen is not None), key=f"wd_go_{action_round}"):
+            try:
+                done = ingest.withdraw(engine, int(chosen), user, page=catalog.PAGE_UPLOAD)
+            except (ValueError, accounts.PermissionDenied) as exc:
+                st.error(shared.plain(f"未撤销：{exc}"))
+            else:
+                back = (f"，恢复为第 {done['restored_version']} 版" if done["restored_version"] is not None
+                        else "，该月份暂无在用数据")
+                _done(f"已撤销{KINDS[done['kind']].label} {done['district']} {done['period']} 第 {done['version']} 版"
+                      f"{back}（可在下方回滚恢复）")
+    else:
+        st.caption("负责区县没有可撤销的在用导入。")
+
 candidates = quality.rollback_candidates(history, scope)
-if candidates.height:
-    rows = {r["id"]: r for r in candidates.iter_rows(named=True)}
-    target = st.selectbox("恢复到以下版本", list(rows), key="rb_target", format_func=lambda i: quality.batch_label(rows[i]))
-    confirm = st.checkbox("我确认：该区县该数据类型该月份的数据将恢复为所选版本（当前版本保留，可再次回滚）",
-                          key="rb_confirm")
-    if st.button("回滚", disabled=not confirm, key="rb_go"):
-        try:
-            done = upload.rollback(engine, int(target), user, page=catalog.PAGE_UPLOAD)
-        except (ValueError, accounts.PermissionDenied) as exc:
-            st.error(shared.plain(f"未回滚：{exc}"))
-        else:
-            st.session_state[FLASH] = [("success", f"已将{KINDS[done['kind']].label} {done['district']} "
-                                                   f"{done['period']} 恢复为第 {done['version']} 版")]
-            st.rerun()
-else:
-    st.caption("没有可回滚的旧版本（同一区县同一月份重新导入后，负责区县的旧版本会出现在这里）。")
+with st.container(border=True):
+    st.markdown("**回滚**")
+    if candidates.height:
+        rows = {r["id"]: r for r in candidates.iter_rows(named=True)}
+        target = st.selectbox("恢复到以下版本", list(rows), index=None, placeholder="选择要恢复的版本",
+                              key=f"rb_target_{action_round}", format_func=lambda i: quality.batch_label(rows[i]))
+        confirm = st.checkbox("我确认：该区县该数据类型该月份的数据将恢复为所选版本（当前版本保留，可再次回滚）",
+                              key=f"rb_confirm_{action_round}")
+        if st.button("回滚", disabled=not (confirm and target is not None), key=f"rb_go_{action_round}"):
+            try:
+                done = upload.rollback(engine, int(target), user, page=catalog.PAGE_UPLOAD)
+            except (ValueError, accounts.PermissionDenied) as exc:
+                st.error(shared.plain(f"未回滚：{exc}"))
+            else:
+                _done(f"已将{KINDS[done['kind']].label} {done['district']} {done['period']} 恢复为第 {done['version']} 版")
+    else:
+        st.caption("没有可回滚的旧版本（同一区县同一月份重新导入或撤销后，负责区县的旧版本会出现在这里）。")
 
 st.subheader("导入模板")
 st.caption("模板第一行为表头，另附字段说明；按模板整理的文件可直接上传。")

@@ -269,19 +269,115 @@ def test_upload_validate_import_and_roll_back(demo_copy: Demo, monkeypatch):
     assert history["批次号"][0] == newest["id"]
 
     previous = store.batch_history(engine, "cases", district).filter(pl.col("version") == 1)["id"][0]
-    at.selectbox(key="rb_target").set_value(previous)
-    at.checkbox(key="rb_confirm").check()
+    assert at.selectbox(key="rb_target_1").value is None  # no version is preselected
+    assert at.button(key="rb_go_1").disabled
+    at.selectbox(key="rb_target_1").set_value(previous)
+    at.checkbox(key="rb_confirm_1").check()
     ok(at.run())
-    ok(at.button(key="rb_go").click().run())
+    ok(at.button(key="rb_go_1").click().run())
     assert "恢复为第 1 版" in texts(at.success)
     active = store.active_batches(engine, "cases").filter(pl.col("district") == district, pl.col("period") == month)
     assert active["id"].to_list() == [previous]
-    # Both the import and the rollback are in the audit log under the account, from this page.
-    log = accounts.audit_entries(engine, 5)
-    assert log.filter(pl.col("操作").is_in(["导入", "回滚"]))[["操作", "账号", "页面"]].rows() == [
-        ("回滚", STAFF_NAME, "数据上传"), ("导入", STAFF_NAME, "数据上传")]
+    # After the action nothing is ticked or chosen: a second click cannot roll back again unasked.
+    assert at.checkbox(key="rb_confirm_2").value is False and at.selectbox(key="rb_target_2").value is None
+    assert at.button(key="rb_go_2").disabled and at.button(key="wd_go_2").disabled
+
+    # 撤销导入: the active version (the rolled-back-to first one) is withdrawn; its rows stop counting.
+    at.selectbox(key="wd_target_2").set_value(previous)
+    at.checkbox(key="wd_confirm_2").check()
+    ok(at.run())
+    ok(at.button(key="wd_go_2").click().run())
+    assert "已撤销办件明细" in texts(at.success)
+    assert store.active_batches(engine, "cases").filter(pl.col("district") == district,
+                                                        pl.col("period") == month).height == 0
+    history = table(at, "批次号")
+    assert history.filter(pl.col("批次号") == previous)["状态"].to_list() == ["已撤销"]
+    assert at.checkbox(key="wd_confirm_3").value is False and at.selectbox(key="wd_target_3").value is None
+    # …and restored by a rollback to it.
+    at.selectbox(key="rb_target_3").set_value(previous)
+    at.checkbox(key="rb_confirm_3").check()
+    ok(at.run())
+    ok(at.button(key="rb_go_3").click().run())
+    active = store.active_batches(engine, "cases").filter(pl.col("district") == district, pl.col("period") == month)
+    assert active["id"].to_list() == [previous]
+    # The import, the rollbacks and the withdrawal are in the audit log under the account, from this page.
+    log = accounts.audit_entries(engine, 8)
+    assert log.filter(pl.col("操作").is_in(["导入", "回滚", "撤销导入"]))[["操作", "账号", "页面"]].rows() == [
+        ("回滚", STAFF_NAME, "数据上传"), ("撤销导入", STAFF_NAME, "数据上传"), ("回滚", STAFF_NAME, "数据上传"),
+        ("导入", STAFF_NAME, "数据上传")]
     engine.dispose()
     assert len(at.download_button) >= len(KINDS)  # the import templates
+
+
+# --- partial months and the bulletin's own period picker (issue 24) -------------------------------------
+
+
+def test_a_partial_month_is_marked_in_the_picker_and_labelled_on_the_page(demo: Demo, monkeypatch):
+    # In the demo city 松岭县 sent nothing for 2025-02; the default stays the latest complete month.
+    at = open_page(app(demo, monkeypatch), "pages/overview.py")
+    assert at.title[0].value == f"总览 · {demo.period.label}"
+    options = at.selectbox(key="f_month").options
+    assert "2025年2月（未报齐）" in options and "2025年3月" in options and "2025年3月（未报齐）" not in options
+    assert not [w for w in at.warning if "数据截至" in str(w.value)]
+    ok(at.selectbox(key="f_month").set_value("2025-02").run())
+    assert at.title[0].value == "总览 · 2025年2月"
+    assert "2025年2月数据未报齐。数据截至 2025年2月28日，已报送 9/10 个区县；未报送：松岭县" in texts(at.warning)
+
+
+def test_an_early_upload_of_the_next_month_leaves_the_default_view(demo_copy: Demo, monkeypatch):
+    import datetime as dt
+
+    from datasets.ingest import import_frame
+
+    engine = store.make_engine(demo_copy.url)
+    cases = store.load_records(engine, "cases")
+    district = demo_copy.districts[0]
+    july = cases.filter(pl.col("district") == district,
+                        pl.col("accepted_at").dt.strftime("%Y-%m") == demo_copy.period.first).head(5).with_columns(
+        pl.col("accepted_at").dt.offset_by("1mo"), pl.col("completed_at").dt.offset_by("1mo"),
+        (pl.col("case_id") + "-7").alias("case_id")).drop("batch_id", "period")
+    assert import_frame(engine, "cases", july, file_name="7月.xlsx", sha256="7" * 64,
+                        created_at=dt.datetime(2025, 7, 7, 9)).results[0].period == "2025-07"
+    engine.dispose()
+    at = open_page(app(demo_copy, monkeypatch), "pages/overview.py")
+    assert at.title[0].value == f"总览 · {demo_copy.period.label}"  # still June
+    assert at.selectbox(key="f_month").options[0] == "2025年7月（未报齐）"
+    assert not [w for w in at.warning if "数据截至" in str(w.value)]
+    ok(at.selectbox(key="f_month").set_value("2025-07").run())
+    assert at.title[0].value == "总览 · 2025年7月"
+    assert f"2025年7月数据未报齐。数据截至 2025年7月7日，已报送 0/10 个区县；未报送：{district}（缺好差评）" in texts(at.warning)
+
+
+def test_a_year_in_progress_is_shown_and_ranked_to_date(demo: Demo, monkeypatch):
+    import datetime as dt
+
+    from pages._shared import TODAY_KEY
+
+    at = app(demo, monkeypatch, period="2025")
+    at.session_state[TODAY_KEY] = dt.date(2025, 7, 3)  # the pages' clock: 2025 is in progress
+    at = open_page(at, "pages/ranking.py")
+    assert at.title[0].value == "排名下载 · 2025年（1—6月）"
+    # 松岭县 sent nothing for 2025-02: the year is marked and the page names that month.
+    assert at.selectbox(key="f_year").options[0] == "2025年（未报齐）"
+    assert "2025年（1—6月）数据未报齐。2025年2月：数据截至 2025年2月28日" in texts(at.warning)
+    expected = rank_table_chinese(demo.ranking(Period("2025-01", "2025-06", "2025")))
+    assert table(at, "排名")["效能指数"].to_list() == pytest.approx(expected["效能指数"].to_list(), nan_ok=True)
+    assert at.query_params["period"] == "2025"  # a bookmark keeps the year, measured to date when opened
+
+
+def test_the_bulletin_page_has_its_own_period_picker(demo: Demo, monkeypatch):
+    # The sidebar's choice elsewhere (a quarter) does not decide the bulletin's period.
+    at = open_page(app(demo, monkeypatch, period="2025-Q1"), "pages/bulletin.py")
+    assert at.title[0].value == f"月度通报 · {demo.period.label}"
+    picker = at.selectbox(key="bulletin_period_月")
+    assert picker.value == demo.period.key and "2025年2月（未报齐）" in picker.options
+    ok(picker.set_value("2025-02").run())
+    assert at.title[0].value == "月度通报 · 2025年2月"
+    assert "数据截至 2025年2月28日，已报送 9/10 个区县；未报送：松岭县" in texts(at.warning)
+    assert any("注：本期数据未报齐" in m.value for m in at.markdown)
+    ok(at.radio(key="bulletin_period_type").set_value("季").run())
+    assert at.selectbox(key="bulletin_period_季").value == "2025-Q2"
+    assert at.title[0].value == "月度通报 · 2025年第2季度"
 
 
 # --- 数据质量 -------------------------------------------------------------------------------------------

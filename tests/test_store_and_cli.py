@@ -147,7 +147,10 @@ def test_rank_csv_and_xlsx(sqlite_engine, capsys, tmp_path):
 
     book = openpyxl.load_workbook(out_path)
     assert book.sheetnames == ["排名", "指标说明"]
-    assert book["排名"]["A1"].value == "区县" and book["排名"].freeze_panes == "B2"
+    # Cases only, so no month is complete: the first row says so (issue 24), the header follows.
+    assert book["排名"]["A1"].value == (
+        "2024年10月数据未报齐。数据截至 2024年10月31日，已报送 0/2 个区县；未报送：甲区（缺好差评）、乙区")
+    assert book["排名"]["A2"].value == "区县" and book["排名"].freeze_panes == "B3"
 
 
 def test_upload_deadline_is_the_tenth_of_the_following_month():
