@@ -183,19 +183,18 @@ def ranking(
 
 
 def data_gaps(
-    inventory: pl.DataFrame, period: Period, rules: Rules, districts: list[str], until: str | None = None
+    inventory: pl.DataFrame, period: Period, rules: Rules, districts: list[str]
 ) -> dict[str, list[str]]:
     """Why each district may not be ranked for the period (empty list: it may), in Chinese.
 
     Needs, as the rules say: a 办件明细 and a 好差评 export for every month of the period, and a 事项清单
-    in force in the period's last month that is no older than ``catalog_max_age_months``. ``until``:
-    the store's last month; catalogs are in force up to it (as in the indicators), not after.
+    in force in the period's last month that is no older than ``catalog_max_age_months``. A catalog
+    stays in force after the store's last month, as in the indicators (compute.stock_month).
     """
     have = set(inventory.select("district", "kind", "period").iter_rows())
     catalogs: dict[str, str] = {}
-    in_force = until is None or period.last <= until
     for district, kind, month in have:
-        if in_force and kind == "items" and month <= period.last and month > catalogs.get(district, ""):
+        if kind == "items" and month <= period.last and month > catalogs.get(district, ""):
             catalogs[district] = month
     needed = [k for k, on in (("cases", rules.rank_needs_cases), ("evaluations", rules.rank_needs_evaluations)) if on]
     gaps: dict[str, list[str]] = {}
@@ -216,8 +215,7 @@ def _ranked(
 ) -> pl.DataFrame:
     """Scores of the scope's districts for one period, ranked among those with complete data."""
     scored = _scored(comps, period, settings, scope)
-    until = str(comps["month"].max()) if comps.height else None
-    gaps = data_gaps(inventory, period, settings.rules, scope, until)
+    gaps = data_gaps(inventory, period, settings.rules, scope)
     reasons = pl.DataFrame(
         {"district": list(gaps), "_gaps": ["；".join(r) or None for r in gaps.values()]},
         schema={"district": pl.String, "_gaps": pl.String},
