@@ -202,14 +202,22 @@ def item_sources(sources: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> list[str
     return [name for name, frame in sources.items() if "item_code" in frame.lazy().collect_schema()]
 
 
+def _aside_column(ind: Indicator) -> list[str]:
+    return [f"{ind.name}·{ind.aside.label}"] if ind.aside is not None else []
+
+
 def _wide_chinese(long: pl.DataFrame, key: str, key_label: str, indicator_ids: Sequence[str]) -> pl.DataFrame:
     """key, then per indicator: <name>, <name>·分子, <name>·分母 (registry names, registry order)."""
     ids = [i.id for i in INDICATORS if i.id in set(indicator_ids)]
-    columns = [key_label] + [c for i in ids for c in (BY_ID[i].name, f"{BY_ID[i].name}·分子", f"{BY_ID[i].name}·分母")]
+    # An indicator's count beside its value (registry.Aside, e.g. 差评整改率·整改期内差评) follows its parts.
+    columns = [key_label] + [c for i in ids for c in (BY_ID[i].name, f"{BY_ID[i].name}·分子", f"{BY_ID[i].name}·分母",
+                                                       *_aside_column(BY_ID[i]))]
     if long.height == 0 or not ids:
         return pl.DataFrame(schema={key_label: pl.String, **{c: pl.Float64 for c in columns[1:]}})
+    if "aside" not in long.columns:
+        long = long.with_columns(pl.lit(0.0).alias("aside"))
     wide = long.filter(pl.col("indicator").is_in(ids)).pivot(
-        on="indicator", index=key, values=["value", "numerator", "denominator"], aggregate_function="first"
+        on="indicator", index=key, values=["value", "numerator", "denominator", "aside"], aggregate_function="first"
     )
     names = {"value": "", "numerator": "·分子", "denominator": "·分母"}
     rename = {}
@@ -218,6 +226,8 @@ def _wide_chinese(long: pl.DataFrame, key: str, key_label: str, indicator_ids: S
             prefix = f"{part}_"
             if col.startswith(prefix) and col[len(prefix):] in BY_ID:
                 rename[col] = BY_ID[col[len(prefix):]].name + suffix
+        if col.startswith("aside_") and (ind := BY_ID.get(col[len("aside_"):])) is not None and ind.aside:
+            rename[col] = f"{ind.name}·{ind.aside.label}"
     wide = wide.rename({key: key_label, **rename})
     missing = [c for c in columns if c not in wide.columns]
     wide = wide.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in missing)

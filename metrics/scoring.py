@@ -164,7 +164,8 @@ def ranking(
     (data_gaps). ``districts``: the scope (default: every district in the components or the
     inventory). Columns: district, ranked, unranked_reason, rank, prev_rank, rank_change (positive =
     moved up; only for districts ranked in both periods), index, group_A..E, then per indicator:
-    <id> (value), <id>__num, <id>__den, score_<id>.
+    <id> (value), <id>__num, <id>__den, <id>__aside (only where the registry declares a count beside
+    the value: 整改期内差评), score_<id>.
     """
     scope = districts if districts is not None else sorted(
         set(comps["district"].unique().to_list()) | set(inventory["district"].unique().to_list()))
@@ -177,7 +178,8 @@ def ranking(
     )
     lead = ["district", "ranked", "unranked_reason", "rank", "prev_rank", "rank_change", "index",
             *[f"group_{g}" for g in GROUPS]]
-    per_ind = [c for i in INDICATORS for c in (i.id, f"{i.id}__num", f"{i.id}__den", f"score_{i.id}")]
+    per_ind = [c for i in INDICATORS for c in (i.id, f"{i.id}__num", f"{i.id}__den",
+                                                *([f"{i.id}__aside"] if i.aside else []), f"score_{i.id}")]
     return out.select(*lead, *per_ind).sort(["ranked", "rank", "district"], descending=[True, False, False],
                                             nulls_last=True)
 
@@ -231,16 +233,18 @@ def _ranked(
 def _scored(comps: pl.DataFrame, period: Period, settings: ScoringSettings, scope: list[str]) -> pl.DataFrame:
     long = aggregate(comps, period, by="district", districts=scope)
     wide = wide_values(long)
-    parts = long.pivot(on="indicator", index="district", values=["numerator", "denominator"])
+    parts = long.pivot(on="indicator", index="district", values=["numerator", "denominator", "aside"])
     rename = {}
     for col in parts.columns:
         if col.startswith("numerator_"):
             rename[col] = col.removeprefix("numerator_") + "__num"
         elif col.startswith("denominator_"):
             rename[col] = col.removeprefix("denominator_") + "__den"
+        elif col.startswith("aside_"):  # the count beside the value (registry.Aside)
+            rename[col] = col.removeprefix("aside_") + "__aside"
     parts = parts.rename(rename)
     for i in INDICATORS:
-        for suffix in ("__num", "__den"):
+        for suffix in ("__num", "__den", *(("__aside",) if i.aside else ())):
             if f"{i.id}{suffix}" not in parts.columns:
                 parts = parts.with_columns(pl.lit(None, dtype=pl.Float64).alias(f"{i.id}{suffix}"))
     return score_table(wide, settings, ["district"]).join(parts, on="district", how="left")
