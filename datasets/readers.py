@@ -174,8 +174,12 @@ def export_date(rows: list[list[Any]]) -> dt.date | None:
             label = next((lab for lab in EXPORT_TIME_LABELS if key.startswith(lab)), None)
             if label is None:
                 continue
-            # The value after the label: NFKC makes a full-width colon ":"; the rest keeps its spaces.
-            value = unicodedata.normalize("NFKC", text).strip()[len(label):].strip().removeprefix(":").strip()
+            # The value after the label (NFKC makes a full-width colon ":"); the rest keeps its spaces
+            # unless the label itself was written with spaces in it.
+            nfkc = unicodedata.normalize("NFKC", text).strip()
+            at = nfkc.find(label)
+            rest = nfkc[at + len(label):] if at >= 0 else key[len(label):]
+            value = rest.strip().removeprefix(":").strip()
             if not value and i + 1 < len(texts):
                 value = texts[i + 1]
             parsed = pl.Series("v", [value], dtype=pl.String).to_frame().select(

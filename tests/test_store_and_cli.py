@@ -262,3 +262,19 @@ def test_a_store_made_before_as_of_dates_gets_them(any_engine):
     got = store.active_batches(any_engine).sort("period")
     assert got["as_of"].to_list() == [dt.date(2024, 10, 31), dt.date(2026, 12, 7)]
     assert sorted(store.load_records(any_engine, "cases")["as_of"].to_list()) == got["as_of"].to_list()
+
+
+@pytest.mark.parametrize(("rows", "expected"), [
+    ([["某区办件明细"], ["导出时间：2026-12-07 09:30"]], dt.date(2026, 12, 7)),
+    ([["导出时间", None, " 2026/12/5 "]], dt.date(2026, 12, 5)),  # the value in the next filled cell
+    ([["导出日期: 2026年12月3日"]], dt.date(2026, 12, 3)),
+    ([["导出时间 2026-12-04 18:00"]], dt.date(2026, 12, 4)),  # no colon
+    ([["导出时间：2026-12-07"], ["导出时间：2026-12-02"]], dt.date(2026, 12, 2)),  # several: the earliest
+    ([["导出时间：不详"]], None),  # unreadable: states nothing
+    ([["统计时间：2026-12-01"]], None),  # not the export time
+    ([], None),
+])
+def test_export_date_of_the_title_rows(rows, expected):
+    from datasets.readers import export_date
+
+    assert export_date(rows) == expected
