@@ -272,7 +272,7 @@ def extend(engine: Engine, cache: Cache, kind: str, district: str, mine: pl.Data
 
 def _last_month_of(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
     """The last month of any dated column, or of the exports themselves (an export month counts even
-    when its rows are dated earlier: its open cases run to that month's end)."""
+    when its rows are dated earlier: its open cases run up to its as-of date in that month)."""
     found = [v.strftime("%Y-%m") for c in MONTH_COLUMNS[kind] if (v := frame[c].max()) is not None]  # type: ignore[union-attr]
     if frame.height and frame["period"].max() is not None:
         found.append(str(frame["period"].max()))
