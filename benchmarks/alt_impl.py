@@ -76,8 +76,8 @@ PARTS: dict[str, tuple[str, str, str, str]] = {
     "good_rate": ("evaluations", "good", "evaluations", "n"),
     "bad_rate": ("evaluations", "bad", "evaluations", "n"),
     "satisfaction_score": ("evaluations", "score", "evaluations", "n"),
-    "bad_rectified_rate": ("evaluations", "rectified", "evaluations", "bad"),
-    "bad_rectified_on_time_rate": ("evaluations", "rectified_on_time", "evaluations", "bad"),
+    "bad_rectified_rate": ("evaluations", "rectified", "evaluations", "due"),
+    "bad_rectified_on_time_rate": ("evaluations", "rectified_on_time", "evaluations", "due"),
     "hotline_completion_rate": ("hotline", "closed", "hotline", "n"),
     "hotline_on_time_rate": ("hotline", "closed_on_time", "hotline", "closed"),
     "hotline_satisfaction_rate": ("hotline", "satisfied", "hotline", "answered"),
@@ -151,7 +151,7 @@ WITH
 item_rows AS (
     SELECT *, {period_no} AS pmi FROM items
 ),
--- Cases: period of the row, the end of elapsed time (its end time; open cases: end of the export's month).
+-- Cases: period of the row, the end of elapsed time (its end time; open cases: the export's as-of date).
 case_base AS (
     SELECT district, coalesce(department, '') AS department, item_code, channel, status, supervision,
            legal_limit, legal_limit_unit, promised_limit, promised_limit_unit,
@@ -162,7 +162,7 @@ case_base AS (
            {completed} AS is_completed,
            CAST(accepted_at AS DATE) AS acc_day,
            CASE WHEN completed_at IS NOT NULL THEN CAST(completed_at AS DATE)
-                ELSE last_day(CAST(period || '-01' AS DATE)) END AS end_day
+                ELSE coalesce(CAST(as_of AS DATE), last_day(CAST(period || '-01' AS DATE))) END AS end_day
     FROM cases
 ),
 -- Time-limit fallback: the item's row in the catalog in force in the case's accepted month (the
@@ -242,10 +242,14 @@ eval_rows AS (
     SELECT e.district, e.item_code, {month_no('e.evaluated_at')} AS mi, e.rating, e.rectified_at,
            coalesce(e.active, false) AS active,
            e.rating <= {BAD_RATING_MAX} AND e.rectify_status IN ({_sql_list(RECTIFIED)}) AS rectified,
-           cr.cum - cv.cum <= {rules.rectify_days} AS within
+           cr.cum - cv.cum <= {rules.rectify_days} AS within,
+           -- due (应整改): rectified, or its deadline on or before the record's as-of date
+           e.rating <= {BAD_RATING_MAX} AND (coalesce(e.rectify_status IN ({_sql_list(RECTIFIED)}), false)
+               OR coalesce(ca.cum - cv.cum >= {rules.rectify_days}, true)) AS due
     FROM evaluations e
     LEFT JOIN cal cv ON cv.idx = {day_idx('CAST(e.evaluated_at AS DATE)')}
     LEFT JOIN cal cr ON cr.idx = {day_idx('CAST(e.rectified_at AS DATE)')}
+    LEFT JOIN cal ca ON ca.idx = {day_idx("coalesce(CAST(e.as_of AS DATE), last_day(CAST(e.period || '-01' AS DATE)))")}
 ),
 agg_evaluations AS (
     SELECT district, mi,
@@ -255,7 +259,8 @@ agg_evaluations AS (
            count_if(rating <= {BAD_RATING_MAX}) AS bad,
            coalesce(sum(CAST(rating AS BIGINT) * 20), 0) AS score,
            count_if(rectified) AS rectified,
-           count_if(rectified AND rectified_at IS NOT NULL AND coalesce(within, false)) AS rectified_on_time
+           count_if(rectified AND rectified_at IS NOT NULL AND coalesce(within, false)) AS rectified_on_time,
+           count_if(due) AS due
     FROM eval_rows
     GROUP BY ALL
 ),
@@ -416,7 +421,7 @@ def _pandas_cases(cases: pd.DataFrame, items: pd.DataFrame, cal: WorkCalendar, r
 
     c = cases[["district", "item_code", "channel", "status", "supervision", "accepted_at", "completed_at",
                "legal_limit", "legal_limit_unit", "promised_limit", "promised_limit_unit", "suspended_days",
-               "period"]].copy()
+               "period", "as_of"]].copy()
     c["asof_mi"] = _month_no(c["accepted_at"]).fillna(-1).astype("int64")
     catalog = items[["district", "item_code", "legal_limit", "legal_limit_unit", "promised_limit",
                      "promised_limit_unit"]].rename(columns=lambda n: "cat_" + n if "limit" in n else n)
@@ -430,7 +435,8 @@ def _pandas_cases(cases: pd.DataFrame, items: pd.DataFrame, cal: WorkCalendar, r
 
     completed = c["status"].eq(COMPLETED_STATUS) & c["completed_at"].notna()
     month_end = pd.to_datetime(c["period"] + "-01") + pd.offsets.MonthEnd(0)
-    end = c["completed_at"].where(c["completed_at"].notna(), month_end)
+    as_of = pd.to_datetime(c["as_of"]).astype(month_end.dtype).where(c["as_of"].notna(), month_end)
+    end = c["completed_at"].where(c["completed_at"].notna(), as_of)  # open: to the export's as-of date
     suspended = c["suspended_days"].fillna(0).to_numpy()
     wd = _cum_at(cal, end) - _cum_at(cal, c["accepted_at"]) - suspended
     cd = (end.dt.floor("D") - c["accepted_at"].dt.floor("D")).dt.days.to_numpy(dtype="float64") - suspended
@@ -476,10 +482,16 @@ def _pandas_cases(cases: pd.DataFrame, items: pd.DataFrame, cal: WorkCalendar, r
 
 
 def _pandas_evaluations(ev: pd.DataFrame, cal: WorkCalendar, rules: Rules):
+    import pandas as pd
+
     mi = _month_no(ev["evaluated_at"])
     bad = ev["rating"] <= BAD_RATING_MAX
     rectified = bad & ev["rectify_status"].isin(RECTIFIED)
     within = (_cum_at(cal, ev["rectified_at"]) - _cum_at(cal, ev["evaluated_at"])) <= rules.rectify_days
+    month_end = pd.to_datetime(ev["period"] + "-01") + pd.offsets.MonthEnd(0)
+    as_of = pd.to_datetime(ev["as_of"]).astype(month_end.dtype).where(ev["as_of"].notna(), month_end)
+    passed = (_cum_at(cal, as_of) - _cum_at(cal, ev["evaluated_at"])) >= rules.rectify_days
+    due = bad & (rectified | passed)
     agg = _sum_by_month(ev, mi, {
         "n": np.ones(len(ev), dtype="int64"),
         "active": ev["active"].eq(True),
@@ -488,6 +500,7 @@ def _pandas_evaluations(ev: pd.DataFrame, cal: WorkCalendar, rules: Rules):
         "score": ev["rating"].astype("float64") * 20,
         "rectified": rectified,
         "rectified_on_time": rectified & ev["rectified_at"].notna() & within,
+        "due": due,
     })
     evaluated = ev[["district", "item_code"]].assign(mi=mi).drop_duplicates()
     return agg, evaluated

@@ -240,7 +240,7 @@ def _last_of_each(frame: pl.DataFrame, key: list[str], id_field: str) -> pl.Seri
 
 def newest_wins(kind: str, active: pl.DataFrame,
                 read: Callable[[int, list[str] | None], pl.DataFrame], hold: bool = False) -> pl.DataFrame:
-    """store._current over the batches in ``active`` (columns ``id``, ``period``), reading each batch's
+    """store._current over the batches in ``active`` (columns ``id``, ``period``, ``as_of``), reading each batch's
     typed rows with ``read(batch id, columns or None for all)``: its key columns, then (one batch at a
     time) the rows that win; with ``hold``, every batch's rows once, held until the end."""
     k = KINDS[kind]
@@ -287,5 +287,7 @@ def newest_wins(kind: str, active: pl.DataFrame,
     # chunk beside the filter's several, and a later select on columns chunked unlike each other
     # copies them all; rechunking each batch copied it once more).
     ids, periods = zip(*order, strict=True)
+    as_of = dict(active.select(pl.col("id").cast(pl.Int64), pl.col("as_of").cast(pl.Date)).iter_rows())
     return pl.concat(kept, how="vertical").with_columns(
-        pl.col("batch_id").replace_strict(list(ids), list(periods), return_dtype=pl.String).alias("period"))
+        pl.col("batch_id").replace_strict(list(ids), list(periods), return_dtype=pl.String).alias("period"),
+        pl.col("batch_id").replace_strict(list(ids), [as_of[i] for i in ids], return_dtype=pl.Date).alias("as_of"))

@@ -86,6 +86,7 @@ def import_frame(
     summary: dict | None = None,
     created_at=None,
     late: bool | None = None,
+    exported: dt.date | None = None,
     guard: Callable[[Connection], None] | None = None,
     audit: Callable[[Connection, ImportResult], None] | None = None,
 ) -> ImportResult:
@@ -94,6 +95,8 @@ def import_frame(
     ``period`` is required for catalogs (the month from which they apply); for other kinds it is
     the month most of a district's rows fall in. Re-importing the identical file is a no-op.
     ``late`` defaults to whether the upload came after the reporting deadline of its month.
+    ``exported``: the export date the file states (its 导出时间 title line), if any; each batch's
+    数据截止日 is store.as_of_date of its period, the import time and this.
 
     Each district × period is locked (``store.lock_slot``) before the identical-file check, so the
     same file imported by several sessions at once is stored once. ``guard(conn)`` runs first in the
@@ -106,7 +109,7 @@ def import_frame(
             guard(conn)
         result, parts = store_parts(conn, kind, frame, file_name=file_name, sha256=sha256, user_name=user_name,
                                     period=period, warnings=warnings, summary=summary, created_at=created_at,
-                                    late=late)
+                                    late=late, exported=exported)
         if not result.unchanged and audit is not None:
             audit(conn, result)
     write_batch_files(engine, result, parts)
@@ -145,6 +148,7 @@ def store_parts(
     created_at=None,
     late: bool | None = None,
     insert: store.Inserter = store.insert_records,
+    exported: dt.date | None = None,
 ) -> tuple[ImportResult, Parts]:
     """The body of import_frame inside the caller's transaction: one batch per district, its records
     and a revision. Returns the result and the rows of each district, for write_batch_files once the
@@ -186,6 +190,7 @@ def store_parts(
             summary=summary,
             created_at=created_at,
             late=is_late(slot_period, created_at or store.now()) if late is None else late,
+            exported=exported,
         )
         insert(conn, kind, batch_id, part)
         version = conn.execute(

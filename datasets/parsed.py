@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -50,3 +51,4 @@ class ParsedFile:
     sheet: str | None = None
     ignored_columns: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)  # found while reading (e.g. formulas)
+    exported: dt.date | None = None  # the export date a title line above the header states (导出时间)

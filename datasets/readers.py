@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
 import hashlib
 import io
 import os
 import re
+import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -44,7 +46,7 @@ from datasets import parsing
 from datasets.parsed import ERROR, WARNING, ParsedFile, Problem, ReadError
 from datasets.schema import KINDS, LIMIT, Kind
 from datasets.schema import kind as get_kind
-from datasets.text import normalize_header
+from datasets.text import normalize, normalize_header
 
 MAX_BYTES = 50 * 2**20
 MAX_UNPACKED = 500 * 2**20  # total uncompressed size of an .xlsx
@@ -153,6 +155,38 @@ def _header_row(rows: list[list[Any]]) -> int | None:
         if count > best_count:
             best, best_count = i, count
     return best
+
+
+# Labels of the title line that states when a file was exported (导出时间：2026-12-07 09:30).
+EXPORT_TIME_LABELS = ("导出时间", "导出日期")
+
+
+def export_date(rows: list[list[Any]]) -> dt.date | None:
+    """The export date stated in the title rows above the header, if any: a cell starting with an
+    EXPORT_TIME_LABELS label, its date after the label (after a colon) or in the next filled cell
+    of the row. The date is read with the data cells' parser (parsing.parse_datetime); a cell it
+    cannot read states nothing. Several: the earliest."""
+    found: list[dt.date] = []
+    for cells in rows:
+        texts = [str(c).strip() for c in cells if c is not None and str(c).strip()]
+        for i, text in enumerate(texts):
+            key = normalize(text)
+            label = next((lab for lab in EXPORT_TIME_LABELS if key.startswith(lab)), None)
+            if label is None:
+                continue
+            # The value after the label (NFKC makes a full-width colon ":"); the rest keeps its spaces
+            # unless the label itself was written with spaces in it.
+            nfkc = unicodedata.normalize("NFKC", text).strip()
+            at = nfkc.find(label)
+            rest = nfkc[at + len(label):] if at >= 0 else key[len(label):]
+            value = rest.strip().removeprefix(":").strip()
+            if not value and i + 1 < len(texts):
+                value = texts[i + 1]
+            parsed = pl.Series("v", [value], dtype=pl.String).to_frame().select(
+                parsing.parse_datetime(parsing.clean(pl.col("v"))))["v"][0] if value else None
+            if parsed is not None:
+                found.append(parsed.date())
+    return min(found) if found else None
 
 
 # --- reading the bytes ----------------------------------------------------------------------------
@@ -792,6 +826,7 @@ def read_file(
             )
             continue
         warning = _extension_warning(file_name, actual)
+        exported = export_date([list(r) for r in grid.frame.head(h).rows()])
         return ParsedFile(
             kind=kind_name,
             file_name=file_name,
@@ -802,6 +837,7 @@ def read_file(
             sheet=grid.sheet,
             ignored_columns=ignored,
             problems=([warning] if warning else []) + problems,
+            exported=exported,
         )
     if failure is not None:
         raise failure

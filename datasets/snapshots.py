@@ -93,19 +93,20 @@ def district_tag(district: str) -> str:
 def active_keys(engine: Engine) -> dict[tuple[str, str], str]:
     """(district, kind) → a key of its active batches: changes with any import or rollback there.
 
-    Made of each batch's id, creation time, file hash and row count, so a database that was
-    recreated (ids start again at 1) never matches the files of the old one.
+    Made of each batch's id, creation time, file hash, row count and 数据截止日, so a database that was
+    recreated (ids start again at 1) never matches the files of the old one, and a snapshot made
+    before batches had an as-of date is not read.
     """
     b = store.batches
     query = (
-        sa.select(b.c.district, b.c.kind, b.c.id, b.c.created_at, b.c.sha256, b.c.rows)
+        sa.select(b.c.district, b.c.kind, b.c.id, b.c.created_at, b.c.sha256, b.c.rows, b.c.as_of)
         .where(b.c.state == store.ACTIVE)
         .order_by(b.c.district, b.c.kind, b.c.id)
     )
     parts: dict[tuple[str, str], list[str]] = {}
     with engine.connect() as conn:
-        for district, kind, batch_id, created, sha, rows in conn.execute(query):
-            parts.setdefault((district, kind), []).append(f"{batch_id}:{created}:{sha}:{rows}")
+        for district, kind, batch_id, created, sha, rows, as_of in conn.execute(query):
+            parts.setdefault((district, kind), []).append(f"{batch_id}:{created}:{sha}:{rows}:{as_of}")
     return {slot: digest(*ids) for slot, ids in parts.items()}
 
 
@@ -207,7 +208,7 @@ def current_records(
 
 # What each record snapshot was built from: its district's active batches of that kind, kept beside it
 # (``built_from_<kind>/…-<key>.parquet``) so that the next import can extend it instead of rebuilding.
-_BATCH_COLUMNS = ["id", "created_at", "sha256", "rows", "period"]
+_BATCH_COLUMNS = ["id", "created_at", "sha256", "rows", "period", "as_of"]
 
 
 def _built_from(kind: str) -> str:
@@ -271,7 +272,7 @@ def extend(engine: Engine, cache: Cache, kind: str, district: str, mine: pl.Data
 
 def _last_month_of(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
     """The last month of any dated column, or of the exports themselves (an export month counts even
-    when its rows are dated earlier: its open cases run to that month's end)."""
+    when its rows are dated earlier: its open cases run up to its as-of date in that month)."""
     found = [v.strftime("%Y-%m") for c in MONTH_COLUMNS[kind] if (v := frame[c].max()) is not None]  # type: ignore[union-attr]
     if frame.height and frame["period"].max() is not None:
         found.append(str(frame["period"].max()))

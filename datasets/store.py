@@ -77,6 +77,33 @@ def make_engine(url: str | None = None) -> Engine:
 def init_db(engine: Engine) -> None:
     # Every table (accounts, audit log and documents included) is on datasets/tables.py's metadata.
     metadata.create_all(engine)
+    _add_as_of(engine)
+
+
+def as_of_date(period: str, imported_at: dt.datetime | dt.date, exported: dt.date | None = None) -> dt.date:
+    """A batch's 数据截止日: the last day of its period, or the day it was imported if that is earlier
+    (an export uploaded on 7 December knows nothing after that day), or the export time the file
+    states (导出时间) if that is earlier still."""
+    year, month = int(period[:4]), int(period[5:7])
+    last = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1))
+    imported = imported_at.date() if isinstance(imported_at, dt.datetime) else imported_at
+    return min(d for d in (last, imported, exported) if d is not None)
+
+
+def _add_as_of(engine: Engine) -> None:
+    """A store made before batches had ``as_of`` gets the column, filled from each batch's period and
+    import time (what the file said about its export time was not kept then)."""
+    with engine.begin() as conn:  # checked inside the transaction: two servers starting at once add it once
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f"ALTER TABLE {batches.name} ADD COLUMN IF NOT EXISTS as_of DATE"))
+        elif "as_of" not in {c["name"] for c in sa.inspect(conn).get_columns(batches.name)}:
+            conn.execute(sa.text(f"ALTER TABLE {batches.name} ADD COLUMN as_of DATE"))
+        missing = conn.execute(sa.select(batches.c.id, batches.c.period, batches.c.created_at)
+                               .where(batches.c.as_of.is_(None))).all()
+        if missing:
+            conn.execute(batches.update().where(batches.c.id == sa.bindparam("b_id"))
+                         .values(as_of=sa.bindparam("b_as_of")),
+                         [{"b_id": r.id, "b_as_of": as_of_date(r.period, r.created_at)} for r in missing])
 
 
 def is_sqlite(engine: Engine | Connection) -> bool:
@@ -472,13 +499,13 @@ def _record_query(kind_name: str, batch_ids: Iterable[int], sqlite: bool = False
 def _current(kind_name: str, raw: pl.DataFrame, active: pl.DataFrame) -> pl.DataFrame:
     """Typed rows of the given active batches, one per district × id (see load_records)."""
     k = KINDS[kind_name]
-    schema = {"batch_id": pl.Int64, **k.polars_schema, "period": pl.String}
+    schema = record_schema(kind_name)
     raw = raw.filter(pl.col("batch_id") != _SENTINEL_BATCH)
     frame = raw.select(
         pl.col("batch_id").cast(pl.Int64),
         *[_cast_column(raw, f.name, f.dtype) for f in k.fields],
     )
-    periods = active.select(pl.col("id").cast(pl.Int64).alias("batch_id"), "period")
+    periods = active.select(pl.col("id").cast(pl.Int64).alias("batch_id"), "period", pl.col("as_of").cast(pl.Date))
     frame = frame.join(periods, on="batch_id", how="left")
     # The newest export counts: per district × id keep the row of the latest export month, and within
     # one month the newest import (a corrected re-export). Ordering by month first means a corrected
@@ -489,14 +516,20 @@ def _current(kind_name: str, raw: pl.DataFrame, active: pl.DataFrame) -> pl.Data
     return frame.select(list(schema))
 
 
+def record_schema(kind_name: str) -> dict[str, pl.DataType]:
+    """The columns of a kind's current records: batch id, the stored fields, then the batch's period and
+    数据截止日 (``as_of``: a record is judged at the as-of date of the batch it is counted from)."""
+    return {"batch_id": pl.Int64, **KINDS[kind_name].polars_schema, "period": pl.String, "as_of": pl.Date}
+
+
 def _empty_records(kind_name: str) -> pl.DataFrame:
-    return pl.DataFrame(schema={"batch_id": pl.Int64, **KINDS[kind_name].polars_schema, "period": pl.String})
+    return pl.DataFrame(schema=record_schema(kind_name))
 
 
 def load_records(
     engine: Engine, kind_name: str, district_names: Iterable[str] | None = None
 ) -> pl.DataFrame:
-    """Current rows of a kind (newest active batch per id), with ``batch_id`` and batch ``period``.
+    """Current rows of a kind (newest active batch per id), with ``batch_id``, batch ``period`` and ``as_of``.
 
     Read through Arrow (ADBC) rather than ORM objects: 10 M rows arrive in seconds.
     """
@@ -590,8 +623,13 @@ def create_batch(
     summary: dict | None = None,
     created_at: dt.datetime | None = None,
     late: bool = False,
+    exported: dt.date | None = None,
+    as_of: dt.date | None = None,
 ) -> tuple[int, int]:
     """Insert a batch for one district × kind × period, superseding the active one.
+
+    Its 数据截止日 is ``as_of`` if given, else as_of_date(period, created_at, ``exported``: the export
+    date the file states).
 
     Returns ``(batch_id, rows_replaced)``. Runs inside the caller's transaction so that the
     records and the bookkeeping land together or not at all.
@@ -602,6 +640,7 @@ def create_batch(
     version = conn.execute(sa.select(sa.func.coalesce(sa.func.max(batches.c.version), 0)).where(slot)).scalar() + 1
     if previous:
         conn.execute(batches.update().where(batches.c.id.in_([p.id for p in previous])).values(state=SUPERSEDED))
+    created_at = created_at or now()
     batch_id = conn.execute(
         batches.insert().values(
             upload_id=upload_id,
@@ -613,12 +652,13 @@ def create_batch(
             file_name=file_name,
             sha256=sha256,
             user_name=user_name,
-            created_at=created_at or now(),
+            created_at=created_at,
             rows=rows,
             rows_replaced=sum(p.rows for p in previous),
             warnings=warnings,
             summary=json.dumps(summary or {}, ensure_ascii=False),
             late=late,
+            as_of=as_of or as_of_date(period, created_at, exported),
         )
     ).inserted_primary_key[0]
     return int(batch_id), sum(p.rows for p in previous)

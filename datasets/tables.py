@@ -54,6 +54,9 @@ batches = sa.Table(
     sa.Column("warnings", sa.Integer, nullable=False, default=0),
     sa.Column("summary", sa.Text, nullable=False, default="{}"),  # JSON validation summary
     sa.Column("late", sa.Boolean, nullable=False, default=False),
+    # 数据截止日: the last day the export knows about (store.as_of_date). Nullable only because a store
+    # made before it gets the column added and filled by store.init_db.
+    sa.Column("as_of", sa.Date),
     sa.Index("ix_batches_slot", "kind", "district", "period", "state"),
 )
 

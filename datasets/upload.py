@@ -287,6 +287,7 @@ def store_checked(engine: Engine, check: UploadCheck, page: str = "数据上传"
             period=check.period,
             warnings=check.warning_count,
             summary=check.summary,
+            exported=check.parsed.exported if check.parsed is not None else None,
             guard=guard,
             audit=audit,
         )

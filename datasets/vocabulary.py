@@ -56,9 +56,10 @@ def ended_uncompleted_case() -> pl.Expr:
     return accepted_case() & has_end_time() & ~completed_case()
 
 
-def case_end(period_end: pl.Expr) -> pl.Expr:
-    """Where a case's elapsed time stops: its end time, or for an open case the end of its export's month."""
-    return pl.coalesce(pl.col("completed_at"), period_end)
+def case_end(as_of: pl.Expr) -> pl.Expr:
+    """Where a case's elapsed time stops: its end time, or for an open case the as-of date of its
+    export (数据截止日: never after the export month's last day)."""
+    return pl.coalesce(pl.col("completed_at"), as_of)
 
 
 def online_case() -> pl.Expr:
@@ -117,7 +118,7 @@ def on_time_case() -> pl.Expr:
 
 
 def overdue_open_case() -> pl.Expr:
-    """Open and already past its promised limit (elapsed counted to the end of the export's month)."""
+    """Open and already past its promised limit at its export's as-of date (its deadline before it)."""
     return open_case() & pl.col("promised").is_not_null() & (pl.col("el_promised") > pl.col("promised"))
 
 
@@ -237,8 +238,12 @@ def readings(rules: Rules | None = None) -> list[tuple[str, str]]:
         ("办件状态", f"“{NOT_ACCEPTED_STATUS}”的办件不算受理，不计入任何办件指标。办件只有在没有办结时间（结束时间）时才算在办；"
                    f"“{'、'.join(ENDED_UNCOMPLETED_STATUSES)}”有结束时间，不算在办，也不算已办结，用时计至结束时间。"
                    f"只有“{COMPLETED_STATUS}”且有办结时间的办件算已办结。"),
+        ("数据截止日", "每次导入的数据都有数据截止日：所属月份的最后一天；导入日期更早的取导入日期（12 月 7 日上传的 12 月数据"
+                       "不知道 7 日以后的事）；文件标题行写明导出时间（如“导出时间：2026-12-07 09:30”）且更早的，取导出日期。"
+                       "每条记录取其所采用那一批导入的数据截止日（同一编号以最新导入为准）。未到期限的不算违规：在办件用时只计到数据截止日，"
+                       "截止日时已超过承诺时限才算超期在办；差评的整改期限在截止日当天或之前才算应整改。"),
         ("用时", "按工作日计：受理当日不计，办结（结束）当日计入；遵循国务院放假安排（含周末调休上班日）；扣除特别程序时长，不小于 0。"
-                 "在办件用时计至所属导出月份的月末。时限单位为自然日的办件，与时限比较时（提速率、按时办结、红黄牌）按自然日计；"
+                 "在办件用时计至其导出的数据截止日（不晚于所属导出月份的月末）。时限单位为自然日的办件，与时限比较时（提速率、按时办结、红黄牌）按自然日计；"
                  "平均办理用时一律按工作日计。"),
         ("时限", "办件未填法定时限或承诺时限时，取同区县同事项编码在受理月份适用的事项清单（该月及之前最新版本）中的时限，单位随时限来源；"
                  "未填单位的按工作日计。即办件承诺时限为 0。事项清单中没有承诺时限的事项，在承诺压缩比中视为承诺时限等于法定时限；"
@@ -247,9 +252,11 @@ def readings(rules: Rules | None = None) -> list[tuple[str, str]]:
                    "一件只计一次（红牌优先）。导出含“监察结果”列时以该列为准，已撤销的红黄牌和“预警”不计。"),
         ("事项类指标", "事项类指标是存量：一个月用该月适用的事项清单（该月及之前最新版本）；跨月时段只看时段最后一个月适用的清单，按事项计数，"
                      "不按“事项·月”累计。评价事项覆盖率在跨月时段中，统计该清单里在时段内任一月份有过评价的事项，每个事项只计一次。"
-                     "清单自其所属月份起适用，直到被新版本替换，最晚到全库最后一个有数据的月份。"),
+                     "清单自其所属月份起适用，直到被新版本替换；全库最后一个有数据的月份之后仍然适用（时段晚于该月时用该月适用的清单）。"),
         ("差评整改", f"差评为“不满意”“非常不满意”；整改状态为已整改或核实不属实的算已整改；评价后 {r.rectify_days} 个工作日内"
-                     "（含当日之后第 N 个工作日）有整改完成时间的算按时整改。"),
+                     "（含当日之后第 N 个工作日）有整改完成时间的算按时整改。差评整改率、差评按时整改率只统计应整改的差评："
+                     f"已整改（或核实不属实），或整改期限（评价时间后 {r.rectify_days} 个工作日）在数据截止日当天或之前。"
+                     "期限未到且尚未整改的差评为“整改期内”，不计入这两项的分子、分母，其数量在两项指标旁单独列出。"),
         ("重复导入", "同一区县内同一办件编号（评价编号、工单编号）出现在多次导入中时，以导出月份最新的那一批为准；导出月份相同的，以最后导入的为准"
                      "（补交的早月份文件不会覆盖后面月份的状态）。同一区县同一月份的事项清单以最后导入的版本为准。"),
         ("逾期报送", "某月数据在次月 10 日之后导入的，标为逾期报送。"),

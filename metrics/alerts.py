@@ -136,7 +136,8 @@ def _eval_list(frame: pl.DataFrame) -> pl.DataFrame:
             ).alias(header("evaluations", f))
             for f in _EVAL_FIELDS
         ],
-        pl.when(pl.col("bad_rectified_on_time")).then(pl.lit("是")).otherwise(pl.lit("否")).alias("按时整改"),
+        pl.when(pl.col("bad_rectified_on_time")).then(pl.lit("是"))
+        .when(pl.col("bad_pending")).then(pl.lit("整改期内")).otherwise(pl.lit("否")).alias("按时整改"),
     )
 
 
@@ -201,7 +202,7 @@ ALERT_LISTS: tuple[AlertList, ...] = (
         OVERDUE_OPEN,
         "超期在办件",
         "件",
-        "本期受理、至今仍在办理且用时（计至导出月份月末）已超过承诺时限的办件。",
+        "本期受理、在其导出的数据截止日仍在办理且用时（计至数据截止日）已超过承诺时限的办件；期限未到的不算超期。",
         CASES,
         v.overdue_open_case(),
     ),
@@ -209,9 +210,9 @@ ALERT_LISTS: tuple[AlertList, ...] = (
         BAD_LATE,
         "差评未按时整改",
         "条",
-        "本期的差评中未在规定工作日内完成整改的评价（差评按时整改率的分母减分子）。",
+        "本期应整改的差评中未在规定工作日内完成整改的评价（差评按时整改率的分母减分子）；仍在整改期内的差评不列入。",
         EVALUATIONS,
-        pl.col("is_bad") & ~pl.col("bad_rectified_on_time"),
+        pl.col("bad_due") & ~pl.col("bad_rectified_on_time"),
         indicator="bad_rectified_on_time_rate",
         complement=True,
     ),
@@ -219,7 +220,7 @@ ALERT_LISTS: tuple[AlertList, ...] = (
         BAD_ALL,
         "差评",
         "条",
-        "本期的全部差评（不满意、非常不满意），含整改状态和是否按时整改。",
+        "本期的全部差评（不满意、非常不满意），含整改状态和是否按时整改（整改期限未到且尚未整改的标为“整改期内”）。",
         EVALUATIONS,
         pl.col("is_bad"),
         warning=False,

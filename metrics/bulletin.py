@@ -424,6 +424,28 @@ def uploads_problems(grid: pl.DataFrame, districts: Sequence[str] | None = None)
         pl.col("status").alias("状态"))
 
 
+def pending_counts(inp: Inputs, districts: Sequence[str] | None = None) -> dict[str, int]:
+    """district → its 差评 of the period still within their rectification period (整改期内: not yet due,
+    in neither part of the two rectification rates), from the count beside 差评整改率."""
+    ind = next(i for i in INDICATORS if i.aside is not None)
+    long = aggregate(inp.comps, inp.period, by="district", districts=list(districts) if districts else None)
+    rows = long.filter(pl.col("indicator") == ind.id, pl.col("aside") > 0)
+    return {r["district"]: int(r["aside"]) for r in rows.iter_rows(named=True)}
+
+
+def _pending_sentence(inp: Inputs) -> str | None:
+    """The 整改期内 差评, said beside the 差评 not rectified in time so that nothing is hidden."""
+    ind = next(i for i in INDICATORS if i.aside is not None)
+    counts = pending_counts(inp)
+    if not counts:
+        return None
+    by = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    listing = "、".join(f"{d} {n} {ind.aside.unit}" for d, n in by)  # type: ignore[union-attr]
+    return (f"另有{ind.aside.label} {sum(counts.values())} {ind.aside.unit}（{listing}），"  # type: ignore[union-attr]
+            f"其整改期限（评价后 {inp.settings.rules.rectify_days} 个工作日）晚于数据截止日，尚未到期，"
+            "不计入差评整改率和差评按时整改率，也不列为未按时整改。")
+
+
 def _problems_section(inp: Inputs) -> list[Block]:
     frames = alert_frames(inp)
     blocks: list[Block] = []
@@ -446,6 +468,8 @@ def _problems_section(inp: Inputs) -> list[Block]:
         text = (f"{inp.period.label}全市共有{alert.title} {frame.height} {alert.unit}，其中{listing}。"
                 f"{worst_district}最多（{worst_n} {alert.unit}），{_worst(alert_id, frame.filter(pl.col(_DISTRICT) == worst_district))}。")
         blocks.append(Paragraph(text))
+    if pending := _pending_sentence(inp):
+        blocks.append(Paragraph(pending))
     if rows:
         blocks.append(Table(["区县", *[a.title + f"（{a.unit}）" for a in alerts.ALERTS.values()]], rows,
                             f"表2　各区县预警情况（{inp.period.label}）"))
@@ -480,6 +504,8 @@ def build_reports(inp: Inputs, districts: Sequence[str] | None = None) -> list[D
     city = {r["indicator"]: r["value"] for r in aggregate(inp.comps, p, by="city").iter_rows(named=True)}
     frames = alert_frames(inp, wanted)
     late = uploads_problems(inp.grid, wanted)
+    pending = pending_counts(inp, wanted)
+    aside = next(i.aside for i in INDICATORS if i.aside is not None)
     out = []
     for d in wanted:
         r = rank.get(d, {})
@@ -501,6 +527,8 @@ def build_reports(inp: Inputs, districts: Sequence[str] | None = None) -> list[D
         for alert_id, alert in alerts.ALERTS.items():
             n = frames[alert_id].filter(pl.col(_DISTRICT) == d).height if frames[alert_id].height else 0
             alert_texts.append(f"{alert.title} {n} {alert.unit}")
+        if pending.get(d):
+            alert_texts.append(f"另有{aside.label} {pending[d]} {aside.unit}（未到整改期限，不计入差评整改率）")
         own_late = late.filter(pl.col("区县") == d)
         upload_text = ("数据均按时报送" if own_late.height == 0 else
                        "数据报送：" + "、".join(f"{x['月份']}{x['数据类型']}{x['状态']}" for x in own_late.iter_rows(named=True)))

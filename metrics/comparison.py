@@ -9,7 +9,7 @@ import polars as pl
 
 from datasets.periods import Period
 from metrics.compute import CITY, aggregate
-from metrics.formatting import NULL_TEXT, fmt_delta, fmt_value, is_good, scope, value_text
+from metrics.formatting import NULL_TEXT, aside_text, fmt_delta, fmt_value, is_good, scope, value_text
 from metrics.registry import BY_ID, INDICATORS, indicator_frame
 from metrics.scoring import ScoringSettings
 
@@ -57,11 +57,25 @@ def compare_table(values: pl.DataFrame) -> pl.DataFrame:
             "分母": r["denominator"],
             "目标值": fmt_value(r["indicator"], r["target"]),
             f"{CITY}值": fmt_value(r["indicator"], r["city"]),
+            ASIDE_COLUMN: aside_text(r["indicator"], r.get("aside")) or "",
         }
         for r in values.iter_rows(named=True)
     ]
-    return pl.DataFrame(rows, schema={"区县": pl.String, "指标": pl.String, "实际值": pl.String, "分子": pl.Float64,
-                                      "分母": pl.Float64, "目标值": pl.String, f"{CITY}值": pl.String})
+    table = pl.DataFrame(rows, schema={"区县": pl.String, "指标": pl.String, "实际值": pl.String, "分子": pl.Float64,
+                                       "分母": pl.Float64, "目标值": pl.String, f"{CITY}值": pl.String,
+                                       ASIDE_COLUMN: pl.String})
+    return _without_empty_aside(table)
+
+
+# Beside an indicator's value, what it counts separately (registry.Aside: 整改期内差评 beside the two
+# rectification rates). The column appears only when a chosen indicator has such a count.
+ASIDE_COLUMN = "不计入分子分母"
+
+
+def _without_empty_aside(table: pl.DataFrame) -> pl.DataFrame:
+    columns = [c for c in table.columns if c.endswith(ASIDE_COLUMN)]
+    empty = [c for c in columns if table.height == 0 or (table[c] == "").all()]
+    return table.drop(empty)
 
 
 def score_long(
@@ -129,8 +143,9 @@ def period_change_table(comparison: pl.DataFrame) -> pl.DataFrame:
     label_a = a["period_label"][0] if a.height else PERIOD_A
     label_b = b["period_label"][0] if b.height else PERIOD_B
     keys = ["district", "indicator", "name"]
-    joined = a.select(*keys, "value", "numerator", "denominator", "value_text").join(
-        b.select(*keys, "value", "numerator", "denominator", "value_text"), on=keys, how="full",
+    a, b = (f if "aside" in f.columns else f.with_columns(pl.lit(0.0).alias("aside")) for f in (a, b))
+    joined = a.select(*keys, "value", "numerator", "denominator", "value_text", "aside").join(
+        b.select(*keys, "value", "numerator", "denominator", "value_text", "aside"), on=keys, how="full",
         coalesce=True, suffix="_b",
     ).join(indicator_frame().select("indicator", pl.col("order").alias("_order")), on="indicator", how="left")
     # Within each indicator, the biggest changes first (no change, then no data, last); the city last.
@@ -155,9 +170,11 @@ def period_change_table(comparison: pl.DataFrame) -> pl.DataFrame:
                 f"{PERIOD_A}分母": r["denominator"],
                 f"{PERIOD_B}分子": r["numerator_b"],
                 f"{PERIOD_B}分母": r["denominator_b"],
+                f"{PERIOD_A}{ASIDE_COLUMN}": aside_text(r["indicator"], r["aside"]) or "",
+                f"{PERIOD_B}{ASIDE_COLUMN}": aside_text(r["indicator"], r["aside_b"]) or "",
             }
         )
-    return pl.DataFrame(rows)
+    return _without_empty_aside(pl.DataFrame(rows))
 
 
 def monthly_values(

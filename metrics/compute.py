@@ -35,6 +35,7 @@ COMPONENT_SCHEMA = {
     "indicator": pl.String,
     "numerator": pl.Float64,
     "denominator": pl.Float64,
+    "aside": pl.Float64,  # the count shown beside the value (registry.Aside), 0 for the others
 }
 COMPONENT_KEYS = [*KEYS, "since"]
 STOCK_IDS = [i.id for i in INDICATORS if i.is_stock]
@@ -74,6 +75,8 @@ def component_queries(
                 aggs.append(ind.numerator.cast(pl.Float64).sum().alias(f"{ind.id}\x1fnumerator"))
             if ind.den_source == source:
                 aggs.append(ind.denominator.cast(pl.Float64).sum().alias(f"{ind.id}\x1fdenominator"))
+            if ind.source == source and ind.aside is not None:
+                aggs.append(ind.aside.expr.cast(pl.Float64).sum().alias(f"{ind.id}\x1faside"))
         if not aggs:
             continue
         lazy = frame.lazy()
@@ -91,7 +94,7 @@ def _long_components(summed: list[pl.DataFrame]) -> pl.DataFrame:
         pl.col("what").str.split_exact("\x1f", 1).struct.rename_fields(["indicator", "part"]).alias("w")
     ).unnest("w")
     wide = both.pivot(on="part", index=[*COMPONENT_KEYS, "indicator"], values="amount", aggregate_function="sum")
-    for col in ("numerator", "denominator"):
+    for col in ("numerator", "denominator", "aside"):
         if col not in wide.columns:
             wide = wide.with_columns(pl.lit(None, dtype=pl.Float64).alias(col))
     # A key present on one side only (e.g. evaluations in a month with no completed cases).
@@ -101,6 +104,7 @@ def _long_components(summed: list[pl.DataFrame]) -> pl.DataFrame:
         "indicator",
         pl.col("numerator").fill_null(0.0),
         pl.col("denominator").fill_null(0.0),
+        pl.col("aside").fill_null(0.0),
     ).sort([*KEYS, "indicator", "since"], nulls_last=True)
 
 
@@ -127,6 +131,7 @@ def aggregate(
     """
     # unique() first: a components table has hundreds of thousands of rows, and this runs on every rerun
     scope = sorted(comps["district"].unique().to_list()) if districts is None else list(districts)
+    comps = with_aside(comps)
     source = comps if by == "department" else department_totals(comps)
     frame = source.filter(pl.col("district").is_in(scope))
     if period is not None:
@@ -135,11 +140,15 @@ def aggregate(
         first, last = str(comps["month"].min()), str(comps["month"].max())
     else:
         first = last = None
-    if first is not None:
-        frame = frame.filter(pl.col("month").is_between(pl.lit(first), pl.lit(last)))
     per_month = by in ("month", "city_month")
-    if not per_month:  # stocks: the catalog in force in the range's last month
-        frame = frame.filter(~pl.col("indicator").is_in(STOCK_IDS) | (pl.col("month") == last))
+    if first is not None:
+        in_range = pl.col("month").is_between(pl.lit(first), pl.lit(last))
+        if per_month:
+            frame = frame.filter(in_range)
+        else:  # stocks: the catalog in force in the range's last month
+            stock = pl.col("indicator").is_in(STOCK_IDS)
+            at = stock_month(frame, last)
+            frame = frame.filter((~stock & in_range) | (stock & (pl.col("month") == pl.lit(at, pl.String))))
     start = pl.col("month") if per_month else pl.lit(first)
     frame = frame.with_columns(
         pl.when(pl.col("indicator").is_in(COVERAGE_IDS))
@@ -153,15 +162,31 @@ def aggregate(
             "month": ["district", "month"], "city_month": ["district", "month"]}.get(by)
     if keys is None:
         raise ValueError(f"未知的汇总方式：{by}")
-    summed = frame.group_by([*keys, "indicator"]).agg(pl.col("numerator").sum(), pl.col("denominator").sum())
+    summed = frame.group_by([*keys, "indicator"]).agg(pl.col("numerator").sum(), pl.col("denominator").sum(),
+                                                       pl.col("aside").sum())
     grid = _grid(by, scope, frame, first, last).join(pl.DataFrame({"indicator": [i.id for i in INDICATORS]}),
                                                     how="cross")
     return grid.join(summed, on=[*keys, "indicator"], how="left").with_columns(
         pl.col("numerator").fill_null(0.0),
         pl.col("denominator").fill_null(0.0),
+        pl.col("aside").fill_null(0.0),
     ).with_columns(
         pl.when(pl.col("denominator") != 0).then(pl.col("numerator") / pl.col("denominator")).alias("value")
     ).sort([*keys, "indicator"])
+
+
+def with_aside(comps: pl.DataFrame) -> pl.DataFrame:
+    """``comps`` with its ``aside`` column (0 when it has none: a table made by hand or before it existed)."""
+    return comps if "aside" in comps.columns else comps.with_columns(pl.lit(0.0).alias("aside"))
+
+
+def stock_month(frame: pl.DataFrame, last: str) -> str | None:
+    """The month whose catalog rows measure a range ending in ``last``: ``last`` itself, or, when the
+    range ends after the store's last month with data, that month. Catalog rows are made up to it
+    (prepare.items_in_force) and no newer catalog can exist after it, so the catalog in force there
+    is still in force in ``last``."""
+    found = frame.filter(pl.col("indicator").is_in(STOCK_IDS), pl.col("month") <= last)["month"].max()
+    return None if found is None else str(found)
 
 
 # The component keys without the department: what department_totals sums over.
@@ -181,8 +206,8 @@ def department_totals(comps: pl.DataFrame) -> pl.DataFrame:
     with _TOTALS_LOCK:
         hit = _TOTALS.get(key)
     if hit is None:
-        hit = comps.group_by(TOTAL_KEYS).agg(
-            pl.col("numerator").sum(), pl.col("denominator").sum())
+        hit = with_aside(comps).group_by(TOTAL_KEYS).agg(
+            pl.col("numerator").sum(), pl.col("denominator").sum(), pl.col("aside").sum())
         with _TOTALS_LOCK:
             if key not in _TOTALS:  # an id is reused only after its frame is gone: drop the entry then
                 weakref.finalize(comps, _TOTALS.pop, key, None)

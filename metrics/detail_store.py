@@ -22,9 +22,9 @@ from metrics.prepare import NOT_COUNTED, Dataset, counted_columns, district_data
 
 # Part of the cached alert rows' key: bump it when what an alert list counts changes
 # (metrics/alerts.py ALERT_LISTS).
-ALERTS_VERSION = "2"
+ALERTS_VERSION = "3"  # 3: open cases and 差评 judged at their as-of date
 # Part of the cached item parts' key: bump it when their shape or counting changes (metrics/drill.py).
-ITEM_PARTS_VERSION = "1"
+ITEM_PARTS_VERSION = "2"  # 2: the ``aside`` column; stocks after the last month
 
 
 def district_alerts(

@@ -16,7 +16,15 @@ from datasets.calendar import WorkCalendar, load_calendar
 from datasets.periods import Period
 from datasets.vocabulary import Rules
 from metrics.alerts import Detail, header, in_period
-from metrics.compute import COVERAGE_IDS, STOCK_IDS, Pending, aggregate, collect_together, component_queries
+from metrics.compute import (
+    COVERAGE_IDS,
+    STOCK_IDS,
+    Pending,
+    aggregate,
+    collect_together,
+    component_queries,
+    stock_month,
+)
 from metrics.prepare import KEYS, Dataset, Flags, prepare_sources, prepare_sources_lazy
 from metrics.registry import BY_ID, INDICATORS, Indicator
 
@@ -92,6 +100,8 @@ def item_queries(sources: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> Pending:
             lazy = lazy.with_columns(pl.lit(None, dtype=pl.String).alias("since"))
         aggs = [i.numerator.cast(pl.Float64).sum().alias(f"{i.id}\x1fn") for i in usable if i.source == name]
         aggs += [i.denominator.cast(pl.Float64).sum().alias(f"{i.id}\x1fd") for i in usable if i.den_source == name]
+        aggs += [i.aside.expr.cast(pl.Float64).sum().alias(f"{i.id}\x1fa") for i in usable
+                 if i.source == name and i.aside is not None]
         queries.append(lazy.group_by(ITEM_KEYS).agg(aggs))
     return Pending(queries, functools.partial(_long_item_parts, usable, names))
 
@@ -106,17 +116,18 @@ def _long_item_parts(usable: list[Indicator], names: list[str], summed: list[pl.
             continue
         numerator = pl.col(f"{ind.id}\x1fn").alias("numerator")
         denominator = pl.col(f"{ind.id}\x1fd").alias("denominator")
+        aside = (pl.col(f"{ind.id}\x1fa") if ind.aside is not None else pl.lit(0.0)).alias("aside")
         if ind.den_source == ind.source:
-            frame = sums[ind.source].select(*ITEM_KEYS, numerator, denominator)
+            frame = sums[ind.source].select(*ITEM_KEYS, numerator, denominator, aside)
         else:  # e.g. evaluations over completed cases: a key may be on one side only
-            frame = sums[ind.source].select(*ITEM_KEYS, numerator).join(
+            frame = sums[ind.source].select(*ITEM_KEYS, numerator, aside).join(
                 sums[ind.den_source].select(*ITEM_KEYS, denominator), on=ITEM_KEYS, how="full", coalesce=True,
                 nulls_equal=True)
         parts.append(frame.select(*ITEM_KEYS, pl.lit(ind.id).alias("indicator"), pl.col("numerator").fill_null(0.0),
-                                  pl.col("denominator").fill_null(0.0)))
+                                  pl.col("denominator").fill_null(0.0), pl.col("aside").fill_null(0.0)))
     if not parts:
         return pl.DataFrame(schema={**{k: pl.String for k in ITEM_KEYS}, "indicator": pl.String,
-                                    "numerator": pl.Float64, "denominator": pl.Float64})
+                                    "numerator": pl.Float64, "denominator": pl.Float64, "aside": pl.Float64})
     return pl.concat(parts, how="vertical")
 
 
@@ -139,21 +150,23 @@ def item_values(
     事项 (indicators whose source has no item, such as the hotline's, are left out), from item_parts.
     Catalog indicators are read in the period's last month, coverage over the whole period, as in
     compute.aggregate."""
-    conds = [pl.col("district") == district, in_period(period, "month"), pl.col("item_code").is_not_null(),
-             pl.col("indicator").is_in(item_level_indicators(indicator_ids)),
-             ~pl.col("indicator").is_in(STOCK_IDS) | (pl.col("month") == period.last)]
+    mine = parts.filter(pl.col("district") == district)
+    stock = pl.col("indicator").is_in(STOCK_IDS)
+    conds = [pl.col("item_code").is_not_null(), pl.col("indicator").is_in(item_level_indicators(indicator_ids)),
+             (~stock & in_period(period, "month")) | (stock & (pl.col("month") == pl.lit(stock_month(mine, period.last), pl.String)))]
     if department is not None:
         conds.append(pl.col("department") == department)
     # Coverage counts an item evaluated anywhere in the period (``since``: its latest evaluated month).
     numerator = (pl.when(pl.col("indicator").is_in(COVERAGE_IDS))
                  .then(pl.when(pl.col("since") >= period.first).then(pl.col("denominator")).otherwise(0.0))
                  .otherwise(pl.col("numerator")))
-    summed = parts.lazy().filter(*conds).group_by("item_code", "indicator").agg(
-        numerator.sum().alias("numerator"), pl.col("denominator").sum()
+    mine = mine if "aside" in mine.columns else mine.with_columns(pl.lit(0.0).alias("aside"))
+    summed = mine.lazy().filter(*conds).group_by("item_code", "indicator").agg(
+        numerator.sum().alias("numerator"), pl.col("denominator").sum(), pl.col("aside").sum()
     ).collect()
     return summed.with_columns(
         pl.when(pl.col("denominator") != 0).then(pl.col("numerator") / pl.col("denominator")).alias("value")
-    ).select("item_code", "indicator", "numerator", "denominator", "value").sort("item_code", "indicator")
+    ).select("item_code", "indicator", "numerator", "denominator", "value", "aside").sort("item_code", "indicator")
 
 
 def item_table(
@@ -189,14 +202,22 @@ def item_sources(sources: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> list[str
     return [name for name, frame in sources.items() if "item_code" in frame.lazy().collect_schema()]
 
 
+def _aside_column(ind: Indicator) -> list[str]:
+    return [f"{ind.name}·{ind.aside.label}"] if ind.aside is not None else []
+
+
 def _wide_chinese(long: pl.DataFrame, key: str, key_label: str, indicator_ids: Sequence[str]) -> pl.DataFrame:
     """key, then per indicator: <name>, <name>·分子, <name>·分母 (registry names, registry order)."""
     ids = [i.id for i in INDICATORS if i.id in set(indicator_ids)]
-    columns = [key_label] + [c for i in ids for c in (BY_ID[i].name, f"{BY_ID[i].name}·分子", f"{BY_ID[i].name}·分母")]
+    # An indicator's count beside its value (registry.Aside, e.g. 差评整改率·整改期内差评) follows its parts.
+    columns = [key_label] + [c for i in ids for c in (BY_ID[i].name, f"{BY_ID[i].name}·分子", f"{BY_ID[i].name}·分母",
+                                                       *_aside_column(BY_ID[i]))]
     if long.height == 0 or not ids:
         return pl.DataFrame(schema={key_label: pl.String, **{c: pl.Float64 for c in columns[1:]}})
+    if "aside" not in long.columns:
+        long = long.with_columns(pl.lit(0.0).alias("aside"))
     wide = long.filter(pl.col("indicator").is_in(ids)).pivot(
-        on="indicator", index=key, values=["value", "numerator", "denominator"], aggregate_function="first"
+        on="indicator", index=key, values=["value", "numerator", "denominator", "aside"], aggregate_function="first"
     )
     names = {"value": "", "numerator": "·分子", "denominator": "·分母"}
     rename = {}
@@ -205,6 +226,8 @@ def _wide_chinese(long: pl.DataFrame, key: str, key_label: str, indicator_ids: S
             prefix = f"{part}_"
             if col.startswith(prefix) and col[len(prefix):] in BY_ID:
                 rename[col] = BY_ID[col[len(prefix):]].name + suffix
+        if col.startswith("aside_") and (ind := BY_ID.get(col[len("aside_"):])) is not None and ind.aside:
+            rename[col] = f"{ind.name}·{ind.aside.label}"
     wide = wide.rename({key: key_label, **rename})
     missing = [c for c in columns if c not in wide.columns]
     wide = wide.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in missing)

@@ -77,9 +77,12 @@ def rank_table_chinese(rank: pl.DataFrame) -> pl.DataFrame:
             pl.col(f"{i.id}__num").alias(f"{i.name}·分子"),
             pl.col(f"{i.id}__den").alias(f"{i.name}·分母"),
         ]
+        if i.aside is not None and f"{i.id}__aside" in table.columns:  # e.g. 差评整改率·整改期内差评
+            cols.append(pl.col(f"{i.id}__aside").alias(f"{i.name}·{i.aside.label}"))
     frame = neutralize_frame(table.select(cols))
     # Indicator values stay decimals even when whole (an average of 2 工作日 reads 2.00).
-    return whole_numbers(frame, [c for c in frame.columns if c.endswith(("·分子", "·分母"))])
+    asides = tuple(f"·{i.aside.label}" for i in INDICATORS if i.aside is not None)
+    return whole_numbers(frame, [c for c in frame.columns if c.endswith(("·分子", "·分母", *asides))])
 
 
 def rank_csv_bytes(rank: pl.DataFrame, note: str | None = None) -> bytes:

@@ -31,6 +31,15 @@ def fmt_delta(key: str, delta: float | None) -> str | None:
     return unit_of(key).change_text(delta)
 
 
+def aside_text(key: str, count: float | None) -> str | None:
+    """The count shown beside an indicator that declares one (registry.Aside), e.g. 整改期内差评 3 条;
+    None for the others."""
+    aside = BY_ID[key].aside if key in BY_ID else None
+    if aside is None:
+        return None
+    return f"{aside.label} {0 if count is None else count:.0f} {aside.unit}"
+
+
 def direction(key: str) -> int:
     return UP if key == INDEX else BY_ID[key].direction
 

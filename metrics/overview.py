@@ -13,7 +13,7 @@ import polars as pl
 
 from datasets.periods import Period, month_range, shift_month
 from metrics.compute import CITY, aggregate, wide_values
-from metrics.formatting import INDEX, INDEX_NAME, direction, fmt_delta, fmt_value, scope
+from metrics.formatting import INDEX, INDEX_NAME, aside_text, direction, fmt_delta, fmt_value, scope
 from metrics.registry import BY_ID, INDICATORS
 from metrics.scoring import ScoringSettings, score_table
 
@@ -70,6 +70,7 @@ class Card:
     numerator: float | None = None
     denominator: float | None = None
     help: str = ""
+    aside: str | None = None  # the count shown beside the value (formatting.aside_text), e.g. 整改期内差评
 
     @property
     def mom(self) -> float | None:
@@ -126,7 +127,8 @@ def overview_cards(
                 year[ind_id],
                 part.get("numerator"),
                 part.get("denominator"),
-                help=f"{ind.formula}",
+                help=f"{ind.formula}" + (f"；{ind.aside.label}不计入分子、分母" if ind.aside else ""),
+                aside=aside_text(ind_id, part.get("aside")),
             )
         )
     return cards

@@ -37,12 +37,13 @@ NOT_COUNTED = {
 
 def counted_columns(kind: str) -> list[str]:
     """The columns of a kind's records (as store.load_records returns them) that the counting rules read."""
-    return [c for c in ("batch_id", *KINDS[kind].names, "period") if c not in NOT_COUNTED[kind]]
+    return [c for c in ("batch_id", *KINDS[kind].names, "period", "as_of") if c not in NOT_COUNTED[kind]]
 
 
 @dataclass
 class Dataset:
-    """Current records of the four kinds (newest import per id), each with its batch ``period``."""
+    """Current records of the four kinds (newest import per id), each with its batch ``period`` and
+    ``as_of`` (the batch's 数据截止日, store.as_of_date)."""
 
     cases: pl.DataFrame
     items: pl.DataFrame
@@ -53,7 +54,8 @@ class Dataset:
     def empty(cls) -> Dataset:
         def frame(kind: str) -> pl.DataFrame:
             return empty_frame(kind).with_columns(pl.lit(None, dtype=pl.Int64).alias("batch_id"),
-                                                  pl.lit(None, dtype=pl.String).alias("period"))
+                                                  pl.lit(None, dtype=pl.String).alias("period"),
+                                                  pl.lit(None, dtype=pl.Date).alias("as_of"))
 
         return cls(*(frame(k) for k in KINDS))
 
@@ -116,9 +118,23 @@ def _month_number(expr: pl.Expr) -> pl.Expr:
 
 
 def _month_end(period: pl.Expr) -> pl.Expr:
-    """Last day of a YYYY-MM period, as a datetime at the end of that day."""
+    """Last day of a YYYY-MM period, as a datetime at the start of that day."""
     first = (period + "-01").str.to_date("%Y-%m-%d")
     return first.dt.month_end().cast(pl.Datetime("us"))
+
+
+def as_of_end(frame: pl.DataFrame) -> pl.Expr:
+    """Each record's 数据截止日 (its batch's ``as_of``) as a datetime, for open cases' elapsed time and
+    for whether a 差评 is due. A frame without as-of dates (made by hand) falls back to the last day
+    of its export month, as store.as_of_date does for an import made after the month."""
+    periods = pl.DataFrame({"period": frame["period"].drop_nulls().unique()})
+    month_ends = periods.select(_month_end(pl.col("period")))["period"]
+    period_end = pl.col("period").replace_strict(
+        periods["period"], month_ends, default=None, return_dtype=pl.Datetime("us")
+    )
+    if "as_of" not in frame.columns:
+        return period_end
+    return pl.coalesce(pl.col("as_of").cast(pl.Datetime("us")), period_end)
 
 
 def _dept(expr: pl.Expr) -> pl.Expr:
@@ -192,13 +208,9 @@ def case_flags_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.LazyFr
                 if v is not None]  # type: ignore[union-attr]
         ends += [int(p[:4]) for p in (cases["period"].min(), cases["period"].max()) if p is not None]  # type: ignore[index]
         cal.check_years(set(range(min(ends), max(ends) + 1)) if ends else set())
-    # Open cases: elapsed time runs to the end of the export's month (worked out once per period).
-    periods = pl.DataFrame({"period": cases["period"].drop_nulls().unique()})
-    month_ends = periods.select(_month_end(pl.col("period")))["period"]
-    period_end = pl.col("period").replace_strict(
-        periods["period"], month_ends, default=None, return_dtype=pl.Datetime("us")
-    )
-    end = v.case_end(period_end)
+    # Open cases: elapsed time runs to the as-of date of their export, never beyond (nothing is judged
+    # late before it is late).
+    end = v.case_end(as_of_end(cases))
     suspended = pl.col("suspended_days").fill_null(0)
     legal, legal_unit = v.limit_with_fallback("legal")
     promised, promised_unit = v.limit_with_fallback("promised")
@@ -228,7 +240,7 @@ CASE_FLAG_COLUMNS = [
 ]
 EVALUATION_FLAG_COLUMNS = [
     "district", "department", "month", "item_code", "rating", "active", "is_good", "is_bad", "bad_rectified",
-    "bad_rectified_on_time",
+    "bad_rectified_on_time", "bad_due", "bad_pending",
 ]
 
 
@@ -284,8 +296,9 @@ def _cases_lazy(data: Dataset, cal: WorkCalendar, rules: Rules,
 def items_in_force(data: Dataset, months: list[str]) -> pl.LazyFrame:
     """One row per item of the catalog in force in each month (newest catalog period ≤ month).
 
-    A catalog stays in force every month from its period up to the last of ``months`` (the last month
-    with any data in the store).
+    Rows are made for every month from a catalog's period up to the last of ``months`` (the last month
+    with any data in the store). A catalog stays in force after that too: a range ending later reads
+    the catalog of the store's last month (compute.stock_month), since no newer one can exist yet.
     """
     items = data.items.filter(pl.col("period") <= months[-1]) if months else data.items
     if items.height == 0 or not months:
@@ -372,6 +385,10 @@ def evaluation_flags_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.
         cal.check_years(set(ev["evaluated_at"].dt.year().drop_nulls().unique().to_list()))
     within = cal.working_days_between(pl.col("evaluated_at"), pl.col("rectified_at")) <= rules.rectify_days
     rectified = v.rectified_evaluation()
+    # Due (应整改): rectified, or its deadline (评价时间 + rectify_days working days) on or before the
+    # record's as-of date, i.e. at least rectify_days working days after the evaluation by then.
+    deadline_passed = (cal.working_days_between(pl.col("evaluated_at"), as_of_end(ev)) >= rules.rectify_days)
+    due = (v.bad_evaluation() & (rectified.fill_null(False) | deadline_passed.fill_null(True))).fill_null(False)
     return ev.lazy().with_columns(
         month_text(pl.col("evaluated_at")).alias("month"),
         v.active_evaluation().alias("active"),
@@ -379,6 +396,8 @@ def evaluation_flags_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.
         v.bad_evaluation().alias("is_bad"),
         rectified.alias("bad_rectified"),
         (rectified & pl.col("rectified_at").is_not_null() & within.fill_null(False)).alias("bad_rectified_on_time"),
+        due.alias("bad_due"),
+        (v.bad_evaluation() & ~due).alias("bad_pending"),
     )
 
 
@@ -394,6 +413,8 @@ def _evaluations_lazy(data: Dataset, cal: WorkCalendar, rules: Rules, flags: pl.
         "is_bad",
         "bad_rectified",
         "bad_rectified_on_time",
+        "bad_due",
+        "bad_pending",
     )
 
 

@@ -27,6 +27,9 @@ def indicator_reference(settings: ScoringSettings) -> pl.DataFrame:
                 "分子": ind.numerator_label,
                 "分母": ind.denominator_label,
                 "口径说明": ind.describe(settings.rules),
+                # A count beside the value, in neither part (整改期内差评 beside the rectification rates).
+                "单独列出": (f"{ind.aside.label}：{ind.aside.description.format(**settings.rules.model_dump())}"
+                         if ind.aside is not None else ""),
                 "数据来源": ind.data_source,
                 "权重": t.weight,
                 "目标值": fmt_value(ind.id, t.target),

@@ -44,6 +44,18 @@ LEVELS = {"item": "事项", "case": "办件", "eval": "评价", "hotline": "工�
 
 
 @dataclass(frozen=True)
+class Aside:
+    """A count shown beside an indicator's value, in none of its parts (e.g. the 差评 still within their
+    rectification period beside the two rectification rates): summed per district × department × month
+    like a numerator (the components' ``aside`` column), so its rollups are sums too."""
+
+    expr: pl.Expr  # row-level, over the indicator's numerator source
+    label: str  # Chinese, e.g. 整改期内差评
+    unit: str  # 条, 件
+    description: str  # Chinese: what it counts and why it is beside, not inside, the rate
+
+
+@dataclass(frozen=True)
 class Indicator:
     id: str
     name: str
@@ -58,6 +70,7 @@ class Indicator:
     numerator_label: str
     denominator_label: str
     denominator_source: str | None = None  # when the denominator comes from another frame
+    aside: Aside | None = None  # a count shown beside the value (see Aside)
 
     def __post_init__(self) -> None:
         missing = [f for f in ("id", "name", "unit", "group", "level", "source", "description",
@@ -104,6 +117,15 @@ def _flag(name: str) -> pl.Expr:
 
 # Counts rows: every prepared row has a district (import refuses rows without one).
 _ONE = pl.col("district").is_not_null().cast(pl.Int64)
+
+# 差评 within their rectification deadline and not yet rectified: in neither part of the two rates.
+BAD_PENDING = Aside(
+    expr=pl.col("bad_pending").cast(pl.Int64),
+    label="整改期内差评",
+    unit="条",
+    description="评价时间后 {rectify_days} 个工作日的整改期限晚于数据截止日、且尚未整改的差评，还没到应整改的时候，"
+    "既不计入分子也不计入分母，单独列出数量。",
+)
 
 INDICATORS: tuple[Indicator, ...] = (
     # A. 网上办事
@@ -234,7 +256,7 @@ INDICATORS: tuple[Indicator, ...] = (
         source="cases_accepted",
         description="受理件中被亮黄牌或红牌的比例（一件只计一次）。黄牌：用时超过承诺时限 {yellow_grace_days} 个工作日以上；"
         "红牌：用时超过法定时限 {red_grace_days} 个工作日以上（时限单位为自然日的按自然日比较）。"
-        "在办件用时计至导出所属月份月末；退件、撤件用时计至其结束时间。"
+        "在办件用时计至其导出的数据截止日（不晚于导出所属月份月末）；退件、撤件用时计至其结束时间。"
         "导出含“监察结果”列时以该列为准，已撤销的红黄牌不计。",
         numerator_label="亮黄牌或红牌的受理件数",
         denominator_label="受理件数",
@@ -448,11 +470,13 @@ INDICATORS: tuple[Indicator, ...] = (
         group="D",
         level="eval",
         numerator=_flag("bad_rectified"),
-        denominator=_flag("is_bad"),
+        denominator=_flag("bad_due"),
         source="evaluations",
-        description="整改状态为“已整改”或“核实不属实”的差评 ÷ 全部差评。",
+        description="整改状态为“已整改”或“核实不属实”的差评 ÷ 应整改的差评。应整改：已整改（或核实不属实），"
+        "或整改期限（评价时间后 {rectify_days} 个工作日）在数据截止日当天或之前；仍在整改期内的差评不计入分子、分母，单独列出数量。",
         numerator_label="已整改或核实不属实的差评数",
-        denominator_label="差评数",
+        denominator_label="应整改的差评数",
+        aside=BAD_PENDING,
     ),
     Indicator(
         id="bad_rectified_on_time_rate",
@@ -462,11 +486,13 @@ INDICATORS: tuple[Indicator, ...] = (
         group="D",
         level="eval",
         numerator=_flag("bad_rectified_on_time"),
-        denominator=_flag("is_bad"),
+        denominator=_flag("bad_due"),
         source="evaluations",
-        description="评价时间后 {rectify_days} 个工作日内（可在设置中调整）完成整改（已整改或核实不属实，且有整改完成时间）的差评 ÷ 全部差评。",
+        description="评价时间后 {rectify_days} 个工作日内（可在设置中调整）完成整改（已整改或核实不属实，且有整改完成时间）的差评 ÷ 应整改的差评"
+        "（同差评整改率；整改期内的差评不计入分子、分母，单独列出数量）。",
         numerator_label="按时整改的差评数",
-        denominator_label="差评数",
+        denominator_label="应整改的差评数",
+        aside=BAD_PENDING,
     ),
     # E. 12345 热线
     Indicator(
@@ -555,7 +581,10 @@ def column_problems(
         schemas = {name: frame.collect_schema() for name, frame in prepare_sources_lazy(Dataset.empty(), until=None).items()}
     problems = []
     for ind in indicators:
-        for part, expr, source in (("numerator", ind.numerator, ind.source), ("denominator", ind.denominator, ind.den_source)):
+        parts = [("numerator", ind.numerator, ind.source), ("denominator", ind.denominator, ind.den_source)]
+        if ind.aside is not None:
+            parts.append(("aside", ind.aside.expr, ind.source))
+        for part, expr, source in parts:
             if source not in schemas:
                 problems.append(f"{ind.id}.{part}: unknown source {source!r}")
                 continue

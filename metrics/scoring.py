@@ -164,7 +164,8 @@ def ranking(
     (data_gaps). ``districts``: the scope (default: every district in the components or the
     inventory). Columns: district, ranked, unranked_reason, rank, prev_rank, rank_change (positive =
     moved up; only for districts ranked in both periods), index, group_A..E, then per indicator:
-    <id> (value), <id>__num, <id>__den, score_<id>.
+    <id> (value), <id>__num, <id>__den, <id>__aside (only where the registry declares a count beside
+    the value: 整改期内差评), score_<id>.
     """
     scope = districts if districts is not None else sorted(
         set(comps["district"].unique().to_list()) | set(inventory["district"].unique().to_list()))
@@ -177,25 +178,25 @@ def ranking(
     )
     lead = ["district", "ranked", "unranked_reason", "rank", "prev_rank", "rank_change", "index",
             *[f"group_{g}" for g in GROUPS]]
-    per_ind = [c for i in INDICATORS for c in (i.id, f"{i.id}__num", f"{i.id}__den", f"score_{i.id}")]
+    per_ind = [c for i in INDICATORS for c in (i.id, f"{i.id}__num", f"{i.id}__den",
+                                                *([f"{i.id}__aside"] if i.aside else []), f"score_{i.id}")]
     return out.select(*lead, *per_ind).sort(["ranked", "rank", "district"], descending=[True, False, False],
                                             nulls_last=True)
 
 
 def data_gaps(
-    inventory: pl.DataFrame, period: Period, rules: Rules, districts: list[str], until: str | None = None
+    inventory: pl.DataFrame, period: Period, rules: Rules, districts: list[str]
 ) -> dict[str, list[str]]:
     """Why each district may not be ranked for the period (empty list: it may), in Chinese.
 
     Needs, as the rules say: a 办件明细 and a 好差评 export for every month of the period, and a 事项清单
-    in force in the period's last month that is no older than ``catalog_max_age_months``. ``until``:
-    the store's last month; catalogs are in force up to it (as in the indicators), not after.
+    in force in the period's last month that is no older than ``catalog_max_age_months``. A catalog
+    stays in force after the store's last month, as in the indicators (compute.stock_month).
     """
     have = set(inventory.select("district", "kind", "period").iter_rows())
     catalogs: dict[str, str] = {}
-    in_force = until is None or period.last <= until
     for district, kind, month in have:
-        if in_force and kind == "items" and month <= period.last and month > catalogs.get(district, ""):
+        if kind == "items" and month <= period.last and month > catalogs.get(district, ""):
             catalogs[district] = month
     needed = [k for k, on in (("cases", rules.rank_needs_cases), ("evaluations", rules.rank_needs_evaluations)) if on]
     gaps: dict[str, list[str]] = {}
@@ -216,8 +217,7 @@ def _ranked(
 ) -> pl.DataFrame:
     """Scores of the scope's districts for one period, ranked among those with complete data."""
     scored = _scored(comps, period, settings, scope)
-    until = str(comps["month"].max()) if comps.height else None
-    gaps = data_gaps(inventory, period, settings.rules, scope, until)
+    gaps = data_gaps(inventory, period, settings.rules, scope)
     reasons = pl.DataFrame(
         {"district": list(gaps), "_gaps": ["；".join(r) or None for r in gaps.values()]},
         schema={"district": pl.String, "_gaps": pl.String},
@@ -233,16 +233,18 @@ def _ranked(
 def _scored(comps: pl.DataFrame, period: Period, settings: ScoringSettings, scope: list[str]) -> pl.DataFrame:
     long = aggregate(comps, period, by="district", districts=scope)
     wide = wide_values(long)
-    parts = long.pivot(on="indicator", index="district", values=["numerator", "denominator"])
+    parts = long.pivot(on="indicator", index="district", values=["numerator", "denominator", "aside"])
     rename = {}
     for col in parts.columns:
         if col.startswith("numerator_"):
             rename[col] = col.removeprefix("numerator_") + "__num"
         elif col.startswith("denominator_"):
             rename[col] = col.removeprefix("denominator_") + "__den"
+        elif col.startswith("aside_"):  # the count beside the value (registry.Aside)
+            rename[col] = col.removeprefix("aside_") + "__aside"
     parts = parts.rename(rename)
     for i in INDICATORS:
-        for suffix in ("__num", "__den"):
+        for suffix in ("__num", "__den", *(("__aside",) if i.aside else ())):
             if f"{i.id}{suffix}" not in parts.columns:
                 parts = parts.with_columns(pl.lit(None, dtype=pl.Float64).alias(f"{i.id}{suffix}"))
     return score_table(wide, settings, ["district"]).join(parts, on="district", how="left")

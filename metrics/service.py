@@ -39,7 +39,7 @@ from metrics.scoring import ScoringSettings, load_settings
 
 Keys = dict[tuple[str, str], str]
 # Part of every cached district's key: bump it when the components' shape or counting changes.
-COMPONENTS_VERSION = "2"
+COMPONENTS_VERSION = "3"  # 3: as-of dates (open cases, due 差评), the ``aside`` column
 
 
 def store_until(engine: Engine, keys: Keys | None = None) -> str | None:

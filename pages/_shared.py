@@ -426,6 +426,8 @@ def metric_card(card: Card) -> None:
         st.caption(f"上期 {_fmt_prev(card, card.previous)} · 去年同期 {_fmt_prev(card, card.year_ago)}")
         if card.denominator is not None:
             st.caption(f"分子 {_num(card.numerator)} ÷ 分母 {_num(card.denominator)}")
+        if card.aside:  # e.g. 整改期内差评: in neither part, shown so that nothing is hidden
+            st.caption(f"{card.aside}（不计入分子、分母）")
 
 
 def _num(value: float | None) -> str:

@@ -46,9 +46,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def frame(kind: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
-    """Rows of a kind with the full canonical schema plus batch_id and period."""
+    """Rows of a kind with the full canonical schema plus batch_id, period and as_of (None: the last
+    day of the period, as for an export imported after its month)."""
     k = KINDS[kind]
-    schema = {"batch_id": pl.Int64, **k.polars_schema, "period": pl.String}
+    schema = {"batch_id": pl.Int64, **k.polars_schema, "period": pl.String, "as_of": pl.Date}
     filled = []
     for n, row in enumerate(rows):
         full = {name: None for name in schema}

@@ -2,7 +2,8 @@
 counting rules, not from the engine: plain Python over lists of dicts, record by record.
 
 Input: the imported batches as the test generated them, in import order, each a dict
-``{"kind", "district", "period", "order", "rows": [canonical row dicts]}``. Nothing here reads the
+``{"kind", "district", "period", "order", "rows": [canonical row dicts]}``, optionally with ``as_of``
+(the batch's 数据截止日, a date; default: the last day of its period). Nothing here reads the
 store or imports ``metrics``; the holiday data comes from ``chinese_calendar`` plus
 ``datasets/holidays.csv`` and the weights from ``metrics/scoring.toml`` (both read as data).
 """
@@ -121,7 +122,9 @@ class Store:
                     key = (b["district"], row[id_field])
                     rank = (b["period"], b["order"])
                     if key not in newest or rank > newest[key][0]:
-                        newest[key] = (rank, dict(row, district=b["district"], period=b["period"]))
+                        # A record is judged at the as-of date of the batch it is counted from.
+                        as_of = b.get("as_of") or month_end(b["period"])
+                        newest[key] = (rank, dict(row, district=b["district"], period=b["period"], as_of=as_of))
             self.records[kind] = [rec for _, rec in newest.values()]
         # district → {version period → {item_code → row}}
         self.catalogs: dict[str, dict[str, dict[str, dict]]] = defaultdict(dict)
@@ -141,9 +144,10 @@ class Store:
         return max(older) if older else None
 
     def catalog_in_force(self, district: str, month: str) -> tuple[str | None, dict[str, dict]]:
-        """(version, rows) of the catalog in force in month; catalogs stay in force up to ``until``."""
+        """(version, rows) of the catalog in force in month; a catalog stays in force until a newer one,
+        also after the store's last month."""
         version = self.catalog_version(district, month)
-        if version is None or self.until is None or month > self.until:
+        if version is None:
             return None, {}
         return version, self.catalogs[district][version]
 
@@ -168,7 +172,7 @@ def case_facts(case: dict, store: Store, rules: dict) -> dict:
     row = store.catalogs[case["district"]][version].get(case["item_code"]) if version else None
     legal, legal_unit = _limit(case, row, "legal")
     promised, promised_unit = _limit(case, row, "promised")
-    stop = end.date() if end is not None else month_end(case["period"])  # open: to its export's month end
+    stop = end.date() if end is not None else case["as_of"]  # open: to its export's as-of date, never beyond
     suspended = case["suspended_days"] or 0
     el_wd = max(working_days(accepted.date(), stop) - suspended, 0)
     el_cd = max(calendar_days(accepted.date(), stop) - suspended, 0)
@@ -192,13 +196,16 @@ def case_facts(case: dict, store: Store, rules: dict) -> dict:
 # --- flows: numerators and denominators per (district, department, month) ----------------------
 
 def flow_components(store: Store, rules: dict) -> dict[tuple, list[float]]:
-    """(district, department, month, indicator) → [numerator, denominator] for every flow indicator."""
-    comps: dict[tuple, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    """(district, department, month, indicator) → [numerator, denominator, beside] for every flow
+    indicator (beside: the 差评 still within their rectification period, beside the two rectification
+    rates)."""
+    comps: dict[tuple, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
 
-    def add(rec: dict, month: str, ind: str, num: float, den: float) -> None:
+    def add(rec: dict, month: str, ind: str, num: float, den: float, beside: float = 0) -> None:
         part = comps[(rec["district"], rec["department"] or "", month, ind)]
         part[0] += num
         part[1] += den
+        part[2] += beside
 
     for case in store.records["cases"]:
         if case["status"] == "不予受理":
@@ -234,8 +241,11 @@ def flow_components(store: Store, rules: dict) -> dict[tuple, list[float]]:
             rectified = ev["rectify_status"] in ("已整改", "核实不属实")
             on_time = (rectified and ev["rectified_at"] is not None and working_days(
                 ev["evaluated_at"].date(), ev["rectified_at"].date()) <= rules["rectify_days"])
-            add(ev, m, "bad_rectified_rate", rectified, 1)
-            add(ev, m, "bad_rectified_on_time_rate", on_time, 1)
+            # Due once rectified, or once its deadline (评价时间 + N working days) is on or before the
+            # record's as-of date; otherwise 整改期内: in neither part, counted beside.
+            due = rectified or working_days(ev["evaluated_at"].date(), ev["as_of"]) >= rules["rectify_days"]
+            add(ev, m, "bad_rectified_rate", rectified, due, not due)
+            add(ev, m, "bad_rectified_on_time_rate", on_time, due, not due)
 
     for t in store.records["hotline"]:
         m = month_of(t["received_at"])
@@ -297,7 +307,7 @@ def indicators(store: Store, first: str, last: str, by: str = "district",
     def key(district: str, dept: str) -> tuple:
         return {"district": (district,), "department": (district, dept), "city": (CITY,)}[by]
 
-    for (district, dept, month, ind), (num, den) in flow_components(store, rules).items():
+    for (district, dept, month, ind), (num, den, _) in flow_components(store, rules).items():
         if first <= month <= last:
             part = sums[(*key(district, dept), ind)]
             part[0] += num
@@ -319,6 +329,16 @@ def indicators(store: Store, first: str, last: str, by: str = "district",
             num, den = sums.get((*k, ind), (0.0, 0.0))
             out[(*k, ind)] = (num, den, num / den if den else None)
     return out
+
+
+def pending_bad(store: Store, first: str, last: str, rules: dict | None = None) -> dict[str, float]:
+    """district → 差评 of [first, last] still within their rectification period (整改期内)."""
+    rules = rules or load_settings()["rules"]
+    out: dict[str, float] = defaultdict(float)
+    for (district, _, month, ind), (_, _, beside) in flow_components(store, rules).items():
+        if first <= month <= last and ind == "bad_rectified_rate":
+            out[district] += beside
+    return dict(out)
 
 
 # --- ranking ------------------------------------------------------------------------------------

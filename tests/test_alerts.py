@@ -26,7 +26,7 @@ def data():
     end of October; K3 open within its 20 days; K4 on time; K5 not accepted (不予受理) although its
     监察结果 says 红牌; K6 a red card of September; K7 乙区, open and overdue.
     Evaluations: V1 差评 rectified in time; V2 差评 not rectified; V3 非常满意; V4 差评 rectified after
-    more than 15 working days; V5 乙区 差评 not rectified.
+    more than 15 working days; V5 乙区 差评 not rectified and still within its rectification period.
     """
     cases = [
         {"case_id": "K1", "accepted_at": at(2024, 10, 8), "completed_at": at(2024, 10, 16), "legal_limit": 2.0,
@@ -86,7 +86,9 @@ EXPECTED = [
     (alerts.OVERDUE_OPEN, OCT, None, None, ["K7", "K2"]),  # not K3 (within its limit); 乙 sorts before 甲
     (alerts.OVERDUE_OPEN, OCT, ["甲区"], None, ["K2"]),
     (alerts.OVERDUE_OPEN, OCT, ["甲区"], "区市场监管局", []),
-    (alerts.BAD_LATE, OCT, None, None, ["V5", "V4", "V2"]),  # not V1 (rectified in time)
+    # not V1 (rectified in time), not V5: 15 working days after 10-15 is 11-05, after October's as-of
+    # date (10-31), so 整改期内; V2's deadline (10-31) is on it: due
+    (alerts.BAD_LATE, OCT, None, None, ["V4", "V2"]),
     (alerts.BAD_LATE, OCT, ["甲区"], "区人社局", ["V2"]),
     (alerts.BAD_ALL, OCT, ["甲区"], None, ["V4", "V1", "V2"]),
     (alerts.BAD_ALL, SEP, None, None, []),
@@ -111,10 +113,11 @@ def test_lists_of_the_same_source_have_the_same_columns(detail):
 def test_counts_from_the_indicators_match_the_lists(data, detail):
     comps = components(data)
     from_components = alerts.alert_counts_from_components(comps, OCT)
-    assert from_components == {alerts.RED_CARDS: 1, alerts.BAD_LATE: 3}
+    assert from_components == {alerts.RED_CARDS: 1, alerts.BAD_LATE: 2}
     counted = alerts.alert_counts(detail, OCT)
-    assert counted == {alerts.RED_CARDS: 1, alerts.OVERDUE_OPEN: 2, alerts.BAD_LATE: 3}
-    assert alerts.alert_counts_from_components(comps, OCT, ["乙区"]) == {alerts.RED_CARDS: 0, alerts.BAD_LATE: 1}
+    assert counted == {alerts.RED_CARDS: 1, alerts.OVERDUE_OPEN: 2, alerts.BAD_LATE: 2}
+    # 乙区's only 差评 (V5) is within its rectification period: not late
+    assert alerts.alert_counts_from_components(comps, OCT, ["乙区"]) == {alerts.RED_CARDS: 0, alerts.BAD_LATE: 0}
 
 
 def test_an_unknown_list_is_refused(detail):

@@ -256,7 +256,10 @@ def test_newest_wins_equals_the_rule_on_every_batch_at_once(kind, batches, order
     ids = list(range(1, len(batches) + 1))
     order.shuffle(ids)  # a later import may carry an older month
     files = {i: _batch_frame(kind, i, rows) for i, (_, rows) in zip(ids, batches, strict=True)}
-    active = pl.DataFrame({"id": ids, "period": [p for p, _ in batches]}, schema={"id": pl.Int64, "period": pl.String})
+    # Each batch its own as-of date, so a row carrying another batch's would show.
+    active = pl.DataFrame({"id": ids, "period": [p for p, _ in batches],
+                           "as_of": [dt.date(2025, 1, 1) + dt.timedelta(days=i) for i in ids]},
+                          schema={"id": pl.Int64, "period": pl.String, "as_of": pl.Date})
     reads: list[tuple[int, list[str] | None]] = []
 
     def read(batch_id: int, columns: list[str] | None) -> pl.DataFrame:
@@ -298,11 +301,13 @@ def test_a_snapshot_extended_by_a_newer_batch_equals_the_full_rebuild(tmp_path_f
         sha = f"{batch_id:064x}"
         cache.write(batch_files.file_name(kind, batch_id, sha, len(rows), district), _batch_frame(kind, batch_id, rows))
         return {"id": batch_id, "created_at": dt.datetime(2025, 1, 1) + dt.timedelta(days=batch_id), "sha256": sha,
-                "rows": len(rows), "period": period, "district": district, "kind": kind}
+                "rows": len(rows), "period": period, "as_of": dt.date(2025, 2, 1) + dt.timedelta(days=batch_id),
+                "district": district, "kind": kind}
 
     before = pl.DataFrame([batch(i + 1, p, ids) for i, (p, ids) in enumerate(old)],
                           schema={"id": pl.Int64, "created_at": pl.Datetime("us"), "sha256": pl.String,
-                                  "rows": pl.Int64, "period": pl.String, "district": pl.String, "kind": pl.String})
+                                  "rows": pl.Int64, "period": pl.String, "as_of": pl.Date, "district": pl.String,
+                                  "kind": pl.String})
     # The new batch's id: after every old one (an import), or among them (not a newer batch).
     added_id = len(old) + 1 if new_id >= len(old) else new_id + 100
     after = pl.concat([before, pl.DataFrame([batch(added_id, new[0], new[1])], schema=before.schema)])

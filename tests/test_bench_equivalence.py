@@ -7,6 +7,8 @@ demo city, so that a timing comparison is always a comparison of the same comput
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 import pytest
 
@@ -68,8 +70,11 @@ def _edge_cases() -> Dataset:
         {"accepted_at": at(2024, 10, 8), "completed_at": at(2024, 10, 25), "channel": "移动端"},
         # Limits from the 2024-01 catalog (accepted before the revision).
         {"accepted_at": at(2024, 8, 5), "completed_at": at(2024, 8, 7), "period": "2024-08"},
-        # Open: elapsed runs to the end of the export month; over the legal limit.
+        # Open: elapsed runs to the end of the export month (its as-of date); over the legal limit.
         {"accepted_at": at(2024, 9, 2), "completed_at": None, "status": "在办", "item_code": "I2"},
+        # Open in an early export (as of 10-09): elapsed runs to 10-09 only (10-08, 10-09), within its limits.
+        {"accepted_at": at(2024, 9, 30), "completed_at": None, "status": "在办", "item_code": "I2",
+         "as_of": dt.date(2024, 10, 9)},
         # 已办结 without 办结时间 counts as open.
         {"accepted_at": at(2024, 10, 28), "completed_at": None, "item_code": "I2"},
         # Not accepted: in no accepted count.
@@ -100,6 +105,10 @@ def _edge_cases() -> Dataset:
         {"evaluated_at": at(2024, 10, 12), "rating": 1, "rectify_status": "核实不属实",
          "rectified_at": at(2024, 11, 30), "item_code": "I3"},
         {"evaluated_at": at(2024, 10, 20), "rating": 2, "rectify_status": "整改中", "active": False},
+        # An early export (as of 10-22): this 差评 of 10-08 is not due yet (deadline 10-28), that of 10-09
+        # (deadline 10-29) neither; counted to 10-31 both would be.
+        {"evaluated_at": at(2024, 10, 8), "rating": 1, "rectify_status": "整改中", "as_of": dt.date(2024, 10, 22)},
+        {"evaluated_at": at(2024, 10, 9), "rating": 1, "as_of": dt.date(2024, 10, 22)},
         {"evaluated_at": at(2024, 10, 20), "rating": 2, "rectify_status": "已整改", "rectified_at": None,
          "department": None},
         {"evaluated_at": at(2024, 9, 3), "rating": 4, "active": None, "item_code": "I2"},

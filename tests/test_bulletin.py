@@ -174,6 +174,18 @@ def test_problems_count_the_alert_lists(demo: Demo, month_doc):
         else:
             assert f"全市无{alert.title}" in text
     assert "（四）数据报送" in paragraphs
+    # The 差评 still within their rectification period are said beside those not rectified in time, as
+    # many as the count beside the two rates, and per district as in the components.
+    from metrics.compute import aggregate
+
+    beside = aggregate(demo.comps, inp.period, by="district").filter(
+        (pl.col("indicator") == "bad_rectified_rate") & (pl.col("aside") > 0))
+    pending = {r["district"]: int(r["aside"]) for r in beside.iter_rows(named=True)}
+    assert pending, "the demo's last month has 差评 within their rectification period"
+    assert bulletin.pending_counts(inp) == pending
+    assert f"另有整改期内差评 {sum(pending.values())} 条" in text
+    district, n = max(pending.items(), key=lambda kv: kv[1])
+    assert f"{district} {n} 条" in text
 
 
 def test_requirements_and_names_come_from_the_store(demo_copy: Demo):
@@ -208,7 +220,13 @@ def test_empty_period(demo: Demo):
     assert "不作进退步比较" in text
     reports = bulletin.build_reports(inp, [inp.districts[0]])
     _, cards = docx_text(bulletin_docx.reports_docx(reports, doc))
-    assert {r[1] for r in cards[0][1:]} == {NULL_TEXT} and {r[4] for r in cards[0][1:]} == {NULL_TEXT}
+    # Nothing was reported for the period; only the catalog indicators have values, since a catalog stays
+    # in force after the last month with data.
+    stocks = {f"{i.name}{i.arrow}" for i in INDICATORS if i.is_stock}
+    flows = [r for r in cards[0][1:] if r[0] not in stocks]
+    assert len(flows) == len(INDICATORS) - len(stocks)
+    assert {r[1] for r in flows} == {NULL_TEXT} and {r[4] for r in flows} == {NULL_TEXT}
+    assert NULL_TEXT not in {r[1] for r in cards[0][1:] if r[0] in stocks and "覆盖率" not in r[0]}
 
 
 def test_a_district_without_data_is_unranked_with_its_reason(demo_copy: Demo, tmp_path: Path):

@@ -236,6 +236,93 @@ def test_open_cases_run_to_end_of_export_month_and_supervision_column_wins():
     check(data, {"card_rate": (3, 5, 0.6), "red_card_rate": (1, 5, 0.2), "completion_rate": (2, 5, 0.4)})
 
 
+DEC26 = Period("2026-12", "2026-12")
+EARLY = dt.date(2026, 12, 7)  # a December export imported on 12-07: its 数据截止日
+
+
+# An open case's 用时 runs to its as-of date, never beyond. December 2026 has no holiday: 12-02 → 12-07
+# is 3 working days (12-03, 12-04, 12-07), 12-01 → 12-07 is 4, 12-02 → 12-31 is 21.
+# (case fields, as-of date, elapsed working days, overdue open (超期在办), card, red card)
+OPEN_CASES = [
+    # the case: accepted 12-02, 5-day promise, listed overdue on 12-07 when counted to 12-31
+    ({"accepted_at": at(2026, 12, 2), "promised_limit": 5.0, "legal_limit": 10.0}, EARLY, 3, False, False, False),
+    ({"accepted_at": at(2026, 12, 2), "promised_limit": 5.0, "legal_limit": 10.0}, None, 21, True, True, True),
+    # deadline 12-03 is before 12-07: overdue, 4 − 2 > 1 → yellow
+    ({"accepted_at": at(2026, 12, 1), "promised_limit": 2.0, "legal_limit": 10.0}, EARLY, 4, True, True, False),
+    # deadline on the as-of date itself (4 working days by 12-07): not yet late
+    ({"accepted_at": at(2026, 12, 1), "promised_limit": 4.0, "legal_limit": 10.0}, EARLY, 4, False, False, False),
+    # a completed case runs to its end time whatever the as-of date
+    ({"accepted_at": at(2026, 12, 1), "completed_at": at(2026, 12, 4), "status": "已办结", "promised_limit": 1.0},
+     EARLY, 3, False, True, False),
+]
+
+
+@pytest.mark.parametrize(("case", "as_of", "elapsed", "overdue", "card", "red"), OPEN_CASES)
+def test_open_cases_run_to_their_as_of_date(case, as_of, elapsed, overdue, card, red):
+    from metrics.alerts import OVERDUE_OPEN, alert_list, build_detail
+
+    data = dataset(cases=[{"status": "在办", **case, "period": "2026-12", "as_of": as_of}])
+    detail = build_detail(data, Rules())
+    assert detail.cases["elapsed_wd"].to_list() == [elapsed]
+    assert alert_list(detail, OVERDUE_OPEN, DEC26).height == int(overdue)
+    got = result(data, DEC26)
+    assert got["card_rate"][:2] == (int(card), 1) and got["red_card_rate"][:2] == (int(red), 1)
+
+
+# Whether a 差评 is due (应整改) at its record's as-of date: 15 working days after 10-08 is 10-28, after
+# 10-25 is 11-15 (2024). (evaluation fields, export period, as-of date, due, rectified on time)
+BAD = [
+    # deadline 10-28 on or before 10-31: due, not rectified
+    ({"rating": 1, "evaluated_at": at(2024, 10, 8), "rectify_status": "整改中"}, "2024-10", None, True, False),
+    # deadline 11-15 after 10-31: 整改期内
+    ({"rating": 2, "evaluated_at": at(2024, 10, 25), "rectify_status": "整改中"}, "2024-10", None, False, False),
+    # rectified: due whatever its deadline, and on time (3 working days)
+    ({"rating": 2, "evaluated_at": at(2024, 10, 25), "rectify_status": "已整改", "rectified_at": at(2024, 10, 30)},
+     "2024-10", None, True, True),
+    # the same October review counted from November's export (as of 11-30): due by then
+    ({"rating": 2, "evaluated_at": at(2024, 10, 25), "rectify_status": "整改中"}, "2024-11", None, True, False),
+    # an early October export (as of 10-20): the 10-08 review is not due yet (deadline 10-28)
+    ({"rating": 1, "evaluated_at": at(2024, 10, 8)}, "2024-10", dt.date(2024, 10, 20), False, False),
+    # deadline exactly on the as-of date: due
+    ({"rating": 1, "evaluated_at": at(2024, 10, 8)}, "2024-10", dt.date(2024, 10, 28), True, False),
+]
+
+
+@pytest.mark.parametrize(("evaluation", "period", "as_of", "due", "on_time"), BAD)
+def test_bad_evaluations_count_in_the_rectification_rates_once_due(evaluation, period, as_of, due, on_time):
+    data = dataset(evaluations=[{**evaluation, "period": period, "as_of": as_of}])
+    long = aggregate(components(data), OCT)
+    rows = {r["indicator"]: r for r in long.iter_rows(named=True)}
+    rectified = evaluation.get("rectify_status") == "已整改"
+    assert (rows["bad_rectified_rate"]["numerator"], rows["bad_rectified_rate"]["denominator"]) == (rectified, due)
+    assert (rows["bad_rectified_on_time_rate"]["numerator"],
+            rows["bad_rectified_on_time_rate"]["denominator"]) == (on_time, due)
+    # 整改期内: beside both rates, in neither of their parts; every 差评 is still in 差评率
+    assert rows["bad_rectified_rate"]["aside"] == rows["bad_rectified_on_time_rate"]["aside"] == (not due)
+    assert rows["bad_rate"]["numerator"] == 1
+
+
+def test_due_and_pending_bad_evaluations_add_up():
+    # The rows of BAD in one October: 6 差评, 4 due (rows 1, 3, 4, 6), 2 整改期内, 1 rectified (on time).
+    data = dataset(evaluations=[{**e, "period": p, "as_of": a, "batch_id": n} for n, (e, p, a, _, _) in enumerate(BAD)])
+    check(data, {"bad_rectified_rate": (1, 4, 0.25), "bad_rectified_on_time_rate": (1, 4, 0.25),
+                 "bad_rate": (6, 6, 1.0)})
+    from metrics.alerts import BAD_LATE, alert_list, build_detail
+
+    # 差评未按时整改 is the due 差评 not rectified on time: 4 − 1
+    assert alert_list(build_detail(data, Rules()), BAD_LATE, OCT).height == 3
+
+
+def test_a_catalog_stays_in_force_after_the_last_month_with_data():
+    # One catalog, for 2026-10 alone; reported over 2026-10..2026-12 (and over December alone).
+    data = dataset(items=[
+        {"item_code": "I1", "online_depth": 2, "legal_limit": 20.0, "promised_limit": 10.0, "period": "2026-10"},
+        {"item_code": "I2", "online_depth": 3, "legal_limit": 10.0, "promised_limit": 0.0, "period": "2026-10"},
+    ])
+    for period in (Period("2026-10", "2026-12"), DEC26):
+        check(data, {"online_available_rate": (2, 2, 1.0), "commitment_compression": (20, 30, 20 / 30)}, period)
+
+
 def test_limits_missing_on_the_case_come_from_the_catalog_in_force():
     data = dataset(
         items=[

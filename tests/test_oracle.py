@@ -171,8 +171,11 @@ def batch_lists(draw) -> list[dict]:
         for period in draw(st.lists(st.sampled_from(CATALOG_MONTHS), max_size=3)):
             found.append(("items", district, period, draw(item_rows())))
     order = draw(st.permutations(range(len(found))))
-    return [{"kind": k, "district": d, "period": p, "order": o, "rows": r}
-            for o, (k, d, p, r) in zip(order, found, strict=True)]
+    # Some exports were taken before their month ended (数据截止日 before the month's last day).
+    as_of = [draw(st.none() | st.sampled_from([oracle.month_end(p) - dt.timedelta(days=n) for n in (3, 9, 20)]))
+             for _, _, p, _ in found]
+    return [{"kind": k, "district": d, "period": p, "order": o, "rows": r, "as_of": a}
+            for o, (k, d, p, r), a in zip(order, found, as_of, strict=True)]
 
 
 def write_store(batches: list[dict], path: Path):
@@ -186,6 +189,7 @@ def write_store(batches: list[dict], path: Path):
             batch_id, _ = store_mod.create_batch(
                 conn, upload_id=f"u{n}", kind=b["kind"], district=b["district"], period=b["period"],
                 file_name=f"{b['kind']}-{n}.xlsx", sha256=f"{n:064d}", user_name="test", rows=frame.height,
+                as_of=b.get("as_of"),
             )
             store_mod.insert_records(conn, b["kind"], batch_id, frame)
     return engine
@@ -212,6 +216,17 @@ class Engine:
         keys = ["district", "department"] if by == "department" else ["district"]
         return {(*(r[k] for k in keys), r["indicator"]): (r["numerator"], r["denominator"], r["value"])
                 for r in frame.iter_rows(named=True)}
+
+    def pending_bad(self, first: str, last: str) -> dict[str, float]:
+        """district → the count beside both rectification rates (they must agree)."""
+        from datasets.periods import Period
+        from metrics.compute import aggregate
+
+        frame = aggregate(self.comps, Period(first, last), by="district", districts=self.scope)
+        rates = frame.filter(pl.col("indicator").is_in(["bad_rectified_rate", "bad_rectified_on_time_rate"]))
+        both = rates.group_by("district").agg(pl.col("aside").min().alias("lo"), pl.col("aside").max().alias("hi"))
+        assert both.filter(pl.col("lo") != pl.col("hi")).height == 0, "the two rates show different counts"
+        return {r["district"]: r["hi"] for r in both.iter_rows(named=True)}
 
     def ranking(self, first: str, last: str) -> dict[str, dict]:
         from datasets.periods import Period
@@ -296,6 +311,9 @@ def mismatches(batches: list[dict], custom: list[tuple[str, str]]) -> list[str]:
                                     theirs.table(first, last, by), full_grid=by == "district")
         found += compare_rankings(f"ranking {first}~{last}", oracle.ranking(mine, first, last),
                                   theirs.ranking(first, last))
+        want, got = oracle.pending_bad(mine, first, last), theirs.pending_bad(first, last)
+        found += [f"pending {first}~{last} {d}: engine {got.get(d, 0.0)} oracle {want.get(d, 0.0)}"
+                  for d in sorted(set(want) | set(got)) if not same(got.get(d, 0.0), want.get(d, 0.0))]
     return found
 
 
@@ -366,6 +384,20 @@ def _hand_store() -> list[dict]:
                  completed_at=at(2024, 10, 18, 9)),
             case(case_id="C2", item_code="I2", status="在办", accepted_at=at(2024, 10, 30, 9)),
         ]),
+        # An export taken on 11-25 (数据截止日): E1 (11-04) is due by then, E2 (11-20) is not, E3 is
+        # rectified, so due; C3 has run 5 working days (11-19 → 11-25), not 9 (to 11-29).
+        {**b("evaluations", "丙县", "2024-11", 12, [
+            full_row("evaluations", eval_id="E1", item_code="I2", rating=1, active=True,
+                     evaluated_at=at(2024, 11, 4, 9), rectify_status="整改中"),
+            full_row("evaluations", eval_id="E2", item_code="I2", rating=2, active=True,
+                     evaluated_at=at(2024, 11, 20, 9), rectify_status="整改中"),
+            full_row("evaluations", eval_id="E3", item_code="I2", rating=2, active=True,
+                     evaluated_at=at(2024, 11, 20, 9), rectify_status="已整改", rectified_at=at(2024, 11, 22, 9)),
+        ]), "as_of": dt.date(2024, 11, 25)},
+        {**b("cases", "丁区", "2024-11", 13, [
+            case(case_id="C3", item_code="I9", status="在办", accepted_at=at(2024, 11, 18, 9), promised_limit=4.0,
+                 legal_limit=6.0),
+        ]), "as_of": dt.date(2024, 11, 25)},
     ]
 
 
@@ -473,10 +505,30 @@ def test_catalog_lookup_and_store_end_by_hand():
     assert nov[("甲区", "online_available_rate")][:2] == (1, 1)
 
 
+def test_as_of_dates_by_hand():
+    s = oracle.Store(_hand_store())
+    nov = _values(oracle.indicators(s, "2024-11", "2024-11"), ("丙县",))
+    # E1: 15 working days after 11-04 is 11-25, on the as-of date: due. E2 (deadline 12-11): 整改期内.
+    assert nov["bad_rectified_rate"] == (1, 2) and nov["bad_rectified_on_time_rate"] == (1, 2)
+    assert nov["bad_rate"] == (3, 3)
+    assert oracle.pending_bad(s, "2024-11", "2024-11") == {"丙县": 1.0}
+    # C3, accepted 11-18 with promised 4 and legal 6 working days: 5 by 11-25, 1 over the promise and
+    # not more than the grace: no card. Counted to the month's end (11-29) it would be 9: red (9 − 6 > 1).
+    ding = _values(oracle.indicators(s, "2024-11", "2024-11"), ("丁区",))
+    assert ding["card_rate"] == (0, 1) and ding["red_card_rate"] == (0, 1)
+
+
 def test_grid_has_every_district_and_indicator():
     s = oracle.Store(_hand_store())
-    table = oracle.indicators(s, "2025-01", "2025-01")  # after the store's last month: nothing counts
-    assert len(table) == 3 * 28 and all(v == (0.0, 0.0, None) for v in table.values())
+    # After the store's last month no flow counts, and each catalog is still in force (as in November).
+    table = oracle.indicators(s, "2025-01", "2025-01")
+    nov = oracle.indicators(s, "2024-11", "2024-11")
+    assert len(table) == 4 * 28
+    stocks = {i for i, (_, source) in oracle.INDICATORS.items() if source == oracle.CATALOG}
+    assert all(v == (0.0, 0.0, None) for (_, ind), v in table.items() if ind not in stocks)
+    assert {k: v for k, v in table.items() if k[1] in stocks and k[1] != "eval_item_coverage"} == {
+        k: v for k, v in nov.items() if k[1] in stocks and k[1] != "eval_item_coverage"}
+    assert table[("甲区", "online_available_rate")][:2] == (1, 1)
 
 
 def test_ranking_by_hand():

@@ -167,7 +167,7 @@ def test_splitting_an_upload_by_month_gives_identical_components(data_rows):
     ]
     rolled = (
         pl.concat(parts).group_by(["district", "department", "month", "since", "indicator"])
-        .agg(pl.col("numerator").sum(), pl.col("denominator").sum())
+        .agg(pl.col("numerator").sum(), pl.col("denominator").sum(), pl.col("aside").sum())
         if parts else whole
     )
     assert _sorted(rolled).select(whole.columns).equals(_sorted(whole))
@@ -206,3 +206,115 @@ def test_rates_lie_within_their_bounds(data_rows):
         if ind.unit == PERCENT and ind.id not in BOUNDS:
             assert 0 <= row["numerator"] <= row["denominator"], row
     assert long.filter(pl.col("denominator") == 0)["value"].null_count() == long.filter(pl.col("denominator") == 0).height
+
+
+# --- as-of dates: an early export, then the full month ------------------------------------------------
+
+MONTH_START = dt.datetime(2024, 11, 1)  # November 2024: a month without holidays, after National Day
+
+
+@st.composite
+def month_of_records(draw):
+    """A November's cases and evaluations as the full export shows them (all within the month)."""
+    cases_, evals = [], []
+    for n in range(draw(st.integers(1, 12))):
+        accepted = MONTH_START + dt.timedelta(days=draw(st.integers(0, 29)), hours=draw(st.integers(8, 17)))
+        done = draw(st.none() | st.integers(0, 20))
+        completed = accepted + dt.timedelta(days=done, hours=1) if done is not None else None
+        if completed is not None and completed.month != 11:
+            completed = None
+        legal = draw(st.none() | st.sampled_from([1.0, 3.0, 5.0, 10.0]))
+        cases_.append({
+            "case_id": f"C{n}", "district": draw(st.sampled_from(DISTRICTS[:2])), "department": DEPTS[0],
+            "item_code": "I1", "channel": "窗口", "accepted_at": accepted, "completed_at": completed,
+            "status": "已办结" if completed is not None else "在办",
+            "legal_limit": legal, "promised_limit": None if legal is None else draw(st.sampled_from([1.0, 2.0, legal])),
+        })
+    for n in range(draw(st.integers(0, 10))):
+        at = MONTH_START + dt.timedelta(days=draw(st.integers(0, 29)), hours=10)
+        rating = draw(st.integers(1, 5))
+        fixed = draw(st.none() | st.integers(0, 25)) if rating <= 2 else None
+        rectified = at + dt.timedelta(days=fixed) if fixed is not None else None
+        if rectified is not None and rectified.month != 11:
+            rectified = None
+        evals.append({
+            "eval_id": f"E{n}", "district": draw(st.sampled_from(DISTRICTS[:2])), "department": DEPTS[0],
+            "item_code": "I1", "rating": rating, "active": True, "evaluated_at": at,
+            "rectify_status": None if rating > 2 else ("已整改" if rectified is not None else "整改中"),
+            "rectified_at": rectified,
+        })
+    return cases_, evals
+
+
+def _known_on(cases_: list[dict], evals: list[dict], day: dt.date) -> tuple[list[dict], list[dict]]:
+    """What an export taken at the end of ``day`` shows: records up to it, later endings not yet happened."""
+    early_cases = []
+    for c in cases_:
+        if c["accepted_at"].date() > day:
+            continue
+        if c["completed_at"] is not None and c["completed_at"].date() > day:
+            c = {**c, "completed_at": None, "status": "在办"}
+        early_cases.append(c)
+    early_evals = []
+    for e in evals:
+        if e["evaluated_at"].date() > day:
+            continue
+        if e["rectified_at"] is not None and e["rectified_at"].date() > day:
+            e = {**e, "rectified_at": None, "rectify_status": "整改中"}
+        early_evals.append(e)
+    return early_cases, early_evals
+
+
+def _store_components(imports: list[tuple[list[dict], list[dict], dt.datetime]]) -> tuple[pl.DataFrame, Dataset]:
+    """Import each (cases, evaluations, import time) as November's exports into a fresh store."""
+    import tempfile
+
+    from datasets import store
+    from datasets.ingest import import_frame
+    from datasets.schema import KINDS
+    from metrics.prepare import load_dataset
+
+    with tempfile.TemporaryDirectory(prefix="asof-") as tmp:
+        engine = store.make_engine(f"sqlite:///{tmp}/s.db")
+        store.init_db(engine)
+        for n, (cases_, evals, when) in enumerate(imports):
+            for kind, rows in (("cases", cases_), ("evaluations", evals)):
+                if rows:
+                    frame = pl.DataFrame([{**dict.fromkeys(KINDS[kind].names), **r} for r in rows],
+                                         schema=KINDS[kind].polars_schema, orient="row")
+                    import_frame(engine, kind, frame, file_name=f"{kind}{n}.xlsx", sha256=f"{kind}{n}",
+                                 period="2024-11", created_at=when)
+        data = load_dataset(engine)
+        engine.dispose()
+    return components(data), data
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(month_of_records(), st.integers(1, 29))
+def test_an_early_export_then_the_full_month_equals_the_full_month_alone(records, day):
+    cases_, evals = records
+    d = dt.date(2024, 11, day)
+    early_cases, early_evals = _known_on(cases_, evals, d)
+    after_month = dt.datetime(2024, 12, 3, 9)
+    both, _ = _store_components([(early_cases, early_evals, dt.datetime.combine(d, dt.time(18))),
+                                 (cases_, evals, after_month)])
+    full, _ = _store_components([(cases_, evals, after_month)])
+    assert _sorted(both).equals(_sorted(full))
+
+    # The early export alone (as of day d) calls nothing late before its deadline.
+    from datasets.calendar import load_calendar
+    from datasets.vocabulary import Rules
+    from metrics.alerts import build_detail
+
+    _, early = _store_components([(early_cases, early_evals, dt.datetime.combine(d, dt.time(18)))])
+    cal, rules = load_calendar(), Rules()
+    detail = build_detail(early, rules, cal)
+    for row in detail.cases.filter(pl.col("is_open")).iter_rows(named=True):
+        # 用时 runs to d, never beyond; overdue only once the deadline is before d.
+        assert row["elapsed_wd"] == max(int(cal.cum[(d - cal.start).days] - cal.cum[(row["accepted_at"].date()
+                                                                                      - cal.start).days]), 0), row
+        if row["promised"] is not None and row["el_promised"] > row["promised"]:
+            assert cal.add_working_days(row["accepted_at"].date(), int(row["promised"])) < d, row
+    for row in detail.evaluations.filter(pl.col("is_bad")).iter_rows(named=True):
+        deadline = cal.add_working_days(row["evaluated_at"].date(), rules.rectify_days)
+        assert row["bad_due"] == (bool(row["bad_rectified"]) or deadline <= d), row

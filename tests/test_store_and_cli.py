@@ -206,3 +206,78 @@ def test_small_reads_in_this_process_equal_the_child_reads(small_sqlite):
         here, = store._sqlite_read_many(small_sqlite, [sql], rows=0)
         assert here.height == child.height == int(active["rows"].sum()) + 1, kind
         assert store._current(kind, here, active).equals(store._current(kind, child, active)), kind
+
+
+# --- as-of dates (数据截止日) --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("period", "imported", "exported", "expected"), [
+    ("2024-10", dt.datetime(2024, 11, 3, 9), None, dt.date(2024, 10, 31)),  # imported after the month
+    ("2026-12", dt.datetime(2026, 12, 7, 9, 30), None, dt.date(2026, 12, 7)),  # imported within it
+    ("2026-12", dt.datetime(2026, 12, 7, 9, 30), dt.date(2026, 12, 5), dt.date(2026, 12, 5)),  # exported earlier
+    ("2024-02", dt.datetime(2024, 3, 1), dt.date(2024, 3, 1), dt.date(2024, 2, 29)),  # leap February
+    ("2024-12", dt.datetime(2025, 1, 2), None, dt.date(2024, 12, 31)),  # December
+])
+def test_as_of_date_is_the_earliest_of_month_end_import_and_export(period, imported, exported, expected):
+    assert store.as_of_date(period, imported, exported) == expected
+
+
+def test_an_import_records_its_as_of_date_and_its_records_carry_it(sqlite_engine):
+    store.add_district(sqlite_engine, "甲区")
+    early = _cases([{"case_id": "C1", "accepted_at": at(2026, 12, 2), "status": "在办", "promised_limit": 5.0}])
+    import_frame(sqlite_engine, "cases", early, file_name="12月.xlsx", sha256="e" * 64,
+                 created_at=dt.datetime(2026, 12, 7, 9, 30))
+    assert store.active_batches(sqlite_engine)["as_of"].to_list() == [dt.date(2026, 12, 7)]
+    assert store.load_records(sqlite_engine, "cases")["as_of"].to_list() == [dt.date(2026, 12, 7)]
+    # A later import of the same month wins, and so does its as-of date (the file says it was exported 12-20).
+    later = _cases([{"case_id": "C1", "accepted_at": at(2026, 12, 2), "status": "在办", "promised_limit": 5.0}])
+    import_frame(sqlite_engine, "cases", later, file_name="12月补.xlsx", sha256="f" * 64,
+                 created_at=dt.datetime(2026, 12, 21, 9), exported=dt.date(2026, 12, 20))
+    assert store.load_records(sqlite_engine, "cases")["as_of"].to_list() == [dt.date(2026, 12, 20)]
+
+
+def test_the_export_time_title_line_sets_the_as_of_date(sqlite_engine):
+    from datasets import upload
+
+    store.add_district(sqlite_engine, "甲区")
+    import_frame(sqlite_engine, "items", frame("items", [{"item_code": "I1"}]).drop("batch_id", "period"),
+                 file_name="清单.xlsx", sha256="i" * 64, period="2024-01")
+    text = ("甲区办件明细\n导出时间：2024-10-25 09:30\n"
+            "办件编号,所属区县,实施部门,事项编码,事项名称,申请渠道,受理时间,办理状态,承诺时限\n"
+            "C1,甲区,区市场监管局,I1,事项,窗口,2024-10-22 10:00,在办,5\n")
+    check, result = upload.import_file(sqlite_engine, text.encode("utf-8"), "10月.csv", kind="cases")
+    assert result is not None and result.rows == 1, [p.message for p in check.problems]
+    assert check.parsed.exported == dt.date(2024, 10, 25)
+    assert store.active_batches(sqlite_engine, "cases")["as_of"].to_list() == [dt.date(2024, 10, 25)]
+
+
+def test_a_store_made_before_as_of_dates_gets_them(any_engine):
+    """An existing database without the column: init_db adds it and fills it from period and import time."""
+    store.add_district(any_engine, "甲区")
+    import_frame(any_engine, "cases", _cases([{"case_id": "C1", "accepted_at": at(2024, 10, 9)}]),
+                 file_name="10月.xlsx", sha256="a" * 64, created_at=dt.datetime(2024, 11, 3, 9))
+    import_frame(any_engine, "cases", _cases([{"case_id": "C2", "accepted_at": at(2026, 12, 2), "status": "在办"}]),
+                 file_name="12月.xlsx", sha256="b" * 64, created_at=dt.datetime(2026, 12, 7, 9, 30))
+    with any_engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE batches DROP COLUMN as_of")
+    store.init_db(any_engine)
+    store.init_db(any_engine)  # a second start changes nothing
+    got = store.active_batches(any_engine).sort("period")
+    assert got["as_of"].to_list() == [dt.date(2024, 10, 31), dt.date(2026, 12, 7)]
+    assert sorted(store.load_records(any_engine, "cases")["as_of"].to_list()) == got["as_of"].to_list()
+
+
+@pytest.mark.parametrize(("rows", "expected"), [
+    ([["某区办件明细"], ["导出时间：2026-12-07 09:30"]], dt.date(2026, 12, 7)),
+    ([["导出时间", None, " 2026/12/5 "]], dt.date(2026, 12, 5)),  # the value in the next filled cell
+    ([["导出日期: 2026年12月3日"]], dt.date(2026, 12, 3)),
+    ([["导出时间 2026-12-04 18:00"]], dt.date(2026, 12, 4)),  # no colon
+    ([["导出时间：2026-12-07"], ["导出时间：2026-12-02"]], dt.date(2026, 12, 2)),  # several: the earliest
+    ([["导出时间：不详"]], None),  # unreadable: states nothing
+    ([["统计时间：2026-12-01"]], None),  # not the export time
+    ([], None),
+])
+def test_export_date_of_the_title_rows(rows, expected):
+    from datasets.readers import export_date
+
+    assert export_date(rows) == expected

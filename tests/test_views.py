@@ -409,3 +409,40 @@ def test_districts_with_data_keep_the_order_given(comps):
     order = [*sorted(present, reverse=True), "无数据区"]
     assert comparison.districts_with_data(comps, OCT, order) == sorted(present, reverse=True)
     assert comparison.districts_with_data(comps, Period("1999-01", "1999-01"), order) == []
+
+
+# --- the 整改期内 count beside the two rectification rates ----------------------------------------------
+
+
+def test_pending_bad_evaluations_are_shown_beside_the_rates_everywhere():
+    from metrics.exports import rank_table_chinese
+
+    # October 2024: V1 due (deadline 10-28) and not rectified, V2 (10-25, deadline 11-15) and V3 (乙区,
+    # 10-30) within their rectification period, V4 rectified.
+    data = dataset(evaluations=[
+        {"eval_id": "V1", "rating": 1, "evaluated_at": at(2024, 10, 8), "rectify_status": "整改中"},
+        {"eval_id": "V2", "rating": 2, "evaluated_at": at(2024, 10, 25), "rectify_status": "整改中"},
+        {"eval_id": "V3", "rating": 2, "evaluated_at": at(2024, 10, 30), "district": "乙区"},
+        {"eval_id": "V4", "rating": 2, "evaluated_at": at(2024, 10, 25), "rectify_status": "已整改",
+         "rectified_at": at(2024, 10, 28)},
+    ])
+    comps, period, settings = components(data), Period("2024-10", "2024-10"), default_settings()
+    cards = {c.key: c for c in overview.overview_cards(comps, period, settings, None,
+                                                       ["bad_rectified_rate", "bad_rate"])}
+    assert (cards["bad_rectified_rate"].numerator, cards["bad_rectified_rate"].denominator) == (1, 2)
+    assert cards["bad_rectified_rate"].aside == "整改期内差评 2 条" and cards["bad_rate"].aside is None
+    values = comparison.district_values(comps, period, settings, None, ["bad_rectified_on_time_rate"])
+    table = comparison.compare_table(values)
+    assert dict(zip(table["区县"], table[comparison.ASIDE_COLUMN], strict=True)) == {
+        "甲区": "整改期内差评 1 条", "乙区": "整改期内差评 1 条"}
+    # Indicators without such a count get no such column.
+    plain = comparison.compare_table(comparison.district_values(comps, period, settings, None, ["bad_rate"]))
+    assert comparison.ASIDE_COLUMN not in plain.columns
+    change = comparison.period_change_table(comparison.period_comparison(
+        comps, period, Period("2024-09", "2024-09"), None, ["bad_rectified_rate"]))
+    city = change.filter(pl.col("区县") == CITY).row(0, named=True)
+    assert city[f"{comparison.PERIOD_A}{comparison.ASIDE_COLUMN}"] == "整改期内差评 2 条"
+    departments = drill.department_table(comps, period, "甲区", ["bad_rectified_rate"])
+    assert departments["差评整改率·整改期内差评"].to_list() == [1.0]
+    download = rank_table_chinese(ranking(comps, period, settings, inventory(data)))
+    assert dict(zip(download["区县"], download["差评按时整改率·整改期内差评"], strict=True)) == {"甲区": 1, "乙区": 1}
