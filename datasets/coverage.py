@@ -45,24 +45,12 @@ def date_text(day: dt.date) -> str:
 
 
 def as_of_by_month(active: pl.DataFrame) -> dict[str, dt.date]:
-    """How far each month's data goes (数据截至): the latest date its active batches are as of.
-
-    Until batches carry their own as-of date, a batch is taken as of its import time, capped at the
-    end of its month (a file imported in January for December covers December to its end). The one
-    place to change when the batches' as-of dates are stored.
-    """
+    """How far each month's data goes (数据截至): the latest 数据截止日 (``as_of``, stored on every batch,
+    see store.as_of_date) among the month's active batches."""
     if active.height == 0:
         return {}
-    dates = active.select(
-        "period",
-        pl.col("created_at").cast(pl.Datetime("us")).dt.date().alias("day"),
-    )
-    out: dict[str, dt.date] = {}
-    for month, day in dates.iter_rows():
-        capped = min(day, month_end(month))
-        if capped > out.get(month, dt.date.min):
-            out[month] = capped
-    return out
+    latest = active.group_by("period").agg(pl.col("as_of").cast(pl.Date).max())
+    return {month: day for month, day in latest.iter_rows() if day is not None}
 
 
 @dataclass(frozen=True)
