@@ -176,11 +176,22 @@ def _period_picker(months: list[str]) -> Period:
     return Period(first, last)
 
 
-def sidebar_filters(months: list[str], default: str, districts_all: list[str]) -> tuple[Period, list[str], list[str]]:
+def sidebar_filters(months: list[str], default: str, districts_all: list[str], *,
+                    period_only: bool = False) -> tuple[Period, list[str], list[str]]:
+    """The sidebar's filters; ``period_only``: the period alone (a page for the whole city and every
+    indicator), the district and indicator choices kept for the pages that use them."""
     _seed_filters(months, default, districts_all)
     st.sidebar.header("筛选")
     period = _period_picker(months)
     st.session_state["_seed_period"] = period
+    if period_only:
+        for key in ("f_districts", "f_indicators"):
+            if key in st.session_state:
+                st.session_state[key] = st.session_state[key]
+        st.query_params[Q_PERIOD] = period.key
+        for key in (Q_DISTRICT, Q_INDICATOR):
+            st.query_params.pop(key, None)
+        return period, [], list(KEY_INDICATORS)
     if any(d not in districts_all for d in st.session_state.get("f_districts", [])):
         st.session_state["f_districts"] = [d for d in st.session_state["f_districts"] if d in districts_all]
     districts = st.sidebar.multiselect("区县", districts_all, key="f_districts", placeholder="全部区县")
@@ -384,10 +395,11 @@ def _main() -> None:
 
     def with_filters(page_title: str) -> None:
         """The sidebar filters and the context, for the pages they filter (the others keep the choice)."""
-        if not catalog.BY_TITLE[page_title].filtered:
+        spec = catalog.BY_TITLE[page_title]
+        if not spec.filtered:
             _keep_filters()
             return
-        period, districts, indicators = sidebar_filters(months, default, districts_all)
+        period, districts, indicators = sidebar_filters(months, default, districts_all, period_only=spec.period_only)
         shared.set_current(
             shared.Context(
                 url=app.url,

@@ -30,6 +30,7 @@ class PageSpec:
     navs: frozenset[str]  # the navigations that list it
     public: bool = False  # open to visitors when anonymous viewing is allowed
     filtered: bool = False  # reads the sidebar filters (period, districts, indicators); others show none
+    period_only: bool = False  # of the filters, reads the period alone (the others would change nothing)
     download_roles: frozenset[str] = frozenset()  # who may download its ranked tables
     home_rank: int | None = None  # where a session lands: the lowest rank it may open
 
@@ -69,9 +70,9 @@ CATALOG: tuple[PageSpec, ...] = (
              filtered=True),
     PageSpec(PAGE_RANKING, "ranking", ":material/leaderboard:", "看板", _VIEWERS, frozenset({FULL}), filtered=True,
              download_roles=_DOWNLOADERS),
-    # Leaders preview the bulletin; downloads are for download_roles.
+    # Leaders preview the bulletin; downloads are for download_roles. The whole city, of the sidebar's period.
     PageSpec(PAGE_BULLETIN, "bulletin", ":material/description:", "看板", _VIEWERS, frozenset({FULL}),
-             download_roles=_DOWNLOADERS),
+             filtered=True, period_only=True, download_roles=_DOWNLOADERS),
     PageSpec(PAGE_UPLOAD, "upload", ":material/upload_file:", "数据", frozenset({STAFF}), frozenset({FULL, EMPTY, BROKEN}),
              home_rank=2),
     PageSpec(PAGE_QUALITY, "quality", ":material/fact_check:", "数据", frozenset({STAFF, ADMIN, LEADER}),

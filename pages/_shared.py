@@ -262,6 +262,9 @@ _IMPORTS_FROZEN = threading.Event()
 def begin_run() -> None:
     """dashboard.py marks the thread's current run; pages check it (see ``_through_dashboard``).
 
+    The mark also starts the run without a context: a page sees only the context this run built
+    (``set_current``), never one an earlier run of the session left behind.
+
     On the process's first run, the objects of the imported libraries (≈ 340 000) are moved out of the
     garbage collector's sight (``gc.freeze``): Streamlit runs a full collection after every script run
     (``runner.postScriptGC``), which scanned them all, 0.3 s of CPU on every click. They live as long as
@@ -273,10 +276,16 @@ def begin_run() -> None:
         gc.collect()
         gc.freeze()
     _RUN.active = True
+    st.session_state.pop(CONTEXT_KEY, None)
 
 
 def end_run() -> None:
     _RUN.active = False
+
+
+def in_dashboard_run() -> bool:
+    """Whether dashboard.py is running around the page (it marked this thread's run)."""
+    return getattr(_RUN, "active", False)
 
 
 def set_current(ctx: Context) -> None:
@@ -284,19 +293,27 @@ def set_current(ctx: Context) -> None:
 
 
 def current() -> Context:
-    """The context dashboard.py built for this run."""
-    ctx = st.session_state.get(CONTEXT_KEY)
-    if ctx is None or not getattr(_RUN, "active", False):
+    """The context dashboard.py built for this run.
+
+    Only a page the catalog declares ``filtered`` has one (dashboard.py builds it with the sidebar's
+    filters; tests/test_catalog.py checks that every page calling this is declared so). Inside a
+    dashboard run a missing context is never a reason to run the dashboard again: that drew the
+    sidebar a second time and failed on its duplicate widgets.
+    """
+    if not in_dashboard_run():
         _through_dashboard()
+    ctx = st.session_state.get(CONTEXT_KEY)
+    if ctx is None:
+        st.error("此页面暂时无法显示统计数据。请从左侧菜单打开“总览”，再回到此页面。", icon=":material/error:")
+        st.stop()
     return ctx
 
 
 def engine_only() -> tuple[Engine, AppSettings]:
     """For pages that work without data (upload, settings, indicator reference)."""
-    base = st.session_state.get(BASE_KEY)
-    if base is None or not getattr(_RUN, "active", False):
+    if not in_dashboard_run():
         _through_dashboard()
-    return base
+    return st.session_state[BASE_KEY]
 
 
 def _through_dashboard() -> None:
@@ -309,6 +326,8 @@ def _through_dashboard() -> None:
     """
     import runpy
 
+    if in_dashboard_run():  # never twice in one run (see ``current``)
+        raise RuntimeError("dashboard.py is already running around this page")
     runpy.run_path(str(DASHBOARD_FILE), run_name="__main__")
     st.stop()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import re
@@ -63,7 +64,24 @@ def test_home_order_and_downloads():
     assert downloads == {"排名下载": {EVALUATOR, ADMIN}, "月度通报": {EVALUATOR, ADMIN}}
     # Whoever may download from a page may open it.
     assert all(p.download_roles <= p.roles for p in catalog.CATALOG)
-    assert {p.title for p in catalog.CATALOG if p.filtered} == {"总览", "区县对比", "时段对比", "排名下载"}
+    assert {p.title for p in catalog.CATALOG if p.filtered} == {"总览", "区县对比", "时段对比", "排名下载", "月度通报"}
+    assert {p.title for p in catalog.CATALOG if p.period_only} == {"月度通报"}
+
+
+def _calls(path: Path, name: str) -> bool:
+    """Whether the module calls ``shared.<name>()`` anywhere (its own code, not a comment or a string)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == name
+               and isinstance(node.func.value, ast.Name) and node.func.value.id == "shared"
+               for node in ast.walk(tree))
+
+
+@pytest.mark.parametrize("page", catalog.CATALOG, ids=lambda p: p.file)
+def test_a_page_reading_the_context_is_declared_filtered(page):
+    """dashboard.py builds the context (period, districts, comps) only for the pages the catalog declares
+    filtered; a page reading it undeclared found none after a reload (or an older one, left by another
+    page of the session), and shared.current() then ran the dashboard a second time (issue 27)."""
+    assert _calls(ROOT / page.path, "current") == page.filtered, page.file
 
 
 def _audit_page_defaults() -> list[tuple[str, str]]:
