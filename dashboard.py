@@ -15,10 +15,37 @@ with a notice) instead of failing. Every page checks the user again itself (page
 
 from __future__ import annotations
 
+# ruff: noqa: E402  (the imports after _hide_the_file_list() wait for it: see there)
+from pathlib import Path
+
+import streamlit as st
+
+
+def _hide_the_file_list() -> None:
+    """Replace Streamlit's automatic page list before anything slow runs.
+
+    Until a server's first st.navigation call, ``streamlit run dashboard.py`` runs in Streamlit's old
+    multipage mode (there is a pages/ directory): it has just sent a sidebar menu of the raw file names
+    of pages/ (bulletin, _catalog, …), which stayed on screen while the imports below and the first start
+    ran. A navigation of the same paths, every page hidden, replaces it before the browser draws it (a
+    navigation placed "hidden" would not: the browser keeps the last menu) and ends that mode for the
+    process; the real navigation follows (``_run``, ``_prepare``). scripts/serve.py switches the mode
+    off before the first visitor; a deep link that is a fresh server's very first request still runs
+    its page file first (see pages/_shared.py), with the list shown until that page's imports are done.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if not PagesManager.uses_pages_directory:
+        return
+    files = sorted(p for p in (Path(__file__).resolve().parent / "pages").glob("*.py") if not p.name.startswith("_"))
+    st.navigation([st.Page(str(p), title="政务服务效能评估看板", url_path=p.stem, visibility="hidden") for p in files])
+
+
+_hide_the_file_list()
+
 import time
 from collections.abc import Callable
 
-import streamlit as st
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError

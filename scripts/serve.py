@@ -1,8 +1,9 @@
 """Run the dashboard: ``python scripts/serve.py [streamlit options]`` (scripts/start.sh calls it).
 
-The same as ``streamlit run dashboard.py`` except that Streamlit's automatic page list of the
-``pages/`` directory is switched off before the first visitor arrives: that list (raw file names in
-English) would otherwise show in the sidebar until dashboard.py's own st.navigation replaces it.
+The same as ``streamlit run dashboard.py``, with two additions: the heavy modules are imported before the
+first visitor arrives, and Streamlit's automatic page list of the ``pages/`` directory (raw file names)
+is switched off from the start. dashboard.py hides that list itself on its first run
+(``_hide_the_file_list``); this also covers a deep link that is a fresh server's very first request.
 """
 
 from __future__ import annotations
