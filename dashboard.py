@@ -87,6 +87,9 @@ BROKEN_NAV = catalog.navigation(catalog.BROKEN)
 # login page), nothing is computed.
 SIGNED_OUT_NAV = catalog.signed_out_navigation()
 
+# A file served by this server: a Material icon as the tab's icon is fetched from fonts.gstatic.com,
+# which an offline intranet cannot reach (and which would learn of every page opened).
+FAVICON = str(Path(__file__).resolve().parent / "assets" / "favicon.png")
 Q_PERIOD, Q_DISTRICT, Q_INDICATOR = "period", "district", "indicator"
 SEEDED = "_filters_seeded"
 PAGE_SHOWN = "_page_shown"  # this session has shown a page (no first-run view any more)
@@ -375,7 +378,7 @@ def main() -> None:
 
 
 def _main() -> None:
-    st.set_page_config(page_title="政务服务效能评估看板", page_icon=":material/analytics:", layout="wide")
+    st.set_page_config(page_title="政务服务效能评估看板", page_icon=FAVICON, layout="wide")
     browser.install()
     app = _app_settings()
     engine, version = _connect(app)
