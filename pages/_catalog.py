@@ -68,8 +68,9 @@ CATALOG: tuple[PageSpec, ...] = (
              filtered=True),
     PageSpec(PAGE_PERIODS, "periods", ":material/timeline:", "看板", _EVERYONE, frozenset({FULL}), public=True,
              filtered=True),
+    # Every district and every indicator, of the sidebar's period.
     PageSpec(PAGE_RANKING, "ranking", ":material/leaderboard:", "看板", _VIEWERS, frozenset({FULL}), filtered=True,
-             download_roles=_DOWNLOADERS),
+             period_only=True, download_roles=_DOWNLOADERS),
     # Leaders preview the bulletin; downloads are for download_roles. The whole city, of the sidebar's period.
     PageSpec(PAGE_BULLETIN, "bulletin", ":material/description:", "看板", _VIEWERS, frozenset({FULL}),
              filtered=True, period_only=True, download_roles=_DOWNLOADERS),

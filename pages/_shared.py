@@ -360,8 +360,50 @@ def column_config(frame: pl.DataFrame) -> dict[str, object]:
     return config
 
 
-def table(frame: pl.DataFrame, *, key: str | None = None, height: int | str = "auto") -> None:
-    """A read-only table; nulls shown as —, text cells shown as text (never rendered as HTML/Markdown)."""
+ROW_PX = 35  # Streamlit's table row (and header) height
+CHAR_PX, MAX_COLUMN_PX = 7, 400  # pixels per display unit (half a Chinese character); the widest column
+# A line of the widest column: 54 units (27 Chinese characters); longer text wraps onto lines of LINE_PX.
+LINE_UNITS, LINE_PX, MAX_LINES = 54, 20, 4
+WRAP_AFTER = LINE_UNITS
+
+
+def _display_width(text: str) -> int:
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """How a table is drawn: the text columns that wrap, the row height, and the element's height."""
+
+    wrapped: tuple[str, ...]
+    row_height: int | None  # None: Streamlit's one-line rows
+    height: int | str  # "content": exactly the rows (no empty filler rows); pixels: scrolls
+    widths: dict[str, int]  # pixels of the text columns wider than their first rows suggest (none: Streamlit's)
+
+
+def table_layout(frame: pl.DataFrame, max_rows: int | None = 10) -> TableLayout:
+    """Long text columns wrap (Streamlit wraps cell text only in rows taller than 4rem) in rows tall
+    enough for their longest text (at most ``MAX_LINES`` lines; a click on a cell shows all of it); the
+    table is as tall as its rows, or ``max_rows`` rows with a scroll bar when it has more."""
+    widths = {name: max((_display_width(v) for v in frame[name].drop_nulls().to_list()), default=0)
+              for name, dtype in frame.schema.items() if dtype == pl.String}
+    wrapped = tuple(name for name, width in widths.items() if width > WRAP_AFTER)
+    row_height = None
+    if wrapped:
+        lines = min(MAX_LINES, max(-(-widths[name] // LINE_UNITS) for name in wrapped))
+        row_height = max(4 * 16 + 2, lines * LINE_PX + 14)
+    # Streamlit sizes a column by its header and first rows: a long text further down is cut.
+    sized = {name: min(MAX_COLUMN_PX, width * CHAR_PX + 24) for name, width in widths.items()
+             if width > _display_width(name)}
+    if max_rows is None or frame.height <= max_rows:
+        return TableLayout(wrapped, row_height, "content", sized)
+    return TableLayout(wrapped, row_height, ROW_PX + max_rows * (row_height or ROW_PX) + 2, sized)
+
+
+def table(frame: pl.DataFrame, *, key: str | None = None, max_rows: int | None = 10) -> None:
+    """A read-only table; nulls shown as —, text cells shown as text (never rendered as HTML/Markdown).
+
+    ``max_rows``: the rows shown before the table scrolls (None: all); see ``table_layout``."""
     if frame.height == 0:
         # Streamlit draws an empty table as a row reading "empty" (on a canvas no script can
         # translate); the table stays for the page's structure but is hidden (pages/_browser.py CSS).
@@ -369,8 +411,11 @@ def table(frame: pl.DataFrame, *, key: str | None = None, height: int | str = "a
             st.caption("暂无记录")
             st.dataframe(frame, hide_index=True, key=key, height=40)
         return
-    st.dataframe(in_percentage_points(frame), hide_index=True, placeholder=NULL_TEXT, column_config=column_config(frame),
-                 key=key, height=height)
+    layout = table_layout(frame, max_rows)
+    config = column_config(frame)
+    config.update({name: st.column_config.TextColumn(name, width=px) for name, px in layout.widths.items()})
+    st.dataframe(in_percentage_points(frame), hide_index=True, placeholder=NULL_TEXT, column_config=config,
+                 key=key, height=layout.height, row_height=layout.row_height)
 
 
 def chart(figure: alt.TopLevelMixin) -> None:

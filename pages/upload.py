@@ -104,7 +104,7 @@ hist_kind = h1.selectbox("数据类型", ["", *KINDS], key="hist_kind", format_f
 hist_district = h2.selectbox("区县", ["", *quality.all_districts(engine)], key="hist_district",
                              format_func=lambda d: d or "全部")
 history = store.batch_history(engine, hist_kind or None, hist_district or None)
-shared.table(quality.batch_table(history), key="batch_history", height=320)
+shared.table(quality.batch_table(history), key="batch_history", max_rows=8)
 candidates = quality.rollback_candidates(history, scope)
 if candidates.height:
     rows = {r["id"]: r for r in candidates.iter_rows(named=True)}
