@@ -28,7 +28,14 @@ from datasets.quality import all_districts
 from datasets.vocabulary import Rules
 from metrics.alerts import Detail
 from metrics.detail_store import load_alert_detail, load_district
-from metrics.formatting import NULL_TEXT, fmt_value, in_percentage_points, is_good, percent_columns
+from metrics.formatting import (
+    NULL_TEXT,
+    fmt_value,
+    in_percentage_points,
+    is_good,
+    percent_columns,
+    rank_change_labels,
+)
 from metrics.overview import Card
 from metrics.registry import INDICATORS
 from metrics.scoring import ScoringSettings, load_settings, ranking
@@ -411,6 +418,7 @@ def table(frame: pl.DataFrame, *, key: str | None = None, max_rows: int | None =
             st.caption("暂无记录")
             st.dataframe(frame, hide_index=True, key=key, height=40)
         return
+    frame = rank_change_labels(frame)  # +2, -1, 持平 as in the exports
     layout = table_layout(frame, max_rows)
     config = column_config(frame)
     config.update({name: st.column_config.TextColumn(name, width=px) for name, px in layout.widths.items()})
