@@ -354,6 +354,8 @@ def column_config(frame: pl.DataFrame) -> dict[str, object]:
     config: dict[str, object] = {}
     percents = set(percent_columns(frame.columns))
     for name, dtype in frame.schema.items():
+        if name == "排名变化" and dtype == pl.String:  # +2 / 持平 (rank_change_labels): aligned as numbers
+            config[name] = st.column_config.TextColumn(name, alignment="right")
         if not dtype.is_numeric():
             continue
         if name in percents:
