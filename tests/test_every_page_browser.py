@@ -126,7 +126,9 @@ def _check(page, title: str, how: str, shots: Path | None, account: str, file: s
     texts = visible_texts(page)
     assert not english_words(texts), (where, sorted(english_words(texts)))
     assert not any("页面不存在" in t or "Page not found" in t for t in texts), where
-    expect(page.get_by_test_id("stSidebar").get_by_role("button", name=re.compile("退出登录"))).to_have_count(1)
+    # The sign-out button can come seconds after the page looks idle (also before issue 27's changes).
+    expect(page.get_by_test_id("stSidebar").get_by_role("button", name=re.compile("退出登录"))).to_have_count(
+        1, timeout=30_000)
     assert sum("当前账号" == t for t in texts) == 1, where
     if shots is not None:
         page.screenshot(path=str(shots / f"{account}-{file}-{how}.png"), full_page=True)
