@@ -15,10 +15,37 @@ with a notice) instead of failing. Every page checks the user again itself (page
 
 from __future__ import annotations
 
+# ruff: noqa: E402  (the imports after _hide_the_file_list() wait for it: see there)
+from pathlib import Path
+
+import streamlit as st
+
+
+def _hide_the_file_list() -> None:
+    """Replace Streamlit's automatic page list before anything slow runs.
+
+    Until a server's first st.navigation call, ``streamlit run dashboard.py`` runs in Streamlit's old
+    multipage mode (there is a pages/ directory): it has just sent a sidebar menu of the raw file names
+    of pages/ (bulletin, _catalog, …), which stayed on screen while the imports below and the first start
+    ran. A navigation of the same paths, every page hidden, replaces it before the browser draws it (a
+    navigation placed "hidden" would not: the browser keeps the last menu) and ends that mode for the
+    process; the real navigation follows (``_run``, ``_prepare``). scripts/serve.py switches the mode
+    off before the first visitor; a deep link that is a fresh server's very first request still runs
+    its page file first (see pages/_shared.py), with the list shown until that page's imports are done.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if not PagesManager.uses_pages_directory:
+        return
+    files = sorted(p for p in (Path(__file__).resolve().parent / "pages").glob("*.py") if not p.name.startswith("_"))
+    st.navigation([st.Page(str(p), title="政务服务效能评估看板", url_path=p.stem, visibility="hidden") for p in files])
+
+
+_hide_the_file_list()
+
 import time
 from collections.abc import Callable
 
-import streamlit as st
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -61,6 +88,9 @@ BROKEN_NAV = catalog.navigation(catalog.BROKEN)
 # login page), nothing is computed.
 SIGNED_OUT_NAV = catalog.signed_out_navigation()
 
+# A file served by this server: a Material icon as the tab's icon is fetched from fonts.gstatic.com,
+# which an offline intranet cannot reach (and which would learn of every page opened).
+FAVICON = str(Path(__file__).resolve().parent / "assets" / "favicon.png")
 Q_PERIOD, Q_DISTRICT, Q_INDICATOR = "period", "district", "indicator"
 SEEDED = "_filters_seeded"
 PAGE_SHOWN = "_page_shown"  # this session has shown a page (no first-run view any more)
@@ -178,12 +208,22 @@ def _period_picker(months: list[str], cover: Coverage) -> Period:
     return Period(first, last)
 
 
-def sidebar_filters(months: list[str], default: str, districts_all: list[str],
-                    cover: Coverage) -> tuple[Period, list[str], list[str]]:
+def sidebar_filters(months: list[str], default: str, districts_all: list[str], cover: Coverage, *,
+                    period_only: bool = False) -> tuple[Period, list[str], list[str]]:
+    """The sidebar's filters; ``period_only``: the period alone (a page for the whole city and every
+    indicator), the district and indicator choices kept for the pages that use them."""
     _seed_filters(months, default, districts_all)
     st.sidebar.header("筛选")
     period = _period_picker(months, cover)
     st.session_state["_seed_period"] = period
+    if period_only:
+        for key in ("f_districts", "f_indicators"):
+            if key in st.session_state:
+                st.session_state[key] = st.session_state[key]
+        st.query_params[Q_PERIOD] = period.key
+        for key in (Q_DISTRICT, Q_INDICATOR):
+            st.query_params.pop(key, None)
+        return period, [], list(KEY_INDICATORS)
     if any(d not in districts_all for d in st.session_state.get("f_districts", [])):
         st.session_state["f_districts"] = [d for d in st.session_state["f_districts"] if d in districts_all]
     districts = st.sidebar.multiselect("区县", districts_all, key="f_districts", placeholder="全部区县")
@@ -340,7 +380,7 @@ def main() -> None:
 
 
 def _main() -> None:
-    st.set_page_config(page_title="政务服务效能评估看板", page_icon=":material/analytics:", layout="wide")
+    st.set_page_config(page_title="政务服务效能评估看板", page_icon=FAVICON, layout="wide")
     browser.install()
     app = _app_settings()
     engine, version = _connect(app)
@@ -392,12 +432,13 @@ def _main() -> None:
     def with_filters(page_title: str) -> None:
         """The sidebar filters and the context, for the pages they filter (the others keep the choice
         and get the context with the default period: the bulletin page picks its own)."""
-        filtered = catalog.BY_TITLE[page_title].filtered
-        if not filtered:
+        spec = catalog.BY_TITLE[page_title]
+        if not spec.filtered:
             _keep_filters()
             period, districts, indicators = Period(default, default), [], list(KEY_INDICATORS)
         else:
-            period, districts, indicators = sidebar_filters(months, default, districts_all, cover)
+            period, districts, indicators = sidebar_filters(months, default, districts_all, cover,
+                                                            period_only=spec.period_only)
             if banner := cover.banner(period):
                 st.warning(shared.plain(f"{period.label}数据未报齐。{banner}"), icon=":material/schedule:")
         shared.set_current(

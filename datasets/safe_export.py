@@ -42,14 +42,19 @@ def neutralize_frame(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def csv_text(frame: pl.DataFrame) -> str:
-    """CSV text of ``frame`` with formula-like cells neutralised, without a byte-order mark (for pipes)."""
-    return neutralize_frame(frame).write_csv()
+# Timestamps as people write them (and as the pages show them): 2026-12-07 13:48:51.
+DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
-def csv_bytes(frame: pl.DataFrame) -> bytes:
+def csv_text(frame: pl.DataFrame, null_value: str = "") -> str:
+    """CSV text of ``frame`` with formula-like cells neutralised, without a byte-order mark (for pipes);
+    timestamps as ``DATETIME_FORMAT``, empty cells as ``null_value``."""
+    return neutralize_frame(frame).write_csv(datetime_format=DATETIME_FORMAT, null_value=null_value)
+
+
+def csv_bytes(frame: pl.DataFrame, null_value: str = "") -> bytes:
     """CSV as UTF-8 with a byte-order mark (Excel then reads the Chinese headers correctly), neutralised."""
-    return (BOM + csv_text(frame)).encode("utf-8")
+    return (BOM + csv_text(frame, null_value)).encode("utf-8")
 
 
 def write_csv(frame: pl.DataFrame, out: str | Path | None) -> None:

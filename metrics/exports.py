@@ -17,6 +17,7 @@ from datasets import safe_export
 from datasets.periods import Period
 from datasets.safe_export import neutralize, neutralize_frame
 from datasets.vocabulary import readings
+from metrics.formatting import NO_CHANGE, rank_change_labels
 from metrics.registry import GROUPS, INDICATORS
 from metrics.scoring import ScoringSettings
 from metrics.units import NULL_TEXT, PERCENT
@@ -24,7 +25,8 @@ from metrics.units import NULL_TEXT, PERCENT
 __all__ = ["neutralize", "neutralize_frame"]  # re-exported: they live in datasets/safe_export.py
 
 # Number formats of cells that are not indicator values (those take their unit's Excel format).
-INT_FORMAT, DEC_FORMAT, SIGNED_FORMAT = "#,##0", "#,##0.00", "+0;-0;0"
+# A rank change of 0 reads 持平, as on the pages and in the CSV (metrics.formatting.rank_change_label).
+INT_FORMAT, DEC_FORMAT, SIGNED_FORMAT = "#,##0", "#,##0.00", f'+0;-0;"{NO_CHANGE}"'
 # How a number reads in each format, to size the column.
 _SHOWN = {PERCENT.excel_format: "{:.2%}", INT_FORMAT: "{:,}", DEC_FORMAT: "{:,.2f}", SIGNED_FORMAT: "{:+d}"}
 
@@ -85,15 +87,32 @@ def rank_table_chinese(rank: pl.DataFrame) -> pl.DataFrame:
     return whole_numbers(frame, [c for c in frame.columns if c.endswith(("·分子", "·分母", *asides))])
 
 
+def _shown_digits(unit_scale: float, decimals: int) -> int:
+    """Decimals of a stored value that its unit shows (a percentage with 2 decimals: 4 of the fraction)."""
+    digits = 0
+    while unit_scale >= 10:
+        unit_scale, digits = unit_scale / 10, digits + 1
+    return decimals + digits
+
+
+def rank_csv_frame(rank: pl.DataFrame) -> pl.DataFrame:
+    """rank_table_chinese() as the page and the workbook show it: values rounded as their unit shows
+    them (0.9763 for 97.63 %, not 0.9763157894736842), rank changes as +2 / -1 / 持平."""
+    table = rank_table_chinese(rank)
+    rounded = [pl.col(i.name).round(_shown_digits(i.unit.scale, i.unit.decimals)) for i in INDICATORS]
+    return rank_change_labels(table.with_columns(rounded))
+
+
 def rank_csv_bytes(rank: pl.DataFrame, note: str | None = None) -> bytes:
-    """UTF-8 with BOM so that Excel opens the Chinese headers correctly. ``note``: for a partial month
-    (datasets/coverage.py), a first line saying how far the data goes, before the header."""
-    return csv_with_note(rank_table_chinese(rank), note)
+    """UTF-8 with BOM so that Excel opens the Chinese headers correctly; an empty cell (not ranked, no
+    data) reads — as in the workbook. ``note``: for a partial month (datasets/coverage.py), a first line
+    saying how far the data goes, before the header."""
+    return csv_with_note(rank_csv_frame(rank), note, null_value=NULL_TEXT)
 
 
-def csv_with_note(frame: pl.DataFrame, note: str | None) -> bytes:
+def csv_with_note(frame: pl.DataFrame, note: str | None, *, null_value: str = "") -> bytes:
     """safe_export.csv_bytes, with ``note`` (a partial month's 数据截至 … line) as the first line."""
-    body = safe_export.csv_bytes(frame)
+    body = safe_export.csv_bytes(frame, null_value=null_value)
     if not note:
         return body
     import csv
@@ -159,7 +178,7 @@ def write_rank_xlsx(
                 shown = value
             else:
                 sheet.write_number(r, c, value, fmt)
-                shown = _SHOWN[key].format(value)
+                shown = NO_CHANGE if key == SIGNED_FORMAT and value == 0 else _SHOWN[key].format(value)
             widest = max(widest, text_width(shown))
         # Headers wrap onto up to three lines; values never get cut.
         sheet.set_column(c, c, max(widest + 2, min(text_width(name) + 2, 18) if c else text_width(name) + 2, 8))

@@ -75,6 +75,23 @@ def in_percentage_points(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pl.col(c) * PERCENT.scale for c in percents) if percents else frame
 
 
+NO_CHANGE = "持平"
+
+
+def rank_change_label(change: int | None) -> str:
+    """A rank change as the pages and exports write it: +2, -1, 持平 (0), — (not ranked in both periods)."""
+    if change is None:
+        return NULL_TEXT
+    return NO_CHANGE if change == 0 else f"{change:+d}"
+
+
+def rank_change_labels(frame: pl.DataFrame, column: str = "排名变化") -> pl.DataFrame:
+    """``frame`` with its numeric rank change ``column`` (if any) as ``rank_change_label`` text."""
+    if column not in frame.columns or not frame.schema[column].is_numeric():
+        return frame
+    return frame.with_columns(pl.col(column).map_elements(rank_change_label, return_dtype=pl.String))
+
+
 def scope_label(districts: Sequence[str] | None, all_districts: Sequence[str]) -> str:
     """全市, the district's name, or 所选 n 个区县."""
     if not districts or set(districts) >= set(all_districts):

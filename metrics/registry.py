@@ -108,7 +108,29 @@ class Indicator:
 
     @property
     def formula(self) -> str:
-        return f"{self.numerator_label} ÷ {self.denominator_label}"
+        """分子 ÷ 分母, a sum or difference in brackets, a scope such as （法定时限 > 0 的事项） last:
+        "(Σ法定时限 − Σ承诺时限) ÷ Σ法定时限（法定时限 > 0 的事项）"."""
+        num, num_scope = _split_scope(self.numerator_label)
+        den, den_scope = _split_scope(self.denominator_label)
+        if not (_compound(num) or _compound(den)):
+            return f"{self.numerator_label} ÷ {self.denominator_label}"
+        return f"{_bracket(num)} ÷ {_bracket(den)}{num_scope}{den_scope}"
+
+
+def _split_scope(label: str) -> tuple[str, str]:
+    """A label and its trailing （…） remark: ("Σ法定时限 − Σ承诺时限", "（法定时限 > 0 的事项）")."""
+    if label.endswith("）") and "（" in label:
+        head, _, remark = label.partition("（")
+        return head.rstrip(), f"（{remark}"
+    return label, ""
+
+
+def _compound(expr: str) -> bool:
+    return " − " in expr or " + " in expr
+
+
+def _bracket(expr: str) -> str:
+    return f"({expr})" if _compound(expr) else expr
 
 
 def _flag(name: str) -> pl.Expr:

@@ -30,6 +30,7 @@ class PageSpec:
     navs: frozenset[str]  # the navigations that list it
     public: bool = False  # open to visitors when anonymous viewing is allowed
     filtered: bool = False  # reads the sidebar filters (period, districts, indicators); others show none
+    period_only: bool = False  # of the filters, reads the period alone (the others would change nothing)
     download_roles: frozenset[str] = frozenset()  # who may download its ranked tables
     home_rank: int | None = None  # where a session lands: the lowest rank it may open
 
@@ -67,9 +68,11 @@ CATALOG: tuple[PageSpec, ...] = (
              filtered=True),
     PageSpec(PAGE_PERIODS, "periods", ":material/timeline:", "看板", _EVERYONE, frozenset({FULL}), public=True,
              filtered=True),
+    # Every district and every indicator, of the sidebar's period.
     PageSpec(PAGE_RANKING, "ranking", ":material/leaderboard:", "看板", _VIEWERS, frozenset({FULL}), filtered=True,
-             download_roles=_DOWNLOADERS),
-    # Leaders preview the bulletin; downloads are for download_roles.
+             period_only=True, download_roles=_DOWNLOADERS),
+    # Leaders preview the bulletin; downloads are for download_roles. The whole city, of the period picked
+    # on the page itself (pages/bulletin.py), not the sidebar's.
     PageSpec(PAGE_BULLETIN, "bulletin", ":material/description:", "看板", _VIEWERS, frozenset({FULL}),
              download_roles=_DOWNLOADERS),
     PageSpec(PAGE_UPLOAD, "upload", ":material/upload_file:", "数据", frozenset({STAFF}), frozenset({FULL, EMPTY, BROKEN}),

@@ -30,7 +30,14 @@ from datasets.quality import all_districts
 from datasets.vocabulary import Rules
 from metrics.alerts import Detail
 from metrics.detail_store import load_alert_detail, load_district
-from metrics.formatting import NULL_TEXT, fmt_value, in_percentage_points, is_good, percent_columns
+from metrics.formatting import (
+    NULL_TEXT,
+    fmt_value,
+    in_percentage_points,
+    is_good,
+    percent_columns,
+    rank_change_labels,
+)
 from metrics.overview import Card
 from metrics.registry import INDICATORS
 from metrics.scoring import ScoringSettings, load_settings, ranking
@@ -299,6 +306,9 @@ _IMPORTS_FROZEN = threading.Event()
 def begin_run() -> None:
     """dashboard.py marks the thread's current run; pages check it (see ``_through_dashboard``).
 
+    The mark also starts the run without a context: a page sees only the context this run built
+    (``set_current``), never one an earlier run of the session left behind.
+
     On the process's first run, the objects of the imported libraries (≈ 340 000) are moved out of the
     garbage collector's sight (``gc.freeze``): Streamlit runs a full collection after every script run
     (``runner.postScriptGC``), which scanned them all, 0.3 s of CPU on every click. They live as long as
@@ -310,10 +320,16 @@ def begin_run() -> None:
         gc.collect()
         gc.freeze()
     _RUN.active = True
+    st.session_state.pop(CONTEXT_KEY, None)
 
 
 def end_run() -> None:
     _RUN.active = False
+
+
+def in_dashboard_run() -> bool:
+    """Whether dashboard.py is running around the page (it marked this thread's run)."""
+    return getattr(_RUN, "active", False)
 
 
 def set_current(ctx: Context) -> None:
@@ -321,19 +337,27 @@ def set_current(ctx: Context) -> None:
 
 
 def current() -> Context:
-    """The context dashboard.py built for this run."""
-    ctx = st.session_state.get(CONTEXT_KEY)
-    if ctx is None or not getattr(_RUN, "active", False):
+    """The context dashboard.py built for this run.
+
+    Only a page the catalog declares ``filtered`` has one (dashboard.py builds it with the sidebar's
+    filters; tests/test_catalog.py checks that every page calling this is declared so). Inside a
+    dashboard run a missing context is never a reason to run the dashboard again: that drew the
+    sidebar a second time and failed on its duplicate widgets.
+    """
+    if not in_dashboard_run():
         _through_dashboard()
+    ctx = st.session_state.get(CONTEXT_KEY)
+    if ctx is None:
+        st.error("此页面暂时无法显示统计数据。请从左侧菜单打开“总览”，再回到此页面。", icon=":material/error:")
+        st.stop()
     return ctx
 
 
 def engine_only() -> tuple[Engine, AppSettings]:
     """For pages that work without data (upload, settings, indicator reference)."""
-    base = st.session_state.get(BASE_KEY)
-    if base is None or not getattr(_RUN, "active", False):
+    if not in_dashboard_run():
         _through_dashboard()
-    return base
+    return st.session_state[BASE_KEY]
 
 
 def _through_dashboard() -> None:
@@ -346,6 +370,8 @@ def _through_dashboard() -> None:
     """
     import runpy
 
+    if in_dashboard_run():  # never twice in one run (see ``current``)
+        raise RuntimeError("dashboard.py is already running around this page")
     runpy.run_path(str(DASHBOARD_FILE), run_name="__main__")
     st.stop()
 
@@ -365,6 +391,8 @@ def column_config(frame: pl.DataFrame) -> dict[str, object]:
     config: dict[str, object] = {}
     percents = set(percent_columns(frame.columns))
     for name, dtype in frame.schema.items():
+        if name == "排名变化" and dtype == pl.String:  # +2 / 持平 (rank_change_labels): aligned as numbers
+            config[name] = st.column_config.TextColumn(name, alignment="right")
         if not dtype.is_numeric():
             continue
         if name in percents:
@@ -378,8 +406,50 @@ def column_config(frame: pl.DataFrame) -> dict[str, object]:
     return config
 
 
-def table(frame: pl.DataFrame, *, key: str | None = None, height: int | str = "auto") -> None:
-    """A read-only table; nulls shown as —, text cells shown as text (never rendered as HTML/Markdown)."""
+ROW_PX = 35  # Streamlit's table row (and header) height
+CHAR_PX, MAX_COLUMN_PX = 7, 400  # pixels per display unit (half a Chinese character); the widest column
+# A line of the widest column: 54 units (27 Chinese characters); longer text wraps onto lines of LINE_PX.
+LINE_UNITS, LINE_PX, MAX_LINES = 54, 20, 4
+WRAP_AFTER = LINE_UNITS
+
+
+def _display_width(text: str) -> int:
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """How a table is drawn: the text columns that wrap, the row height, and the element's height."""
+
+    wrapped: tuple[str, ...]
+    row_height: int | None  # None: Streamlit's one-line rows
+    height: int | str  # "content": exactly the rows (no empty filler rows); pixels: scrolls
+    widths: dict[str, int]  # pixels of the text columns wider than their first rows suggest (none: Streamlit's)
+
+
+def table_layout(frame: pl.DataFrame, max_rows: int | None = 10) -> TableLayout:
+    """Long text columns wrap (Streamlit wraps cell text only in rows taller than 4rem) in rows tall
+    enough for their longest text (at most ``MAX_LINES`` lines; a click on a cell shows all of it); the
+    table is as tall as its rows, or ``max_rows`` rows with a scroll bar when it has more."""
+    widths = {name: max((_display_width(v) for v in frame[name].drop_nulls().to_list()), default=0)
+              for name, dtype in frame.schema.items() if dtype == pl.String}
+    wrapped = tuple(name for name, width in widths.items() if width > WRAP_AFTER)
+    row_height = None
+    if wrapped:
+        lines = min(MAX_LINES, max(-(-widths[name] // LINE_UNITS) for name in wrapped))
+        row_height = max(4 * 16 + 2, lines * LINE_PX + 14)
+    # Streamlit sizes a column by its header and first rows: a long text further down is cut.
+    sized = {name: min(MAX_COLUMN_PX, width * CHAR_PX + 24) for name, width in widths.items()
+             if width > _display_width(name)}
+    if max_rows is None or frame.height <= max_rows:
+        return TableLayout(wrapped, row_height, "content", sized)
+    return TableLayout(wrapped, row_height, ROW_PX + max_rows * (row_height or ROW_PX) + 2, sized)
+
+
+def table(frame: pl.DataFrame, *, key: str | None = None, max_rows: int | None = 10) -> None:
+    """A read-only table; nulls shown as —, text cells shown as text (never rendered as HTML/Markdown).
+
+    ``max_rows``: the rows shown before the table scrolls (None: all); see ``table_layout``."""
     if frame.height == 0:
         # Streamlit draws an empty table as a row reading "empty" (on a canvas no script can
         # translate); the table stays for the page's structure but is hidden (pages/_browser.py CSS).
@@ -387,8 +457,12 @@ def table(frame: pl.DataFrame, *, key: str | None = None, height: int | str = "a
             st.caption("暂无记录")
             st.dataframe(frame, hide_index=True, key=key, height=40)
         return
-    st.dataframe(in_percentage_points(frame), hide_index=True, placeholder=NULL_TEXT, column_config=column_config(frame),
-                 key=key, height=height)
+    frame = rank_change_labels(frame)  # +2, -1, 持平 as in the exports
+    layout = table_layout(frame, max_rows)
+    config = column_config(frame)
+    config.update({name: st.column_config.TextColumn(name, width=px) for name, px in layout.widths.items()})
+    st.dataframe(in_percentage_points(frame), hide_index=True, placeholder=NULL_TEXT, column_config=config,
+                 key=key, height=layout.height, row_height=layout.row_height)
 
 
 def chart(figure: alt.TopLevelMixin) -> None:

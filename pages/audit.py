@@ -25,7 +25,7 @@ limit = c3.selectbox("显示条数", LIMITS, index=1, key="audit_limit", format_
 
 entries = accounts.audit_entries(engine, limit, action or None, name or None)
 st.caption(f"共 {entries.height} 条")
-shared.table(entries, key="audit_table", height=480)
+shared.table(entries, key="audit_table", max_rows=12)
 
 
 def _downloaded() -> None:

@@ -36,4 +36,4 @@ st.subheader("可调整的规则")
 shared.table(reference.rules_table(settings), key="rules")
 
 st.subheader("指标一览")
-shared.table(indicator_table, key="indicator_reference", height=38 * (indicator_table.height + 1) + 4)
+shared.table(indicator_table, key="indicator_reference", max_rows=None)

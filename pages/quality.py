@@ -39,4 +39,4 @@ shared.table(quality.last_uploads(engine), key="last_uploads")
 st.subheader("校验与导入历史")
 st.caption("每次导入的文件、操作人、行数、替换行数、警告数和触发的校验规则（未通过校验的文件不会入库，"
            "其问题清单在“数据上传”页查看和下载）。")
-shared.table(quality.validation_history(engine), key="validation_history", height=400)
+shared.table(quality.validation_history(engine), key="validation_history", max_rows=10)

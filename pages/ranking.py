@@ -42,4 +42,4 @@ if session.may_download(user, catalog.PAGE_RANKING):
                        args=(engine, user, f"{name}.csv（排名表 CSV，{period.label}）", catalog.PAGE_RANKING))
 else:
     st.caption("下载排名表（Excel、CSV）需要“评估人员”或“管理员”角色。")
-shared.table(table, key="rank_table", height=min(38 * (table.height + 1) + 4, 800))
+shared.table(table, key="rank_table", max_rows=None)

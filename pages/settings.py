@@ -45,7 +45,7 @@ with st.form(f"settings_form_{round_no}"):
             "底线值": st.column_config.NumberColumn("底线值", step=0.1, required=True,
                                                  help="得 0 分的取值；百分比类指标填百分数"),
         },
-        height=38 * 29 + 4,
+        height="content",
     )
     st.markdown("**统计与排名规则**")
     rule_columns = st.columns(3)
@@ -87,4 +87,4 @@ with st.expander("恢复为配置文件中的默认值"):
 bulletin_settings.render(engine, admin)
 
 st.subheader("修改记录")
-shared.table(settings_form.history_table(settings_history(engine)), key="settings_history", height=320)
+shared.table(settings_form.history_table(settings_history(engine)), key="settings_history", max_rows=8)

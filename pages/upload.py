@@ -106,7 +106,7 @@ hist_kind = h1.selectbox("数据类型", ["", *KINDS], key="hist_kind", format_f
 hist_district = h2.selectbox("区县", ["", *quality.all_districts(engine)], key="hist_district",
                              format_func=lambda d: d or "全部")
 history = store.batch_history(engine, hist_kind or None, hist_district or None)
-shared.table(quality.batch_table(history), key="batch_history", height=320)
+shared.table(quality.batch_table(history), key="batch_history", max_rows=8)
 # Every action starts a new round of the pickers and confirmations below: nothing stays ticked or
 # chosen for a second click to act on without asking again.
 action_round = st.session_state.setdefault(ACTIONS, 0)

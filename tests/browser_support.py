@@ -191,3 +191,22 @@ def login(page, username: str, password: str) -> None:
     page.get_by_label("账号", exact=True).fill(username)
     page.get_by_label("密码", exact=True).fill(password)
     page.get_by_test_id("stBaseButton-primaryFormSubmit").click()
+
+
+# Latin words a user may read: file types, product and protocol names.
+ALLOWED_WORDS = {"leader", "staff", "evaluator", "admin", "demo", "tester",  # account names and passwords are data
+                 "XLSX", "XLS", "CSV", "TSV", "TXT", "EXCEL", "SSO", "OIDC", "UTF", "BOM", "MB", "KB", "ID",
+                 "PC",  # 电脑端 in the registry's 网办 description
+                 "PDF", "DOCX", "WORD", "WPS",  # the formats and word processors the 通报 is made for
+                 "BJ",  # the prefix of the demo's 办件编号 (data)
+                 # the placeholders an administrator writes into a 通报 template ({{ title }}, …)
+                 "title", "body", "issuer", "issue_date", "city", "period"}
+
+
+def english_words(texts: list[str]) -> set[str]:
+    """The Latin words in ``texts`` that a user should not read (file types and product names allowed)."""
+    words = set()
+    for text in texts:
+        words.update(w for w in re.findall(r"[A-Za-z][A-Za-z_.()]*[A-Za-z)]|[A-Za-z]", text)
+                     if w not in ALLOWED_WORDS and w.upper() not in ALLOWED_WORDS and len(w) > 1)
+    return words

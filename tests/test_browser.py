@@ -29,26 +29,9 @@ from metrics.scoring import load_settings, ranking
 from metrics.service import compute_components
 from tests.apptest_support import ALL_NAME, PW
 from tests.browser_support import SLOW, Server, browser, expect_heading, login, nav, visible_texts, wait_idle
+from tests.browser_support import english_words as _english
 
 pytestmark = pytest.mark.browser
-
-# Latin words a user may read: file types, product and protocol names.
-ALLOWED_WORDS = {"leader", "staff", "evaluator", "admin", "demo", "tester",  # account names and passwords are data
-                 "XLSX", "XLS", "CSV", "TSV", "TXT", "EXCEL", "SSO", "OIDC", "UTF", "BOM", "MB", "KB", "ID",
-                 "PC",  # 电脑端 in the registry's 网办 description
-                 "PDF", "DOCX", "WORD", "WPS",  # the formats and word processors the 通报 is made for
-                 "BJ",  # the prefix of the demo's 办件编号 (data)
-                 # the placeholders an administrator writes into a 通报 template ({{ title }}, …)
-                 "title", "body", "issuer", "issue_date", "city", "period"}
-
-
-def _english(texts: list[str]) -> set[str]:
-    words = set()
-    for text in texts:
-        words.update(w for w in re.findall(r"[A-Za-z][A-Za-z_.()]*[A-Za-z)]|[A-Za-z]", text)
-                     if w not in ALLOWED_WORDS and w.upper() not in ALLOWED_WORDS and len(w) > 1)
-    return words
-
 
 def _cases_xlsx(db_url: str, folder: Path) -> tuple[str, str, int, Path, Path]:
     """A valid 办件明细 export (.xlsx, Chinese headers) for a configured district's latest month, and the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import re
@@ -64,6 +65,26 @@ def test_home_order_and_downloads():
     # Whoever may download from a page may open it.
     assert all(p.download_roles <= p.roles for p in catalog.CATALOG)
     assert {p.title for p in catalog.CATALOG if p.filtered} == {"总览", "区县对比", "时段对比", "排名下载"}
+    # The ranking shows every district and indicator: no district or indicator choice. The bulletin has
+    # its own period picker (pages/bulletin.py) and no sidebar filters.
+    assert {p.title for p in catalog.CATALOG if p.period_only} == {"排名下载"}
+
+
+def _calls(path: Path, name: str) -> bool:
+    """Whether the module calls ``shared.<name>()`` anywhere (its own code, not a comment or a string)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == name
+               and isinstance(node.func.value, ast.Name) and node.func.value.id == "shared"
+               for node in ast.walk(tree))
+
+
+@pytest.mark.parametrize("page", catalog.CATALOG, ids=lambda p: p.file)
+def test_a_page_reading_the_context_is_given_one(page):
+    """dashboard.py builds the context for every page it runs (the sidebar filters' period, or the
+    default period for a page without them); a page that found none after a reload used to run the
+    dashboard a second time (issue 27). A page reading the context is a page of the full navigation."""
+    if _calls(ROOT / page.path, "current"):
+        assert catalog.FULL in page.navs, page.file
 
 
 def _audit_page_defaults() -> list[tuple[str, str]]:

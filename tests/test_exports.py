@@ -66,6 +66,29 @@ def test_csv_numerators_and_denominators_have_no_decimal_point(ranked):
     assert all(re.fullmatch(r"-?\d+", v) for v in table["按时办结率·分母"].drop_nulls().to_list())
 
 
+def test_csv_reads_like_the_workbook(ranked):
+    """The same rank change text (持平 for 0), the same marker for a district without a rank (—), values
+    rounded as the workbook shows them (0.00% → four decimals of the fraction), no 16-digit floats."""
+    raw = rank_csv_bytes(ranked[0]).decode("utf-8-sig")
+    table = pl.read_csv(io.StringIO(raw), infer_schema=False)
+    book = openpyxl.load_workbook(io.BytesIO(rank_xlsx_bytes(*ranked)))
+    sheet = book["排名"]
+    header = [c.value for c in sheet[1]]
+    assert table.columns == header
+    rows = {r["区县"]: r for r in table.iter_rows(named=True)}
+    assert (rows["甲区"]["排名"], rows["甲区"]["排名变化"]) == ("1", "持平")
+    assert (rows["乙区"]["排名"], rows["乙区"]["排名变化"]) == ("—", "—")
+    unranked = [c.value for c in sheet[3]]
+    assert unranked[0] == "乙区" and unranked[header.index("排名")] == "—"  # the workbook's marker
+    for ind in INDICATORS:
+        for value in table[ind.name].to_list():
+            if value != "—":
+                decimals = len(value.partition(".")[2])
+                assert decimals <= (4 if ind.unit == PERCENT else 2), (ind.name, value)
+    numbers = [v for column in table.columns for v in table[column].to_list() if v and v[0].isdigit()]
+    assert numbers and not [v for v in numbers if len(v.partition(".")[2]) > 4]
+
+
 def test_xlsx_formats_widths_filter_and_chinese(ranked):
     book = openpyxl.load_workbook(io.BytesIO(rank_xlsx_bytes(*ranked)))
     sheet = book["排名"]
@@ -82,7 +105,7 @@ def test_xlsx_formats_widths_filter_and_chinese(ranked):
                 assert cell.number_format == "#,##0", (ind.name, part)
                 assert isinstance(cell.value, int)
     assert sheet.cell(2, column_of["区县"]).value == "甲区" and sheet.cell(2, column_of["排名变化"]).value == 0
-    assert sheet.cell(2, column_of["排名变化"]).number_format == "+0;-0;0"
+    assert sheet.cell(2, column_of["排名变化"]).number_format == '+0;-0;"持平"'  # 0 reads 持平
     assert sheet.cell(3, column_of["未排名原因"]).value.startswith("未排名：缺少 2024-10 办件明细")
     # Every column is at least as wide as its widest value (Chinese characters count two).
     for name, c in column_of.items():
@@ -98,3 +121,10 @@ def test_xlsx_formats_widths_filter_and_chinese(ranked):
     assert "编号" not in texts
     assert not [t for t in texts if re.search(r"[a-z]+_[a-z]+|clamp", t)], texts
     assert "黄牌宽限（工作日）" in texts and "差评整改时限（工作日）" in texts
+
+
+@pytest.mark.parametrize(("change", "label"), [(2, "+2"), (-1, "-1"), (0, "持平"), (None, "—")])
+def test_rank_change_label(change, label):
+    from metrics.formatting import rank_change_label
+
+    assert rank_change_label(change) == label

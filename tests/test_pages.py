@@ -237,6 +237,8 @@ def test_ranking_page_table_and_downloads(demo: Demo, monkeypatch):
     labels = [b.label for b in at.download_button]
     assert labels == ["下载 Excel（.xlsx）", "下载 CSV"]
     assert at.download_button[0].proto.url.endswith(".xlsx")
+    # Every district and indicator is ranked: a district or indicator choice would change nothing.
+    assert at.sidebar.radio(key="f_type") and not at.sidebar.multiselect
 
 
 # --- 数据上传 -------------------------------------------------------------------------------------------
@@ -521,3 +523,31 @@ def test_pages_are_thin():
         source = page.read_text(encoding="utf-8")
         for banned in ("import polars", "sqlalchemy", "pl.col", "SELECT ", "unsafe_allow_html"):
             assert banned not in source, f"{page.name}: {banned}"
+
+
+# --- tables ---------------------------------------------------------------------------------------------
+
+SHORT, LONG2, LONG4 = "按时办结", "办" * 30, "办" * 100  # display widths 8, 60 (2 lines), 200 (4 lines)
+
+
+@pytest.mark.parametrize(("values", "rows", "max_rows", "expected"), [
+    ([SHORT], 3, 10, ((), None, "content")),  # fits: exactly its rows, no filler
+    ([SHORT], 12, 10, ((), None, 35 + 10 * 35 + 2)),  # ten one-line rows, then it scrolls
+    ([SHORT], 12, None, ((), None, "content")),
+    ([SHORT, LONG2], 3, 10, (("说明",), 66, "content")),  # two lines: the least height Streamlit wraps in
+    ([LONG4], 3, 10, (("说明",), 4 * 20 + 14, "content")),
+    (["办" * 500], 3, 10, (("说明",), 4 * 20 + 14, "content")),  # at most four lines (a click shows the rest)
+    ([SHORT, LONG2], 12, 10, (("说明",), 66, 35 + 10 * 66 + 2)),
+    (["x" * 48], 3, 10, ((), None, "content")),  # 48 narrow characters fit on one line
+])
+def test_long_text_wraps_and_tables_have_no_filler_rows(values, rows, max_rows, expected):
+    from pages._shared import table_layout
+
+    frame = pl.DataFrame({"区县": ["甲区"] * rows, "说明": [values[i % len(values)] for i in range(rows)],
+                          "值": [1.5] * rows})
+    layout = table_layout(frame, max_rows)
+    assert (layout.wrapped, layout.row_height, layout.height) == expected
+    # Text columns are as wide as their longest text (at most 400 px), where that is wider than the header.
+    longest = max(len(v) for v in values) * 2  # the values are Chinese (2 units each) or "x"s
+    longest = longest // 2 if values[0].startswith("x") else longest
+    assert layout.widths == {"说明": min(400, longest * 7 + 24)}

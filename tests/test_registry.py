@@ -95,3 +95,21 @@ def test_an_incomplete_declaration_is_refused():
         dataclasses.replace(registry.BY_ID["card_rate"], description="")
     with pytest.raises(ValueError, match="incomplete"):
         dataclasses.replace(registry.BY_ID["card_rate"], group="Z")
+
+
+@pytest.mark.parametrize(("indicator_id", "formula"), [
+    ("commitment_compression", "(Σ法定时限 − Σ承诺时限) ÷ Σ法定时限（法定时限 > 0 的事项）"),
+    ("statutory_speedup", "(Σ法定时限 − Σ用时) ÷ Σ法定时限（法定时限 > 0 的已办结件）"),
+    ("promise_speedup", "(Σ承诺时限 − Σ用时) ÷ Σ承诺时限（承诺时限 > 0 的已办结件）"),
+    ("avg_handling_days", "Σ用时（工作日） ÷ 已办结件数"),  # nothing to bracket: the label as written
+    ("on_time_rate", "用时 ≤ 承诺时限的已办结件数 ÷ 已办结件数"),
+    ("satisfaction_score", "Σ评价等级 × 20 ÷ 评价总数"),  # × before ÷: no brackets needed
+])
+def test_formulas_bracket_a_difference(indicator_id, formula):
+    assert registry.BY_ID[indicator_id].formula == formula
+
+
+def test_no_formula_divides_an_unbracketed_difference():
+    for ind in registry.INDICATORS:
+        before_division = ind.formula.split(" ÷ ")[0]
+        assert " − " not in before_division or before_division.startswith("("), ind.formula

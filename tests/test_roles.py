@@ -24,6 +24,7 @@ from pages import _session as session
 from pages._shared import plain
 from tests.apptest_support import (
     ADMIN_NAME,
+    ALL_NAME,
     DASHBOARD,
     EVALUATOR_NAME,
     LEADER_NAME,
@@ -118,6 +119,24 @@ def test_menu_and_a_forbidden_link_per_role(demo: Demo, monkeypatch, menus, acco
         # Nothing of the forbidden page: no uploader, no ranking download.
         assert not at.get("file_uploader") and not [b for b in at.get("download_button") if "Excel" in b.label]
     assert menus[-1] == MENUS[account, anonymous]
+
+
+# Every page an account holding every role opens, by the path in its link (as a reload or a bookmark does).
+LINKED_PAGES = [p for p in catalog.CATALOG if catalog.FULL in p.navs and p.title != P.PAGE_LOGIN]
+
+
+@pytest.mark.parametrize("page", LINKED_PAGES, ids=lambda p: p.file)
+def test_every_page_opens_first_in_a_new_session(demo: Demo, monkeypatch, page: catalog.PageSpec):
+    """A reload, a bookmark or a link starts a new session on the page itself: the page shows once, with
+    one sidebar (the 月度通报 page ran the dashboard a second time and failed on its duplicate sign-out
+    button, issue 27)."""
+    at = app(demo.url, monkeypatch, demo.users[ALL_NAME], period=demo.period.key)
+    ok(at.switch_page(page.path).run())
+    assert at.title[0].value.startswith(page.title)
+    assert len(at.sidebar.button) == 1 and at.sidebar.button[0].label == "退出登录"
+    assert sum("示例数据" in info.value for info in at.info) <= 2  # the sidebar's and the page's banner, once each
+    ok(at.run())  # and the next run on it (a click) too
+    assert at.title[0].value.startswith(page.title)
 
 
 def test_menus_without_data_and_after_a_failed_computation(demo: Demo, tmp_path, monkeypatch, menus):

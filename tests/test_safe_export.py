@@ -105,3 +105,13 @@ def test_the_writer_is_at_the_bottom_layer():
     assert not re.search(r"^\s*(from|import) (metrics|pages)\b", source, re.M)
     for name in ("admin.py", "report.py", "templates.py"):  # writers in datasets/ use it, not metrics.exports
         assert "metrics.exports" not in (ROOT / "datasets" / name).read_text(encoding="utf-8")
+
+
+def test_csv_timestamps_read_as_people_write_them():
+    import datetime as dt
+
+    from datasets.safe_export import csv_text
+
+    frame = pl.DataFrame({"时间": [dt.datetime(2026, 12, 7, 13, 48, 51, 250)], "账号": ["admin"]})
+    assert csv_text(frame).splitlines() == ["时间,账号", "2026-12-07 13:48:51,admin"]
+    assert csv_text(pl.DataFrame({"排名": [None, 2]}), null_value="—").splitlines() == ["排名", "—", "2"]
