@@ -220,7 +220,7 @@ def sidebar_filters(months: list[str], default: str, districts_all: list[str], c
         for key in ("f_districts", "f_indicators"):
             if key in st.session_state:
                 st.session_state[key] = st.session_state[key]
-        st.query_params[Q_PERIOD] = period.key
+        st.query_params[Q_PERIOD] = period.whole.key  # as below: a bookmarked year means the year
         for key in (Q_DISTRICT, Q_INDICATOR):
             st.query_params.pop(key, None)
         return period, [], list(KEY_INDICATORS)
