@@ -15,37 +15,11 @@ with a notice) instead of failing. Every page checks the user again itself (page
 
 from __future__ import annotations
 
-# ruff: noqa: E402  (the imports after _hide_the_file_list() wait for it: see there)
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
-
-
-def _hide_the_file_list() -> None:
-    """Replace Streamlit's automatic page list before anything slow runs.
-
-    Until a server's first st.navigation call, ``streamlit run dashboard.py`` runs in Streamlit's old
-    multipage mode (there is a pages/ directory): it has just sent a sidebar menu of the raw file names
-    of pages/ (bulletin, _catalog, …), which stayed on screen while the imports below and the first start
-    ran. A navigation of the same paths, every page hidden, replaces it before the browser draws it (a
-    navigation placed "hidden" would not: the browser keeps the last menu) and ends that mode for the
-    process; the real navigation follows (``_run``, ``_prepare``). scripts/serve.py switches the mode
-    off before the first visitor; a deep link that is a fresh server's very first request still runs
-    its page file first (see pages/_shared.py), with the list shown until that page's imports are done.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if not PagesManager.uses_pages_directory:
-        return
-    files = sorted(p for p in (Path(__file__).resolve().parent / "pages").glob("*.py") if not p.name.startswith("_"))
-    st.navigation([st.Page(str(p), title="政务服务效能评估看板", url_path=p.stem, visibility="hidden") for p in files])
-
-
-_hide_the_file_list()
-
-import time
-from collections.abc import Callable
-
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -467,4 +441,19 @@ def _main() -> None:
     _run(FULL_NAV, engine, app, user, anonymous_ok, before=with_filters)
 
 
-main()
+if __name__ == "__main__":  # a script run: every run of every session (and AppTest's)
+    main()
+else:
+    # Imported by ``streamlit run dashboard.py``, which finds the st.App below (Streamlit's ASGI mode) and
+    # serves this file as the script, plus two HTTP routes that set and remove the session cookie with
+    # HttpOnly (pages/_cookie_server.py): a script cannot add a Set-Cookie header itself. Set before
+    # the first visitor: the pages/ directory is not a page list (st.navigation builds the menu), so
+    # Streamlit never sends the raw file names of pages/ as a menu.
+    from streamlit import config
+    from streamlit.runtime.pages_manager import PagesManager
+
+    from pages import _cookie_server
+
+    PagesManager.uses_pages_directory = False
+    _cookie_server.installed = True
+    app = st.App("dashboard.py", routes=_cookie_server.routes(config.get_option("server.baseUrlPath") or ""))

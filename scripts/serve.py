@@ -1,9 +1,8 @@
 """Run the dashboard: ``python scripts/serve.py [streamlit options]`` (scripts/start.sh calls it).
 
-The same as ``streamlit run server.py`` (dashboard.py as an ``st.App`` with the HttpOnly session
-cookie routes) except that Streamlit's automatic page list of the ``pages/`` directory is switched off
-before the first visitor arrives: that list (raw file names in English) would otherwise show in the
-sidebar until dashboard.py's own st.navigation replaces it.
+The same as ``streamlit run dashboard.py`` (dashboard.py as an ``st.App`` with the HttpOnly session
+cookie routes and no automatic page list, see the end of dashboard.py), with the heavy modules
+imported before the server starts.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import importlib
 import os
 import sys
 
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.web.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,12 +23,11 @@ WARM_MODULES = ("polars", "altair", "sqlalchemy", "pydantic", "metrics.service",
 
 
 def run(args: list[str]) -> int:
-    PagesManager.uses_pages_directory = False
     os.chdir(ROOT)
     sys.path.insert(0, ROOT)
     for name in WARM_MODULES:
         importlib.import_module(name)
-    sys.argv = ["streamlit", "run", "server.py", *args]
+    sys.argv = ["streamlit", "run", "dashboard.py", *args]
     return main()
 
 

@@ -120,8 +120,8 @@ def running_server(command: list[str], env: dict[str, str], log: Path) -> Iterat
 
 
 def streamlit_run() -> list[str]:
-    """``streamlit run server.py``: the dashboard as an st.App with the HttpOnly session cookie routes."""
-    return [sys.executable, "-m", "streamlit", "run", "server.py"]
+    """``streamlit run dashboard.py``: the dashboard as an st.App with the HttpOnly session cookie routes."""
+    return [sys.executable, "-m", "streamlit", "run", "dashboard.py"]
 
 
 def launcher() -> list[str]:

@@ -292,8 +292,8 @@ def navigation_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     This stays a patch: AppTest.run sets ``PagesManager.uses_pages_directory = None`` and builds a new
     PagesManager for every run, whose constructor sets it from whether the script's folder has a pages/
     directory (streamlit/testing/v1/app_test.py, runtime/pages_manager.py, Streamlit 1.67); no AppTest
-    argument, option or environment variable chooses the mode. scripts/serve.py sets the same flag for
-    the real server.
+    argument, option or environment variable chooses the mode. dashboard.py sets the same flag for the
+    real server (as the st.App that ``streamlit run dashboard.py`` serves).
     """
     if "deep_link" in request.node.name:
         return

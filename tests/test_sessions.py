@@ -381,10 +381,10 @@ def test_cookie_routes_set_httponly_cookies_only_with_the_header():
     assert asgi(moved, "POST", "/dash" + cookie_server.PATH, code, header)[0] == 204
 
 
-def test_server_py_is_an_st_app_with_the_cookie_routes():
+def test_streamlit_run_dashboard_py_serves_an_st_app_with_the_cookie_routes():
     from streamlit.web.server.app_discovery import discover_asgi_app
 
-    found = discover_asgi_app(ROOT / "server.py")
+    found = discover_asgi_app(ROOT / "dashboard.py")
     assert found.is_asgi_app and found.app_name == "app"
 
 
