@@ -1,34 +1,116 @@
 """Command-line plumbing shared by ``python -m datasets`` and ``python -m metrics``.
 
-Exit codes are part of the contract evaluators' scripts rely on: 0 success, 1 rejected data,
-2 bad arguments (with a Chinese message naming the argument).
+Exit codes are part of the contract evaluators' scripts rely on (README 命令行): 0 success, 1 rejected
+data, 2 bad arguments (with a Chinese message naming the argument), 3 system unavailable (the
+database unreachable or restarting, a full disk, a cache that cannot be written), 4 internal error.
+Every message, ``--help`` included, is Chinese; no traceback unless ``DASHBOARD_TRACEBACK=1``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from typing import NoReturn
 
-EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+from datasets.faults import (
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_REJECTED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    explain,
+    internal_error,
+    traceback_wanted,
+)
+
+__all__ = ["EXIT_INTERNAL", "EXIT_OK", "EXIT_REJECTED", "EXIT_UNAVAILABLE", "EXIT_USAGE", "ChineseArgumentParser",
+           "db_url", "integer", "month_arg", "number", "run"]
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
+# argparse's own messages (Python 3.11's msgids, looked up through its gettext ``_``) in Chinese.
+MESSAGES = {
+    "usage: ": "用法：",
+    "positional arguments": "位置参数",
+    "options": "选项",
+    "show this help message and exit": "显示本帮助并退出",
+    "argument %(argument_name)s: %(message)s": "参数 %(argument_name)s：%(message)s",
+    "unrecognized arguments: %s": "无法识别的参数：%s",
+    "the following arguments are required: %s": "缺少必需的参数：%s",
+    "invalid choice: %(value)r (choose from %(choices)s)": "无效的取值 %(value)r（可选：%(choices)s）",
+    "invalid %(type)s value: %(value)r": "取值 %(value)r 无效（应为 %(type)s）",
+    "expected one argument": "需要一个取值",
+    "expected at most one argument": "最多只能有一个取值",
+    "expected at least one argument": "至少需要一个取值",
+    "expected %s argument": "需要 %s 个取值",
+    "expected %s arguments": "需要 %s 个取值",
+    "ambiguous option: %(option)s could match %(matches)s": "选项 %(option)s 有歧义，可能是：%(matches)s",
+    "not allowed with argument %s": "不能与参数 %s 同时使用",
+    "ignored explicit argument %r": "该选项不接受取值：%r",
+    "one of the arguments %s is required": "必须指定以下参数之一：%s",
+    "unknown parser %(parser_name)r (choices: %(choices)s)": "未知的子命令 %(parser_name)r（可选：%(choices)s）",
+    "can't open '%(filename)s': %(error)s": "无法打开“%(filename)s”：%(error)s",
+    "unexpected option string: %s": "意外的选项：%s",
+}
+
+_PATCH = threading.RLock()
+_depth = 0
+
+
+@contextlib.contextmanager
+def _chinese_messages() -> Iterator[None]:
+    """argparse formats its error messages with its module's ``_`` (gettext) deep inside parsing; for
+    the parse only, that lookup goes through MESSAGES (nested parses of subcommands share one patch)."""
+    global _depth
+    with _PATCH:
+        if _depth == 0:
+            saved = argparse._, argparse.ngettext  # type: ignore[attr-defined]
+            argparse._ = lambda text: MESSAGES.get(text, text)  # type: ignore[attr-defined]
+            argparse.ngettext = lambda one, many, n: MESSAGES.get(one if n == 1 else many, many)  # type: ignore[attr-defined]
+        _depth += 1
+        try:
+            yield
+        finally:
+            _depth -= 1
+            if _depth == 0:
+                argparse._, argparse.ngettext = saved  # type: ignore[attr-defined]
+
+
+class ChineseHelpFormatter(argparse.HelpFormatter):
+    """``用法：`` instead of ``usage:`` (the help text's other headings are the groups' titles)."""
+
+    def add_usage(self, usage, actions, groups, prefix=None) -> None:  # type: ignore[no-untyped-def]
+        super().add_usage(usage, actions, groups, MESSAGES["usage: "] if prefix is None else prefix)
+
 
 class ChineseArgumentParser(argparse.ArgumentParser):
-    """argparse with Chinese error messages; errors exit with code 2."""
+    """argparse entirely in Chinese (help, usage and errors); errors exit with code 2."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        kwargs.setdefault("formatter_class", ChineseHelpFormatter)
+        add_help = kwargs.pop("add_help", True)
+        super().__init__(*args, add_help=False, **kwargs)
+        self._positionals.title = MESSAGES["positional arguments"]
+        self._optionals.title = MESSAGES["options"]
+        if add_help:
+            self.add_argument("-h", "--help", action="help", default=argparse.SUPPRESS,
+                              help=MESSAGES["show this help message and exit"])
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def,override]
+        with _chinese_messages():
+            return super().parse_known_args(args, namespace)
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def,override]
+        with _chinese_messages():
+            return super().parse_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
-        message = (
-            message.replace("the following arguments are required", "缺少必需的参数")
-            .replace("unrecognized arguments", "无法识别的参数")
-            .replace("invalid choice", "无效的取值")
-            .replace("choose from", "可选")
-            .replace("argument ", "参数 ")
-            .replace("expected one argument", "需要一个取值")
-        )
         self.print_usage(sys.stderr)
         sys.stderr.write(f"参数错误：{message}\n")
         sys.exit(EXIT_USAGE)
@@ -42,8 +124,40 @@ def month_arg(value: str) -> str:
     return value.strip()
 
 
+def integer(value: str) -> int:
+    """A whole number (argparse's own message would name the type ``int``)."""
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"“{value}”不是整数") from None
+
+
+def number(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"“{value}”不是数字") from None
+
+
 def db_url(value: str | None) -> str:
     """--db, then DATABASE_URL, then the embedded SQLite file."""
     from datasets.config import load_settings
 
     return value or os.environ.get("DATABASE_URL") or load_settings().url
+
+
+def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """``main(argv)`` with faults explained: a system fault (datasets/faults.py) is a Chinese line on
+    stderr and exit 3, any other error a Chinese line naming it and exit 4; never a traceback, unless
+    ``DASHBOARD_TRACEBACK=1`` asks for one (to report a defect)."""
+    try:
+        return main(argv)
+    except Exception as exc:
+        if traceback_wanted():
+            traceback.print_exc()
+        fault = explain(exc)
+        if fault is not None:
+            print(f"系统暂时不可用：{fault.message}", file=sys.stderr)
+            return fault.exit_code
+        print(internal_error(exc), file=sys.stderr)
+        return EXIT_INTERNAL

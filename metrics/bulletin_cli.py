@@ -10,11 +10,11 @@ from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url
 
 def add_parser(sub) -> ChineseArgumentParser:
     cmd = sub.add_parser("bulletin", help="月度通报（Word/PDF）或区县报告单")
-    cmd.add_argument("--db", help="数据库 URL")
-    cmd.add_argument("--period", required=True, help="时段：YYYY-MM、YYYY-Qn 或 YYYY")
-    cmd.add_argument("--district", help="生成该区县的报告单（“全部”：每个区县一页）；不指定时生成通报")
+    cmd.add_argument("--db", metavar="URL", help="数据库 URL")
+    cmd.add_argument("--period", required=True, metavar="时段", help="时段：YYYY-MM、YYYY-Qn 或 YYYY")
+    cmd.add_argument("--district", metavar="区县名", help="生成该区县的报告单（“全部”：每个区县一页）；不指定时生成通报")
     cmd.add_argument("--format", choices=["docx", "pdf"], default="docx", help="输出格式（pdf 需要 LibreOffice）")
-    cmd.add_argument("--out", help="输出文件（默认当前目录下的“效能评估通报_时段.docx”）")
+    cmd.add_argument("--out", metavar="文件", help="输出文件（默认当前目录下的“效能评估通报_时段.docx”）")
     return cmd
 
 
