@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from datasets import admin as actions
-from datasets import store
+from datasets import faults, store
 from datasets.accounts import User
 from datasets.calendar import CalendarError
 from datasets.config import AppSettings, load_settings
@@ -330,8 +330,11 @@ def main() -> None:
         _main()
         # Once the page is shown (not on a rerun or stop): the cache work a cold start left queued.
         service.start_background()
-    except shared.UNAVAILABLE_ERRORS as exc:  # the database restarted or dropped the connection mid-run
-        shared.database_unavailable(exc)
+    except Exception as exc:  # a fault of the system (the database restarting, a full disk) is explained
+        fault = faults.explain(exc)
+        if fault is None:
+            raise
+        shared.show_fault(fault, exc)
     finally:
         shared.end_run()
 
@@ -406,6 +409,7 @@ def _main() -> None:
             )
         )
 
+    shared.cache_notice(engine)
     if demo:
         st.sidebar.info("示例数据：虚构的“澄州市”，仅供演示。", icon=":material/science:")
         st.info("**示例数据** —— 当前显示的是系统自动生成的虚构城市“澄州市”的数据，仅用于演示看板功能，"

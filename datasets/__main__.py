@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url, integer, month_arg, number, run
+from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url, integer, month_arg, number, run, warn_cache
 from datasets.schema import KINDS
 
 
@@ -88,6 +88,7 @@ def _main(argv: list[str] | None = None) -> int:
 
         summary = generate_demo(engine, calendar=load_calendar(), seed=args.seed, scale=args.scale)
         print(summary)
+        warn_cache(engine)
         return 0
     if args.command == "districts":
         if args.action == "add":

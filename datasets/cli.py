@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import re
 import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from datasets.faults import (
     EXIT_INTERNAL,
@@ -24,13 +25,17 @@ from datasets.faults import (
     EXIT_REJECTED,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
+    cache_warning,
     explain,
     internal_error,
     traceback_wanted,
 )
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
 __all__ = ["EXIT_INTERNAL", "EXIT_OK", "EXIT_REJECTED", "EXIT_UNAVAILABLE", "EXIT_USAGE", "ChineseArgumentParser",
-           "db_url", "integer", "month_arg", "number", "run"]
+           "db_url", "integer", "month_arg", "number", "run", "warn_cache"]
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -146,10 +151,26 @@ def db_url(value: str | None) -> str:
     return value or os.environ.get("DATABASE_URL") or load_settings().url
 
 
+def warn_cache(engine: Engine) -> None:
+    """After computing: say on stderr when the computation cache could not be written (the numbers were
+    computed in memory and are right; the next run is slower)."""
+    from datasets import cache_store, snapshots
+
+    problem = cache_store.write_problem(snapshots.cache_of(engine))
+    if problem is not None:
+        print(f"注意：{cache_warning(problem)}", file=sys.stderr)
+
+
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """``main(argv)`` with faults explained: a system fault (datasets/faults.py) is a Chinese line on
     stderr and exit 3, any other error a Chinese line naming it and exit 4; never a traceback, unless
     ``DASHBOARD_TRACEBACK=1`` asks for one (to report a defect)."""
+    if not traceback_wanted():
+        # The library's warnings (a cache written in memory only) reach the user as the CLI's own
+        # Chinese lines (warn_cache, ImportResult.notice), not a second time through logging's fallback.
+        quiet = logging.getLogger("datasets")
+        if not any(isinstance(h, logging.NullHandler) for h in quiet.handlers):
+            quiet.addHandler(logging.NullHandler())
     try:
         return main(argv)
     except Exception as exc:

@@ -214,7 +214,7 @@ def write_batch_files(engine: Engine, result: ImportResult, parts: Parts) -> Non
             reason = str(exc)
         else:
             reason = f"内部错误 {type(exc).__name__}"
-            logging.getLogger(__name__).error("batch files of %s not written: %s", result.file_name, exc,
+            logging.getLogger(__name__).error("批次文件未能写出（%s）：%r", result.file_name, exc,
                                               exc_info=faults.traceback_wanted())
         result.notice = (f"{result.file_name}：数据已完整入库，但计算缓存中的批次文件未能写出（{reason}）。"
                          "数字不受影响：下次计算时将从数据库重建该文件（会较慢）。")

@@ -10,7 +10,7 @@ import sys
 
 import polars as pl
 
-from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url, month_arg, run
+from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url, month_arg, run, warn_cache
 from datasets.periods import Period, parse_period
 
 REPORT_COLUMNS = [
@@ -112,6 +112,7 @@ def _main(argv: list[str] | None = None) -> int:
             safe_export.write_csv(table, args.out)
         else:
             safe_export.write_json(table, args.out)
+        warn_cache(engine)
         return 0
     from metrics.exports import rank_export_frame, write_rank_xlsx
 
@@ -120,6 +121,7 @@ def _main(argv: list[str] | None = None) -> int:
         safe_export.write_csv(rank_export_frame(rank), args.out)
     else:
         write_rank_xlsx(rank, period, settings, args.out, engine=engine)
+    warn_cache(engine)
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url
+from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url, warn_cache
 
 
 def add_parser(sub) -> ChineseArgumentParser:
@@ -51,4 +51,5 @@ def run(args) -> int:
     out = Path(args.out or name)
     out.write_bytes(content)
     print(f"已生成：{out}（{len(content)} 字节）")
+    warn_cache(engine)
     return 0
