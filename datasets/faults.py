@@ -39,8 +39,20 @@ class CacheWriteError(Exception):
         self.location = location
         self.cause = cause
         self.disk_full = _is_disk_full(cause)
+        self.reason = "磁盘空间不足" if self.disk_full else _reason(cause)
         what = CACHE_FULL_TEXT if self.disk_full else CACHE_FAILED_TEXT
-        super().__init__(f"{what}（{location}，{type(cause).__name__}）")
+        super().__init__(f"{what}（{location}：{self.reason}）")
+
+
+def _reason(cause: BaseException) -> str:
+    """Why a cache write failed, in words (the exception class is for the log)."""
+    if isinstance(cause, OSError):
+        if cause.errno in (errno.EACCES, errno.EPERM):
+            return "没有写入权限"
+        if cause.errno == errno.EROFS:
+            return "只读文件系统"
+        return "文件系统错误"
+    return "存储服务拒绝写入或无法访问"
 
 
 @dataclass(frozen=True)
@@ -118,7 +130,7 @@ def explain(exc: BaseException) -> Fault | None:
 def cache_warning(error: CacheWriteError, computed: bool = True) -> str:
     """What to tell the user about a cache that could not be written."""
     head = (f"{CACHE_FULL_TEXT}（{error.location}）" if error.disk_full
-            else f"{CACHE_FAILED_TEXT}（{error.location}：{type(error.cause).__name__}）")
+            else f"{CACHE_FAILED_TEXT}（{error.location}：{error.reason}）")
     if computed:
         return (f"{head}：本次结果已在内存中计算，数字不受影响，但未能保存，之后的计算会较慢。"
                 "请联系系统管理员清理该目录所在磁盘（或修改 CACHE_URL）。")
