@@ -276,3 +276,77 @@ def test_a_cache_write_failure_names_full_disk_only_when_it_is_one():
     denied = faults.CacheWriteError("/c", PermissionError(errno.EACCES, "x"))
     assert full.disk_full and "空间不足" in faults.cache_warning(full)
     assert not denied.disk_full and "无法写入" in faults.cache_warning(denied)
+
+
+# --- PostgreSQL going away under an import ------------------------------------------------------------
+
+
+def _admin() -> sa.Engine:
+    url = os.environ.get("TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("未设置 TEST_POSTGRES_URL")
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT")
+
+
+def _state(engine) -> tuple[int, ...]:
+    """What an import changes: batches, case rows, revisions, audit rows."""
+    with engine.connect() as conn:
+        return tuple(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar()
+                     for t in ("batches", "cases", "revisions", "audit_log"))
+
+
+def _pg_store(pg_engine, tmp_path, capsys) -> str:
+    url = pg_engine.url.render_as_string(hide_password=False)
+    store.add_district(pg_engine, DISTRICT, "370102", [])
+    assert _import(url, tmp_path, "items", capsys)[0] == 0
+    return url
+
+
+@pytest.mark.postgres
+def test_an_import_while_postgresql_refuses_connections_is_exit_3_and_stores_nothing(pg_engine, tmp_path, capsys):
+    url = _pg_store(pg_engine, tmp_path, capsys)
+    before = _state(pg_engine)
+    name = pg_engine.url.database
+    pg_engine.dispose()
+    admin = _admin()
+    path = tmp_path / "cases.csv"
+    path.write_text(MINIMAL["cases"], encoding="utf-8")
+    with admin.connect() as conn:  # the database down for everyone (as during a restart)
+        conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+    try:
+        done = _cli("datasets", "import", str(path), "--db", url, "--district", DISTRICT)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+    assert done.returncode == faults.EXIT_UNAVAILABLE, done.stdout + done.stderr
+    assert "数据库暂时不可用" in done.stderr
+    assert "Traceback" not in done.stderr and "Error" not in done.stderr
+    assert _state(pg_engine) == before
+
+
+@pytest.mark.postgres
+def test_a_connection_killed_in_the_middle_of_an_import_is_exit_3_and_rolls_back(pg_engine, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """The server drops the importing connection inside its transaction (pg_terminate_backend, what a
+    restart does): nothing of the file is stored, and the CLI says why with exit 3."""
+    url = _pg_store(pg_engine, tmp_path, capsys)
+    before = _state(pg_engine)
+    admin = _admin()
+    real = store.create_batch
+    killed: list[int] = []
+
+    def create_batch(conn, **kwargs):
+        pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        with admin.connect() as other:
+            other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        killed.append(pid)
+        return real(conn, **kwargs)
+
+    monkeypatch.setattr(store, "create_batch", create_batch)
+    code, out, err = _import(url, tmp_path, "cases", capsys)
+    admin.dispose()
+    assert killed and code == faults.EXIT_UNAVAILABLE, out + err
+    assert "数据库暂时不可用" in err and "Traceback" not in err
+    assert _state(pg_engine) == before
