@@ -16,6 +16,7 @@ import re
 import sys
 import threading
 import traceback
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
@@ -87,11 +88,50 @@ def _chinese_messages() -> Iterator[None]:
                 argparse._, argparse.ngettext = saved  # type: ignore[attr-defined]
 
 
+def display_width(text: str) -> int:
+    """Terminal columns of ``text``: Chinese characters take two (argparse counts one)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
 class ChineseHelpFormatter(argparse.HelpFormatter):
-    """``用法：`` instead of ``usage:`` (the help text's other headings are the groups' titles)."""
+    """``用法：`` instead of ``usage:`` (the help text's other headings are the groups' titles), and the
+    help column aligned and wrapped by terminal columns, not characters."""
 
     def add_usage(self, usage, actions, groups, prefix=None) -> None:  # type: ignore[no-untyped-def]
         super().add_usage(usage, actions, groups, MESSAGES["usage: "] if prefix is None else prefix)
+
+    def _format_action(self, action: argparse.Action) -> str:
+        text = super()._format_action(action)
+        header = self._format_action_invocation(action)
+        extra = display_width(header) - len(header)
+        first, newline, rest = text.partition("\n")
+        indent = len(first) - len(first.lstrip(" "))
+        after = first[indent + len(header):]
+        if not extra or not action.help or first[indent:indent + len(header)] != header or not after.strip():
+            return text
+        pad = len(after) - len(after.lstrip(" "))
+        if pad - extra >= 2:  # the help still fits beside the wider header
+            first = first[:indent + len(header)] + " " * (pad - extra) + after.lstrip(" ")
+        else:  # on its own line, at the help column
+            first = first[:indent + len(header)] + "\n" + " " * (indent + len(header) + pad) + after.lstrip(" ")
+        return first + newline + rest
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        # Units that may not be split: an option or word of ASCII; any Chinese character stands alone.
+        units: list[str] = []
+        for ch in " ".join(text.split()):
+            if units and ch != " " and display_width(ch) == 1 and units[-1][-1] != " " and display_width(units[-1]) == len(units[-1]):
+                units[-1] += ch
+            else:
+                units.append(ch)
+        lines, line = [], ""
+        for unit in units:
+            if line and display_width(line + unit) > width:
+                lines.append(line.rstrip())
+                line = unit.lstrip()
+            else:
+                line += unit
+        return [*lines, line.rstrip()]
 
 
 class ChineseArgumentParser(argparse.ArgumentParser):
