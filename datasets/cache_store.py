@@ -82,10 +82,9 @@ class LocalCache:
                 _write_parquet(frame, out)
             os.replace(tmp, path)  # readers see the old file or the whole new one, never half of it
         except (OSError, pl.exceptions.PolarsError) as exc:
-            # Polars reports the file's I/O error (ENOSPC) as a ComputeError naming it; others are defects.
-            if isinstance(exc, pl.exceptions.PolarsError) and "IO error" not in str(exc):
-                raise
-            _failed(self, exc)
+            # Polars reports the file's I/O error as a ComputeError, sometimes without naming it ("Invalid
+            # thrift: transport error" on a full tmpfs): the frame is built, what failed is its writing.
+            _failed(self, exc, disk_full=_nearly_full(path))
         else:
             _FAILURES.pop(self.describe(), None)
         finally:
@@ -204,8 +203,22 @@ Cache = LocalCache | ObjectCache
 _FAILURES: dict[str, CacheWriteError] = {}
 
 
-def _failed(cache: Cache, exc: BaseException) -> NoReturn:
-    error = CacheWriteError(cache.describe(), exc)
+def _nearly_full(path: Path) -> bool:
+    """Whether the file system holding ``path`` has (almost) no room left: what a write error whose
+    message lost its errno most likely was."""
+    for folder in (path.parent, *path.parents):
+        try:
+            return shutil.disk_usage(folder).free < FULL_BELOW
+        except OSError:
+            continue
+    return False
+
+
+FULL_BELOW = 8 * 1024 * 1024  # bytes free under which a failed cache write counts as a full disk
+
+
+def _failed(cache: Cache, exc: BaseException, disk_full: bool = False) -> NoReturn:
+    error = CacheWriteError(cache.describe(), exc, disk_full=disk_full)
     _FAILURES[cache.describe()] = error
     raise error from exc
 

@@ -22,7 +22,7 @@ DATABASE, DISK_FULL, CACHE = "database", "disk_full", "cache"
 
 DB_UNAVAILABLE = ("数据库暂时不可用（无法连接，或正在重启），请稍后重试。已保存的数据不受影响："
                   "导入要么完整入库、要么完全没有入库。")
-DISK_FULL_TEXT = "服务器磁盘空间不足，无法写入，请联系系统管理员清理磁盘后重试。已保存的数据不受影响。"
+DISK_FULL_TEXT = "服务器磁盘空间不足或无法读写，请联系系统管理员清理磁盘后重试。已保存的数据不受影响。"
 CACHE_FULL_TEXT = "计算缓存目录空间不足"
 CACHE_FAILED_TEXT = "计算缓存无法写入"
 
@@ -35,10 +35,10 @@ class CacheWriteError(Exception):
     The cache holds only what can be derived again from the database, so callers that can do
     without the file go on in memory (``cache_warning`` says so once); the rest report it."""
 
-    def __init__(self, location: str, cause: BaseException) -> None:
+    def __init__(self, location: str, cause: BaseException, disk_full: bool = False) -> None:
         self.location = location
         self.cause = cause
-        self.disk_full = _is_disk_full(cause)
+        self.disk_full = disk_full or _is_disk_full(cause)
         self.reason = "磁盘空间不足" if self.disk_full else _reason(cause)
         what = CACHE_FULL_TEXT if self.disk_full else CACHE_FAILED_TEXT
         super().__init__(f"{what}（{location}：{self.reason}）")
@@ -81,7 +81,9 @@ def _is_disk_full(exc: BaseException) -> bool:
     for cur in _chain(exc):
         if isinstance(cur, OSError) and cur.errno in _DISK_FULL_ERRNOS:
             return True
-        if isinstance(cur, sqlite3.OperationalError | sqlite3.DatabaseError) and "disk is full" in str(cur):
+        # SQLite on a full disk: "database or disk is full", or "disk I/O error" when even its journal
+        # cannot be created (a connection to the file then fails).
+        if isinstance(cur, sqlite3.DatabaseError) and ("disk is full" in str(cur) or "disk I/O error" in str(cur)):
             return True
         if getattr(cur, "sqlstate", None) in ("53100", "53000"):  # PostgreSQL disk_full / insufficient_resources
             return True

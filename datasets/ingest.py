@@ -211,7 +211,7 @@ def write_batch_files(engine: Engine, result: ImportResult, parts: Parts) -> Non
         batch_files.write_imported(engine, snapshots.cache_of(engine), result.kind, result.sha256, new)
     except Exception as exc:  # the import itself has committed; see above
         if isinstance(exc, faults.CacheWriteError):
-            reason = str(exc)
+            reason = f"{faults.CACHE_FULL_TEXT if exc.disk_full else faults.CACHE_FAILED_TEXT}：{exc.location}"
         else:
             reason = f"内部错误 {type(exc).__name__}"
             logging.getLogger(__name__).error("批次文件未能写出（%s）：%r", result.file_name, exc,

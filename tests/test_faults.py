@@ -350,3 +350,54 @@ def test_a_connection_killed_in_the_middle_of_an_import_is_exit_3_and_rolls_back
     assert killed and code == faults.EXIT_UNAVAILABLE, out + err
     assert "数据库暂时不可用" in err and "Traceback" not in err
     assert _state(pg_engine) == before
+
+
+# --- how a failed cache write is recognised ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("below", "full"), [(1 << 62, True), (0, False)], ids=["no-room", "room"])
+def test_a_write_error_that_lost_its_errno_is_a_full_disk_when_there_is_no_room(tmp_path, monkeypatch, below, full):
+    """On a full tmpfs Polars said only "Invalid thrift: transport error": the free space decides."""
+    def broken(frame, out) -> None:
+        raise pl.exceptions.ComputeError("parquet: File out of specification: Invalid thrift: transport error")
+
+    monkeypatch.setattr(cache_store, "_write_parquet", broken)
+    monkeypatch.setattr(cache_store, "FULL_BELOW", below)
+    monkeypatch.setattr(cache_store, "_FAILURES", {})
+    cache = cache_store.LocalCache(tmp_path / "c")
+    with pytest.raises(faults.CacheWriteError) as caught:
+        cache.write("a/b.parquet", pl.DataFrame({"x": [1]}))
+    assert caught.value.disk_full is full
+    assert ("空间不足" in str(caught.value)) is full
+    assert not [p for p in (tmp_path / "c").rglob("*") if p.is_file()]  # no half-written file left
+    assert cache_store.write_problem(cache) is caught.value
+    monkeypatch.undo()
+    cache.write("a/b.parquet", pl.DataFrame({"x": [1]}))  # a write that succeeds clears the problem
+    assert cache_store.write_problem(cache) is None
+
+
+@pytest.fixture
+def full_tmpfs(tmp_path) -> Path:
+    """A real 1 MiB tmpfs (needs root and mount rights; skipped elsewhere), unmounted afterwards."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"无法挂载 tmpfs：{done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_real_full_disk_as_the_cache_still_gives_the_numbers(small_sqlite, full_tmpfs, monkeypatch):
+    monkeypatch.setattr(cache_store, "_FAILURES", {})
+    want = _sorted(compute_components(small_sqlite, default_settings(), use_cache=False))
+    snapshots.use_cache(small_sqlite, str(full_tmpfs))
+    got = _sorted(compute_components(small_sqlite, default_settings()))
+    assert got.select(KEY).equals(want.select(KEY))
+    assert (got["numerator"] - want["numerator"]).abs().max() < 1e-9
+    assert (got["denominator"] - want["denominator"]).abs().max() < 1e-9
+    problem = cache_store.write_problem(snapshots.cache_of(small_sqlite))
+    assert problem is not None and problem.disk_full
+    assert not list(full_tmpfs.rglob("*.tmp"))
