@@ -82,12 +82,18 @@ def _connect(app: AppSettings) -> tuple[Engine, int]:
     except (SQLAlchemyError, ImportError, ValueError, OSError) as exc:
         from sqlalchemy.engine import make_url
 
+        fault = faults.explain(exc)
+        if fault is not None and fault.kind != faults.DATABASE:  # e.g. the SQLite file's disk is full
+            shared.show_fault(fault, exc)
+            st.stop()
         try:
             shown = make_url(app.url).render_as_string(hide_password=True)
         except Exception:  # an unparsable URL is shown by its scheme only
             shown = app.url.split(":", 1)[0] + "://…"
-        st.error(f"数据库暂时不可用：无法连接数据库 {shown}（{type(exc).__name__}）。请稍后刷新页面重试；"
-                 "如持续出现，请检查 DATABASE_URL 配置及数据库服务是否可用。")
+        # The exception's class goes to the log, not to the page (no English there).
+        shared.log_fault("database", exc)
+        st.error(f"数据库暂时不可用：无法连接数据库 {shown}。请稍后刷新页面重试；"
+                 "如持续出现，请检查 DATABASE_URL 配置及数据库服务是否可用。", icon=":material/cloud_off:")
         st.stop()
         raise
     return engine, version

@@ -229,10 +229,14 @@ _FAULT_ICONS = {faults.DATABASE: ":material/cloud_off:", faults.DISK_FULL: ":mat
                 faults.CACHE: ":material/hard_drive:"}
 
 
+def log_fault(kind: str, exc: BaseException) -> None:
+    logging.getLogger(__name__).warning("页面运行中断（%s）：%r", kind, exc, exc_info=faults.traceback_wanted())
+
+
 def show_fault(fault: faults.Fault, exc: BaseException) -> None:
     """What a run shows when the system failed under it (datasets/faults.py: the database went away, a
     full disk); the next run tries again (pool_pre_ping reconnects). The exception goes to the log."""
-    logging.getLogger(__name__).warning("页面运行中断（%s）：%r", fault.kind, exc, exc_info=faults.traceback_wanted())
+    log_fault(fault.kind, exc)
     st.error(f"{fault.message}恢复后刷新页面即可，无需重启看板。", icon=_FAULT_ICONS.get(fault.kind))
 
 

@@ -110,3 +110,16 @@ def test_an_upload_whose_batch_file_cannot_be_written_is_stored_and_the_page_say
     warning = texts(at.warning)
     assert "批次文件未能写出" in warning and "数据已完整入库" in warning
     assert english(warning) == [] and not at.error
+
+
+def test_a_database_file_on_a_full_disk_is_said_to_be_a_disk_problem(demo, monkeypatch):
+    """SQLite cannot even open its file when the disk is full ("disk I/O error"): the page says so, rather
+    than calling the database unreachable."""
+    at = ok(app(demo.url, monkeypatch, demo.users[ALL_NAME]).run())
+
+    def io_error(*_args, **_kwargs):
+        raise sa.exc.OperationalError("PRAGMA journal_mode=WAL", {}, sqlite3.OperationalError("disk I/O error"))
+
+    monkeypatch.setattr(store, "data_version", io_error)
+    ok(at.run())
+    assert "服务器磁盘空间不足或无法读写" in texts(at.error) and english(_shown(at)) == []
