@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -85,8 +86,6 @@ class LocalCache:
             # Polars reports the file's I/O error as a ComputeError, sometimes without naming it ("Invalid
             # thrift: transport error" on a full tmpfs): the frame is built, what failed is its writing.
             _failed(self, exc, disk_full=_nearly_full(path))
-        else:
-            _FAILURES.pop(self.describe(), None)
         finally:
             if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
@@ -151,8 +150,6 @@ class ObjectCache:
             obstore.put(self.store, rel, data)  # one PUT: the object appears whole
         except Exception as exc:  # the bucket refused or cannot be reached: obstore's errors have no common base
             _failed(self, exc)
-        else:
-            _FAILURES.pop(self.describe(), None)
 
     def exists(self, rel: str) -> bool:
         import obstore
@@ -198,9 +195,11 @@ class ObjectCache:
 
 Cache = LocalCache | ObjectCache
 
-# The last write failure of each cache location, until a write there succeeds: what the pages and the
-# CLI warn about while results are computed in memory (write_problem).
-_FAILURES: dict[str, CacheWriteError] = {}
+# The last write failure of each cache location and when it happened: what the pages and the CLI warn
+# about while results are computed in memory (write_problem). Not cleared by a later write that
+# succeeds: on a nearly full disk small files still fit while large ones fail.
+_FAILURES: dict[str, tuple[CacheWriteError, float]] = {}
+PROBLEM_SECONDS = 600  # how long after its last failed write a cache is reported as failing
 
 
 def _nearly_full(path: Path) -> bool:
@@ -219,13 +218,16 @@ FULL_BELOW = 8 * 1024 * 1024  # bytes free under which a failed cache write coun
 
 def _failed(cache: Cache, exc: BaseException, disk_full: bool = False) -> NoReturn:
     error = CacheWriteError(cache.describe(), exc, disk_full=disk_full)
-    _FAILURES[cache.describe()] = error
+    _FAILURES[cache.describe()] = (error, time.monotonic())
     raise error from exc
 
 
 def write_problem(cache: Cache | None) -> CacheWriteError | None:
-    """The failure of the last write to this cache, if no write has succeeded since."""
-    return None if cache is None else _FAILURES.get(cache.describe())
+    """The last failed write to this cache, if it was less than PROBLEM_SECONDS ago."""
+    found = None if cache is None else _FAILURES.get(cache.describe())
+    if found is None or time.monotonic() - found[1] > PROBLEM_SECONDS:
+        return None
+    return found[0]
 
 
 def tolerate(error: CacheWriteError) -> None:
