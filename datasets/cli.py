@@ -29,6 +29,7 @@ from datasets.faults import (
     cache_warning,
     explain,
     internal_error,
+    path_problem,
     traceback_wanted,
 )
 
@@ -203,7 +204,8 @@ def warn_cache(engine: Engine) -> None:
 
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """``main(argv)`` with faults explained: a system fault (datasets/faults.py) is a Chinese line on
-    stderr and exit 3, any other error a Chinese line naming it and exit 4; never a traceback, unless
+    stderr and exit 3, a path given on the command line that cannot be used exit 2, any other error a
+    Chinese line naming it and exit 4; never a traceback, unless
     ``DASHBOARD_TRACEBACK=1`` asks for one (to report a defect)."""
     if not traceback_wanted():
         # The library's warnings (a cache written in memory only) reach the user as the CLI's own
@@ -220,5 +222,9 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
         if fault is not None:
             print(f"系统暂时不可用：{fault.message}", file=sys.stderr)
             return fault.exit_code
+        path = path_problem(exc)
+        if path is not None:  # e.g. --out into a folder that does not exist
+            print(f"参数错误：{path}", file=sys.stderr)
+            return EXIT_USAGE
         print(internal_error(exc), file=sys.stderr)
         return EXIT_INTERNAL

@@ -139,6 +139,18 @@ def cache_warning(error: CacheWriteError, computed: bool = True) -> str:
     return f"{head}，请联系系统管理员清理该目录所在磁盘（或修改 CACHE_URL）后重试。已保存的数据不受影响。"
 
 
+_PATH_REASONS = {errno.ENOENT: "文件或目录不存在", errno.EACCES: "没有权限", errno.EPERM: "没有权限",
+                 errno.EISDIR: "这是一个目录", errno.ENOTDIR: "路径中有一段不是目录", errno.EROFS: "只读文件系统"}
+
+
+def path_problem(exc: BaseException) -> str | None:
+    """For the CLI: a file or folder named on the command line that cannot be read or written (its
+    path is the user's), in Chinese; None for anything else."""
+    if isinstance(exc, OSError) and exc.filename and exc.errno in _PATH_REASONS:
+        return f"无法读写“{exc.filename}”：{_PATH_REASONS[exc.errno]}"
+    return None
+
+
 def internal_error(exc: BaseException) -> str:
     """The CLI's line for an error that is not a known fault (a defect)."""
     return (f"内部错误（{type(exc).__name__}）：操作未完成。请联系系统管理员；"

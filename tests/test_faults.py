@@ -400,3 +400,11 @@ def test_a_real_full_disk_as_the_cache_still_gives_the_numbers(small_sqlite, ful
     problem = cache_store.write_problem(snapshots.cache_of(small_sqlite))
     assert problem is not None and problem.disk_full
     assert not list(full_tmpfs.rglob("*.tmp"))
+
+
+def test_an_output_path_that_cannot_be_written_is_an_argument_error(store_url, tmp_path, capsys):
+    target = tmp_path / "no-such-folder" / "x.csv"
+    assert _import(store_url, tmp_path, "items", capsys)[0] == 0
+    assert metrics_main(["report", "--db", store_url, "--out", str(target)]) == faults.EXIT_USAGE
+    _out, err = capsys.readouterr()
+    assert f"参数错误：无法读写“{target}”：文件或目录不存在" in err and "Traceback" not in err
