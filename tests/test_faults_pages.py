@@ -123,3 +123,29 @@ def test_a_database_file_on_a_full_disk_is_said_to_be_a_disk_problem(demo, monke
     monkeypatch.setattr(store, "data_version", io_error)
     ok(at.run())
     assert "服务器磁盘空间不足或无法读写" in texts(at.error) and english(_shown(at)) == []
+
+
+def test_an_upload_without_optional_columns_is_stored_with_its_batch_file(demo_copy: Demo, monkeypatch):
+    """申请时间, 事项名称, … all left out: stored, its batch file written, nothing to warn about."""
+    from datasets import batch_files
+
+    district, month = demo_copy.districts[0], demo_copy.period.first
+    engine = store.make_engine(demo_copy.url)
+    item = store.load_records(engine, "items", [district]).row(0, named=True)
+    # As many rows as a month has (fewer than half of the month before is refused as an incomplete export).
+    rows = "".join(f"MIN{i},{item['item_code']},{item['department']},窗口,{month}-{i % 28 + 1:02d} 10:00:00,在办\n"
+                   for i in range(200))
+    data = ("办件编号,事项编码,实施部门,申请渠道,受理时间,办理状态\n" + rows).encode("utf-8")
+    at = open_page(app(demo_copy.url, monkeypatch, demo_copy.users[STAFF_NAME]), "pages/upload.py")
+    at.selectbox(key="up_district").set_value(district)  # no 所属区县 column either
+    at.file_uploader[0].set_value([("最少列.csv", data, "text/csv")])
+    ok(at.run())
+    assert not at.error
+    ok(at.button(key="up_import").click().run())
+    assert "已导入办件明细 200 行" in texts(at.success)
+    assert not at.warning and not at.error
+    newest = store.batch_history(engine, "cases", district).row(0, named=True)
+    assert newest["file_name"] == "最少列.csv"
+    name = batch_files.file_name("cases", newest["id"], newest["sha256"], newest["rows"], district)
+    assert snapshots.cache_of(engine).exists(name)
+    engine.dispose()
