@@ -23,6 +23,8 @@ DATABASE, DISK_FULL, CACHE = "database", "disk_full", "cache"
 DB_UNAVAILABLE = ("数据库暂时不可用（无法连接，或正在重启），请稍后重试。已保存的数据不受影响："
                   "导入要么完整入库、要么完全没有入库。")
 DISK_FULL_TEXT = "服务器磁盘空间不足或无法读写，请联系系统管理员清理磁盘后重试。已保存的数据不受影响。"
+BUCKET_UNAVAILABLE = ("计算缓存所在的对象存储暂时无法访问（CACHE_URL），请稍后重试；如持续出现，请联系系统管理员检查存储服务"
+                      "和访问密钥。已保存的数据不受影响。")
 CACHE_FULL_TEXT = "计算缓存目录空间不足"
 CACHE_FAILED_TEXT = "计算缓存无法写入"
 
@@ -126,6 +128,8 @@ def explain(exc: BaseException) -> Fault | None:
         return Fault(DISK_FULL, DISK_FULL_TEXT)
     if any(isinstance(cur, UNAVAILABLE_ERRORS) for cur in _chain(exc)):
         return Fault(DATABASE, DB_UNAVAILABLE)
+    if any(type(cur).__module__.startswith("obstore") for cur in _chain(exc)):  # the bucket (CACHE_URL=s3://…)
+        return Fault(CACHE, BUCKET_UNAVAILABLE)
     return None
 
 

@@ -259,6 +259,7 @@ def test_an_unexpected_error_is_exit_4_in_chinese(capsys, monkeypatch, store_url
     (pl.exceptions.ComputeError("parquet: underlying IO error: No space left on device (os error 28)"), faults.DISK_FULL),
     (faults.CacheWriteError("/data/cache", OSError(errno.ENOSPC, "full")), faults.CACHE),
     (faults.CacheWriteError("/data/cache", PermissionError(errno.EACCES, "denied")), faults.CACHE),
+    (__import__("obstore").exceptions.GenericError("connection refused"), faults.CACHE),
     (KeyError("x"), None),
     (ValueError("bad"), None),
     (OSError(errno.ENOENT, "missing"), None),
