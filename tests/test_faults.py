@@ -296,7 +296,9 @@ def _state(engine) -> tuple[int, ...]:
                      for t in ("batches", "cases", "revisions", "audit_log"))
 
 
-def _pg_store(pg_engine, tmp_path, capsys) -> str:
+def _pg_store(pg_engine, tmp_path, capsys, monkeypatch) -> str:
+    # The CLI's own engines would put their cache under the project's data/snapshots/ otherwise.
+    monkeypatch.setenv("CACHE_URL", str(tmp_path / "cache"))
     url = pg_engine.url.render_as_string(hide_password=False)
     store.add_district(pg_engine, DISTRICT, "370102", [])
     assert _import(url, tmp_path, "items", capsys)[0] == 0
@@ -304,8 +306,9 @@ def _pg_store(pg_engine, tmp_path, capsys) -> str:
 
 
 @pytest.mark.postgres
-def test_an_import_while_postgresql_refuses_connections_is_exit_3_and_stores_nothing(pg_engine, tmp_path, capsys):
-    url = _pg_store(pg_engine, tmp_path, capsys)
+def test_an_import_while_postgresql_refuses_connections_is_exit_3_and_stores_nothing(pg_engine, tmp_path, capsys,
+                                                                                     monkeypatch):
+    url = _pg_store(pg_engine, tmp_path, capsys, monkeypatch)
     before = _state(pg_engine)
     name = pg_engine.url.database
     pg_engine.dispose()
@@ -332,7 +335,7 @@ def test_a_connection_killed_in_the_middle_of_an_import_is_exit_3_and_rolls_back
                                                                                   monkeypatch):
     """The server drops the importing connection inside its transaction (pg_terminate_backend, what a
     restart does): nothing of the file is stored, and the CLI says why with exit 3."""
-    url = _pg_store(pg_engine, tmp_path, capsys)
+    url = _pg_store(pg_engine, tmp_path, capsys, monkeypatch)
     before = _state(pg_engine)
     admin = _admin()
     real = store.create_batch
