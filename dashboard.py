@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from datasets import admin as actions
-from datasets import store
+from datasets import faults, store
 from datasets.accounts import User
 from datasets.calendar import CalendarError
 from datasets.config import AppSettings, load_settings
@@ -87,12 +87,18 @@ def _connect(app: AppSettings) -> tuple[Engine, int]:
     except (SQLAlchemyError, ImportError, ValueError, OSError) as exc:
         from sqlalchemy.engine import make_url
 
+        fault = faults.explain(exc)
+        if fault is not None and fault.kind != faults.DATABASE:  # e.g. the SQLite file's disk is full
+            shared.show_fault(fault, exc)
+            st.stop()
         try:
             shown = make_url(app.url).render_as_string(hide_password=True)
         except Exception:  # an unparsable URL is shown by its scheme only
             shown = app.url.split(":", 1)[0] + "://…"
-        st.error(f"数据库暂时不可用：无法连接数据库 {shown}（{type(exc).__name__}）。请稍后刷新页面重试；"
-                 "如持续出现，请检查 DATABASE_URL 配置及数据库服务是否可用。")
+        # The exception's class goes to the log, not to the page (no English there).
+        shared.log_fault("database", exc)
+        st.error(f"数据库暂时不可用：无法连接数据库 {shown}。请稍后刷新页面重试；"
+                 "如持续出现，请检查 DATABASE_URL 配置及数据库服务是否可用。", icon=":material/cloud_off:")
         st.stop()
         raise
     return engine, version
@@ -347,8 +353,11 @@ def main() -> None:
         _main()
         # Once the page is shown (not on a rerun or stop): the cache work a cold start left queued.
         service.start_background()
-    except shared.UNAVAILABLE_ERRORS as exc:  # the database restarted or dropped the connection mid-run
-        shared.database_unavailable(exc)
+    except Exception as exc:  # a fault of the system (the database restarting, a full disk) is explained
+        fault = faults.explain(exc)
+        if fault is None:
+            raise
+        shared.show_fault(fault, exc)
     finally:
         shared.end_run()
 
@@ -434,6 +443,7 @@ def _main() -> None:
             )
         )
 
+    shared.cache_notice(engine)
     if demo:
         st.sidebar.info("示例数据：虚构的“澄州市”，仅供演示。", icon=":material/science:")
         st.info("**示例数据** —— 当前显示的是系统自动生成的虚构城市“澄州市”的数据，仅用于演示看板功能，"

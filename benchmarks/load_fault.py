@@ -19,6 +19,9 @@ What it does:
 3. Phase "fault" (same length): the same, and the PostgreSQL server is restarted once in the middle
    (``pg_ctl restart -m fast``). During the outage pages must show "数据库暂时不可用" (counted, not
    errors), importers retry, and afterwards everything recovers without restarting anything else.
+   Before it, ``python -m datasets import`` is run once while the server is stopped: it must exit with
+   3 (system unavailable) and a Chinese message, no traceback, and store nothing (``--cli-only``: this
+   check alone, in a minute).
 
 After each phase it reports page-time percentiles (p50/p95) per role, page errors (tracebacks or
 exceptions: must be 0), outage messages, imports stored / refused / failed during the outage, and
@@ -372,6 +375,32 @@ def _integrity(engine, before: dict, imports: list[dict], saves: list[dict]) -> 
     return checks
 
 
+def cli_outage(pg: Postgres, setup: dict, tmp: Path) -> dict:
+    """``python -m datasets import`` while the server is down (stopped, as in the middle of a restart):
+    exit code 3 (system unavailable, not 1 "file rejected"), a Chinese line, no traceback, nothing stored."""
+    from datasets import store
+    from tests.apptest_support import cases_csv
+
+    district = setup["districts"][0]
+    path = tmp / "cli_outage.csv"
+    path.write_bytes(cases_csv(pg.url, district, setup["month"], rows=30))
+    engine = store.make_engine(pg.url)
+    before = _counts(engine)
+    engine.dispose()
+    pg.stop()
+    try:
+        done = subprocess.run([sys.executable, "-m", "datasets", "import", str(path), "--db", pg.url,
+                               "--district", district], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    finally:
+        pg._pg_ctl("start")
+    engine = store.make_engine(pg.url)
+    after = _counts(engine)
+    engine.dispose()
+    return {"exit_code": done.returncode, "message": done.stderr.strip()[:300],
+            "chinese": UNAVAILABLE in done.stderr, "traceback": "Traceback" in done.stderr,
+            "unchanged": after == before}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="load and fault test against a private PostgreSQL server")
     parser.add_argument("--minutes", type=float, default=5.0, help="length of each phase (default 5)")
@@ -379,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=55442)
     parser.add_argument("--skip-fault", action="store_true", help="run the load phase only")
     parser.add_argument("--json", help="write the full report here")
+    parser.add_argument("--cli-only", action="store_true", help="only the CLI import while the server is down")
     args = parser.parse_args(argv)
     if not Path("/usr/lib/postgresql").exists() or os.geteuid() != 0:
         print("needs Debian's postgresql package and root (to run the server as the postgres user)")
@@ -401,13 +431,22 @@ def main(argv: list[str] | None = None) -> int:
         engine.dispose()
         print(f"ready in {time.monotonic() - t:.0f} s; phases of {args.minutes} min", flush=True)
         reports = []
+        cli = None if args.skip_fault else cli_outage(pg, setup, tmp)
+        if cli is not None:
+            print(f"\n== CLI import while PostgreSQL is down: exit code {cli['exit_code']} (want 3), "
+                  f"Chinese message {cli['chinese']}, traceback {cli['traceback']}, store unchanged {cli['unchanged']}"
+                  f"\n   {cli['message']}", flush=True)
+        cli_ok = cli is None or (cli["exit_code"] == 3 and cli["chinese"] and not cli["traceback"] and cli["unchanged"])
+        if args.cli_only:
+            print("RESULT:", "PASS" if cli_ok else "FAIL")
+            return 0 if cli_ok else 1
         for fault in ([False] if args.skip_fault else [False, True]):
             report = run_phase(pg, setup, args.minutes * 60, fault, tmp)
             reports.append(report)
             _print(report)
         if args.json:
             Path(args.json).write_text(json.dumps(reports, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
-        ok = all(not r["errors"] and all(r["checks"].values()) and r.get("recovered", True) for r in reports)
+        ok = cli_ok and all(not r["errors"] and all(r["checks"].values()) and r.get("recovered", True) for r in reports)
         print("RESULT:", "PASS" if ok else "FAIL")
         return 0 if ok else 1
     finally:

@@ -18,8 +18,9 @@ import polars as pl
 from sqlalchemy.engine import Engine
 
 from datasets import store
-from datasets.cache_store import Cache
-from datasets.schema import KINDS, MONTH_COLUMNS
+from datasets.cache_store import Cache, tolerate
+from datasets.faults import CacheWriteError
+from datasets.schema import KINDS, MONTH_COLUMNS, canonical_columns
 
 log = logging.getLogger(__name__)
 FOLDER = "batches"
@@ -37,9 +38,8 @@ def file_name(kind: str, batch_id: int, sha256: str, rows: int, district: str) -
 
 def _typed(kind: str, batch_id: int, rows: pl.DataFrame, engine: Engine) -> pl.DataFrame:
     """The rows as the store gives them back: the kind's columns and types, batch id first."""
-    k = KINDS[kind]
-    frame = rows.select(pl.lit(batch_id, pl.Int64).alias("batch_id"),
-                        *[pl.col(f.name).cast(f.dtype) for f in k.fields])
+    # A file may lack any optional column (申请时间, 事项名称, …): stored as nulls, as in SQL.
+    frame = rows.select(pl.lit(batch_id, pl.Int64).alias("batch_id"), *canonical_columns(kind, rows.columns))
     if store.is_sqlite(engine):
         # SQLite keeps datetimes as whole-second text (store.insert_records): match what it reads back.
         frame = frame.with_columns(pl.col(pl.Datetime).dt.truncate("1s"))
@@ -211,14 +211,21 @@ def current_records(engine: Engine, cache: Cache, kind: str, district: str,
     if active.height == 0:
         return store._empty_records(kind)
     wanted = {b[0]: b for b in _wanted(active, kind)}
-    # Lost files are recreated together, one SQL read for all (as before), not one per batch.
-    lost = [b for b in wanted.values() if not cache.exists(file_name(kind, *b))]
-    if lost:
-        recreate(engine, cache, kind, lost)
-    read = _reader(engine, cache, kind, wanted)
-    # Small: every file read once and held (the copies this makes are small, and reading the key
-    # columns of each file again cost a tenth of a cold start).
-    return newest_wins(kind, active, read, hold=int(active["rows"].sum()) <= one_pass_rows)
+    try:
+        # Lost files are recreated together, one SQL read for all (as before), not one per batch.
+        lost = [b for b in wanted.values() if not cache.exists(file_name(kind, *b))]
+        if lost:
+            recreate(engine, cache, kind, lost)
+        read = _reader(engine, cache, kind, wanted)
+        # Small: every file read once and held (the copies this makes are small, and reading the key
+        # columns of each file again cost a tenth of a cold start).
+        return newest_wins(kind, active, read, hold=int(active["rows"].sum()) <= one_pass_rows)
+    except CacheWriteError as exc:
+        # A batch file could not be recreated (a full cache disk): the same rows straight from SQL.
+        tolerate(exc)
+        raw = store._arrow_read(engine, store._record_query(kind, active["id"].to_list(), store.is_sqlite(engine)),
+                                int(active["rows"].sum()))
+        return store._current(kind, raw, active)
 
 
 def _last_of_each(frame: pl.DataFrame, key: list[str], id_field: str) -> pl.Series:

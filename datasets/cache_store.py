@@ -17,16 +17,23 @@ import contextlib
 import fcntl
 import hashlib
 import io
+import logging
 import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from datasets.faults import CacheWriteError, cache_warning
+
+_log = logging.getLogger(__name__)
 
 # Two-key advisory locks (class, object) never collide with the one-key locks store.create_batch takes.
 _PG_LOCK_CLASS = 0x5CA1E
@@ -65,16 +72,22 @@ class LocalCache:
             return None
 
     def write(self, rel: str, frame: pl.DataFrame) -> None:
+        """Write the file whole, or raise CacheWriteError (a full disk, no permission) leaving none."""
         path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+        tmp = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
             with os.fdopen(fd, "wb") as out:
                 # Straight to the file: a buffer and its copy held a large district's file twice over.
                 _write_parquet(frame, out)
             os.replace(tmp, path)  # readers see the old file or the whole new one, never half of it
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            # Polars reports the file's I/O error as a ComputeError, sometimes without naming it ("Invalid
+            # thrift: transport error" on a full tmpfs): the frame is built, what failed is its writing.
+            _failed(self, exc, disk_full=_nearly_full(path))
         finally:
-            if os.path.exists(tmp):
+            if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
 
     def exists(self, rel: str) -> bool:
@@ -132,7 +145,11 @@ class ObjectCache:
     def write(self, rel: str, frame: pl.DataFrame) -> None:
         import obstore
 
-        obstore.put(self.store, rel, _write_bytes(frame))  # one PUT: the object appears whole
+        data = _write_bytes(frame)
+        try:
+            obstore.put(self.store, rel, data)  # one PUT: the object appears whole
+        except Exception as exc:  # the bucket refused or cannot be reached: obstore's errors have no common base
+            _failed(self, exc)
 
     def exists(self, rel: str) -> bool:
         import obstore
@@ -178,6 +195,52 @@ class ObjectCache:
 
 Cache = LocalCache | ObjectCache
 
+# The last write failure of each cache location and when it happened: what the pages and the CLI warn
+# about while results are computed in memory (write_problem). Not cleared by a later write that
+# succeeds: on a nearly full disk small files still fit while large ones fail.
+_FAILURES: dict[str, tuple[CacheWriteError, float]] = {}
+PROBLEM_SECONDS = 600  # how long after its last failed write a cache is reported as failing
+
+
+def _nearly_full(path: Path) -> bool:
+    """Whether the file system holding ``path`` has (almost) no room left: what a write error whose
+    message lost its errno most likely was."""
+    for folder in (path.parent, *path.parents):
+        try:
+            return shutil.disk_usage(folder).free < FULL_BELOW
+        except OSError:
+            continue
+    return False
+
+
+FULL_BELOW = 8 * 1024 * 1024  # bytes free under which a failed cache write counts as a full disk
+
+
+def _failed(cache: Cache, exc: BaseException, disk_full: bool = False) -> NoReturn:
+    error = CacheWriteError(cache.describe(), exc, disk_full=disk_full)
+    _FAILURES[cache.describe()] = (error, time.monotonic())
+    raise error from exc
+
+
+def write_problem(cache: Cache | None) -> CacheWriteError | None:
+    """The last failed write to this cache, if it was less than PROBLEM_SECONDS ago."""
+    found = None if cache is None else _FAILURES.get(cache.describe())
+    if found is None or time.monotonic() - found[1] > PROBLEM_SECONDS:
+        return None
+    return found[0]
+
+
+def tolerate(error: CacheWriteError) -> None:
+    """A caller goes on without the file it could not write (it has the frame in memory): say so in the
+    log once per failure kind, without a traceback (the CLI and the pages show write_problem)."""
+    key = (error.location, error.disk_full)
+    if key not in _LOGGED:
+        _LOGGED.add(key)
+        _log.warning("%s", cache_warning(error))
+
+
+_LOGGED: set[tuple[str, bool]] = set()
+
 
 def open_cache(url: str) -> Cache:
     """A cache from a setting: ``s3://bucket/prefix`` for a bucket, anything else a local directory."""
@@ -205,8 +268,14 @@ def build_lock(engine: Engine, cache: Cache, name: str) -> Iterator[None]:
     with _THREAD_LOCKS_GUARD:
         in_process = _THREAD_LOCKS.setdefault(key, threading.Lock())
     lock_file = cache.local_lock_file()
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with in_process, open(lock_file, "a+b") as handle:
+    try:
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_file, "a+b")
+    except OSError:  # a full disk: the lock only saves building a file twice; writes stay whole without it
+        with in_process:
+            yield
+        return
+    with in_process, handle:
         # One byte-range per name hash: different files build in parallel, the same one waits.
         offset = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16)
         fcntl.lockf(handle, fcntl.LOCK_EX, 1, offset)

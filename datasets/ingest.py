@@ -34,6 +34,7 @@ class ImportResult:
     kind: str
     sha256: str
     results: list[DistrictResult] = field(default_factory=list)
+    notice: str | None = None  # stored, but something to tell (a batch file not written)
 
     @property
     def unchanged(self) -> bool:
@@ -203,16 +204,26 @@ def store_parts(
 
 
 def write_batch_files(engine: Engine, result: ImportResult, parts: Parts) -> None:
-    """After the commit: the new batches' columnar copies (datasets/batch_files.py). A failure loses
-    nothing (the file is recreated from SQL when first needed), so it is logged, not raised."""
-    from datasets import batch_files, snapshots
+    """After the commit: the new batches' columnar copies (datasets/batch_files.py).
+
+    A failure loses nothing (the SQL store is the system of record and the file is recreated from it
+    when first needed), so the import stands; it is not silent either: ``result.notice`` says in
+    Chinese that the file was not written, for the CLI and the upload page to show."""
+    from datasets import batch_files, faults, snapshots
 
     new = [(r.batch_id, r.district, parts[r.district]) for r in result.results
            if not r.unchanged and r.batch_id is not None]
     try:
         batch_files.write_imported(engine, snapshots.cache_of(engine), result.kind, result.sha256, new)
-    except Exception:  # the import itself has committed; see above
-        logging.getLogger(__name__).exception("batch files of %s not written", result.file_name)
+    except Exception as exc:  # the import itself has committed; see above
+        if isinstance(exc, faults.CacheWriteError):
+            reason = f"{faults.CACHE_FULL_TEXT if exc.disk_full else faults.CACHE_FAILED_TEXT}：{exc.location}"
+        else:
+            reason = f"内部错误 {type(exc).__name__}"
+            logging.getLogger(__name__).error("批次文件未能写出（%s）：%r", result.file_name, exc,
+                                              exc_info=faults.traceback_wanted())
+        result.notice = (f"{result.file_name}：数据已完整入库，但计算缓存中的批次文件未能写出（{reason}）。"
+                         "数字不受影响：下次计算时将从数据库重建该文件（会较慢）。")
 
 
 def withdraw(engine: Engine, batch_id: int, user: User | None, page: str = "数据上传",

@@ -6,6 +6,7 @@ all read these declarations, so a field is described exactly once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -255,6 +256,14 @@ def kind(name: str) -> Kind:
         return KINDS[name]
     except KeyError:
         raise ValueError(f"未知的数据类型：{name}（可选：{'、'.join(KINDS)}）") from None
+
+
+def canonical_columns(kind_name: str, present: Iterable[str]) -> list[pl.Expr]:
+    """Every field of a kind in order and type, an optional column the file lacks as nulls: what a
+    stored batch holds, whichever optional columns its file had."""
+    have = set(present)
+    return [(pl.col(f.name) if f.name in have else pl.lit(None, dtype=f.dtype)).cast(f.dtype).alias(f.name)
+            for f in kind(kind_name).fields]
 
 
 def empty_frame(kind_name: str) -> pl.DataFrame:

@@ -29,7 +29,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from datasets import batch_files, store
-from datasets.cache_store import Cache, LocalCache, build_lock, open_cache
+from datasets.cache_store import Cache, LocalCache, build_lock, open_cache, tolerate
+from datasets.faults import CacheWriteError
 from datasets.schema import KINDS, MONTH_COLUMNS
 from datasets.side_by_side import Gate, each_district
 
@@ -147,7 +148,10 @@ def cached(
         if found is not None:  # another thread or server built it while this one waited
             return found
         frame = build()
-        cache.write(rel, frame)
+        try:
+            cache.write(rel, frame)
+        except CacheWriteError as exc:  # a full cache disk: the frame is used unsaved, built again next time
+            tolerate(exc)
     _drop_older(cache, name, district, key)
     return frame.select(cols) if cols is not None else frame
 
@@ -226,7 +230,10 @@ def build_records(engine: Engine, cache: Cache, kind: str, district: str, key: s
     if frame is None:
         frame = batch_files.current_records(engine, cache, kind, district, active)
     # Written directly, not through cached(): already under this snapshot's build lock.
-    cache.write(_name(_built_from(kind), district, key), mine)
+    try:
+        cache.write(_name(_built_from(kind), district, key), mine)
+    except CacheWriteError as exc:  # the next import rebuilds instead of extending
+        tolerate(exc)
     _drop_older(cache, _built_from(kind), district, key)
     return frame
 
@@ -302,7 +309,11 @@ def last_month_or_bound(engine: Engine, kind: str, district: str, keys: dict[tup
     cache = cache_of(engine)
     if cache is None:
         return last_month(engine, kind, district, keys), True
-    return batch_files.last_month_bound(engine, cache, kind, district, active), False
+    try:
+        return batch_files.last_month_bound(engine, cache, kind, district, active), False
+    except CacheWriteError as exc:  # a batch file could not be recreated: the exact month, from SQL
+        tolerate(exc)
+        return last_month(engine, kind, district, keys), True
 
 
 def recreate_lost_batches(engine: Engine, kind: str, active: pl.DataFrame, districts: Iterable[str]) -> None:
@@ -313,7 +324,10 @@ def recreate_lost_batches(engine: Engine, kind: str, active: pl.DataFrame, distr
         return
     lost = batch_files.missing(cache, kind, active.filter(pl.col("district").is_in(list(districts))))
     if lost:
-        batch_files.recreate(engine, cache, kind, lost)
+        try:
+            batch_files.recreate(engine, cache, kind, lost)
+        except CacheWriteError as exc:  # left missing: each reader then takes its district's rows from SQL
+            tolerate(exc)
 
 
 def ensure(engine: Engine, keys: dict[tuple[str, str], str] | None = None) -> int:

@@ -442,6 +442,8 @@ def cli_import(engine: Engine, args: argparse.Namespace) -> int:
             status = max(status, EXIT_REJECTED)
             continue
         print(result_line(check, result))
+        if result.notice:  # stored, but its batch file was not written (datasets/ingest.write_batch_files)
+            print(f"注意：{result.notice}", file=sys.stderr)
         if check.warnings and not result.unchanged:
             _print_problems(check, limit=10)
             if report_base is not None:

@@ -1,6 +1,7 @@
 """``python -m metrics``: indicator report and district ranking for evaluators' scripts.
 
-The columns and exit codes are a stable contract (0 ok, 2 bad arguments).
+The columns and exit codes are a stable contract (datasets/cli.py: 0 ok, 1 no data or refused, 2 bad
+arguments, 3 system unavailable, 4 internal error).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import sys
 
 import polars as pl
 
-from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url, measured_period, month_arg
+from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url, measured_period, month_arg, run, warn_cache
 from datasets.periods import Period, parse_period
 
 REPORT_COLUMNS = [
@@ -28,19 +29,20 @@ REPORT_COLUMNS = [
 
 def build_parser() -> ChineseArgumentParser:
     parser = ChineseArgumentParser(prog="python -m metrics", description="政务服务效能评估看板：指标计算与排名")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=ChineseArgumentParser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="子命令", parser_class=ChineseArgumentParser)
     rep = sub.add_parser("report", help="指标明细（每个区县/部门 × 指标一行）")
-    rep.add_argument("--db", help="数据库 URL（默认 DATABASE_URL 或内置 SQLite）")
-    rep.add_argument("--from", dest="first", type=month_arg, help="起始月份 YYYY-MM（默认最近一个数据报齐的月份）")
-    rep.add_argument("--to", dest="last", type=month_arg, help="结束月份 YYYY-MM（默认同起始月份）")
+    rep.add_argument("--db", metavar="URL", help="数据库 URL（默认 DATABASE_URL 或内置 SQLite）")
+    rep.add_argument("--from", dest="first", type=month_arg, metavar="YYYY-MM",
+                     help="起始月份 YYYY-MM（默认最近一个数据报齐的月份）")
+    rep.add_argument("--to", dest="last", type=month_arg, metavar="YYYY-MM", help="结束月份 YYYY-MM（默认同起始月份）")
     rep.add_argument("--by", choices=["district", "department", "city"], default="district", help="汇总方式")
     rep.add_argument("--format", choices=["csv", "json"], default="csv", help="输出格式")
-    rep.add_argument("--out", help="输出文件（默认标准输出）")
+    rep.add_argument("--out", metavar="文件", help="输出文件（默认标准输出）")
     rank = sub.add_parser("rank", help="区县效能指数排名")
-    rank.add_argument("--db", help="数据库 URL")
-    rank.add_argument("--period", help="时段：YYYY-MM、YYYY-Qn 或 YYYY（默认最近一个数据报齐的月份）")
+    rank.add_argument("--db", metavar="URL", help="数据库 URL")
+    rank.add_argument("--period", metavar="时段", help="时段：YYYY-MM、YYYY-Qn 或 YYYY（默认最近一个数据报齐的月份）")
     rank.add_argument("--format", choices=["csv", "xlsx"], default="csv", help="输出格式")
-    rank.add_argument("--out", help="输出文件（xlsx 必须指定）")
+    rank.add_argument("--out", metavar="文件", help="输出文件（xlsx 必须指定）")
     from metrics.bulletin_cli import add_parser
 
     add_parser(sub)
@@ -70,7 +72,12 @@ def report_table(comps: pl.DataFrame, period: Period, by: str, districts: list[s
 
 
 def main(argv: list[str] | None = None, today: dt.date | None = None) -> int:
-    """``today`` decides which months have ended (the default period); tests pass a date."""
+    """The command line; a fault of the system is a Chinese line and exit code 3 (datasets.cli.run).
+    ``today`` decides which months have ended (the default period); tests pass a date."""
+    return run(lambda args: _main(args, today), argv)
+
+
+def _main(argv: list[str] | None = None, today: dt.date | None = None) -> int:
     args = build_parser().parse_args(argv)
     today = today or dt.date.today()
     if args.command == "bulletin":
@@ -112,6 +119,7 @@ def main(argv: list[str] | None = None, today: dt.date | None = None) -> int:
             safe_export.write_csv(table, args.out)
         else:
             safe_export.write_json(table, args.out)
+        warn_cache(engine)
         return 0
     from metrics.exports import rank_export_frame, write_rank_xlsx
 
@@ -126,6 +134,7 @@ def main(argv: list[str] | None = None, today: dt.date | None = None) -> int:
         safe_export.write_csv(rank_export_frame(rank), args.out)
     else:
         write_rank_xlsx(rank, period, settings, args.out, engine=engine, note=cover.banner(period))
+    warn_cache(engine)
     return 0
 
 

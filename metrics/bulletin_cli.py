@@ -6,16 +6,16 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url, measured_period
+from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url, measured_period, warn_cache
 
 
 def add_parser(sub) -> ChineseArgumentParser:
     cmd = sub.add_parser("bulletin", help="月度通报（Word/PDF）或区县报告单")
-    cmd.add_argument("--db", help="数据库 URL")
-    cmd.add_argument("--period", help="时段：YYYY-MM、YYYY-Qn 或 YYYY（默认最近一个数据报齐的月份）")
-    cmd.add_argument("--district", help="生成该区县的报告单（“全部”：每个区县一页）；不指定时生成通报")
+    cmd.add_argument("--db", metavar="URL", help="数据库 URL")
+    cmd.add_argument("--period", metavar="时段", help="时段：YYYY-MM、YYYY-Qn 或 YYYY（默认最近一个数据报齐的月份）")
+    cmd.add_argument("--district", metavar="区县名", help="生成该区县的报告单（“全部”：每个区县一页）；不指定时生成通报")
     cmd.add_argument("--format", choices=["docx", "pdf"], default="docx", help="输出格式（pdf 需要 LibreOffice）")
-    cmd.add_argument("--out", help="输出文件（默认当前目录下的“效能评估通报_时段.docx”）")
+    cmd.add_argument("--out", metavar="文件", help="输出文件（默认当前目录下的“效能评估通报_时段.docx”）")
     return cmd
 
 
@@ -61,4 +61,5 @@ def run(args, today: dt.date | None = None) -> int:
     out = Path(args.out or name)
     out.write_bytes(content)
     print(f"已生成：{out}（{len(content)} 字节）")
+    warn_cache(engine)
     return 0

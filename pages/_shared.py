@@ -12,6 +12,7 @@ import datetime as dt
 import gc
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import polars as pl
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from datasets import store
+from datasets import faults, store
 from datasets.config import AppSettings
 from datasets.coverage import Coverage, coverage
 from datasets.periods import MONTH, QUARTER, YEAR, Period, parse_period, period_choices
@@ -268,36 +269,29 @@ def own_period_picker(ctx: Context, key: str) -> Period:
     return cover.measured(parse_period(chosen))
 
 
-DB_UNAVAILABLE = "数据库暂时不可用，请稍后刷新页面重试。已保存的数据不受影响，导入要么完整入库、要么完全没有入库。"
+
+_FAULT_ICONS = {faults.DATABASE: ":material/cloud_off:", faults.DISK_FULL: ":material/hard_drive:",
+                faults.CACHE: ":material/hard_drive:"}
 
 
-def _unavailable_errors() -> tuple[type[BaseException], ...]:
-    """Errors meaning the database cannot be reached now (a restart, a dropped connection)."""
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
-    errors: list[type[BaseException]] = [OperationalError, InterfaceError]
-    try:  # the columnar PostgreSQL reads (ADBC) and raw COPY (psycopg) raise their drivers' errors
-        import adbc_driver_manager
-
-        errors += [adbc_driver_manager.OperationalError, adbc_driver_manager.InterfaceError]
-    except ImportError:
-        pass
-    try:
-        import psycopg
-
-        errors += [psycopg.OperationalError, psycopg.InterfaceError]
-    except ImportError:
-        pass
-    return tuple(errors)
+def log_fault(kind: str, exc: BaseException) -> None:
+    logging.getLogger(__name__).warning("页面运行中断（%s）：%r", kind, exc, exc_info=faults.traceback_wanted())
 
 
-UNAVAILABLE_ERRORS = _unavailable_errors()
+def show_fault(fault: faults.Fault, exc: BaseException) -> None:
+    """What a run shows when the system failed under it (datasets/faults.py: the database went away, a
+    full disk); the next run tries again (pool_pre_ping reconnects). The exception goes to the log."""
+    log_fault(fault.kind, exc)
+    st.error(f"{fault.message}恢复后刷新页面即可，无需重启看板。", icon=_FAULT_ICONS.get(fault.kind))
 
 
-def database_unavailable(exc: BaseException) -> None:
-    """What a run shows when the database went away under it; the next run reconnects (pool_pre_ping)."""
-    st.error(DB_UNAVAILABLE, icon=":material/cloud_off:")
-    st.caption(f"（{type(exc).__name__}）")
+def cache_notice(engine: Engine) -> None:
+    """A warning while the computation cache cannot be written (the numbers shown are computed in memory)."""
+    from datasets import cache_store, snapshots
+
+    problem = cache_store.write_problem(snapshots.cache_of(engine))
+    if problem is not None:
+        st.warning(plain(faults.cache_warning(problem)), icon=":material/hard_drive:")
 
 
 _IMPORTS_FROZEN = threading.Event()

@@ -92,6 +92,8 @@ if checks:
                     status.update(state="error")
                 else:
                     results.append(("success", upload.result_line(check, result)))
+                    if result.notice:  # stored, but its batch file was not written: said, not hidden
+                        results.append(("warning", result.notice))
                     status.update(label=f"已导入：{shared.plain(check.file_name)}", state="complete")
             bar.progress(n / len(ready), text=f"已导入 {n}/{len(ready)} 个文件")
         st.session_state[FLASH] = results
