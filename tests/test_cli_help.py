@@ -84,7 +84,7 @@ ERRORS = [
     (["datasets", "demo", "--scale", "big"], "参数 --scale：“big”不是数字"),
     (["datasets", "demo", "--db"], "参数 --db：需要一个取值"),
     (["datasets", "users", "add", "a"], "缺少必需的参数：--role"),
-    (["metrics", "rank"], "缺少必需的参数：--period"),
+    (["metrics", "rank", "--format", "pdf"], "参数 --format：无效的取值 'pdf'"),
     (["metrics", "report", "--from", "2024-13"], "参数 --from：“2024-13”不是有效的月份"),
     (["metrics", "report", "--by", "town"], "参数 --by：无效的取值 'town'"),
     (["metrics", "report", "--f", "csv"], "选项 --f 有歧义，可能是：--from, --format"),
