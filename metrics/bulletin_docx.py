@@ -5,8 +5,8 @@ The template is a .docx with docxtpl placeholders: ``{{ title }}`` and ``{{p bod
 ``{{ issuer }}``, ``{{ issue_date }}``, ``{{ city }}`` and ``{{ period }}`` optional. The body is built
 here with direct formatting after GB/T 9704 (仿宋 三号 body, 黑体/楷体 headings, fixed 28.95 pt lines),
 so a bureau's own 红头 template only has to carry the letterhead, the margins and the page numbers.
-Fonts are named as Word/WPS on a bureau PC knows them; where they are missing (a Linux server),
-LibreOffice substitutes the installed CJK font through fontconfig.
+Fonts are named as Word/WPS on a bureau PC knows them; where they are missing (a Linux server), the PDF
+is rendered with free faces of the same style through metrics/fonts/fonts.conf (README: 字体).
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ TemplateError = template_guard.TemplateError  # what the page and the CLI catch
 MAX_TEMPLATE_MIB = template_guard.MAX_TEMPLATE_BYTES // template_guard.MIB
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "bulletin.docx"
+# fontconfig substitutions for the official fonts the .docx names (free faces of the same style).
+FONTS_CONF = Path(__file__).resolve().parent / "fonts" / "fonts.conf"
 
 TITLE_FONT, BODY_FONT, H1_FONT, H2_FONT = "方正小标宋简体", "仿宋_GB2312", "黑体", "楷体_GB2312"
 LATIN_FONT = "Times New Roman"
@@ -295,6 +297,14 @@ def soffice() -> str | None:
 _pdf_lock = threading.Lock()
 
 
+def pdf_env() -> dict[str, str]:
+    """LibreOffice's environment: the project's font substitutions (which include the system's
+    configuration), unless the operator has pointed FONTCONFIG_FILE elsewhere."""
+    env = dict(os.environ)
+    env.setdefault("FONTCONFIG_FILE", str(FONTS_CONF))
+    return env
+
+
 def to_pdf(docx: bytes) -> bytes:
     """Convert with LibreOffice (headless); RuntimeError in Chinese when it is missing or fails."""
     command = soffice()
@@ -311,7 +321,7 @@ def to_pdf(docx: bytes) -> bytes:
         result = subprocess.run(
             [command, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
              "--convert-to", "pdf", "--outdir", tmp, str(src)],
-            capture_output=True, text=True, timeout=PDF_TIMEOUT_S, check=False,
+            capture_output=True, text=True, timeout=PDF_TIMEOUT_S, check=False, env=pdf_env(),
         )
         pdf = Path(tmp) / "bulletin.pdf"
         if result.returncode != 0 or not pdf.exists():

@@ -372,17 +372,16 @@ def _need_pdf_tools() -> None:
         pytest.skip(reason)
 
 
-def test_pdf_shows_the_chinese_text_and_the_table(month_doc):
+def test_pdf_shows_the_chinese_text_and_the_table(month_doc, month_pdf):
     import subprocess
 
-    _need_pdf_tools()
-    inp, doc, content = month_doc
-    pdf = bulletin_docx.to_pdf(content)
+    inp, doc, _ = month_doc
+    pdf = month_pdf
     assert pdf.startswith(b"%PDF")
     text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
     flat = re.sub(r"\s+", "", text)
     assert re.sub(r"\s+", "", doc.title) in flat
-    assert "表1各区县政务服务效能指数排名" in flat and all(d in flat for d in inp.districts)
+    assert "表1" in flat and "各区县政务服务效能指数排名" in flat and all(d in flat for d in inp.districts)
     assert all(t in flat for t in bulletin.SECTION_TITLES)
     assert "{{" not in text and "{%" not in text
     assert "—1—" in flat  # the page number
@@ -440,3 +439,74 @@ def test_settings_page_saves_texts_and_refuses_a_template_without_body(demo_copy
     assert "模板未保存：通报模板缺少占位符" in texts(at.error) and "p body" in texts(at.error)
     assert documents.get(engine, documents.TEMPLATE) is None
     engine.dispose()
+
+
+
+@pytest.fixture(scope="module")
+def month_pdf(month_doc) -> bytes:
+    _need_pdf_tools()
+    return bulletin_docx.to_pdf(month_doc[2])
+
+
+def pdf_fonts(pdf: bytes) -> set[str]:
+    """Font names (subset prefix dropped) that ``pdffonts`` lists for the PDF."""
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(pdf)
+        f.flush()
+        out = subprocess.run(["pdffonts", f.name], capture_output=True, check=True, text=True).stdout
+    return {line.split()[0].split("+", 1)[-1] for line in out.splitlines()[2:] if line.strip()}
+
+
+def pdf_runs(pdf: bytes) -> list[tuple[int, str, str, float]]:
+    """(page, text, font family, size) of every text run, from poppler's ``pdftohtml -xml``."""
+    import subprocess
+    import tempfile
+    import xml.etree.ElementTree as ET
+
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(pdf)
+        f.flush()
+        out = subprocess.run(["pdftohtml", "-xml", "-i", "-stdout", "-q", f.name], capture_output=True,
+                             check=True).stdout
+    root = ET.fromstring(out.replace(b"<!DOCTYPE pdf2xml SYSTEM \"pdf2xml.dtd\">", b""))
+    runs = []
+    for page in root.iter("page"):
+        fonts = {s.get("id"): (s.get("family", "").split("+", 1)[-1], float(s.get("size", 0)))
+                 for s in page.iter("fontspec")}
+        fonts |= {s.get("id"): (s.get("family", "").split("+", 1)[-1], float(s.get("size", 0)))
+                  for s in root.iter("fontspec")}
+        for t in page.iter("text"):
+            family, size = fonts[t.get("font")]
+            runs.append((int(page.get("number")), "".join(t.itertext()), family, size))
+    return runs
+
+
+def test_pdf_title_body_and_headings_come_out_in_different_faces(month_pdf):
+    """The face the PDF uses for the title (小标宋), the body (仿宋), the 一、 headings (黑体) and the
+    （一） headings (楷体) differ: official fonts when installed, else the free ones that
+    metrics/fonts/fonts.conf substitutes. Checked on the bulletin's first page."""
+    import shutil
+
+    if not (shutil.which("pdffonts") and shutil.which("pdftohtml")):
+        pytest.skip("没有安装 pdffonts、pdftohtml（poppler-utils）")
+    runs = [r for r in pdf_runs(month_pdf) if r[0] == 1]
+
+    def face(pred) -> str:
+        found = [family for _, text, family, _ in runs if pred(text)]
+        assert found, [r[1] for r in runs]
+        return found[0]
+
+    faces = {
+        "title": face(lambda t: "政务服务效能评估通报" in t),
+        "body": face(lambda t: "全市政务服务效能指数" in t),
+        "h1": face(lambda t: t.strip() == bulletin.SECTION_TITLES[0]),
+        "h2": face(lambda t: t.startswith("（一）")),
+    }
+    assert len(set(faces.values())) == 4, faces
+    # pdffonts lists the same faces as embedded fonts.
+    listed = pdf_fonts(month_pdf)
+    assert all(any(f.startswith(face) or face.startswith(f.split("-")[0]) for f in listed)
+               for face in faces.values()), (faces, listed)
