@@ -352,7 +352,7 @@ def _movers_section(inp: Inputs) -> list[Block]:
     p = inp.period
     now = inp.rank().filter(pl.col("ranked"))
     before = inp.rank(p.previous()).filter(pl.col("ranked"))
-    moves = overview.movers(now, before, n=max(now.height, 1)).to_dicts()
+    moves = overview.movers(now, before, n=max(now.height, 1), rounded=False).to_dicts()
     if not moves:
         return [Paragraph(f"{p.previous().label}没有可比的效能指数，本期不作进退步比较。")]
     ups = [m for m in moves if m["指数变化"] is not None and m["指数变化"] > 0][:TOP_N]

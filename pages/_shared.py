@@ -28,7 +28,7 @@ from datasets.quality import all_districts
 from datasets.vocabulary import Rules
 from metrics.alerts import Detail
 from metrics.detail_store import load_alert_detail, load_district
-from metrics.formatting import NULL_TEXT, fmt_value, in_percentage_points, is_good, percent_columns
+from metrics.formatting import NULL_TEXT, fmt_value, in_percentage_points, is_good, percent_columns, score_columns
 from metrics.overview import Card
 from metrics.registry import INDICATORS
 from metrics.scoring import ScoringSettings, load_settings, ranking
@@ -327,10 +327,13 @@ def column_config(frame: pl.DataFrame) -> dict[str, object]:
     scores with two decimals."""
     config: dict[str, object] = {}
     percents = set(percent_columns(frame.columns))
+    scores = set(score_columns(frame.columns))
     for name, dtype in frame.schema.items():
         if not dtype.is_numeric():
             continue
-        if name in percents:
+        if name in scores:  # the index, group scores and their change: one decimal, as everywhere
+            config[name] = st.column_config.NumberColumn(name, format="%+.1f" if "变化" in name else "%.1f")
+        elif name in percents:
             config[name] = st.column_config.NumberColumn(name, format=f"%.{PERCENT.decimals}f%%")
         elif name.endswith(("分子", "分母")):
             config[name] = st.column_config.NumberColumn(name, format="localized")

@@ -510,3 +510,63 @@ def test_pdf_title_body_and_headings_come_out_in_different_faces(month_pdf):
     listed = pdf_fonts(month_pdf)
     assert all(any(f.startswith(face) or face.startswith(f.split("-")[0]) for f in listed)
                for face in faces.values()), (faces, listed)
+
+
+# --- one rounding ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("raw", "shown"), [(51.946, "51.9"), (51.95, "52.0"), (64.049, "64.0"), (0.04, "0.0")])
+def test_the_index_reads_the_same_on_every_surface(demo: Demo, raw: float, shown: str):
+    """One district's index set to ``raw`` reads ``shown`` on the page's table, in the Excel (value and
+    one-decimal format), the CSV, the bulletin's .docx (sentence and table) and the ranking chart's
+    label and tooltip value: rounded once from the unrounded value (51.946 never becomes 51.95 → 52.0)."""
+    import openpyxl
+
+    from metrics import charts, exports, overview
+
+    inp = inputs_for(demo, demo.period)
+    rank = inp.rank()
+    district = rank.filter(pl.col("ranked"))["district"][0]
+    rank = rank.with_columns(pl.when(pl.col("district") == district).then(pl.lit(raw)).otherwise(pl.col(INDEX))
+                             .alias(INDEX))
+    inp._rank[inp.period] = rank  # every surface below reads this ranking
+
+    brief = overview.ranking_brief(rank).filter(pl.col("区县") == district)
+    assert f"{brief['效能指数'][0]:.1f}" == shown
+
+    book = openpyxl.load_workbook(io.BytesIO(exports.rank_xlsx_bytes(rank, demo.period, demo.settings)))
+    sheet = book["排名"]
+    header = [c.value for c in sheet[1]]
+    row = next(r for r in sheet.iter_rows(min_row=2) if r[header.index("区县")].value == district)
+    cell = row[header.index("效能指数")]
+    assert (f"{cell.value:.1f}", cell.number_format) == (shown, "#,##0.0")
+    assert all(row[header.index(f"{g}得分")].number_format == "#,##0.0" for g in GROUPS.values()
+               if isinstance(row[header.index(f"{g}得分")].value, float))
+
+    csv = pl.read_csv(io.BytesIO(exports.rank_csv_bytes(rank)), infer_schema=False)
+    assert csv.filter(pl.col("区县") == district)["效能指数"][0] == shown
+
+    doc = bulletin.build_bulletin(inp, with_charts=False)
+    paragraphs, tables = docx_text(bulletin_docx.bulletin_docx(doc))
+    table = next(t for t in tables if t[0][:4] == ["名次", "名次变化", "区县", "效能指数"])
+    assert next(r for r in table if r[2] == district)[3] == shown
+    assert any(f"{district}（{shown}）" in p for p in paragraphs)  # first in the ranking: named among 前三位
+
+    spec = charts.ranking_chart(rank.filter(pl.col("ranked")), inp.districts).to_dict(validate=False)
+    rows = next(iter(spec["datasets"].values()))
+    mine = next(r for r in rows if r["district"] == district)
+    assert mine["label"].startswith(f"{shown}  第") and f"{mine['index']:.1f}" == shown
+    tooltip = next(t for t in spec["layer"][0]["encoding"]["tooltip"] if t["field"] == "index")
+    assert tooltip["format"] == ",.1f"
+
+
+def test_movers_change_is_worked_out_from_unrounded_values_and_rounded_once():
+    """64.049 → 53.751: the change 10.298 reads +10.3 (not 64.0 − 53.8 = 10.2), each number one decimal."""
+    from metrics import overview
+
+    now = pl.DataFrame({"district": ["甲区"], "rank": [1], "rank_change": [0], INDEX: [64.049]})
+    before = pl.DataFrame({"district": ["甲区"], INDEX: [53.751]})
+    row = overview.movers(now, before).row(0, named=True)
+    assert (row["本期指数"], row["上期指数"], row["指数变化"]) == (64.0, 53.8, 10.3)
+    raw = overview.movers(now, before, rounded=False).row(0, named=True)
+    assert fmt_delta(INDEX, raw["指数变化"]) == "+10.3" and fmt_value(INDEX, raw["上期指数"]) == "53.8"
