@@ -49,6 +49,9 @@ class Table:
     headers: list[str]
     rows: list[list[str]]
     caption: str = ""
+    # Columns whose text may wrap (reasons, names of items); every other cell — numbers, district
+    # names — stays on one line and its column is as wide as its widest cell.
+    wrap: tuple[str, ...] = ()
 
     def frame(self) -> pl.DataFrame:
         return pl.DataFrame(self.rows, schema={h: pl.String for h in self.headers}, orient="row")
@@ -305,19 +308,22 @@ def _sized(chart, width: int, height: int | None = None) -> dict:
     return chart.properties(**props).to_dict(validate=False)
 
 
+RANK_NOTE = "说明"
+
+
 def ranking_rows(inp: Inputs) -> Table:
-    """名次, 名次变化, 区县, 效能指数, the five group scores; unranked districts with their reason."""
+    """名次, 名次变化, 区县, 效能指数, the five group scores, 说明: an unranked district shows its index
+    and the scores it has like the others, and why it is not ranked in 说明."""
     rank = inp.rank()
-    headers = ["名次", "名次变化", "区县", INDEX_NAME, *[f"{name}" for name in GROUPS.values()]]
+    headers = ["名次", "名次变化", "区县", INDEX_NAME, *[f"{name}" for name in GROUPS.values()], RANK_NOTE]
     rows = []
     for r in rank.iter_rows(named=True):
+        scores = [fmt_value(INDEX, r[INDEX]), *[fmt_value(INDEX, r.get(f"group_{g}")) for g in GROUPS]]
         if r["ranked"]:
-            rows.append([str(r["rank"]), rank_change_text(r), r["district"], fmt_value(INDEX, r[INDEX]),
-                         *[fmt_value(INDEX, r.get(f"group_{g}")) for g in GROUPS]])
+            rows.append([str(r["rank"]), rank_change_text(r), r["district"], *scores, ""])
         else:
-            rows.append(["未排名", NULL_TEXT, r["district"], r.get("unranked_reason") or NULL_TEXT,
-                         *[fmt_value(INDEX, r.get(f"group_{g}")) for g in GROUPS]])
-    return Table(headers, rows, f"表1　各区县政务服务效能指数排名（{inp.period.label}）")
+            rows.append(["未排名", NULL_TEXT, r["district"], *scores, r.get("unranked_reason") or NULL_TEXT])
+    return Table(headers, rows, f"表1　各区县政务服务效能指数排名（{inp.period.label}）", wrap=(RANK_NOTE,))
 
 
 def _names(rows: list[dict]) -> str:

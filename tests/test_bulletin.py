@@ -44,7 +44,8 @@ def docx_text(content: bytes) -> tuple[list[str], list[list[list[str]]]]:
     """Paragraph texts and tables (rows of cell texts) of a .docx."""
     doc = Document(io.BytesIO(content))
     paragraphs = [p.text.replace("\n", "") for p in doc.paragraphs]  # titles break before the period
-    tables = [[[c.text for c in row.cells] for row in t.rows] for t in doc.tables]
+    # Headers may break onto two lines over narrow columns ("名次↵变化"): compared without the break.
+    tables = [[[c.text.replace("\n", "") for c in row.cells] for row in t.rows] for t in doc.tables]
     return paragraphs, tables
 
 
@@ -111,19 +112,20 @@ def test_ranking_table_equals_rank_cli(demo: Demo, tmp_path: Path, which: str):
     paragraphs, tables = docx_text(bulletin_docx.bulletin_docx(doc))
     assert f"（{period.label}）" in doc.title
     rows = tables[0]
-    assert rows[0] == ["名次", "名次变化", "区县", "效能指数", *GROUPS.values()]
+    assert rows[0] == ["名次", "名次变化", "区县", "效能指数", *GROUPS.values(), "说明"]
     cli = cli_rank(demo, period, tmp_path)
     assert len(rows) - 1 == len(inp.districts)
     expected = {r["district"]: r for r in cli.iter_rows(named=True)}
     for row in rows[1:]:
-        rank, change, district, index, *groups = row
+        rank, change, district, index, *groups, note = row
         want = expected[district]
-        if want["rank"] is None:  # 未排名: the reason stands in the index column
-            assert (rank, index) == ("未排名", want["unranked_reason"])
-            continue
-        assert rank == str(want["rank"])
+        # Ranked or not, the index and the group scores in their own columns; the reason in 说明.
         assert index == fmt_value(INDEX, want["index"])
         assert groups == [fmt_value(INDEX, want[f"group_{g}"]) for g in GROUPS]
+        if want["rank"] is None:
+            assert (rank, change, note) == ("未排名", NULL_TEXT, want["unranked_reason"])
+            continue
+        assert rank == str(want["rank"]) and note == ""
         rc = want["rank_change"]
         assert change == ("上期未排名" if rc is None else "持平" if rc == 0 else
                           f"上升{rc}位" if rc > 0 else f"下降{-rc}位")
@@ -204,7 +206,8 @@ def test_empty_period(demo: Demo):
     text = "\n".join(paragraphs)
     assert "全市尚无已报送的数据" in text and "没有可排名的区县" in text
     assert [r[0] for r in tables[0][1:]] == ["未排名"] * len(inp.districts)
-    assert all(r[3].startswith(f"缺少 {EMPTY.first} 办件明细；缺少 {EMPTY.first} 好差评") for r in tables[0][1:])
+    assert all(r[-1].startswith(f"缺少 {EMPTY.first} 办件明细；缺少 {EMPTY.first} 好差评") for r in tables[0][1:])
+    assert all(r[3] == NULL_TEXT for r in tables[0][1:])
     assert "不作进退步比较" in text
     reports = bulletin.build_reports(inp, [inp.districts[0]])
     _, cards = docx_text(bulletin_docx.reports_docx(reports, doc))
@@ -221,7 +224,7 @@ def test_a_district_without_data_is_unranked_with_its_reason(demo_copy: Demo, tm
     last = next(r for r in tables[0] if r[2] == "新设区")
     month = demo_copy.period.first
     reason = f"缺少 {month} 办件明细；缺少 {month} 好差评；无事项清单"
-    assert last[:4] == ["未排名", NULL_TEXT, "新设区", reason]
+    assert last[:4] == ["未排名", NULL_TEXT, "新设区", NULL_TEXT] and last[-1] == reason
     assert any(p.startswith("未参加排名的区县：") and f"新设区（{reason}）" in p for p in paragraphs)
     # The ranked districts keep the CLI's ranks.
     cli = cli_rank(demo_copy, demo_copy.period, tmp_path)
@@ -484,6 +487,36 @@ def pdf_runs(pdf: bytes) -> list[tuple[int, str, str, float]]:
     return runs
 
 
+def pdf_lines(pdf: bytes) -> list[tuple[int, str]]:
+    """(page, text) of every printed line: the runs pdftohtml finds at one height, left to right (a
+    run ends where the font changes, as between CJK text and digits)."""
+    import subprocess
+    import tempfile
+    import xml.etree.ElementTree as ET
+
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(pdf)
+        f.flush()
+        out = subprocess.run(["pdftohtml", "-xml", "-i", "-stdout", "-q", f.name], capture_output=True,
+                             check=True).stdout
+    root = ET.fromstring(out.replace(b"<!DOCTYPE pdf2xml SYSTEM \"pdf2xml.dtd\">", b""))
+    out_lines: list[tuple[int, str]] = []
+    for page in root.iter("page"):
+        runs = sorted((int(t.get("top")), int(t.get("left")), "".join(t.itertext())) for t in page.iter("text"))
+        line: list[tuple[int, str]] = []
+        top = None
+        for run_top, left, text in runs:  # runs within 3 px of the line's first run are on that line
+            if top is not None and run_top - top > 3:
+                out_lines.append((int(page.get("number")), "".join(t for _, t in sorted(line))))
+                line = []
+                top = None
+            top = run_top if top is None else top
+            line.append((left, text))
+        if line:
+            out_lines.append((int(page.get("number")), "".join(t for _, t in sorted(line))))
+    return out_lines
+
+
 def test_pdf_title_body_and_headings_come_out_in_different_faces(month_pdf):
     """The face the PDF uses for the title (小标宋), the body (仿宋), the 一、 headings (黑体) and the
     （一） headings (楷体) differ: official fonts when installed, else the free ones that
@@ -570,3 +603,79 @@ def test_movers_change_is_worked_out_from_unrounded_values_and_rounded_once():
     assert (row["本期指数"], row["上期指数"], row["指数变化"]) == (64.0, 53.8, 10.3)
     raw = overview.movers(now, before, rounded=False).row(0, named=True)
     assert fmt_delta(INDEX, raw["指数变化"]) == "+10.3" and fmt_value(INDEX, raw["上期指数"]) == "53.8"
+
+
+# --- tables that print well ----------------------------------------------------------------------------
+
+
+def _tables_xml(content: bytes):
+    from docx.oxml.ns import qn
+
+    doc = Document(io.BytesIO(content))
+    return [(t._tbl, qn) for t in doc.tables]
+
+
+def test_tables_repeat_their_header_never_split_a_row_and_fit_their_cells(month_doc):
+    """Every row of every table has w:cantSplit, the first row w:tblHeader; a column that must not wrap
+    is at least as wide as its widest cell (as laid out, with the cell margins) and its cells say
+    w:noWrap; the widths fill the 156 mm type area."""
+    inp, doc, content = month_doc
+    blocks = [b for s in doc.sections for b in s.blocks if isinstance(b, bulletin.Table)]
+    reports = bulletin.build_reports(inp, inp.districts[:2])
+    cards = bulletin_docx.reports_docx(reports, doc)
+    card_blocks = [b for r in reports for b in r.blocks if isinstance(b, bulletin.Table)]
+    checked = 0
+    for content_, blocks_, layout in ((content, blocks, bulletin_docx.BULLETIN), (cards, card_blocks, bulletin_docx.CARD)):
+        for (tbl, qn), block in zip(_tables_xml(content_), blocks_, strict=True):
+            rows = tbl.findall(qn("w:tr"))
+            assert len(rows) == len(block.rows) + 1
+            assert all(r.find(f"{qn('w:trPr')}/{qn('w:cantSplit')}") is not None for r in rows)
+            assert rows[0].find(f"{qn('w:trPr')}/{qn('w:tblHeader')}") is not None
+            assert all(r.find(f"{qn('w:trPr')}/{qn('w:tblHeader')}") is None for r in rows[1:])
+            widths = [int(g.get(qn("w:w"))) / 20 for g in tbl.find(qn("w:tblGrid")).findall(qn("w:gridCol"))]
+            assert abs(sum(widths) - bulletin_docx.TYPE_WIDTH_PT) < 2
+            size = bulletin_docx.SIZE_S5 if bulletin_docx._squeezed(block, layout.table_text) else layout.table_text
+            for c, header in enumerate(block.headers):
+                if header in block.wrap:
+                    continue
+                widest = max(bulletin_docx._line_width(str(r[c]), size) for r in block.rows)
+                assert widths[c] >= widest + 2 * bulletin_docx.CELL_PAD_PT - 0.1, (header, widths[c], widest)
+                cells = [r.findall(qn("w:tc"))[c] for r in rows[1:]]
+                assert all(tc.find(f"{qn('w:tcPr')}/{qn('w:noWrap')}") is not None for tc in cells), header
+            checked += 1
+    assert checked >= 3  # 表1, 表2 and the cards' indicator tables
+
+
+@pytest.mark.parametrize(("text", "width"), [("92.2", 4), ("上升2位", 9), ("澜湾新区", 8), ("12345热线", 10)])
+def test_cell_width_counts_the_space_between_cjk_and_digits(text, width):
+    assert bulletin_docx._spaced_width(text) == width
+
+
+@pytest.mark.parametrize(("header", "content", "shown"),
+                         [("12345热线", 5, "12345\n热线"), ("名次变化", 8, "名次变化"), ("名次变化", 4, "名次\n变化"),
+                          ("便利度", 4, "便利度"), ("差评未按时整改（条）", 2, "差评未按时整改\n（条）")])
+def test_a_header_wraps_only_where_wider_than_its_column(header, content, shown):
+    assert bulletin_docx.header_text(header, content) == shown
+
+
+def test_pdf_table_cells_are_never_broken(month_doc, month_pdf):
+    """In the PDF, every district name and every number of 表1 stands whole on one line, and the
+    unranked district's row (index and reason) is on one page."""
+    import shutil
+
+    if not shutil.which("pdftohtml"):
+        pytest.skip("没有安装 pdftohtml（poppler-utils）")
+    inp, _, _ = month_doc
+    table = bulletin.ranking_rows(inp)
+    flat = [(page, re.sub(r"\s+", "", text)) for page, text in pdf_lines(month_pdf)]
+    for row in table.rows:
+        pages = set()
+        for header, cell in zip(table.headers, row, strict=True):
+            if header in table.wrap or not cell or cell == NULL_TEXT:
+                continue
+            hits = {page for page, text in flat if re.sub(r"\s+", "", cell) in text}
+            assert hits, (row[2], header, cell)
+            pages |= hits
+        if row[0] == "未排名":
+            reason_start = re.sub(r"\s+", "", row[-1])[:4]
+            assert {page for page, text in flat if reason_start in text} & pages, row
