@@ -81,6 +81,9 @@ class Bulletin:
     issuer: str
     issue_date: str
     sections: list[Section]
+    doc_number: str = ""  # 发文字号: 澄政数〔2026〕12号 (empty without a 机关代字)
+    cc: str = ""  # the 版记's 抄送 line: 抄送：…。
+    print_date: str = ""  # 印发日期: 2026年12月7日印发
 
     def text(self) -> str:
         """The whole text (headings, paragraphs, table rows) for previews and searches."""
@@ -189,6 +192,9 @@ class Inputs:
     issuer: str = DEFAULT_ISSUER
     requirements: str = DEFAULT_REQUIREMENTS
     today: dt.date = field(default_factory=dt.date.today)
+    doc_prefix: str = ""  # 机关代字 of the 发文字号 (设置)
+    cc: str = ""  # 抄送机关 (设置)
+    sequence: int = 1  # the 发文字号's sequence number: proposed, or chosen on the page
 
     def __post_init__(self) -> None:
         self._rank: dict[Period, pl.DataFrame] = {}
@@ -222,6 +228,9 @@ def load_inputs(engine, comps: pl.DataFrame, settings: ScoringSettings, period: 
         issuer=documents.get_text(engine, documents.ISSUER) or DEFAULT_ISSUER,
         requirements=documents.get_text(engine, documents.REQUIREMENTS) or DEFAULT_REQUIREMENTS,
         today=today or dt.date.today(),
+        doc_prefix=documents.get_text(engine, documents.DOC_PREFIX) or "",
+        cc=documents.get_text(engine, documents.CC) or "",
+        sequence=documents.next_sequence(engine, (today or dt.date.today()).year),
     )
 
 
@@ -258,7 +267,17 @@ def build_bulletin(inp: Inputs, with_charts: bool = True) -> Bulletin:
         issuer=f"{inp.city}{inp.issuer}" if not inp.issuer.startswith(inp.city) else inp.issuer,
         issue_date=date_text(inp.today),
         sections=sections,
+        doc_number=doc_number(inp.doc_prefix, inp.today.year, inp.sequence),
+        cc=f"抄送：{inp.cc.rstrip('。')}。" if inp.cc.strip() else "",
+        print_date=f"{date_text(inp.today)}印发",
     )
+
+
+def doc_number(prefix: str, year: int, sequence: int) -> str:
+    """发文字号 after GB/T 9704: 机关代字, the year in 六角括号, the sequence without leading zeros:
+    澄政数〔2026〕12号; empty when no 机关代字 is set."""
+    prefix = prefix.strip()
+    return f"{prefix}〔{year}〕{sequence}号" if prefix else ""
 
 
 def _has_data(inp: Inputs, period: Period) -> bool:

@@ -48,6 +48,7 @@ LATIN_FONT = "Times New Roman"
 SIZE_2, SIZE_3, SIZE_4, SIZE_5, SIZE_S5 = Pt(22), Pt(16), Pt(14), Pt(10.5), Pt(9)  # 二号 三号 四号 五号 小五
 LINE = Pt(28.95)  # 22 lines in the 225 mm type area
 TYPE_WIDTH_PT = 156 / 25.4 * 72  # the 156 mm type area
+CHAR_SPACING_TWIPS = -5  # 三号 characters 0.25 pt closer: 28 × 15.75 pt fit the 442 pt line
 SMALL_LINE, CARD_LINE, CARD_TABLE_LINE = Pt(18), Pt(20), Pt(12.5)
 WRAP_CHARS = 8  # a wrapping column gets at least this many characters a line, else the table is set smaller
 
@@ -112,7 +113,12 @@ def _paragraph(doc, text: str, font: str = BODY_FONT, size: Pt = SIZE_3, *, inde
         par.alignment = align
     else:
         par.alignment = WD_ALIGN_PARAGRAPH.JUSTIFY
-    _fonts(par.add_run(text), font, size, bold)
+    run = par.add_run(text)
+    _fonts(run, font, size, bold)
+    if size.pt == SIZE_3.pt:  # 28 characters a line in the 156 mm type area (16 pt × 28 is 448 pt)
+        spacing = OxmlElement("w:spacing")
+        spacing.set(qn("w:val"), str(CHAR_SPACING_TWIPS))
+        run._element.get_or_add_rPr().append(spacing)
     return par
 
 
@@ -390,9 +396,16 @@ def bulletin_docx(bulletin: Bulletin, template: bytes | None = None) -> bytes:
         if doc.paragraphs:
             doc.paragraphs[-1].paragraph_format.keep_with_next = True
 
-    context = {"title": title_lines(bulletin.title), "issuer": bulletin.issuer, "issue_date": bulletin.issue_date,
-               "city": bulletin.city, "period": bulletin.period.label}
-    return _render(template or default_template(), context, body)
+    return _render(template or default_template(), _context(bulletin, bulletin.title), body)
+
+
+def _context(bulletin: Bulletin, title: str, *, numbered: bool = True) -> dict[str, str]:
+    """What the template's placeholders are filled with (metrics/template_guard.py: ALLOWED); the
+    report cards carry no 发文字号 of their own (``numbered`` False)."""
+    return {"title": title_lines(title), "issuer": bulletin.issuer, "issue_date": bulletin.issue_date,
+            "city": bulletin.city, "period": bulletin.period.label,
+            "doc_number": bulletin.doc_number if numbered else "",
+            "cc": bulletin.cc, "printer": bulletin.issuer, "print_date": bulletin.print_date}
 
 
 def reports_docx(reports: Sequence[DistrictReport], bulletin: Bulletin, template: bytes | None = None) -> bytes:
@@ -411,9 +424,7 @@ def reports_docx(reports: Sequence[DistrictReport], bulletin: Bulletin, template
             doc.paragraphs[-1].paragraph_format.keep_with_next = True
 
     title = reports[0].title if len(reports) == 1 else f"{bulletin.city}各区县政务服务效能评估报告单（{bulletin.period.label}）"
-    context = {"title": title_lines(title), "issuer": bulletin.issuer, "issue_date": bulletin.issue_date,
-               "city": bulletin.city, "period": bulletin.period.label}
-    return _render(template or default_template(), context, body)
+    return _render(template or default_template(), _context(bulletin, title, numbered=False), body)
 
 
 # --- PDF ------------------------------------------------------------------------------------------

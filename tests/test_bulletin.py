@@ -7,6 +7,7 @@ period, formatted with the page formatters (metrics/formatting.py).
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import re
@@ -254,6 +255,8 @@ def test_report_cards_equal_the_report(demo: Demo, tmp_path: Path):
     doc = bulletin.build_bulletin(inp, with_charts=False)
     content = bulletin_docx.reports_docx(bulletin.build_reports(inp), doc)
     _paragraphs, tables = docx_text(content)
+    assert tables[-1][1] == [doc.issuer, doc.print_date]  # the template's 版记 comes last
+    tables = tables[:-1]
     assert len(tables) == len(inp.districts)
     assert all_xml(content).count('w:type="page"') == len(inp.districts)  # cover, then one page each
     values = cli_report(demo, demo.period, "district", tmp_path)
@@ -344,7 +347,7 @@ def test_cli_bulletin_and_bad_arguments(demo: Demo, tmp_path: Path, capsys):
     assert main(["bulletin", "--db", demo.url, "--period", demo.period.key, "--district", district,
                  "--out", str(card)]) == 0
     paragraphs, tables = docx_text(card.read_bytes())
-    assert f"{district}政务服务效能评估报告单（{demo.period.label}）" in paragraphs and len(tables) == 1
+    assert f"{district}政务服务效能评估报告单（{demo.period.label}）" in paragraphs and len(tables) == 2  # and the 版记
     capsys.readouterr()
     assert main(["bulletin", "--db", demo.url, "--period", "2026-13"]) == 2
     assert "参数错误：--period" in capsys.readouterr().err
@@ -626,7 +629,7 @@ def test_tables_repeat_their_header_never_split_a_row_and_fit_their_cells(month_
     card_blocks = [b for r in reports for b in r.blocks if isinstance(b, bulletin.Table)]
     checked = 0
     for content_, blocks_, layout in ((content, blocks, bulletin_docx.BULLETIN), (cards, card_blocks, bulletin_docx.CARD)):
-        for (tbl, qn), block in zip(_tables_xml(content_), blocks_, strict=True):
+        for (tbl, qn), block in zip(_tables_xml(content_)[:-1], blocks_, strict=True):  # not the 版记
             rows = tbl.findall(qn("w:tr"))
             assert len(rows) == len(block.rows) + 1
             assert all(r.find(f"{qn('w:trPr')}/{qn('w:cantSplit')}") is not None for r in rows)
@@ -679,3 +682,51 @@ def test_pdf_table_cells_are_never_broken(month_doc, month_pdf):
         if row[0] == "未排名":
             reason_start = re.sub(r"\s+", "", row[-1])[:4]
             assert {page for page, text in flat if reason_start in text} & pages, row
+
+
+# --- 发文字号, 抄送 and 版记 ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("prefix", "year", "seq", "text"),
+                         [("澄政数", 2026, 12, "澄政数〔2026〕12号"), (" 澄政数 ", 2027, 1, "澄政数〔2027〕1号"),
+                          ("", 2026, 3, "")])
+def test_doc_number_is_written_after_gbt_9704(prefix, year, seq, text):
+    assert bulletin.doc_number(prefix, year, seq) == text
+
+
+def test_the_sequence_is_proposed_after_the_last_download_and_recorded_in_the_audit_log(sqlite_engine):
+    engine = sqlite_engine
+    assert documents.next_sequence(engine, 2026) == 1
+    documents.record_number(engine, "evaluator1", 2026, 12, "通报.pdf（发文字号 澄政数〔2026〕12号）", "月度通报")
+    assert documents.next_sequence(engine, 2026) == 13
+    assert documents.next_sequence(engine, 2027) == 1  # numbers restart each year
+    # Downloading an earlier number again does not move the proposal back.
+    documents.record_number(engine, "evaluator1", 2026, 5, "通报.docx（发文字号 澄政数〔2026〕5号）", "月度通报")
+    assert documents.last_number(engine) == (2026, 12) and documents.next_sequence(engine, 2026) == 13
+    log = accounts.audit_entries(engine, action="download")
+    assert log.height == 2 and "澄政数〔2026〕12号" in log["内容"].to_list()[-1]
+
+
+def test_letterhead_number_and_imprint_come_from_the_settings(demo_copy: Demo):
+    engine = store.make_engine(demo_copy.url)
+    admin = next(u for u in demo_copy.users.values() if u.is_admin)
+    documents.save_text(engine, admin, documents.DOC_PREFIX, "澄政数")
+    documents.save_text(engine, admin, documents.CC, "市委办公室，市政府办公室")
+    documents.record_number(engine, admin.username, 2026, 11, "x", "月度通报")
+    inp = bulletin.load_inputs(engine, demo_copy.comps, demo_copy.settings, demo_copy.period,
+                               today=dt.date(2026, 12, 7))
+    engine.dispose()
+    assert inp.sequence == 12
+    doc = bulletin.build_bulletin(inp, with_charts=False)
+    assert (doc.doc_number, doc.cc, doc.print_date) == ("澄政数〔2026〕12号", "抄送：市委办公室，市政府办公室。",
+                                                         "2026年12月7日印发")
+    content = bulletin_docx.bulletin_docx(doc)
+    paragraphs, tables = docx_text(content)
+    # The 发文字号 stands between the issuer (red) and the title.
+    assert paragraphs.index(doc.doc_number) < paragraphs.index(doc.title)
+    assert paragraphs.index(doc.issuer) < paragraphs.index(doc.doc_number)
+    imprint = tables[-1]
+    assert imprint[0][0] == doc.cc and imprint[1] == [doc.issuer, doc.print_date]
+    # The report cards carry no number of their own.
+    cards, _ = docx_text(bulletin_docx.reports_docx(bulletin.build_reports(inp, inp.districts[:1]), doc))
+    assert doc.doc_number not in cards
