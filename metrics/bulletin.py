@@ -358,8 +358,11 @@ def _ranking_section(inp: Inputs, with_charts: bool) -> list[Block]:
         blocks.append(Paragraph(f"{inp.period.label}没有可排名的区县。"))
     else:
         n = min(TOP_N, len(ranked))
-        top = ranked[:n]
-        bottom = list(reversed(ranked[-n:])) if len(ranked) > n else []
+        # Ties share a rank (1, 1, 3): every district at rank ≤ 3 is among the first three, and every
+        # district tied with the third from the bottom among the last three.
+        top = [r for r in ranked if r["rank"] <= ranked[n - 1]["rank"]]
+        floor = ranked[-n]["rank"]
+        bottom = [r for r in reversed(ranked) if r["rank"] >= floor and r not in top] if len(ranked) > n else []
         text = f"{inp.period.label}效能指数排名前三位的是：{_names(top)}"
         text += f"；排名后三位的是：{_names(bottom)}。" if bottom else "。"
         blocks.append(Paragraph(text))
@@ -422,9 +425,18 @@ def _worst(alert_id: str, frame: pl.DataFrame) -> str:
         return (f"超期最长的是{row['实施部门']}办理的“{row['事项名称']}”（办件编号 {row['办件编号']}，"
                 f"超出承诺时限 {row['超出承诺时限']:.0f} 天）")
     key = "事项名称" if alert_id == alerts.RED_CARDS else "实施部门"
-    top = frame.group_by(key).len().sort(["len", key], descending=[True, False], nulls_last=True).row(0)
+    counts = frame.group_by(key).len().sort(["len", key], descending=[True, False], nulls_last=True).rows()
     what = "事项" if key == "事项名称" else "部门"
-    return f"最多的{what}是“{top[0]}”（{top[1]} {alerts.ALERTS[alert_id].unit}）"
+    unit = alerts.ALERTS[alert_id].unit
+    most = counts[0][1]
+    tied = [name for name, n in counts if n == most]
+    if len(counts) == 1:  # one item only: nothing to be "most" among
+        return f"涉及的{what}是“{tied[0]}”（{most} {unit}）"
+    if len(tied) == 1:
+        return f"最多的{what}是“{tied[0]}”（{most} {unit}）"
+    if len(tied) == len(counts):  # no "most" where every one has the same number
+        return f"涉及 {len(counts)} 个{what}，各 {most} {unit}"
+    return f"“{'”“'.join(tied[:TOP_N])}”{'等 ' + str(len(tied)) + ' 个' + what if len(tied) > TOP_N else ''}并列最多（各 {most} {unit}）"
 
 
 def uploads_problems(grid: pl.DataFrame, districts: Sequence[str] | None = None) -> pl.DataFrame:
@@ -457,8 +469,14 @@ def _problems_section(inp: Inputs) -> list[Block]:
         by = sorted(counts[alert_id].items(), key=lambda kv: (-kv[1], kv[0]))
         worst_district, worst_n = by[0]
         listing = "、".join(f"{d} {c} {alert.unit}" for d, c in by)
-        text = (f"{inp.period.label}全市共有{alert.title} {frame.height} {alert.unit}，其中{listing}。"
-                f"{worst_district}最多（{worst_n} {alert.unit}），{_worst(alert_id, frame.filter(pl.col(_DISTRICT) == worst_district))}。")
+        text = f"{inp.period.label}全市共有{alert.title} {frame.height} {alert.unit}，其中{listing}。"
+        tied = [d for d, c in by if c == worst_n]
+        if len(tied) == 1:
+            text += f"{worst_district}最多（{worst_n} {alert.unit}），{_worst(alert_id, frame.filter(pl.col(_DISTRICT) == worst_district))}。"
+        elif len(by) > 1 and len(tied) < len(by):  # a tie for the most: named together, no single "most"
+            text += f"{'、'.join(tied)}并列最多（各 {worst_n} {alert.unit}）。"
+        if len(tied) > 1:
+            text += f"全市{_worst(alert_id, frame)}。"
         blocks.append(Paragraph(text))
     if rows:
         blocks.append(Table(["区县", *[a.title + f"（{a.unit}）" for a in alerts.ALERTS.values()]], rows,

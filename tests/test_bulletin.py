@@ -730,3 +730,35 @@ def test_letterhead_number_and_imprint_come_from_the_settings(demo_copy: Demo):
     # The report cards carry no number of their own.
     cards, _ = docx_text(bulletin_docx.reports_docx(bulletin.build_reports(inp, inp.districts[:1]), doc))
     assert doc.doc_number not in cards
+
+
+# --- wording: no "most" where values tie -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("items", "text"),
+    [
+        (["甲", "乙", "乙"], "最多的事项是“乙”（2 件）"),
+        (["甲", "乙", "丙"], "涉及 3 个事项，各 1 件"),  # every item once: no "most"
+        (["甲", "甲", "乙", "乙", "丙"], "“乙”“甲”并列最多（各 2 件）"),  # names in sorted order
+        (["甲"], "涉及的事项是“甲”（1 件）"),
+    ],
+)
+def test_the_worst_item_is_named_only_when_it_is_alone(items, text):
+    frame = pl.DataFrame({"事项名称": items, "实施部门": ["局"] * len(items), "所属区县": ["甲区"] * len(items)})
+    assert bulletin._worst(alerts.RED_CARDS, frame) == text
+
+
+def test_tied_ranks_are_all_named_among_the_first_three(demo: Demo):
+    inp = inputs_for(demo, demo.period)
+    rank = inp.rank()
+    ranked = rank.filter(pl.col("ranked"))
+    fourth = ranked["district"][3]
+    # The fourth district ties with the third: both have rank 3.
+    rank = rank.with_columns(pl.when(pl.col("district") == fourth).then(pl.lit(3)).otherwise(pl.col("rank"))
+                             .alias("rank"))
+    inp._rank[inp.period] = rank
+    blocks = bulletin._ranking_section(inp, with_charts=False)
+    text = next(b.text for b in blocks if isinstance(b, bulletin.Paragraph) and "前三位" in b.text)
+    head = text.split("；")[0]
+    assert fourth in head and all(d in head for d in ranked["district"][:3].to_list())
