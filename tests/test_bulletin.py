@@ -762,3 +762,52 @@ def test_tied_ranks_are_all_named_among_the_first_three(demo: Demo):
     text = next(b.text for b in blocks if isinstance(b, bulletin.Paragraph) and "前三位" in b.text)
     head = text.split("；")[0]
     assert fourth in head and all(d in head for d in ranked["district"][:3].to_list())
+
+
+def test_pdf_layout_follows_gbt_9704(month_pdf):
+    """Measured on the PDF (pdftohtml's boxes): A4; text inside the 156 mm type area (left 28 mm,
+    right 26 mm); full lines of 三号 text hold 28 characters; the page numbers "— n —" sit one
+    character in from the outside corner (odd pages right, even pages left), about 7 mm below the type
+    area."""
+    import subprocess
+    import tempfile
+    import xml.etree.ElementTree as ET
+
+    if not shutil_which("pdftohtml"):
+        pytest.skip("没有安装 pdftohtml（poppler-utils）")
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(month_pdf)
+        f.flush()
+        out = subprocess.run(["pdftohtml", "-xml", "-i", "-stdout", "-q", f.name], capture_output=True,
+                             check=True).stdout
+    root = ET.fromstring(out.replace(b'<!DOCTYPE pdf2xml SYSTEM "pdf2xml.dtd">', b""))
+    pages = list(root.iter("page"))
+    assert len(pages) >= 3
+    for page in pages:
+        width, height = int(page.get("width")), int(page.get("height"))
+        assert abs(height / width - 297 / 210) < 0.002  # A4
+        mm = width / 210
+        texts = [t for t in page.iter("text") if "".join(t.itertext()).strip()]
+        number = [t for t in texts if "—" in "".join(t.itertext()) and int(t.get("top")) > 262 * mm]
+        body = [t for t in texts if t not in number]
+        assert min(int(t.get("left")) for t in body) >= 28 * mm - 2
+        assert max(int(t.get("left")) + int(t.get("width")) for t in body) <= (210 - 26) * mm + 2
+        assert number, page.get("number")
+        left = min(int(t.get("left")) for t in number)
+        right = max(int(t.get("left")) + int(t.get("width")) for t in number)
+        if int(page.get("number")) % 2:  # odd: right, one 四号 character (4.9 mm) in from the type area
+            assert abs(right - (210 - 26 - 4.9) * mm) < 2 * mm, (page.get("number"), right / mm)
+        else:
+            assert abs(left - (28 + 4.9) * mm) < 2 * mm, (page.get("number"), left / mm)
+        top = min(int(t.get("top")) for t in number) / mm
+        assert 262 + 2 < top < 262 + 9, top  # below the type area (its foot at 297 − 35 mm)
+    # 28 characters a line: the longest line of Chinese text only (the requirements) holds 28.
+    cjk_lines = [text for _, text in pdf_lines(month_pdf)
+                 if len(text.strip()) >= 20 and all(ord(ch) >= 0x2E80 for ch in text.strip())]
+    assert cjk_lines and max(len(t.strip()) for t in cjk_lines) == 28, cjk_lines
+
+
+def shutil_which(name: str) -> str | None:
+    import shutil
+
+    return shutil.which(name)
