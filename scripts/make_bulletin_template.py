@@ -104,10 +104,10 @@ def _songti(run) -> None:
 
 
 def _imprint(doc) -> None:
-    """版记 after the date: 抄送 over 印发机关 and 印发日期 (四号仿宋, one character in from either side),
-    a thick rule above and below and a thin one between. (GB/T 9704 puts it at the foot of the last
-    page; a frame or a floating table anchored there is not placed so by LibreOffice, so it follows
-    the date after a blank line.)"""
+    """版记 at the foot of the last page's type area (GB/T 9704 7.4): 抄送 over 印发机关 and 印发日期
+    (四号仿宋, one character in from either side), a thick rule above and below and a thin one between.
+    A table in a text box anchored to the bottom of the margin (wp:anchor, wrapTopAndBottom): Word and
+    LibreOffice both put it there (a w:framePr frame or a floating table LibreOffice places inline)."""
     size = int(SIZE_4.pt * 2)
     width = int(TYPE_WIDTH_PT * 20)
     half = width * 3 // 5  # 印发机关 on the left, 印发日期 (with 印发) on the right
@@ -136,12 +136,30 @@ def _imprint(doc) -> None:
         f'<w:tr><w:trPr><w:cantSplit/></w:trPr>{cell("{{ printer }}", half, "left")}'
         f'{cell("{{ print_date }}", width - half, "right")}</w:tr></w:tbl>'
     )
-    _par(doc, "", BODY_FONT, SIZE_3, WD_ALIGN_PARAGRAPH.LEFT, keep_next=True)  # with the date above
-    # A table must be followed by a paragraph; this one is empty and one point high.
-    tail = doc.add_paragraph()
-    tail.paragraph_format.line_spacing_rule = WD_LINE_SPACING.EXACTLY
-    tail.paragraph_format.line_spacing = Pt(1)
-    tail._p.addprevious(parse_xml(xml))
+    # The table in a text box anchored to the foot of the type area, in an empty paragraph after the date.
+    emu_w, emu_h = int(TYPE_WIDTH_PT * 12700), int(3 * LINE.pt * 12700)
+    ns = ('xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing" '
+          'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+          'xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape"')
+    anchor = (
+        f'<w:r {nsdecls("w")} {ns}><w:drawing><wp:anchor distT="0" distB="0" distL="0" distR="0" simplePos="0" '
+        'relativeHeight="2" behindDoc="0" locked="0" layoutInCell="1" allowOverlap="0">'
+        '<wp:simplePos x="0" y="0"/><wp:positionH relativeFrom="margin"><wp:align>center</wp:align></wp:positionH>'
+        '<wp:positionV relativeFrom="margin"><wp:align>bottom</wp:align></wp:positionV>'
+        f'<wp:extent cx="{emu_w}" cy="{emu_h}"/><wp:effectExtent l="0" t="0" r="0" b="0"/><wp:wrapTopAndBottom/>'
+        '<wp:docPr id="900" name="版记"/><wp:cNvGraphicFramePr/>'
+        '<a:graphic><a:graphicData uri="http://schemas.microsoft.com/office/word/2010/wordprocessingShape">'
+        '<wps:wsp><wps:cNvSpPr txBox="1"/><wps:spPr>'
+        f'<a:xfrm><a:off x="0" y="0"/><a:ext cx="{emu_w}" cy="{emu_h}"/></a:xfrm>'
+        '<a:prstGeom prst="rect"><a:avLst/></a:prstGeom><a:noFill/><a:ln><a:noFill/></a:ln></wps:spPr>'
+        f'<wps:txbx><w:txbxContent>{xml.replace(nsdecls("w"), "")}<w:p/></w:txbxContent></wps:txbx>'
+        '<wps:bodyPr rot="0" lIns="0" tIns="0" rIns="0" bIns="0" anchor="b"><a:noAutofit/></wps:bodyPr>'
+        '</wps:wsp></a:graphicData></a:graphic></wp:anchor></w:drawing></w:r>'
+    )
+    holder = doc.add_paragraph()
+    holder.paragraph_format.line_spacing_rule = WD_LINE_SPACING.EXACTLY
+    holder.paragraph_format.line_spacing = Pt(1)
+    holder._p.append(parse_xml(anchor))
 
 
 def build(out: Path = OUT) -> Path:

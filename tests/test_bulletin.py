@@ -255,8 +255,6 @@ def test_report_cards_equal_the_report(demo: Demo, tmp_path: Path):
     doc = bulletin.build_bulletin(inp, with_charts=False)
     content = bulletin_docx.reports_docx(bulletin.build_reports(inp), doc)
     _paragraphs, tables = docx_text(content)
-    assert tables[-1][1] == [doc.issuer, doc.print_date]  # the template's 版记 comes last
-    tables = tables[:-1]
     assert len(tables) == len(inp.districts)
     assert all_xml(content).count('w:type="page"') == len(inp.districts)  # cover, then one page each
     values = cli_report(demo, demo.period, "district", tmp_path)
@@ -347,7 +345,7 @@ def test_cli_bulletin_and_bad_arguments(demo: Demo, tmp_path: Path, capsys):
     assert main(["bulletin", "--db", demo.url, "--period", demo.period.key, "--district", district,
                  "--out", str(card)]) == 0
     paragraphs, tables = docx_text(card.read_bytes())
-    assert f"{district}政务服务效能评估报告单（{demo.period.label}）" in paragraphs and len(tables) == 2  # and the 版记
+    assert f"{district}政务服务效能评估报告单（{demo.period.label}）" in paragraphs and len(tables) == 1
     capsys.readouterr()
     assert main(["bulletin", "--db", demo.url, "--period", "2026-13"]) == 2
     assert "参数错误：--period" in capsys.readouterr().err
@@ -629,7 +627,7 @@ def test_tables_repeat_their_header_never_split_a_row_and_fit_their_cells(month_
     card_blocks = [b for r in reports for b in r.blocks if isinstance(b, bulletin.Table)]
     checked = 0
     for content_, blocks_, layout in ((content, blocks, bulletin_docx.BULLETIN), (cards, card_blocks, bulletin_docx.CARD)):
-        for (tbl, qn), block in zip(_tables_xml(content_)[:-1], blocks_, strict=True):  # not the 版记
+        for (tbl, qn), block in zip(_tables_xml(content_), blocks_, strict=True):
             rows = tbl.findall(qn("w:tr"))
             assert len(rows) == len(block.rows) + 1
             assert all(r.find(f"{qn('w:trPr')}/{qn('w:cantSplit')}") is not None for r in rows)
@@ -721,12 +719,15 @@ def test_letterhead_number_and_imprint_come_from_the_settings(demo_copy: Demo):
     assert (doc.doc_number, doc.cc, doc.print_date) == ("澄政数〔2026〕12号", "抄送：市委办公室，市政府办公室。",
                                                          "2026年12月7日印发")
     content = bulletin_docx.bulletin_docx(doc)
-    paragraphs, tables = docx_text(content)
+    paragraphs, _ = docx_text(content)
     # The 发文字号 stands between the issuer (red) and the title.
     assert paragraphs.index(doc.doc_number) < paragraphs.index(doc.title)
     assert paragraphs.index(doc.issuer) < paragraphs.index(doc.doc_number)
-    imprint = tables[-1]
-    assert imprint[0][0] == doc.cc and imprint[1] == [doc.issuer, doc.print_date]
+    # The 版记: a table in a text box anchored to the foot of the last page's type area.
+    xml = all_xml(content)
+    box = xml[xml.index('name="版记"'):]
+    assert '<wp:positionV relativeFrom="margin"><wp:align>bottom</wp:align>' in xml
+    assert box.index(doc.cc) < box.index(doc.issuer) < box.index(doc.print_date)
     # The report cards carry no number of their own.
     cards, _ = docx_text(bulletin_docx.reports_docx(bulletin.build_reports(inp, inp.districts[:1]), doc))
     assert doc.doc_number not in cards
