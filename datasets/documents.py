@@ -15,7 +15,10 @@ from datasets.accounts import PermissionDenied, User
 from datasets.tables import documents
 
 TEMPLATE, REQUIREMENTS, CITY_NAME, ISSUER = "bulletin_template", "bulletin_requirements", "bulletin_city", "bulletin_issuer"
-TEXT_LABELS = {REQUIREMENTS: "下一步工作要求", CITY_NAME: "城市名称", ISSUER: "发文单位"}
+# The 发文字号's 机关代字 (澄政数 in 澄政数〔2026〕12号), the 抄送 line, and the last number issued ("2026-12").
+DOC_PREFIX, CC, LAST_NUMBER = "bulletin_doc_prefix", "bulletin_cc", "bulletin_last_number"
+TEXT_LABELS = {REQUIREMENTS: "下一步工作要求", CITY_NAME: "城市名称", ISSUER: "发文单位", DOC_PREFIX: "机关代字",
+               CC: "抄送机关"}
 PAGE = "设置"
 
 
@@ -92,3 +95,35 @@ def save_text(engine: Engine, actor: User, key: str, text: str) -> bool:
     shown = text if len(text) <= 200 else text[:200] + "…"
     accounts.audit(engine, actor.username, "settings", f"修改通报{label}：{shown or '（恢复默认）'}", PAGE)
     return True
+
+
+# --- the 发文字号's sequence number ----------------------------------------------------------------
+
+
+def last_number(engine: Engine) -> tuple[int, int] | None:
+    """(year, sequence) of the last bulletin downloaded with a 发文字号, or None."""
+    text = get_text(engine, LAST_NUMBER)
+    if not text:
+        return None
+    year, _, seq = text.partition("-")
+    return (int(year), int(seq)) if year.isdigit() and seq.isdigit() else None
+
+
+def next_sequence(engine: Engine, year: int) -> int:
+    """The sequence number proposed for a new bulletin: one after the last recorded in ``year``
+    (numbers restart at 1 each year)."""
+    last = last_number(engine)
+    return last[1] + 1 if last is not None and last[0] == year else 1
+
+
+def record_number(engine: Engine, user_name: str, year: int, sequence: int, what: str, page: str) -> None:
+    """Record a download that carries 发文字号 ``sequence`` of ``year``: the audit entry names the file and
+    the number, and the number becomes the last one issued unless a later one already is (a bulletin
+    downloaded again keeps its number). One transaction."""
+    last = last_number(engine)
+    with engine.begin() as conn:
+        if last is None or (year, sequence) > last:
+            conn.execute(documents.delete().where(documents.c.key == LAST_NUMBER))
+            conn.execute(documents.insert().values(key=LAST_NUMBER, content=f"{year}-{sequence}".encode(),
+                                                   file_name="", user_name=user_name, at=store.now()))
+        accounts.audit_in(conn, user_name, "download", what, page)

@@ -49,6 +49,9 @@ class Table:
     headers: list[str]
     rows: list[list[str]]
     caption: str = ""
+    # Columns whose text may wrap (reasons, names of items); every other cell — numbers, district
+    # names — stays on one line and its column is as wide as its widest cell.
+    wrap: tuple[str, ...] = ()
 
     def frame(self) -> pl.DataFrame:
         return pl.DataFrame(self.rows, schema={h: pl.String for h in self.headers}, orient="row")
@@ -78,6 +81,9 @@ class Bulletin:
     issuer: str
     issue_date: str
     sections: list[Section]
+    doc_number: str = ""  # 发文字号: 澄政数〔2026〕12号 (empty without a 机关代字)
+    cc: str = ""  # the 版记's 抄送 line: 抄送：…。
+    print_date: str = ""  # 印发日期: 2026年12月7日印发
 
     def text(self) -> str:
         """The whole text (headings, paragraphs, table rows) for previews and searches."""
@@ -187,6 +193,9 @@ class Inputs:
     requirements: str = DEFAULT_REQUIREMENTS
     today: dt.date = field(default_factory=dt.date.today)
     note: str | None = None  # the period's partial months (datasets/coverage.py): 数据截至 …，已报送 N/M 个区县
+    doc_prefix: str = ""  # 机关代字 of the 发文字号 (设置)
+    cc: str = ""  # 抄送机关 (设置)
+    sequence: int = 1  # the 发文字号's sequence number: proposed, or chosen on the page
 
     def __post_init__(self) -> None:
         self._rank: dict[Period, pl.DataFrame] = {}
@@ -227,6 +236,9 @@ def load_inputs(engine, comps: pl.DataFrame, settings: ScoringSettings, period: 
         requirements=documents.get_text(engine, documents.REQUIREMENTS) or DEFAULT_REQUIREMENTS,
         today=today,
         note=cover.banner(period),
+        doc_prefix=documents.get_text(engine, documents.DOC_PREFIX) or "",
+        cc=documents.get_text(engine, documents.CC) or "",
+        sequence=documents.next_sequence(engine, today.year),
     )
 
 
@@ -263,7 +275,17 @@ def build_bulletin(inp: Inputs, with_charts: bool = True) -> Bulletin:
         issuer=f"{inp.city}{inp.issuer}" if not inp.issuer.startswith(inp.city) else inp.issuer,
         issue_date=date_text(inp.today),
         sections=sections,
+        doc_number=doc_number(inp.doc_prefix, inp.today.year, inp.sequence),
+        cc=f"抄送：{inp.cc.rstrip('。')}。" if inp.cc.strip() else "",
+        print_date=f"{date_text(inp.today)}印发",
     )
+
+
+def doc_number(prefix: str, year: int, sequence: int) -> str:
+    """发文字号 after GB/T 9704: 机关代字, the year in 六角括号, the sequence without leading zeros:
+    澄政数〔2026〕12号; empty when no 机关代字 is set."""
+    prefix = prefix.strip()
+    return f"{prefix}〔{year}〕{sequence}号" if prefix else ""
 
 
 def _has_data(inp: Inputs, period: Period) -> bool:
@@ -316,19 +338,22 @@ def _sized(chart, width: int, height: int | None = None) -> dict:
     return chart.properties(**props).to_dict(validate=False)
 
 
+RANK_NOTE = "说明"
+
+
 def ranking_rows(inp: Inputs) -> Table:
-    """名次, 名次变化, 区县, 效能指数, the five group scores; unranked districts with their reason."""
+    """名次, 名次变化, 区县, 效能指数, the five group scores, 说明: an unranked district shows its index
+    and the scores it has like the others, and why it is not ranked in 说明."""
     rank = inp.rank()
-    headers = ["名次", "名次变化", "区县", INDEX_NAME, *[f"{name}" for name in GROUPS.values()]]
+    headers = ["名次", "名次变化", "区县", INDEX_NAME, *[f"{name}" for name in GROUPS.values()], RANK_NOTE]
     rows = []
     for r in rank.iter_rows(named=True):
+        scores = [fmt_value(INDEX, r[INDEX]), *[fmt_value(INDEX, r.get(f"group_{g}")) for g in GROUPS]]
         if r["ranked"]:
-            rows.append([str(r["rank"]), rank_change_text(r), r["district"], fmt_value(INDEX, r[INDEX]),
-                         *[fmt_value(INDEX, r.get(f"group_{g}")) for g in GROUPS]])
+            rows.append([str(r["rank"]), rank_change_text(r), r["district"], *scores, ""])
         else:
-            rows.append(["未排名", NULL_TEXT, r["district"], r.get("unranked_reason") or NULL_TEXT,
-                         *[fmt_value(INDEX, r.get(f"group_{g}")) for g in GROUPS]])
-    return Table(headers, rows, f"表1　各区县政务服务效能指数排名（{inp.period.label}）")
+            rows.append(["未排名", NULL_TEXT, r["district"], *scores, r.get("unranked_reason") or NULL_TEXT])
+    return Table(headers, rows, f"表1　各区县政务服务效能指数排名（{inp.period.label}）", wrap=(RANK_NOTE,))
 
 
 def _names(rows: list[dict]) -> str:
@@ -344,8 +369,11 @@ def _ranking_section(inp: Inputs, with_charts: bool) -> list[Block]:
         blocks.append(Paragraph(f"{inp.period.label}没有可排名的区县。"))
     else:
         n = min(TOP_N, len(ranked))
-        top = ranked[:n]
-        bottom = list(reversed(ranked[-n:])) if len(ranked) > n else []
+        # Ties share a rank (1, 1, 3): every district at rank ≤ 3 is among the first three, and every
+        # district tied with the third from the bottom among the last three.
+        top = [r for r in ranked if r["rank"] <= ranked[n - 1]["rank"]]
+        floor = ranked[-n]["rank"]
+        bottom = [r for r in reversed(ranked) if r["rank"] >= floor and r not in top] if len(ranked) > n else []
         text = f"{inp.period.label}效能指数排名前三位的是：{_names(top)}"
         text += f"；排名后三位的是：{_names(bottom)}。" if bottom else "。"
         blocks.append(Paragraph(text))
@@ -363,7 +391,7 @@ def _movers_section(inp: Inputs) -> list[Block]:
     p = inp.period
     now = inp.rank().filter(pl.col("ranked"))
     before = inp.rank(p.previous()).filter(pl.col("ranked"))
-    moves = overview.movers(now, before, n=max(now.height, 1)).to_dicts()
+    moves = overview.movers(now, before, n=max(now.height, 1), rounded=False).to_dicts()
     if not moves:
         return [Paragraph(f"{p.previous().label}没有可比的效能指数，本期不作进退步比较。")]
     ups = [m for m in moves if m["指数变化"] is not None and m["指数变化"] > 0][:TOP_N]
@@ -408,9 +436,18 @@ def _worst(alert_id: str, frame: pl.DataFrame) -> str:
         return (f"超期最长的是{row['实施部门']}办理的“{row['事项名称']}”（办件编号 {row['办件编号']}，"
                 f"超出承诺时限 {row['超出承诺时限']:.0f} 天）")
     key = "事项名称" if alert_id == alerts.RED_CARDS else "实施部门"
-    top = frame.group_by(key).len().sort(["len", key], descending=[True, False], nulls_last=True).row(0)
+    counts = frame.group_by(key).len().sort(["len", key], descending=[True, False], nulls_last=True).rows()
     what = "事项" if key == "事项名称" else "部门"
-    return f"最多的{what}是“{top[0]}”（{top[1]} {alerts.ALERTS[alert_id].unit}）"
+    unit = alerts.ALERTS[alert_id].unit
+    most = counts[0][1]
+    tied = [name for name, n in counts if n == most]
+    if len(counts) == 1:  # one item only: nothing to be "most" among
+        return f"涉及的{what}是“{tied[0]}”（{most} {unit}）"
+    if len(tied) == 1:
+        return f"最多的{what}是“{tied[0]}”（{most} {unit}）"
+    if len(tied) == len(counts):  # no "most" where every one has the same number
+        return f"涉及 {len(counts)} 个{what}，各 {most} {unit}"
+    return f"“{'”“'.join(tied[:TOP_N])}”{'等 ' + str(len(tied)) + ' 个' + what if len(tied) > TOP_N else ''}并列最多（各 {most} {unit}）"
 
 
 def uploads_problems(grid: pl.DataFrame, districts: Sequence[str] | None = None) -> pl.DataFrame:
@@ -465,8 +502,14 @@ def _problems_section(inp: Inputs) -> list[Block]:
         by = sorted(counts[alert_id].items(), key=lambda kv: (-kv[1], kv[0]))
         worst_district, worst_n = by[0]
         listing = "、".join(f"{d} {c} {alert.unit}" for d, c in by)
-        text = (f"{inp.period.label}全市共有{alert.title} {frame.height} {alert.unit}，其中{listing}。"
-                f"{worst_district}最多（{worst_n} {alert.unit}），{_worst(alert_id, frame.filter(pl.col(_DISTRICT) == worst_district))}。")
+        text = f"{inp.period.label}全市共有{alert.title} {frame.height} {alert.unit}，其中{listing}。"
+        tied = [d for d, c in by if c == worst_n]
+        if len(tied) == 1:
+            text += f"{worst_district}最多（{worst_n} {alert.unit}），{_worst(alert_id, frame.filter(pl.col(_DISTRICT) == worst_district))}。"
+        elif len(by) > 1 and len(tied) < len(by):  # a tie for the most: named together, no single "most"
+            text += f"{'、'.join(tied)}并列最多（各 {worst_n} {alert.unit}）。"
+        if len(tied) > 1:
+            text += f"全市{_worst(alert_id, frame)}。"
         blocks.append(Paragraph(text))
     if pending := _pending_sentence(inp):
         blocks.append(Paragraph(pending))

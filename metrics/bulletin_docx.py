@@ -5,14 +5,15 @@ The template is a .docx with docxtpl placeholders: ``{{ title }}`` and ``{{p bod
 ``{{ issuer }}``, ``{{ issue_date }}``, ``{{ city }}`` and ``{{ period }}`` optional. The body is built
 here with direct formatting after GB/T 9704 (仿宋 三号 body, 黑体/楷体 headings, fixed 28.95 pt lines),
 so a bureau's own 红头 template only has to carry the letterhead, the margins and the page numbers.
-Fonts are named as Word/WPS on a bureau PC knows them; where they are missing (a Linux server),
-LibreOffice substitutes the installed CJK font through fontconfig.
+Fonts are named as Word/WPS on a bureau PC knows them; where they are missing (a Linux server), the PDF
+is rendered with free faces of the same style through metrics/fonts/fonts.conf (README: 字体).
 """
 
 from __future__ import annotations
 
 import fcntl
 import io
+import itertools
 import os
 import shutil
 import subprocess
@@ -33,18 +34,23 @@ from jinja2 import TemplateError as JinjaError
 
 from metrics import template_guard
 from metrics.bulletin import Block, Bulletin, DistrictReport, Figure, Paragraph, Table
+from metrics.units import NULL_TEXT
 
 TemplateError = template_guard.TemplateError  # what the page and the CLI catch
 MAX_TEMPLATE_MIB = template_guard.MAX_TEMPLATE_BYTES // template_guard.MIB
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "bulletin.docx"
+# fontconfig substitutions for the official fonts the .docx names (free faces of the same style).
+FONTS_CONF = Path(__file__).resolve().parent / "fonts" / "fonts.conf"
 
 TITLE_FONT, BODY_FONT, H1_FONT, H2_FONT = "方正小标宋简体", "仿宋_GB2312", "黑体", "楷体_GB2312"
 LATIN_FONT = "Times New Roman"
 SIZE_2, SIZE_3, SIZE_4, SIZE_5, SIZE_S5 = Pt(22), Pt(16), Pt(14), Pt(10.5), Pt(9)  # 二号 三号 四号 五号 小五
 LINE = Pt(28.95)  # 22 lines in the 225 mm type area
 TYPE_WIDTH_PT = 156 / 25.4 * 72  # the 156 mm type area
-SMALL_LINE, CARD_LINE, CARD_TABLE_LINE = Pt(18), Pt(22), Pt(11.5)
+CHAR_SPACING_TWIPS = -5  # 三号 characters 0.25 pt closer: 28 × 15.75 pt fit the 442 pt line
+SMALL_LINE, CARD_LINE, CARD_TABLE_LINE = Pt(18), Pt(20), Pt(12.5)
+WRAP_CHARS = 8  # a wrapping column gets at least this many characters a line, else the table is set smaller
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ class Layout:
 
 
 BULLETIN = Layout()
-CARD = Layout(SIZE_4, CARD_LINE, SIZE_S5, CARD_TABLE_LINE)
+CARD = Layout(SIZE_4, CARD_LINE, SIZE_5, CARD_TABLE_LINE)
 PDF_TIMEOUT_S = 180
 
 
@@ -107,7 +113,12 @@ def _paragraph(doc, text: str, font: str = BODY_FONT, size: Pt = SIZE_3, *, inde
         par.alignment = align
     else:
         par.alignment = WD_ALIGN_PARAGRAPH.JUSTIFY
-    _fonts(par.add_run(text), font, size, bold)
+    run = par.add_run(text)
+    _fonts(run, font, size, bold)
+    if size.pt == SIZE_3.pt:  # 28 characters a line in the 156 mm type area (16 pt × 28 is 448 pt)
+        spacing = OxmlElement("w:spacing")
+        spacing.set(qn("w:val"), str(CHAR_SPACING_TWIPS))
+        run._element.get_or_add_rPr().append(spacing)
     return par
 
 
@@ -125,22 +136,37 @@ def _borders(table) -> None:
     tbl_pr.append(borders)
 
 
-def _repeat_header(row) -> None:
+def _row_properties(row, header: bool) -> None:
+    """Every row stays whole on one page (w:cantSplit); the header row repeats on each page."""
     tr_pr = row._tr.get_or_add_trPr()
-    el = OxmlElement("w:tblHeader")
+    el = OxmlElement("w:cantSplit")
     el.set(qn("w:val"), "true")
     tr_pr.append(el)
+    if header:
+        el = OxmlElement("w:tblHeader")
+        el.set(qn("w:val"), "true")
+        tr_pr.append(el)
 
 
-def _cell_xml(text: str, font: str, size: Pt, line: Pt) -> str:
+def _cell_xml(text: str, font: str, size: Pt, line: Pt, *, no_wrap: bool, align: str = "center") -> tuple[str, str]:
+    """The cell's properties and its paragraph (a "\\n" in ``text`` is a line break)."""
     half_points = int(size.pt * 2)
     spacing = int(line.pt * 20)
-    return (
-        f'<w:p {nsdecls("w")}><w:pPr><w:spacing w:before="0" w:after="0" w:line="{spacing}" w:lineRule="exact"/>'
-        f'<w:jc w:val="center"/></w:pPr><w:r><w:rPr><w:rFonts w:ascii="{LATIN_FONT}" w:hAnsi="{LATIN_FONT}" '
-        f'w:eastAsia="{font}" w:hint="eastAsia"/><w:sz w:val="{half_points}"/><w:szCs w:val="{half_points}"/>'
-        f'</w:rPr><w:t xml:space="preserve">{escape(text)}</w:t></w:r></w:p>'
+    # Cells that must not break (numbers, district names) also say so (w:noWrap), besides the width.
+    tc_pr = f'<w:tcPr {nsdecls("w")}><w:noWrap/><w:vAlign w:val="center"/></w:tcPr>' if no_wrap else (
+        f'<w:tcPr {nsdecls("w")}><w:vAlign w:val="center"/></w:tcPr>')
+    lines = text.split("\n")
+    runs = "".join(
+        (f'<w:r><w:rPr><w:rFonts w:ascii="{LATIN_FONT}" w:hAnsi="{LATIN_FONT}" w:eastAsia="{font}" '
+         f'w:hint="eastAsia"/><w:sz w:val="{half_points}"/><w:szCs w:val="{half_points}"/></w:rPr>'
+         + ("<w:br/>" if n else "") + f'<w:t xml:space="preserve">{escape(part)}</w:t></w:r>')
+        for n, part in enumerate(lines)
     )
+    paragraph = (
+        f'<w:p {nsdecls("w")}><w:pPr><w:spacing w:before="0" w:after="0" w:line="{spacing}" w:lineRule="exact"/>'
+        f'<w:ind w:firstLine="0" w:firstLineChars="0"/><w:jc w:val="{align}"/></w:pPr>{runs}</w:p>'
+    )
+    return tc_pr, paragraph
 
 
 def _display_width(text: str) -> int:
@@ -148,16 +174,100 @@ def _display_width(text: str) -> int:
     return sum(1 if ord(ch) < 0x2E80 else 2 for ch in text)
 
 
-def _column_widths(block: Table, size: Pt) -> list[float]:
-    """Widths (pt) from each column's longest text (headers wrap after four characters), scaled to fill
-    the type area."""
-    pad = 14  # the cell margins
-    cols = list(zip(*block.rows, strict=True)) if block.rows else [() for _ in block.headers]
-    need = [max((_display_width(str(v)) for v in col), default=0) * size.pt / 2 + pad for col in cols]
-    header = [min(_display_width(h), 8) * size.pt / 2 + pad for h in block.headers]
-    need = [max(n, h) for n, h in zip(need, header, strict=True)]
-    scale = TYPE_WIDTH_PT / sum(need)
-    return [n * scale for n in need]
+CELL_PAD_PT = 4.0  # left and right cell margin (w:tblCellMar), each
+FIT = 1.12  # room for the fonts' real advance widths (digits and Latin run wider than half an em)
+
+
+def header_text(header: str, content_width: int = 0) -> str:
+    """A header wider than its column's widest cell (``content_width``, half-width units) on two lines
+    at a natural point ("12345↵热线", "名次↵变化"), so that the header does not widen the column; a
+    header of up to three characters stays whole."""
+    if _display_width(header) <= max(6, content_width) or "\n" in header:
+        return header
+    for n, ch in enumerate(header):  # digits or Latin then CJK: break between them ("12345热线")
+        if n and ord(ch) >= 0x2E80 and ord(header[n - 1]) < 0x2E80 and header[n - 1] != "（":
+            return header[:n] + "\n" + header[n:]
+    if "（" in header:  # a unit in brackets goes on the second line
+        head, tail = header.split("（", 1)
+        return f"{head}\n（{tail}"
+    half = (len(header) + 1) // 2
+    return header[:half] + "\n" + header[half:]
+
+
+def _is_number(text: str) -> bool:
+    """A figure or the null dash (95.2, 100.0, 12, —)."""
+    return text == NULL_TEXT or text.replace(".", "", 1).replace("-", "", 1).replace(",", "").isdigit()
+
+
+def _columns(block: Table) -> list[list[str]]:
+    return [[str(row[c]) for row in block.rows] for c in range(len(block.headers))]
+
+
+def _headers(block: Table) -> list[str]:
+    """The headers as printed: wrapped where wider than their column's content."""
+    out = []
+    for h, col in zip(block.headers, _columns(block), strict=True):
+        widest = 0 if h in block.wrap else max((_display_width(v) for v in col), default=0)
+        out.append(header_text(h, widest))
+    return out
+
+
+def _spaced_width(text: str) -> int:
+    """Half-width units as laid out: Word and LibreOffice add space between CJK text and digits or
+    Latin letters (autoSpaceDE/DN, "上升 2 位"), counted as one unit a side."""
+    width = _display_width(text)
+    for a, b in itertools.pairwise(text):
+        if (ord(a) >= 0x2E80) != (ord(b) >= 0x2E80) and (a.isalnum() or b.isalnum()) and not (a + b).isspace():
+            width += 1
+    return width
+
+
+def _line_width(text: str, size: Pt) -> float:
+    return max((_spaced_width(part) for part in text.split("\n")), default=0) * size.pt / 2 * FIT
+
+
+def _column_widths(block: Table, size: Pt, total: float = TYPE_WIDTH_PT) -> list[float]:
+    """Widths (pt) that follow the content: a column that must not wrap is as wide as its widest cell
+    (and its header, on at most two lines); the columns that may wrap (``block.wrap``) share what is
+    left, in proportion to their longest text. Without such columns the spare width is shared out in
+    proportion to the widths, so the table fills the type area."""
+    pad = 2 * CELL_PAD_PT
+    need = [max(_line_width(h, size), *(_line_width(str(v), size) for v in col)) + pad
+            for h, col in zip(_headers(block), _columns(block), strict=True)]
+    # Columns of numbers side by side (the index and the group scores) get one width, for an even grid.
+    numeric = [c for c, col in enumerate(_columns(block)) if col and all(_is_number(v) for v in col)]
+    if numeric:
+        common = max(need[c] for c in numeric)
+        for c in numeric:
+            need[c] = common
+    wraps = [c for c, h in enumerate(block.headers) if h in block.wrap]
+    fixed = sum(w for c, w in enumerate(need) if c not in wraps)
+    if wraps and fixed < total:
+        # At least four characters a line for wrapping text, never more than it needs on one line.
+        minimum = 4 * size.pt + pad
+        spare = total - fixed
+        share = sum(need[c] for c in wraps) or 1.0
+        for c in wraps:
+            need[c] = max(min(need[c], spare * need[c] / share), minimum)
+    if sum(need) < total:  # fill the type area
+        need = [w * total / sum(need) for w in need]
+    elif sum(need) > total:  # too many columns for the page: squeeze evenly (cells may wrap then)
+        need = [w * total / sum(need) for w in need]
+    return need
+
+
+def _squeezed(block: Table, size: Pt) -> bool:
+    """Whether a wrapping column would get fewer than WRAP_CHARS characters a line, or the columns that
+    must not wrap do not fit at all."""
+    widths = _column_widths(block, size)
+    wraps = [c for c, h in enumerate(block.headers) if h in block.wrap]
+    pad = 2 * CELL_PAD_PT
+    fixed_need = sum(max(_line_width(h, size), *(_line_width(v, size) for v in col)) + pad
+                     for c, (h, col) in enumerate(zip(_headers(block), _columns(block), strict=True)) if c not in wraps)
+    if fixed_need > TYPE_WIDTH_PT:
+        return True
+    return any(widths[c] < WRAP_CHARS * size.pt + pad for c in wraps
+               if max((_line_width(v, size) for v in _columns(block)[c]), default=0) + pad > widths[c])
 
 
 def _table(doc, block: Table, layout: Layout) -> None:
@@ -167,7 +277,10 @@ def _table(doc, block: Table, layout: Layout) -> None:
     table = doc.add_table(rows=1 + len(block.rows), cols=len(block.headers))
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
     table.autofit = False
-    widths = _column_widths(block, layout.table_text)
+    size, line = layout.table_text, layout.table_line
+    if _squeezed(block, size) and size.pt > SIZE_S5.pt:  # 小五 rather than a reason four characters wide
+        size, line = SIZE_S5, Pt(line.pt * SIZE_S5.pt / size.pt)
+    widths = _column_widths(block, size)
     for column, width in zip(table.columns, widths, strict=True):
         column.width = Pt(width)
     # Fixed layout with a total width: LibreOffice otherwise shares the width out equally.
@@ -181,16 +294,39 @@ def _table(doc, block: Table, layout: Layout) -> None:
     layout_el = OxmlElement("w:tblLayout")
     layout_el.set(qn("w:type"), "fixed")
     tbl_pr.append(layout_el)
+    margins = OxmlElement("w:tblCellMar")
+    for side in ("left", "right"):
+        el = OxmlElement(f"w:{side}")
+        el.set(qn("w:w"), str(int(CELL_PAD_PT * 20)))
+        el.set(qn("w:type"), "dxa")
+        margins.append(el)
+    tbl_pr.append(margins)
+    # The grid's own column widths: LibreOffice lays a fixed table out from w:tblGrid.
+    for grid_col, width in zip(table._tbl.tblGrid.findall(qn("w:gridCol")), widths, strict=True):
+        grid_col.set(qn("w:w"), str(int(width * 20)))
     _borders(table)
-    _repeat_header(table.rows[0])
+    wraps = {c for c, h in enumerate(block.headers) if h in block.wrap}
+    headers = _headers(block)
     # Cell paragraphs as XML: through python-docx's setters a 30-row table costs a second.
-    for r, (row, values) in enumerate(zip(table.rows, [block.headers, *block.rows], strict=True)):
+    for r, (row, values) in enumerate(zip(table.rows, [headers, *block.rows], strict=True)):
+        _row_properties(row, header=r == 0)
         font = H1_FONT if r == 0 else BODY_FONT
-        for cell, value, width in zip(row.cells, values, widths, strict=True):
+        for c, (cell, value, width) in enumerate(zip(row.cells, values, widths, strict=True)):
             cell.width = Pt(width)
             tc = cell._tc
             tc.remove(tc.p_lst[0])
-            tc.append(parse_xml(_cell_xml(str(value), font, layout.table_text, layout.table_line)))
+            for old in tc.findall(qn("w:tcPr")):
+                tc.remove(old)
+            wrap = c in wraps and r > 0
+            tc_pr, paragraph = _cell_xml(str(value), font, size, line, no_wrap=not wrap,
+                                         align="left" if wrap else "center")
+            tc.insert(0, parse_xml(tc_pr))
+            tc.append(parse_xml(paragraph))
+            # the width again, now inside the new tcPr
+            tc_w = OxmlElement("w:tcW")
+            tc_w.set(qn("w:w"), str(int(width * 20)))
+            tc_w.set(qn("w:type"), "dxa")
+            tc.tcPr.insert(0, tc_w)
     _paragraph(doc, "", indent=False, line=Pt(12))
 
 
@@ -260,9 +396,16 @@ def bulletin_docx(bulletin: Bulletin, template: bytes | None = None) -> bytes:
         if doc.paragraphs:
             doc.paragraphs[-1].paragraph_format.keep_with_next = True
 
-    context = {"title": title_lines(bulletin.title), "issuer": bulletin.issuer, "issue_date": bulletin.issue_date,
-               "city": bulletin.city, "period": bulletin.period.label}
-    return _render(template or default_template(), context, body)
+    return _render(template or default_template(), _context(bulletin, bulletin.title), body)
+
+
+def _context(bulletin: Bulletin, title: str, *, numbered: bool = True) -> dict[str, str]:
+    """What the template's placeholders are filled with (metrics/template_guard.py: ALLOWED); the
+    report cards carry no 发文字号 of their own (``numbered`` False)."""
+    return {"title": title_lines(title), "issuer": bulletin.issuer, "issue_date": bulletin.issue_date,
+            "city": bulletin.city, "period": bulletin.period.label,
+            "doc_number": bulletin.doc_number if numbered else "",
+            "cc": bulletin.cc, "printer": bulletin.issuer, "print_date": bulletin.print_date}
 
 
 def reports_docx(reports: Sequence[DistrictReport], bulletin: Bulletin, template: bytes | None = None) -> bytes:
@@ -277,11 +420,11 @@ def reports_docx(reports: Sequence[DistrictReport], bulletin: Bulletin, template
                 _paragraph(doc, report.title, TITLE_FONT, SIZE_3, indent=False, align=WD_ALIGN_PARAGRAPH.CENTER,
                            keep_next=True)
             _blocks(doc, report.blocks, CARD)
+        if doc.paragraphs:  # the signature never stands alone on the last page
+            doc.paragraphs[-1].paragraph_format.keep_with_next = True
 
     title = reports[0].title if len(reports) == 1 else f"{bulletin.city}各区县政务服务效能评估报告单（{bulletin.period.label}）"
-    context = {"title": title_lines(title), "issuer": bulletin.issuer, "issue_date": bulletin.issue_date,
-               "city": bulletin.city, "period": bulletin.period.label}
-    return _render(template or default_template(), context, body)
+    return _render(template or default_template(), _context(bulletin, title, numbered=False), body)
 
 
 # --- PDF ------------------------------------------------------------------------------------------
@@ -293,6 +436,14 @@ def soffice() -> str | None:
 
 
 _pdf_lock = threading.Lock()
+
+
+def pdf_env() -> dict[str, str]:
+    """LibreOffice's environment: the project's font substitutions (which include the system's
+    configuration), unless the operator has pointed FONTCONFIG_FILE elsewhere."""
+    env = dict(os.environ)
+    env.setdefault("FONTCONFIG_FILE", str(FONTS_CONF))
+    return env
 
 
 def to_pdf(docx: bytes) -> bytes:
@@ -311,7 +462,7 @@ def to_pdf(docx: bytes) -> bytes:
         result = subprocess.run(
             [command, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
              "--convert-to", "pdf", "--outdir", tmp, str(src)],
-            capture_output=True, text=True, timeout=PDF_TIMEOUT_S, check=False,
+            capture_output=True, text=True, timeout=PDF_TIMEOUT_S, check=False, env=pdf_env(),
         )
         pdf = Path(tmp) / "bulletin.pdf"
         if result.returncode != 0 or not pdf.exists():

@@ -14,8 +14,9 @@ import altair as alt
 import polars as pl
 
 from metrics.compute import CITY
+from metrics.formatting import INDEX, fmt_value, shown_column
 from metrics.registry import BY_ID, INDICATORS
-from metrics.units import NULL_TEXT
+from metrics.units import INDEX_UNIT, NULL_TEXT
 
 Chart = alt.Chart | alt.LayerChart | alt.FacetChart | alt.VConcatChart | alt.HConcatChart
 
@@ -189,15 +190,18 @@ def ranking_chart(rank: pl.DataFrame, districts: Sequence[str]) -> Chart:
         "prev_rank",
         "rank_change",
         "ranked",
-        pl.col("index").round(2),
+        # Rounded once, as every page shows it (51.946 → 51.9, never 51.95 → 52.0).
+        shown_column(pl.col("index")),
         _change_label(pl.col("rank_change"), pl.col("prev_rank")).alias("change_label"),
+    ).with_columns(
+        pl.col("index").map_elements(lambda v: fmt_value(INDEX, v), return_dtype=pl.String).alias("index_text"),
     ).with_columns(
         pl.when(pl.col("index").is_null())
         .then(pl.lit("—（无数据）"))
         .when(~pl.col("ranked"))
-        .then(pl.col("index").round(1).cast(pl.String) + pl.lit("  未排名（数据不全）"))
+        .then(pl.col("index_text") + pl.lit("  未排名（数据不全）"))
         .otherwise(
-            pl.col("index").round(1).cast(pl.String) + pl.lit("  第") + pl.col("rank").cast(pl.String)
+            pl.col("index_text") + pl.lit("  第") + pl.col("rank").cast(pl.String)
             + pl.lit("名 ") + pl.col("change_label").str.replace("上升", "▲").str.replace("下降", "▼")
             .str.replace("位", "")
         )
@@ -205,7 +209,9 @@ def ranking_chart(rank: pl.DataFrame, districts: Sequence[str]) -> Chart:
     )
     order = data["district"].to_list()
     base = alt.Chart().encode(
-        y=alt.Y("district:N", sort=order, title=None, axis=alt.Axis(labelLimit=160)),
+        # Every district labelled: Vega drops overlapping labels by default (every second one in a
+        # narrow container).
+        y=alt.Y("district:N", sort=order, title=None, axis=alt.Axis(labelLimit=160, labelOverlap=False)),
     )
     bars = base.mark_bar().encode(
         x=alt.X("index:Q", title="政务服务效能指数", scale=alt.Scale(domain=[0, 115]),
@@ -217,7 +223,7 @@ def ranking_chart(rank: pl.DataFrame, districts: Sequence[str]) -> Chart:
             alt.Tooltip("rank:Q", title="排名"),
             alt.Tooltip("prev_rank:Q", title="上期排名"),
             alt.Tooltip("change_label:N", title="排名变化"),
-            alt.Tooltip("index:Q", title="效能指数", format=".2f"),
+            alt.Tooltip("index:Q", title="效能指数", format=INDEX_UNIT.d3_format),
         ],
     )
     text = base.mark_text(align="left", dx=4, fontSize=12).encode(
@@ -231,13 +237,13 @@ def index_trend_chart(trend: pl.DataFrame, districts: Sequence[str], highlight: 
 
     ``trend``: district, month, index.
     """
-    data = trend.with_columns(pl.col("index").round(2))
+    data = trend.with_columns(shown_column(pl.col("index")))
     y = alt.Y("index:Q", title="效能指数", scale=alt.Scale(zero=False),
               axis=alt.Axis(format=",.0f", tickMinStep=1))
     tooltip = [
         alt.Tooltip("district:N", title="区县"),
         alt.Tooltip("month:O", title="月份"),
-        alt.Tooltip("index:Q", title="效能指数", format=".2f"),
+        alt.Tooltip("index:Q", title="效能指数", format=INDEX_UNIT.d3_format),
     ]
     return _lines(data, y, districts, tooltip, highlight, 380)
 

@@ -17,10 +17,10 @@ from datasets import safe_export
 from datasets.periods import Period
 from datasets.safe_export import neutralize, neutralize_frame
 from datasets.vocabulary import readings
-from metrics.formatting import NO_CHANGE, rank_change_labels
+from metrics.formatting import NO_CHANGE, rank_change_labels, score_columns, shown_column
 from metrics.registry import GROUPS, INDICATORS
 from metrics.scoring import ScoringSettings
-from metrics.units import NULL_TEXT, PERCENT
+from metrics.units import INDEX_UNIT, NULL_TEXT, PERCENT
 
 __all__ = ["neutralize", "neutralize_frame"]  # re-exported: they live in datasets/safe_export.py
 
@@ -28,7 +28,8 @@ __all__ = ["neutralize", "neutralize_frame"]  # re-exported: they live in datase
 # A rank change of 0 reads 持平, as on the pages and in the CSV (metrics.formatting.rank_change_label).
 INT_FORMAT, DEC_FORMAT, SIGNED_FORMAT = "#,##0", "#,##0.00", f'+0;-0;"{NO_CHANGE}"'
 # How a number reads in each format, to size the column.
-_SHOWN = {PERCENT.excel_format: "{:.2%}", INT_FORMAT: "{:,}", DEC_FORMAT: "{:,.2f}", SIGNED_FORMAT: "{:+d}"}
+_SHOWN = {PERCENT.excel_format: "{:.2%}", INT_FORMAT: "{:,}", DEC_FORMAT: "{:,.2f}", SIGNED_FORMAT: "{:+d}",
+          INDEX_UNIT.excel_format: "{:,.1f}"}
 
 
 def rank_export_frame(rank: pl.DataFrame) -> pl.DataFrame:
@@ -70,8 +71,9 @@ def rank_table_chinese(rank: pl.DataFrame) -> pl.DataFrame:
         pl.col("rank_change").alias("排名变化"),
         pl.when(pl.col("ranked")).then(pl.lit("")).otherwise(pl.lit("未排名：") + pl.col("unranked_reason"))
         .alias("未排名原因"),
-        pl.col("index").round(2).alias("效能指数"),
-        *[pl.col(f"group_{g}").round(2).alias(f"{name}得分") for g, name in GROUPS.items()],
+        # Rounded once to the one decimal every page shows (51.946 → 51.9), not to two.
+        shown_column(pl.col("index")).alias("效能指数"),
+        *[shown_column(pl.col(f"group_{g}")).alias(f"{name}得分") for g, name in GROUPS.items()],
     ]
     for i in INDICATORS:
         cols += [
@@ -154,7 +156,8 @@ def write_rank_xlsx(
         imported_at = history["created_at"].max() if history.height else None
     book = safe_export.workbook(out, in_memory=True)
     head = book.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True, "valign": "top"})
-    codes = dict.fromkeys([*(i.unit.excel_format for i in INDICATORS), INT_FORMAT, DEC_FORMAT, SIGNED_FORMAT])
+    codes = dict.fromkeys([*(i.unit.excel_format for i in INDICATORS), INDEX_UNIT.excel_format, INT_FORMAT,
+                           DEC_FORMAT, SIGNED_FORMAT])
     formats = {code: book.add_format({"num_format": code}) for code in codes}
     wrap = book.add_format({"text_wrap": True, "valign": "top"})
     sheet = book.add_worksheet("排名")
@@ -162,6 +165,7 @@ def write_rank_xlsx(
     if note:
         safe_export.write_text(sheet, 0, 0, f"{period.label}数据未报齐。{note}")
     value_formats = {i.name: i.unit.excel_format for i in INDICATORS}
+    value_formats |= {c: INDEX_UNIT.excel_format for c in score_columns(table.columns) if c not in value_formats}
     for c, name in enumerate(table.columns):
         sheet.write_string(top, c, name, head)
         dtype = table.schema[name]

@@ -26,6 +26,27 @@ def fmt_value(key: str, value: float | None) -> str:
     return unit_of(key).value_text(value)
 
 
+def shown(key: str, value: float | None) -> float | None:
+    """The value as a number rounded once as fmt_value shows it (51.946 → 51.9; rates in percent)."""
+    return unit_of(key).shown(value)
+
+
+def shown_column(expr: pl.Expr, key: str = INDEX) -> pl.Expr:
+    """``shown`` over a column (the index, a group score or a change): rounded once with Python's
+    round(), which rounds as the text formatting does (Polars' round rounds ties differently)."""
+    unit = unit_of(key)
+    return expr.map_elements(unit.shown, return_dtype=pl.Float64, skip_nulls=True)
+
+
+# Columns of the page and export tables that hold the index, a group score or their change (one decimal).
+SCORE_SUFFIXES = (INDEX_NAME, "得分", "本期指数", "上期指数", "指数变化")
+
+
+def score_columns(columns: Sequence[str]) -> list[str]:
+    """Columns shown with the index's one decimal: 效能指数, 〇〇得分, 本期/上期指数, 指数变化."""
+    return [c for c in columns if c.endswith(SCORE_SUFFIXES) and not c.endswith(("分子", "分母"))]
+
+
 def fmt_delta(key: str, delta: float | None) -> str | None:
     """A change with its sign: +1.20 个百分点; no sign when it rounds to zero (Unit.change_text)."""
     return unit_of(key).change_text(delta)

@@ -13,7 +13,7 @@ import polars as pl
 
 from datasets.periods import Period, month_range, shift_month
 from metrics.compute import CITY, aggregate, wide_values
-from metrics.formatting import INDEX, INDEX_NAME, aside_text, direction, fmt_delta, fmt_value, scope
+from metrics.formatting import INDEX, INDEX_NAME, aside_text, direction, fmt_delta, fmt_value, scope, shown_column
 from metrics.registry import BY_ID, INDICATORS
 from metrics.scoring import ScoringSettings, score_table
 
@@ -164,7 +164,7 @@ def ranking_brief(rank: pl.DataFrame) -> pl.DataFrame:
         pl.col("rank").alias("排名"),
         pl.col("prev_rank").alias("上期排名"),
         pl.col("rank_change").alias("排名变化"),
-        pl.col(INDEX).round(2).alias(INDEX_NAME),
+        shown_column(pl.col(INDEX)).alias(INDEX_NAME),
         pl.when(pl.col("ranked")).then(pl.lit("")).otherwise(pl.lit("未排名：") + pl.col("unranked_reason"))
         .alias("说明"),
     )
@@ -175,10 +175,12 @@ def unranked_notes(rank: pl.DataFrame) -> list[str]:
     return [f"{r['district']}：{r['unranked_reason']}" for r in rank.filter(~pl.col("ranked")).iter_rows(named=True)]
 
 
-def movers(current: pl.DataFrame, previous: pl.DataFrame, n: int = 5) -> pl.DataFrame:
+def movers(current: pl.DataFrame, previous: pl.DataFrame, n: int = 5, *, rounded: bool = True) -> pl.DataFrame:
     """Districts whose index changed most against the previous period (largest absolute change first).
 
-    ``current`` and ``previous``: ranking() of the period and of the previous period.
+    ``current`` and ``previous``: ranking() of the period and of the previous period. The change is
+    worked out from the unrounded indices; ``rounded`` (the page's table) rounds each number once as
+    it is shown, else the values stay unrounded for a caller that formats them (the bulletin).
     """
     before = previous.select("district", pl.col(INDEX).alias("prev_index"))
     out = current.select("district", "rank", "rank_change", INDEX).join(before, on="district", how="left")
@@ -186,11 +188,12 @@ def movers(current: pl.DataFrame, previous: pl.DataFrame, n: int = 5) -> pl.Data
         pl.col("change").is_not_null()
     )
     out = out.sort([pl.col("change").abs(), "district"], descending=[True, False])
+    show = shown_column if rounded else (lambda e: e)
     return out.head(n).select(
         pl.col("district").alias("区县"),
-        pl.col(INDEX).round(1).alias("本期指数"),
-        pl.col("prev_index").round(1).alias("上期指数"),
-        pl.col("change").round(1).alias("指数变化"),
+        show(pl.col(INDEX)).alias("本期指数"),
+        show(pl.col("prev_index")).alias("上期指数"),
+        show(pl.col("change")).alias("指数变化"),
         pl.col("rank").alias("排名"),
         pl.col("rank_change").alias("排名变化"),
     )

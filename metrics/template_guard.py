@@ -38,7 +38,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from datasets.limited_child import LimitExceeded, Limits, run_module
 
 REQUIRED = {"title": "标题", "body": "正文"}
-OPTIONAL = {"issuer": "发文单位", "issue_date": "成文日期", "city": "城市名称", "period": "统计时段"}
+OPTIONAL = {"issuer": "发文单位", "issue_date": "成文日期", "city": "城市名称", "period": "统计时段",
+            "doc_number": "发文字号", "cc": "抄送", "printer": "印发机关", "print_date": "印发日期"}
 ALLOWED = frozenset(REQUIRED) | frozenset(OPTIONAL)
 PLACEHOLDER_HELP = "；".join(f"{{{{ {k} }}}}（{v}）" for k, v in {**REQUIRED, **OPTIONAL}.items()).replace(
     "{{ body }}", "{{p body }}")
@@ -289,6 +290,8 @@ def _out_of_memory(exc: Exception) -> bool:
 
 
 STAND_IN = {"title": "标" * 60, "issuer": "单" * 40, "issue_date": "2026年12月31日", "city": "市" * 10,
+            "doc_number": "代" * 20 + "〔2026〕9999号", "cc": "抄" * 200, "printer": "印" * 40,
+            "print_date": "2026年12月31日印发",
             "period": "2026年第4季度"}
 
 

@@ -39,6 +39,14 @@ class Unit:
             return NULL_TEXT
         return f"{value * self.scale:.{self.decimals}f}{self.suffix}"
 
+    def shown(self, value: float | None) -> float | None:
+        """The number a reader sees (value × scale, rounded once to ``decimals``) — what CSV and Excel
+        cells hold, so that a cell, a chart label and a sentence agree: 51.946 → 51.9 everywhere."""
+        if value is None or value != value:  # None or NaN
+            return None
+        # round() rounds the exact binary value as format() does, so shown() agrees with value_text().
+        return round(value * self.scale, self.decimals)
+
     def is_flat(self, delta: float) -> bool:
         """Whether a change rounds to zero at the precision shown (0.00 个百分点, 0.0 分)."""
         # round() rounds the exact binary value as format() does, so this agrees with the text shown.
@@ -56,8 +64,8 @@ class Unit:
 
 PERCENT = Unit("%", "%", " 个百分点", 100.0, 2, "0.00%", ".2%", ".1~%")
 DAYS = Unit("工作日", " 工作日", " 工作日", 1.0, 2, "#,##0.00", ",.2f", ",.1~f")
-POINTS = Unit("分", " 分", " 分", 1.0, 1, "#,##0.00", ",.2f", ",.1~f")
-# The efficiency index (效能指数): a 0–100 score without a suffix.
-INDEX_UNIT = Unit("", "", "", 1.0, 1, "#,##0.00", ",.2f", ",.1~f")
+POINTS = Unit("分", " 分", " 分", 1.0, 1, "#,##0.0", ",.1f", ",.1~f")
+# The efficiency index (效能指数) and the group scores: 0–100 without a suffix, one decimal everywhere.
+INDEX_UNIT = Unit("", "", "", 1.0, 1, "#,##0.0", ",.1f", ",.1~f")
 
 UNITS: tuple[Unit, ...] = (PERCENT, DAYS, POINTS, INDEX_UNIT)

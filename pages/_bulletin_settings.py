@@ -25,13 +25,19 @@ def render(engine: Engine, admin: User) -> None:
                              placeholder=bulletin.default_city(engine), help="用于通报标题，如“澄州市”；留空用默认值")
         issuer = st.text_input("发文单位", value=documents.get_text(engine, documents.ISSUER) or "",
                                placeholder=bulletin.DEFAULT_ISSUER, help="红头和落款；不含城市名称时自动加在前面")
+        prefix = st.text_input("发文字号的机关代字", value=documents.get_text(engine, documents.DOC_PREFIX) or "",
+                               placeholder="如：澄政数", help="发文字号写作“机关代字〔年份〕序号号”，如 澄政数〔2026〕12号；"
+                               "序号在下载通报时按上一份通报顺延（可改）。留空则通报不写发文字号")
+        cc = st.text_input("抄送机关", value=documents.get_text(engine, documents.CC) or "",
+                           placeholder="如：市委办公室，市政府办公室", help="写在版记的“抄送：”之后；留空则版记不列抄送")
         text = st.text_area("五、下一步工作要求（每段一行）", height=160,
                             value=documents.get_text(engine, documents.REQUIREMENTS) or bulletin.DEFAULT_REQUIREMENTS)
         saved = st.form_submit_button("保存通报文字")
     if saved:
         try:
             changed = [documents.save_text(engine, admin, key, value) for key, value in
-                       ((documents.CITY_NAME, city), (documents.ISSUER, issuer), (documents.REQUIREMENTS, text))]
+                       ((documents.CITY_NAME, city), (documents.ISSUER, issuer), (documents.DOC_PREFIX, prefix),
+                        (documents.CC, cc), (documents.REQUIREMENTS, text))]
         except PermissionDenied as exc:
             st.error(shared.plain(f"未保存：{exc}"))
         else:
@@ -43,7 +49,8 @@ def render(engine: Engine, admin: User) -> None:
     st.markdown("**通报模板（Word）**")
     st.caption(
         "通报按模板生成：模板中必须有 {{ title }}（标题）和单独成段的 {{p body }}（正文），可选 {{ issuer }}（发文单位）、"
-        "{{ issue_date }}（成文日期）、{{ city }}、{{ period }}。可以先下载当前模板，在 Word/WPS 中换成本单位的红头后上传。"
+        "{{ issue_date }}（成文日期）、{{ city }}、{{ period }}、{{ doc_number }}（发文字号）、{{ cc }}（抄送）、"
+        "{{ printer }}（印发机关）、{{ print_date }}（印发日期）。可以先下载当前模板，在 Word/WPS 中换成本单位的红头后上传。"
         f"模板中只能写这些占位符（不能有表达式、过滤器或 {{% %}} 语句），文件不超过 {bulletin_docx.MAX_TEMPLATE_MIB} MiB。"
     )
     st.caption("当前：" + ("默认模板" if stored is None else

@@ -38,6 +38,7 @@ from metrics.formatting import (
     is_good,
     percent_columns,
     rank_change_labels,
+    score_columns,
 )
 from metrics.overview import Card
 from metrics.registry import INDICATORS
@@ -384,12 +385,15 @@ def column_config(frame: pl.DataFrame) -> dict[str, object]:
     scores with two decimals."""
     config: dict[str, object] = {}
     percents = set(percent_columns(frame.columns))
+    scores = set(score_columns(frame.columns))
     for name, dtype in frame.schema.items():
         if name == "排名变化" and dtype == pl.String:  # +2 / 持平 (rank_change_labels): aligned as numbers
             config[name] = st.column_config.TextColumn(name, alignment="right")
         if not dtype.is_numeric():
             continue
-        if name in percents:
+        if name in scores:  # the index, group scores and their change: one decimal, as everywhere
+            config[name] = st.column_config.NumberColumn(name, format="%+.1f" if "变化" in name else "%.1f")
+        elif name in percents:
             config[name] = st.column_config.NumberColumn(name, format=f"%.{PERCENT.decimals}f%%")
         elif name.endswith(("分子", "分母")):
             config[name] = st.column_config.NumberColumn(name, format="localized")

@@ -6,6 +6,7 @@ the accounts that may download (session.may_download), each download recorded in
 import streamlit as st
 
 from datasets import admin as actions
+from datasets import documents
 from metrics import bulletin, bulletin_docx
 from pages import _auth_ui as ui
 from pages import _catalog as catalog
@@ -36,6 +37,15 @@ st.caption(
 def _download(label: str, district: str | None, fmt: str, key: str) -> None:
     name = f"{bulletin_docx.file_stem(doc, district)}.{fmt}"
     what = "区县报告单" if district else "月度通报"
+    numbered = district is None and inputs.doc_prefix.strip()
+    if numbered:  # the 发文字号 goes into the audit entry and becomes the last number issued
+        number = bulletin.doc_number(inputs.doc_prefix, inputs.today.year, inputs.sequence)
+        record, args = documents.record_number, (
+            engine, user.username, inputs.today.year, inputs.sequence,
+            f"{name}（{what}，{period.label}，发文字号 {number}）", catalog.PAGE_BULLETIN)
+    else:
+        record, args = actions.record_download, (engine, user, f"{name}（{what}，{period.label}）",
+                                                 catalog.PAGE_BULLETIN)
     st.download_button(
         label,
         # Generated when clicked (on a separate thread), so the page itself stays quick.
@@ -43,8 +53,8 @@ def _download(label: str, district: str | None, fmt: str, key: str) -> None:
         file_name=name,
         mime=DOCX_MIME if fmt == "docx" else "application/pdf",
         key=key,
-        on_click=actions.record_download,
-        args=(engine, user, f"{name}（{what}，{period.label}）", catalog.PAGE_BULLETIN),
+        on_click=record,
+        args=args,
     )
 
 
@@ -61,6 +71,11 @@ elif session.may_download(user, catalog.PAGE_BULLETIN):
     c1, c2 = st.columns(2)
     with c1.container(border=True):
         st.markdown("**月度通报**")
+        if inputs.doc_prefix.strip():  # proposed: one after the last number issued this year
+            inputs.sequence = int(st.number_input(
+                f"发文字号序号（{inputs.doc_prefix}〔{inputs.today.year}〕□号）", min_value=1, max_value=9999,
+                value=inputs.sequence, step=1, key="bulletin_sequence",
+                help="按上一份下载的通报顺延；下载时记入审计日志"))
         _download("下载通报（Word）", None, "docx", "dl_bulletin_docx")
         if pdf:
             _download("下载通报（PDF）", None, "pdf", "dl_bulletin_pdf")

@@ -7,6 +7,7 @@ period, formatted with the page formatters (metrics/formatting.py).
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import re
@@ -44,7 +45,8 @@ def docx_text(content: bytes) -> tuple[list[str], list[list[list[str]]]]:
     """Paragraph texts and tables (rows of cell texts) of a .docx."""
     doc = Document(io.BytesIO(content))
     paragraphs = [p.text.replace("\n", "") for p in doc.paragraphs]  # titles break before the period
-    tables = [[[c.text for c in row.cells] for row in t.rows] for t in doc.tables]
+    # Headers may break onto two lines over narrow columns ("名次↵变化"): compared without the break.
+    tables = [[[c.text.replace("\n", "") for c in row.cells] for row in t.rows] for t in doc.tables]
     return paragraphs, tables
 
 
@@ -111,19 +113,20 @@ def test_ranking_table_equals_rank_cli(demo: Demo, tmp_path: Path, which: str):
     paragraphs, tables = docx_text(bulletin_docx.bulletin_docx(doc))
     assert f"（{period.label}）" in doc.title
     rows = tables[0]
-    assert rows[0] == ["名次", "名次变化", "区县", "效能指数", *GROUPS.values()]
+    assert rows[0] == ["名次", "名次变化", "区县", "效能指数", *GROUPS.values(), "说明"]
     cli = cli_rank(demo, period, tmp_path)
     assert len(rows) - 1 == len(inp.districts)
     expected = {r["district"]: r for r in cli.iter_rows(named=True)}
     for row in rows[1:]:
-        rank, change, district, index, *groups = row
+        rank, change, district, index, *groups, note = row
         want = expected[district]
-        if want["rank"] is None:  # 未排名: the reason stands in the index column
-            assert (rank, index) == ("未排名", want["unranked_reason"])
-            continue
-        assert rank == str(want["rank"])
+        # Ranked or not, the index and the group scores in their own columns; the reason in 说明.
         assert index == fmt_value(INDEX, want["index"])
         assert groups == [fmt_value(INDEX, want[f"group_{g}"]) for g in GROUPS]
+        if want["rank"] is None:
+            assert (rank, change, note) == ("未排名", NULL_TEXT, want["unranked_reason"])
+            continue
+        assert rank == str(want["rank"]) and note == ""
         rc = want["rank_change"]
         assert change == ("上期未排名" if rc is None else "持平" if rc == 0 else
                           f"上升{rc}位" if rc > 0 else f"下降{-rc}位")
@@ -216,7 +219,8 @@ def test_empty_period(demo: Demo):
     text = "\n".join(paragraphs)
     assert "全市尚无已报送的数据" in text and "没有可排名的区县" in text
     assert [r[0] for r in tables[0][1:]] == ["未排名"] * len(inp.districts)
-    assert all(r[3].startswith(f"缺少 {EMPTY.first} 办件明细；缺少 {EMPTY.first} 好差评") for r in tables[0][1:])
+    assert all(r[-1].startswith(f"缺少 {EMPTY.first} 办件明细；缺少 {EMPTY.first} 好差评") for r in tables[0][1:])
+    assert all(r[3] == NULL_TEXT for r in tables[0][1:])
     assert "不作进退步比较" in text
     reports = bulletin.build_reports(inp, [inp.districts[0]])
     _, cards = docx_text(bulletin_docx.reports_docx(reports, doc))
@@ -239,7 +243,7 @@ def test_a_district_without_data_is_unranked_with_its_reason(demo_copy: Demo, tm
     last = next(r for r in tables[0] if r[2] == "新设区")
     month = demo_copy.period.first
     reason = f"缺少 {month} 办件明细；缺少 {month} 好差评；无事项清单"
-    assert last[:4] == ["未排名", NULL_TEXT, "新设区", reason]
+    assert last[:4] == ["未排名", NULL_TEXT, "新设区", NULL_TEXT] and last[-1] == reason
     assert any(p.startswith("未参加排名的区县：") and f"新设区（{reason}）" in p for p in paragraphs)
     # The ranked districts keep the CLI's ranks.
     cli = cli_rank(demo_copy, demo_copy.period, tmp_path)
@@ -390,17 +394,16 @@ def _need_pdf_tools() -> None:
         pytest.skip(reason)
 
 
-def test_pdf_shows_the_chinese_text_and_the_table(month_doc):
+def test_pdf_shows_the_chinese_text_and_the_table(month_doc, month_pdf):
     import subprocess
 
-    _need_pdf_tools()
-    inp, doc, content = month_doc
-    pdf = bulletin_docx.to_pdf(content)
+    inp, doc, _ = month_doc
+    pdf = month_pdf
     assert pdf.startswith(b"%PDF")
     text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
     flat = re.sub(r"\s+", "", text)
     assert re.sub(r"\s+", "", doc.title) in flat
-    assert "表1各区县政务服务效能指数排名" in flat and all(d in flat for d in inp.districts)
+    assert "表1" in flat and "各区县政务服务效能指数排名" in flat and all(d in flat for d in inp.districts)
     assert all(t in flat for t in bulletin.SECTION_TITLES)
     assert "{{" not in text and "{%" not in text
     assert "—1—" in flat  # the page number
@@ -458,3 +461,372 @@ def test_settings_page_saves_texts_and_refuses_a_template_without_body(demo_copy
     assert "模板未保存：通报模板缺少占位符" in texts(at.error) and "p body" in texts(at.error)
     assert documents.get(engine, documents.TEMPLATE) is None
     engine.dispose()
+
+
+
+@pytest.fixture(scope="module")
+def month_pdf(month_doc) -> bytes:
+    _need_pdf_tools()
+    return bulletin_docx.to_pdf(month_doc[2])
+
+
+def pdf_fonts(pdf: bytes) -> set[str]:
+    """Font names (subset prefix dropped) that ``pdffonts`` lists for the PDF."""
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(pdf)
+        f.flush()
+        out = subprocess.run(["pdffonts", f.name], capture_output=True, check=True, text=True).stdout
+    return {line.split()[0].split("+", 1)[-1] for line in out.splitlines()[2:] if line.strip()}
+
+
+def pdf_runs(pdf: bytes) -> list[tuple[int, str, str, float]]:
+    """(page, text, font family, size) of every text run, from poppler's ``pdftohtml -xml``."""
+    import subprocess
+    import tempfile
+    import xml.etree.ElementTree as ET
+
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(pdf)
+        f.flush()
+        out = subprocess.run(["pdftohtml", "-xml", "-i", "-stdout", "-q", f.name], capture_output=True,
+                             check=True).stdout
+    root = ET.fromstring(out.replace(b"<!DOCTYPE pdf2xml SYSTEM \"pdf2xml.dtd\">", b""))
+    runs = []
+    for page in root.iter("page"):
+        fonts = {s.get("id"): (s.get("family", "").split("+", 1)[-1], float(s.get("size", 0)))
+                 for s in page.iter("fontspec")}
+        fonts |= {s.get("id"): (s.get("family", "").split("+", 1)[-1], float(s.get("size", 0)))
+                  for s in root.iter("fontspec")}
+        for t in page.iter("text"):
+            family, size = fonts[t.get("font")]
+            runs.append((int(page.get("number")), "".join(t.itertext()), family, size))
+    return runs
+
+
+def pdf_lines(pdf: bytes) -> list[tuple[int, str]]:
+    """(page, text) of every printed line: the runs pdftohtml finds at one height, left to right (a
+    run ends where the font changes, as between CJK text and digits)."""
+    import subprocess
+    import tempfile
+    import xml.etree.ElementTree as ET
+
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(pdf)
+        f.flush()
+        out = subprocess.run(["pdftohtml", "-xml", "-i", "-stdout", "-q", f.name], capture_output=True,
+                             check=True).stdout
+    root = ET.fromstring(out.replace(b"<!DOCTYPE pdf2xml SYSTEM \"pdf2xml.dtd\">", b""))
+    out_lines: list[tuple[int, str]] = []
+    for page in root.iter("page"):
+        runs = sorted((int(t.get("top")), int(t.get("left")), "".join(t.itertext())) for t in page.iter("text"))
+        line: list[tuple[int, str]] = []
+        top = None
+        for run_top, left, text in runs:  # runs within 3 px of the line's first run are on that line
+            if top is not None and run_top - top > 3:
+                out_lines.append((int(page.get("number")), "".join(t for _, t in sorted(line))))
+                line = []
+                top = None
+            top = run_top if top is None else top
+            line.append((left, text))
+        if line:
+            out_lines.append((int(page.get("number")), "".join(t for _, t in sorted(line))))
+    return out_lines
+
+
+def test_pdf_title_body_and_headings_come_out_in_different_faces(month_pdf):
+    """The face the PDF uses for the title (小标宋), the body (仿宋), the 一、 headings (黑体) and the
+    （一） headings (楷体) differ: official fonts when installed, else the free ones that
+    metrics/fonts/fonts.conf substitutes. Checked on the bulletin's first page."""
+    import shutil
+
+    if not (shutil.which("pdffonts") and shutil.which("pdftohtml")):
+        pytest.skip("没有安装 pdffonts、pdftohtml（poppler-utils）")
+    runs = [r for r in pdf_runs(month_pdf) if r[0] == 1]
+
+    def face(pred) -> str:
+        found = [family for _, text, family, _ in runs if pred(text)]
+        assert found, [r[1] for r in runs]
+        return found[0]
+
+    faces = {
+        "title": face(lambda t: "政务服务效能评估通报" in t),
+        "body": face(lambda t: "全市政务服务效能指数" in t),
+        "h1": face(lambda t: t.strip() == bulletin.SECTION_TITLES[0]),
+        "h2": face(lambda t: t.startswith("（一）")),
+    }
+    assert len(set(faces.values())) == 4, faces
+    # pdffonts lists the same faces as embedded fonts.
+    listed = pdf_fonts(month_pdf)
+    assert all(any(f.startswith(face) or face.startswith(f.split("-")[0]) for f in listed)
+               for face in faces.values()), (faces, listed)
+
+
+# --- one rounding ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("raw", "shown"), [(51.946, "51.9"), (51.95, "52.0"), (64.049, "64.0"), (0.04, "0.0")])
+def test_the_index_reads_the_same_on_every_surface(demo: Demo, raw: float, shown: str):
+    """One district's index set to ``raw`` reads ``shown`` on the page's table, in the Excel (value and
+    one-decimal format), the CSV, the bulletin's .docx (sentence and table) and the ranking chart's
+    label and tooltip value: rounded once from the unrounded value (51.946 never becomes 51.95 → 52.0)."""
+    import openpyxl
+
+    from metrics import charts, exports, overview
+
+    inp = inputs_for(demo, demo.period)
+    rank = inp.rank()
+    district = rank.filter(pl.col("ranked"))["district"][0]
+    rank = rank.with_columns(pl.when(pl.col("district") == district).then(pl.lit(raw)).otherwise(pl.col(INDEX))
+                             .alias(INDEX))
+    inp._rank[inp.period] = rank  # every surface below reads this ranking
+
+    brief = overview.ranking_brief(rank).filter(pl.col("区县") == district)
+    assert f"{brief['效能指数'][0]:.1f}" == shown
+
+    book = openpyxl.load_workbook(io.BytesIO(exports.rank_xlsx_bytes(rank, demo.period, demo.settings)))
+    sheet = book["排名"]
+    header = [c.value for c in sheet[1]]
+    row = next(r for r in sheet.iter_rows(min_row=2) if r[header.index("区县")].value == district)
+    cell = row[header.index("效能指数")]
+    assert (f"{cell.value:.1f}", cell.number_format) == (shown, "#,##0.0")
+    assert all(row[header.index(f"{g}得分")].number_format == "#,##0.0" for g in GROUPS.values()
+               if isinstance(row[header.index(f"{g}得分")].value, float))
+
+    csv = pl.read_csv(io.BytesIO(exports.rank_csv_bytes(rank)), infer_schema=False)
+    assert csv.filter(pl.col("区县") == district)["效能指数"][0] == shown
+
+    doc = bulletin.build_bulletin(inp, with_charts=False)
+    paragraphs, tables = docx_text(bulletin_docx.bulletin_docx(doc))
+    table = next(t for t in tables if t[0][:4] == ["名次", "名次变化", "区县", "效能指数"])
+    assert next(r for r in table if r[2] == district)[3] == shown
+    assert any(f"{district}（{shown}）" in p for p in paragraphs)  # first in the ranking: named among 前三位
+
+    spec = charts.ranking_chart(rank.filter(pl.col("ranked")), inp.districts).to_dict(validate=False)
+    rows = next(iter(spec["datasets"].values()))
+    mine = next(r for r in rows if r["district"] == district)
+    assert mine["label"].startswith(f"{shown}  第") and f"{mine['index']:.1f}" == shown
+    tooltip = next(t for t in spec["layer"][0]["encoding"]["tooltip"] if t["field"] == "index")
+    assert tooltip["format"] == ",.1f"
+
+
+def test_movers_change_is_worked_out_from_unrounded_values_and_rounded_once():
+    """64.049 → 53.751: the change 10.298 reads +10.3 (not 64.0 − 53.8 = 10.2), each number one decimal."""
+    from metrics import overview
+
+    now = pl.DataFrame({"district": ["甲区"], "rank": [1], "rank_change": [0], INDEX: [64.049]})
+    before = pl.DataFrame({"district": ["甲区"], INDEX: [53.751]})
+    row = overview.movers(now, before).row(0, named=True)
+    assert (row["本期指数"], row["上期指数"], row["指数变化"]) == (64.0, 53.8, 10.3)
+    raw = overview.movers(now, before, rounded=False).row(0, named=True)
+    assert fmt_delta(INDEX, raw["指数变化"]) == "+10.3" and fmt_value(INDEX, raw["上期指数"]) == "53.8"
+
+
+# --- tables that print well ----------------------------------------------------------------------------
+
+
+def _tables_xml(content: bytes):
+    from docx.oxml.ns import qn
+
+    doc = Document(io.BytesIO(content))
+    return [(t._tbl, qn) for t in doc.tables]
+
+
+def test_tables_repeat_their_header_never_split_a_row_and_fit_their_cells(month_doc):
+    """Every row of every table has w:cantSplit, the first row w:tblHeader; a column that must not wrap
+    is at least as wide as its widest cell (as laid out, with the cell margins) and its cells say
+    w:noWrap; the widths fill the 156 mm type area."""
+    inp, doc, content = month_doc
+    blocks = [b for s in doc.sections for b in s.blocks if isinstance(b, bulletin.Table)]
+    reports = bulletin.build_reports(inp, inp.districts[:2])
+    cards = bulletin_docx.reports_docx(reports, doc)
+    card_blocks = [b for r in reports for b in r.blocks if isinstance(b, bulletin.Table)]
+    checked = 0
+    for content_, blocks_, layout in ((content, blocks, bulletin_docx.BULLETIN), (cards, card_blocks, bulletin_docx.CARD)):
+        for (tbl, qn), block in zip(_tables_xml(content_), blocks_, strict=True):
+            rows = tbl.findall(qn("w:tr"))
+            assert len(rows) == len(block.rows) + 1
+            assert all(r.find(f"{qn('w:trPr')}/{qn('w:cantSplit')}") is not None for r in rows)
+            assert rows[0].find(f"{qn('w:trPr')}/{qn('w:tblHeader')}") is not None
+            assert all(r.find(f"{qn('w:trPr')}/{qn('w:tblHeader')}") is None for r in rows[1:])
+            widths = [int(g.get(qn("w:w"))) / 20 for g in tbl.find(qn("w:tblGrid")).findall(qn("w:gridCol"))]
+            assert abs(sum(widths) - bulletin_docx.TYPE_WIDTH_PT) < 2
+            size = bulletin_docx.SIZE_S5 if bulletin_docx._squeezed(block, layout.table_text) else layout.table_text
+            for c, header in enumerate(block.headers):
+                if header in block.wrap:
+                    continue
+                widest = max(bulletin_docx._line_width(str(r[c]), size) for r in block.rows)
+                assert widths[c] >= widest + 2 * bulletin_docx.CELL_PAD_PT - 0.1, (header, widths[c], widest)
+                cells = [r.findall(qn("w:tc"))[c] for r in rows[1:]]
+                assert all(tc.find(f"{qn('w:tcPr')}/{qn('w:noWrap')}") is not None for tc in cells), header
+            checked += 1
+    assert checked >= 3  # 表1, 表2 and the cards' indicator tables
+
+
+@pytest.mark.parametrize(("text", "width"), [("92.2", 4), ("上升2位", 9), ("澜湾新区", 8), ("12345热线", 10)])
+def test_cell_width_counts_the_space_between_cjk_and_digits(text, width):
+    assert bulletin_docx._spaced_width(text) == width
+
+
+@pytest.mark.parametrize(("header", "content", "shown"),
+                         [("12345热线", 5, "12345\n热线"), ("名次变化", 8, "名次变化"), ("名次变化", 4, "名次\n变化"),
+                          ("便利度", 4, "便利度"), ("差评未按时整改（条）", 2, "差评未按时整改\n（条）")])
+def test_a_header_wraps_only_where_wider_than_its_column(header, content, shown):
+    assert bulletin_docx.header_text(header, content) == shown
+
+
+def test_pdf_table_cells_are_never_broken(month_doc, month_pdf):
+    """In the PDF, every district name and every number of 表1 stands whole on one line, and the
+    unranked district's row (index and reason) is on one page."""
+    import shutil
+
+    if not shutil.which("pdftohtml"):
+        pytest.skip("没有安装 pdftohtml（poppler-utils）")
+    inp, _, _ = month_doc
+    table = bulletin.ranking_rows(inp)
+    flat = [(page, re.sub(r"\s+", "", text)) for page, text in pdf_lines(month_pdf)]
+    for row in table.rows:
+        pages = set()
+        for header, cell in zip(table.headers, row, strict=True):
+            if header in table.wrap or not cell or cell == NULL_TEXT:
+                continue
+            hits = {page for page, text in flat if re.sub(r"\s+", "", cell) in text}
+            assert hits, (row[2], header, cell)
+            pages |= hits
+        if row[0] == "未排名":
+            reason_start = re.sub(r"\s+", "", row[-1])[:4]
+            assert {page for page, text in flat if reason_start in text} & pages, row
+
+
+# --- 发文字号, 抄送 and 版记 ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("prefix", "year", "seq", "text"),
+                         [("澄政数", 2026, 12, "澄政数〔2026〕12号"), (" 澄政数 ", 2027, 1, "澄政数〔2027〕1号"),
+                          ("", 2026, 3, "")])
+def test_doc_number_is_written_after_gbt_9704(prefix, year, seq, text):
+    assert bulletin.doc_number(prefix, year, seq) == text
+
+
+def test_the_sequence_is_proposed_after_the_last_download_and_recorded_in_the_audit_log(sqlite_engine):
+    engine = sqlite_engine
+    assert documents.next_sequence(engine, 2026) == 1
+    documents.record_number(engine, "evaluator1", 2026, 12, "通报.pdf（发文字号 澄政数〔2026〕12号）", "月度通报")
+    assert documents.next_sequence(engine, 2026) == 13
+    assert documents.next_sequence(engine, 2027) == 1  # numbers restart each year
+    # Downloading an earlier number again does not move the proposal back.
+    documents.record_number(engine, "evaluator1", 2026, 5, "通报.docx（发文字号 澄政数〔2026〕5号）", "月度通报")
+    assert documents.last_number(engine) == (2026, 12) and documents.next_sequence(engine, 2026) == 13
+    log = accounts.audit_entries(engine, action="download")
+    assert log.height == 2 and "澄政数〔2026〕12号" in log["内容"].to_list()[-1]
+
+
+def test_letterhead_number_and_imprint_come_from_the_settings(demo_copy: Demo):
+    engine = store.make_engine(demo_copy.url)
+    admin = next(u for u in demo_copy.users.values() if u.is_admin)
+    documents.save_text(engine, admin, documents.DOC_PREFIX, "澄政数")
+    documents.save_text(engine, admin, documents.CC, "市委办公室，市政府办公室")
+    documents.record_number(engine, admin.username, 2026, 11, "x", "月度通报")
+    inp = bulletin.load_inputs(engine, demo_copy.comps, demo_copy.settings, demo_copy.period,
+                               today=dt.date(2026, 12, 7))
+    engine.dispose()
+    assert inp.sequence == 12
+    doc = bulletin.build_bulletin(inp, with_charts=False)
+    assert (doc.doc_number, doc.cc, doc.print_date) == ("澄政数〔2026〕12号", "抄送：市委办公室，市政府办公室。",
+                                                         "2026年12月7日印发")
+    content = bulletin_docx.bulletin_docx(doc)
+    paragraphs, _ = docx_text(content)
+    # The 发文字号 stands between the issuer (red) and the title.
+    assert paragraphs.index(doc.doc_number) < paragraphs.index(doc.title)
+    assert paragraphs.index(doc.issuer) < paragraphs.index(doc.doc_number)
+    # The 版记: a table in a text box anchored to the foot of the last page's type area.
+    xml = all_xml(content)
+    box = xml[xml.index('name="版记"'):]
+    assert '<wp:positionV relativeFrom="margin"><wp:align>bottom</wp:align>' in xml
+    assert box.index(doc.cc) < box.index(doc.issuer) < box.index(doc.print_date)
+    # The report cards carry no number of their own.
+    cards, _ = docx_text(bulletin_docx.reports_docx(bulletin.build_reports(inp, inp.districts[:1]), doc))
+    assert doc.doc_number not in cards
+
+
+# --- wording: no "most" where values tie -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("items", "text"),
+    [
+        (["甲", "乙", "乙"], "最多的事项是“乙”（2 件）"),
+        (["甲", "乙", "丙"], "涉及 3 个事项，各 1 件"),  # every item once: no "most"
+        (["甲", "甲", "乙", "乙", "丙"], "“乙”“甲”并列最多（各 2 件）"),  # names in sorted order
+        (["甲"], "涉及的事项是“甲”（1 件）"),
+    ],
+)
+def test_the_worst_item_is_named_only_when_it_is_alone(items, text):
+    frame = pl.DataFrame({"事项名称": items, "实施部门": ["局"] * len(items), "所属区县": ["甲区"] * len(items)})
+    assert bulletin._worst(alerts.RED_CARDS, frame) == text
+
+
+def test_tied_ranks_are_all_named_among_the_first_three(demo: Demo):
+    inp = inputs_for(demo, demo.period)
+    rank = inp.rank()
+    ranked = rank.filter(pl.col("ranked"))
+    fourth = ranked["district"][3]
+    # The fourth district ties with the third: both have rank 3.
+    rank = rank.with_columns(pl.when(pl.col("district") == fourth).then(pl.lit(3)).otherwise(pl.col("rank"))
+                             .alias("rank"))
+    inp._rank[inp.period] = rank
+    blocks = bulletin._ranking_section(inp, with_charts=False)
+    text = next(b.text for b in blocks if isinstance(b, bulletin.Paragraph) and "前三位" in b.text)
+    head = text.split("；")[0]
+    assert fourth in head and all(d in head for d in ranked["district"][:3].to_list())
+
+
+def test_pdf_layout_follows_gbt_9704(month_pdf):
+    """Measured on the PDF (pdftohtml's boxes): A4; text inside the 156 mm type area (left 28 mm,
+    right 26 mm); full lines of 三号 text hold 28 characters; the page numbers "— n —" sit one
+    character in from the outside corner (odd pages right, even pages left), about 7 mm below the type
+    area."""
+    import subprocess
+    import tempfile
+    import xml.etree.ElementTree as ET
+
+    if not shutil_which("pdftohtml"):
+        pytest.skip("没有安装 pdftohtml（poppler-utils）")
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(month_pdf)
+        f.flush()
+        out = subprocess.run(["pdftohtml", "-xml", "-i", "-stdout", "-q", f.name], capture_output=True,
+                             check=True).stdout
+    root = ET.fromstring(out.replace(b'<!DOCTYPE pdf2xml SYSTEM "pdf2xml.dtd">', b""))
+    pages = list(root.iter("page"))
+    assert len(pages) >= 3
+    for page in pages:
+        width, height = int(page.get("width")), int(page.get("height"))
+        assert abs(height / width - 297 / 210) < 0.002  # A4
+        mm = width / 210
+        texts = [t for t in page.iter("text") if "".join(t.itertext()).strip()]
+        number = [t for t in texts if "—" in "".join(t.itertext()) and int(t.get("top")) > 262 * mm]
+        body = [t for t in texts if t not in number]
+        assert min(int(t.get("left")) for t in body) >= 28 * mm - 2
+        assert max(int(t.get("left")) + int(t.get("width")) for t in body) <= (210 - 26) * mm + 2
+        assert number, page.get("number")
+        left = min(int(t.get("left")) for t in number)
+        right = max(int(t.get("left")) + int(t.get("width")) for t in number)
+        if int(page.get("number")) % 2:  # odd: right, one 四号 character (4.9 mm) in from the type area
+            assert abs(right - (210 - 26 - 4.9) * mm) < 2 * mm, (page.get("number"), right / mm)
+        else:
+            assert abs(left - (28 + 4.9) * mm) < 2 * mm, (page.get("number"), left / mm)
+        top = min(int(t.get("top")) for t in number) / mm
+        assert 262 + 2 < top < 262 + 9, top  # below the type area (its foot at 297 − 35 mm)
+    # 28 characters a line: the longest line of Chinese text only (the requirements) holds 28.
+    cjk_lines = [text for _, text in pdf_lines(month_pdf)
+                 if len(text.strip()) >= 20 and all(ord(ch) >= 0x2E80 for ch in text.strip())]
+    assert cjk_lines and max(len(t.strip()) for t in cjk_lines) == 28, cjk_lines
+
+
+def shutil_which(name: str) -> str | None:
+    import shutil
+
+    return shutil.which(name)

@@ -17,6 +17,7 @@ from datasets import accounts, store
 from tests.browser_support import SLOW, Server, browser, expect_heading, login, nav
 
 pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 def test_evaluator_downloads_the_bulletin(browser_server: Server, tmp_path: Path):
@@ -38,6 +39,15 @@ def test_evaluator_downloads_the_bulletin(browser_server: Server, tmp_path: Path
                 page.get_by_role("button", name="下载通报（Word）").click()
             target = tmp_path / download.value.suggested_filename
             download.value.save_as(target)
+            # 图2 of the preview at a desktop and a phone width, for looking at (every district labelled:
+            # the ranking chart's axis keeps overlapping labels, tests/test_charts.py).
+            ARTIFACTS.mkdir(exist_ok=True)
+            for width in (1440, 390):
+                page.set_viewport_size({"width": width, "height": 1000})
+                caption = page.get_by_text(re.compile("^图2")).first
+                caption.scroll_into_view_if_needed()
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(ARTIFACTS / f"bulletin_preview_fig2_{width}.png"))
         finally:
             b.close()
 

@@ -166,6 +166,12 @@ def test_ranking_chart_orders_by_rank_and_labels_changes(comps, inv):
             assert f"▼{-r['rank_change']}" in label
     titles = [t["title"] for t in bars["encoding"]["tooltip"]]
     assert titles == ["区县", "排名", "上期排名", "排名变化", "效能指数"]
+    # Every district labelled, however narrow the container (Vega drops overlapping labels otherwise).
+    assert bars["encoding"]["y"]["axis"]["labelOverlap"] is False
+    # The index once rounded, to the one decimal of every page (51.946 → 51.9, not 51.95 → 52.0).
+    assert all(rows[d]["index"] == round(v, 1) for d, v in zip(rank["district"], rank["index"], strict=True)
+               if v is not None)
+    assert bars["encoding"]["tooltip"][-1]["format"] == ",.1f"
 
 
 def test_compare_chart_target_city_and_tooltips(comps):

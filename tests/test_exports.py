@@ -15,9 +15,10 @@ from datasets.ingest import import_frame
 from datasets.periods import Period
 from datasets.quality import all_districts
 from metrics.exports import rank_csv_bytes, rank_xlsx_bytes, text_width, whole_numbers
-from metrics.registry import INDICATORS, PERCENT
+from metrics.registry import INDICATORS
 from metrics.scoring import load_settings, ranking
 from metrics.service import compute_components
+from metrics.units import PERCENT
 from tests.factories import at, frame
 from tests.test_store_and_cli import _load_two_exports
 
@@ -98,7 +99,7 @@ def test_xlsx_formats_widths_filter_and_chinese(ranked):
     for ind in INDICATORS:
         value_cell = sheet.cell(2, column_of[ind.name])
         if isinstance(value_cell.value, float | int):
-            assert value_cell.number_format == ("0.00%" if ind.unit == PERCENT else "#,##0.00"), ind.name
+            assert value_cell.number_format == ind.unit.excel_format, ind.name
         for part in ("分子", "分母"):
             cell = sheet.cell(2, column_of[f"{ind.name}·{part}"])
             if isinstance(cell.value, int | float) and float(cell.value).is_integer():

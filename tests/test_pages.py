@@ -24,6 +24,7 @@ from metrics.compute import CITY, aggregate
 from metrics.exports import rank_table_chinese
 from metrics.registry import INDICATORS
 from metrics.scoring import load_settings
+from metrics.units import INDEX_UNIT
 from tests.apptest_support import (
     ADMIN_NAME,
     ALL_NAME,
@@ -88,7 +89,8 @@ def test_overview_city_cards_ranking_chart_and_alert_lists(demo: Demo, monkeypat
     rank = demo.ranking()
     shown = table(at, "上期排名")
     assert shown["区县"].to_list() == rank["district"].to_list()
-    assert shown["效能指数"].to_list() == pytest.approx(rank["index"].round(2).to_list())
+    # One decimal, rounded once (metrics/units.py: Unit.shown).
+    assert shown["效能指数"].to_list() == [INDEX_UNIT.shown(v) for v in rank["index"].to_list()]
     bar = next(c for c in charts(at) if "layer" in c and c["layer"][0]["mark"]["type"] == "bar")
     assert bar["layer"][0]["encoding"]["y"]["sort"] == rank["district"].to_list()
 
@@ -447,7 +449,7 @@ def test_settings_save_updates_ranking(demo_copy: Demo, monkeypatch):
     expected = demo_copy.ranking(settings=saved)
     before = demo_copy.ranking()
     shown = table(at, "排名")
-    assert shown["效能指数"].to_list() == pytest.approx(expected["index"].round(2).to_list())
+    assert shown["效能指数"].to_list() == [INDEX_UNIT.shown(v) for v in expected["index"].to_list()]
     assert expected["index"].to_list() != pytest.approx(before["index"].to_list())
     engine.dispose()
 

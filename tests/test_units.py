@@ -117,3 +117,30 @@ def test_percent_columns_are_the_percent_indicators() -> None:
         "按时办结率",
         "好评率",
     ]
+
+
+@pytest.mark.parametrize(
+    ("unit", "value", "shown"),
+    [(INDEX_UNIT, 51.946, 51.9), (INDEX_UNIT, 51.25, 51.2), (INDEX_UNIT, None, None), (PERCENT, 0.51236, 51.24),
+     (POINTS, 92.06, 92.1), (DAYS, 3.205, 3.21)],
+)
+def test_shown_is_the_number_the_text_shows(unit: Unit, value: float | None, shown: float | None) -> None:
+    assert unit.shown(value) == shown
+
+
+@given(value=st.floats(min_value=-1e6, max_value=1e6, allow_nan=False))
+def test_shown_agrees_with_value_text_and_the_polars_column(value: float) -> None:
+    """A cell holding shown() reads, at the unit's decimals, exactly what value_text() writes, and
+    formatting.shown_column rounds a column the same way (Polars' own round() differs on ties)."""
+    import polars as pl
+
+    for unit in UNITS:
+        number = unit.shown(value)
+        assert f"{number:.{unit.decimals}f}{unit.suffix}" == unit.value_text(value)
+    column = pl.DataFrame({"v": [value]}).select(formatting.shown_column(pl.col("v")))["v"][0]
+    assert column == INDEX_UNIT.shown(value)
+
+
+def test_score_columns_are_shown_with_one_decimal() -> None:
+    assert formatting.score_columns(["区县", "效能指数", "网上办事得分", "本期指数", "指数变化", "排名变化", "满意度得分·分子"]) == [
+        "效能指数", "网上办事得分", "本期指数", "指数变化"]
