@@ -105,10 +105,12 @@ def make_demo(path: Path) -> Demo:
 def sign_in(at: AppTest, user: User, url: str, now: dt.datetime | None = None) -> AppTest:
     """Put a signed-in session (as ``session.sign_in`` makes it: a record in the store at ``url``) into
     the app's session state."""
-    engine = store.make_engine(url)
+    # Through the engine the app itself uses in this process (one pool per URL, pages/_shared.get_engine),
+    # so that the app finds the record on the connections it reads from.
+    from pages._shared import get_engine
+
     state: dict = {}
-    session.sign_in(state, engine, user, now=now)
-    engine.dispose()
+    session.sign_in(state, get_engine(url), user, now=now)
     for key, value in state.items():
         at.session_state[key] = value
     return at
