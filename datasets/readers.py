@@ -162,7 +162,8 @@ def _mb(n: int) -> str:
     return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n:,} 字节"
 
 
-def _load(source: Any, max_bytes: int) -> bytes:
+def load_bytes(source: Any, max_bytes: int) -> bytes:
+    """The bytes of a path, bytes or file-like upload; ReadError when missing, empty or over ``max_bytes``."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     elif isinstance(source, (str, os.PathLike)):
@@ -791,7 +792,7 @@ def read_file(
     """
     if kind is not None:
         get_kind(kind)  # ValueError for an unknown kind name
-    data = _load(path_or_bytes, max_bytes)
+    data = load_bytes(path_or_bytes, max_bytes)
     sha256 = hashlib.sha256(data).hexdigest()
     fmt = _sniff(data)
     formulas: dict[str, list[tuple[int, int]]] = {}

@@ -22,6 +22,7 @@ from datasets import accounts, ingest, report, schema, store
 from datasets.accounts import PermissionDenied, User
 from datasets.cli import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
 from datasets.parsed import ERROR, WARNING, ParsedFile, Problem, ReadError
+from datasets.read_child import ReadLimits, read_isolated
 from datasets.validate import Validation, store_context, validate
 
 DEFAULT_USER = "网页上传"
@@ -45,6 +46,8 @@ READ_RULE_NAMES = {
     "header_not_found": "找不到表头",
     "kind_mismatch": "数据类型不符",
     "no_data_rows": "没有数据行",
+    "read_limit": "超出大小/时间限制",
+    "file_unreadable": "文件无法读取",
 }
 
 
@@ -175,6 +178,12 @@ def _max_bytes() -> int:
     return load_settings().upload_max_mb * 1024 * 1024
 
 
+def _read_limits() -> ReadLimits:
+    from datasets.config import load_settings
+
+    return ReadLimits.from_settings(load_settings())
+
+
 def check_file(
     engine: Engine,
     path_or_bytes: str | Path | bytes,
@@ -188,15 +197,15 @@ def check_file(
     now: dt.datetime | None = None,
     user: User | None = None,
     page: str = "数据上传",
+    limits: ReadLimits | None = None,
 ) -> UploadCheck:
     """Read and validate one file; nothing is stored.
 
     ``kind`` forces the kind (else detected from the headers); ``district`` is the uploader's district
     for files without a district column; ``period`` (YYYY-MM) is required for 事项清单 and otherwise
-    derived per district (the month most rows fall in).
+    derived per district (the month most rows fall in). The file is read in a child process under
+    ``limits`` (default: the settings READ_MEMORY_MB, READ_TIMEOUT_S; see datasets/read_child.py).
     """
-    from datasets.readers import read_file
-
     if kind is not None:
         schema.kind(kind)  # raises ValueError with a Chinese message
     if user is not None:
@@ -208,7 +217,8 @@ def check_file(
         check.counts = {"period_invalid": 1}
         return check
     try:
-        parsed = read_file(path_or_bytes, file_name, kind=kind, max_bytes=max_bytes or _max_bytes())
+        parsed = read_isolated(path_or_bytes, file_name, kind=kind, max_bytes=max_bytes or _max_bytes(),
+                               limits=limits or _read_limits())
     except ReadError as exc:
         check.problems.append(_error(exc.rule, READ_RULE_NAMES.get(exc.rule, "文件无法读取"), exc.message))
         check.counts = {exc.rule: 1}
