@@ -506,24 +506,97 @@ def _excel_grids(data: bytes, paths: dict[str, str]) -> Iterator[_Grid | ReadErr
         yield _Grid(frame, columns, name, paths.get(name))
 
 
+def _utf16_without_bom(sample: bytes) -> str | None:
+    """"utf-16-le"/"utf-16-be" when a sample's NUL bytes sit at one parity: separators, digits and line
+    ends are ASCII, and in UTF-16 each has a NUL byte (second in little-endian, first in big-endian)."""
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    half = len(sample) // 2
+    if odd >= half // 10 and even <= odd // 10:
+        return "utf-16-le"
+    if even >= half // 10 and odd <= even // 10:
+        return "utf-16-be"
+    return None
+
+
+# Other encodings a Chinese-language export may be in (Taiwan/Hong Kong or Japanese systems): none of
+# them is read, but naming the likely one tells the user what to change.
+_FOREIGN_ENCODINGS = (("cp950", "Big5（繁体中文）"), ("cp932", "Shift-JIS（日文）"))
+
+
+def _foreign_encoding(data: bytes) -> str | None:
+    """The likely encoding of text that is neither UTF-8 nor GBK; None when it reads as GBK text.
+
+    Read as GB18030 almost any double-byte text decodes, but GBK text is nearly all GB2312
+    characters, while Big5 or Shift-JIS read that way gives mostly rare ones. Returns the name of the
+    encoding that decodes the whole file (Shift-JIS when its reading has kana), "" when none does.
+    """
+    chars = [ch for ch in data[:65536].decode("gb18030", errors="ignore") if ord(ch) > 0x7F]
+    if not chars:
+        return None
+    common = 0
+    for ch in chars:
+        try:
+            ch.encode("gb2312")
+            common += 1
+        except UnicodeEncodeError:
+            pass
+    if common >= 0.9 * len(chars):
+        return None
+    readings = {}
+    for encoding, label in _FOREIGN_ENCODINGS:
+        try:
+            readings[label] = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    japanese = readings.get("Shift-JIS（日文）")
+    if japanese is not None and any("\u3040" <= ch <= "\u30ff" for ch in japanese[:65536]):
+        return "Shift-JIS（日文）"
+    return next(iter(readings), "")
+
+
+def _encoding_error(encoding: str | None) -> ReadError:
+    likely = f"，看起来是 {encoding}编码" if encoding else ""
+    return ReadError(
+        f"文件的文字编码不是 UTF-8 或 GBK{likely}，无法正确识别其中的文字。"
+        "请用 Excel 或记事本将文件另存为 UTF-8 或 GBK 编码的 CSV（或另存为 .xlsx）后上传。",
+        "encoding_unknown",
+    )
+
+
 def _decode(data: bytes) -> str:
     if data.startswith(codecs.BOM_UTF8):
         encodings: tuple[str, ...] = ("utf-8-sig",)
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encodings = ("utf-16",)
-    else:
-        if b"\x00" in data[:8192]:
+    elif b"\x00" in data[:8192]:
+        utf16 = _utf16_without_bom(data[:8192])
+        if utf16 is None:
             raise ReadError(
                 "文件不是表格文件（内容为无法识别的二进制数据）。请上传 .xlsx、.xls 或 .csv 格式的导出文件。",
                 "unsupported_format",
             )
+        encodings = (utf16,)
+    else:
         encodings = ("utf-8", "gb18030")
     for encoding in encodings:
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise ReadError("无法识别 CSV 文件的文字编码（支持 UTF-8、GBK/GB18030）。请用 Excel 另存为 .xlsx 后上传。", "encoding_unknown")
+    if encodings[0].startswith("utf-16"):
+        raise _encoding_error("UTF-16（内容不完整）")
+    raise _encoding_error(_foreign_encoding(data))
+
+
+def _read_as_gb18030(data: bytes) -> bool:
+    """Whether _decode fell back to GB18030 for this text (no BOM, no NUL bytes, not UTF-8)."""
+    if data.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in data[:8192]:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def _sample_rows(text: str, separator: str, limit: int) -> list[list[str]]:
@@ -845,5 +918,10 @@ def read_file(
             problems=([warning] if warning else []) + problems,
         )
     if failure is not None:
+        if actual == "csv" and failure.rule in ("unknown_kind", "header_not_found", "kind_mismatch"):
+            # Headers not recognised in a file read as GB18030: maybe it is Big5 or Shift-JIS text.
+            encoding = _foreign_encoding(data) if _read_as_gb18030(data) else None
+            if encoding is not None:
+                raise _encoding_error(encoding)
         raise failure
     raise ReadError("文件是空的，没有任何内容。请重新导出后上传。", "file_empty")

@@ -178,6 +178,18 @@ def _max_bytes() -> int:
     return load_settings().upload_max_mb * 1024 * 1024
 
 
+def uploader_limit_mb(upload_max_mb: int) -> int:
+    """The file uploader's ``max_upload_size`` that lets through every file the server accepts.
+
+    The server accepts up to ``upload_max_mb`` MiB (``upload_max_mb * 2**20`` bytes). Streamlit's
+    browser code turns the uploader's megabytes into bytes with 1024² on Windows but 1000² elsewhere,
+    so a file of exactly 50 MiB was refused in the browser (with an English tooltip) while the server
+    accepted it. Rounded up to whole 1000² megabytes, the uploader admits the server's limit on every
+    system; a file between the two is refused by the server, in Chinese ("超过上传上限").
+    """
+    return -(-upload_max_mb * 2**20 // 10**6)
+
+
 def _read_limits() -> ReadLimits:
     from datasets.config import load_settings
 
@@ -257,8 +269,12 @@ def _already_imported(engine: Engine, check: UploadCheck) -> bool:
 
 
 def audit_rejection(engine: Engine, check: UploadCheck, page: str = "数据上传") -> None:
-    """Audit a file refused for import, with the reason (a scope refusal was audited by check_file)."""
-    if "district_out_of_scope" in check.counts:
+    """Audit a file refused for import, with the reason (a scope refusal was audited by check_file).
+
+    Called for every refused check, by the 数据上传 page and the CLI alike. A check waiting for the
+    month (事项清单 without one, or a mistyped month) is a missing argument, not a refused file.
+    """
+    if "district_out_of_scope" in check.counts or check.needs_period or "period_invalid" in check.counts:
         return
     first = check.errors[0].message if check.errors else ""
     detail = f"{check.file_name}：未通过校验，错误 {check.error_count} 处" + (f"，首个错误：{first}" if first else "")
@@ -347,10 +363,11 @@ def import_file(
     now: dt.datetime | None = None,
     user: User | None = None,
     page: str = "数据上传",
+    limits: ReadLimits | None = None,
 ) -> tuple[UploadCheck, ingest.ImportResult | None]:
     """Check a file and store it when it has no errors. Returns the check and the result (None if rejected)."""
     check = check_file(engine, path_or_bytes, file_name, kind=kind, district=district, period=period,
-                       user_name=user_name, max_bytes=max_bytes, now=now, user=user, page=page)
+                       user_name=user_name, max_bytes=max_bytes, now=now, user=user, page=page, limits=limits)
     if not check.accepted:
         audit_rejection(engine, check, page)
         return check, None
