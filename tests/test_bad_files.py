@@ -330,3 +330,10 @@ def test_a_file_refused_on_the_upload_page_is_audited(demo_copy, monkeypatch):
     entry = log.row(0, named=True)
     assert (entry["账号"], entry["页面"]) == (STAFF_NAME, "数据上传")
     assert entry["内容"].startswith("小写引用.xlsx：未通过校验") and "1,048,576 行" in entry["内容"]
+
+
+def test_the_uploaders_refusal_tooltip_is_translated():
+    from pages import _browser
+
+    for shown in ("File must be 53.0MB or smaller.", "File must be 200.0MB or smaller."):
+        assert _browser.translate(shown) == "文件超过单个文件大小上限，请按月份或区县拆分后分别上传"
