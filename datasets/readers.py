@@ -313,8 +313,8 @@ def _scan_sheet(stream: IO[bytes], name: str, found: list[tuple[int, int]], exte
     Positions follow the reader's rules: a cell's ``r`` reference wins, in any letter case; a cell
     without one is the next column of the current row, a ``<row>`` without ``r`` the next row.
     Elements are matched by local name, whatever their namespace prefix. Numbers are compared as
-    numbers. A reference that is not letters then digits makes the file corrupt (the reader would
-    refuse it too). One handler call per element: the hot path (``<c>``, ``<v>``) is kept small.
+    numbers. A reference that is not letters then digits makes the file corrupt (no export writes
+    one, and the reader's reading of it is not worth guessing). One handler call per element: the hot path (``<c>``, ``<v>``) is kept small.
     """
     kinds: dict[str, int] = {}
     columns_of: dict[str, int] = {}
