@@ -3,9 +3,11 @@
     python benchmarks/bench_upload.py [--rows 200000] [--skip-baseline] [--file cached.xlsx]
 
 Each approach runs in its own subprocess so that peak memory (ru_maxrss) is its own:
-- ours: datasets.readers.read_file → datasets.validate.validate (Great Expectations) →
-  ingest.import_frame into a fresh SQLite file; the breakdown read / validate / store is printed, and
-  the one-off import of Great Expectations (paid once per process) is reported apart;
+- ours: datasets.readers.read_file in a child process under the read limits (datasets/read_child.py,
+  as upload.check_file does; a cold child, as for the first file after a start) →
+  datasets.validate.validate (Great Expectations) → ingest.import_frame into a fresh SQLite file; the
+  breakdown read / validate / store is printed, and the one-off import of Great Expectations (paid once
+  per process) is reported apart; the same read in this process is timed first, for the child's cost;
 - usual: pandas.read_excel(engine="openpyxl") + DataFrame.to_sql into a fresh SQLite file (no
   validation at all).
 Target: ours ≤ 10 s.
@@ -95,6 +97,7 @@ def worker_ours(path: Path, db: Path) -> dict:
     import polars as pl  # noqa: F401 - counted in the baseline memory, as in the app
 
     from datasets import ingest, store
+    from datasets.read_child import read_isolated
     from datasets.readers import read_file
     from datasets.validate import store_context, validate
 
@@ -108,8 +111,11 @@ def worker_ours(path: Path, db: Path) -> dict:
         store.add_district(engine, d)
     base = _peak_mb()
 
+    t = time.perf_counter()
+    read_file(path, path.name, max_bytes=200 * 2**20)
+    in_process = time.perf_counter() - t
     c0, t0 = time.process_time(), time.perf_counter()
-    parsed = read_file(path, path.name, max_bytes=200 * 2**20)
+    parsed = read_isolated(path, path.name, max_bytes=200 * 2**20)
     c1, t1 = time.process_time(), time.perf_counter()
     validation = validate(parsed, store_context(engine, parsed.kind))
     c2, t2 = time.process_time(), time.perf_counter()
@@ -123,7 +129,7 @@ def worker_ours(path: Path, db: Path) -> dict:
     return {
         "rows": parsed.frame.height, "stored": stored, "batches": len(result.results),
         "warnings": validation.warning_count,
-        "read": t1 - t0, "validate": t2 - t1, "store": t3 - t2, "total": t3 - t0,
+        "read": t1 - t0, "read_in_process": in_process, "validate": t2 - t1, "store": t3 - t2, "total": t3 - t0,
         "cpu": [c1 - c0, c2 - c1, c3 - c2], "gx_import": gx_import, "peak_mb": _peak_mb(), "base_mb": base,
     }
 
@@ -176,8 +182,10 @@ def main(argv: list[str] | None = None) -> int:
               f" = {ours['total']:.2f} s for {ours['rows']} rows ({ours['stored']} stored, {ours['batches']} batches,"
               f" {ours['warnings']} warnings); peak RSS {ours['peak_mb']:.0f} MB (after imports"
               f" {ours['base_mb']:.0f} MB); Great Expectations import (once per process) {ours['gx_import']:.2f} s")
+        print(f"        read in a child {ours['read']:.2f} s, in this process {ours['read_in_process']:.2f} s:"
+              f" the child costs {ours['read'] - ours['read_in_process']:+.2f} s")
         cpu = ours["cpu"]
-        print(f"        CPU time (all threads): read {cpu[0]:.2f} s, validate {cpu[1]:.2f} s, store {cpu[2]:.2f} s")
+        print(f"        CPU time (all threads; the read's is the parent's only): read {cpu[0]:.2f} s, validate {cpu[1]:.2f} s, store {cpu[2]:.2f} s")
         print(f"        target ≤ 10 s: {'met' if ours['total'] <= 10 else 'NOT met'}")
         if not args.skip_baseline:
             usual = _run_worker("usual", path, Path(tmp) / "usual.db")

@@ -23,6 +23,11 @@ class AppSettings(BaseSettings):
     database_url: str = Field(default="", description="SQLAlchemy URL；为空时使用内置 SQLite 文件")
     sqlite_path: Path = Field(default=DEFAULT_SQLITE_PATH, description="内置 SQLite 文件的位置（未设置数据库时使用）")
     upload_max_mb: int = Field(default=50, ge=1, description="单个上传文件的大小上限（MB）")
+    read_memory_mb: int = Field(
+        default=3072, ge=512,
+        description="读取一个上传文件的子进程地址空间上限（MB，虚拟内存）；超出时文件被拒绝，服务不受影响",
+    )
+    read_timeout_s: int = Field(default=120, ge=5, description="读取一个上传文件的时间上限（秒）；超出时文件被拒绝")
     load_demo_if_empty: bool = Field(default=True, description="内置库为空时自动载入示例数据")
     demo_seed: int = 7
     demo_scale: float = Field(default=0.05, gt=0, description="首次启动自动生成的示例数据规模（0.05 约 5 万件办件）")

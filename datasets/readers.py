@@ -29,7 +29,7 @@ import datetime as dt
 import hashlib
 import io
 import os
-import re
+import posixpath
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator
@@ -38,6 +38,7 @@ from functools import cache, partial
 from pathlib import Path
 from typing import IO, Any
 from xml.etree import ElementTree
+from xml.parsers import expat
 
 import fastexcel
 import polars as pl
@@ -66,17 +67,6 @@ _ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
 _TOTAL = r"^[\s\u3000]*[合总小][\s\u3000]*计(?:$|[\s\u3000:：(（\[【\d])"  # 合计, 总 计, 合计：12 件, 小计(件)
 _EXCEL_EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".xlsb")
 
-_FORMULA = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?f[\s>/]")
-_CELL_OPEN = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c\s([^>]*)>")
-_CELL_REF = re.compile(rb'\br="([A-Z]{1,3})(\d+)"')
-# Cell references (r="AB12"). No word boundary before r: it would cost the literal-prefix scan, and
-# another attribute ending in "r" with such a value would only over-estimate the range.
-_HAS_LETTERS = {n: re.compile(rb'r="[A-Z]{%d}\d' % n) for n in (3, 2)}
-_REF_LETTERS = {n: re.compile(rb'r="([A-Z]{%d})\d{1,9}"[^>]*?(/?)>' % n) for n in (3, 2)}
-_ONE_LETTER = re.compile(rb'r="([A-Z])\d')
-_REF_BIG_ROW = re.compile(rb'r="[A-Z]{1,3}(\d{6,9})"[^>]*?(/?)>')  # rows from 100 000 on, which cells
-_REF_ROW = [re.compile(rb'r="[A-Z]{1,3}(\d{%d})"' % n) for n in range(5, 0, -1)]
-_ROW_REFS = re.compile(rb'<(?:[A-Za-z_][\w.-]*:)?row\s[^>]*?\br="(\d{1,9})"')
 
 
 # --- header matching ------------------------------------------------------------------------------
@@ -206,7 +196,8 @@ def _mb(n: int) -> str:
     return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n:,} 字节"
 
 
-def _load(source: Any, max_bytes: int) -> bytes:
+def load_bytes(source: Any, max_bytes: int) -> bytes:
+    """The bytes of a path, bytes or file-like upload; ReadError when missing, empty or over ``max_bytes``."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     elif isinstance(source, (str, os.PathLike)):
@@ -259,12 +250,50 @@ def _encrypted() -> ReadError:
     )
 
 
-def _sheet_paths(zf: zipfile.ZipFile) -> dict[str, str]:
-    """Sheet name → worksheet member path, from xl/workbook.xml and its relationships."""
+def _xml_parser(where: str) -> expat.XMLParserType:
+    """An expat parser that refuses a document type declaration: an export never has one, and a DTD is
+    how entity expansion (billion laughs) and external entities get in. Nothing else is resolved."""
+    parser = expat.ParserCreate()
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+
+    def refuse(*_: object) -> None:
+        raise ReadError(
+            f"文件中的“{where}”含有 XML 文档类型声明（DOCTYPE/实体），Excel 不会写出这样的内容，疑似异常文件，已拒绝读取。",
+            "file_corrupt",
+        )
+
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    return parser
+
+
+def _small_xml(zf: zipfile.ZipFile, name: str) -> ElementTree.Element:
+    """A small part (workbook, relationships) as a tree, after expat has checked it has no DTD."""
+    data = zf.read(name)
     try:
-        book = ElementTree.fromstring(zf.read("xl/workbook.xml"))
-        rels = ElementTree.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
-    except (KeyError, ElementTree.ParseError, zipfile.BadZipFile, OSError):
+        _xml_parser(name).Parse(data, True)
+        return ElementTree.fromstring(data)
+    except (expat.ExpatError, ElementTree.ParseError) as exc:
+        raise _corrupt(f"“{name}”不是有效的 XML") from exc
+
+
+def _canonical_member(name: str) -> bool:
+    """A zip member name as Excel writes it: relative, "/"-separated, no "." or ".." segments."""
+    parts = name.split("/")
+    return not name.startswith("/") and "\\" not in name and all(p not in ("", ".", "..") for p in parts[:-1])
+
+
+def _sheet_paths(zf: zipfile.ZipFile) -> dict[str, str]:
+    """Sheet name → worksheet member path, from xl/workbook.xml and its relationships.
+
+    A relationship target is resolved against xl/ (OPC: relative to the workbook part; "/..." from the
+    package root) and normalised; a sheet whose part lies outside xl/ is refused, so the part the size
+    check measures is the part the reader loads.
+    """
+    try:
+        book = _small_xml(zf, "xl/workbook.xml")
+        rels = _small_xml(zf, "xl/_rels/workbook.xml.rels")
+    except KeyError:
         return {}
     targets = {r.get("Id"): r.get("Target", "") for r in rels.iter() if r.tag.endswith("Relationship")}
     out: dict[str, str] = {}
@@ -275,16 +304,19 @@ def _sheet_paths(zf: zipfile.ZipFile) -> dict[str, str]:
         target = targets.get(rid, "")
         if not target:
             continue
-        path = target.lstrip("/") if target.startswith("/") else "xl/" + target
-        out[el.get("name", "")] = os.path.normpath(path).replace(os.sep, "/")
+        path = posixpath.normpath(target[1:] if target.startswith("/") else posixpath.join("xl", target))
+        if "\\" in target or not path.startswith("xl/"):
+            raise _corrupt(f"工作表“{el.get('name', '')}”指向工作簿以外的位置“{target}”")
+        out[el.get("name", "")] = path
     return out
 
 
-def _column_index(letters: bytes) -> int:
+def _column_number(letters: str) -> int:
+    """A = 1, Z = 26, AA = 27 … (letters already checked to be ASCII)."""
     n = 0
-    for ch in letters:
-        n = n * 26 + ch - 64
-    return n - 1
+    for ch in letters.upper():
+        n = n * 26 + ord(ch) - 64
+    return n
 
 
 @dataclass
@@ -292,106 +324,111 @@ class _Extent:
     """How large the reader's grid for one worksheet will be, measured from its XML.
 
     calamine skips cells without a value (``<c r="A5" s="1"/>``, what formatting a whole column
-    leaves), so only cells with content count. A cell without a reference sits after the previous
-    one: when a sheet has such cells, every ``<row>`` counts as well.
+    leaves), so only cells with content (a ``<v>`` or ``<is>`` child) count.
     """
 
     rows: int = 0  # last row of a cell with content
     columns: int = 0  # last column of a cell with content (A = 1)
-    cells: int = 0  # cells with content (closing tags)
-    row_refs: int = 0  # last <row r=…>, or the number of <row> elements when larger
-    unreferenced: bool = False  # some cell has no reference (or not as its first attribute)
+    cells: int = 0  # cells with content
 
     @property
     def grid(self) -> int:
-        rows = max(self.rows, self.row_refs) if self.unreferenced else self.rows
-        return rows * max(self.columns, 1)
+        return self.rows * max(self.columns, 1)
 
 
-def _scan_sheet(stream: IO[bytes], found: list[tuple[int, int]], extent: _Extent) -> int:
-    """Stream a worksheet's XML; append (row, column index) of each formula cell; measure the used range.
+_DIGITS = "0123456789"
+_SHEET_ELEMENTS = {"c": 1, "v": 2, "is": 2, "row": 3, "f": 4}
 
-    Returns the size read. A formula cell whose reference cannot be read is appended as (0, -1).
-    Chunks overlap by ``keep`` bytes, so the maxima may see a reference twice (harmless) but never
-    miss one cut at a chunk boundary; element counts only look at the new part of each buffer.
+
+def _scan_sheet(stream: IO[bytes], name: str, found: list[tuple[int, int]], extent: _Extent) -> int:
+    """Parse a worksheet's XML as the reader will (expat, streaming); measure the used range of the
+    cells with content and append (row, column index) of each formula cell. Returns the size read.
+
+    Positions follow the reader's rules: a cell's ``r`` reference wins, in any letter case; a cell
+    without one is the next column of the current row, a ``<row>`` without ``r`` the next row.
+    Elements are matched by local name, whatever their namespace prefix. Numbers are compared as
+    numbers. A reference that is not letters then digits makes the file corrupt (no export writes
+    one, and the reader's reading of it is not worth guessing). One handler call per element: the hot path (``<c>``, ``<v>``) is kept small.
     """
-    chunk_size, keep = 8 << 20, 1 << 16
-    tail, offset, last, size, seen = b"", 0, -1, 0, False
-    while chunk := stream.read(chunk_size):
-        size += len(chunk)
-        _check_unpacked(size)
-        buf = tail + chunk
-        _measure(buf, len(tail), extent)
-        # Cheap test first: a sheet with formulas has at least one "</f>" (a shared formula's master
-        # holds its text); once one is seen, every later chunk is searched for `<f .../>` too.
-        if seen or b"f>" in buf:
-            for m in _FORMULA.finditer(buf):
-                seen = True
-                pos = offset + m.start()
-                if pos <= last:
-                    continue
-                last = pos
-                opens = list(_CELL_OPEN.finditer(buf, max(0, m.start() - 4096), m.start()))
-                ref = _CELL_REF.search(opens[-1].group(1)) if opens else None
-                found.append((int(ref.group(2)), _column_index(ref.group(1))) if ref else (0, -1))
-        tail = buf[-keep:]
-        offset += len(buf) - len(tail)
+    kinds: dict[str, int] = {}
+    columns_of: dict[str, int] = {}
+    row, row_text, col, cell_row, pending = 0, "0", 0, 0, False
+    rows = columns = cells = 0
+
+    def bad(ref: str) -> ReadError:
+        return _corrupt(f"单元格位置“{ref[:20]}”无效")
+
+    def start(tag: str, attrs: list[str]) -> None:
+        nonlocal row, row_text, col, cell_row, pending, rows, columns, cells
+        # The two commonest tags first, without the lookup (a sheet is mostly <c><v>).
+        k = 2 if tag == "v" else 1 if tag == "c" else kinds.get(tag)
+        if k is None:
+            k = kinds[tag] = _SHEET_ELEMENTS.get(tag.rpartition(":")[2], 0)
+        if k == 2:  # <v>/<is>: the open cell has content
+            if pending:
+                pending = False
+                cells += 1
+                if cell_row > rows:
+                    rows = cell_row
+                if col > columns:
+                    columns = col
+        elif k == 1:  # <c>
+            pending = True
+            ref = attrs[1] if attrs and attrs[0] == "r" else next(
+                (attrs[i + 1] for i in range(2, len(attrs), 2) if attrs[i] == "r"), None)
+            if ref is None:
+                col += 1
+                cell_row = row
+                return
+            letters = ref.rstrip(_DIGITS)
+            digits = ref[len(letters):]
+            if digits == row_text:
+                cell_row = row
+            elif digits:
+                cell_row = int(digits)
+            else:
+                raise bad(ref)
+            number = columns_of.get(letters)
+            if number is None:
+                if not (0 < len(letters) <= 7 and letters.isascii() and letters.isalpha()):
+                    raise bad(ref)
+                number = columns_of[letters] = _column_number(letters)
+            col = number
+        elif k == 3:  # <row>
+            ref = next((attrs[i + 1] for i in range(0, len(attrs), 2) if attrs[i] == "r"), None)
+            if ref is None:
+                row += 1
+                row_text = str(row)
+            elif ref.isascii() and ref.isdigit():
+                row, row_text = int(ref), ref
+            else:
+                raise bad(ref)
+            col = 0
+        elif k == 4:  # <f>: a formula in the open cell
+            found.append((cell_row, col - 1))
+
+    parser = _xml_parser(name)
+    parser.ordered_attributes = True
+    parser.StartElementHandler = start
+    size = 0
+    try:
+        while chunk := stream.read(1 << 20):
+            size += len(chunk)
+            _check_unpacked(size)
+            parser.Parse(chunk, False)
+        parser.Parse(b"", True)
+    except expat.ExpatError as exc:
+        raise _corrupt(f"工作表 XML 格式错误：第 {exc.lineno} 行") from exc
+    except ValueError as exc:  # int() of digits that are not ASCII ("１２")
+        if isinstance(exc, ReadError):
+            raise
+        raise _corrupt("单元格位置无效") from exc
+    extent.rows, extent.columns, extent.cells = rows, columns, cells
     return size
 
 
-def _last_with_content(buf: bytes, refs: re.Pattern[bytes]) -> bytes | None:
-    """The largest first group among the references ``refs`` finds whose cell has content."""
-    found = [m[0] for m in refs.findall(buf) if not m[1]]  # m[1] == b"/": an empty cell
-    return max(found) if found else None
-
-
-def _measure(buf: bytes, start: int, extent: _Extent) -> None:
-    """Update ``extent`` from one buffer; ``start``: where the bytes not seen before begin.
-
-    Per-cell work in Python would double the time to read a large export, so the last column and
-    row are found widest first (references with three letters, then two, then one) and equal-width
-    references compare as bytes. Rows are measured from 100 000 on only: below that, the range can
-    exceed MAX_GRID_CELLS only in a sheet wider than 60 columns, which _small_rows then reads again.
-    Empty cells are told apart where it matters: far columns and rows from 100 000 on (blank rows
-    formatted down to the sheet's end).
-    """
-    for n in (3, 2):
-        if _HAS_LETTERS[n].search(buf):  # a C-speed scan; the costlier pattern runs only if it can match
-            last = _last_with_content(buf, _REF_LETTERS[n])
-            if last is not None:
-                extent.columns = max(extent.columns, _column_index(last) + 1)
-                break
-    else:
-        letters = set(_ONE_LETTER.findall(buf))
-        if letters:
-            extent.columns = max(extent.columns, _column_index(max(letters)) + 1)
-    last = _last_with_content(buf, _REF_BIG_ROW)
-    if last is not None:
-        extent.rows = max(extent.rows, int(last))
-    # Counted where the tag starts in the new part (the tail was counted with the previous buffer).
-    extent.cells += buf.count(b"</c>", start)
-    if not extent.unreferenced and (buf.count(b"<c ", start) != buf.count(b'<c r="', start) or b"<c>" in buf):
-        extent.unreferenced = True
-    if extent.unreferenced:
-        rows = _ROW_REFS.findall(buf)
-        extent.row_refs = max(extent.row_refs, max((int(r) for r in rows), default=0),
-                              buf.count(b"<row", start))
-
-
-def _small_rows(stream: IO[bytes]) -> int:
-    """The last row below 100 000 referenced by a cell (a second pass, for sheets wider than
-    MAX_GRID_CELLS / 100 000 columns only)."""
-    chunk_size, keep = 8 << 20, 1 << 16
-    tail, rows = b"", 0
-    while chunk := stream.read(chunk_size):
-        buf = tail + chunk
-        for pattern in _REF_ROW:
-            found = pattern.findall(buf)
-            if found:
-                rows = max(rows, int(max(found)))
-                break
-        tail = buf[-keep:]
-    return rows
+def _over(extent: _Extent) -> bool:
+    return extent.grid > MAX_GRID_CELLS or extent.cells > MAX_GRID_CELLS or extent.columns > MAX_COLUMNS
 
 
 def _too_many_cells(where: str, extent: _Extent) -> ReadError:
@@ -420,6 +457,7 @@ def _inspect_xlsx(data: bytes) -> tuple[dict[str, str], dict[str, list[tuple[int
     once through zipfile, which stops at the declared size and checks the CRC, so a member that lies
     about its size fails here instead of exhausting memory in the parser. The sheet's ``<dimension>``
     element is not trusted either way: calamine sizes its grid from the cells, and so does this check.
+    Every part a sheet of the workbook points to is measured, and every part under xl/worksheets/.
     """
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
@@ -432,6 +470,9 @@ def _inspect_xlsx(data: bytes) -> tuple[dict[str, str], dict[str, list[tuple[int
             "文件不是 Excel 工作簿（可能是 Word、WPS 或其他压缩文件）。请上传 .xlsx、.xls 或 .csv 格式的导出文件。",
             "unsupported_format",
         )
+    odd = next((n for n in names if not _canonical_member(n)), None)
+    if odd is not None:  # "xl/worksheets/../s.xml" would be a part no relationship resolves to
+        raise _corrupt(f"压缩包内含有异常路径“{odd[:80]}”")
     _check_unpacked(sum(i.file_size for i in infos))  # declared sizes
     for i in infos:
         if i.flag_bits & 0x1:
@@ -443,7 +484,7 @@ def _inspect_xlsx(data: bytes) -> tuple[dict[str, str], dict[str, list[tuple[int
                 "zip_bomb",
             )
     paths = _sheet_paths(zf)
-    sheets = set(paths.values()) or {n for n in names if n.startswith("xl/worksheets/") and n.endswith(".xml")}
+    sheets = set(paths.values()) | {n for n in names if n.startswith("xl/worksheets/") and n.endswith(".xml")}
     formulas: dict[str, list[tuple[int, int]]] = {}
     names_by_path = {v: k for k, v in paths.items()}
     total = 0
@@ -453,11 +494,8 @@ def _inspect_xlsx(data: bytes) -> tuple[dict[str, str], dict[str, list[tuple[int
                 if i.filename in sheets:
                     found: list[tuple[int, int]] = []
                     extent = _Extent()
-                    total += _scan_sheet(stream, found, extent)
-                    if extent.rows < 100_000 and extent.columns * 99_999 > MAX_GRID_CELLS:
-                        with zf.open(i) as again:
-                            extent.rows = max(extent.rows, _small_rows(again))
-                    if extent.grid > MAX_GRID_CELLS or extent.cells > MAX_GRID_CELLS or extent.columns > MAX_COLUMNS:
+                    total += _scan_sheet(stream, i.filename, found, extent)
+                    if _over(extent):
                         raise _too_many_cells(f"工作表“{names_by_path.get(i.filename, i.filename)}”", extent)
                     formulas[i.filename] = found
                 else:
@@ -499,24 +537,97 @@ def _excel_grids(data: bytes, paths: dict[str, str]) -> Iterator[_Grid | ReadErr
         yield _Grid(frame, columns, name, paths.get(name))
 
 
+def _utf16_without_bom(sample: bytes) -> str | None:
+    """"utf-16-le"/"utf-16-be" when a sample's NUL bytes sit at one parity: separators, digits and line
+    ends are ASCII, and in UTF-16 each has a NUL byte (second in little-endian, first in big-endian)."""
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    half = len(sample) // 2
+    if odd >= half // 10 and even <= odd // 10:
+        return "utf-16-le"
+    if even >= half // 10 and odd <= even // 10:
+        return "utf-16-be"
+    return None
+
+
+# Other encodings a Chinese-language export may be in (Taiwan/Hong Kong or Japanese systems): none of
+# them is read, but naming the likely one tells the user what to change.
+_FOREIGN_ENCODINGS = (("cp950", "Big5（繁体中文）"), ("cp932", "Shift-JIS（日文）"))
+
+
+def _foreign_encoding(data: bytes) -> str | None:
+    """The likely encoding of text that is neither UTF-8 nor GBK; None when it reads as GBK text.
+
+    Read as GB18030 almost any double-byte text decodes, but GBK text is nearly all GB2312
+    characters, while Big5 or Shift-JIS read that way gives mostly rare ones. Returns the name of the
+    encoding that decodes the whole file (Shift-JIS when its reading has kana), "" when none does.
+    """
+    chars = [ch for ch in data[:65536].decode("gb18030", errors="ignore") if ord(ch) > 0x7F]
+    if not chars:
+        return None
+    common = 0
+    for ch in chars:
+        try:
+            ch.encode("gb2312")
+            common += 1
+        except UnicodeEncodeError:
+            pass
+    if common >= 0.9 * len(chars):
+        return None
+    readings = {}
+    for encoding, label in _FOREIGN_ENCODINGS:
+        try:
+            readings[label] = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    japanese = readings.get("Shift-JIS（日文）")
+    if japanese is not None and any("\u3040" <= ch <= "\u30ff" for ch in japanese[:65536]):
+        return "Shift-JIS（日文）"
+    return next(iter(readings), "")
+
+
+def _encoding_error(encoding: str | None) -> ReadError:
+    likely = f"，看起来是 {encoding}编码" if encoding else ""
+    return ReadError(
+        f"文件的文字编码不是 UTF-8 或 GBK{likely}，无法正确识别其中的文字。"
+        "请用 Excel 或记事本将文件另存为 UTF-8 或 GBK 编码的 CSV（或另存为 .xlsx）后上传。",
+        "encoding_unknown",
+    )
+
+
 def _decode(data: bytes) -> str:
     if data.startswith(codecs.BOM_UTF8):
         encodings: tuple[str, ...] = ("utf-8-sig",)
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encodings = ("utf-16",)
-    else:
-        if b"\x00" in data[:8192]:
+    elif b"\x00" in data[:8192]:
+        utf16 = _utf16_without_bom(data[:8192])
+        if utf16 is None:
             raise ReadError(
                 "文件不是表格文件（内容为无法识别的二进制数据）。请上传 .xlsx、.xls 或 .csv 格式的导出文件。",
                 "unsupported_format",
             )
+        encodings = (utf16,)
+    else:
         encodings = ("utf-8", "gb18030")
     for encoding in encodings:
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise ReadError("无法识别 CSV 文件的文字编码（支持 UTF-8、GBK/GB18030）。请用 Excel 另存为 .xlsx 后上传。", "encoding_unknown")
+    if encodings[0].startswith("utf-16"):
+        raise _encoding_error("UTF-16（内容不完整）")
+    raise _encoding_error(_foreign_encoding(data))
+
+
+def _read_as_gb18030(data: bytes) -> bool:
+    """Whether _decode fell back to GB18030 for this text (no BOM, no NUL bytes, not UTF-8)."""
+    if data.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in data[:8192]:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def _sample_rows(text: str, separator: str, limit: int) -> list[list[str]]:
@@ -785,7 +896,7 @@ def read_file(
     """
     if kind is not None:
         get_kind(kind)  # ValueError for an unknown kind name
-    data = _load(path_or_bytes, max_bytes)
+    data = load_bytes(path_or_bytes, max_bytes)
     sha256 = hashlib.sha256(data).hexdigest()
     fmt = _sniff(data)
     formulas: dict[str, list[tuple[int, int]]] = {}
@@ -840,5 +951,10 @@ def read_file(
             exported=exported,
         )
     if failure is not None:
+        if actual == "csv" and failure.rule in ("unknown_kind", "header_not_found", "kind_mismatch"):
+            # Headers not recognised in a file read as GB18030: maybe it is Big5 or Shift-JIS text.
+            encoding = _foreign_encoding(data) if _read_as_gb18030(data) else None
+            if encoding is not None:
+                raise _encoding_error(encoding)
         raise failure
     raise ReadError("文件是空的，没有任何内容。请重新导出后上传。", "file_empty")

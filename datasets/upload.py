@@ -22,6 +22,7 @@ from datasets import accounts, ingest, report, schema, store
 from datasets.accounts import PermissionDenied, User
 from datasets.cli import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
 from datasets.parsed import ERROR, WARNING, ParsedFile, Problem, ReadError
+from datasets.read_child import ReadLimits, read_isolated
 from datasets.validate import Validation, store_context, validate
 
 DEFAULT_USER = "网页上传"
@@ -45,6 +46,8 @@ READ_RULE_NAMES = {
     "header_not_found": "找不到表头",
     "kind_mismatch": "数据类型不符",
     "no_data_rows": "没有数据行",
+    "read_limit": "超出大小/时间限制",
+    "file_unreadable": "文件无法读取",
 }
 
 
@@ -175,6 +178,24 @@ def _max_bytes() -> int:
     return load_settings().upload_max_mb * 1024 * 1024
 
 
+def uploader_limit_mb(upload_max_mb: int) -> int:
+    """The file uploader's ``max_upload_size`` that lets through every file the server accepts.
+
+    The server accepts up to ``upload_max_mb`` MiB (``upload_max_mb * 2**20`` bytes). Streamlit's
+    browser code turns the uploader's megabytes into bytes with 1024² on Windows but 1000² elsewhere,
+    so a file of exactly 50 MiB was refused in the browser (with an English tooltip) while the server
+    accepted it. Rounded up to whole 1000² megabytes, the uploader admits the server's limit on every
+    system; a file between the two is refused by the server, in Chinese ("超过上传上限").
+    """
+    return -(-upload_max_mb * 2**20 // 10**6)
+
+
+def _read_limits() -> ReadLimits:
+    from datasets.config import load_settings
+
+    return ReadLimits.from_settings(load_settings())
+
+
 def check_file(
     engine: Engine,
     path_or_bytes: str | Path | bytes,
@@ -188,15 +209,15 @@ def check_file(
     now: dt.datetime | None = None,
     user: User | None = None,
     page: str = "数据上传",
+    limits: ReadLimits | None = None,
 ) -> UploadCheck:
     """Read and validate one file; nothing is stored.
 
     ``kind`` forces the kind (else detected from the headers); ``district`` is the uploader's district
     for files without a district column; ``period`` (YYYY-MM) is required for 事项清单 and otherwise
-    derived per district (the month most rows fall in).
+    derived per district (the month most rows fall in). The file is read in a child process under
+    ``limits`` (default: the settings READ_MEMORY_MB, READ_TIMEOUT_S; see datasets/read_child.py).
     """
-    from datasets.readers import read_file
-
     if kind is not None:
         schema.kind(kind)  # raises ValueError with a Chinese message
     if user is not None:
@@ -208,7 +229,8 @@ def check_file(
         check.counts = {"period_invalid": 1}
         return check
     try:
-        parsed = read_file(path_or_bytes, file_name, kind=kind, max_bytes=max_bytes or _max_bytes())
+        parsed = read_isolated(path_or_bytes, file_name, kind=kind, max_bytes=max_bytes or _max_bytes(),
+                               limits=limits or _read_limits())
     except ReadError as exc:
         check.problems.append(_error(exc.rule, READ_RULE_NAMES.get(exc.rule, "文件无法读取"), exc.message))
         check.counts = {exc.rule: 1}
@@ -247,8 +269,12 @@ def _already_imported(engine: Engine, check: UploadCheck) -> bool:
 
 
 def audit_rejection(engine: Engine, check: UploadCheck, page: str = "数据上传") -> None:
-    """Audit a file refused for import, with the reason (a scope refusal was audited by check_file)."""
-    if "district_out_of_scope" in check.counts:
+    """Audit a file refused for import, with the reason (a scope refusal was audited by check_file).
+
+    Called for every refused check, by the 数据上传 page and the CLI alike. A check waiting for the
+    month (事项清单 without one, or a mistyped month) is a missing argument, not a refused file.
+    """
+    if "district_out_of_scope" in check.counts or check.needs_period or "period_invalid" in check.counts:
         return
     first = check.errors[0].message if check.errors else ""
     detail = f"{check.file_name}：未通过校验，错误 {check.error_count} 处" + (f"，首个错误：{first}" if first else "")
@@ -338,10 +364,11 @@ def import_file(
     now: dt.datetime | None = None,
     user: User | None = None,
     page: str = "数据上传",
+    limits: ReadLimits | None = None,
 ) -> tuple[UploadCheck, ingest.ImportResult | None]:
     """Check a file and store it when it has no errors. Returns the check and the result (None if rejected)."""
     check = check_file(engine, path_or_bytes, file_name, kind=kind, district=district, period=period,
-                       user_name=user_name, max_bytes=max_bytes, now=now, user=user, page=page)
+                       user_name=user_name, max_bytes=max_bytes, now=now, user=user, page=page, limits=limits)
     if not check.accepted:
         audit_rejection(engine, check, page)
         return check, None

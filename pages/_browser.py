@@ -87,6 +87,9 @@ PATTERNS: list[tuple[str, str]] = [
     (r"^Limit (\d+(?:\.\d+)?\s*[KMG]?B) per file(.*)$", "单个文件不超过 $1$2"),
     (r"^View (\d+) more$", "再显示 $1 项"),
     (r"^Press Enter to (.+)$", "按回车键确认"),
+    # The uploader's refusal of a file over its limit (a tooltip); no number: the 数据上传 uploader's
+    # limit is rounded up for the browser's units (upload.uploader_limit_mb), the page states the real one.
+    (r"^File must be (.+) or smaller\.$", "文件超过单个文件大小上限，请按月份或区县拆分后分别上传"),
 ]
 
 _SCRIPT = """
@@ -157,6 +160,7 @@ _CSS = """
 .element-container:has(> .stHtml > script:only-child), .stElementContainer:has(> .stHtml script:only-child),
 div[data-testid="stElementContainer"]:has(iframe[title="st.iframe"][height="0"]) { display: none; }
 [class*="st-key-emptytable_"] [data-testid="stDataFrame"] { display: none; }
+[class*="st-key-up_files_"] [data-testid="stFileUploaderDropzoneInstructions"] { display: none; }
 [data-testid="stElementToolbar"] button[aria-label="Download as CSV"],
 [data-testid="stElementToolbar"] button[aria-label="下载 CSV"],
 [data-testid="stElementToolbar"] button[aria-label="Download as PNG"],

@@ -40,7 +40,7 @@ period = c3.text_input("适用月份（事项清单必填，年-月）", key="up
 
 round_no = st.session_state.setdefault(UPLOADER, 0)
 files = st.file_uploader("选择文件", type=["xlsx", "xls", "csv", "tsv", "txt"], accept_multiple_files=True,
-                         max_upload_size=app.upload_max_mb, key=f"up_files_{round_no}", disabled=not scope) or []
+                         max_upload_size=upload.uploader_limit_mb(app.upload_max_mb), key=f"up_files_{round_no}", disabled=not scope) or []
 
 options = (None if kind == AUTO else kind, None if district == NO_DISTRICT else district, period or None,
            user.username, user.districts)
@@ -51,9 +51,11 @@ if pending:
     progress = st.progress(0.0, text="正在读取和校验…")
     for n, f in enumerate(pending, start=1):
         with st.status(f"正在读取和校验：{shared.plain(f.name)}", expanded=False) as status:
-            cache[(f.file_id, options)] = upload.check_file(
+            check = cache[(f.file_id, options)] = upload.check_file(
                 engine, f.getvalue(), f.name, kind=options[0], district=options[1], period=options[2], user=user,
             )
+            if not check.accepted:  # audited as the command line does
+                upload.audit_rejection(engine, check)
             status.update(label=f"校验完成：{shared.plain(f.name)}", state="complete")
         progress.progress(n / len(pending), text=f"已校验 {n}/{len(pending)} 个文件")
     progress.empty()

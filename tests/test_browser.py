@@ -314,3 +314,37 @@ def test_a_deep_link_survives_sign_in_and_a_reload_keeps_the_session(browser_ser
             thief.close()
         finally:
             b.close()
+
+
+def test_a_file_of_exactly_the_upload_limit_reaches_the_server(browser_server: Server, tmp_path: Path):
+    """UPLOAD_MAX_MB = 50: a file of exactly 50 MiB passes the uploader (Chromium on Linux counts 1000²
+    bytes per MB: it refused the file with an English tooltip) and the server answers in Chinese; a file
+    over the uploader's own limit is refused in Chinese (issue 23)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    exact = tmp_path / "恰好50MiB.csv"
+    line = b"1,2\n"
+    exact.write_bytes(b"a,b\n" + line * ((50 * 2**20 - 4) // len(line)))
+    assert exact.stat().st_size == 50 * 2**20
+    over = tmp_path / "超过上限.csv"
+    over.write_bytes(b"a" * (53 * 10**6 + 1))
+    with sync_playwright() as p:
+        b = browser(p)
+        try:
+            page = b.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(browser_server.url + "/")
+            expect_heading(page, re.compile("^总览"))
+            nav(page, "登录")
+            login(page, "staff", "demo-staff")
+            expect_heading(page, re.compile("^总览"))
+            nav(page, "数据上传")
+            expect_heading(page, "数据上传")
+            _hand_over(page, exact)
+            # Read by the server: 13 million lines are over the cell limit, said in Chinese.
+            expect(page.get_by_text(re.compile(f"{exact.name}：无法读取.*超过可读取的上限"))).to_be_visible(timeout=SLOW)
+            wait_idle(page)
+            page.locator("input[type='file']").set_input_files(str(over))
+            expect(page.get_by_text("文件超过单个文件大小上限，请按月份或区县拆分后分别上传")).to_be_visible(timeout=SLOW)
+            assert page.get_by_text(re.compile("File must be")).count() == 0
+        finally:
+            b.close()

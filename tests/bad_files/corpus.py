@@ -468,3 +468,101 @@ CORPUS: list[BadFile] = [
             "duplicate_id", "I1", period="2024-05", row=4, column="事项编码"),
     BadFile("items_without_period", "事项清单.csv", lambda: csv_bytes(rows("items", 3)), "period_missing", "适用月份"),
 ]
+
+
+# --- hostile sheets for the size check (issue 23): each is a valid 办件 sheet plus one trick ------------
+
+def _far(cell: bytes, row: bytes = b'<row r="1048576">') -> Callable[[], bytes]:
+    """A builder: three valid rows, then ``row`` holding ``cell`` (before </sheetData>)."""
+    def build() -> bytes:
+        return _patched_sheet(fast_xlsx_bytes(rows("cases", 3)),
+                              lambda b: b.replace(b"</sheetData>", row + cell + b"</row></sheetData>"))
+    return build
+
+
+far_cell_single_quotes = _far(b"<c r='XFD1048576' t='inlineStr'><is><t>x</t></is></c>", b"<row r='1048576'>")
+far_cell_spaces = _far(b'<c r = "XFD1048576" t="inlineStr"><is><t>x</t></is></c>', b'<row r = "1048576" >')
+far_cell_lowercase = _far(b'<c r="xfd1048576" t="inlineStr"><is><t>x</t></is></c>')
+far_cell_second_attribute = _far(b'<c t="inlineStr" r="XFD1048576"><is><t>x</t></is></c>')
+far_cell_prefixed = _far(b'<x:c xmlns:x="urn:x" r="XFD1048576"><x:v>1</x:v></x:c>')
+# 16 384 cells without references in the last row: the reader places them at A…XFD.
+unreferenced_far_row = _far(b"<c><v>1</v></c>" * 16_384)
+# Rows compared as numbers: with text comparison "200000" > "1048576" and the sheet looked small.
+row_200000_and_1048576 = _far(b'<c r="A1048576"><v>1</v></c>',
+                              b'<row r="200000"><c r="L200000"><v>1</v></c></row><row r="1048576">')
+
+
+def _with_parts(data: bytes, parts: dict[str, bytes], rels_target: str | None = None) -> bytes:
+    """``data`` with members added or replaced, and optionally the first sheet's relationship target."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            body = src.read(info.filename)
+            if info.filename == "xl/_rels/workbook.xml.rels" and rels_target is not None:
+                body = body.replace(b'Target="worksheets/sheet1.xml"', f'Target="{rels_target}"'.encode())
+            if info.filename not in parts:
+                z.writestr(info.filename, body)
+        for name, body in parts.items():
+            z.writestr(name, body)
+    return out.getvalue()
+
+
+def _far_sheet_xml() -> bytes:
+    return zipfile.ZipFile(io.BytesIO(far_cell_xlsx())).read("xl/worksheets/sheet1.xml")
+
+
+def sheet_through_dotdot() -> bytes:
+    """The sheet's relationship reaches the far-cell part through ".." (it resolves inside xl/)."""
+    return _with_parts(fast_xlsx_bytes(rows("cases", 3)), {"xl/data/far.xml": _far_sheet_xml()},
+                       rels_target="../xl/worksheets/../data/far.xml")
+
+
+def sheet_outside_xl() -> bytes:
+    """The sheet's relationship points outside xl/."""
+    return _with_parts(fast_xlsx_bytes(rows("cases", 3)), {"far.xml": _far_sheet_xml()},
+                       rels_target="../../far.xml")
+
+
+def member_named_with_dotdot() -> bytes:
+    """A zip member literally named "xl/x/../far.xml", and the relationship naming it as written."""
+    return _with_parts(fast_xlsx_bytes(rows("cases", 3)), {"xl/x/../far.xml": _far_sheet_xml()},
+                       rels_target="x/../far.xml")
+
+
+def _sheet_edit(edit: Callable[[bytes], bytes]) -> Callable[[], bytes]:
+    return lambda: _patched_sheet(fast_xlsx_bytes(rows("cases", 3)), edit)
+
+
+BILLION_LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE worksheet [<!ENTITY a "aaaaaaaaaa">'
+                  + b"".join(b'<!ENTITY %s "%s">' % (bytes([98 + i]), (b"&" + bytes([97 + i]) + b";") * 10)
+                             for i in range(9))
+                  + b"]>")
+doctype_billion_laughs = _sheet_edit(
+    lambda b: BILLION_LAUGHS + b[b.index(b"<worksheet"):].replace(b"<t>", b"<t>&j;", 1))
+deeply_nested = _sheet_edit(lambda b: b.replace(b"</sheetData>", b"<x>" * 100_000 + b"</x>" * 100_000 + b"</sheetData>"))
+huge_dimension = _sheet_edit(lambda b: b.replace(b"<sheetData>", b'<dimension ref="A1:XFD1048576"/><sheetData>'))
+
+
+def giant_line_csv() -> bytes:
+    """A 办件 header, then one 30 MB line without a line break (an unclosed quote to the end)."""
+    return csv_bytes(rows("cases", 2)) + b'"' + b"x" * (30 << 20)
+
+
+FAR = "1,048,576 行 × 16,384 列"
+CORPUS += [
+    # issue 23: spellings of the far cell that a regular expression missed (the reader then aborted)
+    BadFile("far_cell_single_quotes", "单引号.xlsx", far_cell_single_quotes, "sheet_too_large", FAR),
+    BadFile("far_cell_spaces_around_equals", "等号空格.xlsx", far_cell_spaces, "sheet_too_large", FAR),
+    BadFile("far_cell_lowercase", "小写引用.xlsx", far_cell_lowercase, "sheet_too_large", FAR),
+    BadFile("far_cell_second_attribute", "引用在后.xlsx", far_cell_second_attribute, "sheet_too_large", FAR),
+    BadFile("far_cell_other_prefix", "前缀.xlsx", far_cell_prefixed, "sheet_too_large", FAR),
+    BadFile("far_row_of_unreferenced_cells", "无引用整行.xlsx", unreferenced_far_row, "sheet_too_large", FAR),
+    BadFile("rows_compared_as_numbers", "行号比较.xlsx", row_200000_and_1048576, "sheet_too_large",
+            "1,048,576 行 × 12 列"),
+    BadFile("sheet_through_dotdot", "上级路径.xlsx", sheet_through_dotdot, "sheet_too_large", FAR),
+    BadFile("sheet_outside_xl", "工作簿外.xlsx", sheet_outside_xl, "file_corrupt", "工作簿以外"),
+    BadFile("member_named_with_dotdot", "异常路径.xlsx", member_named_with_dotdot, "file_corrupt", "异常路径"),
+    BadFile("doctype_billion_laughs", "实体炸弹.xlsx", doctype_billion_laughs, "file_corrupt", "DOCTYPE"),
+    BadFile("giant_single_line_csv", "超长行.csv", giant_line_csv, "file_corrupt", "未闭合的引号"),
+]
