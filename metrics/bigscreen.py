@@ -11,6 +11,7 @@ import polars as pl
 
 from datasets.periods import Period
 from metrics import alerts
+from metrics.formatting import is_good
 
 BACKGROUND = "#0e1117"
 INK = "#e8eaed"
@@ -59,6 +60,15 @@ def last_import(history: pl.DataFrame) -> dt.datetime | None:
     if history.height == 0:
         return None
     return history["created_at"].max()  # type: ignore[return-value]
+
+
+def delta_colour(key: str, delta: float | None) -> str:
+    """st.metric's delta colour: green when the change is an improvement (↓ indicators improve when they
+    fall), grey when flat or unknown."""
+    good = is_good(key, delta)
+    if good is None:
+        return "off"
+    return "normal" if (delta is not None and delta > 0) == good else "inverse"
 
 
 def needs_refresh(stored_version: int, shown_version: int, shown_at: float, now: float,

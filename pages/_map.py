@@ -67,8 +67,7 @@ def map_block(ctx: shared.Context, key: str, *, open_compare: bool) -> None:
     with side_col:
         if note := maps.schematic_note(shapes):
             st.caption(note)
-        else:
-            st.caption("点击区县可打开其逐级下钻；灰色虚线边框的区县未参与排名，悬停可查看原因。")
+        st.caption("点击区县可打开其逐级下钻；灰色虚线边框的区县未参与排名，悬停可查看原因。")
         if shapes.missing:
             st.markdown("**以下区县没有边界，未画在图上**")
             shared.table(maps.missing_table(shapes), key=f"{key}_missing")

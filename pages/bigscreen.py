@@ -33,10 +33,12 @@ st.html(f"""<style>
 section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header[data-testid="stHeader"],
 [data-testid="stExpandSidebarButton"] {{ display: none !important; }}
 .stApp, [data-testid="stAppViewContainer"] {{ background: {bigscreen.BACKGROUND}; color: {bigscreen.INK}; }}
-.stApp h1, .stApp h2, .stApp h3, .stApp p, .stApp span, .stApp label, [data-testid="stMetricValue"],
-[data-testid="stMetricLabel"], [data-testid="stCaptionContainer"] {{ color: {bigscreen.INK} !important; }}
+.stApp h1, .stApp h2, .stApp h3, [data-testid="stMarkdownContainer"] p, [data-testid="stMetricValue"],
+[data-testid="stMetricLabel"] p, [data-testid="stCaptionContainer"] {{ color: {bigscreen.INK} !important; }}
+[data-testid="stAlertContainer"] {{ background: #1c2a44 !important; }}
+[data-testid="stMetricDelta"] [data-testid="stMarkdownContainer"] p {{ color: inherit !important; }}
 [data-testid="stMainBlockContainer"], .block-container {{ max-width: 100% !important; padding: 1.2rem 2rem 0.5rem; }}
-[data-testid="stMetricValue"] {{ font-size: 2.4rem; }}
+[data-testid="stMetricValue"] {{ font-size: 2.2rem; }}
 .stApp [data-testid="stVerticalBlockBorderWrapper"] {{ border-color: #2a2f3a; }}
 </style>""")
 
@@ -49,10 +51,14 @@ title_col.markdown(f"## 政务服务效能 · {period.label}")
 asof_col.markdown(f"**{bigscreen.as_of_text(period, bigscreen.last_import(history))}**　环比对照："
                   f"{period.previous().label}")
 
-left, centre, right = st.columns([1, 2, 1.1], gap="medium")
+left, centre, right = st.columns([1.2, 2, 1.1], gap="medium")
 with left:
-    for card in cards:
-        shared.metric_card(card)
+    index_card, *indicator_cards = cards
+    shared.metric_card(index_card)
+    pairs = st.columns(2)
+    for n, card in enumerate(indicator_cards):  # compact: value and 环比 only
+        pairs[n % 2].metric(card.label, card.text, delta=card.mom_text, delta_description="环比", border=True,
+                            delta_color=bigscreen.delta_colour(card.key, card.mom))
 with centre:
     shapes = district_map.get_shapes(ctx.url, ctx.version, tuple(ctx.districts_all), ctx.demo)
     values = maps.map_values(rank, INDEX, ctx.districts_all)

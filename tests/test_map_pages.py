@@ -125,3 +125,15 @@ def test_alerts_by_district_most_first():
                          "bad_rectified_on_time_rate__num": [2.0, 5.0, 1.0, None],
                          "bad_rectified_on_time_rate__den": [4.0, 5.0, 1.0, None]})
     assert bigscreen.alerts_by_district(rank).rows() == [("丙", 3, 0), ("甲", 1, 2)]
+
+
+@pytest.mark.parametrize(("key", "delta", "colour"), [
+    ("index", 2.0, "normal"),  # up and better: green
+    ("index", -2.0, "normal"),  # down and worse: red
+    ("avg_handling_days", -0.5, "inverse"),  # ↓ indicator falling: better, green
+    ("avg_handling_days", 0.5, "inverse"),  # rising: worse, red
+    ("index", 0.0, "off"),
+    ("index", None, "off"),
+])
+def test_bigscreen_delta_colour_follows_the_direction(key, delta, colour):
+    assert bigscreen.delta_colour(key, delta) == colour
