@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -26,7 +27,7 @@ def _maps(at: AppTest) -> list[dict]:
 
 
 def _features(spec: dict) -> dict[str, dict]:
-    return {f["district"]: f for f in spec["layer"][0]["data"]["values"]}
+    return {f["district"]: f for f in json.loads(spec["layer"][0]["data"]["values"])}
 
 
 def test_overview_map_of_the_demo_is_a_schematic_with_every_district(demo: Demo, monkeypatch):

@@ -39,7 +39,7 @@ def test_the_real_codes_of_a_prefecture_draw_all_its_counties(enshi):
         assert 108.3 < lon < 110.7 and 29.0 < lat < 31.5, name
     chart = maps.district_map(shapes, maps.map_values(_rank(list(ENSHI)), INDEX, list(ENSHI)), INDEX, load_settings())
     spec = chart.to_dict()
-    drawn = [f["district"] for f in spec["layer"][0]["data"]["values"]]
+    drawn = [f["district"] for f in json.loads(spec["layer"][0]["data"]["values"])]
     assert drawn == list(ENSHI)
 
 
@@ -224,7 +224,8 @@ def test_map_spec_tooltip_legend_and_greyed_unranked():
     legend = colour["condition"]["title"]
     assert legend.startswith(indicator.name) and "底线" in legend and "目标" in legend
     assert geo["encoding"]["strokeDash"]["value"] == [4, 3]  # dashed outline when not coloured
-    features = {f["district"]: f for f in geo["data"]["values"]}
+    assert geo["data"]["format"] == {"type": "json"}
+    features = {f["district"]: f for f in json.loads(geo["data"]["values"])}
     assert [features[n]["coloured"] for n in names] == [True, True, False]
     assert features["丙区"]["rank_text"] == "未排名：缺少 2025-06 好差评数据"
     assert spec["params"] == [{"name": maps.SELECTION, "select": {"type": "point", "fields": ["district"], "on": "click"},
