@@ -157,6 +157,22 @@ def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: Scori
     )
 
 
+def to_spec(chart: alt.TopLevelMixin) -> dict:
+    """The Vega-Lite spec for st.vega_lite_chart: the outlines as a list again (Streamlit turns inline
+    values into a table and cannot read a JSON string), without Altair's schema validation."""
+    spec = chart.to_dict(validate=False)
+    datasets = spec.get("datasets", {})
+    for name, values in datasets.items():
+        if isinstance(values, str):
+            datasets[name] = json.loads(values)
+    for layer in spec.get("layer", []):
+        data = layer.get("data", {})
+        if isinstance(data.get("values"), str):
+            data["values"] = json.loads(data["values"])
+        data.pop("format", None)
+    return spec
+
+
 def _legend_format(key: str) -> str:
     return ".0f" if key == INDEX else BY_ID[key].unit.d3_axis_format
 

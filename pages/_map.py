@@ -49,7 +49,7 @@ def map_block(ctx: shared.Context, key: str, *, open_compare: bool) -> None:
     map_col, side_col = st.columns([3, 1])
     with map_col:
         if shapes.geometries:
-            spec = maps.district_map(shapes, values, colour_by, ctx.settings).to_dict(validate=False)
+            spec = maps.to_spec(maps.district_map(shapes, values, colour_by, ctx.settings))
             event = st.vega_lite_chart(spec, width="stretch", on_select="rerun", selection_mode=maps.SELECTION,
                                        key=f"{key}_chart")
             district = _picked(event)

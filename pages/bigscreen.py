@@ -63,9 +63,8 @@ with centre:
     shapes = district_map.get_shapes(ctx.url, ctx.version, tuple(ctx.districts_all), ctx.demo)
     values = maps.map_values(rank, INDEX, ctx.districts_all)
     if shapes.geometries:
-        st.vega_lite_chart(bigscreen.dark(maps.district_map(shapes, values, INDEX, ctx.settings, dark=True,
-                                                            height=700)).to_dict(validate=False),
-                           width="stretch", theme=None)
+        figure = maps.district_map(shapes, values, INDEX, ctx.settings, dark=True, height=700)
+        st.vega_lite_chart(maps.to_spec(bigscreen.dark(figure)), width="stretch", theme=None)
     if note := maps.schematic_note(shapes):
         st.caption(note)
     if shapes.missing:

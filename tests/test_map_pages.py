@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 
 import pytest
@@ -27,7 +26,9 @@ def _maps(at: AppTest) -> list[dict]:
 
 
 def _features(spec: dict) -> dict[str, dict]:
-    return {f["district"]: f for f in json.loads(spec["layer"][0]["data"]["values"])}
+    data = spec["layer"][0]["data"]
+    values = data["values"] if "values" in data else spec["datasets"][data["name"]]
+    return {f["district"]: f for f in values}
 
 
 def test_overview_map_of_the_demo_is_a_schematic_with_every_district(demo: Demo, monkeypatch):

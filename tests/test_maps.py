@@ -39,7 +39,7 @@ def test_the_real_codes_of_a_prefecture_draw_all_its_counties(enshi):
         assert 108.3 < lon < 110.7 and 29.0 < lat < 31.5, name
     chart = maps.district_map(shapes, maps.map_values(_rank(list(ENSHI)), INDEX, list(ENSHI)), INDEX, load_settings())
     spec = chart.to_dict()
-    drawn = [f["district"] for f in json.loads(spec["layer"][0]["data"]["values"])]
+    drawn = [f["district"] for f in _geo_values(spec)]
     assert drawn == list(ENSHI)
 
 
@@ -95,6 +95,13 @@ def test_label_point_of_a_square_is_its_centre():
 # --- upload validation -------------------------------------------------------------------------------
 
 SQUARE = [[114.0, 30.0], [114.1, 30.0], [114.1, 30.1], [114.0, 30.1], [114.0, 30.0]]
+
+
+def _geo_values(spec: dict) -> list[dict]:
+    """The outlines layer's features (Altair moves inline data to the top-level datasets)."""
+    data = spec["layer"][0]["data"]
+    values = data["values"] if "values" in data else spec["datasets"][data["name"]]
+    return json.loads(values) if isinstance(values, str) else values
 
 
 def _doc(obj: object) -> bytes:
@@ -225,7 +232,7 @@ def test_map_spec_tooltip_legend_and_greyed_unranked():
     assert legend.startswith(indicator.name) and "底线" in legend and "目标" in legend
     assert geo["encoding"]["strokeDash"]["value"] == [4, 3]  # dashed outline when not coloured
     assert geo["data"]["format"] == {"type": "json"}
-    features = {f["district"]: f for f in json.loads(geo["data"]["values"])}
+    features = {f["district"]: f for f in _geo_values(spec)}
     assert [features[n]["coloured"] for n in names] == [True, True, False]
     assert features["丙区"]["rank_text"] == "未排名：缺少 2025-06 好差评数据"
     assert spec["params"] == [{"name": maps.SELECTION, "select": {"type": "point", "fields": ["district"], "on": "click"},
@@ -233,6 +240,10 @@ def test_map_spec_tooltip_legend_and_greyed_unranked():
     labels = spec["layer"][1]["data"]["values"]
     assert [row["label"] for row in labels] == ["甲区\n99.00%", "乙区\n98.00%", "丙区\n未排名"]
     assert "url" not in json.dumps(spec)  # inline data only: the browser fetches nothing
+    for_streamlit = maps.to_spec(maps.district_map(shapes, maps.map_values(_rank(names), IND, names), IND, settings))
+    (name,) = [n for n, v in for_streamlit["datasets"].items() if isinstance(v, list) and "geometry" in v[0]]
+    assert for_streamlit["layer"][0]["data"] == {"name": name}  # no string left for Streamlit to tabulate
+    assert for_streamlit["datasets"][name] == _geo_values(spec)
 
 
 def test_index_legend_states_the_scale_and_target():
