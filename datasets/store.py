@@ -685,6 +685,12 @@ def rollback_to(
     return done
 
 
+def last_import_at(engine: Engine) -> dt.datetime | None:
+    """When the newest batch was imported (None for an empty store)."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.max(batches.c.created_at))).scalar()
+
+
 def batch_history(engine: Engine, kind: str | None = None, district: str | None = None) -> pl.DataFrame:
     query = sa.select(batches).order_by(batches.c.id.desc())
     if kind:

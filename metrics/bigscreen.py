@@ -55,13 +55,6 @@ def as_of_text(period: Period, last_import: dt.datetime | None) -> str:
     return text
 
 
-def last_import(history: pl.DataFrame) -> dt.datetime | None:
-    """The newest batch's time (store.batch_history())."""
-    if history.height == 0:
-        return None
-    return history["created_at"].max()  # type: ignore[return-value]
-
-
 def delta_colour(key: str, delta: float | None) -> str:
     """st.metric's delta colour: green when the change is an improvement (↓ indicators improve when they
     fall), grey when flat or unknown."""

@@ -44,11 +44,10 @@ section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], hea
 
 cards = overview.overview_cards(ctx.comps, period, ctx.settings, None, overview.KEY_INDICATORS)
 rank = ctx.ranking(period)
-history = store.batch_history(engine)
 
 title_col, asof_col = st.columns([3, 2], vertical_alignment="bottom")
 title_col.markdown(f"## 政务服务效能 · {period.label}")
-asof_col.markdown(f"**{bigscreen.as_of_text(period, bigscreen.last_import(history))}**　环比对照："
+asof_col.markdown(f"**{bigscreen.as_of_text(period, store.last_import_at(engine))}**　环比对照："
                   f"{period.previous().label}")
 
 left, centre, right = st.columns([1.2, 2, 1.1], gap="medium")
@@ -61,10 +60,10 @@ with left:
                             delta_color=bigscreen.delta_colour(card.key, card.mom))
 with centre:
     shapes = district_map.get_shapes(ctx.url, ctx.version, tuple(ctx.districts_all), ctx.demo)
-    values = maps.map_values(rank, INDEX, ctx.districts_all)
     if shapes.geometries:
-        figure = maps.district_map(shapes, values, INDEX, ctx.settings, dark=True, height=700)
-        st.vega_lite_chart(maps.to_spec(bigscreen.dark(figure)), width="stretch", theme=None)
+        spec = district_map.get_map_spec(ctx.url, ctx.fingerprint, ctx.rules_key, ctx.version, period.key, INDEX,
+                                         tuple(ctx.districts_all), ctx.demo, dark=True, height=700)
+        st.vega_lite_chart(spec, width="stretch", theme=None)
     if note := maps.schematic_note(shapes):
         st.caption(note)
     if shapes.missing:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from types import SimpleNamespace
 
 import pytest
@@ -93,7 +94,12 @@ def test_bigscreen_for_a_leader_shows_the_latest_month_map_ranking_and_alerts(de
     at = open_page(app(demo, monkeypatch, LEADER_NAME), "pages/bigscreen.py")
     month = Period(demo.period.last, demo.period.last)
     assert any(f"政务服务效能 · {month.label}" in m.value for m in at.markdown)
-    assert any(bigscreen.as_of_text(month, None) in m.value for m in at.markdown)
+    from datasets import store
+
+    engine = store.make_engine(demo.url)
+    as_of = bigscreen.as_of_text(month, store.last_import_at(engine))
+    engine.dispose()
+    assert "最近导入" in as_of and any(as_of in m.value for m in at.markdown)
     city = overview.pooled_scores(demo.comps, month, demo.settings)
     assert metrics(at)["效能指数"] == f"{city['index']:.1f}"
     (spec,) = _maps(at)
@@ -139,3 +145,22 @@ def test_alerts_by_district_most_first():
 ])
 def test_bigscreen_delta_colour_follows_the_direction(key, delta, colour):
     assert bigscreen.delta_colour(key, delta) == colour
+
+
+@pytest.mark.parametrize(("month", "last", "text"), [
+    ("2025-02", None, "数据截至 2025 年 2 月 28 日"),
+    ("2024-02", None, "数据截至 2024 年 2 月 29 日"),  # a leap year
+    ("2025-06", dt.datetime(2025, 7, 3, 9, 30, 12), "数据截至 2025 年 6 月 30 日　最近导入 2025-07-03 09:30"),
+])
+def test_as_of_text(month, last, text):
+    assert bigscreen.as_of_text(Period(month, month), last) == text
+
+
+def test_last_import_is_the_newest_batch(demo: Demo):
+    from datasets import store
+
+    engine = store.make_engine(demo.url)
+    try:
+        assert store.last_import_at(engine) == store.batch_history(engine)["created_at"].max()
+    finally:
+        engine.dispose()
