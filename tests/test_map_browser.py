@@ -63,3 +63,17 @@ def test_the_big_screen_is_dark_without_a_sidebar(browser_server: Server):
             assert page.get_by_text(re.compile("^数据截至 ")).count() >= 1
         finally:
             b.close()
+
+
+def test_the_big_screen_url_opened_on_the_screens_computer_leads_there_after_sign_in(browser_server: Server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = browser(p)
+        try:
+            page = b.new_page(viewport={"width": 1920, "height": 1080})
+            page.goto(browser_server.url + "/bigscreen")
+            login(page, "leader", "demo-leader")
+            expect_heading(page, re.compile("^政务服务效能"))
+        finally:
+            b.close()
