@@ -46,7 +46,8 @@ def test_overview_map_of_the_demo_is_a_schematic_with_every_district(demo: Demo,
             assert feature["rank_text"] == f"第 {row['rank']} 名 / 共 {int(rank['ranked'].sum())} 个"
         else:
             assert feature["rank_text"] == f"未排名：{row['unranked_reason']}"
-    assert spec["projection"]["type"] == "identity"  # hexagon tiles, not lon/lat outlines
+    # Hexagon tiles (one ring of 6 corners, closed), never outlines, even for codes with a real boundary.
+    assert all(len(f["geometry"]["coordinates"][0][0]) == 7 for f in features.values())
     assert any("示意图" in c.value for c in at.caption)
 
 
