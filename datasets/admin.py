@@ -246,6 +246,33 @@ def save_district(engine: Engine, actor: User, name: str, code: str | None, alia
     return f"已{detail}。"
 
 
+def upload_district_shape(engine: Engine, actor: User, district: str, raw: bytes, file_name: str = "",
+                          page: str = DISTRICTS_PAGE) -> str:
+    """Store an uploaded GeoJSON boundary for a configured district (administrators; validated; audited).
+
+    Raises ValueError with a Chinese message when the file is not an acceptable boundary.
+    """
+    from datasets.boundaries import parse_upload, vertex_count
+
+    actor = check_actor(engine, actor)
+    if district not in set(district_names(engine)):
+        raise ValueError(f"区县“{district}”未配置。")
+    geometry = parse_upload(raw)
+    store.save_district_shape(engine, district, geometry, actor.username)
+    detail = f"上传区县边界 {district}：{file_name or '（未命名文件）'}，{vertex_count(geometry)} 个坐标点"
+    accounts.audit(engine, actor.username, "district", detail, page)
+    return f"已{detail}。"
+
+
+def remove_district_shape(engine: Engine, actor: User, district: str, page: str = DISTRICTS_PAGE) -> str:
+    """Remove a district's uploaded boundary (administrators; audited)."""
+    actor = check_actor(engine, actor)
+    if not store.delete_district_shape(engine, district):
+        return f"区县“{district}”没有上传过边界。"
+    accounts.audit(engine, actor.username, "district", f"删除区县边界 {district}", page)
+    return f"已删除区县“{district}”上传的边界。"
+
+
 def upload_districts(engine: Engine, user: User | None) -> list[str]:
     """The configured districts ``user`` may upload and roll back (all of them for the ``*`` scope)."""
     if user is None or not user.can_upload:

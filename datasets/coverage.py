@@ -87,6 +87,11 @@ class Coverage:
     default_month: str | None = None
     this_month: str = ""  # today's month (YYYY-MM): a quarter or year ending on or after it is in progress
 
+    def as_of(self, month: str) -> dt.date | None:
+        """How far the month's data goes (数据截至), None for a month without data."""
+        status = self.months.get(month)
+        return status.as_of if status is not None else None
+
     def is_partial(self, month: str) -> bool:
         status = self.months.get(month)
         return status is not None and not status.complete

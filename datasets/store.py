@@ -23,7 +23,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from datasets.schema import KINDS
-from datasets.tables import batches, districts, metadata, record_tables, revisions, settings_changes
+from datasets.tables import batches, district_shapes, districts, metadata, record_tables, revisions, settings_changes
 
 DEFAULT_SQLITE_PATH = Path(__file__).resolve().parent.parent / "data" / "dashboard.db"
 
@@ -182,6 +182,34 @@ def district_lookup(engine: Engine) -> dict[str, str]:
             if key:
                 lookup[normalize(key)] = name
     return lookup
+
+
+def save_district_shape(engine: Engine, district: str, geometry: dict, user_name: str) -> None:
+    """Store (or replace) the uploaded boundary of a configured district; validated by the caller."""
+    text = json.dumps(geometry, ensure_ascii=False, separators=(",", ":"))
+    with engine.begin() as conn:
+        if conn.execute(sa.select(districts.c.id).where(districts.c.name == district)).first() is None:
+            raise ValueError(f"区县“{district}”未配置")
+        conn.execute(district_shapes.delete().where(district_shapes.c.district == district))
+        conn.execute(district_shapes.insert().values(district=district, geometry=text, user_name=user_name,
+                                                     uploaded_at=now()))
+        add_revision(conn, f"district shape {district}")
+
+
+def delete_district_shape(engine: Engine, district: str) -> bool:
+    """Remove an uploaded boundary (the packaged one, if any, applies again); False if there was none."""
+    with engine.begin() as conn:
+        gone = conn.execute(district_shapes.delete().where(district_shapes.c.district == district)).rowcount
+        if gone:
+            add_revision(conn, f"district shape {district} removed")
+    return bool(gone)
+
+
+def district_shapes_stored(engine: Engine) -> dict[str, str]:
+    """District -> uploaded GeoJSON geometry text."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(district_shapes.c.district, district_shapes.c.geometry)).all()
+    return {r.district: r.geometry for r in rows}
 
 
 # --- writing records ----------------------------------------------------------------------------
@@ -740,6 +768,12 @@ def withdraw_batch(
         if audit is not None:
             audit(conn, done)
     return done
+
+
+def last_import_at(engine: Engine) -> dt.datetime | None:
+    """When the newest batch was imported (None for an empty store)."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.max(batches.c.created_at))).scalar()
 
 
 def batch_history(engine: Engine, kind: str | None = None, district: str | None = None) -> pl.DataFrame:

@@ -35,6 +35,17 @@ districts = sa.Table(
     sa.Column("sort_order", sa.Integer, nullable=False, default=0),
 )
 
+# A boundary an administrator uploaded for a district (a 新区 or 开发区 without its own code): one
+# validated GeoJSON geometry (datasets/boundaries.parse_upload); it wins over the packaged one.
+district_shapes = sa.Table(
+    "district_shapes",
+    metadata,
+    sa.Column("district", sa.String(100), primary_key=True),
+    sa.Column("geometry", sa.Text, nullable=False),  # GeoJSON Polygon/MultiPolygon
+    sa.Column("user_name", sa.String(100), nullable=False),
+    sa.Column("uploaded_at", sa.DateTime, nullable=False),
+)
+
 batches = sa.Table(
     "batches",
     metadata,

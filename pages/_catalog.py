@@ -46,6 +46,7 @@ PAGE_COMPARE = "区县对比"
 PAGE_PERIODS = "时段对比"
 PAGE_RANKING = "排名下载"
 PAGE_BULLETIN = "月度通报"
+PAGE_BIGSCREEN = "大屏展示"
 PAGE_UPLOAD = "数据上传"
 PAGE_QUALITY = "数据质量"
 PAGE_INDICATORS = "指标说明"
@@ -75,6 +76,8 @@ CATALOG: tuple[PageSpec, ...] = (
     # on the page itself (pages/bulletin.py), not the sidebar's.
     PageSpec(PAGE_BULLETIN, "bulletin", ":material/description:", "看板", _VIEWERS, frozenset({FULL}),
              download_roles=_DOWNLOADERS),
+    # The command-centre screen: opened by URL (/bigscreen) on the screen's computer by a leader account.
+    PageSpec(PAGE_BIGSCREEN, "bigscreen", ":material/tv:", "看板", frozenset({LEADER, ADMIN}), frozenset({FULL})),
     PageSpec(PAGE_UPLOAD, "upload", ":material/upload_file:", "数据", frozenset({STAFF}), frozenset({FULL, EMPTY, BROKEN}),
              home_rank=2),
     PageSpec(PAGE_QUALITY, "quality", ":material/fact_check:", "数据", frozenset({STAFF, ADMIN, LEADER}),

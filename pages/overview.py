@@ -7,6 +7,7 @@ from datasets import admin as actions
 from metrics import alerts, charts, formatting, overview
 from pages import _auth_ui as ui
 from pages import _catalog as catalog
+from pages import _map as district_map
 from pages import _shared as shared
 
 engine, app, user = ui.gate(catalog.PAGE_OVERVIEW)
@@ -34,6 +35,9 @@ with rank_col:
     with st.expander("查看排名表"):
         shared.table(overview.ranking_brief(rank), key="overview_rank")
 shared.metric_row(cards[1:], per_row=4)
+
+st.subheader("区县地图")
+district_map.map_block(ctx, "overview_map", open_compare=True)
 
 st.subheader("效能指数走势")
 months = overview.trend_months(period, ctx.months)

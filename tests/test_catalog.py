@@ -44,7 +44,7 @@ def test_every_navigation_ends_with_the_account_section():
 
 # What the navigations list, written out by hand (the menu a user sees is this, filtered by role).
 NAVIGATIONS = {
-    catalog.FULL: {"看板": ["总览", "区县对比", "时段对比", "排名下载", "月度通报"], "数据": ["数据上传", "数据质量"],
+    catalog.FULL: {"看板": ["总览", "区县对比", "时段对比", "排名下载", "月度通报", "大屏展示"], "数据": ["数据上传", "数据质量"],
                    "说明与设置": ["指标说明", "设置"], "账号": ["登录", "修改密码", "账号管理", "区县配置", "审计日志"]},
     catalog.EMPTY: {"开始": ["开始使用"], "数据": ["数据上传"], "说明与设置": ["指标说明", "设置"],
                     "账号": ["登录", "修改密码", "账号管理", "区县配置", "审计日志"]},

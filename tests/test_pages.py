@@ -153,10 +153,11 @@ def test_compare_page_charts_heatmap_and_drill_down(demo: Demo, monkeypatch):
     at = open_page(at, "pages/compare.py")
     specs = charts(at)
     chosen = list(overview.KEY_INDICATORS)
-    assert len(specs) == len(chosen) + 1  # one chart per chosen indicator, then the heatmap
+    assert len(specs) == len(chosen) + 2  # one chart per chosen indicator, the district map, then the heatmap
+    assert specs[-2]["layer"][0]["mark"]["type"] == "geoshape"
     # One colour scale for districts on every chart.
     domains = {json.dumps(layer["encoding"]["color"]["scale"]["domain"], ensure_ascii=False)
-               for spec in specs[:-1] for layer in spec["layer"][:1]}
+               for spec in specs[:len(chosen)] for layer in spec["layer"][:1]}
     assert len(domains) == 1
     # The heatmap's cells carry each district's score from the ranking.
     heat = pl.from_pandas(_chart_data(at, -1))
