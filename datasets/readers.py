@@ -258,7 +258,8 @@ def _xml_parser(where: str) -> expat.XMLParserType:
 
     def refuse(*_: object) -> None:
         raise ReadError(
-            f"文件中的“{where}”含有 XML 文档类型声明（DOCTYPE/实体），Excel 不会写出这样的内容，疑似异常文件，已拒绝读取。",
+            # Plain Chinese for the staff member; ``where`` (the member inside the package) is for the log.
+            "文件内部含有文档类型声明（实体定义），Excel 不会写出这样的内容，疑似异常文件，已拒绝读取。",
             "file_corrupt",
         )
 

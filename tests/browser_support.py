@@ -186,6 +186,11 @@ def expect_heading(page, name: str | re.Pattern) -> None:
     expect(page.get_by_role("heading", name=name)).to_be_visible(timeout=SLOW)
 
 
+def page_heading(title: str) -> re.Pattern:
+    """The heading a page shows: its catalog title, except 大屏展示 (a screen, headed by what it shows)."""
+    return re.compile("^政务服务效能" if title == "大屏展示" else f"^{re.escape(title)}")
+
+
 def login(page, username: str, password: str) -> None:
     expect_heading(page, "登录")
     page.get_by_label("账号", exact=True).fill(username)

@@ -85,6 +85,7 @@ EXPECTED = {
     P.PAGE_COMPARE: (1, 1, 1, 1, 1),
     P.PAGE_PERIODS: (1, 1, 1, 1, 1),
     P.PAGE_INDICATORS: (1, 1, 1, 1, 1),
+    P.PAGE_BIGSCREEN: (1, 0, 0, 1, 0),
     P.PAGE_START: (1, 1, 1, 1, 1),
     P.PAGE_RANKING: (1, 0, 1, 1, 0),
     P.PAGE_BULLETIN: (1, 0, 1, 1, 0),

@@ -35,6 +35,7 @@ from tests.browser_support import (
     expect_heading,
     login,
     need_chromium,
+    page_heading,
     running_server,
     streamlit_run,
     visible_texts,
@@ -120,7 +121,7 @@ def _check(page, title: str, how: str, shots: Path | None, account: str, file: s
     from playwright.sync_api import expect
 
     where = f"{account} {title} ({how})"
-    expect_heading(page, re.compile(f"^{re.escape(title)}"))
+    expect_heading(page, page_heading(title))
     wait_idle(page)
     assert page.get_by_test_id("stException").count() == 0, where
     texts = visible_texts(page)

@@ -563,6 +563,6 @@ CORPUS += [
     BadFile("sheet_through_dotdot", "上级路径.xlsx", sheet_through_dotdot, "sheet_too_large", FAR),
     BadFile("sheet_outside_xl", "工作簿外.xlsx", sheet_outside_xl, "file_corrupt", "工作簿以外"),
     BadFile("member_named_with_dotdot", "异常路径.xlsx", member_named_with_dotdot, "file_corrupt", "异常路径"),
-    BadFile("doctype_billion_laughs", "实体炸弹.xlsx", doctype_billion_laughs, "file_corrupt", "DOCTYPE"),
+    BadFile("doctype_billion_laughs", "实体炸弹.xlsx", doctype_billion_laughs, "file_corrupt", "文档类型声明"),
     BadFile("giant_single_line_csv", "超长行.csv", giant_line_csv, "file_corrupt", "未闭合的引号"),
 ]
