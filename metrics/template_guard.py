@@ -60,7 +60,7 @@ class TemplateError(ValueError):
 
 
 def _mib(n: int) -> str:
-    return f"{n / MIB:.1f} MiB"
+    return f"{n / MIB:.1f} MB"  # 1 MB = 1,048,576 bytes here, as Windows shows file sizes
 
 
 # --- 1. the package ---------------------------------------------------------------------------------

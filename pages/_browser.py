@@ -8,7 +8,7 @@ Chinese as they appear. The table below is the whole list; tests/test_browser.py
 for every role on every page.
 
 ``set_cookie``/``clear_cookie`` write the session cookie: the random id of a server-side session
-(pages/_session.py, datasets/sessions.py), HttpOnly when the server runs server.py's routes
+(pages/_session.py, datasets/sessions.py), HttpOnly when the server runs dashboard.py's st.App routes
 (pages/_cookie_server.py); the page reads it back through ``st.context.cookies`` after a reload.
 """
 
@@ -207,7 +207,7 @@ def _https() -> bool:
 
 
 def _script_cookie(value: str, max_age: int) -> str:
-    """The fallback without server.py's routes: the cookie written by JavaScript (cannot be HttpOnly)."""
+    """The fallback without the st.App routes (AppTest): the cookie written by JavaScript (cannot be HttpOnly)."""
     if not _TOKEN.match(value):
         raise ValueError("cookie value has characters outside the token alphabet")
     secure = "; Secure" if _https() else ""
@@ -231,7 +231,7 @@ def _post_script(path: str, body: str = "") -> str:
 def set_cookie(token: str, max_age: int) -> None:
     """Put the session's random token into the browser (read back by st.context.cookies on reload).
 
-    Under server.py the server sets it, HttpOnly, through a one-time code; otherwise JavaScript does."""
+    Under the st.App (``streamlit run dashboard.py``) the server sets it, HttpOnly, through a one-time code; otherwise JavaScript does."""
     if _cookie_server.installed:
         code = _cookie_server.handoff(token, max_age, _https())
         st.html(_post_script(_route(), code), unsafe_allow_javascript=True)

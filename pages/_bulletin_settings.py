@@ -51,7 +51,7 @@ def render(engine: Engine, admin: User) -> None:
         "通报按模板生成：模板中必须有 {{ title }}（标题）和单独成段的 {{p body }}（正文），可选 {{ issuer }}（发文单位）、"
         "{{ issue_date }}（成文日期）、{{ city }}、{{ period }}、{{ doc_number }}（发文字号）、{{ cc }}（抄送）、"
         "{{ printer }}（印发机关）、{{ print_date }}（印发日期）。可以先下载当前模板，在 Word/WPS 中换成本单位的红头后上传。"
-        f"模板中只能写这些占位符（不能有表达式、过滤器或 {{% %}} 语句），文件不超过 {bulletin_docx.MAX_TEMPLATE_MIB} MiB。"
+        f"模板中只能写这些占位符（不能有表达式、过滤器或 {{% %}} 语句），文件不超过 {bulletin_docx.MAX_TEMPLATE_MIB} MB。"
     )
     st.caption("当前：" + ("默认模板" if stored is None else
                           shared.plain(f"{stored['file_name']}（{stored['user_name']} 于 {stored['at']} 上传）")))

@@ -1,7 +1,7 @@
-"""The HttpOnly session cookie, set by the server (two HTTP routes of ``server.py``'s ``st.App``).
+"""The HttpOnly session cookie, set by the server (two HTTP routes of the ``st.App`` at the end of dashboard.py).
 
 A Streamlit script talks to the browser over a WebSocket and cannot add a ``Set-Cookie`` header to any
-response. ``server.py`` therefore starts the dashboard as an ``st.App`` (Streamlit's ASGI app) with
+response. ``streamlit run dashboard.py`` therefore starts the dashboard as an ``st.App`` (Streamlit's ASGI app) with
 two small routes, and the handover goes like this:
 
 1. After a password sign-in the script asks ``handoff`` for a one-time code (random, valid
@@ -16,9 +16,9 @@ Both routes require the header ``X-Dashboard-Session: 1``: a cross-site form can
 cross-site ``fetch`` with it needs a CORS preflight that is never granted.
 
 The codes live in this process's memory: the page that posts a code is served by the same server
-(sticky sessions, see docs/deploy.md). When the dashboard runs without these routes (``streamlit run
-dashboard.py``), ``installed`` stays False and pages/_browser.py falls back to a cookie written by
-JavaScript (SameSite=Strict, Secure under HTTPS, not HttpOnly).
+(sticky sessions, see docs/deploy.md). When the dashboard runs without these routes (AppTest),
+``installed`` stays False and pages/_browser.py falls back to a cookie written by JavaScript
+(SameSite=Strict, Secure under HTTPS, not HttpOnly).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ HEADER = "X-Dashboard-Session"
 HANDOFF_SECONDS = 60.0
 MAX_PENDING = 10_000  # codes waiting at once; older ones are dropped first
 
-installed = False  # set by server.py when the routes are part of the running server
+installed = False  # set by dashboard.py's st.App when the routes are part of the running server
 
 _pending: dict[str, tuple[str, int, bool, float]] = {}
 _lock = threading.Lock()

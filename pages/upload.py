@@ -4,6 +4,8 @@ import on confirmation, withdraw an import (撤销导入), roll back to any vers
 Imports and rollbacks are made as the signed-in account: datasets/upload.py checks its district
 scope itself (a file with rows of another district is refused), the page only offers its districts."""
 
+from collections.abc import Callable
+
 import streamlit as st
 
 from datasets import accounts, ingest, quality, report, store, templates, upload
@@ -122,46 +124,44 @@ def _done(message: str) -> None:
     st.rerun()
 
 
-withdrawable = ingest.withdraw_candidates(history, scope)
-with st.container(border=True):
-    st.markdown("**撤销导入**")
-    if withdrawable.height:
-        rows_w = {r["id"]: r for r in withdrawable.iter_rows(named=True)}
-        chosen = st.selectbox("撤销以下在用版本", list(rows_w), index=None, placeholder="选择要撤销的导入",
-                              key=f"wd_target_{action_round}", format_func=lambda i: quality.batch_label(rows_w[i]))
-        sure = st.checkbox("我确认：所选导入将不再计入指标，该区县该月份恢复为导入前的版本（导入记录保留，标为“已撤销”，可通过回滚恢复）",
-                           key=f"wd_confirm_{action_round}")
-        if st.button("撤销导入", disabled=not (sure and chosen is not None), key=f"wd_go_{action_round}"):
-            try:
-                done = ingest.withdraw(engine, int(chosen), user, page=catalog.PAGE_UPLOAD)
-            except (ValueError, accounts.PermissionDenied) as exc:
-                st.error(shared.plain(f"未撤销：{exc}"))
-            else:
-                back = (f"，恢复为第 {done['restored_version']} 版" if done["restored_version"] is not None
-                        else "，该月份暂无在用数据")
-                _done(f"已撤销{KINDS[done['kind']].label} {done['district']} {done['period']} 第 {done['version']} 版"
-                      f"{back}（可在下方回滚恢复）")
-    else:
-        st.caption("负责区县没有可撤销的在用导入。")
-
-candidates = quality.rollback_candidates(history, scope)
-with st.container(border=True):
-    st.markdown("**回滚**")
-    if candidates.height:
+def _version_action(title: str, candidates, prefix: str, pick: str, placeholder: str, confirm: str,
+                    act: Callable[[int], dict], done_text: Callable[[dict], str], refused: str, empty: str) -> None:
+    """One version action (撤销导入, 回滚): pick a batch, confirm, act; nothing preselected or ticked."""
+    with st.container(border=True):
+        st.markdown(f"**{title}**")
+        if not candidates.height:
+            st.caption(empty)
+            return
         rows = {r["id"]: r for r in candidates.iter_rows(named=True)}
-        target = st.selectbox("恢复到以下版本", list(rows), index=None, placeholder="选择要恢复的版本",
-                              key=f"rb_target_{action_round}", format_func=lambda i: quality.batch_label(rows[i]))
-        confirm = st.checkbox("我确认：该区县该数据类型该月份的数据将恢复为所选版本（当前版本保留，可再次回滚）",
-                              key=f"rb_confirm_{action_round}")
-        if st.button("回滚", disabled=not (confirm and target is not None), key=f"rb_go_{action_round}"):
+        chosen = st.selectbox(pick, list(rows), index=None, placeholder=placeholder, key=f"{prefix}_target_{action_round}",
+                              format_func=lambda i: quality.batch_label(rows[i]))
+        sure = st.checkbox(confirm, key=f"{prefix}_confirm_{action_round}")
+        if st.button(title, disabled=not (sure and chosen is not None), key=f"{prefix}_go_{action_round}"):
             try:
-                done = upload.rollback(engine, int(target), user, page=catalog.PAGE_UPLOAD)
+                done = act(int(chosen))
             except (ValueError, accounts.PermissionDenied) as exc:
-                st.error(shared.plain(f"未回滚：{exc}"))
+                st.error(shared.plain(f"{refused}：{exc}"))
             else:
-                _done(f"已将{KINDS[done['kind']].label} {done['district']} {done['period']} 恢复为第 {done['version']} 版")
-    else:
-        st.caption("没有可回滚的旧版本（同一区县同一月份重新导入或撤销后，负责区县的旧版本会出现在这里）。")
+                _done(done_text(done))
+
+
+def _withdrawn(done: dict) -> str:
+    back = f"，恢复为第 {done['restored_version']} 版" if done["restored_version"] is not None else "，该月份暂无在用数据"
+    return (f"已撤销{KINDS[done['kind']].label} {done['district']} {done['period']} 第 {done['version']} 版"
+            f"{back}（可在下方回滚恢复）")
+
+
+_version_action(
+    "撤销导入", ingest.withdraw_candidates(history, scope), "wd", "撤销以下在用版本", "选择要撤销的导入",
+    "我确认：所选导入将不再计入指标，该区县该月份恢复为导入前的版本（导入记录保留，标为“已撤销”，可通过回滚恢复）",
+    lambda batch: ingest.withdraw(engine, batch, user, page=catalog.PAGE_UPLOAD), _withdrawn, "未撤销",
+    "负责区县没有可撤销的在用导入。")
+_version_action(
+    "回滚", quality.rollback_candidates(history, scope), "rb", "恢复到以下版本", "选择要恢复的版本",
+    "我确认：该区县该数据类型该月份的数据将恢复为所选版本（当前版本保留，可再次回滚）",
+    lambda batch: upload.rollback(engine, batch, user, page=catalog.PAGE_UPLOAD),
+    lambda done: f"已将{KINDS[done['kind']].label} {done['district']} {done['period']} 恢复为第 {done['version']} 版",
+    "未回滚", "没有可回滚的旧版本（同一区县同一月份重新导入或撤销后，负责区县的旧版本会出现在这里）。")
 
 st.subheader("导入模板")
 st.caption("模板第一行为表头，另附字段说明；按模板整理的文件可直接上传。")

@@ -186,6 +186,20 @@ def expect_heading(page, name: str | re.Pattern) -> None:
     expect(page.get_by_role("heading", name=name)).to_be_visible(timeout=SLOW)
 
 
+def configured_store(tmp_path: Path, request, database: str):
+    """(engine, URL) of an empty configured database for a server test: a SQLite file in ``tmp_path``, or
+    the ``pg_engine`` fixture's PostgreSQL database."""
+    from datasets import store
+
+    if database == "sqlite":
+        db_url = f"sqlite:///{tmp_path / 'configured.db'}"
+        engine = store.make_engine(db_url)
+        store.init_db(engine)
+        return engine, db_url
+    engine = request.getfixturevalue("pg_engine")
+    return engine, engine.url.render_as_string(hide_password=False)
+
+
 def page_heading(title: str) -> re.Pattern:
     """The heading a page shows: its catalog title, except 大屏展示 (a screen, headed by what it shows)."""
     return re.compile("^政务服务效能" if title == "大屏展示" else f"^{re.escape(title)}")
@@ -205,7 +219,8 @@ ALLOWED_WORDS = {"leader", "staff", "evaluator", "admin", "demo", "tester",  # a
                  "PDF", "DOCX", "WORD", "WPS",  # the formats and word processors the 通报 is made for
                  "BJ",  # the prefix of the demo's 办件编号 (data)
                  # the placeholders an administrator writes into a 通报 template ({{ title }}, …)
-                 "title", "body", "issuer", "issue_date", "city", "period"}
+                 "title", "body", "issuer", "issue_date", "city", "period", "doc_number", "cc", "printer", "print_date",
+                 "JSON", "GEOJSON"}  # the boundary files an administrator uploads on 区县配置
 
 
 def english_words(texts: list[str]) -> set[str]:

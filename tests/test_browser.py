@@ -222,6 +222,9 @@ def test_every_page_is_in_chinese(browser_server: Server):
             assert {"数据上传", "排名下载", "月度通报", "设置", "账号管理", "审计日志", "修改密码"} <= set(titles)
             for title in titles:
                 found[title] = _english(_texts_after(page, title))
+                if title == "大屏展示":  # a wall screen without the sidebar: back home by its address
+                    page.goto(browser_server.url + "/")
+                    expect_heading(page, re.compile("^总览"))
         finally:
             b.close()
     found = {title: words for title, words in found.items() if words}

@@ -268,7 +268,7 @@ def test_a_zip_bomb_is_refused_in_milliseconds_without_unpacking():
     tracemalloc.start()
     started = time.perf_counter()
     try:
-        with pytest.raises(guard.TemplateError, match=r"解压后太大：3072\.\d MiB，上限为 20\.0 MiB"):
+        with pytest.raises(guard.TemplateError, match=r"解压后太大：3072\.\d MB，上限为 20\.0 MB"):
             bulletin_docx.check_template(bomb)
         seconds = time.perf_counter() - started
         peak = tracemalloc.get_traced_memory()[1]
@@ -304,7 +304,7 @@ def test_too_big_a_file_is_refused_by_its_size(tmp_path: Path):
     big = rezip(members(bulletin_docx.default_template()), ["word/media/noise.bin"], [os.urandom(6 * MIB)])
     assert len(big) > 6 * MIB
     started = time.perf_counter()
-    with pytest.raises(guard.TemplateError, match=r"通报模板太大：6\.\d MiB，上限为 5\.0 MiB"):
+    with pytest.raises(guard.TemplateError, match=r"通报模板太大：6\.\d MB，上限为 5\.0 MB"):
         bulletin_docx.check_template(big)
     assert time.perf_counter() - started < 0.5
 

@@ -13,6 +13,7 @@ import pytest
 from datasets import accounts, store
 from tests.browser_support import (
     browser,
+    configured_store,
     expect_heading,
     login,
     need_chromium,
@@ -77,13 +78,7 @@ def test_session_probes_are_refused_by_a_running_server(tmp_path, request, datab
 
     from tests.test_sessions import old_token
 
-    if database == "sqlite":
-        db_url = f"sqlite:///{tmp_path / 'configured.db'}"
-        engine = store.make_engine(db_url)
-        store.init_db(engine)
-    else:
-        engine = request.getfixturevalue("pg_engine")
-        db_url = engine.url.render_as_string(hide_password=False)
+    engine, db_url = configured_store(tmp_path, request, database)
     accounts.add_user(engine, "adm", "admin-pass-1", [accounts.ADMIN], [], "管理员甲")
     accounts.add_user(engine, "eva", "eva-pass-12", [accounts.EVALUATOR], [], "评估员乙")
     env = {**{k: v for k, v in os.environ.items() if k != "ANONYMOUS_VIEW"}, "DATABASE_URL": db_url}

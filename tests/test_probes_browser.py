@@ -21,6 +21,7 @@ from tests.bad_files.corpus import CORPUS
 from tests.browser_support import (
     SLOW,
     browser,
+    configured_store,
     english_words,
     expect_heading,
     login,
@@ -66,13 +67,7 @@ def test_hostile_files_and_templates_leave_a_running_server_up_and_the_store_unc
     need_chromium()
     from playwright.sync_api import expect, sync_playwright
 
-    if database == "sqlite":
-        db_url = f"sqlite:///{tmp_path / 'configured.db'}"
-        engine = store.make_engine(db_url)
-        store.init_db(engine)
-    else:
-        engine = request.getfixturevalue("pg_engine")
-        db_url = engine.url.render_as_string(hide_password=False)
+    engine, db_url = configured_store(tmp_path, request, database)
     store.add_district(engine, "甲区")
     accounts.add_user(engine, "clerk", "clerk-pass-1", [accounts.STAFF], ["甲区"], "办事员")
     accounts.add_user(engine, "adm", "admin-pass-1", [accounts.ADMIN], [], "管理员")
