@@ -76,7 +76,7 @@ _compile_app_scripts_once()
 SHARED_SERVER_FILES = ("test_browser.py", "test_bulletin_browser.py")
 # The longest units first (seconds of a full run, 2026-11-30), so that no long unit starts last and
 # keeps one worker busy while the other has nothing left; the rest follow in file order.
-HEAVY_FIRST = ("browser", "test_every_page_browser.py", "test_batch_files.py", "test_snapshots.py", "test_roles.py", "test_demo.py",
+HEAVY_FIRST = ("browser", "test_every_page_browser.py", "test_probes_browser.py", "test_batch_files.py", "test_snapshots.py", "test_roles.py", "test_demo.py",
                "test_pages.py", "test_upload.py", "test_bulletin.py", "test_two_servers.py")
 
 
