@@ -310,17 +310,20 @@ def navigation_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory):
-    """A small demo store (scale 0.01) with one account per role, generated once per run (built_once).
-    Only read through this fixture (apart from the sign-in session records that a signed-in AppTest
-    needs, written by ``apptest_support.sign_in``); tests that write use ``demo_copy``."""
+    """A small demo store (scale 0.01) with one account per role, generated once per run (built_once) and
+    copied once per worker. Only read through this fixture (apart from the sign-in session records that
+    a signed-in AppTest needs, written by ``apptest_support.sign_in``); tests that write use ``demo_copy``."""
     from tests.apptest_support import make_demo
 
     with built_once(tmp_path_factory, "demo") as (folder, built):
         if built:
-            return pickle.loads((folder / "demo.pickle").read_bytes())
-        made = make_demo(folder / "demo.db")
-        (folder / "demo.pickle").write_bytes(pickle.dumps(made))
-        return made
+            made = pickle.loads((folder / "demo.pickle").read_bytes())
+        else:
+            made = make_demo(folder / "demo.db")
+            (folder / "demo.pickle").write_bytes(pickle.dumps(made))
+    # Each worker reads (and signs in to: session records) its own copy, made once: a SQLite file written
+    # by several worker processes at once showed stale reads and "disk I/O error" in CI runs.
+    return made.copy(tmp_path_factory.mktemp("demo") / "demo.db")
 
 
 @pytest.fixture
