@@ -692,6 +692,21 @@ def create_batch(
     return int(batch_id), sum(p.rows for p in previous)
 
 
+def _locked_slot(conn: Connection, batch_id: int,
+                 guard: Callable[[Connection, Any], None] | None) -> tuple[Any, sa.ColumnElement[bool]]:
+    """The batch and its slot (district × kind × period) under the slot's lock (``lock_slot``), after
+    ``guard(conn, target)`` (which may refuse by raising) — the start of a rollback or a withdrawal."""
+    target = conn.execute(sa.select(batches).where(batches.c.id == batch_id)).first()
+    if target is None:
+        raise ValueError(f"批次 {batch_id} 不存在")
+    lock_slot(conn, target.kind, target.district, target.period)
+    if guard is not None:
+        guard(conn, target)
+    slot = ((batches.c.kind == target.kind) & (batches.c.district == target.district)
+            & (batches.c.period == target.period))
+    return target, slot
+
+
 def rollback_to(
     engine: Engine,
     batch_id: int,
@@ -707,17 +722,7 @@ def rollback_to(
     commit together.
     """
     with engine.begin() as conn:
-        target = conn.execute(sa.select(batches).where(batches.c.id == batch_id)).first()
-        if target is None:
-            raise ValueError(f"批次 {batch_id} 不存在")
-        lock_slot(conn, target.kind, target.district, target.period)
-        if guard is not None:
-            guard(conn, target)
-        slot = (
-            (batches.c.kind == target.kind)
-            & (batches.c.district == target.district)
-            & (batches.c.period == target.period)
-        )
+        target, slot = _locked_slot(conn, batch_id, guard)
         conn.execute(batches.update().where(slot & (batches.c.state == ACTIVE)).values(state=ROLLED_BACK))
         conn.execute(batches.update().where(batches.c.id == batch_id).values(state=ACTIVE))
         add_revision(conn, f"rollback {batch_id} by {user_name}")
@@ -742,17 +747,10 @@ def withdraw_batch(
     Like rollback_to: under the slot's lock, ``guard`` may refuse, ``audit`` writes in the transaction.
     """
     with engine.begin() as conn:
-        target = conn.execute(sa.select(batches).where(batches.c.id == batch_id)).first()
-        if target is None:
-            raise ValueError(f"批次 {batch_id} 不存在")
-        lock_slot(conn, target.kind, target.district, target.period)
-        if guard is not None:
-            guard(conn, target)
+        target, slot = _locked_slot(conn, batch_id, guard)
         state = conn.execute(sa.select(batches.c.state).where(batches.c.id == batch_id)).scalar()
         if state != ACTIVE:  # read under the lock: a concurrent withdrawal or rollback came first
             raise ValueError(f"批次 {batch_id} 不是在用版本，不能撤销")
-        slot = ((batches.c.kind == target.kind) & (batches.c.district == target.district)
-                & (batches.c.period == target.period))
         older = conn.execute(
             sa.select(batches.c.id, batches.c.version)
             .where(slot & (batches.c.id < batch_id) & (batches.c.state != WITHDRAWN))
