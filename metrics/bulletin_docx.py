@@ -85,7 +85,9 @@ def check_template(content: bytes) -> None:
 
 
 def _fonts(run, east_asian: str, size: Pt, bold: bool = False, colour: RGBColor | None = None) -> None:
-    run.font.name = LATIN_FONT
+    # Digits and Latin letters in Times New Roman, except in a 小标宋 line (title, issuer): there they
+    # come from the 小标宋 (or its heavy substitute) too, else the year in a title reads lighter.
+    run.font.name = TITLE_FONT if east_asian == TITLE_FONT else LATIN_FONT
     run.font.size = size
     run.font.bold = bold
     if colour is not None:
@@ -333,12 +335,31 @@ def _table(doc, block: Table, layout: Layout) -> None:
 _png_lock = threading.Lock()
 
 
+# The charts' one face, for CJK text and digits alike: the 黑体 substitute of fonts.conf (vl-convert
+# reads the system's fonts, not fontconfig's aliases, so the face is named as installed). Without it
+# Vega's "sans-serif" comes out as a Latin face with CJK fallback: two faces in one label.
+CHART_FONT = "Noto Sans CJK SC"
+
+
+def print_spec(spec: dict, font: str = CHART_FONT) -> dict:
+    """``spec`` with every text (marks, axes, legends, titles) in ``font``."""
+    config = dict(spec.get("config") or {})
+    config["font"] = font
+    for part in ("axis", "legend", "header", "title"):  # a chart's own font for a part would win over config.font
+        if isinstance(config.get(part), dict):
+            config[part] = {k: v for k, v in config[part].items() if not k.endswith("Font")}
+    for part in ("text", "mark"):
+        if isinstance(config.get(part), dict):
+            config[part] = {k: v for k, v in config[part].items() if k != "font"}
+    return {**spec, "config": config}
+
+
 def chart_png(spec: dict, scale: float = 2.0) -> bytes:
-    """A Vega-Lite spec as PNG (vl-convert renders offline with the server's fonts)."""
+    """A Vega-Lite spec as PNG in the charts' one face (vl-convert renders offline with the server's fonts)."""
     import vl_convert as vlc
 
     with _png_lock:  # vl-convert's engine is shared: one conversion at a time
-        return vlc.vegalite_to_png(spec, scale=scale)
+        return vlc.vegalite_to_png(print_spec(spec), scale=scale)
 
 
 def _figure(doc, block: Figure) -> None:
@@ -365,15 +386,130 @@ def _blocks(doc, blocks: Sequence[Block], layout: Layout = BULLETIN) -> None:
 # --- documents ------------------------------------------------------------------------------------
 
 
+# Placeholders whose line is left out when their value is empty (no 机关代字 set, no 抄送): filled with
+# a marker first, so that their paragraph or table row can be found after rendering, whatever the template.
+OMITTABLE = ("doc_number", "cc")
+_EMPTY = "\ue000{}\ue000"  # private-use characters: never in a template or a value
+EMU_PER_TWIP = 635
+# What follows w:pBdr inside w:pPr (ECMA-376 CT_PPrBase order).
+_AFTER_PBDR = tuple(f"w:{n}" for n in (
+    "shd", "tabs", "suppressAutoHyphens", "kinsoku", "wordWrap", "overflowPunct", "topLinePunct", "autoSpaceDE",
+    "autoSpaceDN", "bidi", "adjustRightInd", "snapToGrid", "spacing", "ind", "contextualSpacing", "mirrorIndents",
+    "suppressOverlap", "jc", "textDirection", "textAlignment", "textboxTightWrap", "outlineLvl", "divId",
+    "cnfStyle", "rPr", "sectPr", "pPrChange"))
+
+
+def _text(el) -> str:
+    return "".join(t.text or "" for t in el.iter(qn("w:t")))
+
+
+def _has_content(p) -> bool:
+    """A paragraph with text or a picture/text box (not a blank spacing line)."""
+    return bool(_text(p).strip()) or p.find(f".//{qn('w:drawing')}") is not None
+
+
+def _drop_row(row) -> None:
+    """Remove a table row; a text box that holds the table (the 版记) gets shorter by the row's
+    exact line height, so the box does not keep an empty line's room."""
+    table = row.getparent()
+    spacing = row.find(f".//{qn('w:spacing')}")
+    anchor = next((a for a in row.iterancestors() if a.tag.endswith("}anchor") or a.tag.endswith("}inline")), None)
+    table.remove(row)
+    if not table.findall(qn("w:tr")):
+        table.getparent().remove(table)
+    if anchor is None or spacing is None or spacing.get(qn("w:lineRule")) != "exact":
+        return
+    shrink = int(spacing.get(qn("w:line"), "0")) * EMU_PER_TWIP
+    for ext in anchor.iter():
+        if ext.tag.endswith("}extent") or ext.tag.endswith("}ext"):
+            cy = int(ext.get("cy", "0"))
+            if cy > shrink:
+                ext.set("cy", str(cy - shrink))
+
+
+def _drop_paragraph(p) -> None:
+    """Remove a paragraph whose only text was an empty placeholder. Its bottom border (the red rule
+    under the 发文字号) moves up to the last paragraph with text before it, and the blank lines between
+    go too: without a 发文字号 the rule sits under the issuer's name."""
+    border = p.find(f"{qn('w:pPr')}/{qn('w:pBdr')}")
+    if border is not None:
+        blanks = []
+        prev = p.getprevious()
+        while prev is not None and prev.tag == qn("w:p") and not _has_content(prev):
+            blanks.append(prev)
+            prev = prev.getprevious()
+        if prev is not None and prev.tag == qn("w:p"):
+            ppr = prev.find(qn("w:pPr"))
+            if ppr is None:
+                ppr = OxmlElement("w:pPr")
+                prev.insert(0, ppr)
+            for old in ppr.findall(qn("w:pBdr")):
+                ppr.remove(old)
+            ppr.insert_element_before(border, *_AFTER_PBDR)  # Word checks the schema's order
+            for blank in blanks:
+                blank.getparent().remove(blank)
+    p.getparent().remove(p)
+
+
+def _omit_empty(root, markers: Sequence[str]) -> None:
+    """Leave out the line of each empty optional placeholder (``markers``): a table row that holds
+    nothing else is removed, a paragraph that holds nothing else is removed (_drop_paragraph), and a
+    marker beside other text is simply erased."""
+    for marker in markers:
+        for p in [p for p in root.iter(qn("w:p")) if marker in _text(p)]:
+            if p.getparent() is None:
+                continue
+            row = next((a for a in p.iterancestors(qn("w:tr"))), None)
+            if row is not None and _text(row).replace(marker, "").strip() == "":
+                _drop_row(row)
+            elif _text(p).replace(marker, "").strip() == "":
+                _drop_paragraph(p)
+        for t in root.iter(qn("w:t")):
+            if t.text and marker in t.text:
+                t.text = t.text.replace(marker, "")
+
+
+def _chinese(doc) -> None:
+    """The document's East Asian language is zh-CN (w:lang in the defaults, and wherever a style or a
+    run of the template names another): LibreOffice then takes the Simplified Chinese face of a CJK
+    collection (Noto CJK .ttc) for text and for fallback characters, not the Japanese one."""
+    for root in (doc.styles.element, doc.element.body):
+        for lang in root.iter(qn("w:lang")):
+            if lang.get(qn("w:eastAsia")) is not None:
+                lang.set(qn("w:eastAsia"), "zh-CN")
+    styles = doc.styles.element
+    defaults = styles.find(qn("w:docDefaults"))
+    if defaults is None:
+        defaults = OxmlElement("w:docDefaults")
+        styles.insert(0, defaults)
+    rpr_default = defaults.find(qn("w:rPrDefault"))
+    if rpr_default is None:
+        rpr_default = OxmlElement("w:rPrDefault")
+        defaults.insert(0, rpr_default)
+    rpr = rpr_default.find(qn("w:rPr"))
+    if rpr is None:
+        rpr = OxmlElement("w:rPr")
+        rpr_default.append(rpr)
+    lang = rpr.find(qn("w:lang"))
+    if lang is None:
+        lang = OxmlElement("w:lang")
+        rpr.append(lang)
+    lang.set(qn("w:eastAsia"), "zh-CN")
+
+
 def _render(template: bytes, context: dict, build_body) -> bytes:
     check_template(template)
     tpl = DocxTemplate(io.BytesIO(template))
     body = tpl.new_subdoc()
     build_body(body)
+    markers = {k: _EMPTY.format(k) for k in OMITTABLE if not str(context.get(k) or "").strip()}
     try:  # the checked template again, in the sandbox that admits placeholders only
-        tpl.render({**context, "body": body}, template_guard.BulletinEnvironment())
+        tpl.render({**context, **markers, "body": body}, template_guard.BulletinEnvironment())
     except JinjaError as exc:
         raise template_guard.render_error(exc) from None
+    doc = tpl.docx
+    _omit_empty(doc.element.body, list(markers.values()))
+    _chinese(doc)
     out = io.BytesIO()
     tpl.save(out)
     return out.getvalue()

@@ -538,6 +538,27 @@ def pdf_lines(pdf: bytes) -> list[tuple[int, str]]:
     return out_lines
 
 
+def _title_runs(pdf: bytes) -> list[tuple[str, str, bool]]:
+    """(text, font with its subset prefix, bold) of the runs on page 1 in the title's size (二号, the
+    largest black text)."""
+    import subprocess
+    import tempfile
+    import xml.etree.ElementTree as ET
+
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(pdf)
+        f.flush()
+        out = subprocess.run(["pdftohtml", "-xml", "-i", "-stdout", "-q", "-f", "1", "-l", "1", f.name],
+                             capture_output=True, check=True).stdout
+    root = ET.fromstring(out.replace(b'<!DOCTYPE pdf2xml SYSTEM "pdf2xml.dtd">', b""))
+    specs = {s.get("id"): s for s in root.iter("fontspec")}
+    black = [t for t in root.iter("text") if specs[t.get("font")].get("color") == "#000000"
+             and "".join(t.itertext()).strip()]
+    size = max(int(specs[t.get("font")].get("size")) for t in black)
+    return [("".join(t.itertext()), specs[t.get("font")].get("family"), t.find("b") is not None)
+            for t in black if int(specs[t.get("font")].get("size")) == size]
+
+
 def test_pdf_title_body_and_headings_come_out_in_different_faces(month_pdf):
     """The face the PDF uses for the title (小标宋), the body (仿宋), the 一、 headings (黑体) and the
     （一） headings (楷体) differ: official fonts when installed, else the free ones that
@@ -560,10 +581,98 @@ def test_pdf_title_body_and_headings_come_out_in_different_faces(month_pdf):
         "h2": face(lambda t: t.startswith("（一）")),
     }
     assert len(set(faces.values())) == 4, faces
+    # 小标宋 is a heavy 宋: its free substitute (Noto Serif CJK) is taken in a bold weight, for the
+    # title's digits too (pdftohtml marks a run of a Bold face with <b>; the subset prefix tells faces apart).
+    title_runs = _title_runs(month_pdf)
+    title = "".join(text for text, _, _ in title_runs)
+    assert title.startswith("澄州市政务服务效能评估通报（") and any(ch.isdigit() for ch in title), title
+    assert len({family for _, family, _ in title_runs}) == 1, title_runs
+    if "NotoSerifCJK" in faces["title"]:
+        assert all(bold for _, _, bold in title_runs), title_runs
     # pdffonts lists the same faces as embedded fonts.
     listed = pdf_fonts(month_pdf)
     assert all(any(f.startswith(face) or face.startswith(f.split("-")[0]) for f in listed)
                for face in faces.values()), (faces, listed)
+
+
+SC_FORMS = "直骨角令"  # hanzi whose Simplified Chinese forms differ from the Japanese, Korean and Traditional ones
+
+
+def _ink(image):
+    """The image cropped to its ink, in grey."""
+    from PIL import ImageOps
+
+    grey = image.convert("L")
+    return grey.crop(ImageOps.invert(grey).getbbox())
+
+
+@pytest.mark.parametrize("font", [bulletin_docx.TITLE_FONT, bulletin_docx.H1_FONT])
+def test_cjk_collections_give_their_simplified_chinese_forms(font: str, tmp_path: Path):
+    """The Noto CJK collections (.ttc) hold JP, KR, SC, TC and HK faces that share one CFF table, so
+    pdffonts names every one "NotoSerifCJKjp-…" whichever was used; the face is told by its glyphs. Hanzi
+    whose SC forms differ are set in the font as the bulletin sets it (zh-CN over a template's own
+    language, fonts.conf), converted by LibreOffice, and compared with each face of the collection drawn
+    by Pillow: the SC face is nearest (measured: mean difference 7–9 for SC, 20–43 for the others)."""
+    import subprocess
+
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls, qn
+    from docx.shared import Pt
+    from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageStat
+
+    _need_pdf_tools()
+    found = subprocess.run(["fc-match", "-f", "%{file}", f"{font}:weight={'bold' if font == bulletin_docx.TITLE_FONT else 'regular'}"],
+                           capture_output=True, text=True, check=False, env=bulletin_docx.pdf_env()).stdout
+    if not found.endswith(".ttc"):
+        pytest.skip(f"{font} 由 {found or '未知字体'} 提供，不是字体集合")
+    doc = Document()
+    bulletin_docx._paragraph(doc, SC_FORMS, font, Pt(72), indent=False, line=Pt(90))
+    # As a bureau's template saved on a Japanese system says: LibreOffice would take the JP face.
+    doc.styles.element.find(qn("w:docDefaults")).find(qn("w:rPrDefault")).find(qn("w:rPr")).find(
+        qn("w:lang")).set(qn("w:eastAsia"), "ja-JP")
+    doc.styles["Normal"].element.get_or_add_rPr().append(parse_xml(f'<w:lang {nsdecls("w")} w:eastAsia="ja-JP"/>'))
+    bulletin_docx._chinese(doc)
+    out = io.BytesIO()
+    doc.save(out)
+    pdf = tmp_path / "forms.pdf"
+    pdf.write_bytes(bulletin_docx.to_pdf(out.getvalue()))
+    subprocess.run(["pdftoppm", "-r", "100", "-png", "-f", "1", "-l", "1", "-singlefile", str(pdf),
+                    str(tmp_path / "forms")], check=True)
+    printed = _ink(Image.open(tmp_path / "forms.png"))
+    distance = {}
+    for index in range(8):
+        try:
+            face = ImageFont.truetype(found, 100, index=index)
+        except OSError:
+            break
+        canvas = Image.new("L", (600, 200), "white")
+        ImageDraw.Draw(canvas).text((20, 20), SC_FORMS, font=face, fill="black")
+        drawn = _ink(canvas).resize(printed.size)
+        distance[face.getname()[0]] = ImageStat.Stat(ImageChops.difference(printed, drawn)).mean[0]
+    assert len(distance) >= 4, distance
+    nearest = min(distance, key=distance.__getitem__)
+    assert nearest.endswith(" SC"), distance
+
+
+def test_chart_pictures_use_one_cjk_face_for_all_their_text(month_doc):
+    """The charts embedded in the bulletin are rendered with every text (district names, digits, axis
+    titles, legends) in the 黑体 substitute, not Vega's "sans-serif" (a Latin face with CJK fallback):
+    checked on the SVG of the very spec chart_png renders, and that face is installed for vl-convert."""
+    import vl_convert as vlc
+
+    _, doc, _ = month_doc
+    figures = [b for s in doc.sections for b in s.blocks if isinstance(b, bulletin.Figure)]
+    assert len(figures) >= 2
+    for figure in figures:
+        svg = vlc.vegalite_to_svg(bulletin_docx.print_spec(figure.spec))
+        families = re.findall(r'<text[^>]*font-family="([^"]*)"', svg)
+        assert len(families) == svg.count("<text") > 5, figure.caption
+        assert set(families) == {bulletin_docx.CHART_FONT}, (figure.caption, set(families))
+    # A face vl-convert does not know would fall back silently: it must be among the system's fonts.
+    import subprocess
+
+    listed = subprocess.run(["fc-list", ":", "family"], capture_output=True, text=True, check=False).stdout
+    assert bulletin_docx.CHART_FONT in {f for line in listed.splitlines() for f in line.split(",")}
 
 
 # --- one rounding ------------------------------------------------------------------------------------
@@ -751,6 +860,68 @@ def test_letterhead_number_and_imprint_come_from_the_settings(demo_copy: Demo):
     # The report cards carry no number of their own.
     cards, _ = docx_text(bulletin_docx.reports_docx(bulletin.build_reports(inp, inp.districts[:1]), doc))
     assert doc.doc_number not in cards
+
+
+RED_RULE = "E60012"
+
+
+def _letterhead(content: bytes) -> tuple[list[tuple[str, bool]], list[list[str]], int]:
+    """The body's paragraphs up to the title as (text, carries the red rule); the 版记's rows (cell
+    texts); the 版记 text box's height (EMU)."""
+    from docx.oxml.ns import qn
+
+    doc = Document(io.BytesIO(content))
+    head = []
+    for p in doc.element.body.iter(qn("w:p")):
+        if p.find(f".//{qn('w:txbxContent')}") is not None:
+            break
+        text = "".join(t.text or "" for t in p.iter(qn("w:t")))
+        bottom = p.find(f"{qn('w:pPr')}/{qn('w:pBdr')}/{qn('w:bottom')}")
+        head.append((text, bottom is not None and bottom.get(qn("w:color")) == RED_RULE))
+        if "效能评估" in text:  # the title
+            break
+    box = next(b for b in doc.element.body.iter(qn("w:txbxContent")))
+    rows = [["".join(t.text or "" for t in tc.iter(qn("w:t"))) for tc in tr.findall(qn("w:tc"))]
+            for tr in box.iter(qn("w:tr"))]
+    anchor = next(a for a in doc.element.body.iter() if a.tag.endswith("}anchor"))
+    height = int(next(e for e in anchor if e.tag.endswith("}extent")).get("cy"))
+    return head, rows, height
+
+
+@pytest.mark.parametrize("numbered", [True, False])
+@pytest.mark.parametrize("with_cc", [True, False])
+def test_unset_number_and_cc_leave_no_empty_line(month_doc, numbered: bool, with_cc: bool):
+    """Set: the 发文字号 stands alone above the red rule, the 版记 has 抄送 over 印发机关 and 印发日期.
+    Unset: no empty 发文字号 line (the red rule moves under the issuer, with nothing between them) and no
+    empty 抄送 row (the 版记 keeps its 印发 row and is one line shorter)."""
+    import dataclasses
+
+    from docx.shared import Pt
+
+    _, doc, _ = month_doc
+    doc = dataclasses.replace(doc, sections=doc.sections[:1], doc_number="澄政数〔2026〕12号" if numbered else "",
+                              cc="抄送：市委办公室。" if with_cc else "")
+    head, rows, height = _letterhead(bulletin_docx.bulletin_docx(doc))
+    issuer = [n for n, (text, _) in enumerate(head) if text == doc.issuer]
+    assert len(issuer) == 1
+    after = head[issuer[0]:]
+    ruled = [text for text, red in head if red]
+    texts = [t for t, _ in after]
+    title_at = next(n for n, t in enumerate(texts) if "效能评估" in t)
+    if numbered:  # issuer, two blank lines, the number over the rule, two blank lines, the title
+        assert texts[:title_at] == [doc.issuer, "", "", doc.doc_number, "", ""]
+        assert ruled == [doc.doc_number]
+    else:  # issuer over the rule, two blank lines, the title
+        assert texts[:title_at] == [doc.issuer, "", ""]
+        assert ruled == [doc.issuer]
+    # Between the issuer and the rule nothing but the number (if any): the blank lines went with it.
+    rule_at = next(n for n, (_, red) in enumerate(head) if red)
+    assert rule_at - issuer[0] == (3 if numbered else 0)
+    imprint = [doc.issuer, doc.print_date]
+    assert rows == ([[doc.cc], imprint] if with_cc else [imprint])
+    line = int(Pt(28.95).emu)
+    assert abs(height - (3 if with_cc else 2) * line) < 1000, height
+    assert "\ue000" not in all_xml(bulletin_docx.bulletin_docx(doc))
 
 
 # --- wording: no "most" where values tie -------------------------------------------------------------
