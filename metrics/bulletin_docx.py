@@ -497,18 +497,50 @@ def _chinese(doc) -> None:
     lang.set(qn("w:eastAsia"), "zh-CN")
 
 
+SIGNATURE_HERE = _EMPTY.format("signature")  # a body paragraph: the template's signature goes there
+
+
+def _move_signature(root, date_marker: str, issuer: str) -> None:
+    """Move the template's signature (the 成文日期 paragraph and the 署名 and blank lines before it) to
+    the body paragraph that says SIGNATURE_HERE, in the template's own formatting: the covering text of
+    the report cards is signed on page 1 and the cards follow as its attachments (GB/T 9704: 正文,
+    署名, 成文日期, then 附件; the 版记 stays on the last page)."""
+    here = next((p for p in root.iter(qn("w:p")) if _text(p) == SIGNATURE_HERE), None)
+    if here is None:
+        return
+    date = next((p for p in root.iter(qn("w:p")) if date_marker in _text(p)), None)
+    if date is None or date.getparent() is not root:  # no date, or inside a table or text box: left alone
+        here.getparent().remove(here)
+        return
+    group = [date]
+    prev = date.getprevious()
+    while (prev is not None and prev.tag == qn("w:p") and prev.find(f".//{qn('w:drawing')}") is None
+           and _text(prev).strip() in ("", issuer)):
+        group.insert(0, prev)
+        prev = prev.getprevious()
+    for p in group:
+        here.addprevious(p)
+    here.getparent().remove(here)
+
+
 def _render(template: bytes, context: dict, build_body) -> bytes:
     check_template(template)
     tpl = DocxTemplate(io.BytesIO(template))
     body = tpl.new_subdoc()
     build_body(body)
     markers = {k: _EMPTY.format(k) for k in OMITTABLE if not str(context.get(k) or "").strip()}
+    date_marker = _EMPTY.format("issue_date")
     try:  # the checked template again, in the sandbox that admits placeholders only
-        tpl.render({**context, **markers, "body": body}, template_guard.BulletinEnvironment())
+        tpl.render({**context, **markers, "issue_date": date_marker, "body": body},
+                   template_guard.BulletinEnvironment())
     except JinjaError as exc:
         raise template_guard.render_error(exc) from None
     doc = tpl.docx
     _omit_empty(doc.element.body, list(markers.values()))
+    _move_signature(doc.element.body, date_marker, str(context.get("issuer") or ""))
+    for t in doc.element.body.iter(qn("w:t")):
+        if t.text and date_marker in t.text:
+            t.text = t.text.replace(date_marker, str(context.get("issue_date") or ""))
     _chinese(doc)
     out = io.BytesIO()
     tpl.save(out)
@@ -548,15 +580,19 @@ def reports_docx(reports: Sequence[DistrictReport], bulletin: Bulletin, template
     """The report cards, one district per page, in the same template."""
 
     def body(doc) -> None:
-        if len(reports) > 1:  # a cover line on the letterhead page, then one page per district
-            _paragraph(doc, f"共 {len(reports)} 个区县，每个区县一页：{'、'.join(r.district for r in reports)}。")
+        if len(reports) > 1:
+            # A covering text on the letterhead page, signed there; one page per district after it. The
+            # last page then holds the last card and the 版记, not the signature alone.
+            _paragraph(doc, f"现将{bulletin.period.label}各区县政务服务效能评估报告单印发给你们，请对照整改。"
+                            f"报告单共 {len(reports)} 页，每个区县一页：{'、'.join(r.district for r in reports)}。")
+            _paragraph(doc, SIGNATURE_HERE, indent=False)
         for report in reports:
             if len(reports) > 1:
                 doc.add_page_break()
                 _paragraph(doc, report.title, TITLE_FONT, SIZE_3, indent=False, align=WD_ALIGN_PARAGRAPH.CENTER,
                            keep_next=True)
             _blocks(doc, report.blocks, CARD)
-        if doc.paragraphs:  # the signature never stands alone on the last page
+        if len(reports) == 1 and doc.paragraphs:  # the signature never stands alone on the last page
             doc.paragraphs[-1].paragraph_format.keep_with_next = True
 
     title = reports[0].title if len(reports) == 1 else f"{bulletin.city}各区县政务服务效能评估报告单（{bulletin.period.label}）"

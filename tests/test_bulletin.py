@@ -811,6 +811,30 @@ def test_pdf_table_cells_are_never_broken(month_doc, month_pdf):
             assert {page for page, text in flat if reason_start in text} & pages, row
 
 
+def test_report_cards_print_one_page_each_with_no_near_blank_page(month_doc):
+    """All districts' cards: page 1 is the signed covering text (署名 and 成文日期 there, as before
+    attachments), then one page per district, each card whole on its page, and the 版记 on the last
+    card's page: no page that holds only a signature or a stray line."""
+    import dataclasses
+
+    _need_pdf_tools()
+    inp, doc, _ = month_doc
+    doc = dataclasses.replace(doc, cc="抄送：市委办公室。")
+    reports = bulletin.build_reports(inp)
+    pdf = bulletin_docx.to_pdf(bulletin_docx.reports_docx(reports, doc))
+    lines = [(page, re.sub(r"\s+", "", text)) for page, text in pdf_lines(pdf)]
+    pages = max(page for page, _ in lines)
+    assert pages == 1 + len(reports), pages
+    on = {page: "".join(text for p, text in lines if p == page) for page in range(1, pages + 1)}
+    assert doc.issue_date.replace(" ", "") in on[1] and "报告单共" in on[1]
+    assert all(doc.issue_date not in on[page].replace(doc.print_date, "") for page in range(2, pages + 1))  # signed once
+    for n, report in enumerate(reports, start=2):
+        text = on[n]
+        assert report.title.replace(" ", "") in text, (n, report.district)
+        assert "预警：" in text and text.rstrip("—0123456789").count("报告单（") == 1, n  # the card ends on its page
+    assert doc.cc in on[pages] and doc.print_date in on[pages]  # the 版记 with the last card
+
+
 # --- 发文字号, 抄送 and 版记 ---------------------------------------------------------------------------
 
 
