@@ -483,6 +483,21 @@ def _pending_sentence(inp: Inputs) -> str | None:
             "不计入差评整改率和差评按时整改率，也不列为未按时整改。")
 
 
+def most_district_text(alert_id: str, by: list[tuple[str, int]], frame: pl.DataFrame) -> str:
+    """After the per-district counts (``by``: most first): the district with most rows and its worst
+    item when it stands alone among several; districts tied for the most named together; one district
+    only is not "most" of anything — its item is named plainly."""
+    alert = alerts.ALERTS[alert_id]
+    worst_district, worst_n = by[0]
+    tied = [d for d, c in by if c == worst_n]
+    if len(by) == 1:
+        return f"{_worst(alert_id, frame)}。"
+    if len(tied) == 1:
+        return f"{worst_district}最多（{worst_n} {alert.unit}），{_worst(alert_id, frame.filter(pl.col(_DISTRICT) == worst_district))}。"
+    text = f"{'、'.join(tied)}并列最多（各 {worst_n} {alert.unit}）。" if len(tied) < len(by) else ""
+    return text + f"全市{_worst(alert_id, frame)}。"
+
+
 def _problems_section(inp: Inputs) -> list[Block]:
     frames = alert_frames(inp)
     blocks: list[Block] = []
@@ -500,17 +515,9 @@ def _problems_section(inp: Inputs) -> list[Block]:
             blocks.append(Paragraph(f"{inp.period.label}全市无{alert.title}。"))
             continue
         by = sorted(counts[alert_id].items(), key=lambda kv: (-kv[1], kv[0]))
-        worst_district, worst_n = by[0]
         listing = "、".join(f"{d} {c} {alert.unit}" for d, c in by)
         text = f"{inp.period.label}全市共有{alert.title} {frame.height} {alert.unit}，其中{listing}。"
-        tied = [d for d, c in by if c == worst_n]
-        if len(tied) == 1:
-            text += f"{worst_district}最多（{worst_n} {alert.unit}），{_worst(alert_id, frame.filter(pl.col(_DISTRICT) == worst_district))}。"
-        elif len(by) > 1 and len(tied) < len(by):  # a tie for the most: named together, no single "most"
-            text += f"{'、'.join(tied)}并列最多（各 {worst_n} {alert.unit}）。"
-        if len(tied) > 1:
-            text += f"全市{_worst(alert_id, frame)}。"
-        blocks.append(Paragraph(text))
+        blocks.append(Paragraph(text + most_district_text(alert_id, by, frame)))
     if pending := _pending_sentence(inp):
         blocks.append(Paragraph(pending))
     if rows:

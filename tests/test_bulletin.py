@@ -965,6 +965,24 @@ def test_the_worst_item_is_named_only_when_it_is_alone(items, text):
     assert bulletin._worst(alerts.RED_CARDS, frame) == text
 
 
+@pytest.mark.parametrize(
+    ("rows", "text"),
+    [
+        ([("甲区", "证明")], "涉及的事项是“证明”（1 件）。"),  # one district: no "甲区最多"
+        ([("甲区", "证明"), ("甲区", "证明"), ("乙区", "执照")], "甲区最多（2 件），涉及的事项是“证明”（2 件）。"),
+        ([("甲区", "证明"), ("乙区", "执照"), ("乙区", "证明"), ("甲区", "执照"), ("丙区", "执照")],
+         "乙区、甲区并列最多（各 2 件）。全市最多的事项是“执照”（3 件）。"),  # code-point order
+        ([("甲区", "证明"), ("乙区", "执照")], "全市涉及 2 个事项，各 1 件。"),  # every district once: no "most"
+    ],
+)
+def test_the_district_with_most_alerts_is_named_only_among_several(rows, text):
+    frame = pl.DataFrame({"所属区县": [d for d, _ in rows], "事项名称": [i for _, i in rows],
+                          "实施部门": ["局"] * len(rows)})
+    counts = frame.group_by("所属区县").len().rows()
+    by = sorted(counts, key=lambda kv: (-kv[1], kv[0]))
+    assert bulletin.most_district_text(alerts.RED_CARDS, by, frame) == text
+
+
 def test_tied_ranks_are_all_named_among_the_first_three(demo: Demo):
     inp = inputs_for(demo, demo.period)
     rank = inp.rank()
