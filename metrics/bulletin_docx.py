@@ -469,32 +469,21 @@ def _omit_empty(root, markers: Sequence[str]) -> None:
                 t.text = t.text.replace(marker, "")
 
 
+# East Asian languages whose glyph forms differ from Simplified Chinese: LibreOffice shapes CJK text with
+# the run's East Asian language, and a Noto CJK face then gives that language's forms (its locl feature).
+OTHER_CJK_FORMS = ("ja", "ko", "zh-TW", "zh-HK", "zh-MO", "zh-Hant")
+
+
 def _chinese(doc) -> None:
-    """The document's East Asian language is zh-CN (w:lang in the defaults, and wherever a style or a
-    run of the template names another): LibreOffice then takes the Simplified Chinese face of a CJK
-    collection (Noto CJK .ttc) for text and for fallback characters, not the Japanese one."""
+    """Where the template names a Japanese, Korean or Traditional Chinese East Asian language (a
+    template saved on such a system), say zh-CN instead, so the Noto CJK collections give the
+    Simplified Chinese glyph forms. Other languages are left as they are: the default template's en-US
+    gives the SC face's own forms, and a zh-CN template stays zh-CN."""
     for root in (doc.styles.element, doc.element.body):
         for lang in root.iter(qn("w:lang")):
-            if lang.get(qn("w:eastAsia")) is not None:
+            value = lang.get(qn("w:eastAsia")) or ""
+            if any(value == tag or value.startswith(f"{tag}-") for tag in OTHER_CJK_FORMS):
                 lang.set(qn("w:eastAsia"), "zh-CN")
-    styles = doc.styles.element
-    defaults = styles.find(qn("w:docDefaults"))
-    if defaults is None:
-        defaults = OxmlElement("w:docDefaults")
-        styles.insert(0, defaults)
-    rpr_default = defaults.find(qn("w:rPrDefault"))
-    if rpr_default is None:
-        rpr_default = OxmlElement("w:rPrDefault")
-        defaults.insert(0, rpr_default)
-    rpr = rpr_default.find(qn("w:rPr"))
-    if rpr is None:
-        rpr = OxmlElement("w:rPr")
-        rpr_default.append(rpr)
-    lang = rpr.find(qn("w:lang"))
-    if lang is None:
-        lang = OxmlElement("w:lang")
-        rpr.append(lang)
-    lang.set(qn("w:eastAsia"), "zh-CN")
 
 
 SIGNATURE_HERE = _EMPTY.format("signature")  # a body paragraph: the template's signature goes there

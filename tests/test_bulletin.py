@@ -610,8 +610,8 @@ def _ink(image):
 def test_cjk_collections_give_their_simplified_chinese_forms(font: str, tmp_path: Path):
     """The Noto CJK collections (.ttc) hold JP, KR, SC, TC and HK faces that share one CFF table, so
     pdffonts names every one "NotoSerifCJKjp-…" whichever was used; the face is told by its glyphs. Hanzi
-    whose SC forms differ are set in the font as the bulletin sets it (zh-CN over a template's own
-    language, fonts.conf), converted by LibreOffice, and compared with each face of the collection drawn
+    whose SC forms differ are set in the font as the bulletin sets it (a template's Japanese language
+    turned zh-CN, fonts.conf), converted by LibreOffice, and compared with each face of the collection drawn
     by Pillow: the SC face is nearest (measured: mean difference 7–9 for SC, 20–43 for the others)."""
     import subprocess
 
