@@ -84,10 +84,15 @@ def check_template(content: bytes) -> None:
 # --- formatting helpers ---------------------------------------------------------------------------
 
 
+def _latin(east_asian: str) -> str:
+    """Digits and Latin letters in Times New Roman beside 仿宋/楷体, but in the 小标宋 or 黑体 of a title,
+    heading, caption or table header themselves: a serif "2026" in a heavy title or a 黑体 "12345热线"
+    reads as a second face (and the title's year lighter than its words)."""
+    return east_asian if east_asian in (TITLE_FONT, H1_FONT) else LATIN_FONT
+
+
 def _fonts(run, east_asian: str, size: Pt, bold: bool = False, colour: RGBColor | None = None) -> None:
-    # Digits and Latin letters in Times New Roman, except in a 小标宋 line (title, issuer): there they
-    # come from the 小标宋 (or its heavy substitute) too, else the year in a title reads lighter.
-    run.font.name = TITLE_FONT if east_asian == TITLE_FONT else LATIN_FONT
+    run.font.name = _latin(east_asian)
     run.font.size = size
     run.font.bold = bold
     if colour is not None:
@@ -159,7 +164,7 @@ def _cell_xml(text: str, font: str, size: Pt, line: Pt, *, no_wrap: bool, align:
         f'<w:tcPr {nsdecls("w")}><w:vAlign w:val="center"/></w:tcPr>')
     lines = text.split("\n")
     runs = "".join(
-        (f'<w:r><w:rPr><w:rFonts w:ascii="{LATIN_FONT}" w:hAnsi="{LATIN_FONT}" w:eastAsia="{font}" '
+        (f'<w:r><w:rPr><w:rFonts w:ascii="{_latin(font)}" w:hAnsi="{_latin(font)}" w:eastAsia="{font}" '
          f'w:hint="eastAsia"/><w:sz w:val="{half_points}"/><w:szCs w:val="{half_points}"/></w:rPr>'
          + ("<w:br/>" if n else "") + f'<w:t xml:space="preserve">{escape(part)}</w:t></w:r>')
         for n, part in enumerate(lines)

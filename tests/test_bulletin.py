@@ -654,6 +654,28 @@ def test_cjk_collections_give_their_simplified_chinese_forms(font: str, tmp_path
     assert nearest.endswith(" SC"), distance
 
 
+def test_digits_take_the_face_of_titles_headers_and_captions(month_doc):
+    """In 小标宋 and 黑体 runs (title, issuer, headings, captions, table headers) digits and Latin letters
+    are in that face too ("表1", "12345热线", the title's year); beside 仿宋 and 楷体 in Times New Roman."""
+    from docx.oxml.ns import qn
+
+    _, _, content = month_doc
+    doc = Document(io.BytesIO(content))
+    seen = set()
+    for run in doc.element.body.iter(qn("w:r")):
+        fonts = run.find(f"{qn('w:rPr')}/{qn('w:rFonts')}")
+        if fonts is None or fonts.get(qn("w:eastAsia")) is None:
+            continue
+        east = fonts.get(qn("w:eastAsia"))
+        text = "".join(t.text or "" for t in run.iter(qn("w:t")))
+        want = east if east in (bulletin_docx.TITLE_FONT, bulletin_docx.H1_FONT) else bulletin_docx.LATIN_FONT
+        assert (fonts.get(qn("w:ascii")), fonts.get(qn("w:hAnsi"))) == (want, want), (text, east)
+        if any(ch.isdigit() for ch in text):
+            seen.add(east)
+    # digits were met in the title, in 黑体 (captions, headers) and in the 仿宋 body
+    assert {bulletin_docx.TITLE_FONT, bulletin_docx.H1_FONT, bulletin_docx.BODY_FONT} <= seen, seen
+
+
 def test_chart_pictures_use_one_cjk_face_for_all_their_text(month_doc):
     """The charts embedded in the bulletin are rendered with every text (district names, digits, axis
     titles, legends) in the 黑体 substitute, not Vega's "sans-serif" (a Latin face with CJK fallback):
