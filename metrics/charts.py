@@ -303,7 +303,8 @@ def ranking_chart(rank: pl.DataFrame, districts: Sequence[str]) -> Chart:
     text = base.mark_text(align="left", dx=4, fontSize=12).encode(
         x=alt.X("index:Q"), text=alt.Text("label:N")
     )
-    return alt.layer(bars, text, data=data).properties(height=max(160, 28 * data.height))
+    # Streamlit fits the legend into the height too: 80 px more keep the bars 28 px a district.
+    return alt.layer(bars, text, data=data).properties(height=max(160, 28 * data.height) + 80)
 
 
 def index_trend_chart(trend: pl.DataFrame, districts: Sequence[str], highlight: Sequence[str] | None = None) -> Chart:
