@@ -35,12 +35,12 @@ STATUS_COLOURS = {"已报送": "#59a14f", "沿用": "#a7d3a0", "逾期报送": "
 # Score tiers of a 0–100 score (the index or an indicator's score): (name, lowest score, colour), best
 # first. The hues are those of the heat map's red-yellow-green score scale, so a colour reads the same
 # on every page; a score sits in a tier as it is shown, rounded to one decimal (89.96 shows 90.0: 优).
-TIER_TITLE = "得分等级"
+TIER_TITLE = "得分等级（分）"
 TIERS: tuple[tuple[str, float, str], ...] = (
-    ("优（90分及以上）", 90.0, "#1a9641"),
-    ("良（75–90分）", 75.0, "#a6d96a"),
-    ("中（60–75分）", 60.0, "#fdae61"),
-    ("差（60分以下）", -math.inf, "#d7191c"),
+    ("优 ≥90", 90.0, "#1a9641"),
+    ("良 75–90", 75.0, "#a6d96a"),
+    ("中 60–75", 60.0, "#fdae61"),
+    ("差 <60", -math.inf, "#d7191c"),
 )
 TIER_NAMES = tuple(name for name, _, _ in TIERS)
 
@@ -158,7 +158,8 @@ def line_roles(data: pl.DataFrame, value: str, direction: int, districts: Sequen
 
 def line_labels(data: pl.DataFrame, value: str, districts: Sequence[str]) -> pl.DataFrame:
     """One label per picked-out line, at its last point with a value: the district's name (with 最好 or
-    最差); lines that end on the same point share one label ("甲区、乙区（最好）")."""
+    最差); lines that end on the same point share one label ("甲区、乙区（最好）", from three on
+    "甲区等3个区县（最好）") so that labels stay short beside the plot."""
     order = {d: n for n, d in enumerate(district_domain(districts))}
     ends = (
         data.filter(pl.col("role") != OTHERS).drop_nulls(value).sort("month")
@@ -168,11 +169,14 @@ def line_labels(data: pl.DataFrame, value: str, districts: Sequence[str]) -> pl.
     )
     suffix = {BEST: "（最好）", WORST: "（最差）"}
     ends = ends.with_columns(pl.col(value).round(9).alias("_at"))
-    out = ends.group_by("month", "_at", "role", maintain_order=True).agg(
-        pl.col("district").str.join("、").alias("names"), pl.col(value).first()
+    out = ends.group_by("month", "_at", "role", maintain_order=True).agg(pl.col("district"), pl.col(value).first())
+    count = pl.col("district").list.len()
+    names = (
+        pl.when(count <= 2).then(pl.col("district").list.join("、"))
+        .otherwise(pl.col("district").list.first() + pl.lit("等") + count.cast(pl.String) + pl.lit("个区县"))
     )
     return out.with_columns(
-        (pl.col("names") + pl.col("role").replace_strict(suffix, default="")).alias("label")
+        (names + pl.col("role").replace_strict(suffix, default="")).alias("label")
     ).select("month", value, "role", "label")
 
 
@@ -210,11 +214,11 @@ def _lines(data: pl.DataFrame, value: str, y: alt.Y, direction: int, districts: 
     )
     text = (
         alt.Chart(labels)
-        .mark_text(align="left", dx=6, fontSize=12, fontWeight="bold")
+        # Vega fits the labels into the chart's width: ``limit`` bounds what they take from the plot.
+        .mark_text(align="left", dx=6, fontSize=12, fontWeight="bold", limit=130)
         .encode(x=x, y=alt.Y(f"{value}:Q"), text="label:N", color=alt.Color("role:N", scale=scale, legend=None))
     )
-    # Room on the right for the labels at the line ends.
-    return alt.layer(grey, picked, text, data=data).properties(height=height, padding={"right": 110})
+    return alt.layer(grey, picked, text, data=data).properties(height=height)
 
 
 def _district_axis(districts: Sequence[str], present: set[str]) -> alt.X:

@@ -71,9 +71,9 @@ def dataset_rows(chart_spec: dict) -> list[dict]:
 @pytest.mark.parametrize(
     ("score", "tier"),
     [
-        (100.0, "优（90分及以上）"), (90.0, "优（90分及以上）"), (89.96, "优（90分及以上）"),  # shown as 90.0
-        (89.94, "良（75–90分）"), (75.0, "良（75–90分）"), (74.9, "中（60–75分）"), (60.0, "中（60–75分）"),
-        (59.9, "差（60分以下）"), (0.0, "差（60分以下）"), (None, None),
+        (100.0, "优 ≥90"), (90.0, "优 ≥90"), (89.96, "优 ≥90"),  # shown as 90.0
+        (89.94, "良 75–90"), (75.0, "良 75–90"), (74.9, "中 60–75"), (60.0, "中 60–75"),
+        (59.9, "差 <60"), (0.0, "差 <60"), (None, None),
     ],
 )
 def test_tiers_of_a_score(score, tier):
@@ -105,7 +105,7 @@ def test_bars_on_every_page_are_coloured_by_score_tier_with_a_legend(comps, inv)
         colour = _colour(chart_spec)
         assert colour["field"] == "tier", name
         assert colour["scale"]["domain"] == list(charts.TIER_NAMES) and colour["scale"]["range"] == scale.range
-        assert colour["title"] == "得分等级" and colour["legend"]["orient"] == "bottom"
+        assert colour["title"] == "得分等级（分）" and colour["legend"]["orient"] == "bottom"
         rows = [r for r in dataset_rows(chart_spec) if "tier" in r]
         assert rows, name
         for r in rows:
@@ -115,7 +115,7 @@ def test_bars_on_every_page_are_coloured_by_score_tier_with_a_legend(comps, inv)
             assert r["tier"] == expected, (name, r)
     # 甲区 online 3 of 4 (75 %: score 90, 优), 乙区 1 of 5 (20 %: below the floor, 差).
     tiers = {r["district"]: r["tier"] for r in dataset_rows(spec(built["compare"])) if "tier" in r}
-    assert tiers["甲区"] == "优（90分及以上）" and tiers["乙区"] == "差（60分以下）"
+    assert tiers["甲区"] == "优 ≥90" and tiers["乙区"] == "差 <60"
 
 
 @pytest.mark.parametrize(
@@ -198,12 +198,19 @@ def test_best_and_worst_lines(last, direction, best, worst):
     assert got[CITY] == CITY
 
 
-def test_lines_ending_on_one_point_share_a_label():
-    data = pl.DataFrame({"district": ["甲区", "乙区", "丙县", CITY], "month": ["2024-10"] * 4,
-                         "value": [1.0, 1.0, 0.5, 0.8]})
-    roles = charts.line_roles(data, "value", 1, DISTRICTS, None)
-    labels = charts.line_labels(roles, "value", DISTRICTS)
-    assert sorted(labels["label"].to_list()) == sorted(["甲区、乙区（最好）", "丙县（最差）", CITY])
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([1.0, 1.0, 0.5, 0.5], ["甲区、乙区（最好）", "丙县、丁县（最差）", CITY]),
+        ([1.0, 1.0, 1.0, 0.5], ["甲区等3个区县（最好）", "丁县（最差）", CITY]),  # short beside the plot
+    ],
+)
+def test_lines_ending_on_one_point_share_a_label(values, expected):
+    districts = [*DISTRICTS, "丁县"]
+    data = pl.DataFrame({"district": [*districts, CITY], "month": ["2024-10"] * 5, "value": [*values, 0.8]})
+    roles = charts.line_roles(data, "value", 1, districts, None)
+    labels = charts.line_labels(roles, "value", districts)
+    assert sorted(labels["label"].to_list()) == sorted(expected)
 
 
 def test_ranking_chart_orders_by_rank_and_labels_changes(comps, inv):
@@ -222,7 +229,7 @@ def test_ranking_chart_orders_by_rank_and_labels_changes(comps, inv):
         elif r["rank_change"] and r["rank_change"] < 0:
             assert f"▼{-r['rank_change']}" in label
     titles = [t["title"] for t in bars["encoding"]["tooltip"]]
-    assert titles == ["区县", "排名", "上期排名", "排名变化", "效能指数", "得分等级"]
+    assert titles == ["区县", "排名", "上期排名", "排名变化", "效能指数", "得分等级（分）"]
     # Every district labelled, however narrow the container (Vega drops overlapping labels otherwise).
     assert bars["encoding"]["y"]["axis"]["labelOverlap"] is False
     # The index once rounded, to the one decimal of every page (51.946 → 51.9, not 51.95 → 52.0).
@@ -242,7 +249,7 @@ def test_compare_chart_target_city_and_tooltips(comps):
     assert bars["encoding"]["y"]["axis"]["format"] == ".0%"
     tips = {t["title"]: t for t in bars["encoding"]["tooltip"]}
     assert tips["实际网办率"]["format"] == ".2%"
-    assert "分子：网上渠道受理件数" in tips and "分母：受理件数" in tips and "得分等级" in tips
+    assert "分子：网上渠道受理件数" in tips and "分母：受理件数" in tips and "得分等级（分）" in tips
     lines = {r["line"]: r["target"] for r in dataset_rows(chart_spec) if "line" in r}
     assert lines["目标值"] == settings.indicators["online_case_rate"].target
     city = values.filter(pl.col("indicator") == "online_case_rate")["city"][0]

@@ -127,7 +127,7 @@ def test_overview_explains_ranks_and_colours(demo: Demo, monkeypatch):
     specs = charts(at)
     bar = next(c for c in specs if "layer" in c and c["layer"][0]["mark"]["type"] == "bar")
     colour = bar["layer"][0]["encoding"]["color"]
-    assert colour["field"] == "tier" and colour["title"] == "得分等级"
+    assert colour["field"] == "tier" and colour["title"] == "得分等级（分）"
     # Streamlit moves the charts' data out of the spec, into Arrow tables beside it.
     elements = at.get("vega_lite_chart")
     trend = next(e for e, c in zip(elements, specs, strict=True) if "layer" in c and any(
