@@ -49,8 +49,9 @@ ROLE_TITLE = "线条"
 BEST, WORST, CHOSEN = "最好的区县", "最差的区县", "所选区县"
 ROLE_COLOURS: dict[str, str] = {CITY: CITY_COLOUR, BEST: TIERS[0][2], WORST: TIERS[-1][2], CHOSEN: "#2c7bb6",
                                 OTHERS: GREY}
-TREND_NOTE = (f"黑色虚线为{CITY}，绿色为期末最好的区县，红色为最差的区县，蓝色为在左侧“区县”中所选的区县，"
-              "线尾注明区县名称；其余区县为灰色细线。")
+MAX_TIED = 2
+TREND_NOTE = (f"黑色虚线为{CITY}，绿色为期末最好的区县，红色为最差的区县（超过两个区县并列时不突出），"
+              "蓝色为在左侧“区县”中所选的区县，线尾注明区县名称；其余区县为灰色细线。")
 
 
 def tier_expr(score: pl.Expr) -> pl.Expr:
@@ -130,7 +131,8 @@ def line_roles(data: pl.DataFrame, value: str, direction: int, districts: Sequen
     """Add ``role`` (全市, 最好的区县, 最差的区县, 所选区县 or 其他区县) to monthly rows (district, month, value).
 
     Best and worst are judged on the last month in which any district has a value, in the indicator's
-    direction, when at least two districts have one; districts that tie share the role. A district
+    direction, when at least two districts have one; up to ``MAX_TIED`` districts that tie share the
+    role, more pick out none. A district
     chosen in the sidebar keeps 所选区县 unless it is the best or the worst (its label names it anyway).
     """
     rows = data.filter(pl.col("district") != CITY).drop_nulls(value)
@@ -145,6 +147,9 @@ def line_roles(data: pl.DataFrame, value: str, direction: int, districts: Sequen
             if top != bottom:
                 best = set(signed.filter(pl.col("_signed") == top)["district"].to_list())
                 worst = set(signed.filter(pl.col("_signed") == bottom)["district"].to_list())
+            # A best or worst shared by more than MAX_TIED districts singles nothing out (seven
+            # districts without a red card): those lines stay grey.
+            best, worst = (group if len(group) <= MAX_TIED else set() for group in (best, worst))
     chosen = set(highlight or ())
     district = pl.col("district")
     return data.with_columns(
@@ -172,7 +177,7 @@ def line_labels(data: pl.DataFrame, value: str, districts: Sequence[str]) -> pl.
     out = ends.group_by("month", "_at", "role", maintain_order=True).agg(pl.col("district"), pl.col(value).first())
     count = pl.col("district").list.len()
     names = (
-        pl.when(count <= 2).then(pl.col("district").list.join("、"))
+        pl.when(count <= MAX_TIED).then(pl.col("district").list.join("、"))
         .otherwise(pl.col("district").list.first() + pl.lit("等") + count.cast(pl.String) + pl.lit("个区县"))
     )
     return out.with_columns(
@@ -215,7 +220,7 @@ def _lines(data: pl.DataFrame, value: str, y: alt.Y, direction: int, districts: 
     text = (
         alt.Chart(labels)
         # Vega fits the labels into the chart's width: ``limit`` bounds what they take from the plot.
-        .mark_text(align="left", dx=6, fontSize=12, fontWeight="bold", limit=130)
+        .mark_text(align="left", dx=6, fontSize=12, fontWeight="bold", limit=170)
         .encode(x=x, y=alt.Y(f"{value}:Q"), text="label:N", color=alt.Color("role:N", scale=scale, legend=None))
     )
     return alt.layer(grey, picked, text, data=data).properties(height=height)

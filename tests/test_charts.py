@@ -183,6 +183,7 @@ def test_lines_pick_out_city_best_worst_and_chosen_with_labels(comps):
         ({"甲区": 0.5, "乙区": 0.7, "丙县": 0.6}, 1, {"乙区"}, {"甲区"}),
         ({"甲区": 0.5, "乙区": 0.7, "丙县": 0.6}, -1, {"甲区"}, {"乙区"}),  # ↓ indicator: lowest is best
         ({"甲区": 1.0, "乙区": 1.0, "丙县": 0.6}, 1, {"甲区", "乙区"}, {"丙县"}),  # a tie shares the role
+        ({"甲区": 0.0, "乙区": 0.0, "丙县": 0.0, "丁县": 0.1}, -1, set(), {"丁县"}),  # three tied: none picked
         ({"甲区": 0.6, "乙区": 0.6, "丙县": 0.6}, 1, set(), set()),  # all equal: no best, no worst
         ({"甲区": 0.6, "乙区": None, "丙县": None}, 1, set(), set()),  # one district: nothing to compare
     ],
@@ -191,7 +192,7 @@ def test_best_and_worst_lines(last, direction, best, worst):
     rows = [{"district": d, "month": "2024-10", "value": v} for d, v in last.items()]
     rows += [{"district": d, "month": "2024-09", "value": 0.9} for d in last]  # an earlier month does not count
     rows.append({"district": CITY, "month": "2024-10", "value": 2.0})  # the city is never best or worst
-    roles = charts.line_roles(pl.DataFrame(rows), "value", direction, DISTRICTS, None)
+    roles = charts.line_roles(pl.DataFrame(rows), "value", direction, [*DISTRICTS, "丁县"], None)
     got = {r["district"]: r["role"] for r in roles.filter(pl.col("month") == "2024-10").iter_rows(named=True)}
     assert {d for d, r in got.items() if r == charts.BEST} == best
     assert {d for d, r in got.items() if r == charts.WORST} == worst
@@ -202,13 +203,14 @@ def test_best_and_worst_lines(last, direction, best, worst):
     ("values", "expected"),
     [
         ([1.0, 1.0, 0.5, 0.5], ["甲区、乙区（最好）", "丙县、丁县（最差）", CITY]),
-        ([1.0, 1.0, 1.0, 0.5], ["甲区等3个区县（最好）", "丁县（最差）", CITY]),  # short beside the plot
+        # Three chosen districts ending on one point: one short label.
+        ([1.0, 1.0, 1.0, 0.5], ["甲区等3个区县", "丁县（最差）", CITY]),
     ],
 )
 def test_lines_ending_on_one_point_share_a_label(values, expected):
     districts = [*DISTRICTS, "丁县"]
     data = pl.DataFrame({"district": [*districts, CITY], "month": ["2024-10"] * 5, "value": [*values, 0.8]})
-    roles = charts.line_roles(data, "value", 1, districts, None)
+    roles = charts.line_roles(data, "value", 1, districts, districts[:3])
     labels = charts.line_labels(roles, "value", districts)
     assert sorted(labels["label"].to_list()) == sorted(expected)
 
