@@ -68,10 +68,11 @@ def tier_scale() -> alt.Scale:
     return alt.Scale(domain=list(TIER_NAMES), range=[colour for _, _, colour in TIERS])
 
 
-def tier_colour() -> alt.Color:
-    """Colour by the ``tier`` column, with the tier legend below the chart."""
+def tier_colour(orient: str = "bottom") -> alt.Color:
+    """Colour by the ``tier`` column, with the tier legend below the chart (above it where another
+    legend sits below: side by side, two legends do not fit a phone's width)."""
     return alt.Color("tier:N", scale=tier_scale(), title=TIER_TITLE,
-                     legend=alt.Legend(orient="bottom", columns=4, symbolLimit=0, labelLimit=160))
+                     legend=alt.Legend(orient=orient, columns=4, symbolLimit=0, labelLimit=160))
 
 
 def district_domain(districts: Sequence[str]) -> list[str]:
@@ -361,7 +362,7 @@ def compare_chart(values: pl.DataFrame, indicator_id: str, districts: Sequence[s
             x=_district_axis(districts, set(data["district"].to_list())),
             y=alt.Y("value:Q", title=axis_title(indicator_id), scale=scale,
                     axis=alt.Axis(format=tick_format(indicator_id, every))),
-            color=tier_colour(),
+            color=tier_colour("top"),
             tooltip=[
                 alt.Tooltip("district:N", title="区县"),
                 alt.Tooltip("value:Q", title=BY_ID[indicator_id].name, format=fmt),
@@ -478,7 +479,7 @@ def period_compare_chart(comparison: pl.DataFrame, indicator_id: str, districts:
             xOffset=alt.XOffset("period_name:N", sort=names),
             y=alt.Y("value:Q", title=axis_title(indicator_id), scale=scale,
                     axis=alt.Axis(format=tick_format(indicator_id, data["value"].to_list()))),
-            color=tier_colour(),
+            color=tier_colour("top"),
             opacity=alt.Opacity("period_name:N", sort=names, scale=alt.Scale(domain=names, range=[1.0, 0.45][: len(names)]),
                                 title="时段", legend=alt.Legend(orient="bottom")),
             tooltip=[

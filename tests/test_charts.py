@@ -105,7 +105,9 @@ def test_bars_on_every_page_are_coloured_by_score_tier_with_a_legend(comps, inv)
         colour = _colour(chart_spec)
         assert colour["field"] == "tier", name
         assert colour["scale"]["domain"] == list(charts.TIER_NAMES) and colour["scale"]["range"] == scale.range
-        assert colour["title"] == "得分等级（分）" and colour["legend"]["orient"] == "bottom"
+        # Above the bars where the reference lines' or the periods' legend sits below.
+        assert colour["title"] == "得分等级（分）" and colour["legend"]["orient"] == (
+            "bottom" if name == "ranking" else "top")
         rows = [r for r in dataset_rows(chart_spec) if "tier" in r]
         assert rows, name
         for r in rows:
