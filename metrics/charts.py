@@ -201,7 +201,7 @@ def _lines(data: pl.DataFrame, value: str, y: alt.Y, direction: int, districts: 
     labels = line_labels(data, value, districts)
     scale = _role_scale(data["role"].unique().to_list())
     colour = alt.Color("role:N", scale=scale, title=ROLE_TITLE,
-                       legend=alt.Legend(orient="bottom", columns=5, symbolLimit=0, labelLimit=120))
+                       legend=alt.Legend(orient="bottom", columns=3, symbolLimit=0, labelLimit=120))  # fits 390 px
     x = alt.X("month:O", title=None, axis=alt.Axis(labelAngle=-45, labelOverlap=True))
     grey = (
         alt.Chart().transform_filter(f"datum.role == '{OTHERS}'")

@@ -200,7 +200,8 @@ def movers(current: pl.DataFrame, previous: pl.DataFrame, n: int = 5, *, rounded
     )
 
 
-STRENGTH_COLUMNS = ("区县", "排名", INDEX_NAME, "强项（得分最高的分组）", "弱项（得分最低的分组）", "最弱指标")
+# Short headers (the page's caption explains them) so that a phone shows the 强项 and 弱项 too.
+STRENGTH_COLUMNS = ("区县", "排名", "强项分组", "弱项分组", "最弱指标")
 
 
 def _pick(scores: dict[str, float], highest: bool) -> str:
@@ -217,7 +218,7 @@ def _pick(scores: dict[str, float], highest: bool) -> str:
 
 def strengths(rank: pl.DataFrame) -> pl.DataFrame:
     """Why each district ranks where it does: its strongest and weakest group (by group score) and its
-    weakest indicator (by score), from ranking() output in its order.
+    weakest indicator (by score), each with its score, from ranking() output in its order.
 
     Groups and indicators without a score are left out; with fewer than two groups scored there is
     no strongest or weakest ("—"); when every group scores the same the strongest and the weakest read
@@ -233,9 +234,6 @@ def strengths(rank: pl.DataFrame) -> pl.DataFrame:
             strong = weak = f"各分组持平 {round(next(iter(groups.values())), 1):.1f}"
         else:
             strong, weak = _pick(groups, True), _pick(groups, False)
-        rows.append((r["district"], r["rank"], r[INDEX], strong, weak,
-                     _pick(indicators, False) if indicators else NULL_TEXT))
-    frame = pl.DataFrame(rows, schema={"区县": pl.String, "排名": pl.Int64, INDEX_NAME: pl.Float64,
-                                       STRENGTH_COLUMNS[3]: pl.String, STRENGTH_COLUMNS[4]: pl.String,
-                                       STRENGTH_COLUMNS[5]: pl.String}, orient="row")
-    return frame.with_columns(shown_column(pl.col(INDEX_NAME)))
+        rows.append((r["district"], r["rank"], strong, weak, _pick(indicators, False) if indicators else NULL_TEXT))
+    schema = {name: pl.String for name in STRENGTH_COLUMNS} | {"排名": pl.Int64}
+    return pl.DataFrame(rows, schema=schema, orient="row")

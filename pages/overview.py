@@ -38,8 +38,8 @@ with rank_col:
 shared.metric_row(cards[1:], per_row=4)
 
 st.subheader("各区县强项与弱项")
-st.caption("按排名列出每个区县得分最高和最低的指标分组（分组得分为组内指标得分的加权平均），以及得分最低的指标；"
-           "得分相同（保留一位小数）时写“并列”。")
+st.caption("按排名列出每个区县得分最高（强项）和最低（弱项）的指标分组及得分（分组得分为组内指标得分的加权平均），"
+           "以及得分最低的指标；得分相同（保留一位小数）时写“并列”。")
 shared.table(overview.strengths(rank), key="overview_strengths")
 
 st.subheader("区县地图")

@@ -478,7 +478,7 @@ def test_strengths_name_strongest_and_weakest_without_false_claims(groups, score
                                 **{f"score_{i.id}": pl.Float64 for i in INDICATORS}})
     out = overview.strengths(rank)
     assert out.columns == list(overview.STRENGTH_COLUMNS)
-    assert out.row(0) == ("甲区", 1, 50.0, strong, weak, weakest)
+    assert out.row(0) == ("甲区", 1, strong, weak, weakest)
 
 
 def test_strengths_follow_the_ranking(comps, inv):
