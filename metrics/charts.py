@@ -390,8 +390,9 @@ def compare_chart(values: pl.DataFrame, indicator_id: str, districts: Sequence[s
             tooltip=[alt.Tooltip("line:N", title="参考线"), alt.Tooltip("target:Q", title="取值", format=fmt)],
         )
     )
+    # 400: Streamlit fits the title and both legends into the height too (≈ 200 px of bars on a phone).
     chart = alt.layer(bars, rules, data=data).resolve_scale(color="independent").properties(
-        title=_title(indicator_id, note), height=340
+        title=_title(indicator_id, note), height=400
     )
     return chart
 
@@ -491,7 +492,7 @@ def period_compare_chart(comparison: pl.DataFrame, indicator_id: str, districts:
                 alt.Tooltip("tier:N", title=TIER_TITLE),
             ],
         )
-        .properties(title=_title(indicator_id, note), height=340)
+        .properties(title=_title(indicator_id, note), height=400)
     )
     return chart
 
