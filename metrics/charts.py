@@ -398,7 +398,7 @@ def compare_chart(values: pl.DataFrame, indicator_id: str, districts: Sequence[s
 
 
 def heatmap_chart(scores: pl.DataFrame) -> Chart:
-    """District × indicator scores (0–100); cells without data grey with “—”.
+    """District × indicator scores (0–100) coloured by tier; cells without data grey with “—”.
 
     ``scores``: metrics.comparison.score_long() output, districts in ranking order.
     """
@@ -406,6 +406,7 @@ def heatmap_chart(scores: pl.DataFrame) -> Chart:
         pl.col("score").round(1),
         pl.when(pl.col("score").is_null()).then(pl.lit(NULL_TEXT)).otherwise(pl.col("score").round(0).cast(pl.Int64)
                                                                         .cast(pl.String)).alias("score_text"),
+        tier_expr(pl.col("score")).alias("tier"),
     )
     order = [i.name for i in INDICATORS if i.name in set(data["name"].to_list())]
     rows = list(dict.fromkeys(data["district"].to_list()))
@@ -424,13 +425,13 @@ def heatmap_chart(scores: pl.DataFrame) -> Chart:
     ]
     # Filters rather than alt.condition: conditions are costly to build and validate on every rerun.
     scored = base.transform_filter("isValid(datum.score)").mark_rect(stroke="white", strokeWidth=1).encode(
-        color=alt.Color("score:Q", title="得分", scale=alt.Scale(domain=[0, 100], scheme="redyellowgreen")),
+        color=tier_colour(),  # the tiers of every bar chart, so that a colour means one thing
         tooltip=tooltip,
     )
     empty = base.transform_filter("!isValid(datum.score)").mark_rect(
         stroke="white", strokeWidth=1, color="#e6e6e6"
     ).encode(tooltip=tooltip)
-    dark = "isValid(datum.score) && (datum.score < 25 || datum.score > 80)"
+    dark = f"datum.tier == '{TIER_NAMES[0]}' || datum.tier == '{TIER_NAMES[-1]}'"  # white text on the dark tiers
     light_text = base.transform_filter(dark).mark_text(fontSize=10, color="white").encode(text="score_text:N")
     dark_text = base.transform_filter(f"!({dark})").mark_text(fontSize=10, color="black").encode(text="score_text:N")
     return alt.layer(scored, empty, light_text, dark_text, data=data).properties(height=alt.Step(22))

@@ -32,7 +32,7 @@ st.subheader("区县地图")
 district_map.map_block(ctx, "compare_map", open_compare=False)
 
 st.subheader("得分热力图")
-st.caption("每格为该区县该指标的得分（0–100，按目标值和底线值折算）；悬停可查看实际值、分子和分母。")
+st.caption("每格为该区县该指标的得分（0–100，按目标值和底线值折算），颜色为得分等级，与各柱形图一致；悬停可查看实际值、分子和分母。")
 show_all = st.toggle("显示全部指标", value=True, key="heat_all")
 scores = comparison.score_long(ctx.ranking(), None if show_all else ctx.indicators, ctx.scope)
 shared.chart(charts.heatmap_chart(scores))

@@ -273,7 +273,9 @@ def test_heatmap_shows_missing_scores_as_dash(comps, inv):
     missing = [r for r in rows if r["score"] is None]
     assert missing and all(r["score_text"] == "—" and r["value_text"] == "—" for r in missing)
     rect, empty = chart_spec["layer"][:2]
-    assert rect["encoding"]["color"]["scale"]["domain"] == [0, 100]
+    assert rect["encoding"]["color"]["field"] == "tier"
+    assert rect["encoding"]["color"]["scale"]["domain"] == list(charts.TIER_NAMES)
+    assert all(r["tier"] is None for r in missing)
     assert rect["transform"] == [{"filter": "isValid(datum.score)"}]
     assert empty["transform"] == [{"filter": "!isValid(datum.score)"}] and empty["mark"]["color"] == "#e6e6e6"
     assert rect["encoding"]["y"]["sort"] == [i.name for i in INDICATORS]
