@@ -218,13 +218,55 @@ def _lines(data: pl.DataFrame, value: str, y: alt.Y, direction: int, districts: 
             tooltip=tooltip,
         )
     )
-    text = (
-        alt.Chart(labels)
+    present = data[value].drop_nulls()
+    low, high = (present.min(), present.max()) if present.len() else (0.0, 0.0)
+    offsets = label_offsets(labels[value].to_list(), low, high, height - PLOT_MARGIN)
+    # One text layer per label: each has its own vertical nudge (dy) so that labels never overlap.
+    texts = [
+        alt.Chart(labels.slice(n, 1))
         # Vega fits the labels into the chart's width: ``limit`` bounds what they take from the plot.
-        .mark_text(align="left", dx=6, fontSize=12, fontWeight="bold", limit=170)
+        .mark_text(align="left", dx=6, dy=offsets[n], fontSize=12, fontWeight="bold", limit=170)
         .encode(x=x, y=alt.Y(f"{value}:Q"), text="label:N", color=alt.Color("role:N", scale=scale, legend=None))
-    )
-    return alt.layer(grey, picked, text, data=data).properties(height=height)
+        for n in range(labels.height)
+    ]
+    return alt.layer(grey, picked, *texts, data=data).properties(height=height)
+
+
+# px of a line chart's height taken by title, month labels and legend (measured in Chromium: 380 px leave
+# about 200 px of plot); estimated on the safe side, as labels a little too far apart do no harm.
+PLOT_MARGIN = 170
+LABEL_GAP = 15  # px between the baselines of two line-end labels
+
+
+def label_offsets(values: Sequence[float], low: float, high: float, plot_px: float) -> list[float]:
+    """Vertical nudges (px, down positive) that keep line-end labels ``LABEL_GAP`` apart: labels too
+    close to each other form a cluster, spread ``LABEL_GAP`` apart around the mean height of their
+    lines; labels far from others stay where their lines end."""
+    if not values:
+        return []
+    span = (high - low) * 1.15  # the axis rounds its ends outwards ("nice")
+    scale = plot_px / span if span > 0 else 0.0
+    wanted = [(high - v) * scale for v in values]
+    clusters = [[n] for n in sorted(range(len(values)), key=lambda n: wanted[n])]
+
+    def top(cluster: list[int]) -> float:
+        return sum(wanted[n] for n in cluster) / len(cluster) - (len(cluster) - 1) * LABEL_GAP / 2
+
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(clusters) - 1):
+            a, b = clusters[i], clusters[i + 1]
+            if top(b) < top(a) + len(a) * LABEL_GAP:
+                clusters[i : i + 2] = [a + b]
+                merged = True
+                break
+    out = [0.0] * len(values)
+    for cluster in clusters:
+        start = top(cluster)
+        for k, n in enumerate(cluster):
+            out[n] = round(start + k * LABEL_GAP - wanted[n], 1)
+    return out
 
 
 def _district_axis(districts: Sequence[str], present: set[str]) -> alt.X:

@@ -161,7 +161,7 @@ def test_lines_pick_out_city_best_worst_and_chosen_with_labels(comps):
     rows = dataset_rows(chart_spec)
     roles = {r["district"]: r["role"] for r in rows if "district" in r}
     assert roles == {"甲区": charts.BEST, "乙区": charts.CHOSEN, "丙县": charts.WORST, CITY: CITY}
-    grey, picked, text = chart_spec["layer"]
+    grey, picked, *texts = chart_spec["layer"]
     assert grey["transform"] == [{"filter": f"datum.role == '{charts.OTHERS}'"}]
     colour = picked["encoding"]["color"]
     assert colour["field"] == "role" and colour["title"] == "线条" and colour["legend"]["orient"] == "bottom"
@@ -169,8 +169,8 @@ def test_lines_pick_out_city_best_worst_and_chosen_with_labels(comps):
         CITY: charts.CITY_COLOUR, charts.BEST: charts.ROLE_COLOURS[charts.BEST],
         charts.WORST: charts.ROLE_COLOURS[charts.WORST], charts.CHOSEN: charts.ROLE_COLOURS[charts.CHOSEN]}
     # Labels at the line ends, in the lines' colours.
-    assert text["mark"]["type"] == "text" and text["encoding"]["text"]["field"] == "label"
-    labels = {r["label"]: r["month"] for r in chart_spec["datasets"][text["data"]["name"]]}
+    assert all(t["mark"]["type"] == "text" and t["encoding"]["text"]["field"] == "label" for t in texts)
+    labels = {r["label"]: r["month"] for t in texts for r in chart_spec["datasets"][t["data"]["name"]]}
     assert labels == {"甲区（最好）": "2024-10", "丙县（最差）": "2024-10", "乙区": "2024-10", CITY: "2024-10"}
     # Streamlit fits title, month labels and legend into the height: 300 and more leaves the plot ≥ 180 px.
     assert chart_spec["height"] >= 300
@@ -321,3 +321,17 @@ def test_chart_builders_never_call_streamlit():
     }, schema_overrides={"score": pl.Float64, "value": pl.Float64})), alt.LayerChart)
     json.dumps(spec(charts.index_trend_chart(pl.DataFrame(schema={"district": pl.String, "month": pl.String,
                                                                   "index": pl.Float64}), DISTRICTS)))
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([90.0, 70.0, 50.0], [0.0, 0.0, 0.0]),  # far apart: each label at its line
+        ([72.0, 71.0, 50.0], [-5.0, 5.0, 0.0]),  # lines 5 px apart: labels spread to 15 px around their middle
+        ([60.0, 60.0, 60.0], [-15.0, 0.0, 15.0]),  # one point: a column of three
+        ([], []),
+    ],
+)
+def test_line_end_labels_keep_apart(values, expected):
+    # 40 units × 1.15 over 230 px: 5 px per unit, so 72 and 71 are 5 px apart (less than LABEL_GAP).
+    assert charts.label_offsets(values, 50.0, 90.0, 230.0) == pytest.approx(expected)
