@@ -46,7 +46,7 @@ TIER_NAMES = tuple(name for name, _, _ in TIERS)
 
 # Roles of the lines of a trend (the legend's entries, in this order).
 ROLE_TITLE = "线条"
-BEST, WORST, CHOSEN = "最好的区县", "最差的区县", "所选区县"
+BEST, WORST, CHOSEN = "最好", "最差", "所选区县"  # short: the legend fits one row at 390 px
 ROLE_COLOURS: dict[str, str] = {CITY: CITY_COLOUR, BEST: TIERS[0][2], WORST: TIERS[-1][2], CHOSEN: "#2c7bb6",
                                 OTHERS: GREY}
 MAX_TIED = 2
@@ -129,7 +129,7 @@ def _title(indicator_id: str, note: str | None = None) -> alt.TitleParams:
 
 def line_roles(data: pl.DataFrame, value: str, direction: int, districts: Sequence[str],
                highlight: Sequence[str] | None) -> pl.DataFrame:
-    """Add ``role`` (全市, 最好的区县, 最差的区县, 所选区县 or 其他区县) to monthly rows (district, month, value).
+    """Add ``role`` (全市, 最好, 最差, 所选区县 or 其他区县) to monthly rows (district, month, value).
 
     Best and worst are judged on the last month in which any district has a value, in the indicator's
     direction, when at least two districts have one; up to ``MAX_TIED`` districts that tie share the
@@ -201,7 +201,7 @@ def _lines(data: pl.DataFrame, value: str, y: alt.Y, direction: int, districts: 
     labels = line_labels(data, value, districts)
     scale = _role_scale(data["role"].unique().to_list())
     colour = alt.Color("role:N", scale=scale, title=ROLE_TITLE,
-                       legend=alt.Legend(orient="bottom", columns=3, symbolLimit=0, labelLimit=120))  # fits 390 px
+                       legend=alt.Legend(orient="bottom", columns=5, symbolLimit=0, labelLimit=120))
     x = alt.X("month:O", title=None, axis=alt.Axis(labelAngle=-45, labelOverlap=True))
     grey = (
         alt.Chart().transform_filter(f"datum.role == '{OTHERS}'")
