@@ -14,8 +14,9 @@ import polars as pl
 from datasets.periods import Period, month_range, shift_month
 from metrics.compute import CITY, aggregate, wide_values
 from metrics.formatting import INDEX, INDEX_NAME, aside_text, direction, fmt_delta, fmt_value, scope, shown_column
-from metrics.registry import BY_ID, INDICATORS
+from metrics.registry import BY_ID, GROUPS, INDICATORS
 from metrics.scoring import ScoringSettings, score_table
+from metrics.units import NULL_TEXT
 
 # Shown on the overview and preselected in the sidebar: one or two per group.
 KEY_INDICATORS: tuple[str, ...] = (
@@ -197,3 +198,42 @@ def movers(current: pl.DataFrame, previous: pl.DataFrame, n: int = 5, *, rounded
         pl.col("rank").alias("排名"),
         pl.col("rank_change").alias("排名变化"),
     )
+
+
+# Short headers (the page's caption explains them) so that a phone shows the 强项 and 弱项 too.
+STRENGTH_COLUMNS = ("区县", "排名", "强项分组", "弱项分组", "最弱指标")
+
+
+def _pick(scores: dict[str, float], highest: bool) -> str:
+    """The best (or worst) of named scores as "名称 得分"; scores equal as shown (one decimal) are a tie,
+    written "并列：甲、乙 得分" so that no single group is claimed where several share the score."""
+    shown = {name: round(score, 1) for name, score in scores.items()}
+    extreme = max(shown.values()) if highest else min(shown.values())
+    names = [name for name, score in shown.items() if score == extreme]
+    if len(names) == 1:
+        return f"{names[0]} {extreme:.1f}"
+    listed = "、".join(names[:3]) + (f" 等 {len(names)} 项" if len(names) > 3 else "")
+    return f"并列：{listed} {extreme:.1f}"
+
+
+def strengths(rank: pl.DataFrame) -> pl.DataFrame:
+    """Why each district ranks where it does: its strongest and weakest group (by group score) and its
+    weakest indicator (by score), each with its score, from ranking() output in its order.
+
+    Groups and indicators without a score are left out; with fewer than two groups scored there is
+    no strongest or weakest ("—"); when every group scores the same the strongest and the weakest read
+    "各分组持平".
+    """
+    rows = []
+    for r in rank.iter_rows(named=True):
+        groups = {GROUPS[g]: r[f"group_{g}"] for g in GROUPS if r.get(f"group_{g}") is not None}
+        indicators = {i.name: r[f"score_{i.id}"] for i in INDICATORS if r.get(f"score_{i.id}") is not None}
+        if len(groups) < 2:
+            strong = weak = NULL_TEXT
+        elif len({round(v, 1) for v in groups.values()}) == 1:
+            strong = weak = f"各分组持平 {round(next(iter(groups.values())), 1):.1f}"
+        else:
+            strong, weak = _pick(groups, True), _pick(groups, False)
+        rows.append((r["district"], r["rank"], strong, weak, _pick(indicators, False) if indicators else NULL_TEXT))
+    schema = {name: pl.String for name in STRENGTH_COLUMNS} | {"排名": pl.Int64}
+    return pl.DataFrame(rows, schema=schema, orient="row")

@@ -16,14 +16,15 @@ ctx = shared.current()
 period = ctx.period
 
 st.title(f"区县对比 · {period.label}")
-st.caption("柱形为各区县实际值，绿色实线为目标值，灰色虚线为全市值；鼠标悬停可查看分子和分母。"
+st.caption("柱形为各区县实际值，颜色为该值按目标值和底线值折算的得分等级（见图例）；绿色实线为目标值，"
+           "灰色虚线为全市值；鼠标悬停可查看得分、分子和分母。"
            "在左侧选择指标和区县（不选区县即全部区县）。")
 
 values = comparison.district_values(ctx.comps, period, ctx.settings, ctx.scope, ctx.indicators)
 chart_columns = st.columns(2)
 for n, indicator_id in enumerate(ctx.indicators):
     with chart_columns[n % 2]:
-        shared.chart(charts.compare_chart(values, indicator_id, ctx.districts_all))
+        shared.chart(charts.compare_chart(values, indicator_id, ctx.districts_all, ctx.settings))
 with st.expander("查看数据表"):
     shared.table(comparison.compare_table(values), key="compare_values")
 
@@ -31,7 +32,7 @@ st.subheader("区县地图")
 district_map.map_block(ctx, "compare_map", open_compare=False)
 
 st.subheader("得分热力图")
-st.caption("每格为该区县该指标的得分（0–100，按目标值和底线值折算）；悬停可查看实际值、分子和分母。")
+st.caption("每格为该区县该指标的得分（0–100，按目标值和底线值折算），颜色为得分等级，与各柱形图一致；悬停可查看实际值、分子和分母。")
 show_all = st.toggle("显示全部指标", value=True, key="heat_all")
 scores = comparison.score_long(ctx.ranking(), None if show_all else ctx.indicators, ctx.scope)
 shared.chart(charts.heatmap_chart(scores))

@@ -1,4 +1,5 @@
-"""总览 (leaders): the index and key indicators with 环比/同比, the district ranking, the index trend,
+"""总览 (leaders): the index and key indicators with 环比/同比, the district ranking with each
+district's strongest and weakest group, the index trend,
 the biggest movers and the alerts, each a click away from its list."""
 
 import streamlit as st
@@ -36,6 +37,11 @@ with rank_col:
         shared.table(overview.ranking_brief(rank), key="overview_rank")
 shared.metric_row(cards[1:], per_row=4)
 
+st.subheader("各区县强项与弱项")
+st.caption("按排名列出每个区县得分最高（强项）和最低（弱项）的指标分组及得分（分组得分为组内指标得分的加权平均），"
+           "以及得分最低的指标；得分相同（保留一位小数）时写“并列”。")
+shared.table(overview.strengths(rank), key="overview_strengths")
+
 st.subheader("区县地图")
 district_map.map_block(ctx, "overview_map", open_compare=True)
 
@@ -43,8 +49,7 @@ st.subheader("效能指数走势")
 months = overview.trend_months(period, ctx.months)
 trend = overview.index_trend(ctx.comps, ctx.settings, months, ctx.scope)
 shared.chart(charts.index_trend_chart(trend, ctx.districts_all, highlight=ctx.districts))
-if not ctx.districts:
-    st.caption("黑色虚线为全市，灰色细线为各区县；在左侧“区县”中选择区县，可将其突出显示。")
+st.caption(charts.TREND_NOTE)
 
 st.subheader("预警")
 st.caption(f"{scope} · {period.label}")

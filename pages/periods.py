@@ -38,13 +38,12 @@ compared = comparison.period_comparison(ctx.comps, period, other, ctx.scope, ctx
 chart_columns = st.columns(2)
 for n, indicator_id in enumerate(ctx.indicators):
     with chart_columns[n % 2]:
-        shared.chart(charts.period_compare_chart(compared, indicator_id, ctx.districts_all))
+        shared.chart(charts.period_compare_chart(compared, indicator_id, ctx.districts_all, ctx.settings))
 st.markdown("变化明细（每项指标内按变化幅度从大到小排列；“改善/退步”已按指标方向判断：↓ 指标下降为改善）")
 shared.table(comparison.period_change_table(compared), key="period_changes")
 
 st.subheader("月度走势")
-if not ctx.districts:
-    st.caption("黑色虚线为全市，灰色细线为各区县；在左侧“区县”中选择区县，可将其突出显示。")
+st.caption(charts.TREND_NOTE)
 length = st.select_slider("走势月份数", options=[6, 12, 18, 24, 36], value=12, key="trend_len")
 months = overview.trend_months(period, ctx.months, length)
 trend = comparison.monthly_values(ctx.comps, months, ctx.scope, ctx.indicators)

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -110,6 +111,32 @@ def test_overview_city_cards_ranking_chart_and_alert_lists(demo: Demo, monkeypat
     assert 0 < movers.height <= 5
     overdue = next(e for e in at.expander if e.label.startswith("超期在办件清单"))
     assert metrics(at)["超期在办件"] == f"{overdue.dataframe[0].value.shape[0]} 件"
+
+
+def test_overview_explains_ranks_and_colours(demo: Demo, monkeypatch):
+    """总览 says why a district ranks where it does (its strongest and weakest group) and what the colours
+    mean: the ranking's bars by score tier with a legend, the trend's lines by role with labels."""
+    at = ok(app(demo, monkeypatch).run())
+    rank = demo.ranking()
+    assert any(s.value == "各区县强项与弱项" for s in at.subheader)
+    shown = table(at, "弱项分组")
+    expected = overview.strengths(rank)
+    assert shown["区县"].to_list() == expected["区县"].to_list()
+    for column in overview.STRENGTH_COLUMNS[1:]:
+        assert shown[column].to_list() == expected[column].to_list()
+    specs = charts(at)
+    bar = next(c for c in specs if "layer" in c and c["layer"][0]["mark"]["type"] == "bar")
+    colour = bar["layer"][0]["encoding"]["color"]
+    assert colour["field"] == "tier" and colour["title"] == "得分等级（分）"
+    # Streamlit moves the charts' data out of the spec, into Arrow tables beside it.
+    elements = at.get("vega_lite_chart")
+    trend = next(e for e, c in zip(elements, specs, strict=True) if "layer" in c and any(
+        layer["encoding"].get("color", {}).get("field") == "role" for layer in c["layer"]))
+    frames = [pl.from_arrow(pa.ipc.open_stream(d.data.data).read_all()) for d in trend.proto.datasets]
+    labels = [label for f in frames if "label" in f.columns for label in f["label"].to_list()]
+    last = rank.drop_nulls("index")
+    best, worst = last["district"][0], last.sort("index")["district"][0]  # ranking order: best first
+    assert CITY in labels and f"{best}（最好）" in labels and f"{worst}（最差）" in labels
 
 
 def test_bad_period_in_the_link_is_a_message(demo: Demo, monkeypatch):

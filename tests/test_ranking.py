@@ -10,7 +10,9 @@ from datasets.periods import Period
 from datasets.vocabulary import Rules
 from metrics.compute import components
 from metrics.exports import rank_export_frame, rank_table_chinese
+from metrics.registry import INDICATORS
 from metrics.scoring import data_gaps, default_settings, ranking
+from tests.apptest_support import Demo
 from tests.factories import at, dataset, inventory
 
 SEP, OCT, Q3 = Period("2024-09", "2024-09"), Period("2024-10", "2024-10"), Period("2024-07", "2024-09")
@@ -100,3 +102,16 @@ def test_unranked_in_the_exports(city):
     assert chinese.filter(pl.col("排名").is_not_null())["未排名原因"].to_list() == ["", "", ""]
     cli = rank_export_frame(rank)
     assert cli["unranked_reason"].to_list() == [None, None, None, "缺少 2024-10 好差评"]
+
+
+def test_no_indicator_scores_the_same_extreme_for_every_district(demo: Demo):
+    """The default targets and floors fit the demo city: an indicator on which every district scores 0
+    (or 100) tells a leader nothing and hides whether the data or the districts are at fault."""
+    rank = demo.ranking()
+    assert rank.height == len(demo.districts)
+    stuck = []
+    for indicator in INDICATORS:
+        scores = rank[f"score_{indicator.id}"].drop_nulls().to_list()
+        if scores and (all(s == 0.0 for s in scores) or all(s == 100.0 for s in scores)):
+            stuck.append(f"{indicator.name}={scores[0]:.0f}")
+    assert not stuck, "、".join(stuck)

@@ -446,3 +446,43 @@ def test_pending_bad_evaluations_are_shown_beside_the_rates_everywhere():
     assert departments["差评整改率·整改期内差评"].to_list() == [1.0]
     download = rank_table_chinese(ranking(comps, period, settings, inventory(data)))
     assert dict(zip(download["区县"], download["差评按时整改率·整改期内差评"], strict=True)) == {"甲区": 1, "乙区": 1}
+
+
+def _strength_row(district: str, rank: int | None, groups: dict[str, float], scores: dict[str, float]) -> dict:
+    row = {"district": district, "rank": rank, "index": 50.0}
+    row.update({f"group_{g}": groups.get(g) for g in "ABCDE"})
+    row.update({f"score_{i.id}": scores.get(i.id) for i in INDICATORS})
+    return row
+
+
+@pytest.mark.parametrize(
+    ("groups", "scores", "strong", "weak", "weakest"),
+    [
+        ({"A": 90.0, "B": 50.0, "C": 70.0}, {"on_time_rate": 10.0, "good_rate": 80.0},
+         "网上办事 90.0", "办理时效 50.0", "按时办结率 10.0"),
+        # 80.04 and 79.96 both show as 80.0: a tie, not a strongest group.
+        ({"A": 80.04, "B": 79.96, "C": 60.0}, {"on_time_rate": 0.0, "good_rate": 0.0},
+         "并列：网上办事、办理时效 80.0", "便利度 60.0", "并列：按时办结率、好评率 0.0"),
+        ({"A": 70.0}, {}, "—", "—", "—"),  # one group scored: nothing to compare
+        ({g: 100.0 for g in "ABCDE"}, {"online_case_rate": 100.0},
+         "各分组持平 100.0", "各分组持平 100.0", "实际网办率 100.0"),
+        ({"A": 40.0, "E": 60.0}, {"online_available_rate": 0.0, "depth_3plus_rate": 0.0, "full_online_rate": 0.0,
+                                  "online_case_rate": 0.0, "on_time_rate": 5.0},
+         "12345热线 60.0", "网上办事 40.0", "并列：网上可办率、网办深度三级及以上占比、全程网办率 等 4 项 0.0"),
+    ],
+)
+def test_strengths_name_strongest_and_weakest_without_false_claims(groups, scores, strong, weak, weakest):
+    rank = pl.DataFrame([_strength_row("甲区", 1, groups, scores)],
+                        schema={"district": pl.String, "rank": pl.Int64, "index": pl.Float64,
+                                **{f"group_{g}": pl.Float64 for g in "ABCDE"},
+                                **{f"score_{i.id}": pl.Float64 for i in INDICATORS}})
+    out = overview.strengths(rank)
+    assert out.columns == list(overview.STRENGTH_COLUMNS)
+    assert out.row(0) == ("甲区", 1, strong, weak, weakest)
+
+
+def test_strengths_follow_the_ranking(comps, inv):
+    rank = ranking(comps, Period("2024-10", "2024-10"), default_settings(), inv)
+    out = overview.strengths(rank)
+    assert out["区县"].to_list() == rank["district"].to_list()
+    assert out["排名"].to_list() == rank["rank"].to_list()
