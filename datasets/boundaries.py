@@ -164,7 +164,7 @@ def ring_area(ring: list) -> float:
 
 
 def label_point(geometry: dict) -> Point:
-    """Where a district's name goes: the centroid of its largest outline."""
+    """Where a district's name goes: inside its largest outline, at the centroid's latitude."""
     polygons = [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
     ring = max((p[0] for p in polygons), key=lambda r: abs(ring_area(r)))
     area = ring_area(ring)
@@ -175,7 +175,17 @@ def label_point(geometry: dict) -> Point:
         cross = x1 * y2 - x2 * y1
         cx += (x1 + x2) * cross
         cy += (y1 + y2) * cross
-    return (cx / (6 * area), cy / (6 * area))
+    cx, cy = cx / (6 * area), cy / (6 * area)
+    # The centroid of a bent or narrow county can fall on or outside its edge: take the middle of the
+    # widest stretch of the outline along the centroid's parallel instead (the same for convex shapes).
+    crossings = sorted(x1 + (cy - y1) * (x2 - x1) / (y2 - y1)
+                       for (x1, y1, *_), (x2, y2, *_) in zip(ring, [*ring[1:], ring[0]], strict=True)
+                       if (y1 <= cy < y2) or (y2 <= cy < y1))
+    spans = list(zip(crossings[::2], crossings[1::2], strict=False))
+    if not spans:
+        return (cx, cy)
+    left, right = max(spans, key=lambda span: span[1] - span[0])
+    return ((left + right) / 2, cy)
 
 
 # --- uploads --------------------------------------------------------------------------------------
