@@ -69,6 +69,14 @@ def _navigation_mode() -> None:
     PagesManager.__init__ = init  # type: ignore[method-assign]
 
 
+def _drop_map() -> None:
+    """The pages without their district map: the page scripts run in this process and call
+    ``pages._map.map_block`` through the module, so replacing it there leaves the rest as it is."""
+    from pages import _map
+
+    _map.map_block = lambda *args, **kwargs: None
+
+
 def _timed(action) -> float:
     started = time.perf_counter()
     action()
@@ -111,11 +119,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="每页重复次数，取中位数")
     parser.add_argument("--timeout", type=float, default=600, help="单次运行超时（秒）")
     parser.add_argument("--scale10", action="store_true", help="按规模 10 的目标判定（首次 ≤5 秒，切换 ≤1 秒）")
+    parser.add_argument("--pages", default="", help="只测这些页面（标题，逗号分隔），默认全部")
+    parser.add_argument("--without-map", action="store_true",
+                        help="不画区县地图（对照：与不加此项的结果相减，即地图给页面增加的耗时）")
     args = parser.parse_args(argv)
     os.environ["DATABASE_URL"] = args.db
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     _navigation_mode()
+    timed = tuple(t.strip() for t in args.pages.split(",") if t.strip()) or TIMED
+    unknown = [t for t in timed if t not in TIMED]
+    if unknown:
+        parser.error(f"没有这些页面：{'、'.join(unknown)}；可选：{'、'.join(TIMED)}")
+    if args.without_map:
+        _drop_map()
 
     from datasets import store
 
@@ -124,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     engine.dispose()
     user = _bench_user(args.db)
     first_target, change_target = TARGETS[args.scale10]
-    print(f"数据库：{args.db}")
+    print(f"数据库：{args.db}" + ("（不画区县地图）" if args.without_map else ""))
     print("记录数：" + "，".join(f"{k} {v:,}" for k, v in counts.items()))
 
     at = _open(_page_file("总览"), args.timeout, user)
@@ -137,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print("-" * (len(header) + 8))
     worst_first = worst_change = 0.0
-    for n, (name, page) in enumerate((title, _page_file(title)) for title in TIMED):
+    for n, (name, page) in enumerate((title, _page_file(title)) for title in timed):
         firsts, changes = [], []
         for r in range(args.repeat):
             at = _open(page, args.timeout, user)

@@ -13,6 +13,7 @@ longitude/latitude.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -280,13 +281,13 @@ def district_shapes(engine: Engine, districts: list[str], tolerance: float = SIM
     installed = data_installed()
     for name in districts:
         if name in uploaded:
-            shapes.geometries[name] = simplify(json.loads(uploaded[name]), tolerance)
+            shapes.geometries[name] = json.loads(_simplified_upload(uploaded[name], tolerance))
             shapes.uploaded.add(name)
             continue
         code = (codes.get(name) or "").strip()
-        geometry = packaged_geometry(code) if installed and valid_code(code) else None
-        if geometry is not None:
-            shapes.geometries[name] = simplify(geometry, tolerance)
+        simplified = _simplified_packaged(code, tolerance) if installed and valid_code(code) else None
+        if simplified is not None:
+            shapes.geometries[name] = json.loads(simplified)
         elif not code:
             shapes.missing[name] = "未配置区划代码，可在“区县配置”上传边界"
         elif not valid_code(code):
@@ -296,6 +297,20 @@ def district_shapes(engine: Engine, districts: list[str], tolerance: float = SIM
         else:
             shapes.missing[name] = f"边界数据中没有区划代码 {code}，可在“区县配置”上传边界"
     return shapes
+
+
+# Simplifying a county's outline takes 50–100 ms; the results are kept by content (a code's packaged
+# file never changes, an upload by its text), so an import, which changes the data version and with it
+# the pages' caches, does not simplify every outline again. JSON text: every caller gets its own copy.
+@functools.lru_cache(maxsize=512)
+def _simplified_packaged(code: str, tolerance: float) -> str | None:
+    geometry = packaged_geometry(code)
+    return None if geometry is None else json.dumps(simplify(geometry, tolerance))
+
+
+@functools.lru_cache(maxsize=64)
+def _simplified_upload(text: str, tolerance: float) -> str:
+    return json.dumps(simplify(json.loads(text), tolerance))
 
 
 def hexagon(cx: float, cy: float, radius: float = 1.0) -> list[list[float]]:

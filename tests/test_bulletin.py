@@ -94,8 +94,8 @@ def test_sections_title_and_no_placeholder_left(month_doc):
     # Requirements text, issuer and date from the defaults.
     assert bulletin.DEFAULT_REQUIREMENTS.splitlines()[0] in paragraphs
     assert doc.issue_date in paragraphs
-    # The two charts are pictures in the document.
-    assert xml.count("<pic:pic") == 2
+    # The three charts (the trend, the ranking, the district map) are pictures in the document.
+    assert xml.count("<pic:pic") == 3
     # GB/T 9704: A4, margins 37/35/28/26 mm (in twips), and the fonts Word/WPS on a bureau PC has.
     assert '<w:pgSz w:w="11906" w:h="16838"/>' in xml
     for side, mm in (("top", 37), ("bottom", 35), ("left", 28), ("right", 26)):
