@@ -430,7 +430,7 @@ def test_page_previews_for_leaders_and_downloads_for_evaluators(demo_copy: Demo,
     assert at.title[0].value == f"月度通报 · {demo_copy.period.label}"
     assert [s.value for s in at.subheader] == list(bulletin.SECTION_TITLES)
     assert any("排名前三位的是" in m.value for m in at.markdown)
-    assert len(at.get("vega_lite_chart")) == 2
+    assert len(at.get("vega_lite_chart")) == 3  # the trend, the ranking, the district map
     labels = [b.label for b in at.get("download_button")]
     if not downloads:
         assert labels == []
