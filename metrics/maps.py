@@ -101,6 +101,7 @@ def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: Scori
     """
     cos_lat = _cos_lat(shapes)
     rows = {r["district"]: r for r in values.iter_rows(named=True)}
+    worst, best = scale_of(key, settings)
     features, labels = [], []
     for district, geometry in shapes.geometries.items():
         row = rows.get(district) or {"value": None, "numerator": None, "denominator": None, "coloured": False,
@@ -114,10 +115,11 @@ def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: Scori
                          "coloured": bool(row["coloured"])})
         x, y = label_point(planar)
         labels.append({"district": district, "x": x, "y": y,
-                       "label": f"{district}\n{row['value_text'] if row['coloured'] else '未排名'}"})
-    worst, best = scale_of(key, settings)
-    # Labels sit on the (light) fills, so they stay dark on the dark screen too; only the edges change.
-    ink, edge = "#1a1a1a", ("#0e1117" if dark else "#ffffff")
+                       "label": f"{district}\n{row['value_text'] if row['coloured'] else '未排名'}",
+                       "white": bool(row["coloured"]) and _dark_fill(row["value"], worst, best)})
+    # Labels sit on the fills, so they do not follow the page's theme: black on the light middle of the
+    # scale (and the grey), white on its deep red and deep green ends. Only the edges follow the theme.
+    edge = "#0e1117" if dark else "#ffffff"
     tooltip = [alt.Tooltip("district:N", title="区县"), alt.Tooltip("value_text:N", title=key_name(key))]
     if key != INDEX:
         indicator = BY_ID[key]
@@ -145,18 +147,28 @@ def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: Scori
         )
         .add_params(pick)
     )
-    text = (
-        alt.Chart(alt.Data(values=labels))
-        .mark_text(fontSize=12, lineBreak="\n", color=ink, fontWeight="bold")
+    font = max(12, round(height / 38))  # larger on the big screen's taller map
+    texts = [  # one layer per ink: a second colour scale would break the layered chart
+        alt.Chart(alt.Data(values=[label for label in labels if label["white"] == white] or [{}]))
+        .mark_text(fontSize=font, lineBreak="\n", color="#ffffff" if white else "#1a1a1a", fontWeight="bold")
         .encode(longitude=alt.Longitude("x", type="quantitative"), latitude=alt.Latitude("y", type="quantitative"),
                 text=alt.Text("label", type="nominal"))
-    )
+        for white in (False, True)
+    ]
     return (
-        alt.layer(shapes_layer, text)
+        alt.layer(shapes_layer, *texts)
         .project(type="identity", reflectY=True)
         .properties(height=height)
         .configure_view(stroke=None)
     )
+
+
+def _dark_fill(value: float | None, worst: float, best: float) -> bool:
+    """Whether SCHEME is deep at this value: its red end (first 15 %) or its green end (last 15 %)."""
+    if value is None or best == worst:
+        return False
+    t = min(1.0, max(0.0, (value - worst) / (best - worst)))
+    return t < 0.15 or t > 0.85
 
 
 def to_spec(chart: alt.TopLevelMixin) -> dict:

@@ -84,16 +84,9 @@ def test_the_big_screen_shows_a_new_import_by_itself(demo, tmp_path):
     the new index and import time within its polling interval, nobody touching it."""
     import os
     import shutil
-    import subprocess
-    import sys
-    import time
 
-    from playwright.sync_api import expect, sync_playwright
-
-    from datasets import store
-    from metrics import bigscreen
     from tests.apptest_support import cases_csv
-    from tests.browser_support import ROOT, first_visit, launcher, need_chromium, running_server
+    from tests.browser_support import first_visit, launcher, need_chromium, running_server
 
     need_chromium()
     db_path = tmp_path / "screen.db"
@@ -104,8 +97,23 @@ def test_the_big_screen_shows_a_new_import_by_itself(demo, tmp_path):
     district, month = demo.districts[0], demo.period.last
     export = tmp_path / "cases.csv"
     export.write_bytes(cases_csv(db_url, district, month, rows=25))  # fewer cases: the index moves
-    with running_server(launcher(), env, tmp_path / "streamlit.log") as url, sync_playwright() as p:
-        first_visit(url)
+    with running_server(launcher(), env, tmp_path / "streamlit.log") as url:
+        first_visit(url)  # the first run counts the indicators (not what is timed here)
+        _watch_an_import(url, db_url, export, demo)
+
+
+def _watch_an_import(url: str, db_url: str, export, demo) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from datasets import store
+    from metrics import bigscreen
+    from tests.browser_support import ROOT
+
+    with sync_playwright() as p:
         b = browser(p)
         try:
             page = b.new_page(viewport={"width": 1920, "height": 1080})

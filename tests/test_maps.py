@@ -237,8 +237,10 @@ def test_map_spec_tooltip_legend_and_greyed_unranked():
     assert features["丙区"]["rank_text"] == "未排名：缺少 2025-06 好差评数据"
     assert spec["params"] == [{"name": maps.SELECTION, "select": {"type": "point", "fields": ["district"], "on": "click"},
                                "views": [geo["name"]]}]
-    labels = spec["layer"][1]["data"]["values"]
-    assert [row["label"] for row in labels] == ["甲区\n99.00%", "乙区\n98.00%", "丙区\n未排名"]
+    black, white = (spec["layer"][n]["data"]["values"] for n in (1, 2))
+    # Floor → target of the indicator: 99 % and 98 % lie at its green end (white type), unranked is grey.
+    assert [row["label"] for row in black if row] == ["丙区\n未排名"]
+    assert [row["label"] for row in white if row] == ["甲区\n99.00%", "乙区\n98.00%"]
     assert "url" not in json.dumps(spec)  # inline data only: the browser fetches nothing
     for_streamlit = maps.to_spec(maps.district_map(shapes, maps.map_values(_rank(names), IND, names), IND, settings))
     (name,) = [n for n, v in for_streamlit["datasets"].items() if isinstance(v, list) and "geometry" in v[0]]
