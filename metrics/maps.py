@@ -92,13 +92,8 @@ def _cos_lat(shapes: Shapes) -> float:
     return math.cos(math.radians(sum(lats) / len(lats)))
 
 
-def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: ScoringSettings, *,
-                 dark: bool = False, height: int = 420) -> alt.LayerChart:
-    """Districts coloured by ``key`` (values: map_values()), named and labelled with their value.
-
-    Uncoloured districts (unranked or without data) are grey with a dashed outline and say why on hover.
-    Clicking a district selects it (selection ``SELECTION``, field ``district``).
-    """
+def _map_data(shapes: Shapes, values: pl.DataFrame, key: str, settings: ScoringSettings) -> tuple[list[dict], list[dict]]:
+    """The outlines (GeoJSON features with their values) and the labels of district_map."""
     cos_lat = _cos_lat(shapes)
     rows = {r["district"]: r for r in values.iter_rows(named=True)}
     worst, best = scale_of(key, settings)
@@ -117,6 +112,34 @@ def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: Scori
         labels.append({"district": district, "x": x, "y": y,
                        "label": f"{district}\n{row['value_text'] if row['coloured'] else '未排名'}",
                        "white": bool(row["coloured"]) and _dark_fill(row["value"], worst, best)})
+    return features, labels
+
+
+def fill_spec(skeleton: dict, shapes: Shapes, values: pl.DataFrame, key: str, settings: ScoringSettings) -> dict:
+    """to_spec(district_map(shapes, values, key, settings, …)) without building the chart again:
+    ``skeleton`` is that spec for the same ``key`` and settings (any shapes and values), whose data are
+    replaced. Altair takes ≈ 0.1 s to build the layered chart; the data alone take milliseconds, so a
+    page keeps one skeleton per colouring and fills it for each period."""
+    features, labels = _map_data(shapes, values, key, settings)
+    spec = {k: v for k, v in skeleton.items() if k not in ("datasets", "layer")}
+    outline, black, white = skeleton["layer"]
+    name = outline["data"]["name"]
+    spec["datasets"] = {name: features}
+    spec["layer"] = [outline] + [
+        {**layer, "data": {"values": [label for label in labels if label["white"] == is_white] or [{}]}}
+        for layer, is_white in ((black, False), (white, True))]
+    return spec
+
+
+def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: ScoringSettings, *,
+                 dark: bool = False, height: int = 420) -> alt.LayerChart:
+    """Districts coloured by ``key`` (values: map_values()), named and labelled with their value.
+
+    Uncoloured districts (unranked or without data) are grey with a dashed outline and say why on hover.
+    Clicking a district selects it (selection ``SELECTION``, field ``district``).
+    """
+    features, labels = _map_data(shapes, values, key, settings)
+    worst, best = scale_of(key, settings)
     # Labels sit on the fills, so they do not follow the page's theme: black on the light middle of the
     # scale (and the grey), white on its deep red and deep green ends. Only the edges follow the theme.
     edge = "#0e1117" if dark else "#ffffff"

@@ -251,3 +251,23 @@ def test_map_spec_tooltip_legend_and_greyed_unranked():
 def test_index_legend_states_the_scale_and_target():
     title = maps.legend_title(INDEX, load_settings())
     assert "0–100" in title and "目标 100" in title
+
+
+@pytest.mark.parametrize("key", [INDEX, IND])
+def test_a_filled_skeleton_is_the_spec_built_afresh(key):
+    """pages/_map.py builds a colouring's spec once and fills it for each period (maps.fill_spec)."""
+    names = ["甲区", "乙区", "丙区", "丁区"]
+    settings = load_settings()
+    shapes = boundaries.schematic_shapes(names)
+    other = maps.map_values(_rank(names[:2]), key, names)  # another period: two districts with data
+    skeleton = maps.to_spec(maps.district_map(shapes, other, key, settings))
+    values = maps.map_values(_rank(names[:3]), key, names)
+
+    def named(spec: dict) -> dict:  # Altair names a data set by its content's hash: compare it by place
+        (name,) = spec["datasets"]
+        text = json.dumps(spec, ensure_ascii=False, sort_keys=True)
+        return json.loads(text.replace(name, "outlines"))
+
+    filled = maps.fill_spec(skeleton, shapes, values, key, settings)
+    assert named(filled) == named(maps.to_spec(maps.district_map(shapes, values, key, settings)))
+    assert named(filled) != named(skeleton)
