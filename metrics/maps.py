@@ -159,7 +159,8 @@ def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: Scori
         .encode(
             color=alt.condition(
                 "datum.coloured",
-                alt.Color("shade:Q", title=legend_title(key, settings),
+                # On two lines: one line is cut off beside a phone-wide (390 px) map.
+                alt.Color("shade:Q", title=_lines(legend_title(key, settings)),
                           scale=alt.Scale(domain=[worst, best], scheme=SCHEME, clamp=True),
                           legend=alt.Legend(orient="bottom", direction="horizontal", gradientLength=260,
                                             titleLimit=520, format=_legend_format(key))),
@@ -184,6 +185,11 @@ def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: Scori
         .properties(height=height)
         .configure_view(stroke=None)
     )
+
+
+def _lines(title: str) -> str | list[str]:
+    parts = title.split("；")
+    return parts if len(parts) > 1 else title
 
 
 def _dark_fill(value: float | None, worst: float, best: float) -> bool:

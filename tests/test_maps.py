@@ -271,3 +271,10 @@ def test_a_filled_skeleton_is_the_spec_built_afresh(key):
     filled = maps.fill_spec(skeleton, shapes, values, key, settings)
     assert named(filled) == named(maps.to_spec(maps.district_map(shapes, values, key, settings)))
     assert named(filled) != named(skeleton)
+
+
+def test_the_index_legend_is_on_two_lines():
+    names = ["甲区", "乙区"]
+    spec = maps.district_map(boundaries.schematic_shapes(names), maps.map_values(_rank(names), INDEX, names), INDEX,
+                             load_settings()).to_dict()
+    assert spec["layer"][0]["encoding"]["color"]["condition"]["title"] == maps.legend_title(INDEX, load_settings()).split("；")
