@@ -159,7 +159,6 @@ def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: Scori
         .encode(
             color=alt.condition(
                 "datum.coloured",
-                # On two lines: one line is cut off beside a phone-wide (390 px) map.
                 alt.Color("shade:Q", title=_lines(legend_title(key, settings)),
                           scale=alt.Scale(domain=[worst, best], scheme=SCHEME, clamp=True),
                           legend=alt.Legend(orient="bottom", direction="horizontal", gradientLength=260,
@@ -188,8 +187,10 @@ def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: Scori
 
 
 def _lines(title: str) -> str | list[str]:
-    parts = title.split("；")
-    return parts if len(parts) > 1 else title
+    """The index's legend title on two lines, the scale and the target (one line is cut off beside a
+    phone-wide map); an indicator's title is short enough for one."""
+    head, sep, tail = title.partition("；")
+    return [f"{head}）", tail.removesuffix("）")] if sep else title
 
 
 def _dark_fill(value: float | None, worst: float, best: float) -> bool:

@@ -277,4 +277,5 @@ def test_the_index_legend_is_on_two_lines():
     names = ["甲区", "乙区"]
     spec = maps.district_map(boundaries.schematic_shapes(names), maps.map_values(_rank(names), INDEX, names), INDEX,
                              load_settings()).to_dict()
-    assert spec["layer"][0]["encoding"]["color"]["condition"]["title"] == maps.legend_title(INDEX, load_settings()).split("；")
+    assert spec["layer"][0]["encoding"]["color"]["condition"]["title"] == [
+        "效能指数（0–100 分）", "目标 100 分 = 各项指标均达到目标值"]
