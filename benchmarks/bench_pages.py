@@ -69,6 +69,44 @@ def _navigation_mode() -> None:
     PagesManager.__init__ = init  # type: ignore[method-assign]
 
 
+_MAP_SECONDS: list[float] = []  # time spent in the district map block, per call (see _time_map)
+
+
+def _time_map() -> None:
+    """Time the district map block inside each page run (``pages._map.map_block``, replaced in its
+    module like _drop_map): the map's own share of a render, which a busy machine's noise hides in the
+    difference of two runs."""
+    from pages import _map
+
+    real = _map.map_block
+
+    def timed(*args, **kwargs) -> None:
+        started = time.perf_counter()
+        try:
+            real(*args, **kwargs)
+        finally:
+            _MAP_SECONDS.append(time.perf_counter() - started)
+
+    _map.map_block = timed
+
+
+def _map_share() -> float | None:
+    """The map block's time in the run just timed (None when the page has no map)."""
+    if not _MAP_SECONDS:
+        return None
+    spent = sum(_MAP_SECONDS)
+    _MAP_SECONDS.clear()
+    return spent
+
+
+def _drop_map() -> None:
+    """The pages without their district map: the page scripts run in this process and call
+    ``pages._map.map_block`` through the module, so replacing it there leaves the rest as it is."""
+    from pages import _map
+
+    _map.map_block = lambda *args, **kwargs: None
+
+
 def _timed(action) -> float:
     started = time.perf_counter()
     action()
@@ -111,11 +149,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="每页重复次数，取中位数")
     parser.add_argument("--timeout", type=float, default=600, help="单次运行超时（秒）")
     parser.add_argument("--scale10", action="store_true", help="按规模 10 的目标判定（首次 ≤5 秒，切换 ≤1 秒）")
+    parser.add_argument("--pages", default="", help="只测这些页面（标题，逗号分隔），默认全部")
+    parser.add_argument("--without-map", action="store_true",
+                        help="不画区县地图（对照：与不加此项的结果相减，即地图给页面增加的耗时）")
     args = parser.parse_args(argv)
     os.environ["DATABASE_URL"] = args.db
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     _navigation_mode()
+    timed = tuple(t.strip() for t in args.pages.split(",") if t.strip()) or TIMED
+    unknown = [t for t in timed if t not in TIMED]
+    if unknown:
+        parser.error(f"没有这些页面：{'、'.join(unknown)}；可选：{'、'.join(TIMED)}")
+    if args.without_map:
+        _drop_map()
+    else:
+        _time_map()
 
     from datasets import store
 
@@ -124,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     engine.dispose()
     user = _bench_user(args.db)
     first_target, change_target = TARGETS[args.scale10]
-    print(f"数据库：{args.db}")
+    print(f"数据库：{args.db}" + ("（不画区县地图）" if args.without_map else ""))
     print("记录数：" + "，".join(f"{k} {v:,}" for k, v in counts.items()))
 
     at = _open(_page_file("总览"), args.timeout, user)
@@ -137,11 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print("-" * (len(header) + 8))
     worst_first = worst_change = 0.0
-    for n, (name, page) in enumerate((title, _page_file(title)) for title in TIMED):
-        firsts, changes = [], []
+    map_lines = []
+    for n, (name, page) in enumerate((title, _page_file(title)) for title in timed):
+        firsts, changes, map_firsts, map_changes = [], [], [], []
         for r in range(args.repeat):
             at = _open(page, args.timeout, user)
+            _map_share()  # what the switch to the page spent, not timed
             firsts.append(_timed(at.run))
+            map_firsts.append(_map_share())
             _check(at, name)
             # Another month each time, so the ranking of that period is not cached yet.
             month = months[(1 + n * args.repeat + r) % len(months)]
@@ -149,11 +201,20 @@ def main(argv: list[str] | None = None) -> int:
             for picker in (s for s in at.sidebar.selectbox if s.key == "f_month"):
                 picker.set_value(month)
             changes.append(_timed(at.run))
+            map_changes.append(_map_share())
             _check(at, name)
         first, change = statistics.median(firsts), statistics.median(changes)
         worst_first, worst_change = max(worst_first, first), max(worst_change, change)
         ok = "是" if first <= first_target and change <= change_target else "否"
         print(f"{name:<8}{first:>14.3f}{max(firsts):>10.3f}{change:>14.3f}{max(changes):>10.3f}  {ok}")
+        if None not in map_firsts + map_changes:
+            map_lines.append(f"{name}：首次渲染 {statistics.median(map_firsts):.3f} 秒（最慢 {max(map_firsts):.3f}），"
+                             f"切换筛选 {statistics.median(map_changes):.3f} 秒（最慢 {max(map_changes):.3f}）")
+    if map_lines:
+        print()
+        print("其中区县地图（pages/_map.py map_block 本身的耗时，中位数；目标 ≤ 0.3 秒）：")
+        for line in map_lines:
+            print("  " + line)
     print()
     print(f"目标：首次渲染 ≤ {first_target} 秒，切换筛选 ≤ {change_target} 秒；"
           f"最慢：首次渲染 {worst_first:.3f} 秒，切换筛选 {worst_change:.3f} 秒")

@@ -13,6 +13,7 @@ longitude/latitude.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -164,7 +165,7 @@ def ring_area(ring: list) -> float:
 
 
 def label_point(geometry: dict) -> Point:
-    """Where a district's name goes: the centroid of its largest outline."""
+    """Where a district's name goes: inside its largest outline, at the centroid's latitude."""
     polygons = [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
     ring = max((p[0] for p in polygons), key=lambda r: abs(ring_area(r)))
     area = ring_area(ring)
@@ -175,7 +176,17 @@ def label_point(geometry: dict) -> Point:
         cross = x1 * y2 - x2 * y1
         cx += (x1 + x2) * cross
         cy += (y1 + y2) * cross
-    return (cx / (6 * area), cy / (6 * area))
+    cx, cy = cx / (6 * area), cy / (6 * area)
+    # The centroid of a bent or narrow county can fall on or outside its edge: take the middle of the
+    # widest stretch of the outline along the centroid's parallel instead (the same for convex shapes).
+    crossings = sorted(x1 + (cy - y1) * (x2 - x1) / (y2 - y1)
+                       for (x1, y1, *_), (x2, y2, *_) in zip(ring, [*ring[1:], ring[0]], strict=True)
+                       if (y1 <= cy < y2) or (y2 <= cy < y1))
+    spans = list(zip(crossings[::2], crossings[1::2], strict=False))
+    if not spans:
+        return (cx, cy)
+    left, right = max(spans, key=lambda span: span[1] - span[0])
+    return ((left + right) / 2, cy)
 
 
 # --- uploads --------------------------------------------------------------------------------------
@@ -270,13 +281,13 @@ def district_shapes(engine: Engine, districts: list[str], tolerance: float = SIM
     installed = data_installed()
     for name in districts:
         if name in uploaded:
-            shapes.geometries[name] = simplify(json.loads(uploaded[name]), tolerance)
+            shapes.geometries[name] = json.loads(_simplified_upload(uploaded[name], tolerance))
             shapes.uploaded.add(name)
             continue
         code = (codes.get(name) or "").strip()
-        geometry = packaged_geometry(code) if installed and valid_code(code) else None
-        if geometry is not None:
-            shapes.geometries[name] = simplify(geometry, tolerance)
+        simplified = _simplified_packaged(code, tolerance) if installed and valid_code(code) else None
+        if simplified is not None:
+            shapes.geometries[name] = json.loads(simplified)
         elif not code:
             shapes.missing[name] = "未配置区划代码，可在“区县配置”上传边界"
         elif not valid_code(code):
@@ -286,6 +297,20 @@ def district_shapes(engine: Engine, districts: list[str], tolerance: float = SIM
         else:
             shapes.missing[name] = f"边界数据中没有区划代码 {code}，可在“区县配置”上传边界"
     return shapes
+
+
+# Simplifying a county's outline takes 50–100 ms; the results are kept by content (a code's packaged
+# file never changes, an upload by its text), so an import, which changes the data version and with it
+# the pages' caches, does not simplify every outline again. JSON text: every caller gets its own copy.
+@functools.lru_cache(maxsize=512)
+def _simplified_packaged(code: str, tolerance: float) -> str | None:
+    geometry = packaged_geometry(code)
+    return None if geometry is None else json.dumps(simplify(geometry, tolerance))
+
+
+@functools.lru_cache(maxsize=64)
+def _simplified_upload(text: str, tolerance: float) -> str:
+    return json.dumps(simplify(json.loads(text), tolerance))
 
 
 def hexagon(cx: float, cy: float, radius: float = 1.0) -> list[list[float]]:

@@ -141,6 +141,26 @@ def touch(engine: Engine, session_id: int, now: dt.datetime | None = None) -> bo
     return bool(done)
 
 
+def renew(engine: Engine, session_id: int, *, max_hours: float, idle_minutes: float,
+          now: dt.datetime | None = None) -> dt.datetime | None:
+    """Move an active session's absolute end to ``now + max_hours`` (大屏展示: a screen that shows the
+    dashboard for days). Written only once less than half of ``max_hours`` is left, so at most twice
+    a period; a revoked, expired or idle session is never renewed. Returns the new end, or None when
+    nothing was written."""
+    now = now or store.now()
+    end = now + dt.timedelta(hours=max_hours)
+    with engine.begin() as conn:
+        done = conn.execute(
+            sessions.update()
+            .where((sessions.c.id == session_id) & sessions.c.revoked_at.is_(None)
+                   & (sessions.c.expires_at > now)
+                   & (sessions.c.last_seen_at >= now - dt.timedelta(minutes=idle_minutes))
+                   & (sessions.c.expires_at < now + dt.timedelta(hours=max_hours / 2)))
+            .values(expires_at=end)
+        ).rowcount
+    return end if done else None
+
+
 def revoke(engine: Engine, session_id: int, reason: str, now: dt.datetime | None = None) -> Session | None:
     """End one session (no-op if it already ended). Returns the record as it was, None if there is none."""
     with engine.begin() as conn:

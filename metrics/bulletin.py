@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from datasets import coverage, quality, store
+from datasets.boundaries import Shapes
 from datasets.periods import Period
-from metrics import alerts, charts, detail_store, overview
+from metrics import alerts, charts, detail_store, maps, overview
 from metrics.compute import CITY, aggregate
 from metrics.formatting import INDEX, INDEX_NAME, NULL_TEXT, fmt_delta, fmt_value, unit_of
 from metrics.registry import BY_ID, DAYS, DOWN, GROUPS, INDICATORS
@@ -64,7 +65,17 @@ class Figure:
     width_px: int = 620
 
 
-Block = Paragraph | Table | Figure
+@dataclass(frozen=True)
+class Inset:
+    """A small figure with its caption beside it on one line (a report card's locator map: the card
+    has to stay on one page)."""
+
+    caption: str
+    spec: dict
+    height_cm: float = 1.9
+
+
+Block = Paragraph | Table | Figure | Inset
 
 
 @dataclass
@@ -196,6 +207,7 @@ class Inputs:
     doc_prefix: str = ""  # 机关代字 of the 发文字号 (设置)
     cc: str = ""  # 抄送机关 (设置)
     sequence: int = 1  # the 发文字号's sequence number: proposed, or chosen on the page
+    shapes: Shapes | None = None  # the districts' map shapes (metrics.maps.shapes_for); None: no maps
 
     def __post_init__(self) -> None:
         self._rank: dict[Period, pl.DataFrame] = {}
@@ -239,17 +251,24 @@ def load_inputs(engine, comps: pl.DataFrame, settings: ScoringSettings, period: 
         doc_prefix=documents.get_text(engine, documents.DOC_PREFIX) or "",
         cc=documents.get_text(engine, documents.CC) or "",
         sequence=documents.next_sequence(engine, today.year),
+        shapes=maps.shapes_for(engine, districts, demo=is_demo_store(engine)),
     )
 
 
 def default_city(engine) -> str:
     """The demo city's name on the demo store, else 本市 (administrators set the name on 设置)."""
-    from datasets import store
     from datasets.demo import CITY as DEMO_CITY
+
+    return DEMO_CITY if is_demo_store(engine) else "本市"
+
+
+def is_demo_store(engine) -> bool:
+    """Whether the store holds the generated (fictional) demo city: its batches carry the demo's user."""
+    from datasets import store
     from datasets.demo import USER
 
     history = store.batch_history(engine)
-    return DEMO_CITY if history.height and USER in set(history["user_name"].to_list()) else "本市"
+    return bool(history.height) and USER in set(history["user_name"].to_list())
 
 
 def date_text(day: dt.date) -> str:
@@ -384,7 +403,34 @@ def _ranking_section(inp: Inputs, with_charts: bool) -> list[Block]:
     if with_charts and ranked:
         chart = charts.ranking_chart(rank.filter(pl.col("ranked")), inp.districts)
         blocks.append(Figure(f"图2　各区县效能指数（{inp.period.label}）", _sized(chart, 430)))
+    if with_charts:
+        blocks += map_figure(inp, number=3 if ranked else 2)
     return blocks
+
+
+MAP_TITLE = "各区县政务服务效能指数分布图"
+
+
+def map_figure(inp: Inputs, number: int) -> list[Block]:
+    """图N 各区县政务服务效能指数分布图 and its note (hatched = unranked, why; 示意图; districts without a
+    boundary); nothing when no district has a shape."""
+    if inp.shapes is None or not inp.shapes.geometries:
+        return []
+    values = maps.map_values(inp.rank(), INDEX, inp.districts)
+    schematic = "，示意图" if maps.schematic_note(inp.shapes) else ""
+    blocks: list[Block] = [Figure(f"图{number}　{MAP_TITLE}（{inp.period.label}{schematic}）",
+                                  maps.to_spec(maps.print_map(inp.shapes, values)))]
+    if note := maps.print_note(inp.shapes, values):
+        blocks.append(Paragraph(note))
+    return blocks
+
+
+def locator_figure(inp: Inputs, district: str) -> list[Block]:
+    """The district's place on the map, for its report card (nothing without its shape)."""
+    if inp.shapes is None or district not in inp.shapes.geometries:
+        return []
+    schematic = "，示意图" if maps.schematic_note(inp.shapes) else ""
+    return [Inset(f"{district}在全市的位置（深色{schematic}）", maps.to_spec(maps.locator_map(inp.shapes, district)))]
 
 
 def _movers_section(inp: Inputs) -> list[Block]:
@@ -586,6 +632,7 @@ def build_reports(inp: Inputs, districts: Sequence[str] | None = None) -> list[D
             Paragraph(head + summary),
             Table(["指标", "本区县", CITY, "目标值", "达标"], rows),
             Paragraph("预警：" + "，".join(alert_texts) + f"；{upload_text}。"),
+            *locator_figure(inp, d),
         ]
         out.append(DistrictReport(d, f"{d}政务服务效能评估报告单（{p.label}）", blocks))
     return out

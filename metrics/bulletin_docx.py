@@ -33,7 +33,7 @@ from docxtpl import DocxTemplate
 from jinja2 import TemplateError as JinjaError
 
 from metrics import template_guard
-from metrics.bulletin import Block, Bulletin, DistrictReport, Figure, Paragraph, Table
+from metrics.bulletin import Block, Bulletin, DistrictReport, Figure, Inset, Paragraph, Table
 from metrics.units import NULL_TEXT
 
 TemplateError = template_guard.TemplateError  # what the page and the CLI catch
@@ -375,6 +375,14 @@ def _figure(doc, block: Figure) -> None:
     _paragraph(doc, block.caption, BODY_FONT, SIZE_4, indent=False, align=WD_ALIGN_PARAGRAPH.CENTER)
 
 
+def _inset(doc, block: Inset) -> None:
+    """The small picture, then its caption on the same line (one paragraph, no fixed line height)."""
+    par = doc.add_paragraph()
+    par.paragraph_format.space_before = Pt(6)
+    par.add_run().add_picture(io.BytesIO(chart_png(block.spec)), height=Cm(block.height_cm))
+    _fonts(par.add_run("　" + block.caption), BODY_FONT, SIZE_5)
+
+
 def _blocks(doc, blocks: Sequence[Block], layout: Layout = BULLETIN) -> None:
     for block in blocks:
         if isinstance(block, Paragraph):
@@ -384,6 +392,8 @@ def _blocks(doc, blocks: Sequence[Block], layout: Layout = BULLETIN) -> None:
                 _paragraph(doc, block.text, size=layout.text, line=layout.line)
         elif isinstance(block, Table):
             _table(doc, block, layout)
+        elif isinstance(block, Inset):
+            _inset(doc, block)
         else:
             _figure(doc, block)
 

@@ -14,7 +14,9 @@ import math
 
 import altair as alt
 import polars as pl
+from sqlalchemy.engine import Engine
 
+from datasets import boundaries
 from datasets.boundaries import REAL, Shapes, label_point
 from metrics.formatting import INDEX, INDEX_NAME, fmt_value
 from metrics.registry import BY_ID
@@ -90,15 +92,11 @@ def _cos_lat(shapes: Shapes) -> float:
     return math.cos(math.radians(sum(lats) / len(lats)))
 
 
-def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: ScoringSettings, *,
-                 dark: bool = False, height: int = 420) -> alt.LayerChart:
-    """Districts coloured by ``key`` (values: map_values()), named and labelled with their value.
-
-    Uncoloured districts (unranked or without data) are grey with a dashed outline and say why on hover.
-    Clicking a district selects it (selection ``SELECTION``, field ``district``).
-    """
+def _map_data(shapes: Shapes, values: pl.DataFrame, key: str, settings: ScoringSettings) -> tuple[list[dict], list[dict]]:
+    """The outlines (GeoJSON features with their values) and the labels of district_map."""
     cos_lat = _cos_lat(shapes)
     rows = {r["district"]: r for r in values.iter_rows(named=True)}
+    worst, best = scale_of(key, settings)
     features, labels = [], []
     for district, geometry in shapes.geometries.items():
         row = rows.get(district) or {"value": None, "numerator": None, "denominator": None, "coloured": False,
@@ -112,10 +110,39 @@ def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: Scori
                          "coloured": bool(row["coloured"])})
         x, y = label_point(planar)
         labels.append({"district": district, "x": x, "y": y,
-                       "label": f"{district}\n{row['value_text'] if row['coloured'] else '未排名'}"})
+                       "label": f"{district}\n{row['value_text'] if row['coloured'] else '未排名'}",
+                       "white": bool(row["coloured"]) and _dark_fill(row["value"], worst, best)})
+    return features, labels
+
+
+def fill_spec(skeleton: dict, shapes: Shapes, values: pl.DataFrame, key: str, settings: ScoringSettings) -> dict:
+    """to_spec(district_map(shapes, values, key, settings, …)) without building the chart again:
+    ``skeleton`` is that spec for the same ``key`` and settings (any shapes and values), whose data are
+    replaced. Altair takes ≈ 0.1 s to build the layered chart; the data alone take milliseconds, so a
+    page keeps one skeleton per colouring and fills it for each period."""
+    features, labels = _map_data(shapes, values, key, settings)
+    spec = {k: v for k, v in skeleton.items() if k not in ("datasets", "layer")}
+    outline, black, white = skeleton["layer"]
+    name = outline["data"]["name"]
+    spec["datasets"] = {name: features}
+    spec["layer"] = [outline] + [
+        {**layer, "data": {"values": [label for label in labels if label["white"] == is_white] or [{}]}}
+        for layer, is_white in ((black, False), (white, True))]
+    return spec
+
+
+def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: ScoringSettings, *,
+                 dark: bool = False, height: int = 420) -> alt.LayerChart:
+    """Districts coloured by ``key`` (values: map_values()), named and labelled with their value.
+
+    Uncoloured districts (unranked or without data) are grey with a dashed outline and say why on hover.
+    Clicking a district selects it (selection ``SELECTION``, field ``district``).
+    """
+    features, labels = _map_data(shapes, values, key, settings)
     worst, best = scale_of(key, settings)
-    # Labels sit on the (light) fills, so they stay dark on the dark screen too; only the edges change.
-    ink, edge = "#1a1a1a", ("#0e1117" if dark else "#ffffff")
+    # Labels sit on the fills, so they do not follow the page's theme: black on the light middle of the
+    # scale (and the grey), white on its deep red and deep green ends. Only the edges follow the theme.
+    edge = "#0e1117" if dark else "#ffffff"
     tooltip = [alt.Tooltip("district:N", title="区县"), alt.Tooltip("value_text:N", title=key_name(key))]
     if key != INDEX:
         indicator = BY_ID[key]
@@ -132,7 +159,7 @@ def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: Scori
         .encode(
             color=alt.condition(
                 "datum.coloured",
-                alt.Color("shade:Q", title=legend_title(key, settings),
+                alt.Color("shade:Q", title=_lines(legend_title(key, settings)),
                           scale=alt.Scale(domain=[worst, best], scheme=SCHEME, clamp=True),
                           legend=alt.Legend(orient="bottom", direction="horizontal", gradientLength=260,
                                             titleLimit=520, format=_legend_format(key))),
@@ -143,18 +170,35 @@ def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: Scori
         )
         .add_params(pick)
     )
-    text = (
-        alt.Chart(alt.Data(values=labels))
-        .mark_text(fontSize=12, lineBreak="\n", color=ink, fontWeight="bold")
+    font = max(12, round(height / 38))  # larger on the big screen's taller map
+    texts = [  # one layer per ink: a second colour scale would break the layered chart
+        alt.Chart(alt.Data(values=[label for label in labels if label["white"] == white] or [{}]))
+        .mark_text(fontSize=font, lineBreak="\n", color="#ffffff" if white else "#1a1a1a", fontWeight="bold")
         .encode(longitude=alt.Longitude("x", type="quantitative"), latitude=alt.Latitude("y", type="quantitative"),
                 text=alt.Text("label", type="nominal"))
-    )
+        for white in (False, True)
+    ]
     return (
-        alt.layer(shapes_layer, text)
+        alt.layer(shapes_layer, *texts)
         .project(type="identity", reflectY=True)
         .properties(height=height)
         .configure_view(stroke=None)
     )
+
+
+def _lines(title: str) -> str | list[str]:
+    """The index's legend title on two lines, the scale and the target (one line is cut off beside a
+    phone-wide map); an indicator's title is short enough for one."""
+    head, sep, tail = title.partition("；")
+    return [f"{head}）", tail.removesuffix("）")] if sep else title
+
+
+def _dark_fill(value: float | None, worst: float, best: float) -> bool:
+    """Whether SCHEME is deep at this value: its red end (first 15 %) or its green end (last 15 %)."""
+    if value is None or best == worst:
+        return False
+    t = min(1.0, max(0.0, (value - worst) / (best - worst)))
+    return t < 0.15 or t > 0.85
 
 
 def to_spec(chart: alt.TopLevelMixin) -> dict:
@@ -165,7 +209,7 @@ def to_spec(chart: alt.TopLevelMixin) -> dict:
     for name, values in datasets.items():
         if isinstance(values, str):
             datasets[name] = json.loads(values)
-    for layer in spec.get("layer", []):
+    for layer in [spec, *spec.get("layer", [])]:
         data = layer.get("data", {})
         if isinstance(data.get("values"), str):
             data["values"] = json.loads(data["values"])
@@ -188,3 +232,157 @@ def missing_table(shapes: Shapes) -> pl.DataFrame:
     """Districts that have no boundary, with why (listed beside the map)."""
     return pl.DataFrame({"区县": list(shapes.missing), "原因": list(shapes.missing.values())},
                         schema={"区县": pl.String, "原因": pl.String})
+
+
+# --- the printed maps (月度通报, 区县报告单) ---------------------------------------------------------------
+
+PRINT_SCHEME = "blues"  # one hue, lightness falls with the value: the order survives a black-and-white printer
+PRINT_RANGE = (0.2, 1.0)  # the scheme's palest end stays off white, which is kept for the hatched districts
+HATCH = "#7a7a7a"
+OUTLINE = "#4d4d4d"
+HERE, ELSEWHERE = "#3a3a3a", "#e6e6e6"
+
+
+def shapes_for(engine: Engine, districts: list[str], demo: bool) -> Shapes:
+    """The shapes a document draws: hexagon tiles for the (fictional) demo city, else the real ones."""
+    return boundaries.schematic_shapes(districts) if demo else boundaries.district_shapes(engine, districts)
+
+
+def print_domain(values: list[float]) -> tuple[float, float]:
+    """The printed scale's ends: the coloured values' range widened to multiples of 5, so that the
+    districts spread over the whole ramp (a 0–100 scale would print districts at 78 and 91 alike)."""
+    if not values:
+        return INDEX_SCALE
+    low, high = math.floor(min(values) / 5) * 5, math.ceil(max(values) / 5) * 5
+    if high - low < 10:
+        low, high = max(0.0, high - 10), max(high, 10.0)
+    return (float(low), float(high))
+
+
+def hatch_lines(geometry: dict, spacing: float) -> list[list[list[float]]]:
+    """Diagonal (45°) hatching lines clipped to a (planar) polygon, as line strings: the scan lines of
+    an even–odd fill in coordinates turned by 45°, turned back."""
+    polygons = [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
+    root = math.sqrt(0.5)
+
+    def turn(x: float, y: float) -> tuple[float, float]:
+        return ((x + y) * root, (y - x) * root)
+
+    edges = []
+    for polygon in polygons:
+        for ring in polygon:
+            points = [turn(x, y) for x, y, *_ in ring]
+            edges += list(zip(points, [*points[1:], points[0]], strict=True))
+    if not edges:
+        return []
+    vs = [v for edge in edges for _, v in edge]
+    lines = []
+    v = math.floor(min(vs) / spacing) * spacing + spacing / 2
+    while v < max(vs):
+        crossings = sorted(u1 + (v - v1) * (u2 - u1) / (v2 - v1)
+                           for (u1, v1), (u2, v2) in edges if (v1 <= v < v2) or (v2 <= v < v1))
+        for a, b in zip(crossings[::2], crossings[1::2], strict=False):
+            lines.append([[(a - v) * root, (a + v) * root], [(b - v) * root, (b + v) * root]])
+        v += spacing
+    return lines
+
+
+def _extent(geometries: list[dict]) -> float:
+    xs, ys = [], []
+    for g in geometries:
+        for polygon in g["coordinates"]:
+            for x, y, *_ in polygon[0]:
+                xs.append(x)
+                ys.append(y)
+    return max(max(xs) - min(xs), max(ys) - min(ys), 1e-9)
+
+
+def print_map(shapes: Shapes, values: pl.DataFrame, *, width: int = 560, height: int = 400) -> alt.LayerChart:
+    """各区县政务服务效能指数分布图 for print: one sequential scale whose order holds in greyscale, each
+    district labelled with its name and index, unranked districts white with grey hatching and a
+    dashed outline (values: map_values(rank, INDEX, …))."""
+    cos_lat = _cos_lat(shapes)
+    rows = {r["district"]: r for r in values.iter_rows(named=True)}
+    planar = {d: _planar(g, cos_lat) for d, g in shapes.geometries.items()}
+    coloured = [rows[d]["value"] for d in planar if d in rows and rows[d]["coloured"]]
+    low, high = print_domain(coloured)
+    spacing = _extent(list(planar.values())) / 70
+    features, hatches, labels = [], [], []
+    for district, geometry in planar.items():
+        row = rows.get(district) or {"value": None, "coloured": False, "value_text": "—"}
+        on = bool(row["coloured"])
+        features.append({"type": "Feature", "geometry": geometry, "properties": {}, "district": district,
+                         "shade": row["value"] if on else low, "coloured": on})
+        if not on:
+            hatches += [{"type": "Feature", "properties": {}, "geometry": {"type": "LineString", "coordinates": line}}
+                        for line in hatch_lines(geometry, spacing)]
+        x, y = label_point(geometry)
+        # White type on the darker half of the ramp, black on the paler half and on the hatching.
+        dark_fill = on and (row["value"] - low) / (high - low) > 0.55
+        labels.append({"x": x, "y": y, "label": f"{district}\n{row['value_text'] if on else '未排名'}",
+                       "ink": "#ffffff" if dark_fill else "#000000", "hatched": not on})
+    fills = (
+        alt.Chart(alt.InlineData(values=json.dumps(features, ensure_ascii=False, separators=(",", ":")),
+                                 format=alt.DataFormat(type="json")))
+        .mark_geoshape(stroke=OUTLINE, strokeWidth=0.8)
+        .encode(
+            color=alt.condition(
+                "datum.coloured",
+                alt.Color("shade:Q", title=f"{INDEX_NAME}（分）",
+                          scale=alt.Scale(domain=[low, high], scheme=alt.SchemeParams(PRINT_SCHEME, extent=list(PRINT_RANGE)),
+                                          clamp=True),
+                          legend=alt.Legend(orient="bottom", direction="horizontal", gradientLength=240,
+                                            format=".0f", tickCount=5)),
+                alt.value("#ffffff"),
+            ),
+            strokeDash=alt.condition("datum.coloured", alt.value([1, 0]), alt.value([4, 2])),
+        )
+    )
+    layers = [fills]
+    if hatches:
+        layers.append(alt.Chart(alt.InlineData(values=json.dumps(hatches, separators=(",", ":")),
+                                               format=alt.DataFormat(type="json")))
+                      .mark_geoshape(filled=False, stroke=HATCH, strokeWidth=0.7))
+    # One layer per ink (a second colour scale would break the layered chart); the labels on the
+    # hatching get a white halo first so that the lines do not cross the type.
+    for ink, halo in (("#ffffff", False), ("#ffffff", True), ("#000000", False)):
+        chosen = [label for label in labels if (label["hatched"] if halo else label["ink"] == ink)]
+        layers.append(
+            alt.Chart(alt.Data(values=chosen or [{}]))
+            .mark_text(fontSize=12, lineBreak="\n", fontWeight="bold", color=ink,
+                       **({"stroke": "#ffffff", "strokeWidth": 4} if halo else {}))
+            .encode(longitude=alt.Longitude("x", type="quantitative"), latitude=alt.Latitude("y", type="quantitative"),
+                    text=alt.Text("label", type="nominal"))
+        )
+    return (alt.layer(*layers).project(type="identity", reflectY=True)
+            .properties(width=width, height=height).configure_view(stroke=None))
+
+
+def locator_map(shapes: Shapes, district: str, *, size: int = 220) -> alt.Chart:
+    """Where ``district`` lies among the others, for a report card: it dark, the rest pale, no type
+    (the picture is printed a few centimetres high; the caption names the district)."""
+    cos_lat = _cos_lat(shapes)
+    features = [{"type": "Feature", "geometry": _planar(geometry, cos_lat), "properties": {}, "here": name == district}
+                for name, geometry in shapes.geometries.items()]
+    return (
+        alt.Chart(alt.InlineData(values=json.dumps(features, ensure_ascii=False, separators=(",", ":")),
+                                 format=alt.DataFormat(type="json")))
+        .mark_geoshape(stroke="#ffffff", strokeWidth=1)
+        .encode(color=alt.condition("datum.here", alt.value(HERE), alt.value(ELSEWHERE)))
+        .project(type="identity", reflectY=True)
+        .properties(width=size, height=size)
+        .configure_view(stroke=None)
+    )
+
+
+def print_note(shapes: Shapes, values: pl.DataFrame) -> str:
+    """The note under the printed map: what the hatching means and why, the schematic, missing shapes."""
+    parts = []
+    unranked = [r for r in values.iter_rows(named=True) if not r["coloured"] and r["district"] in shapes.geometries]
+    if unranked:
+        parts.append("斜线填充、虚线边框的区县未参加排名：" + "；".join(f"{r['district']}（{r['reason']}）" for r in unranked))
+    if note := schematic_note(shapes):
+        parts.append(note.rstrip("。"))
+    if shapes.missing:
+        parts.append("没有边界、未画在图上的区县：" + "、".join(shapes.missing))
+    return "注：" + "。".join(parts) + "。" if parts else ""

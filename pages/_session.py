@@ -288,6 +288,21 @@ def current_user(state: MutableMapping[str, Any], engine: Engine, now: dt.dateti
     return fresh
 
 
+def keep_displaying(state: MutableMapping[str, Any], engine: Engine, now: dt.datetime | None = None, *,
+                    max_hours: float = sessions.MAX_HOURS, idle_minutes: float = SESSION_IDLE_MINUTES) -> None:
+    """Called by 大屏展示 on each of its runs (it reruns itself at least every few minutes): the session
+    that shows it slides its absolute end forward (sessions.renew), and the reload cookie is written
+    again with the new lifetime. A session that is not shown any more still ends when idle, and a
+    revocation (sign-out, password, an administrator) still ends it at once."""
+    sid = session_id(state)
+    if sid is None:
+        return
+    end = sessions.renew(engine, sid, max_hours=max_hours, idle_minutes=idle_minutes, now=now or store.now())
+    if end is not None:
+        state[EXPIRES_KEY] = end
+        state.pop(COOKIE_KEY, None)  # cookie_action sets the cookie again, for the new lifetime
+
+
 def pop_notice(state: MutableMapping[str, Any]) -> str | None:
     """A message for the login page (why the last session ended, or why SSO gave no access), once."""
     return state.pop(NOTICE_KEY, None)

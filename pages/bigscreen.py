@@ -4,8 +4,9 @@ alerts on the right, the as-of date on top. Always the latest month and the whol
 
 It refreshes itself: a fragment polls the store's data version (one small query) every
 ``POLL_SECONDS`` and reruns the page when an import or a setting changed it. It also reruns the whole
-page every ``KEEP_ALIVE_MINUTES``, which keeps the signed-in session (idle expiry) alive on a screen
-that nobody touches.
+page every ``KEEP_ALIVE_MINUTES`` (or half the idle timeout, if shorter), which keeps the signed-in
+session from going idle on a screen that nobody touches, and each run slides the session's absolute
+end forward (pages/_session.py: keep_displaying), so that the screen stays signed in for days.
 """
 
 import time
@@ -20,12 +21,18 @@ from metrics.formatting import INDEX
 from pages import _auth_ui as ui
 from pages import _catalog as catalog
 from pages import _map as district_map
+from pages import _session as session
 from pages import _shared as shared
 
 POLL_SECONDS = 30
 KEEP_ALIVE_MINUTES = 10
 
 engine, app, user = ui.gate(catalog.PAGE_BIGSCREEN)
+# A screen shows this page for days: its session's absolute end slides while it is shown.
+session.keep_displaying(st.session_state, engine, max_hours=app.session_max_hours,
+                        idle_minutes=app.session_idle_minutes)
+# A full run (which records the activity) well within the idle timeout, even when it is set short.
+keep_alive_seconds = min(KEEP_ALIVE_MINUTES, app.session_idle_minutes / 2) * 60
 ctx = shared.current()
 period = Period(ctx.period.last, ctx.period.last)  # the default month (the latest complete one), not another page's choice
 
@@ -40,6 +47,8 @@ section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], hea
 [data-testid="stMainBlockContainer"], .block-container {{ max-width: 100% !important; padding: 1.2rem 2rem 0.5rem; }}
 [data-testid="stMetricValue"] {{ font-size: 2.2rem; }}
 .stApp [data-testid="stVerticalBlockBorderWrapper"] {{ border-color: #2a2f3a; }}
+/* The cards' 同比 line is coloured for a light page: lighter here, to read on the dark screen. */
+.stApp .stMarkdownColoredText {{ filter: brightness(1.9) saturate(1.2); }}
 </style>""")
 
 cards = overview.overview_cards(ctx.comps, period, ctx.settings, None, overview.KEY_INDICATORS)
@@ -84,7 +93,7 @@ st.session_state.setdefault("_bigscreen_shown_at", time.monotonic())
 def _watch(version: int) -> None:
     """Rerun the page when new data was imported (or settings changed), and now and then regardless."""
     if bigscreen.needs_refresh(store.data_version(engine), version, st.session_state["_bigscreen_shown_at"],
-                               time.monotonic(), KEEP_ALIVE_MINUTES * 60):
+                               time.monotonic(), keep_alive_seconds):
         st.session_state["_bigscreen_shown_at"] = time.monotonic()
         st.rerun(scope="app")
 

@@ -94,8 +94,8 @@ def test_sections_title_and_no_placeholder_left(month_doc):
     # Requirements text, issuer and date from the defaults.
     assert bulletin.DEFAULT_REQUIREMENTS.splitlines()[0] in paragraphs
     assert doc.issue_date in paragraphs
-    # The two charts are pictures in the document.
-    assert xml.count("<pic:pic") == 2
+    # The three charts (the trend, the ranking, the district map) are pictures in the document.
+    assert xml.count("<pic:pic") == 3
     # GB/T 9704: A4, margins 37/35/28/26 mm (in twips), and the fonts Word/WPS on a bureau PC has.
     assert '<w:pgSz w:w="11906" w:h="16838"/>' in xml
     for side, mm in (("top", 37), ("bottom", 35), ("left", 28), ("right", 26)):
@@ -430,7 +430,7 @@ def test_page_previews_for_leaders_and_downloads_for_evaluators(demo_copy: Demo,
     assert at.title[0].value == f"月度通报 · {demo_copy.period.label}"
     assert [s.value for s in at.subheader] == list(bulletin.SECTION_TITLES)
     assert any("排名前三位的是" in m.value for m in at.markdown)
-    assert len(at.get("vega_lite_chart")) == 2
+    assert len(at.get("vega_lite_chart")) == 3  # the trend, the ranking, the district map
     labels = [b.label for b in at.get("download_button")]
     if not downloads:
         assert labels == []

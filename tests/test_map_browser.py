@@ -77,3 +77,73 @@ def test_the_big_screen_url_opened_on_the_screens_computer_leads_there_after_sig
             expect_heading(page, re.compile("^政务服务效能"))
         finally:
             b.close()
+
+
+def test_the_big_screen_shows_a_new_import_by_itself(demo, tmp_path):
+    """大屏展示 open as the leader; a batch imported through the CLI in another process; the screen shows
+    the new index and import time within its polling interval, nobody touching it."""
+    import os
+    import shutil
+
+    from tests.apptest_support import cases_csv
+    from tests.browser_support import first_visit, launcher, need_chromium, running_server
+
+    need_chromium()
+    db_path = tmp_path / "screen.db"
+    shutil.copy(demo.path, db_path)
+    db_url = f"sqlite:///{db_path}"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ANONYMOUS_VIEW", "CACHE_URL")}
+    env["SQLITE_PATH"] = str(db_path)
+    district, month = demo.districts[0], demo.period.last
+    export = tmp_path / "cases.csv"
+    export.write_bytes(cases_csv(db_url, district, month, rows=25))  # fewer cases: the index moves
+    with running_server(launcher(), env, tmp_path / "streamlit.log") as url:
+        first_visit(url)  # the first run counts the indicators (not what is timed here)
+        _watch_an_import(url, db_url, export, demo)
+
+
+def _watch_an_import(url: str, db_url: str, export, demo) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from datasets import store
+    from metrics import bigscreen
+    from tests.browser_support import ROOT
+
+    with sync_playwright() as p:
+        b = browser(p)
+        try:
+            page = b.new_page(viewport={"width": 1920, "height": 1080})
+            page.goto(url + "/bigscreen")
+            login(page, "leader", "demo-leader")
+            expect_heading(page, re.compile(f"^政务服务效能 · {re.escape(demo.period.label)}"))
+            wait_idle(page)
+            index = page.get_by_test_id("stMetricValue").first
+            before = index.inner_text()
+            as_of = page.get_by_text(re.compile("^数据截至 ")).first
+            assert "最近导入" in as_of.inner_text()
+            done = subprocess.run([sys.executable, "-m", "datasets", "import", str(export), "--db", db_url],
+                                  cwd=ROOT, capture_output=True, text=True, timeout=600)
+            assert done.returncode == 0, done.stderr
+            imported = time.monotonic()
+            engine = store.make_engine(db_url)
+            last = store.last_import_at(engine)
+            engine.dispose()
+            # Polled every POLL_SECONDS (30 s), then the page recounts the imported district.
+            expect(index).not_to_have_text(before, timeout=120_000)
+            assert time.monotonic() - imported < 120
+            line = bigscreen.as_of_text(demo.period, last).split("　")[1]  # 最近导入 <the import's minute>
+            expect(as_of).to_contain_text(line)
+            refreshed = index.inner_text()
+            # A fresh page shows the same: the screen shows the data as it now is.
+            fresh = b.new_page(viewport={"width": 1920, "height": 1080})
+            fresh.goto(url + "/bigscreen")
+            login(fresh, "leader", "demo-leader")
+            expect_heading(fresh, re.compile("^政务服务效能"))
+            wait_idle(fresh)
+            assert fresh.get_by_test_id("stMetricValue").first.inner_text() == refreshed
+        finally:
+            b.close()

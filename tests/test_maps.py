@@ -237,8 +237,10 @@ def test_map_spec_tooltip_legend_and_greyed_unranked():
     assert features["丙区"]["rank_text"] == "未排名：缺少 2025-06 好差评数据"
     assert spec["params"] == [{"name": maps.SELECTION, "select": {"type": "point", "fields": ["district"], "on": "click"},
                                "views": [geo["name"]]}]
-    labels = spec["layer"][1]["data"]["values"]
-    assert [row["label"] for row in labels] == ["甲区\n99.00%", "乙区\n98.00%", "丙区\n未排名"]
+    black, white = (spec["layer"][n]["data"]["values"] for n in (1, 2))
+    # Floor → target of the indicator: 99 % and 98 % lie at its green end (white type), unranked is grey.
+    assert [row["label"] for row in black if row] == ["丙区\n未排名"]
+    assert [row["label"] for row in white if row] == ["甲区\n99.00%", "乙区\n98.00%"]
     assert "url" not in json.dumps(spec)  # inline data only: the browser fetches nothing
     for_streamlit = maps.to_spec(maps.district_map(shapes, maps.map_values(_rank(names), IND, names), IND, settings))
     (name,) = [n for n, v in for_streamlit["datasets"].items() if isinstance(v, list) and "geometry" in v[0]]
@@ -249,3 +251,31 @@ def test_map_spec_tooltip_legend_and_greyed_unranked():
 def test_index_legend_states_the_scale_and_target():
     title = maps.legend_title(INDEX, load_settings())
     assert "0–100" in title and "目标 100" in title
+
+
+@pytest.mark.parametrize("key", [INDEX, IND])
+def test_a_filled_skeleton_is_the_spec_built_afresh(key):
+    """pages/_map.py builds a colouring's spec once and fills it for each period (maps.fill_spec)."""
+    names = ["甲区", "乙区", "丙区", "丁区"]
+    settings = load_settings()
+    shapes = boundaries.schematic_shapes(names)
+    other = maps.map_values(_rank(names[:2]), key, names)  # another period: two districts with data
+    skeleton = maps.to_spec(maps.district_map(shapes, other, key, settings))
+    values = maps.map_values(_rank(names[:3]), key, names)
+
+    def named(spec: dict) -> dict:  # Altair names a data set by its content's hash: compare it by place
+        (name,) = spec["datasets"]
+        text = json.dumps(spec, ensure_ascii=False, sort_keys=True)
+        return json.loads(text.replace(name, "outlines"))
+
+    filled = maps.fill_spec(skeleton, shapes, values, key, settings)
+    assert named(filled) == named(maps.to_spec(maps.district_map(shapes, values, key, settings)))
+    assert named(filled) != named(skeleton)
+
+
+def test_the_index_legend_is_on_two_lines():
+    names = ["甲区", "乙区"]
+    spec = maps.district_map(boundaries.schematic_shapes(names), maps.map_values(_rank(names), INDEX, names), INDEX,
+                             load_settings()).to_dict()
+    assert spec["layer"][0]["encoding"]["color"]["condition"]["title"] == [
+        "效能指数（0–100 分）", "目标 100 分 = 各项指标均达到目标值"]

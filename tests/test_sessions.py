@@ -269,6 +269,49 @@ def test_absolute_lifetime_ends_even_an_active_session(engine, users):
     assert "登录已满 2 小时" in session.pop_notice(state)
 
 
+def test_the_big_screen_stays_signed_in_for_days_and_still_ends_when_closed_or_revoked(engine, users):
+    """大屏展示 reruns itself every 10 minutes (pages/bigscreen.py) and each run calls keep_displaying:
+    three days on a clock advanced in steps, against a 12-hour absolute lifetime."""
+    hours, step = 12, dt.timedelta(minutes=10)
+    screen: dict = {}
+    session.sign_in(screen, engine, users["eva"], now=T0, max_hours=hours)
+    desk = signed_in(engine, users["root"])  # an ordinary session, active as often, not on the screen
+    assert session.cookie_action(screen, T0)[0] == session.SET
+    renewed: list[dt.datetime] = []
+    t = T0
+    while t < T0 + dt.timedelta(days=3):
+        t += step
+        assert session.current_user(screen, engine, t, idle_minutes=IDLE) == users["eva"], t
+        before = screen[session.EXPIRES_KEY]
+        session.keep_displaying(screen, engine, t, max_hours=hours, idle_minutes=IDLE)
+        if screen[session.EXPIRES_KEY] != before:
+            renewed.append(t)
+            # The reload cookie is written again, for the new lifetime.
+            assert session.cookie_action(screen, t) == (session.SET, screen[session.TOKEN_KEY], hours * 3600)
+        assert session.cookie_action(screen, t) is None
+        if t < T0 + dt.timedelta(hours=hours):
+            session.current_user(desk, engine, t, idle_minutes=IDLE)
+    # Renewed once less than half the lifetime was left: every 6 hours, not on every run.
+    assert renewed[:2] == [T0 + dt.timedelta(hours=6, minutes=10), T0 + dt.timedelta(hours=12, minutes=20)]
+    assert len(renewed) == 11
+    with engine.connect() as conn:
+        ends = dict(conn.execute(sa.select(sessions.sessions.c.username, sessions.sessions.c.expires_at)).all())
+    assert ends["eva"] == renewed[-1] + dt.timedelta(hours=hours)
+    assert ends["root"] == T0 + dt.timedelta(hours=hours)  # the desk's session was not extended
+    assert session.current_user(desk, engine, T0 + dt.timedelta(hours=hours), idle_minutes=IDLE) is None
+    # The screen switched off: no runs, so no activity; it ends when idle and is not renewed any more.
+    off = t + dt.timedelta(minutes=IDLE + 1)
+    assert sessions.renew(engine, session.session_id(screen), max_hours=hours, idle_minutes=IDLE,
+                          now=off + dt.timedelta(hours=hours)) is None
+    assert session.current_user(screen, engine, off, idle_minutes=IDLE) is None
+    # A revoked screen session is never renewed.
+    other: dict = {}
+    session.sign_in(other, engine, users["eva"], now=t, max_hours=hours)
+    sid = session.session_id(other)
+    sessions.revoke(engine, sid, sessions.ADMIN, t)
+    assert sessions.renew(engine, sid, max_hours=hours, idle_minutes=IDLE, now=t + dt.timedelta(hours=7)) is None
+
+
 def test_last_seen_is_written_at_most_once_a_minute(engine, users, monkeypatch):
     state = signed_in(engine, users["eva"])
     writes: list[int] = []
