@@ -18,14 +18,14 @@ from sqlalchemy.engine import Engine
 
 from datasets import boundaries
 from datasets.boundaries import REAL, Shapes, label_point
+from metrics.charts import TIER_NAMES, TIER_TITLE, tier_expr, tier_scale
 from metrics.formatting import INDEX, INDEX_NAME, fmt_value
 from metrics.registry import BY_ID
-from metrics.scoring import ScoringSettings
+from metrics.scoring import ScoringSettings, score_expr
 
 SELECTION = "district_pick"  # the click selection's name (pages read it from the chart's event)
 GREY = "#c9c9c9"
 NO_DATA = "本期无数据"
-SCHEME = "redyellowgreen"  # red at the floor, green at the target: good and bad at a glance
 INDEX_SCALE = (0.0, 100.0)
 
 
@@ -34,8 +34,8 @@ def key_name(key: str) -> str:
 
 
 def scale_of(key: str, settings: ScoringSettings) -> tuple[float, float]:
-    """(worst, best) ends of the colour scale: 0–100 for the index, floor → target for an indicator
-    (for a ↓ indicator the floor is above the target, so the scale runs downwards by itself)."""
+    """(worst, best) ends of the scale the legend states: 0–100 for the index, floor → target for an
+    indicator (for a ↓ indicator the floor is above the target)."""
     if key == INDEX:
         return INDEX_SCALE
     target = settings.indicators[key]
@@ -92,11 +92,26 @@ def _cos_lat(shapes: Shapes) -> float:
     return math.cos(math.radians(sum(lats) / len(lats)))
 
 
+# Tiers whose colour is deep enough for white type (优's green, 差's red); the others take black.
+DARK_TIERS = (TIER_NAMES[0], TIER_NAMES[-1])
+
+
+def _tiers(values: pl.DataFrame, key: str, settings: ScoringSettings) -> dict[str, str | None]:
+    """Each district's score tier, as the bars of 总览/区县对比 colour it: the index is itself a score,
+    an indicator's value is scored against its floor and target (metrics.scoring.score_expr)."""
+    if key == INDEX:
+        score = pl.col("value")
+    else:
+        target = settings.indicators[key]
+        score = score_expr(pl.col("value"), target.target, target.floor)
+    return dict(values.select("district", tier_expr(score)).iter_rows())
+
+
 def _map_data(shapes: Shapes, values: pl.DataFrame, key: str, settings: ScoringSettings) -> tuple[list[dict], list[dict]]:
     """The outlines (GeoJSON features with their values) and the labels of district_map."""
     cos_lat = _cos_lat(shapes)
     rows = {r["district"]: r for r in values.iter_rows(named=True)}
-    worst, best = scale_of(key, settings)
+    tiers = _tiers(values, key, settings)
     features, labels = [], []
     for district, geometry in shapes.geometries.items():
         row = rows.get(district) or {"value": None, "numerator": None, "denominator": None, "coloured": False,
@@ -104,14 +119,15 @@ def _map_data(shapes: Shapes, values: pl.DataFrame, key: str, settings: ScoringS
         planar = _planar(geometry, cos_lat)
         features.append({"type": "Feature", "geometry": planar, "properties": {}, "district": district,
                          "value": row["value"],
-                         # Vega-Lite drops marks whose colour field is null: uncoloured ones get 0 (greyed anyway).
-                         "shade": row["value"] if row["coloured"] else 0.0, "value_text": row["value_text"], "numerator": row["numerator"],
+                         # Vega-Lite drops marks whose colour field is null: uncoloured ones get a tier too
+                         # (greyed anyway).
+                         "tier": (tiers.get(district) if row["coloured"] else None) or TIER_NAMES[-1], "value_text": row["value_text"], "numerator": row["numerator"],
                          "denominator": row["denominator"], "rank_text": row["rank_text"],
                          "coloured": bool(row["coloured"])})
         x, y = label_point(planar)
         labels.append({"district": district, "x": x, "y": y,
                        "label": f"{district}\n{row['value_text'] if row['coloured'] else '未排名'}",
-                       "white": bool(row["coloured"]) and _dark_fill(row["value"], worst, best)})
+                       "white": bool(row["coloured"]) and tiers.get(district) in DARK_TIERS})
     return features, labels
 
 
@@ -139,9 +155,9 @@ def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: Scori
     Clicking a district selects it (selection ``SELECTION``, field ``district``).
     """
     features, labels = _map_data(shapes, values, key, settings)
-    worst, best = scale_of(key, settings)
-    # Labels sit on the fills, so they do not follow the page's theme: black on the light middle of the
-    # scale (and the grey), white on its deep red and deep green ends. Only the edges follow the theme.
+    # Colour is the score tier of every other page (metrics.charts.TIERS), so a district is the same
+    # colour on the map as on the ranking bars. Labels sit on the fills, so they do not follow the page's
+    # theme: white on the deep 优 green and 差 red, black elsewhere. Only the edges follow the theme.
     edge = "#0e1117" if dark else "#ffffff"
     tooltip = [alt.Tooltip("district:N", title="区县"), alt.Tooltip("value_text:N", title=key_name(key))]
     if key != INDEX:
@@ -159,10 +175,9 @@ def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: Scori
         .encode(
             color=alt.condition(
                 "datum.coloured",
-                alt.Color("shade:Q", title=_lines(legend_title(key, settings)),
-                          scale=alt.Scale(domain=[worst, best], scheme=SCHEME, clamp=True),
-                          legend=alt.Legend(orient="bottom", direction="horizontal", gradientLength=260,
-                                            titleLimit=520, format=_legend_format(key))),
+                alt.Color("tier:N", title=[TIER_TITLE, *_lines(legend_title(key, settings))], scale=tier_scale(),
+                          legend=alt.Legend(orient="bottom", direction="horizontal", columns=4, symbolLimit=0,
+                                            labelLimit=160, titleLimit=520)),
                 alt.value(GREY),
             ),
             strokeDash=alt.condition("datum.coloured", alt.value([1, 0]), alt.value([4, 3])),
@@ -186,19 +201,11 @@ def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: Scori
     )
 
 
-def _lines(title: str) -> str | list[str]:
+def _lines(title: str) -> list[str]:
     """The index's legend title on two lines, the scale and the target (one line is cut off beside a
     phone-wide map); an indicator's title is short enough for one."""
     head, sep, tail = title.partition("；")
-    return [f"{head}）", tail.removesuffix("）")] if sep else title
-
-
-def _dark_fill(value: float | None, worst: float, best: float) -> bool:
-    """Whether SCHEME is deep at this value: its red end (first 15 %) or its green end (last 15 %)."""
-    if value is None or best == worst:
-        return False
-    t = min(1.0, max(0.0, (value - worst) / (best - worst)))
-    return t < 0.15 or t > 0.85
+    return [f"{head}）", tail.removesuffix("）")] if sep else [title]
 
 
 def to_spec(chart: alt.TopLevelMixin) -> dict:
@@ -215,10 +222,6 @@ def to_spec(chart: alt.TopLevelMixin) -> dict:
             data["values"] = json.loads(data["values"])
         data.pop("format", None)
     return spec
-
-
-def _legend_format(key: str) -> str:
-    return ".0f" if key == INDEX else BY_ID[key].unit.d3_axis_format
 
 
 def schematic_note(shapes: Shapes) -> str | None:

@@ -58,7 +58,8 @@ def test_compare_map_colours_by_the_chosen_indicator(demo: Demo, monkeypatch):
     ok(box.select(indicator).run())
     (spec,) = _maps(at)
     colour = spec["layer"][0]["encoding"]["color"]["condition"]
-    assert colour["title"].startswith(indicator) and "目标" in colour["title"]
+    tier_title, scale = colour["title"]
+    assert tier_title == "得分等级（分）" and scale.startswith(indicator) and "目标" in scale
     titles = [t["title"] for t in spec["layer"][0]["encoding"]["tooltip"]]
     assert titles[0] == "区县" and titles[1] == indicator and titles[-1] == "排名"
     assert titles[2].startswith("分子：") and titles[3].startswith("分母：")

@@ -10,7 +10,7 @@ import pytest
 from datasets import accounts, admin, boundaries, store
 from datasets.accounts import ADMIN, LEADER
 from datasets.boundaries import REAL, SCHEMATIC
-from metrics import maps
+from metrics import charts, maps
 from metrics.formatting import INDEX
 from metrics.registry import INDICATORS
 from metrics.scoring import load_settings
@@ -227,18 +227,23 @@ def test_map_spec_tooltip_legend_and_greyed_unranked():
     colour = geo["encoding"]["color"]
     target = settings.indicators[IND]
     assert colour["condition"]["test"] == "datum.coloured" and colour["value"] == maps.GREY
-    assert colour["condition"]["scale"]["domain"] == [target.floor, target.target]
-    legend = colour["condition"]["title"]
+    # The map's colour is the score tier of the ranking bars, with the same four-colour scale.
+    assert colour["condition"]["field"] == "tier"
+    assert colour["condition"]["scale"] == charts.tier_scale().to_dict()
+    tier_title, legend = colour["condition"]["title"]
+    assert tier_title == charts.TIER_TITLE
     assert legend.startswith(indicator.name) and "底线" in legend and "目标" in legend
+    assert (target.floor, target.target) == (0.8, 1.0)  # the defaults the hand-computed tiers below use
     assert geo["encoding"]["strokeDash"]["value"] == [4, 3]  # dashed outline when not coloured
     assert geo["data"]["format"] == {"type": "json"}
     features = {f["district"]: f for f in _geo_values(spec)}
     assert [features[n]["coloured"] for n in names] == [True, True, False]
+    assert [features[n]["tier"] for n in names[:2]] == ["优 ≥90", "优 ≥90"]  # 99 %: 95 分, 98 %: 90 分
     assert features["丙区"]["rank_text"] == "未排名：缺少 2025-06 好差评数据"
     assert spec["params"] == [{"name": maps.SELECTION, "select": {"type": "point", "fields": ["district"], "on": "click"},
                                "views": [geo["name"]]}]
     black, white = (spec["layer"][n]["data"]["values"] for n in (1, 2))
-    # Floor → target of the indicator: 99 % and 98 % lie at its green end (white type), unranked is grey.
+    # 99 % and 98 % score 优 (deep green, white type); unranked is grey with black type.
     assert [row["label"] for row in black if row] == ["丙区\n未排名"]
     assert [row["label"] for row in white if row] == ["甲区\n99.00%", "乙区\n98.00%"]
     assert "url" not in json.dumps(spec)  # inline data only: the browser fetches nothing
@@ -246,6 +251,24 @@ def test_map_spec_tooltip_legend_and_greyed_unranked():
     (name,) = [n for n, v in for_streamlit["datasets"].items() if isinstance(v, list) and "geometry" in v[0]]
     assert for_streamlit["layer"][0]["data"] == {"name": name}  # no string left for Streamlit to tabulate
     assert for_streamlit["datasets"][name] == _geo_values(spec)
+
+
+@pytest.mark.parametrize(("index", "tier", "white"), [
+    (95.0, "优 ≥90", True), (89.96, "优 ≥90", True),  # shown as 90.0, so 优 as on the bars
+    (89.94, "良 75–90", False), (75.0, "良 75–90", False), (74.9, "中 60–75", False),
+    (60.0, "中 60–75", False), (59.9, "差 <60", True), (0.0, "差 <60", True),
+])
+def test_the_map_colours_a_district_by_the_tier_of_its_bar(index, tier, white):
+    names = ["甲区", "乙区"]
+    rank = _rank(names).with_columns(pl.Series("index", [index, 50.0]))
+    spec = maps.district_map(boundaries.schematic_shapes(names), maps.map_values(rank, INDEX, names), INDEX,
+                             load_settings()).to_dict()
+    feature = {f["district"]: f for f in _geo_values(spec)}["甲区"]
+    assert feature["tier"] == tier
+    bar = charts.tier_expr(pl.lit(index))
+    assert pl.select(bar).item() == tier  # the bars' own rule gives the same tier
+    labels = {row["label"].split("\n")[0]: n for n in (1, 2) for row in spec["layer"][n]["data"]["values"] if row}
+    assert labels["甲区"] == (2 if white else 1)
 
 
 def test_index_legend_states_the_scale_and_target():
@@ -278,4 +301,4 @@ def test_the_index_legend_is_on_two_lines():
     spec = maps.district_map(boundaries.schematic_shapes(names), maps.map_values(_rank(names), INDEX, names), INDEX,
                              load_settings()).to_dict()
     assert spec["layer"][0]["encoding"]["color"]["condition"]["title"] == [
-        "效能指数（0–100 分）", "目标 100 分 = 各项指标均达到目标值"]
+        charts.TIER_TITLE, "效能指数（0–100 分）", "目标 100 分 = 各项指标均达到目标值"]
