@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from datasets import store
 from datasets.cache_store import Cache, tolerate
 from datasets.faults import CacheWriteError
-from datasets.schema import KINDS, MONTH_COLUMNS, canonical_columns
+from datasets.schema import KINDS, canonical_columns
 
 log = logging.getLogger(__name__)
 FOLDER = "batches"
@@ -168,24 +168,6 @@ def _reader(engine: Engine, cache: Cache, kind: str, wanted: dict[int, tuple[int
         return frame
 
     return read
-
-
-def last_month_bound(engine: Engine, cache: Cache, kind: str, district: str, active: pl.DataFrame) -> str | None:
-    """A month no earlier than the last month of the district's current records of this kind
-    (snapshots._last_month_of), from its batch files without applying newest-wins: the last month of
-    any of their dated values, superseded rows included, and the period of any batch with rows (a
-    batch's rows are superseded only by batches of the same or a later period). Equal to it unless a
-    superseded row holds the latest date.
-    """
-    active = active.filter((pl.col("district") == district) & (pl.col("kind") == kind) & (pl.col("rows") > 0))
-    found = [p for p in active["period"].to_list() if p is not None]
-    columns = list(MONTH_COLUMNS[kind])
-    wanted = {b[0]: b for b in _wanted(active, kind)}
-    read = _reader(engine, cache, kind, wanted)
-    for batch_id in wanted if columns else []:
-        row = read(batch_id, columns).select(pl.max(*columns)).row(0)
-        found += [v.strftime("%Y-%m") for v in row if v is not None]
-    return max(found) if found else None
 
 
 # Up to this many rows in a district's active batches of a kind, each batch file is read once and held

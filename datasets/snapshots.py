@@ -19,9 +19,11 @@ by default next to a SQLite file (``dashboard.db.snapshots/``) or, for a server 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import threading
 import weakref
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from pathlib import Path
 
 import polars as pl
@@ -86,6 +88,31 @@ def digest(*parts: object) -> str:
     return hashlib.sha1("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:20]
 
 
+@lru_cache(maxsize=256)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.sha1(fh.read()).hexdigest()
+
+
+def source_digest(modules: Iterable[str]) -> str:
+    """A digest of these modules' source files as they are on disk now: part of the key of every frame
+    they compute, so an upgrade that changes how something is counted rebuilds it (no version constant
+    to remember). Each file is read again only when its size or modification time changed."""
+    parts = []
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise ValueError(f"no source for {name}")
+        stat = Path(spec.origin).stat()
+        parts.append(_file_digest(spec.origin, stat.st_mtime_ns, stat.st_size))
+    return digest(*parts)
+
+
+# The code that makes a district's current records from its batches (newest-wins, the columns' types):
+# part of every snapshot's key.
+RECORD_MODULES = ("datasets.schema", "datasets.store", "datasets.batch_files", "datasets.snapshots")
+
+
 def district_tag(district: str) -> str:
     """A file-name-safe stand-in for a district name (names are Chinese and user-supplied)."""
     return hashlib.sha1(district.encode()).hexdigest()[:12]
@@ -95,8 +122,8 @@ def active_keys(engine: Engine) -> dict[tuple[str, str], str]:
     """(district, kind) → a key of its active batches: changes with any import or rollback there.
 
     Made of each batch's id, creation time, file hash, row count and 数据截止日, so a database that was
-    recreated (ids start again at 1) never matches the files of the old one, and a snapshot made
-    before batches had an as-of date is not read.
+    recreated (ids start again at 1) never matches the files of the old one, and of the code that
+    makes records from batches (RECORD_MODULES).
     """
     b = store.batches
     query = (
@@ -108,7 +135,8 @@ def active_keys(engine: Engine) -> dict[tuple[str, str], str]:
     with engine.connect() as conn:
         for district, kind, batch_id, created, sha, rows, as_of in conn.execute(query):
             parts.setdefault((district, kind), []).append(f"{batch_id}:{created}:{sha}:{rows}:{as_of}")
-    return {slot: digest(*ids) for slot, ids in parts.items()}
+    code = source_digest(RECORD_MODULES)
+    return {slot: digest(code, *ids) for slot, ids in parts.items()}
 
 
 def district_key(keys: dict[tuple[str, str], str], district: str) -> str:
@@ -286,6 +314,15 @@ def _last_month_of(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame({"last": [max(found) if found else None]}, schema={"last": pl.String})
 
 
+def remember_last_month(engine: Engine, kind: str, district: str, keys: dict[tuple[str, str], str],
+                        frame: pl.DataFrame) -> None:
+    """Keep the last month of ``frame`` (the district's current records of this kind, at least their
+    dated columns and period) next to its snapshot key, unless it is kept already."""
+    key = keys.get((district, kind))
+    if key is not None and not is_cached(engine, f"last_month_{kind}", district, key):
+        cached(engine, f"last_month_{kind}", district, key, lambda: _last_month_of(kind, frame))
+
+
 def last_month(engine: Engine, kind: str, district: str, keys: dict[tuple[str, str], str]) -> str | None:
     """The last month with a record or an export of this kind in this district (kept next to its snapshot)."""
     key = keys.get((district, kind))
@@ -294,26 +331,6 @@ def last_month(engine: Engine, kind: str, district: str, keys: dict[tuple[str, s
     frame = cached(engine, f"last_month_{kind}", district, key,
                    lambda: _last_month_of(kind, current_records(engine, kind, district, keys)))
     return frame["last"][0]
-
-
-def last_month_or_bound(engine: Engine, kind: str, district: str, keys: dict[tuple[str, str], str],
-                        active: pl.DataFrame) -> tuple[str | None, bool]:
-    """(month, exact): last_month when it is cached, else batch_files.last_month_bound (not exact),
-    without building the snapshot. ``active``: the kind's active batches."""
-    key = keys.get((district, kind))
-    if key is None:
-        return None, True
-    found = read_cached(engine, f"last_month_{kind}", district, key)
-    if found is not None:
-        return found["last"][0], True
-    cache = cache_of(engine)
-    if cache is None:
-        return last_month(engine, kind, district, keys), True
-    try:
-        return batch_files.last_month_bound(engine, cache, kind, district, active), False
-    except CacheWriteError as exc:  # a batch file could not be recreated: the exact month, from SQL
-        tolerate(exc)
-        return last_month(engine, kind, district, keys), True
 
 
 def recreate_lost_batches(engine: Engine, kind: str, active: pl.DataFrame, districts: Iterable[str]) -> None:
