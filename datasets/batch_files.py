@@ -3,7 +3,7 @@
 An import writes, after its transaction has committed, the rows of each new batch to
 ``batches/<kind>/<batch id>-<sha256>-<rows>-<district>.parquet`` in the cache (datasets/cache_store.py).
 The current records of a district × kind are then those files with the newest-wins rule
-(store._current), so a cold start, a new app server or a rebuilt snapshot never reads the whole SQL
+(store.newest_rows), so a cold start, a new app server or a rebuilt snapshot never reads the whole SQL
 store back. The SQL database stays the system of record: a file is used only when its name matches
 the batch (id, file hash, row count, district) and its row count matches the batch's; a missing or
 mismatched file is written again from the SQL rows of that batch.
@@ -102,15 +102,15 @@ def recreate(engine: Engine, cache: Cache, kind: str, batches: Sequence[tuple[in
              group_rows: int = RECREATE_ROWS) -> None:
     """Write the files of these batches from their SQL rows (a lost or never-written cache)."""
     groups = _groups(batches, group_rows)
-    sqls = [store._record_query(kind, [b[0] for b in group], store.is_sqlite(engine)) for group in groups]
+    sqls = [store.record_query(kind, [b[0] for b in group], store.is_sqlite(engine)) for group in groups]
     if store.is_sqlite(engine):
-        raws: Iterator[pl.DataFrame] = store._sqlite_read_many(engine, sqls, sum(b[2] for b in batches))
+        raws: Iterator[pl.DataFrame] = store.sqlite_read_many(engine, sqls, sum(b[2] for b in batches))
     else:
-        raws = (store._arrow_read(engine, sql) for sql in sqls)
+        raws = (store.arrow_read(engine, sql) for sql in sqls)
     k = KINDS[kind]
     for group, raw in zip(groups, raws, strict=True):
-        raw = raw.filter(pl.col("batch_id") != store._SENTINEL_BATCH)
-        typed = raw.select(pl.col("batch_id").cast(pl.Int64), *[store._cast_column(raw, f.name, f.dtype) for f in k.fields])
+        raw = raw.filter(pl.col("batch_id") != store.SENTINEL_BATCH)
+        typed = raw.select(pl.col("batch_id").cast(pl.Int64), *[store.cast_column(raw, f.name, f.dtype) for f in k.fields])
         del raw
         parts = typed.partition_by("batch_id", as_dict=True)
         for batch_id, sha, rows, district in group:
@@ -180,9 +180,9 @@ def current_records(engine: Engine, cache: Cache, kind: str, district: str,
                     active: pl.DataFrame | None = None, one_pass_rows: int = ONE_PASS_ROWS) -> pl.DataFrame:
     """store.load_records(engine, kind, [district]), from the batch files (recreated from SQL if needed).
 
-    The same rows, order and types as store._current on all the district's files concatenated, in
+    The same rows, order and types as store.newest_rows on all the district's files concatenated, in
     two passes so that no more than one batch file is held beside the result: the key columns of
-    every file decide which row of which batch wins (store._current's rule: order by period, then
+    every file decide which row of which batch wins (store.newest_rows's rule: order by period, then
     batch id, then position in the file; the last row of a key wins), then each file is read again
     and only its winning rows are kept. Holding every batch at once, cast, joined and sorted, made
     several copies of the largest district (4.3 GB at scale 30 for 1 GB of current cases). Up to
@@ -191,7 +191,7 @@ def current_records(engine: Engine, cache: Cache, kind: str, district: str,
     active = store.active_batches(engine, kind) if active is None else active
     active = active.filter((pl.col("district") == district) & (pl.col("kind") == kind))
     if active.height == 0:
-        return store._empty_records(kind)
+        return store.empty_records(kind)
     wanted = {b[0]: b for b in _wanted(active, kind)}
     try:
         # Lost files are recreated together, one SQL read for all (as before), not one per batch.
@@ -205,9 +205,9 @@ def current_records(engine: Engine, cache: Cache, kind: str, district: str,
     except CacheWriteError as exc:
         # A batch file could not be recreated (a full cache disk): the same rows straight from SQL.
         tolerate(exc)
-        raw = store._arrow_read(engine, store._record_query(kind, active["id"].to_list(), store.is_sqlite(engine)),
+        raw = store.arrow_read(engine, store.record_query(kind, active["id"].to_list(), store.is_sqlite(engine)),
                                 int(active["rows"].sum()))
-        return store._current(kind, raw, active)
+        return store.newest_rows(kind, raw, active)
 
 
 def _last_of_each(frame: pl.DataFrame, key: list[str], id_field: str) -> pl.Series:
@@ -229,11 +229,11 @@ def _last_of_each(frame: pl.DataFrame, key: list[str], id_field: str) -> pl.Seri
 
 def newest_wins(kind: str, active: pl.DataFrame,
                 read: Callable[[int, list[str] | None], pl.DataFrame], hold: bool = False) -> pl.DataFrame:
-    """store._current over the batches in ``active`` (columns ``id``, ``period``, ``as_of``), reading each batch's
+    """store.newest_rows over the batches in ``active`` (columns ``id``, ``period``, ``as_of``), reading each batch's
     typed rows with ``read(batch id, columns or None for all)``: its key columns, then (one batch at a
     time) the rows that win; with ``hold``, every batch's rows once, held until the end."""
     k = KINDS[kind]
-    # Batches in the order store._current sorts their rows (nulls first, as its sort puts them).
+    # Batches in the order store.newest_rows sorts their rows (nulls first, as its sort puts them).
     order = (active.select(pl.col("id").cast(pl.Int64), pl.col("period").cast(pl.String))
              .sort(["period", "id"], maintain_order=True).rows())
     key = ["district", k.id_field] + (["period"] if kind == "items" else [])
@@ -250,7 +250,7 @@ def newest_wins(kind: str, active: pl.DataFrame,
             pl.lit(period, pl.String).alias("period"),
         ))
     if not parts:
-        return store._empty_records(kind)
+        return store.empty_records(kind)
     # The last occurrence of each key in this order wins (a struct's fields compare like unique's
     # subset). The batches lie one after another in this order, so each one's slice of the flags is
     # its mask of winning rows: a filter by mask costs a third of a gather by row numbers (most
@@ -269,9 +269,9 @@ def newest_wins(kind: str, active: pl.DataFrame,
         frame = held.pop(batch_id) if hold else read(batch_id, None)
         frame = frame if winning == frame.height else frame.filter(mask)
         kept.append(frame.select(
-            pl.col("batch_id").cast(pl.Int64), *[store._cast_column(frame, f.name, f.dtype) for f in k.fields]))
+            pl.col("batch_id").cast(pl.Int64), *[store.cast_column(frame, f.name, f.dtype) for f in k.fields]))
     if not kept:
-        return store._empty_records(kind)
+        return store.empty_records(kind)
     # The period from the batch id: a column chunked like the others (a literal per batch was one
     # chunk beside the filter's several, and a later select on columns chunked unlike each other
     # copies them all; rechunking each batch copied it once more).

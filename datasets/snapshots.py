@@ -18,12 +18,13 @@ by default next to a SQLite file (``dashboard.db.snapshots/``) or, for a server 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import importlib.util
+import importlib
+import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterable
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -88,23 +89,30 @@ def digest(*parts: object) -> str:
     return hashlib.sha1("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:20]
 
 
-@lru_cache(maxsize=256)
-def _file_digest(path: str, mtime_ns: int, size: int) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.sha1(fh.read()).hexdigest()
+_SOURCES: dict[str, tuple[object, str]] = {}
+_SOURCES_GUARD = threading.Lock()
 
 
 def source_digest(modules: Iterable[str]) -> str:
-    """A digest of these modules' source files as they are on disk now: part of the key of every frame
-    they compute, so an upgrade that changes how something is counted rebuilds it (no version constant
-    to remember). Each file is read again only when its size or modification time changed."""
+    """A digest of these modules' source: part of the key of every frame they compute, so an upgrade
+    that changes how something is counted rebuilds it (no version constant to remember).
+
+    Each module's file is read once per loaded module object (again after a reload): the code this
+    process runs, not a newer file put in place while it runs, names what it writes.
+    """
     parts = []
     for name in modules:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
-            raise ValueError(f"no source for {name}")
-        stat = Path(spec.origin).stat()
-        parts.append(_file_digest(spec.origin, stat.st_mtime_ns, stat.st_size))
+        module = sys.modules.get(name) or importlib.import_module(name)
+        with _SOURCES_GUARD:
+            known = _SOURCES.get(name)
+        if known is None or known[0] is not module:
+            path = getattr(module, "__file__", None)
+            if path is None:
+                raise ValueError(f"no source for {name}")
+            known = (module, hashlib.sha1(Path(path).read_bytes()).hexdigest())
+            with _SOURCES_GUARD:
+                _SOURCES[name] = known
+        parts.append(known[1])
     return digest(*parts)
 
 
@@ -156,32 +164,50 @@ def cached(
     build: Callable[[], pl.DataFrame],
     columns: Iterable[str] | None = None,
 ) -> pl.DataFrame:
-    """The frame ``name`` of one district for ``key``: read from its file, else built and saved.
+    """The frame ``name`` of one district for ``key``: read from its file, else built and saved (the
+    record snapshots and their last months; metrics/derived.py does the same for its frames with
+    read_cached, building and save).
 
     Built under cache_store.build_lock, checking again once the lock is held, so several threads or
-    app servers that miss the same file at once build it once and the others read it. Older versions
-    of the same frame and district are removed when a new one is saved.
+    app servers that miss the same file at once build it once and the others read it.
     """
-    cache = cache_of(engine)
     cols = list(columns) if columns is not None else None
-    if cache is None:
-        frame = build()
-        return frame.select(cols) if cols is not None else frame
-    rel = _name(name, district, key)
-    found = cache.read(rel, cols)
+    found = read_cached(engine, name, district, key, cols)
     if found is not None:
         return found
-    with build_lock(engine, cache, rel):
-        found = cache.read(rel, cols)
+    with building(engine, name, district, key):
+        found = read_cached(engine, name, district, key, cols)
         if found is not None:  # another thread or server built it while this one waited
             return found
         frame = build()
-        try:
-            cache.write(rel, frame)
-        except CacheWriteError as exc:  # a full cache disk: the frame is used unsaved, built again next time
-            tolerate(exc)
-    _drop_older(cache, name, district, key)
+        save(engine, name, district, key, frame)
     return frame.select(cols) if cols is not None else frame
+
+
+@contextlib.contextmanager
+def building(engine: Engine, name: str, district: str, key: str) -> Iterator[None]:
+    """Hold the lock for building the frame ``name`` of one district for ``key`` (cache_store.build_lock;
+    nothing to hold without a cache)."""
+    cache = cache_of(engine)
+    if cache is None:
+        yield
+        return
+    with build_lock(engine, cache, _name(name, district, key)):
+        yield
+
+
+def save(engine: Engine, name: str, district: str, key: str, frame: pl.DataFrame) -> None:
+    """Keep ``frame`` as the frame ``name`` of one district for ``key``, and remove its other versions
+    (newest-wins of cache files: only the current key's file is kept). A failed write (a full disk) is
+    tolerated: the frame is used unsaved and built again next time."""
+    cache = cache_of(engine)
+    if cache is None:
+        return
+    try:
+        cache.write(_name(name, district, key), frame)
+    except CacheWriteError as exc:
+        tolerate(exc)
+    _drop_older(cache, name, district, key)
 
 
 def is_cached(engine: Engine, name: str, district: str, key: str) -> bool:
@@ -267,7 +293,7 @@ def build_records(engine: Engine, cache: Cache, kind: str, district: str, key: s
 
 
 def _order(period: str | None, batch_id: int) -> tuple[bool, str, int]:
-    """store._current's order of batches: by period (missing first), then id."""
+    """store.newest_rows's order of batches: by period (missing first), then id."""
     return (period is not None, period or "", batch_id)
 
 
@@ -275,7 +301,7 @@ def extend(engine: Engine, cache: Cache, kind: str, district: str, mine: pl.Data
     """The new snapshot from the previous one, when ``mine`` (the active batches now) is the previous
     snapshot's batches plus one whose (period, id) sorts after every one of them; else None.
 
-    Exactly the full rule (store._current): the new batch's rows sort after every other row, so a key
+    Exactly the full rule (store.newest_rows): the new batch's rows sort after every other row, so a key
     it holds is won by its last row there, placed after all the others, and every other key keeps
     its winner and place. So: the previous rows without the new batch's keys, then the new batch's
     rows with newest-wins among themselves.

@@ -14,9 +14,10 @@ Every one has the same key (key()): the district's active batches with the code 
 from them (datasets/snapshots.active_keys), the counting rules, the working-day calendar in use
 (datasets/calendar.py: holiday file and library data) and the source of the counting code
 (COUNTING_MODULES). Nothing is bumped by hand: when any of these changes the key changes, the next read
-builds the frame again and the older file of the same artefact and district is deleted
-(datasets/snapshots.cached). The storage (files, locks, newest-wins of files) is datasets/snapshots.py;
-what is in a frame and how it is counted is decided here.
+builds the frame again (here, _cached) and the older file of the same artefact and district is deleted
+(datasets/snapshots.save). The storage primitives (files, build locks, dropping older files) are
+datasets/snapshots.py, which never calls back into metrics/; what is in a frame, its key and when it
+is built are decided here.
 
 The record snapshots and their last months (datasets/snapshots.py) are keyed by the batches and the
 record code only: no rules and no calendar go into making them.
@@ -63,6 +64,21 @@ def _counted(name: str) -> None:
         COUNTS[name] += 1
 
 
+def _cached(engine: Engine, name: str, district: str, k: str, build: Callable[[], pl.DataFrame]) -> pl.DataFrame:
+    """The artefact ``name`` of ``district`` under key ``k``: read, else built here and saved (under the
+    build lock, checking again once it is held: several threads or servers build it once)."""
+    found = snapshots.read_cached(engine, name, district, k)
+    if found is not None:
+        return found
+    with snapshots.building(engine, name, district, k):
+        found = snapshots.read_cached(engine, name, district, k)
+        if found is not None:
+            return found
+        frame = build()
+        snapshots.save(engine, name, district, k, frame)
+    return frame
+
+
 def key(keys: Keys, district: str, rules: Rules) -> str:
     """The key of every derived frame of ``district`` (see the module docstring)."""
     return snapshots.digest(snapshots.district_key(keys, district), rules.key(), load_calendar().digest,
@@ -96,7 +112,7 @@ def district_components(
         with gate() if gate is not None else contextlib.nullcontext():
             return _count(engine, district, rules, keys, k, detail, deferred)
 
-    return snapshots.cached(engine, "components", district, k, build)
+    return _cached(engine, "components", district, k, build)
 
 
 def _count(engine: Engine, district: str, rules: Rules, keys: Keys, k: str, detail: bool,
@@ -120,7 +136,7 @@ def _count(engine: Engine, district: str, rules: Rules, keys: Keys, k: str, deta
     if deferred:
         return components(data, rules, flags=flags).cast(COMPONENT_SCHEMA)  # type: ignore[arg-type]
     comps, parts = components_and_item_parts(data, rules, None, flags)
-    snapshots.cached(engine, "item_parts", district, k, lambda: parts)
+    _cached(engine, "item_parts", district, k, lambda: parts)
     return comps.cast(COMPONENT_SCHEMA)  # type: ignore[arg-type]
 
 
@@ -136,8 +152,8 @@ def _cache_alerts(engine: Engine, district: str, k: str, build: Callable[[], Det
         _counted("alerts")
         return build()
 
-    cases = snapshots.cached(engine, "alert_cases", district, k, lambda: rows().cases)
-    evaluations = snapshots.cached(engine, "alert_evaluations", district, k, lambda: rows().evaluations)
+    cases = _cached(engine, "alert_cases", district, k, lambda: rows().cases)
+    evaluations = _cached(engine, "alert_evaluations", district, k, lambda: rows().evaluations)
     return Detail(cases, evaluations, pl.DataFrame(schema=NO_NAMES))
 
 
@@ -146,7 +162,7 @@ def _cache_item_names(engine: Engine, district: str, k: str, data: Callable[[], 
         _counted("item_names")
         return item_names(data())
 
-    return snapshots.cached(engine, "item_names", district, k, build)
+    return _cached(engine, "item_names", district, k, build)
 
 
 def district_alerts(engine: Engine, district: str, rules: Rules, keys: Keys) -> Detail:
@@ -173,7 +189,7 @@ def district_drill(engine: Engine, district: str, rules: Rules, keys: Keys) -> t
         return item_parts(prepare_sources_lazy(data(), rules, load_calendar()))
 
     names = _cache_item_names(engine, district, k, data)
-    return names, snapshots.cached(engine, "item_parts", district, k, parts)
+    return names, _cached(engine, "item_parts", district, k, parts)
 
 
 def extend_stocks(comps: pl.DataFrame, until: str | None) -> pl.DataFrame:

@@ -250,7 +250,7 @@ def _batch_frame(kind: str, batch_id: int, rows: list[tuple[str, str | None]]) -
 @given(kind=st.sampled_from(["cases", "items", "evaluations"]),
        batches=st.lists(_BATCH, max_size=6), order=st.randoms(use_true_random=False), hold=st.booleans())
 def test_newest_wins_equals_the_rule_on_every_batch_at_once(kind, batches, order, hold):
-    """Same rows, order and types as store._current on all the batches concatenated: duplicates
+    """Same rows, order and types as store.newest_rows on all the batches concatenated: duplicates
     within a batch, equal and missing periods, re-exports of older months (batch ids not in period
     order), catalogs keyed by period too, empty batches; files read twice or (``hold``) once."""
     ids = list(range(1, len(batches) + 1))
@@ -267,8 +267,8 @@ def test_newest_wins_equals_the_rule_on_every_batch_at_once(kind, batches, order
         return files[batch_id].select(columns) if columns is not None else files[batch_id]
 
     got = batch_files.newest_wins(kind, active, read, hold=hold)
-    want = (store._current(kind, pl.concat(list(files.values())), active) if files
-            else store._empty_records(kind))
+    want = (store.newest_rows(kind, pl.concat(list(files.values())), active) if files
+            else store.empty_records(kind))
     assert got.schema == want.schema
     assert got.to_dicts() == want.to_dicts()
     if hold:  # every batch read once, whole

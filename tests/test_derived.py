@@ -5,6 +5,7 @@ a rollback, a withdrawal or a new month counts its own district and no other).""
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import sys
 
@@ -117,7 +118,8 @@ def test_a_changed_rule_recounts(demo_engine):
 
 
 def test_changed_counting_code_recounts(demo_engine, tmp_path, monkeypatch):
-    """The source of the counting modules is in the key: an upgrade that changes one recounts."""
+    """The source of the counting modules is in the key: an upgrade that changes one recounts (here a
+    module of the list changed and loaded again, as a restarted server loads its new code)."""
     assert {"datasets.vocabulary", "metrics.registry", "metrics.prepare", "metrics.compute",
             "metrics.alerts", "metrics.drill"} <= set(derived.COUNTING_MODULES)
     probe = tmp_path / "counting_probe.py"
@@ -130,6 +132,9 @@ def test_changed_counting_code_recounts(demo_engine, tmp_path, monkeypatch):
     compute_components(demo_engine, settings)
     assert _counted() == before
     probe.write_text("LIMIT = 2  # a counting rule changed in an upgrade\n", encoding="utf-8")
+    compute_components(demo_engine, settings)
+    assert _counted() == before  # the file alone: this process still runs the code it loaded
+    importlib.reload(sys.modules["counting_probe"])
     compute_components(demo_engine, settings)
     assert _counted() - before == len(_districts(demo_engine))
     sys.modules.pop("counting_probe", None)
