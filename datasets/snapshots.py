@@ -105,11 +105,12 @@ def source_digest(modules: Iterable[str]) -> str:
         module = sys.modules.get(name) or importlib.import_module(name)
         with _SOURCES_GUARD:
             known = _SOURCES.get(name)
-        if known is None or known[0] is not module:
+        loaded = getattr(module, "__spec__", None) or module  # a reload gives the module a new spec
+        if known is None or known[0] is not loaded:
             path = getattr(module, "__file__", None)
             if path is None:
                 raise ValueError(f"no source for {name}")
-            known = (module, hashlib.sha1(Path(path).read_bytes()).hexdigest())
+            known = (loaded, hashlib.sha1(Path(path).read_bytes()).hexdigest())
             with _SOURCES_GUARD:
                 _SOURCES[name] = known
         parts.append(known[1])
