@@ -1,5 +1,5 @@
 """Reading the row-level detail: the alert rows of every district and one district's drill-down
-(both cached by metrics/derived.py), and the whole store's detail for tests and small stores.
+(both cached by metrics/derived.py).
 
 The lists themselves are pure functions of these frames (metrics/alerts.py, metrics/drill.py).
 """
@@ -15,7 +15,7 @@ from datasets import snapshots
 from datasets.vocabulary import Rules
 from metrics import derived
 from metrics.alerts import NO_NAMES, Detail, alert_rows, build_detail
-from metrics.prepare import Dataset, load_dataset
+from metrics.prepare import Dataset
 
 
 def load_alert_detail(engine: Engine, rules: Rules) -> Detail:
@@ -46,7 +46,3 @@ def load_district(
     names, parts = derived.district_drill(engine, district, rules, keys)
     return Detail(alerts.cases, alerts.evaluations, names), parts
 
-
-def load_detail(engine: Engine, rules: Rules) -> Detail:
-    """Every case and evaluation with its flags (the whole store in memory: for tests and small stores)."""
-    return build_detail(load_dataset(engine), rules)

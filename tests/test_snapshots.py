@@ -104,7 +104,7 @@ def test_rollback_follows_and_alert_lists_match_the_full_detail(demo_engine):
         store.rollback_to(demo_engine, prev["id"][0], "test")
     _assert_same(compute_components(demo_engine, settings), _whole_store(demo_engine))
 
-    full = detail_store.load_detail(demo_engine, rules)
+    full = alerts.build_detail(load_dataset(demo_engine), rules)
     alert_rows = detail_store.load_alert_detail(demo_engine, rules)
     assert alert_rows.cases.height < full.cases.height / 5
     shown = 0
@@ -295,7 +295,7 @@ def test_a_cold_start_counts_from_the_batch_files_and_leaves_the_rest_for_afterw
     assert all(_files(demo_engine, kind) == {} for kind in KINDS)
     # The overview's lists read the cached alert rows; the same rows as from the whole store.
     rules = settings.to_rules()
-    full = detail_store.load_detail(demo_engine, rules)
+    full = alerts.build_detail(load_dataset(demo_engine), rules)
     listed = detail_store.load_alert_detail(demo_engine, rules)
     for alert in (alerts.RED_CARDS, alerts.OVERDUE_OPEN, alerts.BAD_LATE, alerts.BAD_ALL):
         assert alerts.alert_list(listed, alert, Period("2023-01", END)).equals(
