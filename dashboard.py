@@ -5,7 +5,7 @@ data version), draws the sidebar filters (period, districts, indicators — kept
 view can be bookmarked), builds the per-run context and runs the page chosen in the navigation.
 
 Started with nothing configured it uses the embedded SQLite file and, when that is empty, loads the
-demo city at scale 0.1 (about 100 000 办件, 10–20 seconds on first start). Started on an empty
+demo city at the ``demo_scale`` setting (default 0.05, about 50 000 办件). Started on an empty
 configured database (DATABASE_URL) it shows how to begin instead.
 
 Accounts: the signed-in user (pages/_session.py) decides which pages the menu lists; the other pages

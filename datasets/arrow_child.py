@@ -1,10 +1,10 @@
 """The ADBC child process of ``store.py``: SQLite reads to Arrow IPC files, and bulk ingests.
 
 Run as a script, never imported by the dashboard: the ADBC driver bundles its own SQLite, which must not
-share a process with the pool's connections (see store._sqlite_read_many).
+share a process with the pool's connections (see store.sqlite_read_many).
 
 - ``python -P datasets/arrow_child.py <database> <jobs.json>``: ``jobs.json`` holds
-  ``[[sql, output path], ...]``; each query's result is written to its path (``store._sqlite_read_many``).
+  ``[[sql, output path], ...]``; each query's result is written to its path (``store.sqlite_read_many``).
 - ``python -P datasets/arrow_child.py ingest <database> <table> <ipc file> ...``: create each table in a
   scratch database from its Arrow IPC file, in one transaction (``store.staged_records``).
 """

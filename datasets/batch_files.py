@@ -3,7 +3,7 @@
 An import writes, after its transaction has committed, the rows of each new batch to
 ``batches/<kind>/<batch id>-<sha256>-<rows>-<district>.parquet`` in the cache (datasets/cache_store.py).
 The current records of a district × kind are then those files with the newest-wins rule
-(store._current), so a cold start, a new app server or a rebuilt snapshot never reads the whole SQL
+(store.newest_rows), so a cold start, a new app server or a rebuilt snapshot never reads the whole SQL
 store back. The SQL database stays the system of record: a file is used only when its name matches
 the batch (id, file hash, row count, district) and its row count matches the batch's; a missing or
 mismatched file is written again from the SQL rows of that batch.
@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from datasets import store
 from datasets.cache_store import Cache, tolerate
 from datasets.faults import CacheWriteError
-from datasets.schema import KINDS, MONTH_COLUMNS, canonical_columns
+from datasets.schema import KINDS, canonical_columns
 
 log = logging.getLogger(__name__)
 FOLDER = "batches"
@@ -102,15 +102,15 @@ def recreate(engine: Engine, cache: Cache, kind: str, batches: Sequence[tuple[in
              group_rows: int = RECREATE_ROWS) -> None:
     """Write the files of these batches from their SQL rows (a lost or never-written cache)."""
     groups = _groups(batches, group_rows)
-    sqls = [store._record_query(kind, [b[0] for b in group], store.is_sqlite(engine)) for group in groups]
+    sqls = [store.record_query(kind, [b[0] for b in group], store.is_sqlite(engine)) for group in groups]
     if store.is_sqlite(engine):
-        raws: Iterator[pl.DataFrame] = store._sqlite_read_many(engine, sqls, sum(b[2] for b in batches))
+        raws: Iterator[pl.DataFrame] = store.sqlite_read_many(engine, sqls, sum(b[2] for b in batches))
     else:
-        raws = (store._arrow_read(engine, sql) for sql in sqls)
+        raws = (store.arrow_read(engine, sql) for sql in sqls)
     k = KINDS[kind]
     for group, raw in zip(groups, raws, strict=True):
-        raw = raw.filter(pl.col("batch_id") != store._SENTINEL_BATCH)
-        typed = raw.select(pl.col("batch_id").cast(pl.Int64), *[store._cast_column(raw, f.name, f.dtype) for f in k.fields])
+        raw = raw.filter(pl.col("batch_id") != store.SENTINEL_BATCH)
+        typed = raw.select(pl.col("batch_id").cast(pl.Int64), *[store.cast_column(raw, f.name, f.dtype) for f in k.fields])
         del raw
         parts = typed.partition_by("batch_id", as_dict=True)
         for batch_id, sha, rows, district in group:
@@ -170,24 +170,6 @@ def _reader(engine: Engine, cache: Cache, kind: str, wanted: dict[int, tuple[int
     return read
 
 
-def last_month_bound(engine: Engine, cache: Cache, kind: str, district: str, active: pl.DataFrame) -> str | None:
-    """A month no earlier than the last month of the district's current records of this kind
-    (snapshots._last_month_of), from its batch files without applying newest-wins: the last month of
-    any of their dated values, superseded rows included, and the period of any batch with rows (a
-    batch's rows are superseded only by batches of the same or a later period). Equal to it unless a
-    superseded row holds the latest date.
-    """
-    active = active.filter((pl.col("district") == district) & (pl.col("kind") == kind) & (pl.col("rows") > 0))
-    found = [p for p in active["period"].to_list() if p is not None]
-    columns = list(MONTH_COLUMNS[kind])
-    wanted = {b[0]: b for b in _wanted(active, kind)}
-    read = _reader(engine, cache, kind, wanted)
-    for batch_id in wanted if columns else []:
-        row = read(batch_id, columns).select(pl.max(*columns)).row(0)
-        found += [v.strftime("%Y-%m") for v in row if v is not None]
-    return max(found) if found else None
-
-
 # Up to this many rows in a district's active batches of a kind, each batch file is read once and held
 # (newest_wins' ``hold``); above, the key columns first, then one file at a time. At scale 10 (every
 # district-kind under 2 M rows) a cold start took 12.1 s against 12.9 s with 0.5 M, same peak.
@@ -198,9 +180,9 @@ def current_records(engine: Engine, cache: Cache, kind: str, district: str,
                     active: pl.DataFrame | None = None, one_pass_rows: int = ONE_PASS_ROWS) -> pl.DataFrame:
     """store.load_records(engine, kind, [district]), from the batch files (recreated from SQL if needed).
 
-    The same rows, order and types as store._current on all the district's files concatenated, in
+    The same rows, order and types as store.newest_rows on all the district's files concatenated, in
     two passes so that no more than one batch file is held beside the result: the key columns of
-    every file decide which row of which batch wins (store._current's rule: order by period, then
+    every file decide which row of which batch wins (store.newest_rows's rule: order by period, then
     batch id, then position in the file; the last row of a key wins), then each file is read again
     and only its winning rows are kept. Holding every batch at once, cast, joined and sorted, made
     several copies of the largest district (4.3 GB at scale 30 for 1 GB of current cases). Up to
@@ -209,7 +191,7 @@ def current_records(engine: Engine, cache: Cache, kind: str, district: str,
     active = store.active_batches(engine, kind) if active is None else active
     active = active.filter((pl.col("district") == district) & (pl.col("kind") == kind))
     if active.height == 0:
-        return store._empty_records(kind)
+        return store.empty_records(kind)
     wanted = {b[0]: b for b in _wanted(active, kind)}
     try:
         # Lost files are recreated together, one SQL read for all (as before), not one per batch.
@@ -219,82 +201,10 @@ def current_records(engine: Engine, cache: Cache, kind: str, district: str,
         read = _reader(engine, cache, kind, wanted)
         # Small: every file read once and held (the copies this makes are small, and reading the key
         # columns of each file again cost a tenth of a cold start).
-        return newest_wins(kind, active, read, hold=int(active["rows"].sum()) <= one_pass_rows)
+        return store.newest_wins(kind, active, read, hold=int(active["rows"].sum()) <= one_pass_rows)
     except CacheWriteError as exc:
         # A batch file could not be recreated (a full cache disk): the same rows straight from SQL.
         tolerate(exc)
-        raw = store._arrow_read(engine, store._record_query(kind, active["id"].to_list(), store.is_sqlite(engine)),
+        raw = store.arrow_read(engine, store.record_query(kind, active["id"].to_list(), store.is_sqlite(engine)),
                                 int(active["rows"].sum()))
-        return store._current(kind, raw, active)
-
-
-def _last_of_each(frame: pl.DataFrame, key: list[str], id_field: str) -> pl.Series:
-    """Whether each row is the last one of its ``key`` (``pl.struct(key).is_last_distinct()``).
-
-    Only rows whose id shares its hash with another row can have an earlier or later twin (equal keys
-    have equal ids, so equal hashes); the exact rule runs on those alone, the others are each the only
-    row of their key. Found by sorting the hashes: a hash table of millions of distinct strings (the
-    exact rule on every row, or counting the hashes) cost twice as much (0.8 s against 0.4 s for
-    5.5 M cases).
-    """
-    hashes = frame.get_column(id_field).hash()
-    ordered = hashes.sort()
-    shared = ordered.filter(ordered == ordered.shift(1)).unique()
-    twins = hashes.is_in(shared.implode()).arg_true()
-    last = frame[twins].select(pl.struct(key).is_last_distinct()).to_series()
-    return pl.repeat(True, frame.height, eager=True).scatter(twins, last)
-
-
-def newest_wins(kind: str, active: pl.DataFrame,
-                read: Callable[[int, list[str] | None], pl.DataFrame], hold: bool = False) -> pl.DataFrame:
-    """store._current over the batches in ``active`` (columns ``id``, ``period``, ``as_of``), reading each batch's
-    typed rows with ``read(batch id, columns or None for all)``: its key columns, then (one batch at a
-    time) the rows that win; with ``hold``, every batch's rows once, held until the end."""
-    k = KINDS[kind]
-    # Batches in the order store._current sorts their rows (nulls first, as its sort puts them).
-    order = (active.select(pl.col("id").cast(pl.Int64), pl.col("period").cast(pl.String))
-             .sort(["period", "id"], maintain_order=True).rows())
-    key = ["district", k.id_field] + (["period"] if kind == "items" else [])
-    parts = []
-    held: dict[int, pl.DataFrame] = {}
-    for batch_id, period in order:
-        if hold:
-            keys = held[batch_id] = read(batch_id, None)
-        else:
-            keys = read(batch_id, ["district", k.id_field])
-        parts.append(keys.select(
-            pl.col("district").cast(pl.String),
-            pl.col(k.id_field).cast(k.polars_schema[k.id_field]),
-            pl.lit(period, pl.String).alias("period"),
-        ))
-    if not parts:
-        return store._empty_records(kind)
-    # The last occurrence of each key in this order wins (a struct's fields compare like unique's
-    # subset). The batches lie one after another in this order, so each one's slice of the flags is
-    # its mask of winning rows: a filter by mask costs a third of a gather by row numbers (most
-    # rows win), and needs no sort of row numbers.
-    heights = [part.height for part in parts]
-    wins = _last_of_each(pl.concat(parts), key, k.id_field)
-    del parts
-    kept = []
-    start = 0
-    for (batch_id, _period), height in zip(order, heights, strict=True):
-        mask = wins.slice(start, height)
-        start += height
-        winning = mask.sum()
-        if not winning:  # every row of this batch replaced by a later one: not read at all
-            continue
-        frame = held.pop(batch_id) if hold else read(batch_id, None)
-        frame = frame if winning == frame.height else frame.filter(mask)
-        kept.append(frame.select(
-            pl.col("batch_id").cast(pl.Int64), *[store._cast_column(frame, f.name, f.dtype) for f in k.fields]))
-    if not kept:
-        return store._empty_records(kind)
-    # The period from the batch id: a column chunked like the others (a literal per batch was one
-    # chunk beside the filter's several, and a later select on columns chunked unlike each other
-    # copies them all; rechunking each batch copied it once more).
-    ids, periods = zip(*order, strict=True)
-    as_of = dict(active.select(pl.col("id").cast(pl.Int64), pl.col("as_of").cast(pl.Date)).iter_rows())
-    return pl.concat(kept, how="vertical").with_columns(
-        pl.col("batch_id").replace_strict(list(ids), list(periods), return_dtype=pl.String).alias("period"),
-        pl.col("batch_id").replace_strict(list(ids), [as_of[i] for i in ids], return_dtype=pl.Date).alias("as_of"))
+        return store.newest_rows(kind, raw, active)

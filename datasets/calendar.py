@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
+import io
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,6 +31,9 @@ class WorkCalendar:
     start: dt.date
     cum: np.ndarray  # cum[i] = number of working days in [start, start + i]
     covered_years: frozenset[int]
+    # What the calendar says, as a short text: part of the key of every derived frame counted with it
+    # (metrics/derived.py), so a holiday registered later or a new library release recounts them.
+    digest: str = ""
 
     def check_years(self, years: set[int]) -> None:
         missing = sorted(y for y in years if y not in self.covered_years)
@@ -68,28 +73,40 @@ class WorkCalendar:
         return self.start + dt.timedelta(days=int(np.searchsorted(self.cum, target)))
 
 
-def _file_entries(path: Path) -> tuple[dict[dt.date, bool], set[int]]:
+def _file_entries(text: str, name: str) -> tuple[dict[dt.date, bool], set[int]]:
     """Rows ``date,kind`` with kind 休 (holiday) or 班 (make-up workday); '#' lines are comments."""
     entries: dict[dt.date, bool] = {}
-    if not path.exists():
-        return entries, set()
-    with path.open(encoding="utf-8") as fh:
-        lines = (line for line in fh if line.strip() and not line.startswith("#"))
-        for row in csv.DictReader(lines):
-            day = dt.date.fromisoformat(row["date"].strip())
-            kind = row["kind"].strip()
-            if kind not in ("休", "班"):
-                raise ValueError(f"{path.name}: {day} 的类型应为“休”或“班”，实际为“{kind}”")
-            entries[day] = kind == "班"
+    lines = (line for line in io.StringIO(text) if line.strip() and not line.startswith("#"))
+    for row in csv.DictReader(lines):
+        day = dt.date.fromisoformat(row["date"].strip())
+        kind = row["kind"].strip()
+        if kind not in ("休", "班"):
+            raise ValueError(f"{name}: {day} 的类型应为“休”或“班”，实际为“{kind}”")
+        entries[day] = kind == "班"
     return entries, {d.year for d in entries}
 
 
+def load_calendar(holiday_file: Path | None = None, first_year: int = 2004, last_year: int = 2035) -> WorkCalendar:
+    """The calendar of the holiday file as it is now (default HOLIDAY_FILE) and the library's data.
+
+    The file is read on every call (it is small) and the calendar built once per content and library
+    version, so a date
+    registered while the app runs is in force on the next computation, and in the keys of its results.
+    """
+    import chinese_calendar
+
+    path = HOLIDAY_FILE if holiday_file is None else holiday_file
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    # The library's version too: a release with next year's schedule builds the calendar again.
+    return _build(text, path.name, first_year, last_year, chinese_calendar.__version__)
+
+
 @lru_cache(maxsize=4)
-def load_calendar(holiday_file: Path = HOLIDAY_FILE, first_year: int = 2004, last_year: int = 2035) -> WorkCalendar:
+def _build(text: str, name: str, first_year: int, last_year: int, library: str) -> WorkCalendar:
     import chinese_calendar
 
     lib_years = {d.year for d in chinese_calendar.holidays} | {d.year for d in chinese_calendar.workdays}
-    file_entries, file_years = _file_entries(holiday_file)
+    file_entries, file_years = _file_entries(text, name)
     start = dt.date(first_year, 1, 1)
     n = (dt.date(last_year, 12, 31) - start).days + 1
     days = [start + dt.timedelta(days=i) for i in range(n)]
@@ -102,4 +119,7 @@ def load_calendar(holiday_file: Path = HOLIDAY_FILE, first_year: int = 2004, las
         else:  # weekday-only guess; only used if a year is covered by the file but a day isn't listed
             work[i] = 1 if day.weekday() < 5 else 0
     covered = frozenset(y for y in lib_years | file_years if first_year <= y <= last_year)
-    return WorkCalendar(start=start, cum=np.cumsum(work).astype(np.int32), covered_years=covered)
+    cum = np.cumsum(work).astype(np.int32)
+    # Every day's working/rest flag and the years with a schedule: what any count can depend on.
+    digest = hashlib.sha1(cum.tobytes() + repr(sorted(covered)).encode()).hexdigest()[:20]
+    return WorkCalendar(start=start, cum=cum, covered_years=covered, digest=digest)

@@ -18,10 +18,13 @@ by default next to a SQLite file (``dashboard.db.snapshots/``) or, for a server 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
+import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -86,6 +89,39 @@ def digest(*parts: object) -> str:
     return hashlib.sha1("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:20]
 
 
+_SOURCES: dict[str, tuple[object, str]] = {}
+_SOURCES_GUARD = threading.Lock()
+
+
+def source_digest(modules: Iterable[str]) -> str:
+    """A digest of these modules' source: part of the key of every frame they compute, so an upgrade
+    that changes how something is counted rebuilds it (no version constant to remember).
+
+    Each module's file is read once per loaded module object (again after a reload): the code this
+    process runs, not a newer file put in place while it runs, names what it writes.
+    """
+    parts = []
+    for name in modules:
+        module = sys.modules.get(name) or importlib.import_module(name)
+        with _SOURCES_GUARD:
+            known = _SOURCES.get(name)
+        loaded = getattr(module, "__spec__", None) or module  # a reload gives the module a new spec
+        if known is None or known[0] is not loaded:
+            path = getattr(module, "__file__", None)
+            if path is None:
+                raise ValueError(f"no source for {name}")
+            known = (loaded, hashlib.sha1(Path(path).read_bytes()).hexdigest())
+            with _SOURCES_GUARD:
+                _SOURCES[name] = known
+        parts.append(known[1])
+    return digest(*parts)
+
+
+# The code that makes a district's current records from its batches (newest-wins, the columns' types):
+# part of every snapshot's key.
+RECORD_MODULES = ("datasets.schema", "datasets.store", "datasets.batch_files", "datasets.snapshots")
+
+
 def district_tag(district: str) -> str:
     """A file-name-safe stand-in for a district name (names are Chinese and user-supplied)."""
     return hashlib.sha1(district.encode()).hexdigest()[:12]
@@ -95,8 +131,8 @@ def active_keys(engine: Engine) -> dict[tuple[str, str], str]:
     """(district, kind) → a key of its active batches: changes with any import or rollback there.
 
     Made of each batch's id, creation time, file hash, row count and 数据截止日, so a database that was
-    recreated (ids start again at 1) never matches the files of the old one, and a snapshot made
-    before batches had an as-of date is not read.
+    recreated (ids start again at 1) never matches the files of the old one, and of the code that
+    makes records from batches (RECORD_MODULES).
     """
     b = store.batches
     query = (
@@ -108,7 +144,8 @@ def active_keys(engine: Engine) -> dict[tuple[str, str], str]:
     with engine.connect() as conn:
         for district, kind, batch_id, created, sha, rows, as_of in conn.execute(query):
             parts.setdefault((district, kind), []).append(f"{batch_id}:{created}:{sha}:{rows}:{as_of}")
-    return {slot: digest(*ids) for slot, ids in parts.items()}
+    code = source_digest(RECORD_MODULES)
+    return {slot: digest(code, *ids) for slot, ids in parts.items()}
 
 
 def district_key(keys: dict[tuple[str, str], str], district: str) -> str:
@@ -128,32 +165,50 @@ def cached(
     build: Callable[[], pl.DataFrame],
     columns: Iterable[str] | None = None,
 ) -> pl.DataFrame:
-    """The frame ``name`` of one district for ``key``: read from its file, else built and saved.
+    """The frame ``name`` of one district for ``key``: read from its file, else built and saved (the
+    record snapshots and their last months; metrics/derived.py does the same for its frames with
+    read_cached, building and save).
 
     Built under cache_store.build_lock, checking again once the lock is held, so several threads or
-    app servers that miss the same file at once build it once and the others read it. Older versions
-    of the same frame and district are removed when a new one is saved.
+    app servers that miss the same file at once build it once and the others read it.
     """
-    cache = cache_of(engine)
     cols = list(columns) if columns is not None else None
-    if cache is None:
-        frame = build()
-        return frame.select(cols) if cols is not None else frame
-    rel = _name(name, district, key)
-    found = cache.read(rel, cols)
+    found = read_cached(engine, name, district, key, cols)
     if found is not None:
         return found
-    with build_lock(engine, cache, rel):
-        found = cache.read(rel, cols)
+    with building(engine, name, district, key):
+        found = read_cached(engine, name, district, key, cols)
         if found is not None:  # another thread or server built it while this one waited
             return found
         frame = build()
-        try:
-            cache.write(rel, frame)
-        except CacheWriteError as exc:  # a full cache disk: the frame is used unsaved, built again next time
-            tolerate(exc)
-    _drop_older(cache, name, district, key)
+        save(engine, name, district, key, frame)
     return frame.select(cols) if cols is not None else frame
+
+
+@contextlib.contextmanager
+def building(engine: Engine, name: str, district: str, key: str) -> Iterator[None]:
+    """Hold the lock for building the frame ``name`` of one district for ``key`` (cache_store.build_lock;
+    nothing to hold without a cache)."""
+    cache = cache_of(engine)
+    if cache is None:
+        yield
+        return
+    with build_lock(engine, cache, _name(name, district, key)):
+        yield
+
+
+def save(engine: Engine, name: str, district: str, key: str, frame: pl.DataFrame) -> None:
+    """Keep ``frame`` as the frame ``name`` of one district for ``key``, and remove its other versions
+    (newest-wins of cache files: only the current key's file is kept). A failed write (a full disk) is
+    tolerated: the frame is used unsaved and built again next time."""
+    cache = cache_of(engine)
+    if cache is None:
+        return
+    try:
+        cache.write(_name(name, district, key), frame)
+    except CacheWriteError as exc:
+        tolerate(exc)
+    _drop_older(cache, name, district, key)
 
 
 def is_cached(engine: Engine, name: str, district: str, key: str) -> bool:
@@ -239,7 +294,7 @@ def build_records(engine: Engine, cache: Cache, kind: str, district: str, key: s
 
 
 def _order(period: str | None, batch_id: int) -> tuple[bool, str, int]:
-    """store._current's order of batches: by period (missing first), then id."""
+    """store.newest_rows's order of batches: by period (missing first), then id."""
     return (period is not None, period or "", batch_id)
 
 
@@ -247,7 +302,7 @@ def extend(engine: Engine, cache: Cache, kind: str, district: str, mine: pl.Data
     """The new snapshot from the previous one, when ``mine`` (the active batches now) is the previous
     snapshot's batches plus one whose (period, id) sorts after every one of them; else None.
 
-    Exactly the full rule (store._current): the new batch's rows sort after every other row, so a key
+    Exactly the full rule (store.newest_rows): the new batch's rows sort after every other row, so a key
     it holds is won by its last row there, placed after all the others, and every other key keeps
     its winner and place. So: the previous rows without the new batch's keys, then the new batch's
     rows with newest-wins among themselves.
@@ -286,6 +341,15 @@ def _last_month_of(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame({"last": [max(found) if found else None]}, schema={"last": pl.String})
 
 
+def remember_last_month(engine: Engine, kind: str, district: str, keys: dict[tuple[str, str], str],
+                        frame: pl.DataFrame) -> None:
+    """Keep the last month of ``frame`` (the district's current records of this kind, at least their
+    dated columns and period) next to its snapshot key, unless it is kept already."""
+    key = keys.get((district, kind))
+    if key is not None and not is_cached(engine, f"last_month_{kind}", district, key):
+        cached(engine, f"last_month_{kind}", district, key, lambda: _last_month_of(kind, frame))
+
+
 def last_month(engine: Engine, kind: str, district: str, keys: dict[tuple[str, str], str]) -> str | None:
     """The last month with a record or an export of this kind in this district (kept next to its snapshot)."""
     key = keys.get((district, kind))
@@ -294,26 +358,6 @@ def last_month(engine: Engine, kind: str, district: str, keys: dict[tuple[str, s
     frame = cached(engine, f"last_month_{kind}", district, key,
                    lambda: _last_month_of(kind, current_records(engine, kind, district, keys)))
     return frame["last"][0]
-
-
-def last_month_or_bound(engine: Engine, kind: str, district: str, keys: dict[tuple[str, str], str],
-                        active: pl.DataFrame) -> tuple[str | None, bool]:
-    """(month, exact): last_month when it is cached, else batch_files.last_month_bound (not exact),
-    without building the snapshot. ``active``: the kind's active batches."""
-    key = keys.get((district, kind))
-    if key is None:
-        return None, True
-    found = read_cached(engine, f"last_month_{kind}", district, key)
-    if found is not None:
-        return found["last"][0], True
-    cache = cache_of(engine)
-    if cache is None:
-        return last_month(engine, kind, district, keys), True
-    try:
-        return batch_files.last_month_bound(engine, cache, kind, district, active), False
-    except CacheWriteError as exc:  # a batch file could not be recreated: the exact month, from SQL
-        tolerate(exc)
-        return last_month(engine, kind, district, keys), True
 
 
 def recreate_lost_batches(engine: Engine, kind: str, active: pl.DataFrame, districts: Iterable[str]) -> None:

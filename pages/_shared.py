@@ -70,9 +70,18 @@ def get_scoring(url: str, version: int) -> ScoringSettings:
     return load_settings(get_engine(url))
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
 def data_fingerprint(url: str, version: int) -> str:
-    """Identifies the stored records (active batches); unchanged by settings-only revisions."""
+    """Identifies the stored records (active batches) and the working-day calendar they are counted
+    with (a holiday registered in the file while the server runs is counted on the next rerun);
+    unchanged by settings-only revisions."""
+    from datasets.calendar import load_calendar
+
+    batches = _batches_fingerprint(url, version)
+    return batches if batches == NO_DATA else f"{batches}:{load_calendar().digest}"
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _batches_fingerprint(url: str, version: int) -> str:
     active = store.active_batches(get_engine(url))
     if active.height == 0:
         return NO_DATA

@@ -101,5 +101,5 @@ def refuse_sql_record_reads(monkeypatch) -> None:
     def refuse(*_args, **_kwargs):
         raise AssertionError("the SQL record tables were read")
 
-    monkeypatch.setattr(store, "_arrow_read", refuse)
-    monkeypatch.setattr(store, "_sqlite_read_many", refuse)
+    monkeypatch.setattr(store, "arrow_read", refuse)
+    monkeypatch.setattr(store, "sqlite_read_many", refuse)

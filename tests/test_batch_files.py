@@ -225,7 +225,7 @@ def test_cache_url_setting_picks_the_location(tmp_path, monkeypatch, setting, ki
     assert snapshots.cache_of(store.make_engine("sqlite://")) is None
 
 
-# --- newest-wins from the batch files, two passes (batch_files.newest_wins) ----------------------
+# --- newest-wins, two passes (store.newest_wins) ----------------------
 
 _BATCH = st.tuples(
     st.sampled_from([None, "2025-01", "2025-02", "2025-03"]),  # the export month (equal ones included)
@@ -246,11 +246,22 @@ def _batch_frame(kind: str, batch_id: int, rows: list[tuple[str, str | None]]) -
     return pl.DataFrame(data, schema=k.polars_schema).select(pl.lit(batch_id, pl.Int64).alias("batch_id"), pl.all())
 
 
+def _the_rule(kind: str, rows: pl.DataFrame, active: pl.DataFrame) -> pl.DataFrame:
+    """Newest-wins stated plainly, on every row at once: sorted by export month (missing first) and
+    batch id, stably, the last row of each district × id (× period for catalogs) kept."""
+    k = KINDS[kind]
+    periods = active.select(pl.col("id").alias("batch_id"), "period", "as_of")
+    frame = rows.join(periods, on="batch_id", how="left", maintain_order="left")
+    key = ["district", k.id_field] + (["period"] if kind == "items" else [])
+    frame = frame.sort(["period", "batch_id"], maintain_order=True).unique(subset=key, keep="last", maintain_order=True)
+    return frame.select(list(store.record_schema(kind)))
+
+
 @settings(max_examples=150, deadline=None)
 @given(kind=st.sampled_from(["cases", "items", "evaluations"]),
        batches=st.lists(_BATCH, max_size=6), order=st.randoms(use_true_random=False), hold=st.booleans())
 def test_newest_wins_equals_the_rule_on_every_batch_at_once(kind, batches, order, hold):
-    """Same rows, order and types as store._current on all the batches concatenated: duplicates
+    """Same rows, order and types as the rule (_the_rule) on all the batches concatenated: duplicates
     within a batch, equal and missing periods, re-exports of older months (batch ids not in period
     order), catalogs keyed by period too, empty batches; files read twice or (``hold``) once."""
     ids = list(range(1, len(batches) + 1))
@@ -266,9 +277,8 @@ def test_newest_wins_equals_the_rule_on_every_batch_at_once(kind, batches, order
         reads.append((batch_id, columns))
         return files[batch_id].select(columns) if columns is not None else files[batch_id]
 
-    got = batch_files.newest_wins(kind, active, read, hold=hold)
-    want = (store._current(kind, pl.concat(list(files.values())), active) if files
-            else store._empty_records(kind))
+    got = store.newest_wins(kind, active, read, hold=hold)
+    want = _the_rule(kind, pl.concat(list(files.values())), active) if files else store.empty_records(kind)
     assert got.schema == want.schema
     assert got.to_dicts() == want.to_dicts()
     if hold:  # every batch read once, whole
@@ -338,4 +348,4 @@ def test_last_of_each_is_the_last_distinct_key(rows):
                          orient="row")
     for key in (["district", "case_id"], ["district", "case_id", "period"]):
         want = frame.select(pl.struct(key).is_last_distinct()).to_series()
-        assert batch_files._last_of_each(frame, key, "case_id").to_list() == want.to_list(), key
+        assert store.last_of_each(frame, key, "case_id").to_list() == want.to_list(), key

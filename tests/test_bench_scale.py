@@ -37,3 +37,23 @@ def test_the_benchmark_import_is_deleted_after_its_rollback(small_sqlite) -> Non
     assert store.record_counts(engine) == before
     assert _cache_names(engine) == files_before
     assert bench_scale._leftovers(engine) == []
+
+
+def test_the_new_month_import_is_deleted_after_its_withdrawal(small_sqlite) -> None:
+    """import_new_month: a month after the store's last one, withdrawn, then deleted like the other."""
+    assert [bench_scale._next_month(m) for m in ("2024-11", "2024-12")] == ["2024-12", "2025-01"]
+    engine = small_sqlite
+    before, files_before = store.record_counts(engine), _cache_names(engine)
+    last = max(p for p in store.active_batches(engine)["period"].to_list() if p)
+    district = store.list_districts(engine)["name"][0]
+    rows = store.load_records(engine, "cases").filter(pl.col("district") == district).head(20)
+    frame = rows.with_columns(pl.col("case_id") + "-M", pl.col("accepted_at").dt.offset_by("1mo")).select(
+        KINDS["cases"].names)
+    result = import_frame(engine, "cases", frame, file_name=bench_scale.BENCH_FILE, sha256="m" * 64,
+                          period=bench_scale._next_month(last))
+    for r in result.results:
+        store.withdraw_batch(engine, r.batch_id, "bench")
+    assert bench_scale._leftovers(engine) == [r.batch_id for r in result.results]
+    bench_scale._forget(engine, bench_scale._leftovers(engine))
+    assert store.record_counts(engine) == before
+    assert _cache_names(engine) == files_before

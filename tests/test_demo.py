@@ -276,7 +276,7 @@ def test_dates_are_consistent_and_never_in_the_future(demo):
 
 def test_overlapping_exports_count_once_with_newer_status(demo):
     engine, _, data = demo
-    raw = store._arrow_read(
+    raw = store.arrow_read(
         engine,
         "SELECT c.district, c.case_id, c.status, b.period FROM cases c JOIN batches b ON b.id = c.batch_id "
         "WHERE b.state = 'active'",

@@ -395,7 +395,7 @@ def full_tmpfs(tmp_path) -> Path:
 
 def test_a_real_full_disk_as_the_cache_still_gives_the_numbers(small_sqlite, full_tmpfs, monkeypatch):
     monkeypatch.setattr(cache_store, "_FAILURES", {})
-    want = _sorted(compute_components(small_sqlite, default_settings(), use_cache=False))
+    want = _sorted(components(load_dataset(small_sqlite), default_settings().to_rules()))
     snapshots.use_cache(small_sqlite, str(full_tmpfs))
     got = _sorted(compute_components(small_sqlite, default_settings()))
     assert got.select(KEY).equals(want.select(KEY))

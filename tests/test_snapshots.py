@@ -15,7 +15,7 @@ from datasets.ingest import import_frame
 from datasets.periods import Period
 from datasets.schema import KINDS
 from datasets.side_by_side import RowBudget
-from metrics import alerts, detail_store, drill, service
+from metrics import alerts, derived, detail_store, drill, service
 from metrics.compute import aggregate, components
 from metrics.prepare import NOT_COUNTED, Dataset, counted_columns, load_dataset
 from metrics.registry import INDICATORS
@@ -104,7 +104,7 @@ def test_rollback_follows_and_alert_lists_match_the_full_detail(demo_engine):
         store.rollback_to(demo_engine, prev["id"][0], "test")
     _assert_same(compute_components(demo_engine, settings), _whole_store(demo_engine))
 
-    full = detail_store.load_detail(demo_engine, rules)
+    full = alerts.build_detail(load_dataset(demo_engine), rules)
     alert_rows = detail_store.load_alert_detail(demo_engine, rules)
     assert alert_rows.cases.height < full.cases.height / 5
     shown = 0
@@ -264,9 +264,9 @@ def test_the_drill_down_finds_its_parts_cached_after_the_components(demo_engine,
     def refuse(*_args, **_kwargs):
         raise AssertionError("built again")
 
-    monkeypatch.setattr(detail_store, "item_parts", refuse)
-    monkeypatch.setattr(detail_store, "item_names", refuse)
-    monkeypatch.setattr(detail_store, "alert_detail", refuse)
+    monkeypatch.setattr(derived, "item_parts", refuse)
+    monkeypatch.setattr(derived, "item_names", refuse)
+    monkeypatch.setattr(derived, "alert_detail", refuse)
     for district in store.list_districts(demo_engine)["name"].to_list():
         detail, parts = detail_store.load_district(demo_engine, district, default_settings().to_rules(), months)
         assert parts.height > 0 and detail.item_names.height > 0
@@ -295,7 +295,7 @@ def test_a_cold_start_counts_from_the_batch_files_and_leaves_the_rest_for_afterw
     assert all(_files(demo_engine, kind) == {} for kind in KINDS)
     # The overview's lists read the cached alert rows; the same rows as from the whole store.
     rules = settings.to_rules()
-    full = detail_store.load_detail(demo_engine, rules)
+    full = alerts.build_detail(load_dataset(demo_engine), rules)
     listed = detail_store.load_alert_detail(demo_engine, rules)
     for alert in (alerts.RED_CARDS, alerts.OVERDUE_OPEN, alerts.BAD_LATE, alerts.BAD_ALL):
         assert alerts.alert_list(listed, alert, Period("2023-01", END)).equals(
@@ -304,7 +304,7 @@ def test_a_cold_start_counts_from_the_batch_files_and_leaves_the_rest_for_afterw
     months = sorted(want["month"].unique().to_list())
     detail_store.load_district(demo_engine, districts[0], rules, months)
     assert len(_files(demo_engine, "item_parts")) == 1 and len(_files(demo_engine, "cases")) == 1
-    service.finish_cache(demo_engine, rules, snapshots.active_keys(demo_engine), END, districts)
+    service.finish_cache(demo_engine, rules, snapshots.active_keys(demo_engine), districts)
     assert len(_files(demo_engine, "item_parts")) == len(_files(demo_engine, "cases")) == len(districts)
     assert compute_components(demo_engine, settings).equals(want)
     # An import into a district whose snapshot a cold start did not write (no previous file to extend).
@@ -348,11 +348,10 @@ def test_a_small_store_is_counted_in_one_pass_with_its_snapshots_and_drill_down_
     assert not service._PENDING
 
 
-def test_a_superseded_row_with_the_latest_date_is_counted_again_with_the_real_last_month(demo_engine, monkeypatch):
-    """The store's last month (catalogs stay in force up to it) is bounded from every row of the batch
-    files before the districts are counted; a superseded row dated after everything else makes that
-    bound too late, and the districts are counted again with the real one: the same table as the whole
-    store's."""
+def test_a_superseded_row_with_the_latest_date_does_not_move_the_last_month(demo_engine, monkeypatch):
+    """The store's last month (catalogs stay in force up to it) is that of the current records: a
+    superseded row dated after everything else does not count, on a cold start either; the same table
+    as the whole store's."""
     settings = default_settings()
     district = store.list_districts(demo_engine)["name"].to_list()[0]
     # A wrong date in an old month's export (a re-export of the same month would replace that batch
@@ -367,7 +366,6 @@ def test_a_superseded_row_with_the_latest_date_is_counted_again_with_the_real_la
     monkeypatch.setattr(service, "DEFER_ROWS", 0)
     snapshots.clear(demo_engine, keep_batches=True)
     keys = snapshots.active_keys(demo_engine)
-    assert service._until_bound(demo_engine, keys, store.list_districts(demo_engine)["name"].to_list()) == "2025-03"
     got = compute_components(demo_engine, settings, finish="later")
     assert store_until(demo_engine, keys) == END
     _assert_same(got, _whole_store(demo_engine))

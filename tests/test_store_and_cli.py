@@ -167,11 +167,11 @@ def test_upload_deadline_is_the_tenth_of_the_following_month():
 def test_stored_datetime_text_with_or_without_fractions_is_read_back():
     # SQLite keeps datetimes as text; rows written by other tools may carry fractions of a second.
     raw = pl.DataFrame({"accepted_at": ["2024-10-09 08:30:15", None, "2024-10-09 08:30:15.250000"]})
-    got = raw.select(store._cast_column(raw, "accepted_at", pl.Datetime("us")))["accepted_at"].to_list()
+    got = raw.select(store.cast_column(raw, "accepted_at", pl.Datetime("us")))["accepted_at"].to_list()
     assert got == [at(2024, 10, 9, 8, 30) + dt.timedelta(seconds=15), None,
                    at(2024, 10, 9, 8, 30) + dt.timedelta(seconds=15.25)]
     whole = pl.DataFrame({"accepted_at": ["2024-10-09 08:30:15", None]})
-    assert whole.select(store._cast_column(whole, "accepted_at", pl.Datetime("us")))["accepted_at"].to_list() == [
+    assert whole.select(store.cast_column(whole, "accepted_at", pl.Datetime("us")))["accepted_at"].to_list() == [
         at(2024, 10, 9, 8, 30) + dt.timedelta(seconds=15), None]
 
 
@@ -193,7 +193,7 @@ def test_a_column_empty_in_the_first_thousands_of_rows_is_read_with_its_type(sql
 @pytest.mark.parametrize("rows", [None, 0], ids=["child", "in_process"])
 def test_a_failed_read_says_so_in_chinese(sqlite_engine, rows):
     with pytest.raises(RuntimeError, match=r"读取数据库失败.*no such column"):
-        list(store._sqlite_read_many(sqlite_engine, ["SELECT 1 AS a", "SELECT nope FROM cases"], rows))
+        list(store.sqlite_read_many(sqlite_engine, ["SELECT 1 AS a", "SELECT nope FROM cases"], rows))
 
 
 def test_small_reads_in_this_process_equal_the_child_reads(small_sqlite):
@@ -201,11 +201,11 @@ def test_small_reads_in_this_process_equal_the_child_reads(small_sqlite):
     ADBC child gives (types from the sentinel row, datetimes parsed from text)."""
     for kind in ("cases", "items", "evaluations", "hotline"):
         active = store.active_batches(small_sqlite, kind)
-        sql = store._record_query(kind, active["id"].to_list(), sqlite=True)
-        child, = store._sqlite_read_many(small_sqlite, [sql])
-        here, = store._sqlite_read_many(small_sqlite, [sql], rows=0)
+        sql = store.record_query(kind, active["id"].to_list(), sqlite=True)
+        child, = store.sqlite_read_many(small_sqlite, [sql])
+        here, = store.sqlite_read_many(small_sqlite, [sql], rows=0)
         assert here.height == child.height == int(active["rows"].sum()) + 1, kind
-        assert store._current(kind, here, active).equals(store._current(kind, child, active)), kind
+        assert store.newest_rows(kind, here, active).equals(store.newest_rows(kind, child, active)), kind
 
 
 # --- as-of dates (数据截止日) --------------------------------------------------------------------
