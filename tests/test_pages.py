@@ -22,7 +22,7 @@ from datasets.schema import KINDS
 from metrics import drill, formatting, overview
 from metrics.compute import CITY, aggregate
 from metrics.exports import rank_table_chinese
-from metrics.registry import INDICATORS
+from metrics.registry import BY_ID, INDICATORS
 from metrics.scoring import load_settings
 from metrics.units import INDEX_UNIT
 from tests.apptest_support import (
@@ -211,6 +211,16 @@ def test_periods_page_compares_two_periods(demo: Demo, monkeypatch):
     assert row[f"对比期（{demo.period.previous().label}）"] == formatting.fmt_value("on_time_rate", city_before["value"][0])
     assert row["本期分母"] == city_now["denominator"][0]
     assert len(charts(at)) == 2 * len(overview.KEY_INDICATORS)  # comparison and trend per indicator
+    # Changes first (issue 27): every indicator; the changed rows of the chosen ones, then of the others,
+    # then 持平, then no value; the changes shown largest first within each of the first two.
+    chosen = {f"{BY_ID[i].name} {BY_ID[i].arrow}" for i in overview.KEY_INDICATORS}
+    assert set(changes["指标"]) == {f"{i.name} {i.arrow}" for i in INDICATORS}
+    groups = [(0 if v in ("改善", "退步") else 1 if v == "持平" else 2, n not in chosen if v in ("改善", "退步") else 0)
+              for v, n in zip(changes["评价"], changes["指标"], strict=True)]
+    assert groups == sorted(groups) and groups[0] == (0, False)
+    for group in ((0, False), (0, True)):
+        sizes = [abs(float(c.split(" ")[1])) for c, g in zip(changes["变化"], groups, strict=True) if g == group]
+        assert sizes == sorted(sizes, reverse=True), group
 
     at.radio(key="vs_mode").set_value("自选时段")
     ok(at.run())
