@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                         page = context.new_page()
                         page.set_default_timeout(SLOW)
                         page.goto(url + "/login")
+                        expect_heading(page, "登录")
+                        wait_idle(page)
                         login(page, account, f"demo-{account}")
                         expect_heading(page, re.compile("^总览"))
                         wait_idle(page)
