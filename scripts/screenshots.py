@@ -46,13 +46,15 @@ WAYS = ("click", "url", "reload")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="为每个角色的每个页面截图（1440 与 390 像素宽）。", add_help=False)
-    parser.add_argument("-h", "--help", action="help", help="显示此帮助并退出")
-    parser.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "screens", help="截图保存目录")
-    parser.add_argument("--widths", default="1440,390", help="窗口宽度（像素），逗号分隔")
-    parser.add_argument("--roles", default=",".join(ACCOUNTS), help="示例账号，逗号分隔")
-    parser.add_argument("--pages", default="", help="只截这些页面（页面文件名，逗号分隔；默认全部）")
-    parser.add_argument("--ways", default=",".join(WAYS), help="进入方式：click、url、reload，逗号分隔")
+    from datasets.cli import ChineseArgumentParser
+
+    parser = ChineseArgumentParser(prog="python scripts/screenshots.py",
+                                   description="为每个角色的每个页面截图（1440 与 390 像素宽），检查用，不属于测试。")
+    parser.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "screens", metavar="目录", help="截图保存目录")
+    parser.add_argument("--widths", default="1440,390", metavar="宽度", help="窗口宽度（像素），逗号分隔")
+    parser.add_argument("--roles", default=",".join(ACCOUNTS), metavar="账号", help="示例账号，逗号分隔")
+    parser.add_argument("--pages", default="", metavar="页面", help="只截这些页面（页面文件名，逗号分隔；默认全部）")
+    parser.add_argument("--ways", default=",".join(WAYS), metavar="方式", help="进入方式：click（点击菜单）、url（打开网址）、reload（刷新），逗号分隔")
     return parser
 
 
