@@ -192,8 +192,8 @@ def write_rank_xlsx(
 
     info = book.add_worksheet("指标说明")
     info.write_row(0, 0, ["统计时段", period.label, f"{period.first} 至 {period.last}"], head)
-    info.write_row(1, 0, ["数据导入时间", str(imported_at or NULL_TEXT)])
-    info.write_row(2, 0, ["导出时间", dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")])
+    info.write_row(1, 0, ["数据导入时间", _timestamp(imported_at)])
+    info.write_row(2, 0, ["导出时间", _timestamp(dt.datetime.now())])
     info.write_row(3, 0, ["指数算法", INDEX_RULE])
     headers = ["指标", "分组", "方向", "单位", "公式", "口径说明", "数据来源", "权重", "目标值", "底线值"]
     info.write_row(5, 0, headers, head)
@@ -229,6 +229,13 @@ def write_rank_xlsx(
     info.set_column(4, 6, 40)
     info.set_column(7, 9, 10)
     book.close()
+
+
+def _timestamp(value: object) -> str:
+    """A time as the pages and the CSV files write it (2026-12-07 13:48:51: no T, no microseconds)."""
+    if isinstance(value, dt.datetime):
+        return value.strftime(safe_export.DATETIME_FORMAT)
+    return NULL_TEXT if value is None else str(value)
 
 
 def rank_xlsx_bytes(
