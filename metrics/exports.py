@@ -112,6 +112,14 @@ def rank_csv_bytes(rank: pl.DataFrame, note: str | None = None) -> bytes:
     return csv_with_note(rank_csv_frame(rank), note, null_value=NULL_TEXT)
 
 
+def table_csv_bytes(frame: pl.DataFrame, note: str | None = None) -> bytes:
+    """A page's table (an alert list) as CSV, its numbers as the page shows them: decimals rounded to
+    the two the table shows (3.33 工作日, not 3.3333333333333335), whole numbers without a decimal
+    point, timestamps as 2026-12-07 13:48:51; ``note`` first (see ``csv_with_note``)."""
+    rounded = frame.with_columns(pl.col(c).round(2) for c, dtype in frame.schema.items() if dtype.is_float())
+    return csv_with_note(whole_numbers(rounded), note)
+
+
 def csv_with_note(frame: pl.DataFrame, note: str | None, *, null_value: str = "") -> bytes:
     """safe_export.csv_bytes, with ``note`` (a partial month's 数据截至 … line) as the first line."""
     body = safe_export.csv_bytes(frame, null_value=null_value)

@@ -536,11 +536,11 @@ def plain(text: object) -> str:
 
 
 def csv_bytes(frame: pl.DataFrame, note: str | None = None) -> bytes:
-    """UTF-8 with BOM (opens correctly in Excel), formula-like cells neutralised; ``note`` (a partial
-    month's 数据截至 … line) first."""
-    from metrics.exports import csv_with_note
+    """UTF-8 with BOM (opens correctly in Excel), formula-like cells neutralised, numbers as the table
+    shows them; ``note`` (a partial month's 数据截至 … line) first."""
+    from metrics.exports import table_csv_bytes
 
-    return csv_with_note(frame, note)
+    return table_csv_bytes(frame, note)
 
 
 def file_period(period: Period) -> str:

@@ -182,3 +182,25 @@ def test_scores_read_alike_in_csv_workbook_and_page(ranked):
             else:
                 assert len(row[column].partition(".")[2]) <= 1, (column, row[column])
                 assert cell.value == pytest.approx(float(row[column])) and cell.number_format == "#,##0.0"
+
+
+def test_a_page_table_csv_has_the_numbers_the_table_shows():
+    """An alert list's CSV (总览 下载清单): no 16-digit floats, whole numbers without .0, timestamps
+    without T or microseconds, formula-like text neutralised."""
+    import datetime as dt
+
+    from metrics.exports import table_csv_bytes
+
+    frame = pl.DataFrame({
+        "办件编号": ["=HYPERLINK()", "BJ2"],
+        "用时": [10 / 3, 2.0],
+        "承诺时限": [5.0, 20.0],
+        "受理时间": [dt.datetime(2026, 12, 7, 13, 48, 51, 250000), None],
+    })
+    text = table_csv_bytes(frame, "数据截至 2026-12-05").decode("utf-8-sig")
+    assert text.splitlines() == [
+        "数据截至 2026-12-05",
+        "办件编号,用时,承诺时限,受理时间",
+        "'=HYPERLINK(),3.33,5,2026-12-07 13:48:51",
+        "BJ2,2.0,20,",
+    ]
