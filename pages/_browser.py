@@ -169,6 +169,11 @@ div[data-testid="stElementContainer"]:has(iframe[title="st.iframe"][height="0"])
 [data-testid="stElementToolbar"] button[aria-label="复制图表定义"],
 [data-testid="stElementToolbar"] button[aria-label="Show data"],
 [data-testid="stElementToolbar"] button[aria-label="查看数据"] { display: none !important; }
+/* Headings break between words only, never inside a date ("2026年↵11月"); a word wider than the screen
+   still wraps rather than overflow. */
+h1, h2, h3 { word-break: keep-all; overflow-wrap: anywhere; }
+/* The hint above a table wider than a phone (pages/_shared.table): only on a narrow screen. */
+@media (min-width: 641px) { [class*="st-key-widehint_"] { display: none; } }
 </style>
 """
 

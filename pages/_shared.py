@@ -51,6 +51,8 @@ BASE_KEY = "_dashboard_base"
 DASHBOARD_FILE = Path(__file__).resolve().parent.parent / "dashboard.py"
 NO_DATA = "empty"
 EMPTY_TABLE = "emptytable_"  # key prefix of the container of an empty table (hidden by CSS)
+WIDE_HINT = "widehint_"  # key prefix of the hint above a wide table (shown by CSS on narrow screens only)
+PHONE_PX = 360  # a table wider than this scrolls sideways on a phone
 
 
 # --- cached resources -----------------------------------------------------------------------------
@@ -423,6 +425,12 @@ class TableLayout:
     row_height: int | None  # None: Streamlit's one-line rows
     height: int | str  # "content": exactly the rows (no empty filler rows); pixels: scrolls
     widths: dict[str, int]  # pixels of the text columns wider than their first rows suggest (none: Streamlit's)
+    width_px: int = 0  # about how wide the whole table is drawn
+
+    @property
+    def wide(self) -> bool:
+        """Wider than a phone's screen: it scrolls sideways there (the page says so)."""
+        return self.width_px > PHONE_PX
 
 
 def table_layout(frame: pl.DataFrame, max_rows: int | None = 10) -> TableLayout:
@@ -439,9 +447,12 @@ def table_layout(frame: pl.DataFrame, max_rows: int | None = 10) -> TableLayout:
     # Streamlit sizes a column by its header and first rows: a long text further down is cut.
     sized = {name: min(MAX_COLUMN_PX, width * CHAR_PX + 24) for name, width in widths.items()
              if width > _display_width(name)}
+    every = {name: max([_display_width(name), *(_display_width(str(v)) for v in frame[name].head(50).to_list())])
+             for name in frame.columns}
+    width_px = sum(sized.get(name, min(MAX_COLUMN_PX, units * CHAR_PX + 24)) for name, units in every.items())
     if max_rows is None or frame.height <= max_rows:
-        return TableLayout(wrapped, row_height, "content", sized)
-    return TableLayout(wrapped, row_height, ROW_PX + max_rows * (row_height or ROW_PX) + 2, sized)
+        return TableLayout(wrapped, row_height, "content", sized, width_px)
+    return TableLayout(wrapped, row_height, ROW_PX + max_rows * (row_height or ROW_PX) + 2, sized, width_px)
 
 
 def table(frame: pl.DataFrame, *, key: str | None = None, max_rows: int | None = 10) -> None:
@@ -459,6 +470,9 @@ def table(frame: pl.DataFrame, *, key: str | None = None, max_rows: int | None =
     layout = table_layout(frame, max_rows)
     config = column_config(frame)
     config.update({name: st.column_config.TextColumn(name, width=px) for name, px in layout.widths.items()})
+    if layout.wide:  # a phone shows the first columns only, and its scroll bar only while scrolling
+        with st.container(key=f"{WIDE_HINT}{key or id(frame)}"):
+            st.caption(":material/swipe: 表格较宽：左右滑动表格查看其余各列。")
     st.dataframe(in_percentage_points(frame), hide_index=True, placeholder=NULL_TEXT, column_config=config,
                  key=key, height=layout.height, row_height=layout.row_height)
 

@@ -91,14 +91,28 @@ def _shoot(page, spec, way: str, folder: Path, account: str, notes: list[str]) -
     except AssertionError:
         notes.append(f"{name}: 标题未出现")
     wait_idle(page)
-    page.wait_for_timeout(800)  # charts draw after the run ends
+    # Charts and tables draw after the run ends (a grey placeholder until then).
+    deadline = time.monotonic() + 60
+    while page.locator("[data-testid='stSkeleton'], [data-testid='stSkeletonElement']").count() and \
+            time.monotonic() < deadline:
+        page.wait_for_timeout(300)
+    page.wait_for_timeout(800)
     problems = []
     if page.get_by_test_id("stException").count():
         problems.append("exception")
     words = english_words(visible_texts(page))
     if words:
         problems.append("english=" + ",".join(sorted(words)))
+    # The page scrolls inside Streamlit's main container, not the document: make the window as tall as
+    # its content for the picture (at most 8000 px), then give it back its size.
+    size = page.viewport_size
+    tall = page.evaluate("() => Math.max(...[...document.querySelectorAll("
+                         "'[data-testid=stMain], [data-testid=stAppViewContainer], [data-testid=stSidebarContent]')]"
+                         ".map(e => e.scrollHeight), document.body.scrollHeight)")
+    page.set_viewport_size({"width": size["width"], "height": min(8000, max(size["height"], tall))})
+    page.wait_for_timeout(500)
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    page.set_viewport_size(size)
     notes.append(f"{name}: {'; '.join(problems) or 'ok'}")
 
 

@@ -564,3 +564,14 @@ def test_long_text_wraps_and_tables_have_no_filler_rows(values, rows, max_rows, 
     longest = max(len(v) for v in values) * 2  # the values are Chinese (2 units each) or "x"s
     longest = longest // 2 if values[0].startswith("x") else longest
     assert layout.widths == {"说明": min(400, longest * 7 + 24)}
+
+
+@pytest.mark.parametrize(("columns", "wide"), [
+    ({"区县": ["甲区"], "效能指数": [91.5]}, False),  # two narrow columns fit a phone
+    ({"区县": ["甲区"], "未排名原因": ["未排名：缺少 2024-10 办件明细、事项目录和评价数据"]}, True),
+    ({f"指标{n}": [0.5] for n in range(8)}, True),  # eight columns: scrolls sideways on a phone
+])
+def test_a_table_wider_than_a_phone_says_it_scrolls(columns, wide):
+    from pages._shared import table_layout
+
+    assert table_layout(pl.DataFrame(columns)).wide is wide
