@@ -320,7 +320,8 @@ def heatmap_chart(scores: pl.DataFrame) -> Chart:
     # (readable in the tooltip) leave cells too narrow for three digits.
     column_px = f"width / {max(len(rows), 1)}"
     base = alt.Chart().encode(
-        y=alt.Y("name:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=130)),
+        y=alt.Y("name:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False,
+                                                                 labelLimit=alt.ExprRef(expr="width < 300 ? 130 : 200"))),
         x=alt.X("district:N", sort=rows, title=None,
                 axis=alt.Axis(orient="top", labelAngle=alt.ExprRef(expr=f"{column_px} < {HEAT_SLANT_PX} ? -90 : -45"),
                               labelOverlap=False, labelLimit=120)),
