@@ -167,10 +167,11 @@ def period_change_table(comparison: pl.DataFrame, selected: Sequence[str] | None
             {
                 "区县": r["district"],
                 "指标": f"{r['name']} {BY_ID[r['indicator']].arrow}",
-                f"{PERIOD_A}（{label_a}）": r["value_text"] or NULL_TEXT,
-                f"{PERIOD_B}（{label_b}）": r["value_text_b"] or NULL_TEXT,
+                # The change before the values: on a phone the first columns are what shows.
                 "变化": arrow + (fmt_delta(r["indicator"], delta) or NULL_TEXT),
                 "评价": (NULL_TEXT if delta is None else "持平") if good is None else ("改善" if good else "退步"),
+                f"{PERIOD_A}（{label_a}）": r["value_text"] or NULL_TEXT,
+                f"{PERIOD_B}（{label_b}）": r["value_text_b"] or NULL_TEXT,
                 f"{PERIOD_A}分子": r["numerator"],
                 f"{PERIOD_A}分母": r["denominator"],
                 f"{PERIOD_B}分子": r["numerator_b"],

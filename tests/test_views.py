@@ -182,6 +182,7 @@ def test_period_changes_come_first_by_size_the_chosen_indicators_first(comps):
     ids = ["online_available_rate", "online_case_rate", "on_time_rate", "avg_handling_days"]
     compared = comparison.period_comparison(comps, OCT, SEP, None, ids)
     changes = comparison.period_change_table(compared, ["online_case_rate"])
+    assert changes.columns[:4] == ["区县", "指标", "变化", "评价"]  # what a phone shows first
     rows = list(zip(changes["区县"], [n.split(" ")[0] for n in changes["指标"]], changes["变化"], changes["评价"],
                     strict=True))
     assert rows == [
