@@ -174,6 +174,7 @@ div[data-testid="stElementContainer"]:has(iframe[title="st.iframe"][height="0"])
 h1, h2, h3 { word-break: keep-all; overflow-wrap: anywhere; }
 /* The hint above a table wider than a phone (pages/_shared.table): only on a narrow screen. */
 @media (min-width: 641px) { [class*="st-key-widehint_"] { display: none; } }
+[class*="st-key-scrollbox_"] { overflow-x: auto; }
 </style>
 """
 

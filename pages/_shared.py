@@ -53,6 +53,7 @@ NO_DATA = "empty"
 EMPTY_TABLE = "emptytable_"  # key prefix of the container of an empty table (hidden by CSS)
 WIDE_HINT = "widehint_"  # key prefix of the hint above a wide table (shown by CSS on narrow screens only)
 PHONE_PX = 360  # a table wider than this scrolls sideways on a phone
+SCROLL_BOX = "scrollbox_"  # key prefix of a box that scrolls sideways (pages/_browser.py CSS)
 
 
 # --- cached resources -----------------------------------------------------------------------------
@@ -477,13 +478,22 @@ def table(frame: pl.DataFrame, *, key: str | None = None, max_rows: int | None =
                  key=key, height=layout.height, row_height=layout.row_height)
 
 
-def chart(figure: alt.TopLevelMixin) -> None:
+def chart(figure: alt.TopLevelMixin, *, scroll_key: str | None = None) -> None:
     """Draw a chart from metrics/charts.py at full width.
+
+    ``scroll_key``: a chart of fixed width (a faceted grid, which cannot take the page's width) is drawn
+    at its own width in a box that scrolls sideways on a narrow screen, with the wide-table hint.
 
     The spec is built without Altair's JSON-schema validation, which costs tens of milliseconds per
     chart on every rerun; the builders' output is validated by tests/test_charts.py instead.
     """
-    st.vega_lite_chart(figure.to_dict(validate=False), width="stretch")
+    if scroll_key is None:
+        st.vega_lite_chart(figure.to_dict(validate=False), width="stretch")
+        return
+    with st.container(key=f"{WIDE_HINT}{scroll_key}"):
+        st.caption(":material/swipe: 图表较宽：左右滑动图表查看其余月份。")
+    with st.container(key=f"{SCROLL_BOX}{scroll_key}"):
+        st.vega_lite_chart(figure.to_dict(validate=False), width="content")
 
 
 def _delta_colour(card: Card, good: bool | None) -> str:
