@@ -456,6 +456,12 @@ def table_layout(frame: pl.DataFrame, max_rows: int | None = 10) -> TableLayout:
     return TableLayout(wrapped, row_height, ROW_PX + max_rows * (row_height or ROW_PX) + 2, sized, width_px)
 
 
+def wide_hint(key: str, what: str = "表格", rest: str = "其余各列") -> None:
+    """On a narrow screen only (pages/_browser.py CSS): the element below scrolls sideways."""
+    with st.container(key=f"{WIDE_HINT}{key}"):
+        st.caption(f":material/swipe: {what}较宽：左右滑动{what}查看{rest}。")
+
+
 def table(frame: pl.DataFrame, *, key: str | None = None, max_rows: int | None = 10) -> None:
     """A read-only table; nulls shown as —, text cells shown as text (never rendered as HTML/Markdown).
 
@@ -472,8 +478,7 @@ def table(frame: pl.DataFrame, *, key: str | None = None, max_rows: int | None =
     config = column_config(frame)
     config.update({name: st.column_config.TextColumn(name, width=px) for name, px in layout.widths.items()})
     if layout.wide:  # a phone shows the first columns only, and its scroll bar only while scrolling
-        with st.container(key=f"{WIDE_HINT}{key or id(frame)}"):
-            st.caption(":material/swipe: 表格较宽：左右滑动表格查看其余各列。")
+        wide_hint(str(key or id(frame)))
     st.dataframe(in_percentage_points(frame), hide_index=True, placeholder=NULL_TEXT, column_config=config,
                  key=key, height=layout.height, row_height=layout.row_height)
 
@@ -490,8 +495,7 @@ def chart(figure: alt.TopLevelMixin, *, scroll_key: str | None = None) -> None:
     if scroll_key is None:
         st.vega_lite_chart(figure.to_dict(validate=False), width="stretch")
         return
-    with st.container(key=f"{WIDE_HINT}{scroll_key}"):
-        st.caption(":material/swipe: 图表较宽：左右滑动图表查看其余月份。")
+    wide_hint(scroll_key, "图表", "其余部分")
     with st.container(key=f"{SCROLL_BOX}{scroll_key}"):
         st.vega_lite_chart(figure.to_dict(validate=False), width="content")
 
