@@ -104,8 +104,8 @@ def _shoot(page, spec, way: str, folder: Path, account: str, notes: list[str]) -
             sidebar.first.get_attribute("data-collapsed") == "false":
         # On a phone the open menu covers the page: noted, and closed for the picture.
         problems.append("menu open")
-        if close.count():
-            close.first.click(force=True)
+        if close.count() and close.first.is_visible():
+            close.first.click()
             page.wait_for_timeout(600)
     if page.get_by_test_id("stException").count():
         problems.append("exception")
