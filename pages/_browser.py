@@ -148,6 +148,15 @@ _SCRIPT = """
     }
   }).observe(doc.body, {subtree: true, childList: true, characterData: true, attributes: true,
                         attributeFilter: ATTRS});
+  // On a phone the open menu covers the page: close it once a page is chosen from it.
+  doc.addEventListener("click", (e) => {
+    if (win.innerWidth > 640 || !e.target.closest || !e.target.closest('[data-testid="stSidebarNavLink"]')) { return; }
+    win.setTimeout(() => {
+      const bar = doc.querySelector('[data-testid="stSidebar"]');
+      const close = doc.querySelector('[data-testid="stSidebarCollapseButton"] button');
+      if (bar && close && bar.getAttribute("data-collapsed") === "false") { close.click(); }
+    }, 200);
+  }, true);
 })();
 </script>
 """
