@@ -506,7 +506,12 @@ def ensure_demo_accounts(engine: Engine) -> list[tuple[str, str, str]]:
     for username, name, password, roles, scope in DEMO_ACCOUNTS:
         scope = tuple(districts[:1]) if scope is None else scope
         if get_user(engine, username) is None:
-            add_user(engine, username, password, roles, scope, name, demo=True)
+            try:
+                add_user(engine, username, password, roles, scope, name, demo=True)
+            except (ValueError, sa.exc.IntegrityError):
+                # Two first runs at once (two tabs, a reload while the first one hashes): the other made it.
+                if get_user(engine, username) is None:
+                    raise
         out.append((username, password, "、".join(roles) + (f"（{'、'.join(scope)}）" if scope else "")))
     return out
 

@@ -439,6 +439,10 @@ def compare_chart(values: pl.DataFrame, indicator_id: str, districts: Sequence[s
     return chart
 
 
+# Heat map columns (pixels) narrower than this: district names upright; than this: no score text in the cells.
+HEAT_SLANT_PX, HEAT_TEXT_PX = 40, 24
+
+
 def heatmap_chart(scores: pl.DataFrame) -> Chart:
     """District × indicator scores (0–100) coloured by tier; cells without data grey with “—”.
 
@@ -453,10 +457,15 @@ def heatmap_chart(scores: pl.DataFrame) -> Chart:
     order = [i.name for i in INDICATORS if i.name in set(data["name"].to_list())]
     rows = list(dict.fromkeys(data["district"].to_list()))
     # Indicators down the side (names stay horizontal and readable), districts across in ranking order.
+    # On a phone a column is narrower than a slanted name: the names stand upright, and the scores
+    # (readable in the tooltip) leave cells too narrow for three digits.
+    column_px = f"width / {max(len(rows), 1)}"
     base = alt.Chart().encode(
-        y=alt.Y("name:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=200)),
+        y=alt.Y("name:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False,
+                                                                 labelLimit=alt.ExprRef(expr="width < 300 ? 130 : 200"))),
         x=alt.X("district:N", sort=rows, title=None,
-                axis=alt.Axis(orient="top", labelAngle=-45, labelOverlap=False, labelLimit=120)),
+                axis=alt.Axis(orient="top", labelAngle=alt.ExprRef(expr=f"{column_px} < {HEAT_SLANT_PX} ? -90 : -45"),
+                              labelOverlap=False, labelLimit=120)),
     )
     tooltip = [
         alt.Tooltip("district:N", title="区县"),
@@ -474,8 +483,11 @@ def heatmap_chart(scores: pl.DataFrame) -> Chart:
         stroke="white", strokeWidth=1, color="#e6e6e6"
     ).encode(tooltip=tooltip)
     dark = f"datum.tier == '{TIER_NAMES[0]}' || datum.tier == '{TIER_NAMES[-1]}'"  # white text on the dark tiers
-    light_text = base.transform_filter(dark).mark_text(fontSize=10, color="white").encode(text="score_text:N")
-    dark_text = base.transform_filter(f"!({dark})").mark_text(fontSize=10, color="black").encode(text="score_text:N")
+    shown = alt.ExprRef(expr=f"{column_px} < {HEAT_TEXT_PX} ? 0 : 1")
+    light_text = base.transform_filter(dark).mark_text(fontSize=10, color="white", opacity=shown).encode(
+        text="score_text:N")
+    dark_text = base.transform_filter(f"!({dark})").mark_text(fontSize=10, color="black", opacity=shown).encode(
+        text="score_text:N")
     return alt.layer(scored, empty, light_text, dark_text, data=data).properties(height=alt.Step(22))
 
 

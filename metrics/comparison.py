@@ -9,11 +9,12 @@ import polars as pl
 
 from datasets.periods import Period
 from metrics.compute import CITY, aggregate
-from metrics.formatting import NULL_TEXT, aside_text, fmt_delta, fmt_value, is_good, scope, value_text
+from metrics.formatting import NULL_TEXT, aside_text, fmt_delta, fmt_value, is_good, scope, shown, value_text
 from metrics.registry import BY_ID, INDICATORS, indicator_frame
 from metrics.scoring import ScoringSettings
 
 PERIOD_A, PERIOD_B = "本期", "对比期"
+ALL_INDICATORS: tuple[str, ...] = tuple(i.id for i in INDICATORS)
 
 
 def district_values(
@@ -134,8 +135,13 @@ def period_comparison(
     )
 
 
-def period_change_table(comparison: pl.DataFrame) -> pl.DataFrame:
-    """One row per district × indicator: both periods' values (text), the change, numerators, denominators."""
+def period_change_table(comparison: pl.DataFrame, selected: Sequence[str] | None = None) -> pl.DataFrame:
+    """One row per district × indicator: both periods' values (text), the change, numerators, denominators.
+
+    Changes first (issue 27): the rows that changed at the precision shown, the ``selected`` indicators'
+    before the others', each by the size of the change as shown (percentage points, days, points; largest
+    first); then the rows that read 持平, then those without a value in one of the periods.
+    """
     if comparison.height == 0:
         return pl.DataFrame(schema={"区县": pl.String, "指标": pl.String})
     a = comparison.filter(pl.col("period") == PERIOD_A)
@@ -148,13 +154,12 @@ def period_change_table(comparison: pl.DataFrame) -> pl.DataFrame:
         b.select(*keys, "value", "numerator", "denominator", "value_text", "aside"), on=keys, how="full",
         coalesce=True, suffix="_b",
     ).join(indicator_frame().select("indicator", pl.col("order").alias("_order")), on="indicator", how="left")
-    # Within each indicator, the biggest changes first (no change, then no data, last); the city last.
-    joined = joined.with_columns(
-        (pl.col("district") == CITY).alias("_city"),
-        (pl.col("value") - pl.col("value_b")).abs().fill_null(-1.0).alias("_size"),
-    ).sort(["_order", "_city", "_size", "district"], descending=[False, False, True, False])
+    chosen = set(selected) if selected else set(joined["indicator"].to_list())
+    ordered = sorted(joined.iter_rows(named=True), key=lambda r: (
+        *_change_order(r["indicator"], r["value"], r["value_b"], chosen), r["_order"], r["district"] == CITY,
+        r["district"]))
     rows = []
-    for r in joined.iter_rows(named=True):
+    for r in ordered:
         delta = None if r["value"] is None or r["value_b"] is None else r["value"] - r["value_b"]
         good = is_good(r["indicator"], delta)
         arrow = "" if delta is None or good is None else ("▲ " if delta > 0 else "▼ ")
@@ -162,10 +167,11 @@ def period_change_table(comparison: pl.DataFrame) -> pl.DataFrame:
             {
                 "区县": r["district"],
                 "指标": f"{r['name']} {BY_ID[r['indicator']].arrow}",
-                f"{PERIOD_A}（{label_a}）": r["value_text"] or NULL_TEXT,
-                f"{PERIOD_B}（{label_b}）": r["value_text_b"] or NULL_TEXT,
+                # The change before the values: on a phone the first columns are what shows.
                 "变化": arrow + (fmt_delta(r["indicator"], delta) or NULL_TEXT),
                 "评价": (NULL_TEXT if delta is None else "持平") if good is None else ("改善" if good else "退步"),
+                f"{PERIOD_A}（{label_a}）": r["value_text"] or NULL_TEXT,
+                f"{PERIOD_B}（{label_b}）": r["value_text_b"] or NULL_TEXT,
                 f"{PERIOD_A}分子": r["numerator"],
                 f"{PERIOD_A}分母": r["denominator"],
                 f"{PERIOD_B}分子": r["numerator_b"],
@@ -175,6 +181,14 @@ def period_change_table(comparison: pl.DataFrame) -> pl.DataFrame:
             }
         )
     return _without_empty_aside(pl.DataFrame(rows))
+
+
+def _change_order(indicator: str, value: float | None, value_b: float | None, chosen: set[str]) -> tuple[int, bool, float]:
+    """Sort key of a change row: (changed 0 / 持平 1 / no value 2, not selected, −the change as shown)."""
+    if value is None or value_b is None:
+        return 2, indicator not in chosen, 0.0
+    size = abs(shown(indicator, value - value_b) or 0.0)
+    return (0 if size else 1), indicator not in chosen, -size
 
 
 def monthly_values(

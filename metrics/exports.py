@@ -112,6 +112,14 @@ def rank_csv_bytes(rank: pl.DataFrame, note: str | None = None) -> bytes:
     return csv_with_note(rank_csv_frame(rank), note, null_value=NULL_TEXT)
 
 
+def table_csv_bytes(frame: pl.DataFrame, note: str | None = None) -> bytes:
+    """A page's table (an alert list) as CSV, its numbers as the page shows them: decimals rounded to
+    the two the table shows (3.33 工作日, not 3.3333333333333335), whole numbers without a decimal
+    point, timestamps as 2026-12-07 13:48:51; ``note`` first (see ``csv_with_note``)."""
+    rounded = frame.with_columns(pl.col(c).round(2) for c, dtype in frame.schema.items() if dtype.is_float())
+    return csv_with_note(whole_numbers(rounded), note)
+
+
 def csv_with_note(frame: pl.DataFrame, note: str | None, *, null_value: str = "") -> bytes:
     """safe_export.csv_bytes, with ``note`` (a partial month's 数据截至 … line) as the first line."""
     body = safe_export.csv_bytes(frame, null_value=null_value)
@@ -192,8 +200,8 @@ def write_rank_xlsx(
 
     info = book.add_worksheet("指标说明")
     info.write_row(0, 0, ["统计时段", period.label, f"{period.first} 至 {period.last}"], head)
-    info.write_row(1, 0, ["数据导入时间", str(imported_at or NULL_TEXT)])
-    info.write_row(2, 0, ["导出时间", dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")])
+    info.write_row(1, 0, ["数据导入时间", _timestamp(imported_at)])
+    info.write_row(2, 0, ["导出时间", _timestamp(dt.datetime.now())])
     info.write_row(3, 0, ["指数算法", INDEX_RULE])
     headers = ["指标", "分组", "方向", "单位", "公式", "口径说明", "数据来源", "权重", "目标值", "底线值"]
     info.write_row(5, 0, headers, head)
@@ -229,6 +237,13 @@ def write_rank_xlsx(
     info.set_column(4, 6, 40)
     info.set_column(7, 9, 10)
     book.close()
+
+
+def _timestamp(value: object) -> str:
+    """A time as the pages and the CSV files write it (2026-12-07 13:48:51: no T, no microseconds)."""
+    if isinstance(value, dt.datetime):
+        return value.strftime(safe_export.DATETIME_FORMAT)
+    return NULL_TEXT if value is None else str(value)
 
 
 def rank_xlsx_bytes(

@@ -148,6 +148,15 @@ _SCRIPT = """
     }
   }).observe(doc.body, {subtree: true, childList: true, characterData: true, attributes: true,
                         attributeFilter: ATTRS});
+  // On a phone the open menu covers the page: close it once a page is chosen from it.
+  doc.addEventListener("click", (e) => {
+    if (win.innerWidth > 640 || !e.target.closest || !e.target.closest('[data-testid="stSidebarNavLink"]')) { return; }
+    win.setTimeout(() => {
+      const bar = doc.querySelector('[data-testid="stSidebar"]');
+      const close = doc.querySelector('[data-testid="stSidebarCollapseButton"] button');
+      if (bar && close && bar.getAttribute("data-collapsed") === "false") { close.click(); }
+    }, 200);
+  }, true);
 })();
 </script>
 """
@@ -169,6 +178,12 @@ div[data-testid="stElementContainer"]:has(iframe[title="st.iframe"][height="0"])
 [data-testid="stElementToolbar"] button[aria-label="复制图表定义"],
 [data-testid="stElementToolbar"] button[aria-label="Show data"],
 [data-testid="stElementToolbar"] button[aria-label="查看数据"] { display: none !important; }
+/* Headings break between words only, never inside a date ("2026年↵11月"); a word wider than the screen
+   still wraps rather than overflow. */
+h1, h2, h3 { word-break: keep-all; overflow-wrap: anywhere; }
+/* The hint above a table wider than a phone (pages/_shared.table): only on a narrow screen. */
+@media (min-width: 641px) { [class*="st-key-widehint_"] { display: none; } }
+[class*="st-key-scrollbox_"] { overflow-x: auto; }
 </style>
 """
 

@@ -51,6 +51,9 @@ BASE_KEY = "_dashboard_base"
 DASHBOARD_FILE = Path(__file__).resolve().parent.parent / "dashboard.py"
 NO_DATA = "empty"
 EMPTY_TABLE = "emptytable_"  # key prefix of the container of an empty table (hidden by CSS)
+WIDE_HINT = "widehint_"  # key prefix of the hint above a wide table (shown by CSS on narrow screens only)
+PHONE_PX = 360  # a table wider than this scrolls sideways on a phone
+SCROLL_BOX = "scrollbox_"  # key prefix of a box that scrolls sideways (pages/_browser.py CSS)
 
 
 # --- cached resources -----------------------------------------------------------------------------
@@ -432,6 +435,12 @@ class TableLayout:
     row_height: int | None  # None: Streamlit's one-line rows
     height: int | str  # "content": exactly the rows (no empty filler rows); pixels: scrolls
     widths: dict[str, int]  # pixels of the text columns wider than their first rows suggest (none: Streamlit's)
+    width_px: int = 0  # about how wide the whole table is drawn
+
+    @property
+    def wide(self) -> bool:
+        """Wider than a phone's screen: it scrolls sideways there (the page says so)."""
+        return self.width_px > PHONE_PX
 
 
 def table_layout(frame: pl.DataFrame, max_rows: int | None = 10) -> TableLayout:
@@ -448,9 +457,18 @@ def table_layout(frame: pl.DataFrame, max_rows: int | None = 10) -> TableLayout:
     # Streamlit sizes a column by its header and first rows: a long text further down is cut.
     sized = {name: min(MAX_COLUMN_PX, width * CHAR_PX + 24) for name, width in widths.items()
              if width > _display_width(name)}
+    every = {name: max([_display_width(name), *(_display_width(str(v)) for v in frame[name].head(50).to_list())])
+             for name in frame.columns}
+    width_px = sum(sized.get(name, min(MAX_COLUMN_PX, units * CHAR_PX + 24)) for name, units in every.items())
     if max_rows is None or frame.height <= max_rows:
-        return TableLayout(wrapped, row_height, "content", sized)
-    return TableLayout(wrapped, row_height, ROW_PX + max_rows * (row_height or ROW_PX) + 2, sized)
+        return TableLayout(wrapped, row_height, "content", sized, width_px)
+    return TableLayout(wrapped, row_height, ROW_PX + max_rows * (row_height or ROW_PX) + 2, sized, width_px)
+
+
+def wide_hint(key: str, what: str = "表格", rest: str = "其余各列") -> None:
+    """On a narrow screen only (pages/_browser.py CSS): the element below scrolls sideways."""
+    with st.container(key=f"{WIDE_HINT}{key}"):
+        st.caption(f":material/swipe: {what}较宽：左右滑动{what}查看{rest}。")
 
 
 def table(frame: pl.DataFrame, *, key: str | None = None, max_rows: int | None = 10) -> None:
@@ -468,17 +486,27 @@ def table(frame: pl.DataFrame, *, key: str | None = None, max_rows: int | None =
     layout = table_layout(frame, max_rows)
     config = column_config(frame)
     config.update({name: st.column_config.TextColumn(name, width=px) for name, px in layout.widths.items()})
+    if layout.wide:  # a phone shows the first columns only, and its scroll bar only while scrolling
+        wide_hint(str(key or id(frame)))
     st.dataframe(in_percentage_points(frame), hide_index=True, placeholder=NULL_TEXT, column_config=config,
                  key=key, height=layout.height, row_height=layout.row_height)
 
 
-def chart(figure: alt.TopLevelMixin) -> None:
+def chart(figure: alt.TopLevelMixin, *, scroll_key: str | None = None) -> None:
     """Draw a chart from metrics/charts.py at full width.
+
+    ``scroll_key``: a chart of fixed width (a faceted grid, which cannot take the page's width) is drawn
+    at its own width in a box that scrolls sideways on a narrow screen, with the wide-table hint.
 
     The spec is built without Altair's JSON-schema validation, which costs tens of milliseconds per
     chart on every rerun; the builders' output is validated by tests/test_charts.py instead.
     """
-    st.vega_lite_chart(figure.to_dict(validate=False), width="stretch")
+    if scroll_key is None:
+        st.vega_lite_chart(figure.to_dict(validate=False), width="stretch")
+        return
+    wide_hint(scroll_key, "图表", "其余部分")
+    with st.container(key=f"{SCROLL_BOX}{scroll_key}"):
+        st.vega_lite_chart(figure.to_dict(validate=False), width="content")
 
 
 def _delta_colour(card: Card, good: bool | None) -> str:
@@ -545,11 +573,11 @@ def plain(text: object) -> str:
 
 
 def csv_bytes(frame: pl.DataFrame, note: str | None = None) -> bytes:
-    """UTF-8 with BOM (opens correctly in Excel), formula-like cells neutralised; ``note`` (a partial
-    month's 数据截至 … line) first."""
-    from metrics.exports import csv_with_note
+    """UTF-8 with BOM (opens correctly in Excel), formula-like cells neutralised, numbers as the table
+    shows them; ``note`` (a partial month's 数据截至 … line) first."""
+    from metrics.exports import table_csv_bytes
 
-    return csv_with_note(frame, note)
+    return table_csv_bytes(frame, note)
 
 
 def file_period(period: Period) -> str:

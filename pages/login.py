@@ -33,6 +33,8 @@ if user is not None:
     if st.button("退出登录", key="login_sign_out"):
         ui.finish_sign_out(session.sign_out(state, engine, page=catalog.PAGE_LOGIN))
 else:
+    # Before the form: a sign-in sent while the first run was still creating them failed (账号或密码不正确).
+    demo = actions.demo_accounts(engine, app)
     if session.anonymous_allowed(app):
         st.caption("未登录也可以查看总览、区县对比、时段对比和指标说明；上传数据、下载排名和管理功能需要登录。")
     with st.form("login_form", clear_on_submit=True):
@@ -71,7 +73,6 @@ else:
         st.info("系统中还没有可用的管理员账号。请在服务器上运行 "
                 "`python -m datasets users add admin --role 管理员` 创建第一个管理员。", icon=":material/info:")
 
-    demo = actions.demo_accounts(engine, app)
     if demo.height:
         st.subheader("示例账号")
         st.caption("示例模式（内置数据库）下自动创建，密码公开，仅用于演示。接入正式数据库后这些账号不可用。")

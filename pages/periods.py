@@ -34,13 +34,15 @@ if mode == OTHER:
         st.warning(f"{other.label}没有数据，对比值显示为“—”。")
 st.caption(f"本期：{period.label}　对比期：{other.label}　范围：{shared.plain(formatting.scope_label(ctx.districts, ctx.districts_all))}")
 
-compared = comparison.period_comparison(ctx.comps, period, other, ctx.scope, ctx.indicators)
+# Every indicator, for the change table (the largest changes of any indicator show; the chosen ones first).
+compared = comparison.period_comparison(ctx.comps, period, other, ctx.scope, comparison.ALL_INDICATORS)
 chart_columns = st.columns(2)
 for n, indicator_id in enumerate(ctx.indicators):
     with chart_columns[n % 2]:
         shared.chart(charts.period_compare_chart(compared, indicator_id, ctx.districts_all, ctx.settings))
-st.markdown("变化明细（每项指标内按变化幅度从大到小排列；“改善/退步”已按指标方向判断：↓ 指标下降为改善）")
-shared.table(comparison.period_change_table(compared), key="period_changes")
+st.markdown("变化明细：有变化的在前，按变化幅度从大到小排列，左侧所选指标排在其他指标之前；持平的排在最后。"
+            "“改善/退步”已按指标方向判断（↓ 指标下降为改善）。")
+shared.table(comparison.period_change_table(compared, ctx.indicators), key="period_changes")
 
 st.subheader("月度走势")
 st.caption(charts.TREND_NOTE)

@@ -21,7 +21,7 @@ st.subheader("报送完整性")
 st.caption("每格为一个区县一个月份的一类数据：已报送、逾期报送（在截止日之后导入）、缺失；"
            "事项清单不必每月报送，沿用此前的清单时显示为“沿用”。悬停可查看版本数和行数。")
 shared.table(quality.completeness_summary(grid), key="completeness_summary")
-shared.chart(charts.completeness_chart(grid))
+shared.chart(charts.completeness_chart(grid), scroll_key="completeness")
 missing = quality.missing_list(grid)
 with st.expander(f"缺报清单（{missing.height} 项）", expanded=bool(missing.height)):
     shared.table(missing, key="missing_list")

@@ -32,6 +32,7 @@ for level, message, changes in st.session_state.pop(FLASH, []):
 round_no = st.session_state.setdefault(ROUND, 0)
 with st.form(f"settings_form_{round_no}"):
     st.markdown("**指标权重、目标值与底线值**")
+    shared.wide_hint("settings_editor", rest="权重、目标值和底线值")
     edited = st.data_editor(
         settings_form.settings_frame(settings),
         key=f"settings_editor_{round_no}",

@@ -7,6 +7,7 @@ next to the data, see datasets/snapshots.py) when the database holds records.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,18 @@ def _step(text: str) -> None:
     print(f"\n\033[1m==> {text}\033[0m", flush=True)
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:  # imported late, like everything here
+    from datasets.cli import ChineseArgumentParser
+
+    return ChineseArgumentParser(
+        prog="python scripts/prepare.py",
+        description="启动看板前的准备（scripts/start.sh 调用）：内置数据库为空时生成示例数据，并预先计算一次指标。"
+                    "没有参数；数据库按配置（DATABASE_URL 或内置 SQLite 文件）。",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    build_parser().parse_args(argv)  # only --help: nothing is touched before it is answered
     _step("[3/4] 准备数据：读取配置并连接数据库")
     from datasets import store
     from datasets.config import load_settings

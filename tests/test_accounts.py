@@ -118,6 +118,24 @@ def test_demo_accounts_are_flagged(engine):
     assert "admin" not in accounts.accounts_with_demo_password(engine)
 
 
+def test_demo_accounts_made_by_two_first_runs_at_once(engine, monkeypatch):
+    """Two first runs of the 登录 page (two tabs, a reload) both found the accounts missing; the one that
+    inserted second failed with 账号已存在 and showed an exception box. Now it takes the other's accounts."""
+    accounts.ensure_demo_accounts(engine)  # the other run, done while this one was hashing
+    real_get_user, asked = accounts.get_user, set()
+
+    def stale_get_user(eng, username):  # this run's first look, from before the other run's insert
+        if username not in asked:
+            asked.add(username)
+            return None
+        return real_get_user(eng, username)
+
+    monkeypatch.setattr(accounts, "get_user", stale_get_user)
+    rows = accounts.ensure_demo_accounts(engine)
+    assert [u for u, _, _ in rows] == ["leader", "staff", "evaluator", "admin"]
+    assert asked == {"leader", "staff", "evaluator", "admin"}
+
+
 def test_users_cli(tmp_path, capsys):
     from datasets.__main__ import main
 

@@ -282,6 +282,31 @@ def test_heatmap_shows_missing_scores_as_dash(comps, inv):
     assert rect["encoding"]["x"]["sort"] == rank["district"].to_list()
 
 
+def _vega_expr(expr: str, width: float) -> float:
+    """A ``cond ? a : b`` Vega expression over ``width``, evaluated."""
+    cond, _, rest = expr.partition(" ? ")
+    yes, _, no = rest.partition(" : ")
+    return float(yes if eval(cond.replace("width", str(width))) else no)  # our own spec's expression
+
+
+@pytest.mark.parametrize(("plot_px", "angle", "opacity"), [
+    (200, -90, 0),  # a phone: 20 px a column
+    (1000, -45, 1),  # a desk: 100 px a column
+])
+def test_heatmap_on_a_phone_stands_names_upright_and_drops_cell_text(comps, inv, plot_px, angle, opacity):
+    """Issue 27: at 390 px the slanted district names overlapped and three-digit scores overflowed
+    their cells; the chart now reads its own width (Vega's ``width`` signal)."""
+    rank = ranking(comps, OCT, default_settings(), inv)
+    chart_spec = spec(charts.heatmap_chart(comparison.score_long(rank)))
+    columns = len(rank["district"])
+    width = plot_px / 10 * columns  # each column as wide as one of ten districts across ``plot_px``
+    angle_expr = chart_spec["layer"][0]["encoding"]["x"]["axis"]["labelAngle"]["expr"]
+    assert _vega_expr(angle_expr, width) == angle
+    for text in chart_spec["layer"][2:]:
+        assert text["mark"]["type"] == "text"
+        assert _vega_expr(text["mark"]["opacity"]["expr"], width) == opacity
+
+
 def test_trend_and_period_charts_keep_nulls(comps):
     values = comparison.monthly_values(comps, ["2024-08", "2024-09", "2024-10"], None, ["on_time_rate"])
     rows = [r for r in dataset_rows(spec(charts.trend_chart(values, "on_time_rate", DISTRICTS))) if "district" in r]

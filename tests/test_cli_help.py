@@ -126,3 +126,28 @@ def test_the_help_column_is_aligned_in_terminal_columns():
             rest = line[len(head):]
             starts.add(display_width(head) + len(rest) - len(rest.lstrip()))
     assert len(starts) == 1, done.stdout
+
+
+SCRIPTS = ["scripts/prepare.py", "scripts/screenshots.py"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_scripts_answer_help_in_chinese_and_do_nothing_else(script, tmp_path):
+    """scripts/prepare.py used to ignore --help and fill the store with the demo; both scripts' help is
+    Chinese (the option strings and metavars are names the user types)."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.spec_from_file_location(Path(script).stem, ROOT / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    parser = module.build_parser() if hasattr(module, "build_parser") else module._parser()
+    env = {**os.environ, "SQLITE_PATH": str(tmp_path / "untouched.db")}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.startswith(f"用法：python {script}") and "显示本帮助并退出" in done.stdout
+    assert english_left(done.stdout, _names(parser) | {"-h", "--help", "click", "url", "reload", "scripts",
+                                                      "start.sh"}) == [], done.stdout
+    assert not (tmp_path / "untouched.db").exists()

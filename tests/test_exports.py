@@ -129,3 +129,78 @@ def test_rank_change_label(change, label):
     from metrics.formatting import rank_change_label
 
     assert rank_change_label(change) == label
+
+
+STAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+
+
+def test_timestamps_read_yyyy_mm_dd_hh_mm_ss(ranked, sqlite_engine):
+    """The workbook's 数据导入时间 and 导出时间 and the audit CSV's 时间 (issue 27: they read
+    2026-12-07T13:48:51.000000 and 2026-12-07 13:48:51.123456)."""
+    import datetime as dt
+
+    from datasets import accounts
+    from datasets import admin as actions
+
+    rank, period, settings = ranked
+    imported = dt.datetime(2026, 12, 7, 13, 48, 51, 123456)
+    out = io.BytesIO()
+    from metrics.exports import write_rank_xlsx
+
+    write_rank_xlsx(rank, period, settings, out, imported_at=imported)
+    info = openpyxl.load_workbook(io.BytesIO(out.getvalue()))["指标说明"]
+    assert (info["A2"].value, info["B2"].value) == ("数据导入时间", "2026-12-07 13:48:51")
+    assert info["A3"].value == "导出时间" and STAMP.fullmatch(info["B3"].value)
+    # From the store (its batch history), as the 排名下载 page writes it.
+    stored = openpyxl.load_workbook(io.BytesIO(rank_xlsx_bytes(rank, period, settings, engine=sqlite_engine)))
+    assert STAMP.fullmatch(stored["指标说明"]["B2"].value), stored["指标说明"]["B2"].value
+    accounts.audit(sqlite_engine, "leader", "login", "登录成功")
+    table = pl.read_csv(io.BytesIO(actions.audit_csv(accounts.audit_entries(sqlite_engine))), infer_schema=False)
+    assert table.height and all(STAMP.fullmatch(t) for t in table["时间"].to_list()), table["时间"].to_list()
+
+
+def test_scores_read_alike_in_csv_workbook_and_page(ranked):
+    """效能指数 and the group scores: one decimal in the CSV, the same numbers in the workbook (its
+    format showing one decimal), as the pages show them; unranked districts — in both."""
+    from metrics.formatting import score_columns, shown
+
+    rank = ranked[0]
+    raw = rank_csv_bytes(rank).decode("utf-8-sig")
+    table = pl.read_csv(io.StringIO(raw), infer_schema=False)
+    sheet = openpyxl.load_workbook(io.BytesIO(rank_xlsx_bytes(*ranked)))["排名"]
+    header = [c.value for c in sheet[1]]
+    scores = score_columns(table.columns)
+    assert "效能指数" in scores and len(scores) > 1
+    by_district = {r["district"]: r for r in rank.iter_rows(named=True)}
+    for n, row in enumerate(table.iter_rows(named=True), start=2):
+        index = by_district[row["区县"]]["index"]
+        assert row["效能指数"] == "—" if index is None else float(row["效能指数"]) == shown("index", index)
+        for column in scores:
+            cell = sheet.cell(n, header.index(column) + 1)
+            if row[column] == "—":
+                assert cell.value == "—"
+            else:
+                assert len(row[column].partition(".")[2]) <= 1, (column, row[column])
+                assert cell.value == pytest.approx(float(row[column])) and cell.number_format == "#,##0.0"
+
+
+def test_a_page_table_csv_has_the_numbers_the_table_shows():
+    """An alert list's CSV (总览 下载清单): no 16-digit floats, whole numbers without .0, timestamps
+    without T or microseconds, formula-like text neutralised."""
+    import datetime as dt
+
+    from metrics.exports import table_csv_bytes
+
+    frame = pl.DataFrame({
+        "办件编号": ["=HYPERLINK()", "BJ2"],
+        "用时": [10 / 3, 2.0],
+        "承诺时限": [5.0, 20.0],
+        "受理时间": [dt.datetime(2026, 12, 7, 13, 48, 51, 250000), None],
+    })
+    text = table_csv_bytes(frame, "数据截至 2026-12-05").decode("utf-8-sig")
+    assert text.splitlines() == [
+        "数据截至 2026-12-05",
+        "办件编号,用时,承诺时限,受理时间",
+        "'=HYPERLINK(),3.33,5,2026-12-07 13:48:51",
+        "BJ2,2.0,20,",
+    ]

@@ -23,7 +23,7 @@ from datasets.schema import KINDS
 from metrics import drill, formatting, overview
 from metrics.compute import CITY, aggregate
 from metrics.exports import rank_table_chinese
-from metrics.registry import INDICATORS
+from metrics.registry import BY_ID, INDICATORS
 from metrics.scoring import load_settings
 from metrics.units import INDEX_UNIT
 from tests.apptest_support import (
@@ -234,6 +234,16 @@ def test_periods_page_compares_two_periods(demo: Demo, monkeypatch):
     assert row[f"对比期（{demo.period.previous().label}）"] == formatting.fmt_value("on_time_rate", city_before["value"][0])
     assert row["本期分母"] == city_now["denominator"][0]
     assert len(charts(at)) == 2 * len(overview.KEY_INDICATORS)  # comparison and trend per indicator
+    # Changes first (issue 27): every indicator; the changed rows of the chosen ones, then of the others,
+    # then 持平, then no value; the changes shown largest first within each of the first two.
+    chosen = {f"{BY_ID[i].name} {BY_ID[i].arrow}" for i in overview.KEY_INDICATORS}
+    assert set(changes["指标"]) == {f"{i.name} {i.arrow}" for i in INDICATORS}
+    groups = [(0 if v in ("改善", "退步") else 1 if v == "持平" else 2, n not in chosen if v in ("改善", "退步") else 0)
+              for v, n in zip(changes["评价"], changes["指标"], strict=True)]
+    assert groups == sorted(groups) and groups[0] == (0, False)
+    for group in ((0, False), (0, True)):
+        sizes = [abs(float(c.split(" ")[1])) for c, g in zip(changes["变化"], groups, strict=True) if g == group]
+        assert sizes == sorted(sizes, reverse=True), group
 
     at.radio(key="vs_mode").set_value("自选时段")
     ok(at.run())
@@ -577,3 +587,14 @@ def test_long_text_wraps_and_tables_have_no_filler_rows(values, rows, max_rows, 
     longest = max(len(v) for v in values) * 2  # the values are Chinese (2 units each) or "x"s
     longest = longest // 2 if values[0].startswith("x") else longest
     assert layout.widths == {"说明": min(400, longest * 7 + 24)}
+
+
+@pytest.mark.parametrize(("columns", "wide"), [
+    ({"区县": ["甲区"], "效能指数": [91.5]}, False),  # two narrow columns fit a phone
+    ({"区县": ["甲区"], "未排名原因": ["未排名：缺少 2024-10 办件明细、事项目录和评价数据"]}, True),
+    ({f"指标{n}": [0.5] for n in range(8)}, True),  # eight columns: scrolls sideways on a phone
+])
+def test_a_table_wider_than_a_phone_says_it_scrolls(columns, wide):
+    from pages._shared import table_layout
+
+    assert table_layout(pl.DataFrame(columns)).wide is wide

@@ -172,15 +172,38 @@ def test_district_values_and_period_comparison(comps):
     assert (row["本期分子"], row["本期分母"], row["对比期分子"], row["对比期分母"]) == (1.0, 2.0, 1.0, 1.0)
 
 
-def test_period_changes_are_sorted_by_the_size_of_the_change(comps):
-    compared = comparison.period_comparison(comps, OCT, SEP, None, ["on_time_rate", "online_case_rate"])
-    changes = comparison.period_change_table(compared)
-    for name in changes["指标"].unique().to_list():
-        rows = changes.filter(pl.col("指标") == name, pl.col("区县") != CITY)
-        a, b = rows["本期（2024年10月）"].to_list(), rows["对比期（2024年9月）"].to_list()
-        sizes = [abs(float(x.rstrip("%")) - float(y.rstrip("%"))) if "—" not in (x, y) else -1 for x, y in zip(a, b, strict=True)]
-        assert sizes == sorted(sizes, reverse=True), (name, sizes)
-        assert changes.filter(pl.col("指标") == name)["区县"].to_list()[-1] == CITY
+def test_period_changes_come_first_by_size_the_chosen_indicators_first(comps):
+    """Issue 27: the changes first, largest first (as shown: percentage points, days), the chosen
+    indicators' before the others'; 持平 after every change; rows without one period's value last.
+
+    October against September (data()): 实际网办率 甲区 1/4 vs 0/1 (+25), 全市 1/5 vs 0/1 (+20);
+    按时办结率 甲区 1/2 vs 1/1 (−50), 全市 2/3 vs 1/1 (−33.33); 平均办理用时 甲区 3.5 vs 1 day (+2.5),
+    全市 2.67 vs 1 (+1.67); 网上可办率 unchanged everywhere; 乙区 has no September cases."""
+    ids = ["online_available_rate", "online_case_rate", "on_time_rate", "avg_handling_days"]
+    compared = comparison.period_comparison(comps, OCT, SEP, None, ids)
+    changes = comparison.period_change_table(compared, ["online_case_rate"])
+    assert changes.columns[:4] == ["区县", "指标", "变化", "评价"]  # what a phone shows first
+    rows = list(zip(changes["区县"], [n.split(" ")[0] for n in changes["指标"]], changes["变化"], changes["评价"],
+                    strict=True))
+    assert rows == [
+        ("甲区", "实际网办率", "▲ +25.00 个百分点", "改善"),  # the chosen indicator first
+        (CITY, "实际网办率", "▲ +20.00 个百分点", "改善"),
+        ("甲区", "按时办结率", "▼ -50.00 个百分点", "退步"),
+        (CITY, "按时办结率", "▼ -33.33 个百分点", "退步"),
+        ("甲区", "平均办理用时（工作日）", "▲ +2.50 工作日", "退步"),
+        (CITY, "平均办理用时（工作日）", "▲ +1.67 工作日", "退步"),
+        ("乙区", "网上可办率", "0.00 个百分点", "持平"),  # 持平 after every change
+        ("甲区", "网上可办率", "0.00 个百分点", "持平"),
+        (CITY, "网上可办率", "0.00 个百分点", "持平"),
+        ("乙区", "实际网办率", "—", "—"),  # no September value: last, the chosen indicator first
+        ("乙区", "按时办结率", "—", "—"),
+        ("乙区", "平均办理用时（工作日）", "—", "—"),
+    ]
+    # Nothing chosen (or everything): by size alone, −50 and −33.33 before +25.
+    plain = comparison.period_change_table(compared)
+    assert list(zip(plain["区县"], plain["变化"], strict=True))[:4] == [
+        ("甲区", "▼ -50.00 个百分点"), (CITY, "▼ -33.33 个百分点"), ("甲区", "▲ +25.00 个百分点"),
+        (CITY, "▲ +20.00 个百分点")]
 
 
 def test_monthly_values_are_ratios_of_sums(comps):
