@@ -24,13 +24,10 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from datasets import admin as actions
-from datasets import faults, store
-from datasets.accounts import User
-from datasets.calendar import CalendarError
-from datasets.config import AppSettings, load_settings
-from datasets.coverage import Coverage
-from datasets.periods import (
+from datasets.access.accounts import User
+from datasets.common import faults
+from datasets.common.config import AppSettings, load_settings
+from datasets.domain.periods import (
     MONTH,
     PERIOD_TYPES,
     QUARTER,
@@ -42,6 +39,10 @@ from datasets.periods import (
     period_type,
     quarter_of,
 )
+from datasets.domain.workdays import CalendarError
+from datasets.operations import admin as actions
+from datasets.storage import store
+from datasets.storage.coverage import Coverage
 from metrics import service
 from metrics.compute import latest_month
 from metrics.overview import KEY_INDICATORS
@@ -408,7 +409,7 @@ def _main() -> None:
     # catalogs in force): they are not offered as periods.
     months = [m for m in months if m <= latest]
     cover = shared.get_coverage(app.url, version, shared.rules_key(settings), shared.today())
-    # The default period is the latest complete month (datasets/coverage.py): an early upload of a
+    # The default period is the latest complete month (datasets/storage/coverage.py): an early upload of a
     # new month does not change what is shown until that month is chosen.
     default = cover.default_month if cover.default_month in months else latest
 

@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from datasets.calendar import WorkCalendar, load_calendar
-from datasets.schema import ONLINE_CHANNELS
-from datasets.vocabulary import (
+from datasets.domain.schema import ONLINE_CHANNELS
+from datasets.domain.vocabulary import (
     BAD_RATING_MAX,
     COMPLETED_STATUS,
     HOTLINE_ANSWERED,
@@ -35,6 +34,7 @@ from datasets.vocabulary import (
     WORKING_DAYS,
     Rules,
 )
+from datasets.domain.workdays import WorkCalendar, load_calendar
 from metrics.prepare import Dataset
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ PARTS: dict[str, tuple[str, str, str, str]] = {
     "hotline_satisfaction_rate": ("hotline", "satisfied", "hotline", "answered"),
 }
 
-# The vocabulary's names (datasets/vocabulary.py), written out as SQL and pandas below.
+# The vocabulary's names (datasets/domain/vocabulary.py), written out as SQL and pandas below.
 RECTIFIED, ANSWERED, SATISFIED, CARDS = RECTIFIED_STATUSES, HOTLINE_ANSWERED, HOTLINE_SATISFIED, SUPERVISION_CARDS
 
 

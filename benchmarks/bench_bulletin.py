@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pdf", action="store_true", help="同时计时 LibreOffice 转 PDF")
     args = parser.parse_args(argv)
 
-    from datasets import store
-    from datasets.periods import Period, parse_period
+    from datasets.domain.periods import Period, parse_period
+    from datasets.storage import store
     from metrics import bulletin, bulletin_docx
     from metrics.compute import latest_month
     from metrics.scoring import load_settings

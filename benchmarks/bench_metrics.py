@@ -3,7 +3,7 @@
     python benchmarks/bench_metrics.py --db sqlite:////tmp/bench10.db [--repeat N] [--cold]
 
 All three start from the same data: the store's current records (newest import per id) as the
-per-district Parquet snapshots the dashboard keeps (datasets/snapshots.py), built before timing.
+per-district Parquet snapshots the dashboard keeps (datasets/derived/snapshots.py), built before timing.
 
 (a) project: metrics.service.compute_components with its component cache emptied, then
     aggregate(by="month"): exactly what the dashboard does after an import or a rule change: read
@@ -52,9 +52,10 @@ def run_worker(approach: str, url: str, repeat: int, out: Path) -> dict:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from benchmarks import alt_impl
-    from datasets import snapshots, store
-    from datasets.calendar import load_calendar
-    from datasets.schema import KINDS
+    from datasets.derived import snapshots
+    from datasets.domain.schema import KINDS
+    from datasets.domain.workdays import load_calendar
+    from datasets.storage import store
     from metrics.prepare import Rules
     from metrics.scoring import default_settings
     from metrics.service import compute_components
@@ -188,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
 
     approaches = ["a", *[k for k in "bc" if k in args.only]]
     if args.cold:
-        from datasets import snapshots, store
+        from datasets.derived import snapshots
+        from datasets.storage import store
 
         snapshots.clear(store.make_engine(args.db))
     with tempfile.TemporaryDirectory(prefix="bench_metrics_") as tmp:

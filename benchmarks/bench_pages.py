@@ -42,7 +42,8 @@ def _bench_user(url: str):
     """The benchmark's account (every role, every district), added once with a random password."""
     import secrets
 
-    from datasets import accounts, store
+    from datasets.access import accounts
+    from datasets.storage import store
 
     engine = store.make_engine(url)
     store.init_db(engine)  # a store made before accounts existed gets their tables
@@ -127,7 +128,7 @@ def _page_file(title: str) -> str:
 def _open(page: str, timeout: float, user):
     from streamlit.testing.v1 import AppTest
 
-    from datasets import store
+    from datasets.storage import store
     from pages import _session as session
 
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=timeout)
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _time_map()
 
-    from datasets import store
+    from datasets.storage import store
 
     engine = store.make_engine(args.db)
     counts = store.record_counts(engine)

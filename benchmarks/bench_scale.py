@@ -81,7 +81,8 @@ def _run_overview(url: str) -> float:
 def _step(name: str, url: str) -> dict:
     """One measurement, in this (child) process."""
     os.environ["DATABASE_URL"] = url
-    from datasets import snapshots, store
+    from datasets.derived import snapshots
+    from datasets.storage import store
     from metrics.scoring import default_settings
     from metrics.service import compute_components
 
@@ -137,9 +138,10 @@ def _next_month(month: str) -> str:
 def _import_visible(engine, url: str, new_month: bool = False) -> dict:
     import polars as pl
 
-    from datasets import batch_files, snapshots, store
-    from datasets.ingest import import_frame
-    from datasets.schema import KINDS
+    from datasets.derived import batch_files, snapshots
+    from datasets.domain.schema import KINDS
+    from datasets.intake.ingest import import_frame
+    from datasets.storage import store
 
     _forget(engine, _leftovers(engine))  # a run killed before its clean-up
     _run_overview(url)  # a warm server: what the overview shows before the import
@@ -187,8 +189,9 @@ def _forget(engine, batch_ids) -> None:
     The product never deletes an import (rollback keeps it); a benchmark that kept its 200 k rows
     would grow the store at every run and time a larger table each time.
     """
-    from datasets import batch_files, snapshots, store
-    from datasets.tables import batches, record_tables
+    from datasets.derived import batch_files, snapshots
+    from datasets.storage import store
+    from datasets.storage.tables import batches, record_tables
 
     ids = list(batch_ids)
     if not ids:
@@ -207,8 +210,8 @@ def _leftovers(engine) -> list[int]:
     """Rolled-back batches an interrupted or older benchmark run left behind."""
     import sqlalchemy as sa
 
-    from datasets import store
-    from datasets.tables import batches
+    from datasets.storage import store
+    from datasets.storage.tables import batches
 
     with engine.connect() as conn:
         return list(conn.execute(sa.select(batches.c.id).where(
@@ -261,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_step(args.step, args.db), ensure_ascii=False))
         return 0
 
-    from datasets import store
+    from datasets.storage import store
 
     steps = [n for n in args.steps.split(",") if n]
     shown = list(dict.fromkeys(steps))

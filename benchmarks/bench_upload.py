@@ -3,9 +3,9 @@
     python benchmarks/bench_upload.py [--rows 200000] [--skip-baseline] [--file cached.xlsx]
 
 Each approach runs in its own subprocess so that peak memory (ru_maxrss) is its own:
-- ours: datasets.readers.read_file in a child process under the read limits (datasets/read_child.py,
+- ours: datasets.intake.readers.read_file in a child process under the read limits (datasets/intake/read_child.py,
   as upload.check_file does; a cold child, as for the first file after a start) →
-  datasets.validate.validate (Great Expectations) → ingest.import_frame into a fresh SQLite file; the
+  datasets.intake.validate.validate (Great Expectations) → ingest.import_frame into a fresh SQLite file; the
   breakdown read / validate / store is printed, and the one-off import of Great Expectations (paid once
   per process) is reported apart; the same read in this process is timed first, for the child's cost;
 - usual: pandas.read_excel(engine="openpyxl") + DataFrame.to_sql into a fresh SQLite file (no
@@ -96,10 +96,11 @@ def _peak_mb() -> float:
 def worker_ours(path: Path, db: Path) -> dict:
     import polars as pl  # noqa: F401 - counted in the baseline memory, as in the app
 
-    from datasets import ingest, store
-    from datasets.read_child import read_isolated
-    from datasets.readers import read_file
-    from datasets.validate import store_context, validate
+    from datasets.intake import ingest
+    from datasets.intake.read_child import read_isolated
+    from datasets.intake.readers import read_file
+    from datasets.intake.validate import store_context, validate
+    from datasets.storage import store
 
     t = time.perf_counter()
     import great_expectations  # noqa: F401 - the one-off import, as when the app starts

@@ -100,9 +100,10 @@ class Postgres:
 
 
 def prepare(url: str, scale: float) -> dict:
-    from datasets import accounts, store
-    from datasets.calendar import load_calendar
-    from datasets.demo import generate_demo
+    from datasets.access import accounts
+    from datasets.domain.workdays import load_calendar
+    from datasets.sample.demo import generate_demo
+    from datasets.storage import store
 
     engine = store.make_engine(url)
     store.init_db(engine)
@@ -130,7 +131,8 @@ def _role_worker(url: str, role: str, names: list[str], seconds: float, out: str
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.testing.v1 import AppTest
 
-    from datasets import accounts, store
+    from datasets.access import accounts
+    from datasets.storage import store
     from pages import _session as session
 
     original = PagesManager.__init__
@@ -192,7 +194,9 @@ def _role_worker(url: str, role: str, names: list[str], seconds: float, out: str
 
 
 def _importer(url: str, name: str, district: str, month: str, seconds: float, log: list[dict]) -> None:
-    from datasets import accounts, store, upload
+    from datasets.access import accounts
+    from datasets.intake import upload
+    from datasets.storage import store
     from tests.apptest_support import cases_csv
 
     engine = store.make_engine(url)
@@ -224,7 +228,8 @@ def _importer(url: str, name: str, district: str, month: str, seconds: float, lo
 
 
 def _settings_writer(url: str, name: str, seconds: float, log: list[dict]) -> None:
-    from datasets import accounts, store
+    from datasets.access import accounts
+    from datasets.storage import store
     from metrics.admin import save_scoring
     from metrics.registry import INDICATORS
     from metrics.scoring import load_settings
@@ -263,7 +268,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def run_phase(pg: Postgres, setup: dict, seconds: float, fault: bool, tmp: Path) -> dict:
-    from datasets import store
+    from datasets.storage import store
 
     engine = store.make_engine(pg.url)
     before = _counts(engine)
@@ -322,7 +327,8 @@ def run_phase(pg: Postgres, setup: dict, seconds: float, fault: bool, tmp: Path)
 def _counts(engine) -> dict:
     import sqlalchemy as sa
 
-    from datasets import accounts, store
+    from datasets.access import accounts
+    from datasets.storage import store
 
     with engine.connect() as conn:
         def n(table, where=None) -> int:
@@ -340,7 +346,7 @@ def _counts(engine) -> dict:
 def _integrity(engine, before: dict, imports: list[dict], saves: list[dict]) -> dict:
     import sqlalchemy as sa
 
-    from datasets import store
+    from datasets.storage import store
 
     after = _counts(engine)
     stored = [e for e in imports if e["outcome"] == "stored"]
@@ -378,7 +384,7 @@ def _integrity(engine, before: dict, imports: list[dict], saves: list[dict]) -> 
 def cli_outage(pg: Postgres, setup: dict, tmp: Path) -> dict:
     """``python -m datasets import`` while the server is down (stopped, as in the middle of a restart):
     exit code 3 (system unavailable, not 1 "file rejected"), a Chinese line, no traceback, nothing stored."""
-    from datasets import store
+    from datasets.storage import store
     from tests.apptest_support import cases_csv
 
     district = setup["districts"][0]
@@ -421,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         t = time.monotonic()
         setup = prepare(pg.url, args.scale)
-        from datasets import store
+        from datasets.storage import store
         from metrics.compute import latest_month
         from metrics.scoring import load_settings
         from metrics.service import compute_components

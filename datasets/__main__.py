@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url, integer, month_arg, number, run, warn_cache
-from datasets.schema import KINDS
+from datasets.domain.schema import KINDS
+from datasets.operations.cli import (
+    EXIT_USAGE,
+    ChineseArgumentParser,
+    db_url,
+    integer,
+    month_arg,
+    number,
+    run,
+    warn_cache,
+)
 
 
 def build_parser() -> ChineseArgumentParser:
@@ -63,16 +72,16 @@ def build_parser() -> ChineseArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command line; a fault of the system is a Chinese line and exit code 3 (datasets.cli.run)."""
+    """The command line; a fault of the system is a Chinese line and exit code 3 (datasets.operations.cli.run)."""
     return run(_main, argv)
 
 
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from datasets import store
+    from datasets.storage import store
 
     if args.command == "templates":
-        from datasets.templates import write_templates
+        from datasets.intake.templates import write_templates
 
         for path in write_templates(args.out):
             print(f"已生成模板：{path}")
@@ -83,8 +92,8 @@ def _main(argv: list[str] | None = None) -> int:
         if args.scale <= 0:
             print("参数错误：--scale 必须大于 0", file=sys.stderr)
             return EXIT_USAGE
-        from datasets.calendar import load_calendar
-        from datasets.demo import generate_demo
+        from datasets.domain.workdays import load_calendar
+        from datasets.sample.demo import generate_demo
 
         summary = generate_demo(engine, calendar=load_calendar(), seed=args.seed, scale=args.scale)
         print(summary)
@@ -104,7 +113,7 @@ def _main(argv: list[str] | None = None) -> int:
     if args.command == "users":
         return _users(engine, args)
     if args.command == "import":
-        from datasets.upload import cli_import
+        from datasets.intake.upload import cli_import
 
         return cli_import(engine, args)
     return EXIT_USAGE
@@ -129,7 +138,7 @@ def _read_password(given: str | None, from_stdin: bool = False) -> str:
 
 
 def _users(engine, args) -> int:
-    from datasets import accounts
+    from datasets.access import accounts
 
     try:
         if args.action == "add":

@@ -1,6 +1,6 @@
 """``python -m metrics``: indicator report and district ranking for evaluators' scripts.
 
-The columns and exit codes are a stable contract (datasets/cli.py: 0 ok, 1 no data or refused, 2 bad
+The columns and exit codes are a stable contract (datasets/operations/cli.py: 0 ok, 1 no data or refused, 2 bad
 arguments, 3 system unavailable, 4 internal error).
 """
 
@@ -11,8 +11,16 @@ import sys
 
 import polars as pl
 
-from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url, measured_period, month_arg, run, warn_cache
-from datasets.periods import Period, parse_period
+from datasets.domain.periods import Period, parse_period
+from datasets.operations.cli import (
+    EXIT_USAGE,
+    ChineseArgumentParser,
+    db_url,
+    measured_period,
+    month_arg,
+    run,
+    warn_cache,
+)
 
 REPORT_COLUMNS = [
     "district",
@@ -72,7 +80,7 @@ def report_table(comps: pl.DataFrame, period: Period, by: str, districts: list[s
 
 
 def main(argv: list[str] | None = None, today: dt.date | None = None) -> int:
-    """The command line; a fault of the system is a Chinese line and exit code 3 (datasets.cli.run).
+    """The command line; a fault of the system is a Chinese line and exit code 3 (datasets.operations.cli.run).
     ``today`` decides which months have ended (the default period); tests pass a date."""
     return run(lambda args: _main(args, today), argv)
 
@@ -84,10 +92,11 @@ def _main(argv: list[str] | None = None, today: dt.date | None = None) -> int:
         from metrics.bulletin_cli import run
 
         return run(args, today)
-    from datasets import safe_export, store
-    from datasets.calendar import CalendarError
-    from datasets.coverage import coverage
-    from datasets.quality import all_districts
+    from datasets.common import safe_export
+    from datasets.domain.workdays import CalendarError
+    from datasets.storage import store
+    from datasets.storage.coverage import coverage
+    from datasets.storage.quality import all_districts
     from metrics.compute import latest_month
     from metrics.scoring import ranking
     from metrics.service import open_store

@@ -1,4 +1,4 @@
-"""Saving the scoring settings as an administrator: the metrics-side counterpart of datasets/admin.py.
+"""Saving the scoring settings as an administrator: the metrics-side counterpart of datasets/operations/admin.py.
 
 Here and not in datasets/ because it needs ``ScoringSettings`` and the settings' labels (metrics/).
 """
@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
-from datasets import accounts, admin, documents
-from datasets.accounts import User
+from datasets.access import accounts, documents
+from datasets.access.accounts import User
+from datasets.operations import admin
 from metrics.scoring import ScoringSettings, save_settings
 from metrics.settings_form import setting_label, setting_value_text
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from datasets import vocabulary as v
-from datasets.calendar import WorkCalendar, load_calendar
-from datasets.periods import Period
-from datasets.schema import KINDS, RATINGS
-from datasets.vocabulary import Rules
+from datasets.domain import vocabulary as v
+from datasets.domain.periods import Period
+from datasets.domain.schema import KINDS, RATINGS
+from datasets.domain.vocabulary import Rules
+from datasets.domain.workdays import WorkCalendar, load_calendar
 from metrics.compute import aggregate
 from metrics.prepare import (
     CASE_FLAG_COLUMNS,
@@ -92,7 +92,7 @@ def for_district(detail: Detail, district: str) -> Detail:
 
 
 def header(kind: str, name: str) -> str:
-    """The Chinese column header of a stored field (datasets/schema.py)."""
+    """The Chinese column header of a stored field (datasets/domain/schema.py)."""
     return KINDS[kind].field(name).header
 
 
@@ -102,7 +102,7 @@ def in_period(period: Period, column: str) -> pl.Expr:
 
 # --- the two kinds of list: cases and evaluations --------------------------------------------------
 
-# Columns of the lists, in order; labels come from the data model (datasets/schema.py).
+# Columns of the lists, in order; labels come from the data model (datasets/domain/schema.py).
 _CASE_FIELDS = ("case_id", "item_code", "item_name", "department", "channel", "accepted_at", "completed_at",
                 "status", "promised_limit", "legal_limit", "supervision")
 _EVAL_FIELDS = ("eval_id", "case_id", "item_code", "department", "eval_channel", "rating", "evaluated_at",

@@ -9,7 +9,7 @@ import datetime as dt
 import altair as alt
 import polars as pl
 
-from datasets.periods import Period
+from datasets.domain.periods import Period
 from metrics import alerts
 from metrics.formatting import is_good
 
@@ -46,7 +46,7 @@ def alerts_by_district(rank: pl.DataFrame, n: int = 6) -> pl.DataFrame:
 
 
 def as_of_text(period: Period, last_import: dt.datetime | None, as_of: dt.date | None = None) -> str:
-    """数据截至: ``as_of`` (the 数据截止日 of the period's last month, datasets/coverage.py) where known,
+    """数据截至: ``as_of`` (the 数据截止日 of the period's last month, datasets/storage/coverage.py) where known,
     else the period's last day; when the last import happened."""
     if as_of is None:
         year, month = map(int, period.last.split("-"))

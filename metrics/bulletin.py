@@ -1,7 +1,7 @@
 """The monthly bulletin (月度通报) and the district report cards (区县报告单) as plain data.
 
 Everything here is built from the registry, the ranking, the alert lists (metrics/alerts.py) and the
-data-quality grid (datasets/quality.py) for one period; the renderer (metrics/bulletin_docx.py) only
+data-quality grid (datasets/storage/quality.py) for one period; the renderer (metrics/bulletin_docx.py) only
 lays it out. Every number is formatted by the page formatters in metrics/formatting.py, so the document
 shows exactly what the pages show and what ``python -m metrics report``/``rank`` give after rounding.
 No Streamlit here.
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from datasets import coverage, quality, store
-from datasets.boundaries import Shapes
-from datasets.periods import Period
+from datasets.domain.periods import Period
+from datasets.intake.boundaries import Shapes
+from datasets.storage import coverage, quality, store
 from metrics import alerts, charts, detail_store, maps, overview
 from metrics.compute import CITY, aggregate
 from metrics.formatting import INDEX, INDEX_NAME, NULL_TEXT, fmt_delta, fmt_value, unit_of
@@ -203,7 +203,7 @@ class Inputs:
     issuer: str = DEFAULT_ISSUER
     requirements: str = DEFAULT_REQUIREMENTS
     today: dt.date = field(default_factory=dt.date.today)
-    note: str | None = None  # the period's partial months (datasets/coverage.py): 数据截至 …，已报送 N/M 个区县
+    note: str | None = None  # the period's partial months (datasets/storage/coverage.py): 数据截至 …，已报送 N/M 个区县
     doc_prefix: str = ""  # 机关代字 of the 发文字号 (设置)
     cc: str = ""  # 抄送机关 (设置)
     sequence: int = 1  # the 发文字号's sequence number: proposed, or chosen on the page
@@ -224,7 +224,7 @@ def load_inputs(engine, comps: pl.DataFrame, settings: ScoringSettings, period: 
                 cover: coverage.Coverage | None = None) -> Inputs:
     """Read the alert rows, the quality grid, the administrator's texts and, for a partial month, how
     far its data goes (``cover``, else computed for ``today``) for ``period``."""
-    from datasets import documents
+    from datasets.access import documents
 
     today = today or dt.date.today()
     if cover is None:
@@ -257,15 +257,15 @@ def load_inputs(engine, comps: pl.DataFrame, settings: ScoringSettings, period: 
 
 def default_city(engine) -> str:
     """The demo city's name on the demo store, else 本市 (administrators set the name on 设置)."""
-    from datasets.demo import CITY as DEMO_CITY
+    from datasets.sample.demo import CITY as DEMO_CITY
 
     return DEMO_CITY if is_demo_store(engine) else "本市"
 
 
 def is_demo_store(engine) -> bool:
     """Whether the store holds the generated (fictional) demo city: its batches carry the demo's user."""
-    from datasets import store
-    from datasets.demo import USER
+    from datasets.sample.demo import USER
+    from datasets.storage import store
 
     history = store.batch_history(engine)
     return bool(history.height) and USER in set(history["user_name"].to_list())

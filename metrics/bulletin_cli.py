@@ -6,7 +6,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from datasets.cli import EXIT_USAGE, ChineseArgumentParser, db_url, measured_period, warn_cache
+from datasets.operations.cli import EXIT_USAGE, ChineseArgumentParser, db_url, measured_period, warn_cache
 
 
 def add_parser(sub) -> ChineseArgumentParser:
@@ -21,9 +21,9 @@ def add_parser(sub) -> ChineseArgumentParser:
 
 def run(args, today: dt.date | None = None) -> int:
     """``today``: which months have ended (the default period is the latest complete month)."""
-    from datasets.calendar import CalendarError
-    from datasets.coverage import coverage
-    from datasets.periods import parse_period
+    from datasets.domain.periods import parse_period
+    from datasets.domain.workdays import CalendarError
+    from datasets.storage.coverage import coverage
     from metrics import bulletin, bulletin_docx
     from metrics.service import open_store
 

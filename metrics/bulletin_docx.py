@@ -654,7 +654,7 @@ ALL_DISTRICTS = "全部"
 
 def template_for(engine) -> bytes:
     """The administrator's template when one is stored, else the default."""
-    from datasets import documents
+    from datasets.access import documents
 
     return documents.get(engine, documents.TEMPLATE) or default_template()
 

@@ -558,7 +558,7 @@ def period_compare_chart(comparison: pl.DataFrame, indicator_id: str, districts:
 def completeness_chart(grid: pl.DataFrame) -> Chart:
     """District × month cells coloured 已报送 / 逾期报送 / 沿用 / 缺失, one row of panels per kind.
 
-    ``grid``: datasets.quality.completeness() (district, kind_label, month, status, files, rows).
+    ``grid``: datasets.storage.quality.completeness() (district, kind_label, month, status, files, rows).
     """
     domain = list(STATUS_COLOURS)
     rows = list(dict.fromkeys(grid["district"].to_list()))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from datasets.periods import Period
+from datasets.domain.periods import Period
 from metrics.compute import CITY, aggregate
 from metrics.formatting import NULL_TEXT, aside_text, fmt_delta, fmt_value, is_good, scope, shown, value_text
 from metrics.registry import BY_ID, INDICATORS, indicator_frame

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from datasets.periods import Period, month_range
-from datasets.vocabulary import Rules
+from datasets.domain.periods import Period, month_range
+from datasets.domain.vocabulary import Rules
 from metrics.prepare import KEYS, Dataset, Flags, prepare_sources_lazy
 from metrics.registry import INDICATORS, Indicator
 

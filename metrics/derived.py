@@ -12,14 +12,14 @@ Artefacts, per district (files named ``<name>/<name>-<district tag>-<key>.parque
 
 Every one has the same key (key()): the district's active batches with the code that makes records
 from them (datasets/snapshots.active_keys), the counting rules, the working-day calendar in use
-(datasets/calendar.py: holiday file and library data) and the source of the counting code
+(datasets/domain/workdays.py: holiday file and library data) and the source of the counting code
 (COUNTING_MODULES). Nothing is bumped by hand: when any of these changes the key changes, the next read
 builds the frame again (here, _cached) and the older file of the same artefact and district is deleted
 (datasets/snapshots.save). The storage primitives (files, build locks, dropping older files) are
-datasets/snapshots.py, which never calls back into metrics/; what is in a frame, its key and when it
+datasets/derived/snapshots.py, which never calls back into metrics/; what is in a frame, its key and when it
 is built are decided here.
 
-The record snapshots and their last months (datasets/snapshots.py) are keyed by the batches and the
+The record snapshots and their last months (datasets/derived/snapshots.py) are keyed by the batches and the
 record code only: no rules and no calendar go into making them.
 """
 
@@ -34,12 +34,12 @@ from collections.abc import Callable
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from datasets import snapshots
-from datasets.calendar import load_calendar
-from datasets.periods import month_range
-from datasets.schema import KINDS
-from datasets.side_by_side import Gate
-from datasets.vocabulary import Rules
+from datasets.derived import snapshots
+from datasets.derived.side_by_side import Gate
+from datasets.domain.periods import month_range
+from datasets.domain.schema import KINDS
+from datasets.domain.vocabulary import Rules
+from datasets.domain.workdays import load_calendar
 from metrics.alerts import NO_NAMES, Detail, alert_detail, flags_and_alert_rows, item_names
 from metrics.compute import COMPONENT_SCHEMA, COVERAGE_IDS, STOCK_IDS, components
 from metrics.drill import components_and_item_parts, item_parts
@@ -47,10 +47,10 @@ from metrics.prepare import NOT_COUNTED, Dataset, counted_columns, district_data
 
 Keys = dict[tuple[str, str], str]
 
-# The code a derived frame is counted with: its source is part of every key (datasets/snapshots.py
+# The code a derived frame is counted with: its source is part of every key (datasets/derived/snapshots.py
 # source_digest). A module that decides what a number is belongs here.
 COUNTING_MODULES = (
-    "datasets.vocabulary", "datasets.schema", "datasets.periods", "datasets.calendar",
+    "datasets.domain.vocabulary", "datasets.domain.schema", "datasets.domain.periods", "datasets.domain.workdays",
     "metrics.prepare", "metrics.registry", "metrics.compute", "metrics.alerts", "metrics.drill", "metrics.derived",
 )
 

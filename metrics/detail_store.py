@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from datasets import snapshots
-from datasets.vocabulary import Rules
+from datasets.derived import snapshots
+from datasets.domain.vocabulary import Rules
 from metrics import derived
 from metrics.alerts import NO_NAMES, Detail, alert_rows, build_detail
 from metrics.prepare import Dataset

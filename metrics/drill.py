@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 
 import polars as pl
 
-from datasets.calendar import WorkCalendar, load_calendar
-from datasets.periods import Period
-from datasets.vocabulary import Rules
+from datasets.domain.periods import Period
+from datasets.domain.vocabulary import Rules
+from datasets.domain.workdays import WorkCalendar, load_calendar
 from metrics.alerts import Detail, header, in_period
 from metrics.compute import (
     COVERAGE_IDS,

@@ -13,16 +13,16 @@ from typing import BinaryIO
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from datasets import safe_export
-from datasets.periods import Period
-from datasets.safe_export import neutralize, neutralize_frame
-from datasets.vocabulary import readings
+from datasets.common import safe_export
+from datasets.common.safe_export import neutralize, neutralize_frame
+from datasets.domain.periods import Period
+from datasets.domain.vocabulary import readings
 from metrics.formatting import NO_CHANGE, rank_change_labels, score_columns, shown_column
 from metrics.registry import GROUPS, INDICATORS
 from metrics.scoring import ScoringSettings
 from metrics.units import INDEX_UNIT, NULL_TEXT, PERCENT
 
-__all__ = ["neutralize", "neutralize_frame"]  # re-exported: they live in datasets/safe_export.py
+__all__ = ["neutralize", "neutralize_frame"]  # re-exported: they live in datasets/common/safe_export.py
 
 # Number formats of cells that are not indicator values (those take their unit's Excel format).
 # A rank change of 0 reads 持平, as on the pages and in the CSV (metrics.formatting.rank_change_label).
@@ -107,7 +107,7 @@ def rank_csv_frame(rank: pl.DataFrame) -> pl.DataFrame:
 
 def rank_csv_bytes(rank: pl.DataFrame, note: str | None = None) -> bytes:
     """UTF-8 with BOM so that Excel opens the Chinese headers correctly; an empty cell (not ranked, no
-    data) reads — as in the workbook. ``note``: for a partial month (datasets/coverage.py), a first line
+    data) reads — as in the workbook. ``note``: for a partial month (datasets/storage/coverage.py), a first line
     saying how far the data goes, before the header."""
     return csv_with_note(rank_csv_frame(rank), note, null_value=NULL_TEXT)
 
@@ -153,12 +153,12 @@ def write_rank_xlsx(
 ) -> None:
     """Sheet 排名: frozen header, autofilter, widths that fit, whole numbers as whole numbers, rates as
     percentages, rank changes with a sign; sheet 指标说明: formulas and settings used, all in Chinese.
-    ``note``: for a partial month (datasets/coverage.py), written above the table on the first sheet."""
+    ``note``: for a partial month (datasets/storage/coverage.py), written above the table on the first sheet."""
     from metrics.reference import rules_table
 
     table = rank_table_chinese(rank)
     if imported_at is None and engine is not None:
-        from datasets import store
+        from datasets.storage import store
 
         history = store.batch_history(engine)
         imported_at = history["created_at"].max() if history.height else None

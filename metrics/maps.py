@@ -1,7 +1,7 @@
 """The district map: districts coloured by the index or one indicator. Returns Altair charts, never calls
 Streamlit.
 
-Shapes come from datasets/boundaries.py (real, simplified boundaries, or the demo's hexagon tiles).
+Shapes come from datasets/intake/boundaries.py (real, simplified boundaries, or the demo's hexagon tiles).
 They are projected here onto a plane (longitude scaled by the cosine of the mean latitude, which is
 true enough for one prefecture) and drawn with an identity projection, so the spec carries its data
 inline and the browser fetches nothing.
@@ -16,8 +16,8 @@ import altair as alt
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from datasets import boundaries
-from datasets.boundaries import REAL, Shapes, label_point
+from datasets.intake import boundaries
+from datasets.intake.boundaries import REAL, Shapes, label_point
 from metrics.charts import TIER_NAMES, TIER_TITLE, tier_expr, tier_scale
 from metrics.formatting import INDEX, INDEX_NAME, fmt_value
 from metrics.registry import BY_ID

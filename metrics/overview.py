@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from datasets.periods import Period, month_range, shift_month
+from datasets.domain.periods import Period, month_range, shift_month
 from metrics.compute import CITY, aggregate, wide_values
 from metrics.formatting import INDEX, INDEX_NAME, aside_text, direction, fmt_delta, fmt_value, scope, shown_column
 from metrics.registry import BY_ID, GROUPS, INDICATORS

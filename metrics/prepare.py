@@ -2,7 +2,7 @@
 
 Every frame has ``district``, ``department`` and ``month`` (YYYY-MM) plus the flag and measure
 columns named in metrics/registry.py. What counts (statuses, channels, cards, ratings) is named once
-in datasets/vocabulary.py; this module applies it: the period of a row, elapsed time, the catalog in
+in datasets/domain/vocabulary.py; this module applies it: the period of a row, elapsed time, the catalog in
 force.
 """
 
@@ -15,12 +15,13 @@ from dataclasses import dataclass
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from datasets import snapshots, store
-from datasets import vocabulary as v
-from datasets.calendar import WorkCalendar, load_calendar
-from datasets.periods import month_range
-from datasets.schema import KINDS, MONTH_COLUMNS, empty_frame
-from datasets.vocabulary import Rules
+from datasets.derived import snapshots
+from datasets.domain import vocabulary as v
+from datasets.domain.periods import month_range
+from datasets.domain.schema import KINDS, MONTH_COLUMNS, empty_frame
+from datasets.domain.vocabulary import Rules
+from datasets.domain.workdays import WorkCalendar, load_calendar
+from datasets.storage import store
 
 KEYS = ["district", "department", "month"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from datasets.vocabulary import readings
+from datasets.domain.vocabulary import readings
 from metrics.formatting import fmt_value
 from metrics.registry import GROUPS, INDICATORS, UP
 from metrics.scoring import ScoringSettings
@@ -40,7 +40,7 @@ def indicator_reference(settings: ScoringSettings) -> pl.DataFrame:
 
 
 def readings_table(settings: ScoringSettings) -> pl.DataFrame:
-    """Every counting rule the product chose (datasets.vocabulary.readings), with the settings in force."""
+    """Every counting rule the product chose (datasets.domain.vocabulary.readings), with the settings in force."""
     return pl.DataFrame(readings(settings.rules), schema={"口径": pl.String, "规则": pl.String}, orient="row")
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from datasets.vocabulary import Rules
+from datasets.domain.vocabulary import Rules
 from metrics.prepare import Dataset, prepare_sources_lazy
 from metrics.units import DAYS, PERCENT, POINTS, UNITS, Unit  # declared once, in metrics/units.py
 

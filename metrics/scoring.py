@@ -16,10 +16,10 @@ import polars as pl
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.engine import Engine
 
-from datasets import store
-from datasets.periods import Period, month_index
-from datasets.schema import KINDS
-from datasets.vocabulary import Rules
+from datasets.domain.periods import Period, month_index
+from datasets.domain.schema import KINDS
+from datasets.domain.vocabulary import Rules
+from datasets.storage import store
 from metrics.compute import aggregate, wide_values
 from metrics.registry import GROUPS, INDICATORS
 

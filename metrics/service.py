@@ -24,10 +24,11 @@ from collections.abc import Callable
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from datasets import snapshots, store
-from datasets.schema import KINDS
-from datasets.side_by_side import each_district
-from datasets.vocabulary import Rules
+from datasets.derived import snapshots
+from datasets.derived.side_by_side import each_district
+from datasets.domain.schema import KINDS
+from datasets.domain.vocabulary import Rules
+from datasets.storage import store
 from metrics import derived
 from metrics.compute import COMPONENT_SCHEMA
 from metrics.prepare import KEYS
@@ -79,7 +80,7 @@ def compute_components(
         # Their record snapshots written first (an import's extended from the previous one; the files
         # of replaced batches pruned), then counted from them.
         snapshots.ensure(engine, {slot: k for slot, k in keys.items() if slot[0] in todo})
-    # Two districts at a time within the row budget (datasets/side_by_side.py). In name order: largest
+    # Two districts at a time within the row budget (datasets/derived/side_by_side.py). In name order: largest
     # first was slower at scale 10 (bench_metrics (a), best of 3: 7.43 s against 7.23 s, peak 2.3 GB
     # against 1.8 GB), the two largest then running together.
     parts = each_district(districts, rows, lambda district, gate: derived.district_components(
@@ -156,7 +157,7 @@ def wait_background(timeout: float | None = None) -> bool:
 def open_store(url: str) -> tuple[Engine, ScoringSettings, pl.DataFrame]:
     """The CLI's start: the store at ``url`` (tables created if missing), its settings and components.
 
-    Raises datasets.calendar.CalendarError when a year the data covers has no holiday schedule.
+    Raises datasets.domain.workdays.CalendarError when a year the data covers has no holiday schedule.
     """
     engine = store.make_engine(url)
     store.init_db(engine)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import polars as pl
 from pydantic import ValidationError
 
-from datasets.vocabulary import Rules
+from datasets.domain.vocabulary import Rules
 from metrics.formatting import NULL_TEXT, fmt_value
 from metrics.registry import BY_ID, INDICATORS
 from metrics.scoring import ScoringSettings

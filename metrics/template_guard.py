@@ -7,7 +7,7 @@ operator, so the template is hostile input. Three layers:
    ``MAX_TEMPLATE_BYTES``; a zip whose members have plain relative names and whose declared unpacked
    sizes add up to at most ``MAX_UNPACKED_BYTES``, each read back within that budget (a zip bomb is
    refused from its directory, and a member lying about its size fails its own read).
-2. The content (in a child process with ``CHECK_LIMITS``, see datasets/limited_child.py): every XML
+2. The content (in a child process with ``CHECK_LIMITS``, see datasets/common/limited_child.py): every XML
    part parses (no DTD), and docxtpl renders the template once with stand-in values through
    ``BulletinEnvironment``, whose parser admits only the placeholders below: ``{{ name }}`` with a
    known name, nothing else (no attribute access, filters, calls, operators, loops, includes or
@@ -35,7 +35,7 @@ from jinja2 import DictLoader, StrictUndefined, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from datasets.limited_child import LimitExceeded, Limits, run_module
+from datasets.common.limited_child import LimitExceeded, Limits, run_module
 
 REQUIRED = {"title": "标题", "body": "正文"}
 OPTIONAL = {"issuer": "发文单位", "issue_date": "成文日期", "city": "城市名称", "period": "统计时段",

@@ -9,9 +9,9 @@ from __future__ import annotations
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from datasets import admin as actions
-from datasets.accounts import User
-from datasets.config import AppSettings
+from datasets.access.accounts import User
+from datasets.common.config import AppSettings
+from datasets.operations import admin as actions
 from pages import _session as session
 from pages import _shared as shared
 

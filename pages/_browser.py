@@ -8,7 +8,7 @@ Chinese as they appear. The table below is the whole list; tests/test_browser.py
 for every role on every page.
 
 ``set_cookie``/``clear_cookie`` write the session cookie: the random id of a server-side session
-(pages/_session.py, datasets/sessions.py), HttpOnly when the server runs dashboard.py's st.App routes
+(pages/_session.py, datasets/access/sessions.py), HttpOnly when the server runs dashboard.py's st.App routes
 (pages/_cookie_server.py); the page reads it back through ``st.context.cookies`` after a reload.
 """
 

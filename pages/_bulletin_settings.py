@@ -1,14 +1,14 @@
 """The 设置 page's 月度通报 part (administrators): the Word template with the bureau's letterhead
 (upload, download, back to the default), the city's and the issuer's names and the
-五、下一步工作要求 text. Stored in the database and audited (datasets/documents.py)."""
+五、下一步工作要求 text. Stored in the database and audited (datasets/access/documents.py)."""
 
 from __future__ import annotations
 
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from datasets import documents
-from datasets.accounts import PermissionDenied, User
+from datasets.access import documents
+from datasets.access.accounts import PermissionDenied, User
 from metrics import bulletin, bulletin_docx
 from pages import _shared as shared
 

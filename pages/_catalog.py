@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datasets.accounts import ADMIN, EVALUATOR, LEADER, ROLES, STAFF
+from datasets.access.accounts import ADMIN, EVALUATOR, LEADER, ROLES, STAFF
 
 # The navigations dashboard.py shows: with data, without data, after a failed computation.
 FULL, EMPTY, BROKEN = "full", "empty", "broken"

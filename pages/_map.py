@@ -7,8 +7,8 @@ from typing import Any
 
 import streamlit as st
 
-from datasets import boundaries
-from datasets.boundaries import Shapes
+from datasets.intake import boundaries
+from datasets.intake.boundaries import Shapes
 from metrics import bigscreen, maps
 from metrics.formatting import INDEX
 from pages import _shared as shared

@@ -4,7 +4,7 @@ Independent of Streamlit widgets: every function takes the session as a plain mu
 (``st.session_state`` in the app, a dict in tests), the engine and, where it matters, ``now``.
 
 - ``current_user`` is called on every run: it checks the session's record in the store
-  (datasets/sessions.py: revoked, idle, past its absolute end), re-reads the account (a disabled
+  (datasets/access/sessions.py: revoked, idle, past its absolute end), re-reads the account (a disabled
   account or changed roles take effect at once) and records the activity.
 - ``restore_from_cookie``/``cookie_action``: the reload cookie holds only the session's random id.
 - ``page_access`` reads the page catalog (pages/_catalog.py): who may open which page, which pages
@@ -21,9 +21,10 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from datasets import accounts, sessions, store
-from datasets.accounts import SESSION_IDLE_MINUTES, User
-from datasets.config import AppSettings
+from datasets.access import accounts, sessions
+from datasets.access.accounts import SESSION_IDLE_MINUTES, User
+from datasets.common.config import AppSettings
+from datasets.storage import store
 from pages._catalog import BY_TITLE, CATALOG, HOME_ORDER, PAGE_ACCOUNT, PAGE_LOGIN
 
 # --- session keys -------------------------------------------------------------------------------
@@ -32,7 +33,7 @@ USER_KEY = "_auth_user"
 SEEN_KEY = "_auth_last_seen"  # this session's last run
 TOUCHED_KEY = "_auth_touched"  # when this session last wrote last_seen_at to the store
 METHOD_KEY = "_auth_method"
-SID_KEY = "_auth_session_id"  # the store's record of the session (datasets/sessions.py)
+SID_KEY = "_auth_session_id"  # the store's record of the session (datasets/access/sessions.py)
 TOKEN_KEY = "_auth_session_token"  # the random token of the cookie (server memory only)
 EXPIRES_KEY = "_auth_session_expires"
 NOTICE_KEY = "_auth_notice"
@@ -166,7 +167,7 @@ def anonymous_allowed(app_settings: AppSettings) -> bool:
 
 # --- sessions -------------------------------------------------------------------------------------
 #
-# A session is a record in the store (datasets/sessions.py); this Streamlit session keeps its record
+# A session is a record in the store (datasets/access/sessions.py); this Streamlit session keeps its record
 # id, the account and, for a password session, the random token that the browser's cookie holds (in
 # server memory only). Every run checks the record, so a sign-out, password change, disabling or an
 # administrator's revocation elsewhere ends this session at its next run.

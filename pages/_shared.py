@@ -23,12 +23,13 @@ import polars as pl
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from datasets import faults, store
-from datasets.config import AppSettings
-from datasets.coverage import Coverage, coverage
-from datasets.periods import MONTH, QUARTER, YEAR, Period, parse_period, period_choices
-from datasets.quality import all_districts
-from datasets.vocabulary import Rules
+from datasets.common import faults
+from datasets.common.config import AppSettings
+from datasets.domain.periods import MONTH, QUARTER, YEAR, Period, parse_period, period_choices
+from datasets.domain.vocabulary import Rules
+from datasets.storage import store
+from datasets.storage.coverage import Coverage, coverage
+from datasets.storage.quality import all_districts
 from metrics.alerts import Detail
 from metrics.detail_store import load_alert_detail, load_district
 from metrics.formatting import (
@@ -77,7 +78,7 @@ def data_fingerprint(url: str, version: int) -> str:
     """Identifies the stored records (active batches) and the working-day calendar they are counted
     with (a holiday registered in the file while the server runs is counted on the next rerun);
     unchanged by settings-only revisions."""
-    from datasets.calendar import load_calendar
+    from datasets.domain.workdays import load_calendar
 
     batches = _batches_fingerprint(url, version)
     return batches if batches == NO_DATA else f"{batches}:{load_calendar().digest}"
@@ -102,7 +103,7 @@ def get_districts(url: str, version: int, in_data: tuple[str, ...]) -> list[str]
 @st.cache_data(show_spinner=False, max_entries=8)
 def is_demo(url: str, version: int) -> bool:
     """Whether the store holds the generated demo city (its batches carry the demo's user name)."""
-    from datasets.demo import USER
+    from datasets.sample.demo import USER
 
     history = store.batch_history(get_engine(url))
     return bool(history.height) and USER in set(history["user_name"].to_list())
@@ -111,8 +112,8 @@ def is_demo(url: str, version: int) -> bool:
 @st.cache_resource(show_spinner=False)
 def load_demo_once(url: str, seed: int, scale: float) -> str | None:
     """Generate the demo city into an empty store, once per server (concurrent sessions wait)."""
-    from datasets.calendar import load_calendar
-    from datasets.demo import generate_demo
+    from datasets.domain.workdays import load_calendar
+    from datasets.sample.demo import generate_demo
 
     engine = get_engine(url)
     if store.active_batches(engine).height:
@@ -201,14 +202,14 @@ def today() -> dt.date:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def get_coverage(url: str, version: int, rules_key: str, day: dt.date) -> Coverage:
-    """datasets.coverage.coverage: complete months, the default month, the partial months' notes."""
+    """datasets.storage.coverage.coverage: complete months, the default month, the partial months' notes."""
     return coverage(get_engine(url), _rules(rules_key), day)
 
 
 @st.cache_data(show_spinner=False)
 def template(kind: str) -> bytes:
     """The import template of a kind (.xlsx), built once."""
-    from datasets.templates import template_bytes
+    from datasets.intake.templates import template_bytes
 
     return template_bytes(kind)
 
@@ -233,7 +234,7 @@ class Context:
     districts: list[str] = field(default_factory=list)  # chosen in the sidebar; empty = all
     indicators: list[str] = field(default_factory=list)  # chosen indicator ids
     demo: bool = False
-    coverage: Coverage | None = None  # complete months (datasets/coverage.py)
+    coverage: Coverage | None = None  # complete months (datasets/storage/coverage.py)
 
     @property
     def rules_key(self) -> str:
@@ -292,7 +293,7 @@ def log_fault(kind: str, exc: BaseException) -> None:
 
 
 def show_fault(fault: faults.Fault, exc: BaseException) -> None:
-    """What a run shows when the system failed under it (datasets/faults.py: the database went away, a
+    """What a run shows when the system failed under it (datasets/common/faults.py: the database went away, a
     full disk); the next run tries again (pool_pre_ping reconnects). The exception goes to the log."""
     log_fault(fault.kind, exc)
     st.error(f"{fault.message}恢复后刷新页面即可，无需重启看板。", icon=_FAULT_ICONS.get(fault.kind))
@@ -300,7 +301,7 @@ def show_fault(fault: faults.Fault, exc: BaseException) -> None:
 
 def cache_notice(engine: Engine) -> None:
     """A warning while the computation cache cannot be written (the numbers shown are computed in memory)."""
-    from datasets import cache_store, snapshots
+    from datasets.derived import cache_store, snapshots
 
     problem = cache_store.write_problem(snapshots.cache_of(engine))
     if problem is not None:

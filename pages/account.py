@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from datasets import accounts
+from datasets.access import accounts
 from pages import _auth_ui as ui
 from pages import _catalog as catalog
 from pages import _session as session

@@ -14,8 +14,8 @@ from datetime import timedelta
 
 import streamlit as st
 
-from datasets import store
-from datasets.periods import Period
+from datasets.domain.periods import Period
+from datasets.storage import store
 from metrics import bigscreen, charts, maps, overview
 from metrics.formatting import INDEX
 from pages import _auth_ui as ui

@@ -5,8 +5,8 @@ the accounts that may download (session.may_download), each download recorded in
 
 import streamlit as st
 
-from datasets import admin as actions
-from datasets import documents
+from datasets.access import documents
+from datasets.operations import admin as actions
 from metrics import bulletin, bulletin_docx
 from pages import _auth_ui as ui
 from pages import _catalog as catalog

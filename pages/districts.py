@@ -3,8 +3,9 @@ and aliases — listed, added and edited; every change is audited."""
 
 import streamlit as st
 
-from datasets import accounts, store
-from datasets import admin as actions
+from datasets.access import accounts
+from datasets.operations import admin as actions
+from datasets.storage import store
 from pages import _auth_ui as ui
 from pages import _catalog as catalog
 from pages import _shared as shared

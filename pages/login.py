@@ -3,8 +3,8 @@
 import streamlit as st
 from streamlit.errors import StreamlitAuthError, StreamlitMissingAuthlibError
 
-from datasets import accounts
-from datasets import admin as actions
+from datasets.access import accounts
+from datasets.operations import admin as actions
 from pages import _auth_ui as ui
 from pages import _browser as browser
 from pages import _catalog as catalog

@@ -4,7 +4,7 @@ the biggest movers and the alerts, each a click away from its list."""
 
 import streamlit as st
 
-from datasets import admin as actions
+from datasets.operations import admin as actions
 from metrics import alerts, charts, formatting, overview
 from pages import _auth_ui as ui
 from pages import _catalog as catalog

@@ -3,8 +3,8 @@ trends of the chosen indicators for the chosen districts."""
 
 import streamlit as st
 
-from datasets import periods
-from datasets.periods import parse_period
+from datasets.domain import periods
+from datasets.domain.periods import parse_period
 from metrics import charts, comparison, formatting, overview
 from pages import _auth_ui as ui
 from pages import _catalog as catalog

@@ -3,7 +3,7 @@ validation history of the stored imports, and each district's last upload."""
 
 import streamlit as st
 
-from datasets import quality
+from datasets.storage import quality
 from metrics import charts
 from pages import _auth_ui as ui
 from pages import _catalog as catalog

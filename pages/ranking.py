@@ -4,7 +4,7 @@ may download (session.may_download), each download recorded in the audit log."""
 
 import streamlit as st
 
-from datasets import admin as actions
+from datasets.operations import admin as actions
 from metrics.exports import rank_csv_bytes, rank_table_chinese, rank_xlsx_bytes
 from pages import _auth_ui as ui
 from pages import _catalog as catalog

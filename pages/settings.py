@@ -3,7 +3,7 @@ old/new (and in the audit log), and applied to the index at once; the change his
 
 import streamlit as st
 
-from datasets import accounts
+from datasets.access import accounts
 from metrics import settings_form
 from metrics.admin import save_scoring
 from metrics.scoring import default_settings, settings_history

@@ -1,16 +1,18 @@
 """数据上传 (staff): upload monthly exports, see the validation report (on screen and as .xlsx),
 import on confirmation, withdraw an import (撤销导入), roll back to any version, download import templates.
 
-Imports and rollbacks are made as the signed-in account: datasets/upload.py checks its district
+Imports and rollbacks are made as the signed-in account: datasets/intake/upload.py checks its district
 scope itself (a file with rows of another district is refused), the page only offers its districts."""
 
 from collections.abc import Callable
 
 import streamlit as st
 
-from datasets import accounts, ingest, quality, report, store, templates, upload
-from datasets import admin as actions
-from datasets.schema import KINDS
+from datasets.access import accounts
+from datasets.domain.schema import KINDS
+from datasets.intake import ingest, report, templates, upload
+from datasets.operations import admin as actions
+from datasets.storage import quality, store
 from pages import _auth_ui as ui
 from pages import _catalog as catalog
 from pages import _shared as shared

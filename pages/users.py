@@ -1,13 +1,13 @@
 """账号管理 (administrators): list, create, reset passwords, disable/enable, change roles and districts.
 
-Every change goes through datasets/admin.py, which checks the administrator role again and records
+Every change goes through datasets/operations/admin.py, which checks the administrator role again and records
 the actor in the audit log.
 """
 
 import streamlit as st
 
-from datasets import accounts
-from datasets import admin as actions
+from datasets.access import accounts
+from datasets.operations import admin as actions
 from pages import _auth_ui as ui
 from pages import _catalog as catalog
 from pages import _shared as shared

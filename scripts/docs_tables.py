@@ -16,8 +16,8 @@ from collections.abc import Iterator
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from datasets import __main__ as datasets_cli
-from datasets.accounts import ROLES
-from datasets.config import AppSettings
+from datasets.access.accounts import ROLES
+from datasets.common.config import AppSettings
 from metrics import __main__ as metrics_cli
 from metrics.registry import GROUPS, INDICATORS
 from pages import _catalog as catalog

@@ -2,7 +2,7 @@
 count the indicators once, printing each step, so that the first visit opens the 总览 at once.
 
 With DATABASE_URL configured nothing is generated; the indicators are still counted (and cached
-next to the data, see datasets/snapshots.py) when the database holds records.
+next to the data, see datasets/derived/snapshots.py) when the database holds records.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def _step(text: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:  # imported late, like everything here
-    from datasets.cli import ChineseArgumentParser
+    from datasets.operations.cli import ChineseArgumentParser
 
     return ChineseArgumentParser(
         prog="python scripts/prepare.py",
@@ -32,15 +32,15 @@ def build_parser() -> argparse.ArgumentParser:  # imported late, like everything
 def main(argv: list[str] | None = None) -> int:
     build_parser().parse_args(argv)  # only --help: nothing is touched before it is answered
     _step("[3/4] 准备数据：读取配置并连接数据库")
-    from datasets import store
-    from datasets.config import load_settings
+    from datasets.common.config import load_settings
+    from datasets.storage import store
 
     app = load_settings()
     engine = store.make_engine(app.url)
     store.init_db(engine)
     if app.embedded and app.load_demo_if_empty and store.active_batches(engine).height == 0:
-        from datasets.calendar import load_calendar
-        from datasets.demo import generate_demo
+        from datasets.domain.workdays import load_calendar
+        from datasets.sample.demo import generate_demo
         _step(f"[3/4] 首次启动：生成示例数据（虚构的“澄州市”，规模 {app.demo_scale}，本机约 5–10 秒）")
         print(generate_demo(engine, calendar=load_calendar(), seed=app.demo_seed, scale=app.demo_scale), flush=True)
     if store.active_batches(engine).height == 0:

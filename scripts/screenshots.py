@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from datasets.accounts import ADMIN, EVALUATOR, LEADER, STAFF  # noqa: E402
+from datasets.access.accounts import ADMIN, EVALUATOR, LEADER, STAFF  # noqa: E402
 from pages import _catalog as catalog  # noqa: E402
 from tests.browser_support import (  # noqa: E402
     SLOW,
@@ -46,7 +46,7 @@ WAYS = ("click", "url", "reload")
 
 
 def _parser() -> argparse.ArgumentParser:
-    from datasets.cli import ChineseArgumentParser
+    from datasets.operations.cli import ChineseArgumentParser
 
     parser = ChineseArgumentParser(prog="python scripts/screenshots.py",
                                    description="为每个角色的每个页面截图（1440 与 390 像素宽），检查用，不属于测试。")

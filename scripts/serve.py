@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Imported before the server starts (the app runs in this process), so that the first visitor does not
 # wait for them: several seconds on a busy 2-core machine.
 WARM_MODULES = ("polars", "altair", "sqlalchemy", "pydantic", "metrics.service", "metrics.overview", "metrics.comparison", "metrics.charts",
-                "metrics.drill", "metrics.exports", "datasets.admin", "pages._session", "datasets.quality")
+                "metrics.drill", "metrics.exports", "datasets.operations.admin", "pages._session", "datasets.storage.quality")
 
 
 def run(args: list[str]) -> int:

@@ -17,12 +17,13 @@ from pathlib import Path
 import polars as pl
 from streamlit.testing.v1 import AppTest
 
-from datasets import accounts, store
-from datasets.accounts import ADMIN, EVALUATOR, LEADER, ROLES, STAFF, User
-from datasets.calendar import load_calendar
-from datasets.demo import generate_demo
-from datasets.periods import Period
-from datasets.schema import KINDS
+from datasets.access import accounts
+from datasets.access.accounts import ADMIN, EVALUATOR, LEADER, ROLES, STAFF, User
+from datasets.domain.periods import Period
+from datasets.domain.schema import KINDS
+from datasets.domain.workdays import load_calendar
+from datasets.sample.demo import generate_demo
+from datasets.storage import store
 from metrics.compute import latest_month
 from metrics.scoring import ScoringSettings, load_settings, ranking
 from metrics.service import compute_components
@@ -58,7 +59,7 @@ class Demo:
 
     def copy(self, target: Path) -> Demo:
         shutil.copy(self.path, target)
-        # The snapshots and caches (datasets/snapshots.py) are keyed by the batches, which the copy
+        # The snapshots and caches (datasets/derived/snapshots.py) are keyed by the batches, which the copy
         # shares: copied along, the copy need not rebuild them.
         cache = self.path.with_name(self.path.name + ".snapshots")
         if cache.exists():
@@ -67,7 +68,7 @@ class Demo:
 
 
 def link_tree(source: Path, target: Path) -> None:
-    """Copy a cache directory (datasets/snapshots.py) with hard links for its Parquet files: a cache file
+    """Copy a cache directory (datasets/derived/snapshots.py) with hard links for its Parquet files: a cache file
     is never changed in place (written beside, then renamed over), so copies can share them, and linking
     the ≈ 850 files of a demo store's cache costs a fraction of copying them for every test."""
 

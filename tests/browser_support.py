@@ -189,7 +189,7 @@ def expect_heading(page, name: str | re.Pattern) -> None:
 def configured_store(tmp_path: Path, request, database: str):
     """(engine, URL) of an empty configured database for a server test: a SQLite file in ``tmp_path``, or
     the ``pg_engine`` fixture's PostgreSQL database."""
-    from datasets import store
+    from datasets.storage import store
 
     if database == "sqlite":
         db_url = f"sqlite:///{tmp_path / 'configured.db'}"

@@ -1,4 +1,4 @@
-"""A child for tests/test_hostile_templates.py's runner test (datasets/limited_child.py): what stdin asks."""
+"""A child for tests/test_hostile_templates.py's runner test (datasets/common/limited_child.py): what stdin asks."""
 
 import os
 import sys

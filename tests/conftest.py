@@ -18,8 +18,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from datasets import snapshots, store
-from datasets.calendar import load_calendar
+from datasets.derived import snapshots
+from datasets.domain.workdays import load_calendar
+from datasets.storage import store
 from tests.apptest_support import link_tree
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -143,7 +144,7 @@ def _fresh_audit_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     failures of earlier tests in the same minute (test_races locks an account with 29 attempts) leave
     a later test's attempts on a locked account unaudited, depending on how fast the suite runs.
     """
-    from datasets import accounts
+    from datasets.access import accounts
 
     monkeypatch.setattr(accounts, "failed_login_audit",
                         accounts._RateLimit(accounts.failed_login_audit.limit, accounts.failed_login_audit.window))
@@ -343,7 +344,7 @@ SMALL_DEMO = {"seed": 3, "scale": 0.002, "end_month": "2024-12", "months": 13, "
 
 @pytest.fixture(scope="session")
 def small_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from datasets.demo import generate_demo
+    from datasets.sample.demo import generate_demo
 
     with built_once(tmp_path_factory, "small") as (folder, built):
         path = folder / "small.db"
@@ -359,7 +360,7 @@ def small_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def small_pg_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """(database name, cache directory) of the small demo on the test server, built once per run; the
     database is dropped when the run ends (pytest_sessionfinish)."""
-    from datasets.demo import generate_demo
+    from datasets.sample.demo import generate_demo
 
     admin = _postgres_admin()
     name = f"run_{_run_tag(tmp_path_factory)}_small"

@@ -9,10 +9,10 @@ from typing import Any
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from datasets import store
-from datasets.calendar import load_calendar
-from datasets.demo import _City, write_bulk
-from datasets.schema import KINDS
+from datasets.domain.schema import KINDS
+from datasets.domain.workdays import load_calendar
+from datasets.sample.demo import _City, write_bulk
+from datasets.storage import store
 from metrics.prepare import Dataset
 
 DEFAULTS: dict[str, dict[str, Any]] = {

@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from datasets import accounts, store
+from datasets.access import accounts
+from datasets.storage import store
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 
-from datasets.periods import Period
-from datasets.vocabulary import Rules
+from datasets.domain.periods import Period
+from datasets.domain.vocabulary import Rules
 from metrics import alerts
 from metrics.compute import components
 from metrics.registry import BY_ID

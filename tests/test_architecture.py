@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {"datasets": 0, "metrics": 1, "pages": 2, "dashboard": 3}
 # The modules that may talk SQL to the store (docs/architecture.md lists what each keeps).
 STORE_SIDE = frozenset({
-    "datasets.store", "datasets.tables", "datasets.accounts", "datasets.sessions", "datasets.documents", "datasets.snapshots",
-    "datasets.batch_files", "datasets.quality", "datasets.ingest", "datasets.cache_store", "datasets.arrow_child",
+    "datasets.storage.store", "datasets.storage.tables", "datasets.access.accounts", "datasets.access.sessions", "datasets.access.documents", "datasets.derived.snapshots",
+    "datasets.derived.batch_files", "datasets.storage.quality", "datasets.intake.ingest", "datasets.derived.cache_store", "datasets.storage.arrow_child",
 })
 # Every module may name these: the engine type for hints and the driver's errors for messages.
 HARMLESS_SQLALCHEMY = ("sqlalchemy.engine", "sqlalchemy.exc")
@@ -40,7 +40,7 @@ def project_modules(root: Path) -> dict[str, Path]:
 
 
 def _resolve(name: str, modules: Iterable[str]) -> str | None:
-    """The project module ``name`` refers to (``datasets.store.now`` -> ``datasets.store``), if any."""
+    """The project module ``name`` refers to (``datasets.storage.store.now`` -> ``datasets.storage.store``), if any."""
     known = set(modules)
     parts = name.split(".")
     for end in range(len(parts), 0, -1):
@@ -158,7 +158,7 @@ def test_the_checker_finds_upward_imports_cycles_and_stray_sql(tmp_path):
         "datasets/a.py": "from datasets import b\n",
         "datasets/b.py": "import datasets.c\n",
         "datasets/c.py": "from datasets.a import thing\n",
-        "datasets/store.py": "import sqlalchemy as sa\n",
+        "datasets/storage/store.py": "import sqlalchemy as sa\n",
         "datasets/typed.py": "from sqlalchemy.engine import Engine\nfrom sqlalchemy.exc import OperationalError\n",
         "metrics/__init__.py": "",
         "metrics/high.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pages import _shown\n",
@@ -180,9 +180,9 @@ def test_the_checker_finds_upward_imports_cycles_and_stray_sql(tmp_path):
 
 def test_the_checker_sees_every_module_of_the_project():
     modules = project_modules(ROOT)
-    assert {"dashboard", "datasets.store", "metrics.registry", "pages.overview", "pages._session"} <= set(modules)
+    assert {"dashboard", "datasets.storage.store", "metrics.registry", "pages.overview", "pages._session"} <= set(modules)
     graph = import_graph(ROOT)
-    assert "datasets.store" in graph["metrics.scoring"] and "pages._shared" in graph["dashboard"]
+    assert "datasets.storage.store" in graph["metrics.scoring"] and "pages._shared" in graph["dashboard"]
 
 
 def test_package_markers_import_nothing():

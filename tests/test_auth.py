@@ -15,10 +15,11 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from datasets import accounts, store
-from datasets import admin as actions
-from datasets.accounts import ADMIN, EVALUATOR, LEADER, STAFF, User
-from datasets.config import AppSettings
+from datasets.access import accounts
+from datasets.access.accounts import ADMIN, EVALUATOR, LEADER, STAFF, User
+from datasets.common.config import AppSettings
+from datasets.operations import admin as actions
+from datasets.storage import store
 from metrics.admin import save_scoring
 from pages import _catalog as catalog
 from pages import _session as session
@@ -437,7 +438,7 @@ def _host(page: str, url: str, embedded: bool) -> None:
 
     import streamlit as st
 
-    from datasets.config import AppSettings
+    from datasets.common.config import AppSettings
     from pages import _shared as shared
 
     engine = shared.get_engine(url)

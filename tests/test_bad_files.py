@@ -11,9 +11,10 @@ import re
 import polars as pl
 import pytest
 
-from datasets import ingest, store
-from datasets.parsed import ERROR
-from datasets.upload import UploadRejected, check_file, import_file, store_checked
+from datasets.intake import ingest
+from datasets.intake.parsed import ERROR
+from datasets.intake.upload import UploadRejected, check_file, import_file, store_checked
+from datasets.storage import store
 from tests.bad_files.corpus import (
     CORPUS,
     DISTRICT_A,
@@ -131,7 +132,7 @@ SHEET = ('<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas
 def _measure(body: str) -> tuple[int, int, int, list[tuple[int, int]]]:
     import io
 
-    from datasets.readers import _Extent, _scan_sheet
+    from datasets.intake.readers import _Extent, _scan_sheet
 
     found: list[tuple[int, int]] = []
     extent = _Extent()
@@ -179,7 +180,7 @@ def test_sheet_extent_follows_the_readers_rules(body, expected):
     ],
 )
 def test_unreadable_references_and_broken_xml_are_corrupt(xml, says):
-    from datasets.parsed import ReadError
+    from datasets.intake.parsed import ReadError
 
     with pytest.raises(ReadError, match=says) as caught:
         _measure(xml)
@@ -189,8 +190,8 @@ def test_unreadable_references_and_broken_xml_are_corrupt(xml, says):
 def test_cells_without_references_count_against_the_cell_limit(monkeypatch):
     """100 rows × 12 cells, none with a reference: 1 200 cells over a limit of 1 000 (the real limit,
     6 million, needs a file that is too large to build in a test; the counting is the same)."""
-    from datasets import readers
-    from datasets.parsed import ReadError
+    from datasets.intake import readers
+    from datasets.intake.parsed import ReadError
     from tests.bad_files.corpus import _sheet_edit
 
     monkeypatch.setattr(readers, "MAX_GRID_CELLS", 1_000)
@@ -256,7 +257,7 @@ def test_gbk_csv_with_unknown_headers_is_not_blamed_on_the_encoding(engine):
 
 
 def test_uploader_limit_admits_exactly_the_servers_limit_in_both_browser_units():
-    from datasets.upload import uploader_limit_mb
+    from datasets.intake.upload import uploader_limit_mb
 
     assert uploader_limit_mb(50) == 53  # 50 MiB = 52 428 800 bytes ≤ 53 000 000
     for mb in range(1, 2001):
@@ -267,7 +268,7 @@ def test_uploader_limit_admits_exactly_the_servers_limit_in_both_browser_units()
 
 
 def _limit_check(engine, data: bytes, file_name: str, limits):
-    from datasets.upload import import_file
+    from datasets.intake.upload import import_file
 
     before = snapshot(engine)
     check, result = import_file(engine, data, file_name, limits=limits)
@@ -278,7 +279,7 @@ def _limit_check(engine, data: bytes, file_name: str, limits):
 
 
 def test_a_child_over_its_memory_limit_is_a_chinese_refusal_and_the_parent_carries_on(engine):
-    from datasets.read_child import ReadLimits
+    from datasets.intake.read_child import ReadLimits
 
     data = csv_bytes(rows("cases", 200_000))  # needs ~600 MB of address space to read
     message = _limit_check(engine, data, "二十万行.csv", ReadLimits(memory_mb=450))
@@ -290,7 +291,7 @@ def test_a_child_over_its_memory_limit_is_a_chinese_refusal_and_the_parent_carri
 
 
 def test_a_child_over_its_time_limit_is_stopped(engine):
-    from datasets.read_child import ReadLimits
+    from datasets.intake.read_child import ReadLimits
 
     message = _limit_check(engine, csv_bytes(rows("cases", 200_000)), "慢.csv", ReadLimits(seconds=0.3))
     assert message.startswith("文件无法读取：超出大小/时间限制") and "0.3 秒" in message
@@ -298,7 +299,7 @@ def test_a_child_over_its_time_limit_is_stopped(engine):
 
 def test_a_reader_that_aborts_like_calamine_kills_only_the_child(engine, tmp_path, monkeypatch):
     """What the far cell did to the server before (exit 134), now to a child: a Chinese refusal."""
-    from datasets import read_child
+    from datasets.intake import read_child
 
     script = tmp_path / "abort_child.py"
     script.write_text("import os, sys\nsys.stdin.buffer.read()\n"
@@ -314,7 +315,7 @@ def test_a_reader_that_aborts_like_calamine_kills_only_the_child(engine, tmp_pat
 
 @pytest.mark.usefixtures("navigation_mode")
 def test_a_file_refused_on_the_upload_page_is_audited(demo_copy, monkeypatch):
-    from datasets import accounts
+    from datasets.access import accounts
     from tests.apptest_support import STAFF_NAME, app, ok, open_page, texts
     from tests.bad_files.corpus import far_cell_lowercase
 

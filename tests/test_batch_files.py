@@ -1,4 +1,4 @@
-"""Batch files (datasets/batch_files.py) and the cache location (datasets/cache_store.py): snapshots are
+"""Batch files (datasets/derived/batch_files.py) and the cache location (datasets/derived/cache_store.py): snapshots are
 built from the per-batch Parquet copies without reading the SQL tables, a lost or wrong file is
 recreated from SQL, an S3-compatible bucket works like a directory and is shared by two "servers",
 and the build lock makes concurrent misses of one file build it once."""
@@ -14,9 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datasets import batch_files, cache_store, snapshots, store
-from datasets.ingest import import_frame
-from datasets.schema import KINDS
+from datasets.derived import batch_files, cache_store, snapshots
+from datasets.domain.schema import KINDS
+from datasets.intake.ingest import import_frame
+from datasets.storage import store
 from metrics.compute import components
 from metrics.prepare import load_dataset
 from metrics.scoring import default_settings

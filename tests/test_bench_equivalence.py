@@ -22,7 +22,7 @@ from benchmarks.alt_impl import (
     project_table,
     to_pandas,
 )
-from datasets.vocabulary import Rules
+from datasets.domain.vocabulary import Rules
 from metrics.prepare import Dataset, load_dataset
 from metrics.registry import INDICATORS
 from tests.factories import at, dataset

@@ -6,9 +6,10 @@ from __future__ import annotations
 import polars as pl
 
 from benchmarks import bench_scale
-from datasets import batch_files, snapshots, store
-from datasets.ingest import import_frame
-from datasets.schema import KINDS
+from datasets.derived import batch_files, snapshots
+from datasets.domain.schema import KINDS
+from datasets.intake.ingest import import_frame
+from datasets.storage import store
 
 
 def _cache_names(engine) -> set[str]:

@@ -20,10 +20,11 @@ import openpyxl
 import polars as pl
 import pytest
 
-from datasets import accounts, store
-from datasets.periods import Period
-from datasets.quality import all_districts
-from datasets.schema import KINDS
+from datasets.access import accounts
+from datasets.domain.periods import Period
+from datasets.domain.schema import KINDS
+from datasets.storage import store
+from datasets.storage.quality import all_districts
 from metrics.compute import latest_month
 from metrics.scoring import load_settings, ranking
 from metrics.service import compute_components
@@ -277,7 +278,7 @@ def test_a_deep_link_survives_sign_in_and_a_reload_keeps_the_session(browser_ser
     this browser nor another one holding a copy of the cookie is signed in."""
     from playwright.sync_api import expect, sync_playwright
 
-    from datasets.periods import parse_period, quarter_of
+    from datasets.domain.periods import parse_period, quarter_of
 
     engine = store.make_engine(browser_server.db_url)
     months = store.batch_history(engine, "cases")["period"].to_list()

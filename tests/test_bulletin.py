@@ -17,9 +17,10 @@ import polars as pl
 import pytest
 from docx import Document
 
-from datasets import accounts, documents, store
-from datasets.accounts import ADMIN, EVALUATOR, User
-from datasets.periods import Period, parse_period
+from datasets.access import accounts, documents
+from datasets.access.accounts import ADMIN, EVALUATOR, User
+from datasets.domain.periods import Period, parse_period
+from datasets.storage import store
 from metrics import alerts, bulletin, bulletin_docx, detail_store
 from metrics.__main__ import main
 from metrics.compute import CITY

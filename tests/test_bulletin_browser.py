@@ -13,7 +13,8 @@ import polars as pl
 import pytest
 from docx import Document
 
-from datasets import accounts, store
+from datasets.access import accounts
+from datasets.storage import store
 from tests.browser_support import SLOW, Server, browser, expect_heading, login, nav
 
 pytestmark = pytest.mark.browser

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from datasets.accounts import ADMIN, EVALUATOR, ROLES, User
+from datasets.access.accounts import ADMIN, EVALUATOR, ROLES, User
 from pages import _catalog as catalog
 from pages import _session as session
 

@@ -13,7 +13,7 @@ import altair as alt
 import polars as pl
 import pytest
 
-from datasets.periods import Period
+from datasets.domain.periods import Period
 from metrics import charts, comparison
 from metrics.compute import CITY, components
 from metrics.registry import INDICATORS

@@ -114,7 +114,7 @@ def test_the_check_finds_english():
 def test_the_help_column_is_aligned_in_terminal_columns():
     """Chinese metavars are two columns wide each: the help texts still start in one column and no line
     is wider than the terminal."""
-    from datasets.cli import display_width
+    from datasets.operations.cli import display_width
 
     done = subprocess.run([sys.executable, "-m", "datasets", "users", "add", "--help"], cwd=ROOT, capture_output=True,
                           text=True, timeout=120, env={**__import__("os").environ, "COLUMNS": "70"})

@@ -15,12 +15,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from datasets import accounts, coverage, ingest, quality, store, upload
-from datasets.accounts import STAFF, PermissionDenied
-from datasets.coverage import Coverage, coverage_of
-from datasets.ingest import import_frame
-from datasets.periods import Period, parse_period, to_date
-from datasets.vocabulary import Rules
+from datasets.access import accounts
+from datasets.access.accounts import STAFF, PermissionDenied
+from datasets.domain.periods import Period, parse_period, to_date
+from datasets.domain.vocabulary import Rules
+from datasets.intake import ingest, upload
+from datasets.intake.ingest import import_frame
+from datasets.storage import coverage, quality, store
+from datasets.storage.coverage import Coverage, coverage_of
 from metrics import bulletin, overview
 from metrics.__main__ import main, report_table
 from metrics.exports import rank_csv_bytes, rank_xlsx_bytes

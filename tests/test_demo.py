@@ -12,11 +12,12 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from datasets import batch_files, snapshots, store
-from datasets.calendar import load_calendar
-from datasets.demo import _City, _default_end_month, generate_demo, write_bulk
-from datasets.ingest import district_parts
-from datasets.schema import KINDS, RATINGS
+from datasets.derived import batch_files, snapshots
+from datasets.domain.schema import KINDS, RATINGS
+from datasets.domain.workdays import load_calendar
+from datasets.intake.ingest import district_parts
+from datasets.sample.demo import _City, _default_end_month, generate_demo, write_bulk
+from datasets.storage import store
 from tests.apptest_support import DEMO_END, DEMO_SCALE, DEMO_SEED, Demo
 
 END = "2025-06"

@@ -13,8 +13,10 @@ import chinese_calendar
 import polars as pl
 import pytest
 
-from datasets import calendar, snapshots, store
-from datasets.ingest import import_frame
+from datasets.derived import snapshots
+from datasets.domain import workdays as calendar
+from datasets.intake.ingest import import_frame
+from datasets.storage import store
 from metrics import derived
 from metrics.__main__ import main as metrics_main
 from metrics.scoring import default_settings
@@ -32,7 +34,7 @@ def demo_engine(small_sqlite):
 
 @pytest.fixture
 def holiday_file(tmp_path, monkeypatch):
-    """A copy of the holiday file, in force for this test (datasets.calendar.HOLIDAY_FILE)."""
+    """A copy of the holiday file, in force for this test (datasets.domain.workdays.HOLIDAY_FILE)."""
     path = tmp_path / "holidays.csv"
     path.write_text(calendar.HOLIDAY_FILE.read_text(encoding="utf-8"), encoding="utf-8")
     monkeypatch.setattr(calendar, "HOLIDAY_FILE", path)
@@ -120,7 +122,7 @@ def test_a_changed_rule_recounts(demo_engine):
 def test_changed_counting_code_recounts(demo_engine, tmp_path, monkeypatch):
     """The source of the counting modules is in the key: an upgrade that changes one recounts (here a
     module of the list changed and loaded again, as a restarted server loads its new code)."""
-    assert {"datasets.vocabulary", "metrics.registry", "metrics.prepare", "metrics.compute",
+    assert {"datasets.domain.vocabulary", "metrics.registry", "metrics.prepare", "metrics.compute",
             "metrics.alerts", "metrics.drill"} <= set(derived.COUNTING_MODULES)
     probe = tmp_path / "counting_probe.py"
     probe.write_text("LIMIT = 1\n", encoding="utf-8")
@@ -211,7 +213,7 @@ def test_the_report_follows_the_holiday_file(tmp_path, holiday_file, capsys):
     """The issue's reproduction: ``python -m metrics report --by city`` for 2026-11 on a demo store,
     then five weekdays of 2026-11 registered as 休 in the holiday file: the next report changes, with
     no cache folder deleted."""
-    from datasets.demo import generate_demo
+    from datasets.sample.demo import generate_demo
 
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     engine = store.make_engine(url)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from datasets.vocabulary import readings
+from datasets.domain.vocabulary import readings
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 

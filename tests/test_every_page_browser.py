@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from datasets.accounts import ADMIN, EVALUATOR, LEADER, STAFF
+from datasets.access.accounts import ADMIN, EVALUATOR, LEADER, STAFF
 from pages import _catalog as catalog
 from tests.browser_support import (
     SLOW,

@@ -10,10 +10,10 @@ import openpyxl
 import polars as pl
 import pytest
 
-from datasets import store
-from datasets.ingest import import_frame
-from datasets.periods import Period
-from datasets.quality import all_districts
+from datasets.domain.periods import Period
+from datasets.intake.ingest import import_frame
+from datasets.storage import store
+from datasets.storage.quality import all_districts
 from metrics.exports import rank_csv_bytes, rank_xlsx_bytes, text_width, whole_numbers
 from metrics.registry import INDICATORS
 from metrics.scoring import load_settings, ranking
@@ -139,8 +139,8 @@ def test_timestamps_read_yyyy_mm_dd_hh_mm_ss(ranked, sqlite_engine):
     2026-12-07T13:48:51.000000 and 2026-12-07 13:48:51.123456)."""
     import datetime as dt
 
-    from datasets import accounts
-    from datasets import admin as actions
+    from datasets.access import accounts
+    from datasets.operations import admin as actions
 
     rank, period, settings = ranked
     imported = dt.datetime(2026, 12, 7, 13, 48, 51, 123456)

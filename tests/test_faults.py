@@ -15,9 +15,11 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from datasets import batch_files, cache_store, faults, snapshots, store
 from datasets.__main__ import main as datasets_main
-from datasets.schema import KINDS
+from datasets.common import faults
+from datasets.derived import batch_files, cache_store, snapshots
+from datasets.domain.schema import KINDS
+from datasets.storage import store
 from metrics.__main__ import main as metrics_main
 from metrics.compute import components
 from metrics.prepare import load_dataset
@@ -52,7 +54,7 @@ def _required_only(kind: str) -> list[str]:
 
 def test_the_minimal_files_hold_exactly_the_required_columns():
     """The files above are what the issue means: every optional column of the kind left out."""
-    from datasets.schema import DISTRICT as DISTRICT_FIELD
+    from datasets.domain.schema import DISTRICT as DISTRICT_FIELD
 
     for kind, text in MINIMAL.items():
         headers = text.splitlines()[0].split(",")
@@ -165,7 +167,7 @@ def test_a_full_cache_disk_still_gives_the_report_with_a_chinese_warning(small_s
 
 
 def test_a_full_disk_for_the_output_file_is_exit_3(small_sqlite, capsys, monkeypatch, tmp_path):
-    from datasets import safe_export
+    from datasets.common import safe_export
 
     def full(*_args, **_kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -11,7 +11,9 @@ import sqlite3
 import pytest
 import sqlalchemy as sa
 
-from datasets import cache_store, faults, snapshots, store
+from datasets.common import faults
+from datasets.derived import cache_store, snapshots
+from datasets.storage import store
 from tests.apptest_support import ALL_NAME, STAFF_NAME, Demo, app, cases_csv, ok, open_page, texts
 
 pytestmark = pytest.mark.usefixtures("navigation_mode")
@@ -127,7 +129,7 @@ def test_a_database_file_on_a_full_disk_is_said_to_be_a_disk_problem(demo, monke
 
 def test_an_upload_without_optional_columns_is_stored_with_its_batch_file(demo_copy: Demo, monkeypatch):
     """申请时间, 事项名称, … all left out: stored, its batch file written, nothing to warn about."""
-    from datasets import batch_files
+    from datasets.derived import batch_files
 
     district, month = demo_copy.districts[0], demo_copy.period.first
     engine = store.make_engine(demo_copy.url)

@@ -20,8 +20,8 @@ _READ_CHILD = """
 import json, resource, sys
 limit = int(sys.argv[1]) << 20
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-from datasets.parsed import ReadError
-from datasets.readers import read_file
+from datasets.intake.parsed import ReadError
+from datasets.intake.readers import read_file
 from tests.bad_files import corpus
 data = getattr(corpus, sys.argv[2])()
 try:
@@ -71,7 +71,8 @@ limit = int(sys.argv[1]) << 20
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 import pytest
 from streamlit.runtime.pages_manager import PagesManager
-from datasets import accounts, store
+from datasets.access import accounts
+from datasets.storage import store
 from tests.apptest_support import app, open_page, ok, texts
 from tests.bad_files.corpus import far_cell_xlsx
 

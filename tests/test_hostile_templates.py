@@ -23,8 +23,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from jinja2 import TemplateError as JinjaError
 
-from datasets import documents, store
-from datasets.limited_child import LimitExceeded, Limits, run_module
+from datasets.access import documents
+from datasets.common.limited_child import LimitExceeded, Limits, run_module
+from datasets.storage import store
 from metrics import bulletin_docx
 from metrics import template_guard as guard
 from metrics.__main__ import main

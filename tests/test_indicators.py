@@ -12,9 +12,9 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from datasets.calendar import CalendarError
-from datasets.periods import Period
-from datasets.vocabulary import Rules
+from datasets.domain.periods import Period
+from datasets.domain.vocabulary import Rules
+from datasets.domain.workdays import CalendarError
 from metrics.compute import aggregate, components
 from tests.factories import at, dataset
 

@@ -13,8 +13,10 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from datasets import accounts, store, upload
-from datasets.accounts import LOGIN_FAILED, STAFF, UNKNOWN_ACCOUNT
+from datasets.access import accounts
+from datasets.access.accounts import LOGIN_FAILED, STAFF, UNKNOWN_ACCOUNT
+from datasets.intake import upload
+from datasets.storage import store
 from tests.bad_files.corpus import DISTRICT_A, DISTRICT_B, csv_bytes, rows
 
 PW = "secret-pass-1"

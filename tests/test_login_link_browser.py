@@ -10,7 +10,8 @@ import re
 
 import pytest
 
-from datasets import accounts, store
+from datasets.access import accounts
+from datasets.storage import store
 from tests.browser_support import (
     browser,
     configured_store,

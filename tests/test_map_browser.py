@@ -109,7 +109,7 @@ def _watch_an_import(url: str, db_url: str, export, demo) -> None:
 
     from playwright.sync_api import expect, sync_playwright
 
-    from datasets import store
+    from datasets.storage import store
     from metrics import bigscreen
     from tests.browser_support import ROOT
 

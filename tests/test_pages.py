@@ -17,9 +17,10 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from datasets import accounts, quality, store
-from datasets.periods import Period
-from datasets.schema import KINDS
+from datasets.access import accounts
+from datasets.domain.periods import Period
+from datasets.domain.schema import KINDS
+from datasets.storage import quality, store
 from metrics import drill, formatting, overview
 from metrics.compute import CITY, aggregate
 from metrics.exports import rank_table_chinese
@@ -365,7 +366,7 @@ def test_a_partial_month_is_marked_in_the_picker_and_labelled_on_the_page(demo: 
 def test_an_early_upload_of_the_next_month_leaves_the_default_view(demo_copy: Demo, monkeypatch):
     import datetime as dt
 
-    from datasets.ingest import import_frame
+    from datasets.intake.ingest import import_frame
 
     engine = store.make_engine(demo_copy.url)
     cases = store.load_records(engine, "cases")

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from datasets import accounts, documents, store
+from datasets.access import accounts, documents
+from datasets.storage import store
 from tests.bad_files.corpus import CORPUS
 from tests.browser_support import (
     SLOW,
@@ -49,7 +50,7 @@ TEMPLATES = {
 
 
 def _counts(engine) -> tuple[int, ...]:
-    from datasets import tables
+    from datasets.storage import tables
 
     with engine.connect() as conn:
         return tuple(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar()

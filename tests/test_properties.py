@@ -8,7 +8,7 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datasets.schema import CASE_STATUSES, CHANNELS, HOTLINE_SATISFACTION, RECTIFY_STATUSES, SUPERVISION
+from datasets.domain.schema import CASE_STATUSES, CHANNELS, HOTLINE_SATISFACTION, RECTIFY_STATUSES, SUPERVISION
 from metrics.compute import aggregate, components
 from metrics.prepare import Dataset
 from metrics.registry import BY_ID, PERCENT
@@ -269,9 +269,9 @@ def _store_components(imports: list[tuple[list[dict], list[dict], dt.datetime]])
     """Import each (cases, evaluations, import time) as November's exports into a fresh store."""
     import tempfile
 
-    from datasets import store
-    from datasets.ingest import import_frame
-    from datasets.schema import KINDS
+    from datasets.domain.schema import KINDS
+    from datasets.intake.ingest import import_frame
+    from datasets.storage import store
     from metrics.prepare import load_dataset
 
     with tempfile.TemporaryDirectory(prefix="asof-") as tmp:
@@ -302,8 +302,8 @@ def test_an_early_export_then_the_full_month_equals_the_full_month_alone(records
     assert _sorted(both).equals(_sorted(full))
 
     # The early export alone (as of day d) calls nothing late before its deadline.
-    from datasets.calendar import load_calendar
-    from datasets.vocabulary import Rules
+    from datasets.domain.vocabulary import Rules
+    from datasets.domain.workdays import load_calendar
     from metrics.alerts import build_detail
 
     _, early = _store_components([(early_cases, early_evals, dt.datetime.combine(d, dt.time(18)))])

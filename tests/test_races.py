@@ -14,8 +14,10 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from datasets import accounts, ingest, store, upload
-from datasets.accounts import MAX_FAILED_ATTEMPTS, STAFF
+from datasets.access import accounts
+from datasets.access.accounts import MAX_FAILED_ATTEMPTS, STAFF
+from datasets.intake import ingest, upload
+from datasets.storage import store
 from tests.bad_files.corpus import DISTRICT_A, csv_bytes, rows
 from tests.factories import at, frame
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from datasets.periods import Period
-from datasets.vocabulary import Rules
+from datasets.domain.periods import Period
+from datasets.domain.vocabulary import Rules
 from metrics.compute import components
 from metrics.exports import rank_export_frame, rank_table_chinese
 from metrics.registry import INDICATORS

@@ -14,11 +14,11 @@ import polars as pl
 import pytest
 import xlsxwriter
 
-from datasets import parsing
-from datasets.parsed import ERROR, WARNING, ReadError
-from datasets.readers import detect_kind, read_file
-from datasets.schema import KINDS
-from datasets.text import normalize_header
+from datasets.common.text import normalize_header
+from datasets.domain.schema import KINDS
+from datasets.intake import parsing
+from datasets.intake.parsed import ERROR, WARNING, ReadError
+from datasets.intake.readers import detect_kind, read_file
 
 # --- fixture writers ------------------------------------------------------------------------------
 

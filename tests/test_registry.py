@@ -79,7 +79,7 @@ def test_the_column_check_collects_every_problem():
 
 
 def test_descriptions_show_the_settings_in_force():
-    from datasets.vocabulary import Rules
+    from datasets.domain.vocabulary import Rules
 
     rules = Rules(yellow_grace_days=2, red_grace_days=3, rectify_days=10)
     text = {i.id: i.describe(rules) for i in registry.INDICATORS}

@@ -16,8 +16,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from datasets import accounts, store, upload
-from datasets.accounts import User
+from datasets.access import accounts
+from datasets.access.accounts import User
+from datasets.intake import upload
+from datasets.storage import store
 from metrics.admin import save_scoring
 from pages import _catalog as catalog
 from pages import _session as session
@@ -186,7 +188,7 @@ def _host(page: str, url: str, anonymous_view: bool) -> None:
 
     import streamlit as st
 
-    from datasets.config import AppSettings
+    from datasets.common.config import AppSettings
     from pages import _shared as shared
 
     engine = shared.get_engine(url)

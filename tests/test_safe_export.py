@@ -1,4 +1,4 @@
-"""One neutralising writer (datasets/safe_export.py) for every CSV and .xlsx the project writes."""
+"""One neutralising writer (datasets/common/safe_export.py) for every CSV and .xlsx the project writes."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from datasets import safe_export, store
-from datasets.ingest import import_frame
+from datasets.common import safe_export
+from datasets.intake.ingest import import_frame
+from datasets.storage import store
 from metrics.__main__ import main
 from tests.factories import at, frame
 
@@ -75,8 +76,8 @@ def test_metrics_report_csv_neutralises_department_names(sqlite_engine, capsys, 
 
 
 def test_audit_csv_goes_through_the_same_writer(sqlite_engine):
-    from datasets import accounts
-    from datasets import admin as actions
+    from datasets.access import accounts
+    from datasets.operations import admin as actions
 
     accounts.audit(sqlite_engine, "=cmd", "login_failed", "@SUM(1)")
     data = actions.audit_csv(accounts.audit_entries(sqlite_engine))
@@ -85,7 +86,7 @@ def test_audit_csv_goes_through_the_same_writer(sqlite_engine):
 
 
 def test_no_other_module_writes_csv_or_workbooks():
-    """Every CSV/.xlsx writer in the project goes through datasets/safe_export.py."""
+    """Every CSV/.xlsx writer in the project goes through datasets/common/safe_export.py."""
     writers = re.compile(r"(?<!safe_export)\.write_csv\(|\.write_excel\(|xlsxwriter\.Workbook\(|\.to_csv\(|openpyxl\.Workbook\(")
     offenders = []
     for folder in ("datasets", "metrics", "pages"):
@@ -101,7 +102,7 @@ def test_no_other_module_writes_csv_or_workbooks():
 
 
 def test_the_writer_is_at_the_bottom_layer():
-    source = (ROOT / "datasets" / "safe_export.py").read_text(encoding="utf-8")
+    source = (ROOT / "datasets" / "common" / "safe_export.py").read_text(encoding="utf-8")
     assert not re.search(r"^\s*(from|import) (metrics|pages)\b", source, re.M)
     for name in ("admin.py", "report.py", "templates.py"):  # writers in datasets/ use it, not metrics.exports
         assert "metrics.exports" not in (ROOT / "datasets" / name).read_text(encoding="utf-8")
@@ -110,7 +111,7 @@ def test_the_writer_is_at_the_bottom_layer():
 def test_csv_timestamps_read_as_people_write_them():
     import datetime as dt
 
-    from datasets.safe_export import csv_text
+    from datasets.common.safe_export import csv_text
 
     frame = pl.DataFrame({"时间": [dt.datetime(2026, 12, 7, 13, 48, 51, 250)], "账号": ["admin"]})
     assert csv_text(frame).splitlines() == ["时间,账号", "2026-12-07 13:48:51,admin"]

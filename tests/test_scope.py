@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from datasets import accounts, store
 from datasets.__main__ import main
-from datasets.accounts import PermissionDenied
-from datasets.upload import check_file, import_file, rollback, store_checked
+from datasets.access import accounts
+from datasets.access.accounts import PermissionDenied
+from datasets.intake.upload import check_file, import_file, rollback, store_checked
+from datasets.storage import store
 from tests.bad_files.corpus import DISTRICT_A, DISTRICT_B, csv_bytes, rows
 
 

@@ -19,10 +19,11 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from datasets import accounts, sessions, store
-from datasets import admin as actions
-from datasets.accounts import ADMIN, EVALUATOR, STAFF
-from datasets.config import AppSettings
+from datasets.access import accounts, sessions
+from datasets.access.accounts import ADMIN, EVALUATOR, STAFF
+from datasets.common.config import AppSettings
+from datasets.operations import admin as actions
+from datasets.storage import store
 from pages import _catalog as catalog
 from pages import _cookie_server as cookie_server
 from pages import _session as session
@@ -485,7 +486,7 @@ def _host(page: str, url: str) -> None:
 
     import streamlit as st
 
-    from datasets.config import AppSettings
+    from datasets.common.config import AppSettings
     from pages import _shared as shared
 
     engine = shared.get_engine(url)

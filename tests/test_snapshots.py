@@ -1,5 +1,5 @@
 """Per-district snapshots and caches give exactly what a whole-store computation gives, and follow
-imports and rollbacks district by district (datasets/snapshots.py, metrics/service.py)."""
+imports and rollbacks district by district (datasets/derived/snapshots.py, metrics/service.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 import polars as pl
 import pytest
 
-from datasets import side_by_side, snapshots, store
-from datasets.ingest import import_frame
-from datasets.periods import Period
-from datasets.schema import KINDS
-from datasets.side_by_side import RowBudget
+from datasets.derived import side_by_side, snapshots
+from datasets.derived.side_by_side import RowBudget
+from datasets.domain.periods import Period
+from datasets.domain.schema import KINDS
+from datasets.intake.ingest import import_frame
+from datasets.storage import store
 from metrics import alerts, derived, detail_store, drill, service
 from metrics.compute import aggregate, components
 from metrics.prepare import NOT_COUNTED, Dataset, counted_columns, load_dataset

@@ -9,8 +9,8 @@ import json
 import polars as pl
 import pytest
 
-from datasets import store
-from datasets.ingest import import_frame
+from datasets.intake.ingest import import_frame
+from datasets.storage import store
 from metrics.__main__ import REPORT_COLUMNS, main
 from tests.factories import at, frame
 
@@ -156,7 +156,7 @@ def test_rank_csv_and_xlsx(sqlite_engine, capsys, tmp_path):
 def test_upload_deadline_is_the_tenth_of_the_following_month():
     import datetime as dt
 
-    from datasets.ingest import is_late
+    from datasets.intake.ingest import is_late
 
     assert not is_late("2024-09", dt.datetime(2024, 10, 10, 23, 59))
     assert is_late("2024-09", dt.datetime(2024, 10, 11, 0, 1))
@@ -237,7 +237,7 @@ def test_an_import_records_its_as_of_date_and_its_records_carry_it(sqlite_engine
 
 
 def test_the_export_time_title_line_sets_the_as_of_date(sqlite_engine):
-    from datasets import upload
+    from datasets.intake import upload
 
     store.add_district(sqlite_engine, "甲区")
     import_frame(sqlite_engine, "items", frame("items", [{"item_code": "I1"}]).drop("batch_id", "period"),
@@ -278,6 +278,6 @@ def test_a_store_made_before_as_of_dates_gets_them(any_engine):
     ([], None),
 ])
 def test_export_date_of_the_title_rows(rows, expected):
-    from datasets.readers import export_date
+    from datasets.intake.readers import export_date
 
     assert export_date(rows) == expected

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from datasets import batch_files, cache_store, snapshots, store
+from datasets.derived import batch_files, cache_store, snapshots
+from datasets.storage import store
 from tests.browser_support import ROOT, SERVER_OPTIONS, browser, free_port, need_chromium, wait_healthy, wait_idle
 from tests.factories import write_first_exports
 

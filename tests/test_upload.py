@@ -13,12 +13,13 @@ import openpyxl
 import polars as pl
 import pytest
 
-from datasets import store, templates
 from datasets.__main__ import main
-from datasets.parsed import ERROR
-from datasets.readers import read_file
-from datasets.schema import KINDS
-from datasets.upload import check_file, cli_import, import_file, store_checked
+from datasets.domain.schema import KINDS
+from datasets.intake import templates
+from datasets.intake.parsed import ERROR
+from datasets.intake.readers import read_file
+from datasets.intake.upload import check_file, cli_import, import_file, store_checked
+from datasets.storage import store
 from tests.bad_files.corpus import DISTRICT_A, DISTRICT_B, case_row, csv_bytes, rows, xlsx_bytes
 
 
@@ -353,7 +354,7 @@ def test_cli_bad_arguments_exit_2_naming_the_argument(tmp_path, capsys, argv, fr
 
 def _expected_example(kind: str) -> dict:
     """The example row parsed the way the data model parses it."""
-    from datasets.parsing import parse_field
+    from datasets.intake.parsing import parse_field
 
     k = KINDS[kind]
     raw = pl.DataFrame({f.name: [f.example or None] for f in k.fields}, schema={f.name: pl.String for f in k.fields})

@@ -10,10 +10,10 @@ import openpyxl
 import polars as pl
 import pytest
 
-from datasets import report, validate
-from datasets.parsed import ERROR, WARNING, Problem
-from datasets.schema import KINDS
-from datasets.validate import StoreContext, build_suite, load_suite
+from datasets.domain.schema import KINDS
+from datasets.intake import report, validate
+from datasets.intake.parsed import ERROR, WARNING, Problem
+from datasets.intake.validate import StoreContext, build_suite, load_suite
 from tests.bad_files.corpus import DISTRICT_A, DISTRICT_B, parsed_file, rows
 
 NOW = dt.datetime(2024, 6, 15, 12, 0, 0)
@@ -446,7 +446,7 @@ def test_validation_of_a_large_frame_is_vectorised():
         pl.format("BJ{}", pl.int_range(0, n)).alias("办件编号")
     )
     pf = parsed_file("cases", big.head(1).to_dicts())
-    from datasets.parsing import parse_field
+    from datasets.intake.parsing import parse_field
 
     k = KINDS["cases"]
     by_header = {f.header: f for f in k.fields}

@@ -1,5 +1,5 @@
 """The numbers behind the pages: metrics/overview.py, comparison.py, reference.py, settings_form.py,
-metrics/drill.py and datasets/quality.py, on small hand-made data (tests/factories.py) so that every count
+metrics/drill.py and datasets/storage/quality.py, on small hand-made data (tests/factories.py) so that every count
 can be checked by hand."""
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from datasets import periods, quality, store
-from datasets.ingest import import_frame
-from datasets.periods import Period
-from datasets.vocabulary import Rules
+from datasets.domain import periods
+from datasets.domain.periods import Period
+from datasets.domain.vocabulary import Rules
+from datasets.intake.ingest import import_frame
+from datasets.storage import quality, store
 from metrics import alerts, comparison, detail_store, drill, formatting, overview, reference, settings_form
 from metrics.compute import CITY, aggregate, components
 from metrics.registry import INDICATORS

@@ -15,9 +15,9 @@ from typing import Any
 
 import polars as pl
 
-from datasets.parsed import ParsedFile
-from datasets.parsing import parse_field
-from datasets.schema import KINDS
+from datasets.domain.schema import KINDS
+from datasets.intake.parsed import ParsedFile
+from datasets.intake.parsing import parse_field
 
 DISTRICT_A, DISTRICT_B = "甲区", "乙区"
 
