@@ -21,11 +21,12 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from datasets.common import config
 from datasets.storage import store
 from datasets.storage.tables import sessions
 
-IDLE_MINUTES = 30  # defaults of the settings session_idle_minutes and session_max_hours
-MAX_HOURS = 12
+IDLE_MINUTES = config.SESSION_IDLE_MINUTES  # defaults of the settings session_idle_minutes and session_max_hours
+MAX_HOURS = config.SESSION_MAX_HOURS
 TOUCH_SECONDS = 60
 PURGE_DAYS = 90  # records of sessions that ended longer ago are deleted
 

@@ -8,11 +8,17 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from datasets.access import sessions
-from datasets.storage.store import DEFAULT_SQLITE_PATH, sqlite_url
-
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS_FILE = ROOT / ".streamlit" / "secrets.toml"
+# Defaults declared here, at the bottom of datasets/, so that the settings import nothing of the project
+# (datasets/common/ is below the store and the accounts; both read these).
+DEFAULT_SQLITE_PATH = ROOT / "data" / "dashboard.db"
+SESSION_IDLE_MINUTES = 30
+SESSION_MAX_HOURS = 12
+
+
+def sqlite_url(path: Path | str) -> str:
+    return f"sqlite:///{path}"
 
 
 class AppSettings(BaseSettings):
@@ -31,8 +37,8 @@ class AppSettings(BaseSettings):
     load_demo_if_empty: bool = Field(default=True, description="内置库为空时自动载入示例数据")
     demo_seed: int = 7
     demo_scale: float = Field(default=0.05, gt=0, description="首次启动自动生成的示例数据规模（0.05 约 5 万件办件）")
-    session_idle_minutes: int = Field(default=sessions.IDLE_MINUTES, ge=1, le=24 * 60, description="登录会话无操作多少分钟后结束")
-    session_max_hours: float = Field(default=sessions.MAX_HOURS, gt=0, le=24 * 30,
+    session_idle_minutes: int = Field(default=SESSION_IDLE_MINUTES, ge=1, le=24 * 60, description="登录会话无操作多少分钟后结束")
+    session_max_hours: float = Field(default=SESSION_MAX_HOURS, gt=0, le=24 * 30,
                                      description="登录会话自登录起最长有效多少小时（到时必须重新登录，无论是否有操作）")
     cache_url: str = Field(
         default="",

@@ -20,12 +20,12 @@ from sqlalchemy.engine import Engine
 
 from datasets.access import accounts
 from datasets.access.accounts import PermissionDenied, User
+from datasets.common.faults import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
 from datasets.domain import schema
 from datasets.intake import ingest, report
 from datasets.intake.parsed import ERROR, WARNING, ParsedFile, Problem, ReadError
 from datasets.intake.read_child import ReadLimits, read_isolated
 from datasets.intake.validate import Validation, store_context, validate
-from datasets.operations.cli import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
 from datasets.storage import store
 
 DEFAULT_USER = "网页上传"

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from datasets.common.config import DEFAULT_SQLITE_PATH, sqlite_url  # also read here as store.*
 from datasets.domain.schema import KINDS
 from datasets.storage.tables import (
     batches,
@@ -34,8 +35,6 @@ from datasets.storage.tables import (
     settings_changes,
 )
 
-DEFAULT_SQLITE_PATH = Path(__file__).resolve().parents[2] / "data" / "dashboard.db"
-
 ACTIVE, SUPERSEDED, ROLLED_BACK = "active", "superseded", "rolled_back"
 WITHDRAWN = "withdrawn"  # taken back by its district (撤销导入); rollback_to it restores it
 
@@ -43,10 +42,6 @@ WITHDRAWN = "withdrawn"  # taken back by its district (撤销导入); rollback_t
 
 
 # --- engine -------------------------------------------------------------------------------------
-
-
-def sqlite_url(path: Path | str) -> str:
-    return f"sqlite:///{path}"
 
 
 def default_url() -> str:
