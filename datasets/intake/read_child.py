@@ -218,8 +218,8 @@ def _child(memory_mb: int, cpu_seconds: int, stdin: IO[bytes], stdout: IO[bytes]
 
 
 if __name__ == "__main__":
-    # -P keeps datasets/ off sys.path (datasets/domain/workdays.py would shadow the standard module); the
-    # project root is added instead. Anything a library prints goes to stderr, not into the answer.
+    # -P keeps this file's folder off sys.path (a module there named like a standard one would shadow it);
+    # the project root is added instead. Anything a library prints goes to stderr, not into the answer.
     sys.path.insert(0, str(ROOT))
     answer = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)

@@ -414,8 +414,8 @@ def arrow_read(engine: Engine, sql: str, rows: int | None = None) -> pl.DataFram
     return pl.from_arrow(table)  # type: ignore[return-value]
 
 
-# Run as a script with -P: the datasets/ folder must not come first on its sys.path (datasets/domain/workdays.py
-# would shadow the standard library's calendar).
+# Run as a script with -P: its own folder must not come first on its sys.path (a module there named like
+# a standard one would shadow it; tests/test_architecture.py keeps there being none).
 _ARROW_CHILD = Path(__file__).with_name("arrow_child.py")
 
 
