@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from datasets.derived import snapshots
-from datasets.domain import workdays as calendar
+from datasets.domain import workdays
 from datasets.intake.ingest import import_frame
 from datasets.storage import store
 from metrics import derived
@@ -36,14 +36,14 @@ def demo_engine(small_sqlite):
 def holiday_file(tmp_path, monkeypatch):
     """A copy of the holiday file, in force for this test (datasets.domain.workdays.HOLIDAY_FILE)."""
     path = tmp_path / "holidays.csv"
-    path.write_text(calendar.HOLIDAY_FILE.read_text(encoding="utf-8"), encoding="utf-8")
-    monkeypatch.setattr(calendar, "HOLIDAY_FILE", path)
+    path.write_text(workdays.HOLIDAY_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(workdays, "HOLIDAY_FILE", path)
     return path
 
 
 def _weekdays(month: str, n: int) -> list[dt.date]:
     """The first ``n`` working days of ``month`` by the calendar in force now."""
-    cal = calendar.load_calendar()
+    cal = workdays.load_calendar()
     day = dt.date.fromisoformat(f"{month}-01")
     found = []
     while len(found) < n:
@@ -218,7 +218,7 @@ def test_the_report_follows_the_holiday_file(tmp_path, holiday_file, capsys):
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     engine = store.make_engine(url)
     store.init_db(engine)
-    generate_demo(engine, calendar=calendar.load_calendar(), **{**SMALL_DEMO, "end_month": "2026-11"})
+    generate_demo(engine, calendar=workdays.load_calendar(), **{**SMALL_DEMO, "end_month": "2026-11"})
     engine.dispose()
 
     def elapsed_numerator() -> float:
