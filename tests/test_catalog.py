@@ -91,10 +91,10 @@ def _audit_page_defaults() -> list[tuple[str, str]]:
     """(function, default) of every ``page=`` parameter with a non-empty default in datasets/ and metrics/."""
     found = []
     for package in ("datasets", "metrics"):
-        for path in sorted((ROOT / package).glob("*.py")):
+        for path in sorted((ROOT / package).rglob("*.py")):  # datasets/ has sub-packages
             if path.stem in {"__init__", "__main__", "arrow_child"}:
                 continue
-            module = importlib.import_module(f"{package}.{path.stem}")
+            module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
             for name, func in inspect.getmembers(module, inspect.isfunction):
                 if func.__module__ != module.__name__:
                     continue
