@@ -472,10 +472,12 @@ def wide_hint(key: str, what: str = "表格", rest: str = "其余各列") -> Non
         st.caption(f":material/swipe: {what}较宽：左右滑动{what}查看{rest}。")
 
 
-def table(frame: pl.DataFrame, *, key: str | None = None, max_rows: int | None = 10) -> None:
+def table(frame: pl.DataFrame, *, key: str | None = None, max_rows: int | None = 10,
+          hidden: tuple[str, ...] = ()) -> None:
     """A read-only table; nulls shown as —, text cells shown as text (never rendered as HTML/Markdown).
 
-    ``max_rows``: the rows shown before the table scrolls (None: all); see ``table_layout``."""
+    ``max_rows``: the rows shown before the table scrolls (None: all); see ``table_layout``.
+    ``hidden``: columns kept in the frame (e.g. for its download) but not shown."""
     if frame.height == 0:
         # Streamlit draws an empty table as a row reading "empty" (on a canvas no script can
         # translate); the table stays for the page's structure but is hidden (pages/_browser.py CSS).
@@ -487,6 +489,7 @@ def table(frame: pl.DataFrame, *, key: str | None = None, max_rows: int | None =
     layout = table_layout(frame, max_rows)
     config = column_config(frame)
     config.update({name: st.column_config.TextColumn(name, width=px) for name, px in layout.widths.items()})
+    config.update(dict.fromkeys(hidden))  # None hides a column
     if layout.wide:  # a phone shows the first columns only, and its scroll bar only while scrolling
         wide_hint(str(key or id(frame)))
     st.dataframe(in_percentage_points(frame), hide_index=True, placeholder=NULL_TEXT, column_config=config,

@@ -36,4 +36,5 @@ st.subheader("可调整的规则")
 shared.table(reference.rules_table(settings), key="rules")
 
 st.subheader("指标一览")
-shared.table(indicator_table, key="indicator_reference", max_rows=None)
+# 编号 is the command line's identifier (its CSV also names each indicator in Chinese): not shown here.
+shared.table(indicator_table, key="indicator_reference", max_rows=None, hidden=("编号",))

@@ -454,6 +454,9 @@ def test_indicator_reference_lists_all_indicators(demo: Demo, monkeypatch):
     assert shown["目标值"][0] == formatting.fmt_value(INDICATORS[0].id, demo.settings.indicators[INDICATORS[0].id].target)
     assert table(at, "权重合计")["权重合计"].sum() == pytest.approx(
         sum(t.weight for t in demo.settings.indicators.values()))
+    # The command line's ids (online_available_rate, …) are not shown: no English a user reads.
+    (listed,) = [d for d in at.dataframe if "口径说明" in d.value.columns]
+    assert json.loads(listed.proto.columns)["编号"].get("hidden") is True
 
 
 # --- 设置 -----------------------------------------------------------------------------------------------
