@@ -72,7 +72,7 @@ class Inset:
 
     caption: str
     spec: dict
-    height_cm: float = 1.9
+    height_cm: float = 1.0
 
 
 Block = Paragraph | Table | Figure | Inset

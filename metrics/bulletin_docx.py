@@ -49,7 +49,7 @@ SIZE_2, SIZE_3, SIZE_4, SIZE_5, SIZE_S5 = Pt(22), Pt(16), Pt(14), Pt(10.5), Pt(9
 LINE = Pt(28.95)  # 22 lines in the 225 mm type area
 TYPE_WIDTH_PT = 156 / 25.4 * 72  # the 156 mm type area
 CHAR_SPACING_TWIPS = -5  # 三号 characters 0.25 pt closer: 28 × 15.75 pt fit the 442 pt line
-SMALL_LINE, CARD_LINE, CARD_TABLE_LINE = Pt(18), Pt(20), Pt(12.5)
+SMALL_LINE, CARD_LINE, CARD_TABLE_LINE = Pt(18), Pt(20), Pt(12)
 WRAP_CHARS = 8  # a wrapping column gets at least this many characters a line, else the table is set smaller
 
 
@@ -378,7 +378,7 @@ def _figure(doc, block: Figure) -> None:
 def _inset(doc, block: Inset) -> None:
     """The small picture, then its caption on the same line (one paragraph, no fixed line height)."""
     par = doc.add_paragraph()
-    par.paragraph_format.space_before = Pt(6)
+    par.paragraph_format.space_before = Pt(2)
     par.add_run().add_picture(io.BytesIO(chart_png(block.spec)), height=Cm(block.height_cm))
     _fonts(par.add_run("　" + block.caption), BODY_FONT, SIZE_5)
 
