@@ -6,12 +6,17 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from datasets.common.config import AppSettings, sqlite_url
 from datasets.domain.periods import Period
 from datasets.domain.vocabulary import Rules
-from metrics.compute import components
+from datasets.domain.workdays import load_calendar
+from datasets.sample.demo import generate_demo
+from datasets.storage import store
+from metrics.compute import components, latest_month
 from metrics.exports import rank_export_frame, rank_table_chinese
 from metrics.registry import INDICATORS
-from metrics.scoring import data_gaps, default_settings, ranking
+from metrics.scoring import data_gaps, default_settings, load_settings, ranking
+from metrics.service import compute_components
 from tests.apptest_support import Demo
 from tests.factories import at, dataset, inventory
 
@@ -104,14 +109,41 @@ def test_unranked_in_the_exports(city):
     assert cli["unranked_reason"].to_list() == [None, None, None, "缺少 2024-10 好差评"]
 
 
-def test_no_indicator_scores_the_same_extreme_for_every_district(demo: Demo):
-    """The default targets and floors fit the demo city: an indicator on which every district scores 0
-    (or 100) tells a leader nothing and hides whether the data or the districts are at fault."""
-    rank = demo.ranking()
-    assert rank.height == len(demo.districts)
+def _stuck(rank: pl.DataFrame) -> list[str]:
+    """Indicators on which every district that has a score scores 0, or every one 100."""
     stuck = []
     for indicator in INDICATORS:
         scores = rank[f"score_{indicator.id}"].drop_nulls().to_list()
         if scores and (all(s == 0.0 for s in scores) or all(s == 100.0 for s in scores)):
             stuck.append(f"{indicator.name}={scores[0]:.0f}")
-    assert not stuck, "、".join(stuck)
+    return stuck
+
+
+def test_no_indicator_scores_the_same_extreme_for_every_district(demo: Demo):
+    """The default targets and floors fit the demo city: an indicator on which every district scores 0
+    (or 100) tells a leader nothing and hides whether the data or the districts are at fault."""
+    rank = demo.ranking()
+    assert rank.height == len(demo.districts)
+    assert not _stuck(rank), "、".join(_stuck(rank))
+
+
+def test_the_apps_own_demo_has_no_indicator_stuck_at_an_extreme(tmp_path):
+    """The same on the demo a first start generates (demo_scale 0.05) in its default month: with a few
+    差评 a district a month, the rectification rates were 100 % for every district that had one."""
+    defaults = AppSettings.model_fields  # the shipped defaults, whatever the environment says
+    engine = store.make_engine(sqlite_url(tmp_path / "demo.db"))
+    store.init_db(engine)
+    generate_demo(engine, calendar=load_calendar(), seed=defaults["demo_seed"].default,
+                  scale=defaults["demo_scale"].default,
+                  end_month="2026-11")
+    settings = load_settings(engine)
+    comps = compute_components(engine, settings)
+    month = latest_month(comps)
+    assert month == "2026-11"
+    districts = store.list_districts(engine)["name"].to_list()
+    inventory = store.active_batches(engine).select("district", "kind", "period")
+    rank = ranking(comps, Period(month, month), settings, inventory, districts)
+    engine.dispose()
+    for rate in ("bad_rectified_rate", "bad_rectified_on_time_rate"):  # the two that were stuck at 100
+        assert rank[f"score_{rate}"].drop_nulls().len() >= 3, rate
+    assert not _stuck(rank), "、".join(_stuck(rank))

@@ -860,7 +860,10 @@ class _City:
                            np.where(online, _EC["PC端"], _EC["评价器"]))
         # 差评: rectification, mostly within 15 working days.
         bad = rating <= 2
-        rstatus = _pick(rng, np.array([0.78, 0.08, 0.04, 0.10]), n)  # order of RECTIFY_STATUSES
+        # Order of RECTIFY_STATUSES. Districts slow to rectify also leave more 差评 未整改 (3–17 %), so
+        # that the rectification rates differ between districts even with a few 差评 a month.
+        unfixed = 0.5 * (1.0 - self.rect_on_time[d])
+        rstatus = _pick(rng, np.stack([0.78 - unfixed, np.full(n, 0.08), 0.04 + unfixed, np.full(n, 0.10)], axis=1), n)
         days = np.where(rng.random(n) < self.rect_on_time[d], rng.integers(1, 16, n), rng.integers(16, 31, n))
         ev_day = ev_us // _DAY_US - self.offset
         fix_day = np.searchsorted(self.cum, self.cum[ev_day] + days, side="left")
