@@ -147,6 +147,13 @@ def fill_spec(skeleton: dict, shapes: Shapes, values: pl.DataFrame, key: str, se
     return spec
 
 
+def _outlines_data(features: list[dict]) -> alt.InlineData:
+    """Outlines as one JSON string, not nested lists: Altair deep-copies a spec's data several times
+    while it builds a layered chart (≈ 1.5 s for a prefecture's outlines as lists, nothing as a string)."""
+    return alt.InlineData(values=json.dumps(features, ensure_ascii=False, separators=(",", ":")),
+                          format=alt.DataFormat(type="json"))
+
+
 def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: ScoringSettings, *,
                  dark: bool = False, height: int = 420) -> alt.LayerChart:
     """Districts coloured by ``key`` (values: map_values()), named and labelled with their value.
@@ -167,10 +174,7 @@ def district_map(shapes: Shapes, values: pl.DataFrame, key: str, settings: Scori
     tooltip.append(alt.Tooltip("rank_text:N", title="排名"))
     pick = alt.selection_point(name=SELECTION, fields=["district"], on="click")
     shapes_layer = (
-        # One JSON string, not nested lists: Altair deep-copies a spec's data several times while it
-        # builds a layered chart (≈ 1.5 s for a prefecture's outlines as lists, nothing as a string).
-        alt.Chart(alt.InlineData(values=json.dumps(features, ensure_ascii=False, separators=(",", ":")),
-                                 format=alt.DataFormat(type="json")))
+        alt.Chart(_outlines_data(features))
         .mark_geoshape(stroke=edge, strokeWidth=1.2)
         .encode(
             color=alt.condition(
@@ -325,8 +329,7 @@ def print_map(shapes: Shapes, values: pl.DataFrame, *, width: int = 560, height:
         labels.append({"x": x, "y": y, "label": f"{district}\n{row['value_text'] if on else '未排名'}",
                        "ink": "#ffffff" if dark_fill else "#000000", "hatched": not on})
     fills = (
-        alt.Chart(alt.InlineData(values=json.dumps(features, ensure_ascii=False, separators=(",", ":")),
-                                 format=alt.DataFormat(type="json")))
+        alt.Chart(_outlines_data(features))
         .mark_geoshape(stroke=OUTLINE, strokeWidth=0.8)
         .encode(
             color=alt.condition(
@@ -343,8 +346,7 @@ def print_map(shapes: Shapes, values: pl.DataFrame, *, width: int = 560, height:
     )
     layers = [fills]
     if hatches:
-        layers.append(alt.Chart(alt.InlineData(values=json.dumps(hatches, separators=(",", ":")),
-                                               format=alt.DataFormat(type="json")))
+        layers.append(alt.Chart(_outlines_data(hatches))
                       .mark_geoshape(filled=False, stroke=HATCH, strokeWidth=0.7))
     # One layer per ink (a second colour scale would break the layered chart); the labels on the
     # hatching get a white halo first so that the lines do not cross the type.
@@ -368,8 +370,7 @@ def locator_map(shapes: Shapes, district: str, *, size: int = 220) -> alt.Chart:
     features = [{"type": "Feature", "geometry": _planar(geometry, cos_lat), "properties": {}, "here": name == district}
                 for name, geometry in shapes.geometries.items()]
     return (
-        alt.Chart(alt.InlineData(values=json.dumps(features, ensure_ascii=False, separators=(",", ":")),
-                                 format=alt.DataFormat(type="json")))
+        alt.Chart(_outlines_data(features))
         .mark_geoshape(stroke="#ffffff", strokeWidth=1)
         .encode(color=alt.condition("datum.here", alt.value(HERE), alt.value(ELSEWHERE)))
         .project(type="identity", reflectY=True)
