@@ -6,8 +6,6 @@ The lists themselves are pure functions of these frames (metrics/alerts.py, metr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import polars as pl
 from sqlalchemy.engine import Engine
 
@@ -31,15 +29,12 @@ def load_alert_detail(engine: Engine, rules: Rules) -> Detail:
     )
 
 
-def load_district(
-    engine: Engine, district: str, rules: Rules, months: Sequence[str] = ()
-) -> tuple[Detail, pl.DataFrame]:
+def load_district(engine: Engine, district: str, rules: Rules) -> tuple[Detail, pl.DataFrame]:
     """Detail and item parts (drill.item_parts) of one district.
 
     The detail holds the alert rows only: the drill-down's case lists are alert lists narrowed to a
     department or item. All three are cached when the district's components are counted
-    (derived.district_components); they are built here only when missing. ``months`` is not needed
-    any more (a district's parts do not depend on the store's last month) and is ignored.
+    (derived.district_components); they are built here only when missing.
     """
     keys = snapshots.active_keys(engine)
     alerts = derived.district_alerts(engine, district, rules, keys)

@@ -9,10 +9,11 @@ rollback or a withdrawal counts that district again and no other, also when it o
 The one thing that crosses districts, how long catalogs stay in force (up to the store's last month),
 is applied when the districts are put together (derived.extend_stocks).
 
-A cold start (many districts to count: a restored or lost cache, a rule change, an upgrade) counts
-each district from its batch files in memory with its alert lists, and leaves the record snapshots
-and the drill-down parts for afterwards (finish_cache: in the app, in a background thread once a page
-has been shown). docs/architecture.md says why that stays.
+A large count (more than DEFER_ROWS rows of active batches: a cold start, a rule change, an upgrade,
+or an import into a large district) counts each district in memory with its alert lists (its
+snapshot extended from the previous one, else built from its batch files) and leaves the record
+snapshots and the drill-down parts for afterwards (finish_cache: in the app, in a background thread
+once a page has been shown). docs/architecture.md says why that stays.
 """
 
 from __future__ import annotations
@@ -44,11 +45,11 @@ def store_until(engine: Engine, keys: Keys | None = None) -> str | None:
     return max(months) if months else None
 
 
-# Counting more districts than this at once, with more rows of active batches than DEFER_ROWS, is
-# "many" (district_components' ``deferred``): an import touches one district, whose snapshot and
-# drill-down parts are best ready with its indicators; a small store is counted faster in one pass
-# (writing its snapshots first, the drill-down parts with the indicators) than in two.
-FEW_DISTRICTS = 1
+# Counting more rows of active batches than this is "large" (district_components' ``deferred``): the
+# record snapshots and drill-down parts are written after the indicators are shown (finish_cache). Also
+# for one district: an import into the largest district at scale 10 was visible after 6.7 s with its
+# snapshot and drill-down parts written first, 5.x s without. A small store is counted faster in one
+# pass (writing its snapshots first, the drill-down parts with the indicators) than in two.
 DEFER_ROWS = 1_000_000
 FINISH_MODES = ("now", "background", "later")
 
@@ -71,8 +72,7 @@ def compute_components(
     rows = snapshots.district_rows(engine)
     todo = [d for d in districts if not derived.is_current(engine, "components", d, keys, rules)]
     # Without a cache (an in-memory database) nothing is kept, so nothing is left for afterwards.
-    deferred = (len(todo) > FEW_DISTRICTS and sum(rows.get(d, 0) for d in todo) > DEFER_ROWS
-                and snapshots.cache_of(engine) is not None)
+    deferred = sum(rows.get(d, 0) for d in todo) > DEFER_ROWS and snapshots.cache_of(engine) is not None
     if deferred:  # the lost batch files of every district first, one SQL read per kind
         for kind in KINDS:
             snapshots.recreate_lost_batches(engine, kind, store.active_batches(engine, kind), todo)

@@ -168,11 +168,9 @@ def get_detail(url: str, fingerprint: str, rules_key: str) -> Detail:
 
 
 @st.cache_resource(show_spinner="正在读取该区县的办件和评价明细…", max_entries=24)
-def get_district_drill(
-    url: str, fingerprint: str, rules_key: str, district: str, months: tuple[str, ...]
-) -> tuple[Detail, pl.DataFrame]:
+def get_district_drill(url: str, fingerprint: str, rules_key: str, district: str) -> tuple[Detail, pl.DataFrame]:
     """The alert rows and item parts (metrics.drill.item_parts) of one district, for drill-down."""
-    return load_district(get_engine(url), district, _rules(rules_key), months)
+    return load_district(get_engine(url), district, _rules(rules_key))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -261,8 +259,7 @@ class Context:
 
     def district_drill(self, district: str) -> tuple[Detail, pl.DataFrame]:
         """Alert rows and item parts of one district (cached per district)."""
-        months = tuple(sorted(self.comps["month"].unique().to_list()))
-        return get_district_drill(self.url, self.fingerprint, self.rules_key, district, months)
+        return get_district_drill(self.url, self.fingerprint, self.rules_key, district)
 
 
 _RUN = threading.local()

@@ -12,7 +12,7 @@ import pytest
 
 from datasets.derived import side_by_side, snapshots
 from datasets.derived.side_by_side import RowBudget
-from datasets.domain.periods import Period
+from datasets.domain.periods import Period, shift_month
 from datasets.domain.schema import KINDS
 from datasets.intake.ingest import import_frame
 from datasets.storage import store
@@ -228,11 +228,10 @@ def test_item_parts_add_up_to_each_district_and_are_cached(demo_engine):
     each district's own numbers, for one month and longer ranges (catalog stocks, coverage)."""
     rules = default_settings().to_rules()
     comps = compute_components(demo_engine, default_settings())
-    months = sorted(comps["month"].unique().to_list())
     ids = drill.item_level_indicators([i.id for i in INDICATORS])
     assert "hotline_completion_rate" not in ids and {"eval_item_coverage", "full_online_rate"} <= set(ids)
     for district in store.list_districts(demo_engine)["name"].to_list()[:3]:
-        _, parts = detail_store.load_district(demo_engine, district, rules, months)
+        _, parts = detail_store.load_district(demo_engine, district, rules)
         assert 0 < parts.height
         for period in (Period(END, END), Period("2024-01", END)):
             items = drill.item_values(parts, period, district, None, ids)
@@ -246,12 +245,12 @@ def test_item_parts_add_up_to_each_district_and_are_cached(demo_engine):
     # equal what the drill-down builds on its own when the file is missing.
     before = _files(demo_engine, "item_parts")
     assert len(before) == len(store.list_districts(demo_engine))
-    _, again = detail_store.load_district(demo_engine, district, rules, months)
+    _, again = detail_store.load_district(demo_engine, district, rules)
     assert again.equals(parts) and _files(demo_engine, "item_parts") == before
     names = {n for n in before if n.startswith(f"item_parts-{snapshots.district_tag(district)}-")}
     assert len(names) == 1
     (snapshots.cache_of(demo_engine).root / "item_parts" / names.pop()).unlink()
-    _, rebuilt = detail_store.load_district(demo_engine, district, rules, months)
+    _, rebuilt = detail_store.load_district(demo_engine, district, rules)
     assert rebuilt.sort([*drill.ITEM_KEYS, "indicator"], nulls_last=True).equals(
         parts.sort([*drill.ITEM_KEYS, "indicator"], nulls_last=True))
 
@@ -259,8 +258,7 @@ def test_item_parts_add_up_to_each_district_and_are_cached(demo_engine):
 def test_the_drill_down_finds_its_parts_cached_after_the_components(demo_engine, monkeypatch):
     """compute_components caches each district's item parts and names with its alert rows: the first
     view of 区县对比 after an import builds nothing."""
-    comps = compute_components(demo_engine, default_settings())
-    months = sorted(comps["month"].unique().to_list())
+    compute_components(demo_engine, default_settings())
 
     def refuse(*_args, **_kwargs):
         raise AssertionError("built again")
@@ -269,7 +267,7 @@ def test_the_drill_down_finds_its_parts_cached_after_the_components(demo_engine,
     monkeypatch.setattr(derived, "item_names", refuse)
     monkeypatch.setattr(derived, "alert_detail", refuse)
     for district in store.list_districts(demo_engine)["name"].to_list():
-        detail, parts = detail_store.load_district(demo_engine, district, default_settings().to_rules(), months)
+        detail, parts = detail_store.load_district(demo_engine, district, default_settings().to_rules())
         assert parts.height > 0 and detail.item_names.height > 0
 
 
@@ -302,8 +300,7 @@ def test_a_cold_start_counts_from_the_batch_files_and_leaves_the_rest_for_afterw
         assert alerts.alert_list(listed, alert, Period("2023-01", END)).equals(
             alerts.alert_list(full, alert, Period("2023-01", END))), alert
     # First use of one district's drill-down builds its snapshots and parts; finish_cache the rest.
-    months = sorted(want["month"].unique().to_list())
-    detail_store.load_district(demo_engine, districts[0], rules, months)
+    detail_store.load_district(demo_engine, districts[0], rules)
     assert len(_files(demo_engine, "item_parts")) == 1 and len(_files(demo_engine, "cases")) == 1
     service.finish_cache(demo_engine, rules, snapshots.active_keys(demo_engine), districts)
     assert len(_files(demo_engine, "item_parts")) == len(_files(demo_engine, "cases")) == len(districts)
@@ -334,6 +331,47 @@ def test_the_background_finish_writes_what_the_cold_start_left(demo_engine, monk
         assert again is not None and again.sort(pl.all(), nulls_last=True).equals(parts.sort(pl.all(), nulls_last=True))
     with pytest.raises(ValueError):
         compute_components(demo_engine, settings, finish="soon")
+
+
+def test_an_import_into_a_large_district_shows_its_numbers_before_its_snapshot_is_written(demo_engine, monkeypatch):
+    """Over DEFER_ROWS rows an import's one district is counted in memory, its snapshot extended from
+    the previous one (a later month only adds a batch), and its snapshot and drill-down parts are
+    written afterwards (finish_cache): the same numbers as the whole store's, before and after."""
+    settings = default_settings()
+    compute_components(demo_engine, settings)
+    district = store.list_districts(demo_engine)["name"].to_list()[0]
+    month = shift_month(store.active_batches(demo_engine, "cases")["period"].max(), 1)
+    year, mon = int(month[:4]), int(month[5:])
+    new = frame("cases", [
+        {"case_id": "NEXT-1", "district": district, "accepted_at": at(year, mon, 2), "completed_at": at(year, mon, 9),
+         "legal_limit": 5.0, "promised_limit": 3.0},
+    ]).drop("batch_id", "period")
+    import_frame(demo_engine, "cases", new, file_name="下月.xlsx", sha256="f" * 64, period=month)
+    monkeypatch.setattr(service, "DEFER_ROWS", 0)
+    extended: list[int] = []
+    real_extend = snapshots.extend
+
+    def extend(*args, **kwargs):
+        got = real_extend(*args, **kwargs)
+        extended.append(-1 if got is None else got.height)
+        return got
+
+    monkeypatch.setattr(snapshots, "extend", extend)
+    counted = derived.COUNTS["components"]
+    cases_before = _files(demo_engine, "cases")
+    got = compute_components(demo_engine, settings, finish="later")
+    assert derived.COUNTS["components"] - counted == 1
+    assert len(extended) == 1 and extended[0] > 0  # extended in memory, not rebuilt from every batch file
+    _assert_same(got, _whole_store(demo_engine))
+    assert _files(demo_engine, "cases") == cases_before  # no snapshot written yet
+    keys = snapshots.active_keys(demo_engine)
+    assert not derived.is_current(demo_engine, "item_parts", district, keys, settings.to_rules())
+    service.finish_cache(demo_engine, settings.to_rules(), keys, [district])
+    assert derived.is_current(demo_engine, "item_parts", district, keys, settings.to_rules())
+    cases_after = _files(demo_engine, "cases")
+    assert len(cases_after) == len(cases_before) and set(cases_after) - set(cases_before) == {
+        n for n in cases_after if snapshots.district_tag(district) in n}  # its snapshot, replaced
+    assert compute_components(demo_engine, settings).equals(got)
 
 
 def test_a_small_store_is_counted_in_one_pass_with_its_snapshots_and_drill_down_parts(demo_engine):

@@ -348,8 +348,7 @@ def test_a_district_read_alone_adds_up_like_the_city(sqlite_engine):
     from metrics.prepare import load_dataset
 
     comps = components(load_dataset(sqlite_engine))
-    months = sorted(comps["month"].unique().to_list())
-    detail, parts = detail_store.load_district(sqlite_engine, "乙区", Rules(), months)
+    detail, parts = detail_store.load_district(sqlite_engine, "乙区", Rules())
     # Only 乙区's rows were read; the detail holds its alert rows only (none here: no card, no 差评).
     assert set(parts["district"].to_list()) == {"乙区"}
     assert set(detail.item_names["district"].to_list()) == {"乙区"} and detail.cases.height == 0

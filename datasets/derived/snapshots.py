@@ -243,9 +243,10 @@ def current_records(
 ) -> pl.DataFrame:
     """The current rows of one kind in one district (store.load_records), from its snapshot.
 
-    ``keep=False``: a missing snapshot is built from the batch files in memory but not saved (only its
-    last month is): a cold start counts every district before its snapshots are written
-    (metrics/service.py), and writing them cost a third of building them.
+    ``keep=False``: a missing snapshot is built in memory (extended from the previous one, else from
+    the batch files) but not saved (only its last month is): a large count (a cold start, an import
+    into a large district) shows its indicators before the snapshots are written (metrics/service.py),
+    and writing them cost a third of building them.
     """
     keys = active_keys(engine) if keys is None else keys
     key = keys.get((district, kind))
@@ -260,7 +261,7 @@ def current_records(
         found = read_cached(engine, kind, district, key, columns)
         if found is not None:
             return found
-        frame = batch_files.current_records(engine, cache, kind, district, store.active_batches(engine, kind))
+        frame, _ = _from_batches(engine, cache, kind, district, store.active_batches(engine, kind))
         cached(engine, f"last_month_{kind}", district, key, lambda: _last_month_of(kind, frame))
         return frame.select(list(columns)) if columns is not None else frame
     return cached(engine, kind, district, key, lambda: build_records(engine, cache, kind, district, key), columns)
@@ -281,10 +282,7 @@ def build_records(engine: Engine, cache: Cache, kind: str, district: str, key: s
     snapshot when the only change is one batch that sorts after all its batches (extend), else built
     from every batch file (batch_files.current_records)."""
     active = store.active_batches(engine, kind) if active is None else active
-    mine = active.filter((pl.col("district") == district) & (pl.col("kind") == kind)).select(_BATCH_COLUMNS)
-    frame = extend(engine, cache, kind, district, mine)
-    if frame is None:
-        frame = batch_files.current_records(engine, cache, kind, district, active)
+    frame, mine = _from_batches(engine, cache, kind, district, active)
     # Written directly, not through cached(): already under this snapshot's build lock.
     try:
         cache.write(_name(_built_from(kind), district, key), mine)
@@ -292,6 +290,17 @@ def build_records(engine: Engine, cache: Cache, kind: str, district: str, key: s
         tolerate(exc)
     _drop_older(cache, _built_from(kind), district, key)
     return frame
+
+
+def _from_batches(engine: Engine, cache: Cache, kind: str, district: str,
+                  active: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The current records of one district × kind, extended from its previous snapshot when possible
+    (extend), else from every batch file; and the district's active batches they come from."""
+    mine = active.filter((pl.col("district") == district) & (pl.col("kind") == kind)).select(_BATCH_COLUMNS)
+    frame = extend(engine, cache, kind, district, mine)
+    if frame is None:
+        frame = batch_files.current_records(engine, cache, kind, district, active)
+    return frame, mine
 
 
 def _order(period: str | None, batch_id: int) -> tuple[bool, str, int]:
