@@ -111,9 +111,9 @@ if checks:
 st.subheader("导入历史、撤销与回滚")
 h1, h2 = st.columns(2)
 hist_kind = h1.selectbox("数据类型", ["", *KINDS], key="hist_kind", format_func=lambda k: KINDS[k].label if k else "全部")
-hist_district = h2.selectbox("区县", ["", *quality.all_districts(engine)], key="hist_district",
-                             format_func=lambda d: d or "全部")
-history = store.batch_history(engine, hist_kind or None, hist_district or None)
+seen = actions.history_districts(engine, user)
+hist_district = h2.selectbox("区县", ["", *seen], key="hist_district", format_func=lambda d: d or "全部")
+history = store.batch_history(engine, hist_kind or None, hist_district or None, districts=seen)
 shared.table(quality.batch_table(history), key="batch_history", max_rows=8)
 # Every action starts a new round of the pickers and confirmations below: nothing stays ticked or
 # chosen for a second click to act on without asking again.

@@ -249,6 +249,10 @@ def test_staff_uploads_for_own_districts_only(demo_copy: Demo, monkeypatch):
     assert at.selectbox(key="up_district").options == ["（文件中已有区县列）", own]
     assert plain(own) in texts(at.markdown) and other not in texts(at.markdown)
     assert "rb_target" not in [s.key for s in at.selectbox]  # no version of its own district to restore
+    # The import history is of its own district too: not the other district's file names and uploaders.
+    assert at.selectbox(key="hist_district").options == ["全部", own]
+    shown = table(at, "文件名")
+    assert shown.height > 0 and set(shown["区县"].to_list()) == {own} and "其他区县.csv" not in shown["文件名"].to_list()
 
     name = "<b>混合</b>**文件**.csv"
     at.file_uploader[0].set_value([(name, _mixed_csv(demo_copy.url, own, other, month), "text/csv")])

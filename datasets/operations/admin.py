@@ -21,7 +21,7 @@ from datasets.access.accounts import ADMIN, User
 from datasets.common import safe_export
 from datasets.common.config import AppSettings
 from datasets.common.text import normalize
-from datasets.storage import store
+from datasets.storage import quality, store
 
 USERS_PAGE, DISTRICTS_PAGE, START_PAGE = "账号管理", "区县配置", "开始使用"
 ANONYMOUS_NAME = "（未登录）"
@@ -281,6 +281,15 @@ def upload_districts(engine: Engine, user: User | None) -> list[str]:
         return []
     names = district_names(engine)
     return names if "*" in user.districts else [d for d in names if d in user.districts]
+
+
+def history_districts(engine: Engine, user: User | None) -> list[str]:
+    """The districts whose imports ``user`` sees in the upload history: every district, also one only
+    in the data, for the ``*`` scope; else those it may upload (another district's file names and
+    uploaders are not its business)."""
+    if user is not None and user.can_upload and "*" in user.districts:
+        return quality.all_districts(engine)
+    return upload_districts(engine, user)
 
 
 # --- small look-ups for the pages -----------------------------------------------------------------

@@ -849,8 +849,12 @@ def last_import_at(engine: Engine) -> dt.datetime | None:
         return conn.execute(sa.select(sa.func.max(batches.c.created_at))).scalar()
 
 
-def batch_history(engine: Engine, kind: str | None = None, district: str | None = None) -> pl.DataFrame:
+def batch_history(engine: Engine, kind: str | None = None, district: str | None = None,
+                  districts: Iterable[str] | None = None) -> pl.DataFrame:
+    """Every stored batch, newest first; of one kind, one district, or (``districts``) only those."""
     query = sa.select(batches).order_by(batches.c.id.desc())
+    if districts is not None:
+        query = query.where(batches.c.district.in_(list(districts)))
     if kind:
         query = query.where(batches.c.kind == kind)
     if district:
