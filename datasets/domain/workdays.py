@@ -105,7 +105,8 @@ def load_calendar(holiday_file: Path | None = None, first_year: int = 2004, last
 def _build(text: str, name: str, first_year: int, last_year: int, library: str) -> WorkCalendar:
     import chinese_calendar
 
-    lib_years = {d.year for d in chinese_calendar.holidays} | {d.year for d in chinese_calendar.workdays}
+    lib_rest, lib_work = chinese_calendar.holidays, chinese_calendar.workdays
+    lib_years = {d.year for d in lib_rest} | {d.year for d in lib_work}
     file_entries, file_years = _file_entries(text, name)
     start = dt.date(first_year, 1, 1)
     n = (dt.date(last_year, 12, 31) - start).days + 1
@@ -114,8 +115,8 @@ def _build(text: str, name: str, first_year: int, last_year: int, library: str) 
     for i, day in enumerate(days):
         if day in file_entries:
             work[i] = file_entries[day]
-        elif day.year in lib_years:
-            work[i] = 1 if chinese_calendar.is_workday(day) else 0
+        elif day.year in lib_years:  # chinese_calendar.is_workday's rule, without its per-call range check
+            work[i] = 1 if day in lib_work or (day.weekday() < 5 and day not in lib_rest) else 0
         else:  # weekday-only guess; only used if a year is covered by the file but a day isn't listed
             work[i] = 1 if day.weekday() < 5 else 0
     covered = frozenset(y for y in lib_years | file_years if first_year <= y <= last_year)
