@@ -145,6 +145,7 @@ def _import_visible(engine, url: str, new_month: bool = False) -> dict:
 
     _forget(engine, _leftovers(engine))  # a run killed before its clean-up
     _run_overview(url)  # a warm server: what the overview shows before the import
+    _settle()  # and nothing it left for the background still running when the clock starts
     batches = store.active_batches(engine, "cases")
     last = batches.sort(["rows", "period"], descending=True).filter(pl.col("period") == batches["period"].max())
     top = last.row(0, named=True)
@@ -179,6 +180,7 @@ def _import_visible(engine, url: str, new_month: bool = False) -> dict:
         store.rollback_to(engine, top["id"], "bench")
     _forget(engine, [r.batch_id for r in result.results if r.batch_id is not None])
     _run_overview(url)  # caches back to the store's own state
+    _settle()
     return {"seconds": total, "import_s": committed, "overview_s": shown, "rows": result.rows,
             "district": top["district"], "period": period, "districts_counted": districts_counted, "cpu_window_s": cpu_window}
 
