@@ -60,17 +60,18 @@ class Dataset:
 
         return cls(*(frame(k) for k in KINDS))
 
-    def months(self) -> list[str]:
-        """Every month with any data or export, oldest first."""
-        # Distinct year·month numbers, formatted afterwards: formatting millions of dates is slow.
-        numbers = pl.collect_all(
-            frame.lazy().select((pl.col(col).dt.year() * 100 + pl.col(col).dt.month()).alias("ym")).drop_nulls().unique()
+    def last_month(self) -> str | None:
+        """The latest month with any data or export (None: no data). The latest of each dated column
+        and of the export months: no scan for distinct months (for a large district those were a
+        tenth of a rule change)."""
+        latest = pl.collect_all(
+            frame.lazy().select(pl.col(col).max().dt.strftime("%Y-%m").alias("m"))
             for frame, col in ((getattr(self, kind), c) for kind, cols in MONTH_COLUMNS.items() for c in cols)
         )
-        found = {f"{ym // 100:04d}-{ym % 100:02d}" for frame in numbers for ym in frame["ym"].to_list()}
-        for kind in KINDS:  # the export months too (an export may hold only rows dated earlier)
-            found |= set(getattr(self, kind)["period"].drop_nulls().unique().to_list())
-        return sorted(found)
+        found = [frame["m"][0] for frame in latest]
+        found += [getattr(self, kind)["period"].max() for kind in KINDS]  # an export may hold only earlier rows
+        found = [m for m in found if m is not None]
+        return max(found) if found else None
 
     def districts(self) -> list[str]:
         names: set[str] = set()
@@ -456,8 +457,8 @@ def prepare_sources_lazy(
     accepted, completed = _cases_lazy(data, cal, rules, flags.cases if flags is not None else None)
     # Only the last month matters to the catalogs (they stay in force up to it): with ``until`` given
     # the data's months need not be scanned.
-    months = [until] if until is not None else data.months()
-    in_force = items_in_force(data, sorted(set(months))).collect().lazy()
+    last = until if until is not None else data.last_month()
+    in_force = items_in_force(data, [last] if last is not None else []).collect().lazy()
     return {
         "items": _items_lazy(in_force),
         "items_coverage": _coverage_lazy(in_force, data),

@@ -136,7 +136,7 @@ def _split(data: Dataset, predicate_by_kind) -> list[Dataset]:
 @given(DATA)
 def test_splitting_by_district_and_rolling_up_gives_identical_components(data_rows):
     data = _build(*data_rows)
-    until = data.months()[-1]
+    until = data.last_month()
     whole = components(data, until=until)
     parts = [
         components(Dataset(*(getattr(data, k).filter(pl.col("district") == d) for k in
