@@ -8,7 +8,9 @@ import json
 
 import polars as pl
 import pytest
+import sqlalchemy as sa
 
+from datasets.domain.schema import KINDS
 from datasets.intake.ingest import import_frame
 from datasets.storage import store
 from metrics.__main__ import REPORT_COLUMNS, main
@@ -265,6 +267,29 @@ def test_a_store_made_before_as_of_dates_gets_them(any_engine):
     got = store.active_batches(any_engine).sort("period")
     assert got["as_of"].to_list() == [dt.date(2024, 10, 31), dt.date(2026, 12, 7)]
     assert sorted(store.load_records(any_engine, "cases")["as_of"].to_list()) == got["as_of"].to_list()
+
+
+def test_a_store_made_with_the_record_key_indexes_loses_them(any_engine):
+    """Records are read by batch only: the (district, id) indexes older stores have are dropped at start,
+    and imports and reads work as before."""
+    from datasets.storage.tables import UNUSED_INDEXES, record_tables
+
+    store.add_district(any_engine, "甲区")
+    with any_engine.begin() as conn:
+        for kind, table in record_tables.items():
+            conn.exec_driver_sql(f"CREATE INDEX ix_{kind}_key ON {table.name} (district, {KINDS[kind].id_field})")
+
+    def indexes() -> set[str]:
+        inspector = sa.inspect(any_engine)
+        return {ix["name"] for table in record_tables.values() for ix in inspector.get_indexes(table.name)}
+
+    assert set(UNUSED_INDEXES) <= indexes()
+    store.init_db(any_engine)
+    store.init_db(any_engine)  # a second start changes nothing
+    assert indexes() == {f"ix_{kind}_batch" for kind in KINDS}
+    import_frame(any_engine, "cases", _cases([{"case_id": "C1", "accepted_at": at(2024, 10, 9)}]),
+                 file_name="10月.xlsx", sha256="a" * 64)
+    assert store.load_records(any_engine, "cases")["case_id"].to_list() == ["C1"]
 
 
 @pytest.mark.parametrize(("rows", "expected"), [

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from datasets.common.config import DEFAULT_SQLITE_PATH, sqlite_url  # also read here as store.*
 from datasets.domain.schema import KINDS
 from datasets.storage.tables import (
+    UNUSED_INDEXES,
     batches,
     district_shapes,
     districts,
@@ -82,6 +83,15 @@ def init_db(engine: Engine) -> None:
     # Every table (accounts, audit log and documents included) is on datasets/storage/tables.py's metadata.
     metadata.create_all(engine)
     _add_as_of(engine)
+    _drop_unused_indexes(engine)
+
+
+def _drop_unused_indexes(engine: Engine) -> None:
+    """A store made when the record tables had a (district, id) index loses it (tables.UNUSED_INDEXES):
+    every import paid for it and nothing read it."""
+    with engine.begin() as conn:
+        for name in UNUSED_INDEXES:
+            conn.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
 
 
 def as_of_date(period: str, imported_at: dt.datetime | dt.date, exported: dt.date | None = None) -> dt.date:
