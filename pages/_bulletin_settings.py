@@ -60,7 +60,8 @@ def render(engine: Engine, admin: User) -> None:
                        key="bulletin_template_download")
     if stored is not None and c2.button("恢复默认模板", key="bulletin_template_reset"):
         bulletin_docx_reset(engine, admin)
-    upload = st.file_uploader("上传新模板（.docx）", type=["docx"], key="bulletin_template_upload")
+    upload = st.file_uploader("上传新模板（.docx）", type=["docx"], key="bulletin_template_upload",
+                              max_upload_size=bulletin_docx.MAX_TEMPLATE_MIB)
     if upload is not None and st.button("使用上传的模板", key="bulletin_template_save", type="primary"):
         content = upload.getvalue()
         try:

@@ -4,6 +4,7 @@ and aliases — listed, added and edited; every change is audited."""
 import streamlit as st
 
 from datasets.access import accounts
+from datasets.intake import boundaries
 from datasets.operations import admin as actions
 from datasets.storage import store
 from pages import _auth_ui as ui
@@ -49,10 +50,11 @@ if submitted:
 
 st.subheader("区县边界（地图）")
 st.caption("地图按区划代码自动使用内置的全国区县边界数据。没有自己代码的区县（新区、开发区）可上传一个 GeoJSON 文件"
-           "（一个或多个多边形，经纬度坐标，经度在前，不超过 5 MB）；上传的边界优先于按代码匹配的边界，上传记入审计日志。")
+           f"（一个或多个多边形，经纬度坐标，经度在前，不超过 {boundaries.MAX_UPLOAD_MB} MB）；上传的边界优先于按代码匹配的边界，上传记入审计日志。")
 if names:
     shape_district = st.selectbox("区县", names, key="shape_district")
-    shape_file = st.file_uploader("边界文件（.geojson / .json）", type=["geojson", "json"], key="shape_file")
+    shape_file = st.file_uploader("边界文件（.geojson / .json）", type=["geojson", "json"], key="shape_file",
+                                  max_upload_size=boundaries.MAX_UPLOAD_MB)
     upload_col, remove_col = st.columns(2)
     if upload_col.button("上传边界", type="primary", disabled=shape_file is None, key="shape_upload"):
         assert shape_file is not None

@@ -737,5 +737,7 @@ def test_districts_page_adds_a_district(url, engine):
     ok(next(b for b in at.button if b.label == "保存").click().run())
     assert "已新增区县 澜湾新区" in at.success[0].value
     assert store.district_lookup(engine)["澜湾区"] == "澜湾新区"
+    # The boundary uploader states the page's limit (5 MB), not Streamlit's default 200 MB.
+    assert at.file_uploader(key="shape_file").proto.max_upload_size_mb == 5
 
 

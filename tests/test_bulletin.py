@@ -457,6 +457,8 @@ def test_settings_page_saves_texts_and_refuses_a_template_without_body(demo_copy
     assert documents.get_text(engine, documents.REQUIREMENTS) == "请各区县于月底前报送整改情况。"
     assert audit_rows(demo_copy.url, "settings")["内容"][0] == "修改通报下一步工作要求：请各区县于月底前报送整改情况。"
 
+    # The template uploader states the page's limit (5 MB), not Streamlit's default 200 MB.
+    assert at.file_uploader(key="bulletin_template_upload").proto.max_upload_size_mb == 5
     at.file_uploader(key="bulletin_template_upload").set_value(
         [("红头.docx", _template("{{ title }}"), "application/octet-stream")])
     ok(at.run())

