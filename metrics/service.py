@@ -47,9 +47,11 @@ def store_until(engine: Engine, keys: Keys | None = None) -> str | None:
 
 # Counting more rows of active batches than this is "large" (district_components' ``deferred``): the
 # record snapshots and drill-down parts are written after the indicators are shown (finish_cache). Also
-# for one district: an import into the largest district at scale 10 was visible after 6.7 s with its
-# snapshot and drill-down parts written first, 5.x s without. A small store is counted faster in one
-# pass (writing its snapshots first, the drill-down parts with the indicators) than in two.
+# for one district: a 200 k-row import into the largest district at scale 10 was visible on 总览 after
+# 6.7 s with its snapshot and drill-down parts written first, 4.0–5.1 s without (benchmarks/README.md).
+# A small store is counted faster in one pass (writing its snapshots first, the drill-down parts with
+# the indicators) than in two. The background rebuilds the snapshot the count extended in memory
+# (reading the previous one again): holding it until then would hold a large district's records.
 DEFER_ROWS = 1_000_000
 FINISH_MODES = ("now", "background", "later")
 
