@@ -24,6 +24,7 @@ from metrics.compute import (
     collect_together,
     component_queries,
     stock_month,
+    summed,
 )
 from metrics.prepare import KEYS, Dataset, Flags, prepare_sources, prepare_sources_lazy
 from metrics.registry import BY_ID, INDICATORS, Indicator
@@ -95,14 +96,11 @@ def item_queries(sources: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> Pending:
     names = [n for n in sources if n in _item_sources()]
     queries = []
     for name in names:
-        lazy = sources[name].lazy()
-        if "since" not in lazy.collect_schema():
-            lazy = lazy.with_columns(pl.lit(None, dtype=pl.String).alias("since"))
         aggs = [i.numerator.cast(pl.Float64).sum().alias(f"{i.id}\x1fn") for i in usable if i.source == name]
         aggs += [i.denominator.cast(pl.Float64).sum().alias(f"{i.id}\x1fd") for i in usable if i.den_source == name]
         aggs += [i.aside.expr.cast(pl.Float64).sum().alias(f"{i.id}\x1fa") for i in usable
                  if i.source == name and i.aside is not None]
-        queries.append(lazy.group_by(ITEM_KEYS).agg(aggs))
+        queries.append(summed(sources[name], ITEM_KEYS, aggs))
     return Pending(queries, functools.partial(_long_item_parts, usable, names))
 
 

@@ -1,6 +1,7 @@
 """Turn stored records into the row-level source frames the registry's expressions read.
 
-Every frame has ``district``, ``department`` and ``month`` (YYYY-MM) plus the flag and measure
+Every frame has ``district``, ``department`` and ``month`` (a month number, month_number: the
+component and item tables write it as YYYY-MM once summed, month_label) plus the flag and measure
 columns named in metrics/registry.py. What counts (statuses, channels, cards, ratings) is named once
 in datasets/domain/vocabulary.py; this module applies it: the period of a row, elapsed time, the catalog in
 force.
@@ -29,7 +30,7 @@ KEYS = ["district", "department", "month"]
 # component computation does not read them from the snapshots (tests/test_snapshots.py checks that
 # leaving them out changes nothing).
 NOT_COUNTED = {
-    "cases": ("batch_id", "item_name", "applied_at", "visits"),
+    "cases": ("batch_id", "case_id", "item_name", "applied_at", "visits"),
     "items": ("batch_id", "item_name", "item_category", "online_available"),
     "evaluations": ("batch_id", "eval_id", "case_id", "eval_channel"),
     "hotline": ("batch_id", "ticket_id", "category"),
@@ -109,13 +110,24 @@ def month_text(expr: pl.Expr) -> pl.Expr:
     """A datetime's "YYYY-MM" (null stays null). Looked up by month number rather than formatted: the
     sources format tens of millions of dates, and strftime cost 2.5× the look-up (scale 10's indicator
     table: 12 % of its CPU)."""
+    return month_label(month_number(expr))
+
+
+def month_number(expr: pl.Expr) -> pl.Expr:
+    """A datetime's month as year × 12 + month (null stays null): the ``month`` of the source frames.
+    The sums are grouped by it and written as text afterwards (month_label): grouping by the text
+    of every row cost a tenth of a large district's counting more."""
+    return expr.dt.year().cast(pl.Int32) * 12 + expr.dt.month().cast(pl.Int32)
+
+
+def month_label(number: pl.Expr) -> pl.Expr:
+    """"YYYY-MM" of a month number (month_number; null stays null)."""
     names = _month_names()
-    index = (expr.dt.year().cast(pl.Int64) * 12 + expr.dt.month().cast(pl.Int64) - 13).clip(0, names.len() - 1)
-    return pl.lit(names).gather(index)
+    return pl.lit(names).gather((number.cast(pl.Int64) - 13).clip(0, names.len() - 1))
 
 
 def _month_number(expr: pl.Expr) -> pl.Expr:
-    """YYYY-MM text or a date as year × 12 + month, for as-of joins on months."""
+    """YYYY-MM text as its month number (month_number), for as-of joins on months."""
     return expr.str.slice(0, 4).cast(pl.Int32) * 12 + expr.str.slice(5, 2).cast(pl.Int32)
 
 
@@ -129,6 +141,9 @@ def as_of_end(frame: pl.DataFrame) -> pl.Expr:
     """Each record's 数据截止日 (its batch's ``as_of``) as a datetime, for open cases' elapsed time and
     for whether a 差评 is due. A frame without as-of dates (made by hand) falls back to the last day
     of its export month, as store.as_of_date does for an import made after the month."""
+    if "as_of" in frame.columns and frame["as_of"].null_count() == 0:
+        # Every stored record has one (store.as_of_date): no look-up of the fallback for each row.
+        return pl.col("as_of").cast(pl.Datetime("us"))
     periods = pl.DataFrame({"period": frame["period"].drop_nulls().unique()})
     month_ends = periods.select(_month_end(pl.col("period")))["period"]
     period_end = pl.col("period").replace_strict(
@@ -237,11 +252,11 @@ def case_flags_lazy(data: Dataset, cal: WorkCalendar, rules: Rules) -> pl.LazyFr
 
 # The columns of case_flags and evaluation_flags the indicators read (the alert lists read them all).
 CASE_FLAG_COLUMNS = [
-    "district", "department", "item_code", "case_id", "accepted_at", "completed_at", "is_accepted", "is_online",
+    "district", "department", "item_code", "accepted_at", "completed_at", "is_accepted", "is_online",
     "any_card", "red_card", "is_completed", "elapsed_wd", "legal", "promised", "el_legal", "el_promised",
 ]
 EVALUATION_FLAG_COLUMNS = [
-    "district", "department", "month", "item_code", "rating", "active", "is_good", "is_bad", "bad_rectified",
+    "district", "department", "evaluated_at", "item_code", "rating", "active", "is_good", "is_bad", "bad_rectified",
     "bad_rectified_on_time", "bad_due", "bad_pending",
 ]
 
@@ -266,7 +281,7 @@ def _cases_lazy(data: Dataset, cal: WorkCalendar, rules: Rules,
     accepted = frame.filter(pl.col("is_accepted")).select(
         "district",
         "department",
-        month_text(pl.col("accepted_at")).alias("month"),
+        month_number(pl.col("accepted_at")).alias("month"),
         "is_online",
         "any_card",
         "red_card",
@@ -278,9 +293,8 @@ def _cases_lazy(data: Dataset, cal: WorkCalendar, rules: Rules,
     done = frame.filter(pl.col("is_completed")).select(
         "district",
         "department",
-        month_text(pl.col("completed_at")).alias("month"),
+        month_number(pl.col("completed_at")).alias("month"),
         "item_code",
-        "case_id",
         pl.col("elapsed_wd").cast(pl.Float64),
         pl.when(legal_pos).then(pl.col("legal")).otherwise(0.0).alias("legal_pos"),
         pl.when(legal_pos).then(pl.col("el_legal")).otherwise(0).cast(pl.Float64).alias("elapsed_for_legal_pos"),
@@ -322,7 +336,7 @@ def _items_lazy(in_force: pl.LazyFrame) -> pl.LazyFrame:
     return in_force.select(
         "district",
         _dept(pl.col("department")),
-        "month",
+        _month_number(pl.col("month")).alias("month"),
         "item_code",
         v.depth_at_least(2).alias("depth_ge2"),
         v.depth_at_least(3).alias("depth_ge3"),
@@ -358,7 +372,7 @@ def _coverage_lazy(in_force: pl.LazyFrame, data: Dataset) -> pl.LazyFrame:
         .sort("_m")
     )
     rows = in_force.select(
-        "district", _dept(pl.col("department")), "month", "item_code", _month_number(pl.col("month")).alias("_m")
+        "district", _dept(pl.col("department")), "item_code", _month_number(pl.col("month")).alias("_m")
     ).sort("_m")
     joined = rows.join_asof(evaluated, on="_m", by=["district", "item_code"], strategy="backward",
                             check_sortedness=False)
@@ -366,7 +380,7 @@ def _coverage_lazy(in_force: pl.LazyFrame, data: Dataset) -> pl.LazyFrame:
     return joined.select(
         "district",
         "department",
-        "month",
+        pl.col("_m").alias("month"),
         "item_code",
         pl.when(since.is_not_null())
         .then(pl.format("{}-{}", ((since - 1) // 12).cast(pl.String).str.zfill(4),
@@ -407,7 +421,7 @@ def _evaluations_lazy(data: Dataset, cal: WorkCalendar, rules: Rules, flags: pl.
     return (flags.lazy() if flags is not None else evaluation_flags_lazy(data, cal, rules)).select(
         "district",
         _dept(pl.col("department")),
-        "month",
+        month_number(pl.col("evaluated_at")).alias("month"),
         "item_code",
         "rating",
         "active",
@@ -424,7 +438,7 @@ def _hotline_lazy(data: Dataset) -> pl.LazyFrame:
     return data.hotline.lazy().select(
         "district",
         _dept(pl.col("department")),
-        month_text(pl.col("received_at")).alias("month"),
+        month_number(pl.col("received_at")).alias("month"),
         v.hotline_closed().alias("is_closed"),
         v.hotline_closed_on_time().alias("closed_on_time"),
         v.hotline_answered().alias("answered"),
