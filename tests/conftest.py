@@ -18,10 +18,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from datasets.derived import snapshots
 from datasets.domain.workdays import load_calendar
 from datasets.storage import store
 from tests.apptest_support import link_tree
+from tests.factories import cache_at
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Passwords hashed at the "test" cost (datasets/accounts.HASH_PROFILES): a few hundred hashes and
@@ -371,7 +371,7 @@ def small_pg_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Pa
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
                 conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
             engine = store.make_engine(_database_url(admin, name))
-            snapshots.use_cache(engine, str(cache))
+            cache_at(engine, str(cache))
             store.init_db(engine)
             generate_demo(engine, calendar=load_calendar(), **SMALL_DEMO)
             engine.dispose()  # a template database must have no open connections
@@ -380,13 +380,11 @@ def small_pg_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Pa
 
 
 def _sqlite_copy(template: Path, folder: Path) -> Engine:
-    """A copy of a SQLite store and of its default cache directory, the cache passed to the engine."""
-    target, cache = folder / template.name, folder / "cache"
+    """A copy of a SQLite store and of its default cache directory (beside the copy: no setting needed)."""
+    target = folder / template.name
     shutil.copy(template, target)
-    link_tree(template.with_name(template.name + ".snapshots"), cache)
-    engine = store.make_engine(f"sqlite:///{target}")
-    snapshots.use_cache(engine, str(cache))
-    return engine
+    link_tree(template.with_name(template.name + ".snapshots"), target.with_name(target.name + ".snapshots"))
+    return store.make_engine(f"sqlite:///{target}")
 
 
 @pytest.fixture
@@ -411,7 +409,7 @@ def small_pg(small_pg_template: tuple[str, Path], tmp_path: Path) -> Iterator[En
     with _pg_database(template=name) as engine:
         cache = tmp_path / "cache"
         link_tree(template_cache, cache)
-        snapshots.use_cache(engine, str(cache))
+        cache_at(engine, str(cache))
         yield engine
 
 

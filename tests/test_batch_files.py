@@ -23,7 +23,7 @@ from metrics.prepare import load_dataset
 from metrics.scoring import default_settings
 from metrics.service import compute_components
 from tests.conftest import SMALL_DEMO
-from tests.factories import at, frame, refuse_sql_record_reads, write_first_exports
+from tests.factories import at, cache_at, frame, refuse_sql_record_reads, write_first_exports
 
 END = SMALL_DEMO["end_month"]
 KEY = ["district", "department", "month", "since", "indicator"]
@@ -148,7 +148,7 @@ def test_files_of_replaced_batches_are_removed_and_come_back_on_rollback(demo_en
 
 
 def test_concurrent_misses_build_a_file_once(any_engine, tmp_path):
-    snapshots.use_cache(any_engine, str(tmp_path / "cache"))
+    cache_at(any_engine, str(tmp_path / "cache"))
     calls: list[int] = []
 
     def build() -> pl.DataFrame:
@@ -171,7 +171,7 @@ def test_concurrent_misses_build_a_file_once(any_engine, tmp_path):
 
 
 def test_a_bucket_is_shared_by_two_servers(pg_engine, bucket):
-    cache = snapshots.use_cache(pg_engine, bucket)
+    cache = cache_at(pg_engine, bucket)
     assert isinstance(cache, cache_store.ObjectCache)
     write_first_exports(pg_engine)
     assert cache.mtimes(batch_files.FOLDER)  # the imports wrote their batch files to the bucket
@@ -184,7 +184,7 @@ def test_a_bucket_is_shared_by_two_servers(pg_engine, bucket):
     # A second server: its own engine on the same database, the same bucket; it builds nothing.
     other = store.make_engine(pg_engine.url.render_as_string(hide_password=False))
     try:
-        snapshots.use_cache(other, bucket)
+        cache_at(other, bucket)
         assert compute_components(other, settings).equals(first)
         assert cache.mtimes() == built
     finally:

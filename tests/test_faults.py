@@ -25,7 +25,7 @@ from metrics.compute import components
 from metrics.prepare import load_dataset
 from metrics.scoring import default_settings
 from metrics.service import compute_components
-from tests.factories import refuse_sql_record_reads
+from tests.factories import cache_at, refuse_sql_record_reads
 
 ROOT = Path(__file__).resolve().parent.parent
 DISTRICT = "云湖区"
@@ -398,12 +398,16 @@ def full_tmpfs(tmp_path) -> Path:
 def test_a_real_full_disk_as_the_cache_still_gives_the_numbers(small_sqlite, full_tmpfs, monkeypatch):
     monkeypatch.setattr(cache_store, "_FAILURES", {})
     want = _sorted(components(load_dataset(small_sqlite), default_settings().to_rules()))
-    snapshots.use_cache(small_sqlite, str(full_tmpfs))
-    got = _sorted(compute_components(small_sqlite, default_settings()))
+    engine = store.make_engine(small_sqlite.url.render_as_string(hide_password=False))  # its cache: the full disk
+    cache_at(engine, str(full_tmpfs))
+    try:
+        got = _sorted(compute_components(engine, default_settings()))
+        problem = cache_store.write_problem(snapshots.cache_of(engine))
+    finally:
+        engine.dispose()
     assert got.select(KEY).equals(want.select(KEY))
     assert (got["numerator"] - want["numerator"]).abs().max() < 1e-9
     assert (got["denominator"] - want["denominator"]).abs().max() < 1e-9
-    problem = cache_store.write_problem(snapshots.cache_of(small_sqlite))
     assert problem is not None and problem.disk_full
     assert not list(full_tmpfs.rglob("*.tmp"))
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from datasets.derived import batch_files, cache_store, snapshots
+from datasets.derived import batch_files, cache_store
 from datasets.storage import store
 from tests.browser_support import ROOT, SERVER_OPTIONS, browser, free_port, need_chromium, wait_healthy, wait_idle
-from tests.factories import write_first_exports
+from tests.factories import cache_at, write_first_exports
 
 pytestmark = pytest.mark.browser
 TIMEOUT = 60_000  # ms
@@ -71,7 +71,7 @@ def test_second_server_shows_the_overview_without_rebuilding(pg_engine, bucket, 
 
     procs: list[subprocess.Popen] = []
     try:
-        cache = snapshots.use_cache(pg_engine, bucket)
+        cache = cache_at(pg_engine, bucket)
         assert isinstance(cache, cache_store.ObjectCache)
         write_first_exports(pg_engine)  # the imports write their batch files to the bucket
         assert cache.mtimes(batch_files.FOLDER)

@@ -55,20 +55,13 @@ def snapshot_dir(engine: Engine) -> Path | None:
     return SNAPSHOT_ROOT / hashlib.sha1(ident.encode()).hexdigest()[:16]
 
 
-def use_cache(engine: Engine, location: str | Cache | None) -> Cache | None:
-    """Set where this engine's cache lives: a directory, ``s3://bucket/prefix``, a Cache, or None (default)."""
-    cache = open_cache(location) if isinstance(location, str) and location else location or None
-    with _LOCATIONS_GUARD:
-        if cache is None:
-            _LOCATIONS.pop(engine, None)
-        else:
-            _LOCATIONS[engine] = cache  # type: ignore[assignment]
-    return cache_of(engine)
-
-
 def cache_of(engine: Engine) -> Cache | None:
-    """Where this engine's cache lives: set by use_cache, else the ``cache_url`` setting (environment
-    ``CACHE_URL`` or secrets.toml), else the default directory; None for an in-memory database."""
+    """Where this engine's cache lives: the ``cache_url`` setting (environment ``CACHE_URL`` or
+    secrets.toml), else the default directory; None for an in-memory database.
+
+    Decided at the engine's first use and kept with it: a process (the app, a CLI command) has one
+    store, and the setting is read once rather than on every file of a count.
+    """
     with _LOCATIONS_GUARD:
         if engine in _LOCATIONS:
             return _LOCATIONS[engine]
@@ -81,7 +74,7 @@ def cache_of(engine: Engine) -> Cache | None:
         url = load_settings().cache_url
         cache = open_cache(url) if url else LocalCache(folder)
     with _LOCATIONS_GUARD:
-        _LOCATIONS[engine] = cache  # type: ignore[assignment]
+        cache = _LOCATIONS.setdefault(engine, cache)  # type: ignore[arg-type]
     return cache
 
 
