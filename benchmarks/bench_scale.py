@@ -25,6 +25,9 @@ it (the machine is shared: a figure taken under load is an upper bound). ``--ste
   withdrawn and deleted afterwards;
 * pages — ``bench_pages.py --repeat 1`` on the same store (the slowest first render and filter change).
 
+Every 总览 is timed from its session's first run on a started server: the scan of installed Streamlit
+components that a server makes once at its start is made before the clock (bench_pages._components).
+
 At the end, the growth factor per 10× data of each figure between consecutive scales:
 (t₂ / t₁) ^ (1 / log₁₀(rows₂ / rows₁)), where rows are the cases stored.
 

