@@ -85,8 +85,8 @@ def component_queries(
 
 def summed(frame: pl.DataFrame | pl.LazyFrame, keys: list[str], aggs: list[pl.Expr]) -> pl.LazyFrame:
     """``aggs`` per ``keys`` of a source frame, its month number written as YYYY-MM (prepare.month_label)
-    and ``since`` null where the frame has none: both once per sum, not per row (grouping by them
-    per row was a tenth of a large district's counting)."""
+    and ``since`` null where the frame has none: both once per sum rather than per row, where they
+    made the group-by's keys longer (prepare.month_number)."""
     lazy = frame.lazy()
     has_since = "since" in lazy.collect_schema()
     out = lazy.group_by([k for k in keys if k != "since" or has_since]).agg(aggs).with_columns(

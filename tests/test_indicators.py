@@ -583,3 +583,24 @@ def test_month_of_a_date_is_its_year_and_month(when) -> None:
     frame = pl.DataFrame({"t": [when]}, schema={"t": pl.Datetime("us")})
     got = frame.lazy().select(month_text(pl.col("t"))).collect().item()
     assert got == (None if when is None else f"{when.year:04d}-{when.month:02d}")
+
+
+def test_sums_are_grouped_by_month_number_and_written_as_text() -> None:
+    """compute.summed: the source frames carry a month number (prepare.month_number); the sums carry
+    YYYY-MM, and a null ``since`` where the source has none (a null month stays null)."""
+    from metrics.compute import summed
+    from metrics.prepare import month_number
+
+    rows = pl.DataFrame({
+        "district": ["甲区"] * 4, "department": ["局"] * 4,
+        "t": [dt.datetime(2025, 12, 31), dt.datetime(2025, 12, 1), dt.datetime(2026, 1, 1), None],
+        "n": [1, 2, 4, 8],
+    }).with_columns(month_number(pl.col("t")).alias("month"))
+    assert rows["month"].to_list() == [2025 * 12 + 12, 2025 * 12 + 12, 2026 * 12 + 1, None]
+    got = summed(rows, ["district", "department", "month", "since"], [pl.col("n").sum()]).collect()
+    assert got.schema["month"] == pl.String and got.schema["since"] == pl.String
+    assert sorted(got.select("month", "since", "n").rows(), key=str) == [
+        ("2025-12", None, 3), ("2026-01", None, 4), (None, None, 8)]
+    with_since = rows.with_columns(pl.lit("2025-11").alias("since"))
+    assert summed(with_since, ["district", "month", "since"], [pl.col("n").sum()]).collect()["since"].unique().to_list() == [
+        "2025-11"]
