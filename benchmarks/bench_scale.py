@@ -148,7 +148,8 @@ def _import_visible(engine, url: str, new_month: bool = False) -> dict:
 
     _forget(engine, _leftovers(engine))  # a run killed before its clean-up
     _run_overview(url)  # a warm server: what the overview shows before the import
-    _settle()  # and nothing it left for the background still running when the clock starts
+    _settle()  # and nothing it left for the background still running when the clock starts,
+    os.sync()  # nor the kernel still writing out the files earlier steps wrote (GBs after a cold start)
     batches = store.active_batches(engine, "cases")
     last = batches.sort(["rows", "period"], descending=True).filter(pl.col("period") == batches["period"].max())
     top = last.row(0, named=True)
