@@ -366,7 +366,7 @@ def _coverage_lazy(in_force: pl.LazyFrame, data: Dataset) -> pl.LazyFrame:
     at = pl.col("evaluated_at")
     evaluated = (
         data.evaluations.lazy()
-        .select("district", "item_code", (at.dt.year() * 12 + at.dt.month()).cast(pl.Int32).alias("_m"))
+        .select("district", "item_code", month_number(at).alias("_m"))
         .drop_nulls()
         .unique()
         .with_columns(pl.col("_m").alias("_since"))
@@ -383,10 +383,7 @@ def _coverage_lazy(in_force: pl.LazyFrame, data: Dataset) -> pl.LazyFrame:
         "department",
         pl.col("_m").alias("month"),
         "item_code",
-        pl.when(since.is_not_null())
-        .then(pl.format("{}-{}", ((since - 1) // 12).cast(pl.String).str.zfill(4),
-                        ((since - 1) % 12 + 1).cast(pl.String).str.zfill(2)))
-        .alias("since"),
+        month_label(since).alias("since"),
         (since == pl.col("_m")).fill_null(False).alias("evaluated"),
     )
 
