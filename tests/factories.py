@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import os
 from typing import Any
 
 import polars as pl
+import pytest
 from sqlalchemy.engine import Engine
 
 from datasets.derived import snapshots
@@ -111,15 +111,9 @@ def refuse_sql_record_reads(monkeypatch) -> None:
 def cache_at(engine: Engine, location: str) -> Cache:
     """Give a new engine its cache at ``location`` (a directory or s3://…) the way a deployment does, by
     the ``CACHE_URL`` setting, read at the engine's first use (snapshots.cache_of)."""
-    before = os.environ.get("CACHE_URL")
-    os.environ["CACHE_URL"] = location
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CACHE_URL", location)
         cache = snapshots.cache_of(engine)
-    finally:
-        if before is None:
-            os.environ.pop("CACHE_URL", None)
-        else:
-            os.environ["CACHE_URL"] = before
     # An engine already used keeps the cache it had: this must be its first use.
     assert cache is not None and cache.describe() == location.rstrip("/"), f"{engine.url} already has its cache elsewhere"
     return cache
